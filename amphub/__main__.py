@@ -1,0 +1,5 @@
+import sys
+
+from amphub.cli import main
+
+sys.exit(main())

@@ -1,0 +1,34 @@
+"""Users and their keys: the operations both the API and the offline admin commands use."""
+
+from __future__ import annotations
+
+from amphub import db
+from amphub.names import check_user_name
+from amphub.policy.access_keys import hash_key, new_key
+
+BOOTSTRAP_ADMIN = "admin"
+
+
+async def create_user(
+    database: db.Database, name: str, *, admin: bool = False, creator: bool = False
+) -> tuple[db.User, str]:
+    """Create a user with a fresh key; returns the user and the key, which is shown once."""
+    key = new_key()
+    user = await db.insert_user(
+        database, check_user_name(name), hash_key(key), admin=admin, creator=creator
+    )
+    return user, key
+
+
+async def regenerate_key(database: db.Database, name: str) -> str | None:
+    """Give a user a new key; the old one fails from the next request on. None: no such user."""
+    key = new_key()
+    return key if await db.set_user_key_hash(database, name, hash_key(key)) else None
+
+
+async def ensure_admin(database: db.Database) -> str | None:
+    """On an empty database, create the administrator and return its key; else None."""
+    if await db.count_users(database):
+        return None
+    _, key = await create_user(database, BOOTSTRAP_ADMIN, admin=True, creator=True)
+    return key

@@ -1,0 +1,12 @@
+"""The JSON API under /api/v1/."""
+
+from aiohttp import web
+
+from amphub.api import models, spaces, users
+
+
+def add_routes(app: web.Application) -> None:
+    """Every API route."""
+    users.add_routes(app)
+    spaces.add_routes(app)
+    models.add_routes(app)

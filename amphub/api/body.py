@@ -1,0 +1,45 @@
+"""Reading JSON request bodies and their fields, with errors that name the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from amphub.errors import BadRequest, PayloadTooLarge
+
+T = TypeVar("T")
+MAX_JSON_BODY = 1024 * 1024
+_MISSING = object()
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object; an empty body counts as `{}`."""
+    if request.content_length and request.content_length > MAX_JSON_BODY:
+        raise PayloadTooLarge(f"a JSON body may be at most {MAX_JSON_BODY} bytes")
+    raw = await request.content.read(MAX_JSON_BODY + 1)
+    if len(raw) > MAX_JSON_BODY:
+        raise PayloadTooLarge(f"a JSON body may be at most {MAX_JSON_BODY} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise BadRequest("the body must be a JSON object")
+    return value
+
+
+def field(body: dict[str, Any], name: str, kind: type[T], default: Any = _MISSING) -> T:
+    """`body[name]` if it has the right type; the default when absent; else BadRequest."""
+    if name not in body or body[name] is None:
+        if default is _MISSING:
+            raise BadRequest(f"missing field {name!r}")
+        return default
+    value = body[name]
+    # bool is an int in Python, but not in JSON.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise BadRequest(f"field {name!r} must be {kind.__name__}")
+    return value

@@ -1,0 +1,81 @@
+"""Models: create one in a space, show one."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from amphub import db, keys
+from amphub.access import may, require_model, require_space
+from amphub.api.body import field, json_object
+from amphub.errors import BadRequest, Conflict
+from amphub.git.bridge import run_blocking
+from amphub.git.repos import create_model_repo, repo_path, repo_size
+from amphub.names import check_display_name, check_model_id
+from amphub.policy import Action
+from amphub.policy.matrix import MODEL_ACTIONS, VISIBILITIES
+
+
+def base_url(request: web.Request) -> str:
+    """The configured base URL, or the address the request came to."""
+    return request.app[keys.CONFIG].base_url or f"{request.scheme}://{request.host}"
+
+
+async def model_json(request: web.Request, space: db.Space, model: db.Model) -> dict:
+    """A model as the API shows it."""
+    path = repo_path(request.app[keys.CONFIG], space.id, model.id)
+    return {
+        "space": model.space_id,
+        "id": model.id,
+        "name": model.name,
+        "url": f"{base_url(request)}/{model.space_id}/{model.id}.git",
+        "visibility": model.visibility,
+        "owner": model.owner,
+        "created_at": model.created_at,
+        "updated_at": model.updated_at,
+        "size": await run_blocking(request.app, lambda: repo_size(path)),
+        "permissions": sorted(a.value for a in MODEL_ACTIONS if may(request, a, space, model)),
+    }
+
+
+def _visibility(body: dict) -> str:
+    visibility = field(body, "visibility", str, "private")
+    if visibility not in VISIBILITIES:
+        raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}")
+    return visibility
+
+
+async def post_models(request: web.Request) -> web.Response:
+    """Create a model: its row, then its repository with a first commit on master."""
+    space = await require_space(request, request.match_info["space"], Action.USE_SPACE)
+    body = await json_object(request)
+    model_id = check_model_id(field(body, "id", str))
+    name = check_display_name(field(body, "name", str, model_id))
+    visibility = _visibility(body)
+    database = request.app[keys.DB]
+    owner = request[keys.ACTOR].name
+    try:
+        model = await db.insert_model(database, space.id, model_id, name, visibility, owner)
+    except db.Conflict as exc:
+        raise Conflict(str(exc)) from None
+    path = repo_path(request.app[keys.CONFIG], space.id, model_id)
+    try:
+        await run_blocking(request.app, lambda: create_model_repo(path, name, owner))
+    except BaseException:
+        await db.delete_model_row(database, space.id, model_id)
+        raise
+    return web.json_response(await model_json(request, space, model), status=201)
+
+
+async def get_model(request: web.Request) -> web.Response:
+    """One model."""
+    space, model = await require_model(
+        request, request.match_info["space"], request.match_info["model"], Action.VIEW
+    )
+    return web.json_response(await model_json(request, space, model))
+
+
+def add_routes(app: web.Application) -> None:
+    """The model routes."""
+    # Ids hold no '/', so these segment regexes keep path separators out.
+    app.router.add_post("/api/v1/spaces/{space:[a-z0-9-]+}/models", post_models)
+    app.router.add_get("/api/v1/models/{space:[a-z0-9-]+}/{model:[A-Za-z0-9._-]+}", get_model)

@@ -1,0 +1,103 @@
+"""Users and keys: /api/v1/me and the administrator's /api/v1/users."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from amphub import accounts, db, keys
+from amphub.access import require
+from amphub.api.body import field, json_object
+from amphub.errors import Conflict, NotFound, Unauthorized
+from amphub.policy import Action
+
+
+def user_json(user: db.User) -> dict:
+    """A user as the API shows it."""
+    return {
+        "name": user.name,
+        "admin": user.admin,
+        "creator": user.creator,
+        "disabled": user.disabled,
+        "created_at": user.created_at,
+    }
+
+
+def _signed_in(request: web.Request) -> str:
+    name = request[keys.ACTOR].name
+    if name is None:
+        raise Unauthorized("sign in with your user name and key")
+    return name
+
+
+async def get_me(request: web.Request) -> web.Response:
+    """The caller."""
+    user = await db.get_user(request.app[keys.DB], _signed_in(request))
+    if user is None:
+        raise Unauthorized("sign in with your user name and key")
+    return web.json_response(user_json(user))
+
+
+async def post_me_key(request: web.Request) -> web.Response:
+    """A new key for the caller; the old one stops working at once."""
+    key = await accounts.regenerate_key(request.app[keys.DB], _signed_in(request))
+    return web.json_response({"key": key})
+
+
+async def get_users(request: web.Request) -> web.Response:
+    """Every user."""
+    require(request, Action.MANAGE_USERS)
+    users = await db.list_users(request.app[keys.DB])
+    return web.json_response({"users": [user_json(u) for u in users]})
+
+
+async def post_users(request: web.Request) -> web.Response:
+    """Create a user; the answer carries its key, shown this once."""
+    require(request, Action.MANAGE_USERS)
+    body = await json_object(request)
+    try:
+        user, key = await accounts.create_user(
+            request.app[keys.DB],
+            field(body, "name", str),
+            admin=field(body, "admin", bool, False),
+            creator=field(body, "creator", bool, False),
+        )
+    except db.Conflict as exc:
+        raise Conflict(str(exc)) from None
+    return web.json_response({**user_json(user), "key": key}, status=201)
+
+
+async def patch_user(request: web.Request) -> web.Response:
+    """Grant or revoke the global roles, disable or enable a user."""
+    require(request, Action.MANAGE_USERS)
+    body = await json_object(request)
+    user = await db.update_user_flags(
+        request.app[keys.DB],
+        request.match_info["name"],
+        admin=field(body, "admin", bool, None),
+        creator=field(body, "creator", bool, None),
+        disabled=field(body, "disabled", bool, None),
+    )
+    if user is None:
+        raise NotFound(f"no user {request.match_info['name']}")
+    return web.json_response(user_json(user))
+
+
+async def post_user_key(request: web.Request) -> web.Response:
+    """A new key for a user; the old one stops working at once."""
+    require(request, Action.MANAGE_USERS)
+    key = await accounts.regenerate_key(request.app[keys.DB], request.match_info["name"])
+    if key is None:
+        raise NotFound(f"no user {request.match_info['name']}")
+    return web.json_response({"key": key})
+
+
+def add_routes(app: web.Application) -> None:
+    """The user routes."""
+    # User names hold no '/', so the segment regex keeps path separators out.
+    user = "/api/v1/users/{name:[a-z0-9._-]+}"
+    app.router.add_get("/api/v1/me", get_me)
+    app.router.add_post("/api/v1/me/key", post_me_key)
+    app.router.add_get("/api/v1/users", get_users)
+    app.router.add_post("/api/v1/users", post_users)
+    app.router.add_patch(user, patch_user)
+    app.router.add_post(user + "/key", post_user_key)

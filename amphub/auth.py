@@ -1,0 +1,65 @@
+"""Who is asking: turns the Authorization header into an Actor on every request."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+
+from aiohttp import web
+
+from amphub import db, keys
+from amphub.errors import Forbidden, Handler, TooManyRequests, Unauthorized
+from amphub.policy import Actor
+from amphub.policy.access_keys import hash_key, key_matches
+from amphub.policy.matrix import ANONYMOUS
+
+AUTH_FAILED = "authentication failed: wrong user name or key"
+
+
+def parse_authorization(header: str) -> tuple[str | None, str]:
+    """(user name or None, key) from a Basic or Bearer header; Unauthorized if malformed."""
+    scheme, _, value = header.strip().partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer" and value.strip():
+        return None, value.strip()
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("malformed Basic credentials") from None
+        name, sep, key = decoded.partition(":")
+        if sep and key:
+            return name, key
+    raise Unauthorized("use HTTP Basic with user name and key, or Bearer with a key")
+
+
+async def actor_for(request: web.Request) -> Actor:
+    """The signed-in user, or the anonymous actor when no credentials were sent."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return ANONYMOUS
+    sign_ins = request.app[keys.SIGN_INS]
+    address = request.remote or "unknown"
+    wait = sign_ins.retry_after(address)
+    if wait:
+        seconds = math.ceil(wait)
+        raise TooManyRequests(
+            f"too many failed sign-ins from your address; try again in {seconds} seconds",
+            headers={"Retry-After": str(seconds)},
+        )
+    name, key = parse_authorization(header)
+    user = await db.get_user_by_key_hash(request.app[keys.DB], hash_key(key))
+    if user is None or not key_matches(user.key_hash, key) or name not in (None, user.name):
+        sign_ins.record_failure(address)
+        raise Unauthorized(AUTH_FAILED)
+    if user.disabled:
+        raise Forbidden(f"the account {user.name} is disabled; ask an administrator")
+    return Actor(user.name, admin=user.admin, creator=user.creator)
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Attach the Actor before any handler runs."""
+    request[keys.ACTOR] = await actor_for(request)
+    return await handler(request)

@@ -1,0 +1,113 @@
+"""The command line: amphub serve | admin."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from amphub import accounts, db
+from amphub.app import bootstrap, create_app, prepare_data_dir
+from amphub.config import Config, ConfigError, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="amphub", description="A self-hosted model hub.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--data", dest="data_dir", help="data dir (default ./amphub-data)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--base-url", dest="base_url", help="public URL of the server")
+
+    admin = commands.add_parser("admin", help="offline administration of a data dir")
+    actions = admin.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create-user", help="create a user and print its key")
+    create.add_argument("name")
+    create.add_argument("--admin", action="store_true", help="make the user an administrator")
+    create.add_argument("--creator", action="store_true", help="let the user create spaces")
+    reset = actions.add_parser("reset-key", help="give a user a new key and print it")
+    reset.add_argument("name")
+    grant = actions.add_parser("grant-creator", help="let a user create spaces")
+    grant.add_argument("name")
+    for action in (create, reset, grant):
+        action.add_argument("--data", dest="data_dir", help="data dir (default ./amphub-data)")
+    return parser
+
+
+async def _serve(config: Config) -> None:
+    key = await bootstrap(config)
+    if key:
+        print("created user admin (administrator, space creator)")
+        print(f"administrator key: {key}", flush=True)
+    runner = web.AppRunner(create_app(config), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    url = config.base_url or f"http://{config.host}:{config.port}"
+    print(f"amphub listening on {url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+async def _admin(args: argparse.Namespace, config: Config) -> int:
+    prepare_data_dir(config)
+    async with db.opened(config.db_path) as database:
+        if args.action == "create-user":
+            try:
+                user, key = await accounts.create_user(
+                    database, args.name, admin=args.admin, creator=args.creator
+                )
+            except db.Conflict as exc:
+                print(f"amphub: {exc}", file=sys.stderr)
+                return 1
+            print(f"created user {user.name}")
+            print(key)
+            return 0
+        if args.action == "reset-key":
+            key = await accounts.regenerate_key(database, args.name)
+            if key is None:
+                print(f"amphub: no user {args.name}", file=sys.stderr)
+                return 1
+            print(f"new key for {args.name}; the old one no longer works")
+            print(key)
+            return 0
+        if await db.update_user_flags(database, args.name, creator=True) is None:
+            print(f"amphub: no user {args.name}", file=sys.stderr)
+            return 1
+        print(f"{args.name} may now create spaces")
+        return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit status."""
+    args = _parser().parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if k in ("data_dir", "host", "port", "base_url")}
+    try:
+        config = load_config(flags)
+    except ConfigError as exc:
+        print(f"amphub: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        try:
+            asyncio.run(_serve(config))
+        except OSError as exc:
+            print(f"amphub: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    try:
+        return asyncio.run(_admin(args, config))
+    except Exception as exc:  # noqa: BLE001 - a sentence, not a traceback, for the admin
+        print(f"amphub: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,113 @@
+"""Settings: command-line flags > AMPHUB_* environment > amphub.toml in the data dir > defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+GIB = 1024**3
+
+
+class ConfigError(ValueError):
+    """A setting has a value of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the server reads from its settings."""
+
+    data_dir: Path = Path("amphub-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # None: clone URLs are built from the address the request came to.
+    base_url: str | None = None
+    quota_unit: int = 10 * GIB
+    grace_days: int = 7
+    retention_days: int = 15
+    workers: int = 2
+    zone: str = "default"
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite database file."""
+        return self.data_dir / "amphub.db"
+
+    @property
+    def repos_dir(self) -> Path:
+        """Where the bare git repositories live."""
+        return self.data_dir / "repos"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Scratch space on the same file system as the data."""
+        return self.data_dir / "tmp"
+
+
+SETTINGS: dict[str, type] = {
+    "host": str,
+    "port": int,
+    "base_url": str,
+    "quota_unit": int,
+    "grace_days": int,
+    "retention_days": int,
+    "workers": int,
+    "zone": str,
+}
+
+
+def _convert(name: str, value: Any, source: str) -> Any:
+    kind = SETTINGS[name]
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{source}: {name} must be a whole number, not {value!r}")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: {name} must be a whole number, not {value!r}") from None
+        if number < 0:
+            raise ConfigError(f"{source}: {name} must not be negative")
+        return number
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: {name} must be text, not {value!r}")
+    return value.rstrip("/") if name == "base_url" else value
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    unknown = sorted(set(table) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown settings {', '.join(unknown)}")
+    return {name: _convert(name, value, str(path)) for name, value in table.items()}
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    found = {}
+    for name in SETTINGS:
+        variable = f"AMPHUB_{name.upper()}"
+        if variable in environ:
+            found[name] = _convert(name, environ[variable], variable)
+    return found
+
+
+def load_config(
+    flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Merge the settings sources; `flags` holds only the flags given on the command line."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    environ = os.environ if environ is None else environ
+    data_dir = Path(flags.pop("data_dir", None) or environ.get("AMPHUB_DATA") or "amphub-data")
+    values: dict[str, Any] = {}
+    values.update(_from_file(data_dir / "amphub.toml"))
+    values.update(_from_env(environ))
+    values.update({name: _convert(name, value, "--" + name) for name, value in flags.items()})
+    return dataclasses.replace(Config(data_dir=data_dir.resolve()), **values)

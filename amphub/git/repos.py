@@ -1,0 +1,122 @@
+"""Bare model repositories on disk: where they live and how a new one starts."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from dulwich.objects import Blob, Commit, Tree
+from dulwich.repo import Repo
+
+from amphub.config import Config
+
+DEFAULT_BRANCH = b"refs/heads/master"
+
+# The usual model file types, as Hugging Face Hub routes them to LFS.
+LFS_PATTERNS = [
+    "*.7z",
+    "*.arrow",
+    "*.bin",
+    "*.bz2",
+    "*.ckpt",
+    "*.ftz",
+    "*.gguf",
+    "*.gz",
+    "*.h5",
+    "*.joblib",
+    "*.mlmodel",
+    "*.model",
+    "*.msgpack",
+    "*.npy",
+    "*.npz",
+    "*.onnx",
+    "*.ot",
+    "*.parquet",
+    "*.pb",
+    "*.pickle",
+    "*.pkl",
+    "*.pt",
+    "*.pth",
+    "*.rar",
+    "*.safetensors",
+    "saved_model/**/*",
+    "*.tar",
+    "*.tar.*",
+    "*.tflite",
+    "*.tgz",
+    "*.wasm",
+    "*.xz",
+    "*.zip",
+    "*.zst",
+    "*tfevents*",
+]
+
+README_TEMPLATE = """\
+---
+Training framework: []
+Job type:
+  Type:
+  Algorithm:
+Industry:
+Other tag: []
+Number of parameters:
+Open-source protocol:
+Performance information: []
+Training data: []
+---
+# {name}
+
+Describe the model here: what it does, how it was trained and how to use it.
+"""
+
+
+def repo_path(config: Config, space_id: str, model_id: str) -> Path:
+    """The bare repository of a model; the ids are validated, the result checked to stay put."""
+    root = config.repos_dir.resolve()
+    path = (root / space_id / f"{model_id}.git").resolve()
+    if path.parent.parent != root:
+        raise ValueError(f"repository path escapes the data dir: {space_id}/{model_id}")
+    return path
+
+
+def gitattributes() -> bytes:
+    """The .gitattributes of a new model."""
+    lines = [f"{pattern} filter=lfs diff=lfs merge=lfs -text" for pattern in LFS_PATTERNS]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def create_model_repo(path: Path, display_name: str, author: str) -> bytes:
+    """Create the bare repository with its first commit on master; returns the commit id."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(path.name + ".creating")
+    shutil.rmtree(staging, ignore_errors=True)
+    with Repo.init_bare(str(staging), mkdir=True) as repo:
+        readme = Blob.from_string(README_TEMPLATE.format(name=display_name).encode())
+        attributes = Blob.from_string(gitattributes())
+        tree = Tree()
+        tree.add(b".gitattributes", 0o100644, attributes.id)
+        tree.add(b"README.md", 0o100644, readme.id)
+        commit = Commit()
+        commit.tree = tree.id
+        commit.author = commit.committer = f"{author} <{author}@amphub>".encode()
+        commit.author_time = commit.commit_time = int(time.time())
+        commit.author_timezone = commit.commit_timezone = 0
+        commit.message = b"Initial commit\n"
+        for obj in (readme, attributes, tree, commit):
+            repo.object_store.add_object(obj)
+        repo.refs[DEFAULT_BRANCH] = commit.id
+        repo.refs.set_symbolic_ref(b"HEAD", DEFAULT_BRANCH)
+    # Renamed into place whole, so a crash never leaves a half-made repository at `path`.
+    staging.rename(path)
+    return commit.id
+
+
+def delete_model_repo(path: Path) -> None:
+    """Remove a repository from disk."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def repo_size(path: Path) -> int:
+    """Bytes the repository takes on disk."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

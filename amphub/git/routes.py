@@ -1,0 +1,137 @@
+"""Git smart-HTTP: info/refs for both services, git-upload-pack and git-receive-pack."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from dulwich.errors import GitProtocolError, HangupException
+from dulwich.protocol import ReceivableProtocol, pkt_line
+from dulwich.repo import Repo
+from dulwich.server import DictBackend, Handler, UploadPackHandler
+
+from amphub import db, keys
+from amphub.access import require_model
+from amphub.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from amphub.git.bridge import BodyTooLarge, StreamBridge, run_streamed
+from amphub.git.receive import AmphubReceivePackHandler
+from amphub.git.repos import repo_path
+from amphub.names import check_model_id, check_space_id
+from amphub.policy import Action
+
+log = logging.getLogger("amphub.git")
+
+SERVICES: dict[str, tuple[type[Handler], Action]] = {
+    "git-upload-pack": (UploadPackHandler, Action.READ_FILES),
+    "git-receive-pack": (AmphubReceivePackHandler, Action.WRITE_FILES),
+}
+# Wants and haves of a fetch, as git http-backend's GIT_HTTP_MAX_REQUEST_BUFFER; a pack
+# pushed to receive-pack is limited by the quota instead.
+MAX_NEGOTIATION_BODY = 10 * 1024 * 1024
+NO_CACHE = {
+    "Expires": "Fri, 01 Jan 1980 00:00:00 GMT",
+    "Pragma": "no-cache",
+    "Cache-Control": "no-cache, max-age=0, must-revalidate",
+}
+
+
+def model_ids(request: web.Request) -> tuple[str, str]:
+    """The space and model ids of a git URL, with the optional `.git` suffix removed."""
+    space_id = check_space_id(request.match_info["space"])
+    model_id = request.match_info["model"].removesuffix(".git")
+    return space_id, check_model_id(model_id)
+
+
+def service_of(name: str | None) -> tuple[type[Handler], Action]:
+    """The dulwich handler and the permission a smart-HTTP service needs."""
+    if name not in SERVICES:
+        raise BadRequest(
+            "amphub speaks the smart HTTP protocol only: ask for service=git-upload-pack"
+            " or service=git-receive-pack (git 1.6.6 or newer does)"
+        )
+    return SERVICES[name]
+
+
+async def _open_service(request: web.Request, service: str | None):
+    handler_cls, action = service_of(service)
+    space_id, model_id = model_ids(request)
+    await require_model(request, space_id, model_id, action)
+    path = repo_path(request.app[keys.CONFIG], space_id, model_id)
+    if not path.is_dir():
+        raise NotFound(f"no model {space_id}/{model_id}")
+    return handler_cls, path, space_id, model_id
+
+
+async def get_info_refs(request: web.Request) -> web.StreamResponse:
+    """Advertise the refs and capabilities of a service."""
+    service = request.query.get("service")
+    handler_cls, path, _, _ = await _open_service(request, service)
+    response = web.StreamResponse(
+        headers={"Content-Type": f"application/x-{service}-advertisement", **NO_CACHE}
+    )
+
+    def advertise(bridge: StreamBridge) -> None:
+        bridge.write(pkt_line(f"# service={service}\n".encode()) + pkt_line(None))
+        with Repo(str(path)) as repo:
+            proto = ReceivableProtocol(bridge.recv, bridge.write)
+            backend = DictBackend({b".": repo})
+            handler_cls(backend, [b"."], proto, stateless_rpc=True, advertise_refs=True).handle()
+
+    await run_streamed(request, response, advertise)
+    return response
+
+
+async def post_service(request: web.Request) -> web.StreamResponse:
+    """Run one stateless round of upload-pack or receive-pack, streaming both ways."""
+    service = request.match_info["service"]
+    handler_cls, path, space_id, model_id = await _open_service(request, service)
+    if request.content_type != f"application/x-{service}-request":
+        raise UnsupportedMediaType(f"expected Content-Type application/x-{service}-request")
+    response = web.StreamResponse(
+        headers={"Content-Type": f"application/x-{service}-result", **NO_CACHE}
+    )
+    lock = request.app[keys.REPO_LOCKS].for_repo(path)
+    limit = MAX_NEGOTIATION_BODY if handler_cls is UploadPackHandler else None
+    if limit and (request.content_length or 0) > limit:
+        raise PayloadTooLarge(f"git request too large: more than {limit} bytes")
+
+    def serve(bridge: StreamBridge) -> list:
+        with Repo(str(path)) as repo:
+            proto = ReceivableProtocol(bridge.recv, bridge.write)
+            handler = handler_cls(DictBackend({b".": repo}), [b"."], proto, stateless_rpc=True)
+            handler.repo_lock = lock
+            handler.handle()
+            return getattr(handler, "updated", [])
+
+    try:
+        updated, _ = await run_streamed(request, response, serve, max_body=limit)
+    except (BodyTooLarge, GitProtocolError, HangupException) as exc:
+        if response.prepared:
+            log.warning("%s on %s/%s ended early: %s", service, space_id, model_id, exc)
+            response.force_close()
+            return response
+        if isinstance(exc, BodyTooLarge):
+            raise PayloadTooLarge(f"git request too large: {exc}") from None
+        raise BadRequest(f"malformed git request: {exc}") from None
+    if updated:
+        await _record_push(request, space_id, model_id, updated)
+    return response
+
+
+async def _record_push(request: web.Request, space_id: str, model_id: str, updated: list) -> None:
+    database = request.app[keys.DB]
+    user = request[keys.ACTOR].name or ""
+    now = database.now()
+    pushes = [
+        db.Push(space_id, model_id, user, u.ref.decode(), u.old.decode(), u.new.decode(), now)
+        for u in updated
+    ]
+    await db.record_pushes(database, pushes)
+
+
+def add_routes(app: web.Application) -> None:
+    """Every git smart-HTTP path; `.git` at the end of the model is optional."""
+    # Both segments exclude '/' and '%', so no id can carry a path separator.
+    repo = "/{space:[A-Za-z0-9._-]+}/{model:[A-Za-z0-9._-]+}"
+    app.router.add_get(repo + "/info/refs", get_info_refs)
+    app.router.add_post(repo + "/{service:git-upload-pack|git-receive-pack}", post_service)

@@ -1,0 +1,162 @@
+"""A real amphub on a loopback port, driven by the real git and an HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from amphub.app import bootstrap, create_app
+from amphub.config import Config
+
+GIB = 1024**3
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep the machine's git configuration and prompts out of every test."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
+    monkeypatch.setenv("GIT_ASKPASS", "")
+    monkeypatch.delenv("SSH_ASKPASS", raising=False)
+    for name in list(os.environ):
+        if name.startswith("AMPHUB_"):
+            monkeypatch.delenv(name)
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = Tester\n\temail = tester@example.com\n"
+        "[init]\n\tdefaultBranch = master\n"
+        "[advice]\n\tdetachedHead = false\n"
+    )
+    return home
+
+
+@dataclass
+class GitResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def git(*args: str, cwd: Path | None = None, check: bool = True, **env: str) -> GitResult:
+    """Run the real git without blocking the event loop the server shares."""
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        *args,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+    out, err = await proc.communicate()
+    result = GitResult(proc.returncode, out.decode(), err.decode())
+    if check and result.returncode:
+        raise AssertionError(f"git {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+@dataclass
+class Hub:
+    """A running server and the keys to use it."""
+
+    server: TestServer
+    session: aiohttp.ClientSession
+    admin_key: str
+    data_dir: Path
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    def remote(self, space: str, model: str, user: str | None = "admin") -> str:
+        """The clone URL, with credentials in it unless `user` is None."""
+        if user is None:
+            return f"{self.base}/{space}/{model}.git"
+        key = self.admin_key if user == "admin" else self.keys[user]
+        return re.sub(r"^http://", f"http://{user}:{key}@", f"{self.base}/{space}/{model}.git")
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str | None = None,
+        user: str | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """An API call as `user` (the admin by default, nobody with user='')."""
+        headers = dict(headers or {})
+        if key is None and user != "":
+            key = self.admin_key if user in (None, "admin") else self.keys[user]
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        async with self.session.request(
+            method, self.base + path, json=json, data=data, headers=headers
+        ) as resp:
+            body = await resp.read()
+            if resp.content_type == "application/json":
+                return resp.status, await resp.json()
+            return resp.status, body.decode(errors="replace")
+
+    async def user(self, name: str, *, creator: bool = False, admin: bool = False) -> str:
+        status, body = await self.call(
+            "POST", "/api/v1/users", json={"name": name, "creator": creator, "admin": admin}
+        )
+        assert status == 201, body
+        self.keys[name] = body["key"]
+        return body["key"]
+
+    async def space(self, space_id: str = "team", owner: str = "admin", **extra: Any) -> dict:
+        body = {
+            "id": space_id,
+            "name": space_id.title(),
+            "quota": 10 * GIB,
+            "billing_mode": "monthly",
+            **extra,
+        }
+        status, answer = await self.call("POST", "/api/v1/spaces", user=owner, json=body)
+        assert status == 201, answer
+        return answer
+
+    async def model(self, space: str, model: str, owner: str = "admin", **extra: Any) -> dict:
+        status, answer = await self.call(
+            "POST", f"/api/v1/spaces/{space}/models", user=owner, json={"id": model, **extra}
+        )
+        assert status == 201, answer
+        return answer
+
+
+async def start_hub(data_dir: Path, **settings: Any) -> tuple[TestServer, str | None]:
+    config = Config(data_dir=data_dir, **settings)
+    key = await bootstrap(config)
+    server = TestServer(create_app(config), host="127.0.0.1")
+    await server.start_server()
+    return server, key
+
+
+@pytest.fixture
+async def hub(tmp_path: Path):
+    server, key = await start_hub(tmp_path / "data")
+    async with aiohttp.ClientSession() as session:
+        yield Hub(server, session, key, tmp_path / "data")
+    await server.close()
+
+
+@pytest.fixture
+async def model_repo(hub: Hub) -> tuple[str, str]:
+    """A space `team` with a model `m1` owned by the admin."""
+    await hub.space("team")
+    await hub.model("team", "m1")
+    return "team", "m1"
