@@ -46,8 +46,18 @@ def _refuse(who: Actor, action: Action, what: str) -> Exception:
     return Forbidden(DENIED.get(action, "you may not do this to {what}").format(what=what))
 
 
+TOKEN_ONLY_FOR_ITS_MODEL = "a transfer token is good only for the model it was issued for"
+
+
+def _check_token_scope(request: web.Request, scope: str | None) -> None:
+    granted = request.get(keys.TOKEN_SCOPE)
+    if granted is not None and granted != scope:
+        raise Unauthorized(TOKEN_ONLY_FOR_ITS_MODEL)
+
+
 def require(request: web.Request, action: Action) -> Actor:
     """The actor, if it may do a global action."""
+    _check_token_scope(request, None)
     who = actor(request)
     if not allowed(who, action):
         if not who.signed_in:
@@ -58,6 +68,7 @@ def require(request: web.Request, action: Action) -> Actor:
 
 async def require_space(request: web.Request, space_id: str, action: Action) -> db.Space:
     """The space, if the caller may do `action` in it; 404 if they may not even use it."""
+    _check_token_scope(request, None)
     who = actor(request)
     space = await db.get_space(request.app[keys.DB], space_id)
     target = space_target(space) if space else None
@@ -74,6 +85,7 @@ async def require_model(
     request: web.Request, space_id: str, model_id: str, action: Action
 ) -> tuple[db.Space, db.Model]:
     """The space and model, if the caller may do `action` on it; 404 if they may not view it."""
+    _check_token_scope(request, f"{space_id}/{model_id}")
     who = actor(request)
     database = request.app[keys.DB]
     space = await db.get_space(database, space_id)

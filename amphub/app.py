@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from amphub import accounts, api, auth, db, errors, keys
+from amphub.background import Background
 from amphub.clock import Clock, system_clock
 from amphub.config import Config
 from amphub.git import routes as git_routes
 from amphub.git.bridge import git_executor
 from amphub.git.locks import RepoLocks
+from amphub.lfs import routes as lfs_routes
+from amphub.lfs.garbage import collect_unreferenced
+from amphub.lfs.store import ObjectStore
 from amphub.policy.ratelimit import FailedSignIns
+from amphub.quota import KeyedLocks, Reservations
 
 
 def prepare_data_dir(config: Config) -> None:
-    """Create the data dir's folders and clear scratch files a crash may have left."""
+    """Create the data dir's folders and secret; clear scratch files a crash may have left."""
     shutil.rmtree(config.tmp_dir, ignore_errors=True)
-    for folder in (config.data_dir, config.repos_dir, config.tmp_dir):
+    for folder in (config.data_dir, config.repos_dir, config.lfs_dir, config.tmp_dir):
         folder.mkdir(parents=True, exist_ok=True)
+    if not config.secret_path.exists():
+        fd = os.open(config.secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as secret:
+            secret.write(secrets.token_bytes(32))
 
 
 async def bootstrap(config: Config, clock: Clock = system_clock) -> str | None:
@@ -37,15 +48,36 @@ async def open_database(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def run_background(app: web.Application) -> AsyncIterator[None]:
+    """The app's background steps, cancelled at shutdown."""
+    app[keys.BACKGROUND] = Background()
+    yield
+    await app[keys.BACKGROUND].cancel_all()
+
+
+async def sweep_at_start(app: web.Application) -> AsyncIterator[None]:
+    """Remove objects left unreferenced by a deletion that a crash interrupted."""
+    app[keys.BACKGROUND].spawn(collect_unreferenced(app), "collect unreferenced objects")
+    yield
+
+
 def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
-    """The aiohttp application serving git, the API and everything else."""
+    """The aiohttp application serving git, LFS, the API and everything else."""
+    prepare_data_dir(config)
     app = web.Application(middlewares=[errors.middleware, auth.middleware])
     app[keys.CONFIG] = config
     app[keys.CLOCK] = clock
+    app[keys.SECRET] = config.secret_path.read_bytes()
     app[keys.SIGN_INS] = FailedSignIns()
     app[keys.REPO_LOCKS] = RepoLocks()
+    app[keys.RESERVATIONS] = Reservations()
+    app[keys.OBJECT_LOCKS] = KeyedLocks()
+    app[keys.LFS_STORE] = ObjectStore(config.lfs_dir, config.tmp_dir)
     app.cleanup_ctx.append(open_database)
     app.cleanup_ctx.append(git_executor)
+    app.cleanup_ctx.append(run_background)
+    app.cleanup_ctx.append(sweep_at_start)
     api.add_routes(app)
     git_routes.add_routes(app)
+    lfs_routes.add_routes(app)
     return app

@@ -13,6 +13,7 @@ from amphub.errors import Forbidden, Handler, TooManyRequests, Unauthorized
 from amphub.policy import Actor
 from amphub.policy.access_keys import hash_key, key_matches
 from amphub.policy.matrix import ANONYMOUS
+from amphub.policy.tokens import InvalidToken, is_token, key_fingerprint, read_token
 
 AUTH_FAILED = "authentication failed: wrong user name or key"
 
@@ -49,13 +50,32 @@ async def actor_for(request: web.Request) -> Actor:
             headers={"Retry-After": str(seconds)},
         )
     name, key = parse_authorization(header)
-    user = await db.get_user_by_key_hash(request.app[keys.DB], hash_key(key))
-    if user is None or not key_matches(user.key_hash, key) or name not in (None, user.name):
+    if name is None and is_token(key):
+        user = await _token_user(request, key)
+    else:
+        user = await db.get_user_by_key_hash(request.app[keys.DB], hash_key(key))
+        if user and (not key_matches(user.key_hash, key) or name not in (None, user.name)):
+            user = None
+    if user is None:
         sign_ins.record_failure(address)
         raise Unauthorized(AUTH_FAILED)
     if user.disabled:
         raise Forbidden(f"the account {user.name} is disabled; ask an administrator")
     return Actor(user.name, admin=user.admin, creator=user.creator)
+
+
+async def _token_user(request: web.Request, text: str) -> db.User | None:
+    """The user of a valid transfer token, recording the model it is good for."""
+    now = request.app[keys.CLOCK]().timestamp()
+    try:
+        token = read_token(request.app[keys.SECRET], text, now)
+    except InvalidToken:
+        return None
+    user = await db.get_user(request.app[keys.DB], token.user)
+    if user is None or key_fingerprint(user.key_hash) != token.key_fingerprint:
+        return None
+    request[keys.TOKEN_SCOPE] = token.scope
+    return user
 
 
 @web.middleware

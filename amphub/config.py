@@ -43,6 +43,16 @@ class Config:
         return self.data_dir / "repos"
 
     @property
+    def lfs_dir(self) -> Path:
+        """The LFS object store."""
+        return self.data_dir / "lfs" / "objects"
+
+    @property
+    def secret_path(self) -> Path:
+        """The server's signing secret."""
+        return self.data_dir / "secret.key"
+
+    @property
     def tmp_dir(self) -> Path:
         """Scratch space on the same file system as the data."""
         return self.data_dir / "tmp"

@@ -79,6 +79,27 @@ class UnsupportedMediaType(ApiError):
     code = "unsupported_media_type"
 
 
+class LengthRequired(ApiError):
+    """The upload did not say how long it is."""
+
+    status = 411
+    code = "length_required"
+
+
+class Unprocessable(ApiError):
+    """Well-formed, but the content is wrong (a hash or size that does not match)."""
+
+    status = 422
+    code = "unprocessable"
+
+
+class QuotaExceeded(ApiError):
+    """The space has no room for what is asked."""
+
+    status = 507
+    code = "quota_exceeded"
+
+
 class TooManyRequests(ApiError):
     """The client is refused for a while."""
 

@@ -6,12 +6,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from amphub.background import Background
 from amphub.clock import Clock
 from amphub.config import Config
 from amphub.db import Database
 from amphub.git.locks import RepoLocks
+from amphub.lfs.store import ObjectStore
 from amphub.policy import Actor
 from amphub.policy.ratelimit import FailedSignIns
+from amphub.quota import KeyedLocks, Reservations
 
 CONFIG = web.AppKey("config", Config)
 CLOCK = web.AppKey("clock", Clock)
@@ -19,5 +22,12 @@ DB = web.AppKey("db", Database)
 SIGN_INS = web.AppKey("sign_ins", FailedSignIns)
 REPO_LOCKS = web.AppKey("repo_locks", RepoLocks)
 GIT_EXECUTOR = web.AppKey("git_executor", ThreadPoolExecutor)
+SECRET = web.AppKey("secret", bytes)
+RESERVATIONS = web.AppKey("reservations", Reservations)
+OBJECT_LOCKS = web.AppKey("object_locks", KeyedLocks)
+LFS_STORE = web.AppKey("lfs_store", ObjectStore)
+BACKGROUND = web.AppKey("background", Background)
 
 ACTOR = web.RequestKey("actor", Actor)
+# Set when the request carried a transfer token: the "space/model" it is good for.
+TOKEN_SCOPE = web.RequestKey("token_scope", str)

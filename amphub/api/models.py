@@ -9,15 +9,12 @@ from amphub.access import may, require_model, require_space
 from amphub.api.body import field, json_object
 from amphub.errors import BadRequest, Conflict
 from amphub.git.bridge import run_blocking
-from amphub.git.repos import create_model_repo, repo_path, repo_size
+from amphub.git.repos import create_model_repo, delete_model_repo, repo_path, repo_size
+from amphub.lfs.garbage import collect
 from amphub.names import check_display_name, check_model_id
 from amphub.policy import Action
 from amphub.policy.matrix import MODEL_ACTIONS, VISIBILITIES
-
-
-def base_url(request: web.Request) -> str:
-    """The configured base URL, or the address the request came to."""
-    return request.app[keys.CONFIG].base_url or f"{request.scheme}://{request.host}"
+from amphub.urls import model_url
 
 
 async def model_json(request: web.Request, space: db.Space, model: db.Model) -> dict:
@@ -27,7 +24,7 @@ async def model_json(request: web.Request, space: db.Space, model: db.Model) -> 
         "space": model.space_id,
         "id": model.id,
         "name": model.name,
-        "url": f"{base_url(request)}/{model.space_id}/{model.id}.git",
+        "url": model_url(request, model.space_id, model.id),
         "visibility": model.visibility,
         "owner": model.owner,
         "created_at": model.created_at,
@@ -74,8 +71,31 @@ async def get_model(request: web.Request) -> web.Response:
     return web.json_response(await model_json(request, space, model))
 
 
+async def delete_model(request: web.Request) -> web.Response:
+    """Delete a model: its row and links, its repository, then its unreferenced objects."""
+    space, model = await require_model(
+        request, request.match_info["space"], request.match_info["model"], Action.DELETE
+    )
+    app = request.app
+    database = app[keys.DB]
+    oids = await db.model_oids(database, space.id, model.id)
+    await db.delete_model_row(database, space.id, model.id)
+    path = repo_path(app[keys.CONFIG], space.id, model.id)
+    lock = app[keys.REPO_LOCKS].for_repo(path)
+
+    def remove() -> None:
+        with lock:
+            delete_model_repo(path)
+
+    await run_blocking(app, remove)
+    app[keys.BACKGROUND].spawn(collect(app, oids), f"collect objects of {space.id}/{model.id}")
+    return web.Response(status=204)
+
+
 def add_routes(app: web.Application) -> None:
     """The model routes."""
     # Ids hold no '/', so these segment regexes keep path separators out.
     app.router.add_post("/api/v1/spaces/{space:[a-z0-9-]+}/models", post_models)
-    app.router.add_get("/api/v1/models/{space:[a-z0-9-]+}/{model:[A-Za-z0-9._-]+}", get_model)
+    model = "/api/v1/models/{space:[a-z0-9-]+}/{model:[A-Za-z0-9._-]+}"
+    app.router.add_get(model, get_model)
+    app.router.add_delete(model, delete_model)

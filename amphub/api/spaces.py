@@ -9,10 +9,9 @@ from amphub.access import SIGN_IN_NEEDED, actor, require, require_space, space_t
 from amphub.api.body import field, json_object
 from amphub.clock import parse_rfc3339, rfc3339
 from amphub.errors import BadRequest, Conflict, Unauthorized
-from amphub.git.bridge import run_blocking
-from amphub.git.repos import repo_path, repo_size
 from amphub.names import check_display_name, check_space_id, space_id_from_name
 from amphub.policy import Action, allowed, lifetime
+from amphub.usage import space_usage
 
 MAX_PERIOD = 100
 
@@ -26,22 +25,18 @@ def space_status(app: web.Application, space: db.Space) -> lifetime.Status:
 
 async def space_json(request: web.Request, space: db.Space) -> dict:
     """A space as the API shows it, usage included."""
-    app = request.app
-    config = app[keys.CONFIG]
-    models = await db.list_space_models(app[keys.DB], space.id)
-    paths = {m.id: repo_path(config, space.id, m.id) for m in models}
-    sizes = await run_blocking(app, lambda: {k: repo_size(p) for k, p in paths.items()})
-    mine = [m for m in models if m.owner == actor(request).name]
+    usage = await space_usage(request.app, space.id)
+    me = actor(request).name or ""
     return {
         "id": space.id,
         "name": space.name,
         "quota": space.quota,
-        "used": sum(sizes.values()),
-        "models": len(models),
-        "my_used": sum(sizes[m.id] for m in mine),
-        "my_models": len(mine),
+        "used": usage.used,
+        "models": sum(usage.models_by_owner.values()),
+        "my_used": usage.by_owner.get(me, 0),
+        "my_models": usage.models_by_owner.get(me, 0),
         "billing_mode": space.billing_mode,
-        "status": space_status(app, space).value,
+        "status": space_status(request.app, space).value,
         "expires_at": space.expires_at,
         "creator": space.creator,
         "created_at": space.created_at,

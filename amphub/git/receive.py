@@ -7,14 +7,19 @@ stores the pack and moves the refs.
 
 from __future__ import annotations
 
-import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch, ObjectFormatException
+from dulwich.object_store import PackInputTooLarge
 from dulwich.objects import Commit, ObjectID
-from dulwich.protocol import CAPABILITY_ATOMIC
+from dulwich.protocol import (
+    CAPABILITY_ATOMIC,
+    CAPABILITY_SIDE_BAND_64K,
+    SIDE_BAND_CHANNEL_PROGRESS,
+)
 from dulwich.refs import Ref, check_ref_format
 from dulwich.server import ReceivePackHandler
 
@@ -43,9 +48,14 @@ class RefUpdate:
 
 
 class AmphubReceivePackHandler(ReceivePackHandler):
-    """Stores the pack, then moves refs one repository at a time, each only from its old value."""
+    """Stores the pack within the quota, then moves each ref only from its old value.
 
-    repo_lock: threading.Lock
+    The caller holds the repository's lock for the whole push, so partial packs of a
+    failed push can be removed without touching another push's files.
+    """
+
+    max_pack_bytes: int = 0
+    quota_refusal: str = ""
     updated: list[RefUpdate]
 
     def _apply_pack(
@@ -54,23 +64,48 @@ class AmphubReceivePackHandler(ReceivePackHandler):
         commands = [RefUpdate(ref, old, new) for old, new, ref in refs]
         self.updated = []
         if any(c.new != ZERO for c in commands):
-            try:
-                self.repo.object_store.add_thin_pack(self.proto.read, self.proto.recv)
-            except PACK_ERRORS as exc:
-                yield (b"unpack", f"error: {exc}".replace("\n", " ").encode())
+            error = self._store_pack()
+            if error:
+                yield (b"unpack", error)
                 return
         yield (b"unpack", b"ok")
-        with self.repo_lock:
-            problems = {c.ref: self._problem(c) for c in commands}
-            if self.has_capability(CAPABILITY_ATOMIC) and any(problems.values()):
-                for c in commands:
-                    yield (c.ref, problems[c.ref] or b"atomic push failed")
-                return
+        problems = {c.ref: self._problem(c) for c in commands}
+        if self.has_capability(CAPABILITY_ATOMIC) and any(problems.values()):
             for c in commands:
-                status = problems[c.ref] or self._move(c)
-                if status is None:
-                    self.updated.append(c)
-                yield (c.ref, status or b"ok")
+                yield (c.ref, problems[c.ref] or b"atomic push failed")
+            return
+        for c in commands:
+            status = problems[c.ref] or self._move(c)
+            if status is None:
+                self.updated.append(c)
+            yield (c.ref, status or b"ok")
+
+    def _store_pack(self) -> bytes | None:
+        """Read the pack into the store; the unpack error, or None when it was stored."""
+        try:
+            self.repo.object_store.add_thin_pack(
+                self.proto.read, self.proto.recv, max_input_size=self.max_pack_bytes or None
+            )
+        except PackInputTooLarge:
+            self._discard_partial_packs()
+            self._tell(self.quota_refusal)
+            return b"quota exceeded"
+        except PACK_ERRORS as exc:
+            self._discard_partial_packs()
+            return f"error: {exc}".replace("\n", " ").encode()
+        except BaseException:
+            self._discard_partial_packs()
+            raise
+        return None
+
+    def _discard_partial_packs(self) -> None:
+        for partial in Path(self.repo.object_store.path).glob("tmp_pack_*"):
+            partial.unlink(missing_ok=True)
+
+    def _tell(self, message: str) -> None:
+        """A line that git prints as `remote: ...`."""
+        if message and self.has_capability(CAPABILITY_SIDE_BAND_64K):
+            self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, message.encode() + b"\n")
 
     def _problem(self, command: RefUpdate) -> bytes | None:
         """Why the command cannot be applied, or None."""

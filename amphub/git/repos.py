@@ -90,7 +90,9 @@ def create_model_repo(path: Path, display_name: str, author: str) -> bytes:
     """Create the bare repository with its first commit on master; returns the commit id."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(path.name + ".creating")
+    # Leftovers of a deletion or creation that a crash cut short; the caller owns the id now.
     shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
     with Repo.init_bare(str(staging), mkdir=True) as repo:
         readme = Blob.from_string(README_TEMPLATE.format(name=display_name).encode())
         attributes = Blob.from_string(gitattributes())

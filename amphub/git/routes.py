@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
 from dulwich.errors import GitProtocolError, HangupException
@@ -14,10 +18,14 @@ from amphub import db, keys
 from amphub.access import require_model
 from amphub.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from amphub.git.bridge import BodyTooLarge, StreamBridge, run_streamed
-from amphub.git.receive import AmphubReceivePackHandler
+from amphub.git.receive import AmphubReceivePackHandler, RefUpdate
 from amphub.git.repos import repo_path
 from amphub.names import check_model_id, check_space_id
 from amphub.policy import Action
+from amphub.quota import push_quota_message
+from amphub.usage import room_left
+
+T = TypeVar("T")
 
 log = logging.getLogger("amphub.git")
 
@@ -52,30 +60,42 @@ def service_of(name: str | None) -> tuple[type[Handler], Action]:
     return SERVICES[name]
 
 
-async def _open_service(request: web.Request, service: str | None):
+@dataclass(frozen=True)
+class ServiceCall:
+    """A smart-HTTP request that passed the checks: what to run on which repository."""
+
+    handler_cls: type[Handler]
+    path: Path
+    space: db.Space
+    model: db.Model
+
+
+async def _open_service(request: web.Request, service: str | None) -> ServiceCall:
     handler_cls, action = service_of(service)
     space_id, model_id = model_ids(request)
-    await require_model(request, space_id, model_id, action)
+    space, model = await require_model(request, space_id, model_id, action)
     path = repo_path(request.app[keys.CONFIG], space_id, model_id)
     if not path.is_dir():
         raise NotFound(f"no model {space_id}/{model_id}")
-    return handler_cls, path, space_id, model_id
+    return ServiceCall(handler_cls, path, space, model)
 
 
 async def get_info_refs(request: web.Request) -> web.StreamResponse:
     """Advertise the refs and capabilities of a service."""
     service = request.query.get("service")
-    handler_cls, path, _, _ = await _open_service(request, service)
+    call = await _open_service(request, service)
     response = web.StreamResponse(
         headers={"Content-Type": f"application/x-{service}-advertisement", **NO_CACHE}
     )
 
     def advertise(bridge: StreamBridge) -> None:
         bridge.write(pkt_line(f"# service={service}\n".encode()) + pkt_line(None))
-        with Repo(str(path)) as repo:
+        with Repo(str(call.path)) as repo:
             proto = ReceivableProtocol(bridge.recv, bridge.write)
             backend = DictBackend({b".": repo})
-            handler_cls(backend, [b"."], proto, stateless_rpc=True, advertise_refs=True).handle()
+            call.handler_cls(
+                backend, [b"."], proto, stateless_rpc=True, advertise_refs=True
+            ).handle()
 
     await run_streamed(request, response, advertise)
     return response
@@ -84,44 +104,85 @@ async def get_info_refs(request: web.Request) -> web.StreamResponse:
 async def post_service(request: web.Request) -> web.StreamResponse:
     """Run one stateless round of upload-pack or receive-pack, streaming both ways."""
     service = request.match_info["service"]
-    handler_cls, path, space_id, model_id = await _open_service(request, service)
+    call = await _open_service(request, service)
     if request.content_type != f"application/x-{service}-request":
         raise UnsupportedMediaType(f"expected Content-Type application/x-{service}-request")
-    response = web.StreamResponse(
-        headers={"Content-Type": f"application/x-{service}-result", **NO_CACHE}
-    )
-    lock = request.app[keys.REPO_LOCKS].for_repo(path)
-    limit = MAX_NEGOTIATION_BODY if handler_cls is UploadPackHandler else None
-    if limit and (request.content_length or 0) > limit:
-        raise PayloadTooLarge(f"git request too large: more than {limit} bytes")
+    if call.handler_cls is UploadPackHandler:
+        return await _upload_pack(request, call)
+    return await _receive_pack(request, call)
 
-    def serve(bridge: StreamBridge) -> list:
-        with Repo(str(path)) as repo:
+
+async def _upload_pack(request: web.Request, call: ServiceCall) -> web.StreamResponse:
+    if (request.content_length or 0) > MAX_NEGOTIATION_BODY:
+        raise PayloadTooLarge(f"git request too large: more than {MAX_NEGOTIATION_BODY} bytes")
+    response = _result_response("git-upload-pack")
+
+    def serve(bridge: StreamBridge) -> None:
+        with Repo(str(call.path)) as repo:
             proto = ReceivableProtocol(bridge.recv, bridge.write)
-            handler = handler_cls(DictBackend({b".": repo}), [b"."], proto, stateless_rpc=True)
-            handler.repo_lock = lock
-            handler.handle()
-            return getattr(handler, "updated", [])
+            backend = DictBackend({b".": repo})
+            UploadPackHandler(backend, [b"."], proto, stateless_rpc=True).handle()
 
-    try:
-        updated, _ = await run_streamed(request, response, serve, max_body=limit)
-    except (BodyTooLarge, GitProtocolError, HangupException) as exc:
-        if response.prepared:
-            log.warning("%s on %s/%s ended early: %s", service, space_id, model_id, exc)
-            response.force_close()
-            return response
-        if isinstance(exc, BodyTooLarge):
-            raise PayloadTooLarge(f"git request too large: {exc}") from None
-        raise BadRequest(f"malformed git request: {exc}") from None
-    if updated:
-        await _record_push(request, space_id, model_id, updated)
+    await _run_service(request, response, call, serve, MAX_NEGOTIATION_BODY)
     return response
 
 
-async def _record_push(request: web.Request, space_id: str, model_id: str, updated: list) -> None:
+async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamResponse:
+    space = call.space
+    room = await room_left(request.app, space)
+    used = space.quota - room
+    refusal = "push refused: " + push_quota_message(space.id, used, space.quota)
+    lock = request.app[keys.REPO_LOCKS].for_repo(call.path)
+    response = _result_response("git-receive-pack")
+
+    def serve(bridge: StreamBridge) -> list[RefUpdate]:
+        with lock, Repo(str(call.path)) as repo:
+            proto = ReceivableProtocol(bridge.recv, bridge.write)
+            backend = DictBackend({b".": repo})
+            handler = AmphubReceivePackHandler(backend, [b"."], proto, stateless_rpc=True)
+            handler.max_pack_bytes = max(room, 1)
+            handler.quota_refusal = refusal
+            handler.handle()
+            return getattr(handler, "updated", [])
+
+    updated = await _run_service(request, response, call, serve, None)
+    if updated:
+        await _record_push(request, call, updated)
+    return response
+
+
+def _result_response(service: str) -> web.StreamResponse:
+    return web.StreamResponse(
+        headers={"Content-Type": f"application/x-{service}-result", **NO_CACHE}
+    )
+
+
+async def _run_service(
+    request: web.Request,
+    response: web.StreamResponse,
+    call: ServiceCall,
+    serve: Callable[[StreamBridge], T],
+    max_body: int | None,
+) -> T | None:
+    """Run a service; a failure before any output is a clean 400 or 413."""
+    try:
+        result, _ = await run_streamed(request, response, serve, max_body=max_body)
+    except (BodyTooLarge, GitProtocolError, HangupException) as exc:
+        if response.prepared:
+            log.warning("git request to %s/%s ended early: %s", call.space.id, call.model.id, exc)
+            response.force_close()
+            return None
+        if isinstance(exc, BodyTooLarge):
+            raise PayloadTooLarge(f"git request too large: {exc}") from None
+        raise BadRequest(f"malformed git request: {exc}") from None
+    return result
+
+
+async def _record_push(request: web.Request, call: ServiceCall, updated: list[RefUpdate]) -> None:
     database = request.app[keys.DB]
     user = request[keys.ACTOR].name or ""
     now = database.now()
+    space_id, model_id = call.space.id, call.model.id
     pushes = [
         db.Push(space_id, model_id, user, u.ref.decode(), u.old.decode(), u.new.decode(), now)
         for u in updated

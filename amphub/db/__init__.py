@@ -1,0 +1,33 @@
+"""The database: one aiosqlite connection, migrations, and every SQL statement, by area."""
+
+from amphub.db.core import (
+    MIGRATIONS,
+    Conflict,
+    Database,
+    LfsLock,
+    Model,
+    Push,
+    Space,
+    User,
+    connect,
+    migrate,
+    opened,
+)
+from amphub.db.lfs import *  # noqa: F403
+from amphub.db.models import *  # noqa: F403
+from amphub.db.spaces import *  # noqa: F403
+from amphub.db.users import *  # noqa: F403
+
+__all__ = [
+    "MIGRATIONS",
+    "Conflict",
+    "Database",
+    "LfsLock",
+    "Model",
+    "Push",
+    "Space",
+    "User",
+    "connect",
+    "migrate",
+    "opened",
+]

@@ -1,0 +1,238 @@
+"""The connection, the single-writer lock, migrations and the row types."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+from amphub.clock import Clock, rfc3339, system_clock
+
+# Append-only: a shipped migration is never edited, new ones go at the end.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            key_hash TEXT NOT NULL UNIQUE,
+            admin INTEGER NOT NULL DEFAULT 0,
+            creator INTEGER NOT NULL DEFAULT 0,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE spaces (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            quota INTEGER NOT NULL,
+            billing_mode TEXT NOT NULL,
+            expires_at TEXT,
+            creator TEXT NOT NULL REFERENCES users(name),
+            created_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE models (
+            space_id TEXT NOT NULL REFERENCES spaces(id),
+            id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            visibility TEXT NOT NULL DEFAULT 'private',
+            owner TEXT NOT NULL REFERENCES users(name),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (space_id, id)
+        )
+        """,
+        """
+        CREATE TABLE pushes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            space_id TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            user TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            old TEXT NOT NULL,
+            new TEXT NOT NULL,
+            at TEXT NOT NULL,
+            FOREIGN KEY (space_id, model_id) REFERENCES models(space_id, id) ON DELETE CASCADE
+        )
+        """,
+    ),
+    (
+        """
+        CREATE TABLE lfs_objects (
+            oid TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE model_objects (
+            space_id TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            oid TEXT NOT NULL REFERENCES lfs_objects(oid),
+            linked_at TEXT NOT NULL,
+            PRIMARY KEY (space_id, model_id, oid),
+            FOREIGN KEY (space_id, model_id) REFERENCES models(space_id, id) ON DELETE CASCADE
+        )
+        """,
+        "CREATE INDEX model_objects_oid ON model_objects(oid)",
+        """
+        CREATE TABLE lfs_locks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            space_id TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            path TEXT NOT NULL,
+            ref TEXT,
+            owner TEXT NOT NULL,
+            locked_at TEXT NOT NULL,
+            UNIQUE (space_id, model_id, path),
+            FOREIGN KEY (space_id, model_id) REFERENCES models(space_id, id) ON DELETE CASCADE
+        )
+        """,
+    ),
+]
+
+
+class Conflict(Exception):
+    """A row with the same key exists already."""
+
+
+@dataclass(frozen=True)
+class User:
+    """A person or a service with a key."""
+
+    name: str
+    key_hash: str
+    admin: bool
+    creator: bool
+    disabled: bool
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Space:
+    """A model space: storage with a quota and a lifetime."""
+
+    id: str
+    name: str
+    quota: int
+    billing_mode: str
+    expires_at: str | None
+    creator: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model: one git repository in a space."""
+
+    space_id: str
+    id: str
+    name: str
+    visibility: str
+    owner: str
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class Push:
+    """One ref moved by a push."""
+
+    space_id: str
+    model_id: str
+    user: str
+    ref: str
+    old: str
+    new: str
+    at: str
+
+
+class Database:
+    """The connection, the single-writer lock and the clock that stamps rows."""
+
+    def __init__(self, conn: aiosqlite.Connection, clock: Clock) -> None:
+        self.conn = conn
+        self.clock = clock
+        self._write_lock = asyncio.Lock()
+
+    def now(self) -> str:
+        """The current time as stored in rows."""
+        return rfc3339(self.clock())
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One writer at a time; everything inside commits together or not at all."""
+        async with self._write_lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.rollback()
+                raise
+            await self.conn.commit()
+
+
+async def connect(path: Path, clock: Clock = system_clock) -> Database:
+    """Open the database file, creating and migrating it as needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA foreign_keys=ON")
+    await conn.execute("PRAGMA busy_timeout=10000")
+    await conn.execute("PRAGMA synchronous=NORMAL")
+    db = Database(conn, clock)
+    await migrate(db)
+    return db
+
+
+async def migrate(db: Database) -> None:
+    """Apply the migrations the file has not seen yet, each in its own transaction."""
+    async with db.transaction() as conn:
+        (version,) = await (await conn.execute("PRAGMA user_version")).fetchone()
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in script:
+                await conn.execute(statement)
+            await conn.execute(f"PRAGMA user_version = {number:d}")
+
+
+@contextlib.asynccontextmanager
+async def opened(path: Path, clock: Clock = system_clock) -> AsyncIterator[Database]:
+    """The database for the length of a block."""
+    db = await connect(path, clock)
+    try:
+        yield db
+    finally:
+        await db.conn.close()
+
+
+async def fetch_one(db: Database, sql: str, *args: object) -> sqlite3.Row | None:
+    """The first row of a query, or None."""
+    async with db.conn.execute(sql, args) as cursor:
+        return await cursor.fetchone()
+
+
+async def fetch_all(db: Database, sql: str, *args: object) -> list[sqlite3.Row]:
+    """Every row of a query."""
+    async with db.conn.execute(sql, args) as cursor:
+        return list(await cursor.fetchall())
+
+
+@dataclass(frozen=True)
+class LfsLock:
+    """A file locked in a model by one user."""
+
+    id: int
+    space_id: str
+    model_id: str
+    path: str
+    ref: str | None
+    owner: str
+    locked_at: str

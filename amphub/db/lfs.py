@@ -1,0 +1,209 @@
+"""LFS objects, their links to models, and file locks."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from amphub.db.core import Conflict, Database, LfsLock, fetch_all, fetch_one
+
+__all__ = [
+    "linked_object_sizes",
+    "oids_counted_in_space",
+    "space_lfs_usage",
+    "get_lfs_object_size",
+    "link_object",
+    "model_oids",
+    "forget_object_if_unreferenced",
+    "unreferenced_oids",
+    "insert_lock",
+    "find_lock",
+    "list_locks",
+    "delete_lock",
+]
+
+
+async def linked_object_sizes(
+    db: Database, space_id: str, model_id: str, oids: list[str]
+) -> dict[str, int]:
+    """Of `oids`, those linked to the model, with their sizes."""
+    found: dict[str, int] = {}
+    for start in range(0, len(oids), 500):
+        part = oids[start : start + 500]
+        marks = ",".join("?" * len(part))
+        rows = await fetch_all(
+            db,
+            "SELECT o.oid, o.size FROM model_objects m JOIN lfs_objects o ON o.oid = m.oid"
+            f" WHERE m.space_id = ? AND m.model_id = ? AND m.oid IN ({marks})",
+            space_id,
+            model_id,
+            *part,
+        )
+        found.update({row[0]: row[1] for row in rows})
+    return found
+
+
+async def oids_counted_in_space(db: Database, space_id: str, oids: list[str]) -> set[str]:
+    """Of `oids`, those some model of the space links already (so they cost it nothing)."""
+    found: set[str] = set()
+    for start in range(0, len(oids), 500):
+        part = oids[start : start + 500]
+        marks = ",".join("?" * len(part))
+        rows = await fetch_all(
+            db,
+            f"SELECT DISTINCT oid FROM model_objects WHERE space_id = ? AND oid IN ({marks})",
+            space_id,
+            *part,
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
+async def space_lfs_usage(db: Database, space_id: str) -> tuple[int, dict[str, int]]:
+    """Bytes of LFS objects in the space, each counted once, and per model owner."""
+    total = await fetch_one(
+        db,
+        "SELECT coalesce(sum(size), 0) FROM lfs_objects WHERE oid IN"
+        " (SELECT oid FROM model_objects WHERE space_id = ?)",
+        space_id,
+    )
+    rows = await fetch_all(
+        db,
+        "SELECT m.owner, coalesce(sum(o.size), 0) FROM models m"
+        " JOIN (SELECT DISTINCT model_id, oid FROM model_objects WHERE space_id = ?) l"
+        " ON l.model_id = m.id JOIN lfs_objects o ON o.oid = l.oid"
+        " WHERE m.space_id = ? GROUP BY m.owner",
+        space_id,
+        space_id,
+    )
+    return total[0], {row[0]: row[1] for row in rows}
+
+
+async def get_lfs_object_size(db: Database, oid: str) -> int | None:
+    """The size of a stored object, None if it is not stored."""
+    row = await fetch_one(db, "SELECT size FROM lfs_objects WHERE oid = ?", oid)
+    return row[0] if row else None
+
+
+async def link_object(db: Database, space_id: str, model_id: str, oid: str, size: int) -> None:
+    """Record a stored object and link it to a model (both idempotent)."""
+    now = db.now()
+    async with db.transaction() as conn:
+        await conn.execute(
+            "INSERT OR IGNORE INTO lfs_objects (oid, size, created_at) VALUES (?, ?, ?)",
+            (oid, size, now),
+        )
+        await conn.execute(
+            "INSERT OR IGNORE INTO model_objects (space_id, model_id, oid, linked_at)"
+            " VALUES (?, ?, ?, ?)",
+            (space_id, model_id, oid, now),
+        )
+
+
+async def model_oids(db: Database, space_id: str, model_id: str) -> list[str]:
+    """Every object linked to a model."""
+    rows = await fetch_all(
+        db,
+        "SELECT oid FROM model_objects WHERE space_id = ? AND model_id = ?",
+        space_id,
+        model_id,
+    )
+    return [row[0] for row in rows]
+
+
+async def forget_object_if_unreferenced(db: Database, oid: str) -> bool:
+    """Delete an object's row when no model links it; True if it was deleted."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "DELETE FROM lfs_objects WHERE oid = ?"
+            " AND NOT EXISTS (SELECT 1 FROM model_objects WHERE oid = ?)",
+            (oid, oid),
+        )
+    return cursor.rowcount == 1
+
+
+async def unreferenced_oids(db: Database) -> list[str]:
+    """Objects stored but linked to no model."""
+    rows = await fetch_all(
+        db,
+        "SELECT oid FROM lfs_objects o"
+        " WHERE NOT EXISTS (SELECT 1 FROM model_objects m WHERE m.oid = o.oid)",
+    )
+    return [row[0] for row in rows]
+
+
+def _lock(row: sqlite3.Row) -> LfsLock:
+    return LfsLock(
+        row["id"],
+        row["space_id"],
+        row["model_id"],
+        row["path"],
+        row["ref"],
+        row["owner"],
+        row["locked_at"],
+    )
+
+
+async def insert_lock(
+    db: Database, space_id: str, model_id: str, path: str, ref: str | None, owner: str
+) -> LfsLock:
+    """Lock a path; `Conflict` if it is locked already."""
+    now = db.now()
+    try:
+        async with db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO lfs_locks (space_id, model_id, path, ref, owner, locked_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (space_id, model_id, path, ref, owner, now),
+            )
+    except sqlite3.IntegrityError:
+        raise Conflict(f"{path} is locked already") from None
+    return LfsLock(cursor.lastrowid, space_id, model_id, path, ref, owner, now)
+
+
+async def find_lock(db: Database, space_id: str, model_id: str, path: str) -> LfsLock | None:
+    """The lock on a path, if any."""
+    row = await fetch_one(
+        db,
+        "SELECT * FROM lfs_locks WHERE space_id = ? AND model_id = ? AND path = ?",
+        space_id,
+        model_id,
+        path,
+    )
+    return _lock(row) if row else None
+
+
+async def list_locks(
+    db: Database,
+    space_id: str,
+    model_id: str,
+    *,
+    path: str | None = None,
+    lock_id: int | None = None,
+    after_id: int = 0,
+    limit: int = 100,
+) -> list[LfsLock]:
+    """Locks of a model in id order, filtered by path or id, starting after `after_id`."""
+    rows = await fetch_all(
+        db,
+        "SELECT * FROM lfs_locks WHERE space_id = ? AND model_id = ? AND id > ?"
+        " AND (? IS NULL OR path = ?) AND (? IS NULL OR id = ?) ORDER BY id LIMIT ?",
+        space_id,
+        model_id,
+        after_id,
+        path,
+        path,
+        lock_id,
+        lock_id,
+        limit,
+    )
+    return [_lock(row) for row in rows]
+
+
+async def delete_lock(db: Database, space_id: str, model_id: str, lock_id: int) -> bool:
+    """Remove a lock; False if there was none with that id."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "DELETE FROM lfs_locks WHERE space_id = ? AND model_id = ? AND id = ?",
+            (space_id, model_id, lock_id),
+        )
+    return cursor.rowcount == 1

@@ -1,0 +1,108 @@
+"""Models and the pushes that moved their refs."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from amphub.db.core import Conflict, Database, Model, Push, fetch_all, fetch_one
+
+__all__ = [
+    "insert_model",
+    "delete_model_row",
+    "get_model",
+    "list_space_models",
+    "list_models",
+    "record_pushes",
+    "list_pushes",
+]
+
+
+def _model(row: sqlite3.Row) -> Model:
+    return Model(
+        row["space_id"],
+        row["id"],
+        row["name"],
+        row["visibility"],
+        row["owner"],
+        row["created_at"],
+        row["updated_at"],
+    )
+
+
+async def insert_model(
+    db: Database, space_id: str, model_id: str, name: str, visibility: str, owner: str
+) -> Model:
+    """Create a model row; `Conflict` if the id is taken in the space (case-insensitively)."""
+    now = db.now()
+    async with db.transaction() as conn:
+        taken = await (
+            await conn.execute(
+                "SELECT 1 FROM models WHERE space_id = ? AND lower(id) = lower(?)",
+                (space_id, model_id),
+            )
+        ).fetchone()
+        if taken:
+            raise Conflict(f"model {space_id}/{model_id} exists already")
+        await conn.execute(
+            "INSERT INTO models (space_id, id, name, visibility, owner, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (space_id, model_id, name, visibility, owner, now, now),
+        )
+    return Model(space_id, model_id, name, visibility, owner, now, now)
+
+
+async def delete_model_row(db: Database, space_id: str, model_id: str) -> None:
+    """Forget a model (its repository is the caller's to remove)."""
+    async with db.transaction() as conn:
+        await conn.execute("DELETE FROM models WHERE space_id = ? AND id = ?", (space_id, model_id))
+
+
+async def get_model(db: Database, space_id: str, model_id: str) -> Model | None:
+    """The model with this id in the space."""
+    row = await fetch_one(
+        db, "SELECT * FROM models WHERE space_id = ? AND id = ?", space_id, model_id
+    )
+    return _model(row) if row else None
+
+
+async def list_space_models(db: Database, space_id: str) -> list[Model]:
+    """The models of one space, by id."""
+    rows = await fetch_all(db, "SELECT * FROM models WHERE space_id = ? ORDER BY id", space_id)
+    return [_model(row) for row in rows]
+
+
+async def list_models(db: Database) -> list[Model]:
+    """Every model, most recently updated first."""
+    rows = await fetch_all(db, "SELECT * FROM models ORDER BY updated_at DESC, space_id, id")
+    return [_model(row) for row in rows]
+
+
+async def record_pushes(db: Database, pushes: list[Push]) -> None:
+    """Store the refs a push moved and mark the model as updated."""
+    if not pushes:
+        return
+    async with db.transaction() as conn:
+        await conn.executemany(
+            "INSERT INTO pushes (space_id, model_id, user, ref, old, new, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(p.space_id, p.model_id, p.user, p.ref, p.old, p.new, p.at) for p in pushes],
+        )
+        first = pushes[0]
+        await conn.execute(
+            "UPDATE models SET updated_at = ? WHERE space_id = ? AND id = ?",
+            (first.at, first.space_id, first.model_id),
+        )
+
+
+async def list_pushes(db: Database, space_id: str, model_id: str) -> list[Push]:
+    """The refs moved in a model, oldest first."""
+    rows = await fetch_all(
+        db,
+        "SELECT * FROM pushes WHERE space_id = ? AND model_id = ? ORDER BY seq",
+        space_id,
+        model_id,
+    )
+    return [
+        Push(r["space_id"], r["model_id"], r["user"], r["ref"], r["old"], r["new"], r["at"])
+        for r in rows
+    ]

@@ -1,0 +1,68 @@
+"""Spaces."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from amphub.db.core import Conflict, Database, Space, fetch_all, fetch_one
+
+__all__ = [
+    "insert_space",
+    "get_space",
+    "list_spaces",
+    "space_model_counts",
+]
+
+
+def _space(row: sqlite3.Row) -> Space:
+    return Space(
+        row["id"],
+        row["name"],
+        row["quota"],
+        row["billing_mode"],
+        row["expires_at"],
+        row["creator"],
+        row["created_at"],
+    )
+
+
+async def insert_space(
+    db: Database,
+    space_id: str,
+    name: str,
+    quota: int,
+    billing_mode: str,
+    expires_at: str | None,
+    creator: str,
+) -> Space:
+    """Create a space; `Conflict` if the id is taken."""
+    now = db.now()
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO spaces (id, name, quota, billing_mode, expires_at, creator,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (space_id, name, quota, billing_mode, expires_at, creator, now),
+            )
+    except sqlite3.IntegrityError:
+        raise Conflict(f"space {space_id} exists already") from None
+    return Space(space_id, name, quota, billing_mode, expires_at, creator, now)
+
+
+async def get_space(db: Database, space_id: str) -> Space | None:
+    """The space with this id."""
+    row = await fetch_one(db, "SELECT * FROM spaces WHERE id = ?", space_id)
+    return _space(row) if row else None
+
+
+async def list_spaces(db: Database) -> list[Space]:
+    """Every space, by id."""
+    return [_space(row) for row in await fetch_all(db, "SELECT * FROM spaces ORDER BY id")]
+
+
+async def space_model_counts(db: Database, space_id: str) -> list[tuple[str, int]]:
+    """(owner, number of models) for each owner of models in the space."""
+    rows = await fetch_all(
+        db, "SELECT owner, count(*) FROM models WHERE space_id = ? GROUP BY owner", space_id
+    )
+    return [(row[0], row[1]) for row in rows]

@@ -1,0 +1,98 @@
+"""Users and their key hashes."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from amphub.db.core import Conflict, Database, User, fetch_all, fetch_one
+
+__all__ = [
+    "count_users",
+    "insert_user",
+    "get_user",
+    "get_user_by_key_hash",
+    "list_users",
+    "set_user_key_hash",
+    "update_user_flags",
+]
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        row["name"],
+        row["key_hash"],
+        bool(row["admin"]),
+        bool(row["creator"]),
+        bool(row["disabled"]),
+        row["created_at"],
+    )
+
+
+# Users
+
+
+async def count_users(db: Database) -> int:
+    """How many users exist."""
+    row = await fetch_one(db, "SELECT count(*) FROM users")
+    return row[0]
+
+
+async def insert_user(
+    db: Database, name: str, key_hash: str, *, admin: bool = False, creator: bool = False
+) -> User:
+    """Create a user; `Conflict` if the name is taken."""
+    now = db.now()
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO users (name, key_hash, admin, creator, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (name, key_hash, admin, creator, now),
+            )
+    except sqlite3.IntegrityError:
+        raise Conflict(f"user {name} exists already") from None
+    return User(name, key_hash, admin, creator, False, now)
+
+
+async def get_user(db: Database, name: str) -> User | None:
+    """The user with this name."""
+    row = await fetch_one(db, "SELECT * FROM users WHERE name = ?", name)
+    return _user(row) if row else None
+
+
+async def get_user_by_key_hash(db: Database, key_hash: str) -> User | None:
+    """The user whose key hashes to `key_hash`."""
+    row = await fetch_one(db, "SELECT * FROM users WHERE key_hash = ?", key_hash)
+    return _user(row) if row else None
+
+
+async def list_users(db: Database) -> list[User]:
+    """Every user, by name."""
+    return [_user(row) for row in await fetch_all(db, "SELECT * FROM users ORDER BY name")]
+
+
+async def set_user_key_hash(db: Database, name: str, key_hash: str) -> bool:
+    """Replace a user's key; False if there is no such user."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE users SET key_hash = ? WHERE name = ?", (key_hash, name)
+        )
+    return cursor.rowcount == 1
+
+
+async def update_user_flags(
+    db: Database,
+    name: str,
+    *,
+    admin: bool | None = None,
+    creator: bool | None = None,
+    disabled: bool | None = None,
+) -> User | None:
+    """Change the given flags of a user and return it; None if there is no such user."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE users SET admin = coalesce(?, admin), creator = coalesce(?, creator),"
+            " disabled = coalesce(?, disabled) WHERE name = ?",
+            (admin, creator, disabled, name),
+        )
+    return await get_user(db, name)

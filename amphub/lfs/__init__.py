@@ -1,0 +1,1 @@
+"""Git LFS: the batch API, object transfer, locks and the content-addressed store."""

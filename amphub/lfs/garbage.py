@@ -1,0 +1,33 @@
+"""Removing objects that no model references any more, safely against concurrent uploads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from amphub import db, keys
+from amphub.git.bridge import run_blocking
+
+
+async def collect(app: web.Application, oids: Iterable[str]) -> int:
+    """Delete each object no model links; returns how many were removed.
+
+    Under the object's lock, which an upload holds while it moves its file into place
+    and links it: either the upload's link comes first and the object stays, or the
+    removal comes first and the upload stores the object anew.
+    """
+    database = app[keys.DB]
+    store = app[keys.LFS_STORE]
+    removed = 0
+    for oid in oids:
+        async with app[keys.OBJECT_LOCKS].hold(("object", oid)):
+            if await db.forget_object_if_unreferenced(database, oid):
+                await run_blocking(app, lambda o=oid: store.remove(o))
+                removed += 1
+    return removed
+
+
+async def collect_unreferenced(app: web.Application) -> int:
+    """Remove every stored object that no model links (after a crash or a deletion)."""
+    return await collect(app, await db.unreferenced_oids(app[keys.DB]))

@@ -1,0 +1,225 @@
+"""The LFS batch API and object transfer: PUT streams to the store, GET uses sendfile."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from amphub import db, keys
+from amphub.access import require_model
+from amphub.api.body import field, json_object
+from amphub.errors import (
+    LFS_MEDIA_TYPE,
+    ApiError,
+    LengthRequired,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+)
+from amphub.git.bridge import run_blocking
+from amphub.git.routes import model_ids
+from amphub.lfs.store import InvalidOid, ObjectMismatch, ObjectStore, check_oid
+from amphub.policy import Action
+from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
+from amphub.urls import model_url
+from amphub.usage import RESERVATION_SECONDS, reserve_quota
+
+MAX_BATCH_OBJECTS = 1000
+ACTION_SECONDS = RESERVATION_SECONDS
+# Upload bodies are handed to the writer thread in pieces of this size.
+WRITE_PIECE = 4 * 1024 * 1024
+
+
+class HashAlgoUnsupported(ApiError):
+    """The client asked for a hash other than sha256."""
+
+    status = 409
+    code = "hash_algo_unsupported"
+
+
+def lfs_json(body: dict, status: int = 200) -> web.Response:
+    """An LFS answer with the LFS media type."""
+    return web.json_response(body, status=status, content_type=LFS_MEDIA_TYPE)
+
+
+def _object_error(oid: object, size: object, code: int, message: str) -> dict:
+    return {"oid": oid, "size": size, "error": {"code": code, "message": message}}
+
+
+def _requested_objects(body: dict) -> list[dict]:
+    objects = field(body, "objects", list)
+    if len(objects) > MAX_BATCH_OBJECTS:
+        raise PayloadTooLarge(f"a batch may name at most {MAX_BATCH_OBJECTS} objects")
+    return objects
+
+
+def _valid(item: object) -> tuple[str, int] | dict:
+    """(oid, size) of a requested object, or its per-object error."""
+    if not isinstance(item, dict):
+        return _object_error(None, None, 422, "each object needs an oid and a size")
+    oid, size = item.get("oid"), item.get("size")
+    if not isinstance(oid, str) or not isinstance(size, int) or isinstance(size, bool):
+        return _object_error(oid, size, 422, "each object needs an oid and a size")
+    try:
+        check_oid(oid)
+    except InvalidOid as exc:
+        return _object_error(oid, size, 422, str(exc))
+    if size < 0:
+        return _object_error(oid, size, 422, "size must not be negative")
+    return oid, size
+
+
+async def _action_header(request: web.Request, space_id: str, model_id: str) -> dict[str, str]:
+    """A short-lived token for the transfer, or nothing for an anonymous caller."""
+    name = request[keys.ACTOR].name
+    if name is None:
+        return {}
+    user = await db.get_user(request.app[keys.DB], name)
+    expires = int(request.app[keys.CLOCK]().timestamp()) + ACTION_SECONDS
+    token = TransferToken(name, f"{space_id}/{model_id}", key_fingerprint(user.key_hash), expires)
+    return {"Authorization": "Bearer " + make_token(request.app[keys.SECRET], token)}
+
+
+async def post_batch(request: web.Request) -> web.Response:
+    """Say, per object, where to upload or download it."""
+    space_id, model_id = model_ids(request)
+    body = await json_object(request)
+    operation = body.get("operation")
+    if operation not in ("upload", "download"):
+        raise Unprocessable("operation must be upload or download")
+    if field(body, "hash_algo", str, "sha256") != "sha256":
+        raise HashAlgoUnsupported("this server stores objects by sha256 only")
+    if "basic" not in field(body, "transfers", list, ["basic"]):
+        raise Unprocessable("this server offers the basic transfer only")
+    action = Action.WRITE_FILES if operation == "upload" else Action.READ_FILES
+    space, _ = await require_model(request, space_id, model_id, action)
+    requested = [_valid(item) for item in _requested_objects(body)]
+    wanted = dict(item for item in requested if isinstance(item, tuple))
+    database = request.app[keys.DB]
+    linked = await db.linked_object_sizes(database, space_id, model_id, list(wanted))
+    href = f"{model_url(request, space_id, model_id)}/info/lfs"
+    header = await _action_header(request, space_id, model_id)
+    answer = []
+    if operation == "upload":
+        await reserve_quota(
+            request.app, space, {o: s for o, s in wanted.items() if o not in linked}
+        )
+    for item in requested:
+        if isinstance(item, dict):
+            answer.append(item)
+            continue
+        oid, size = item
+        entry = {"oid": oid, "size": size, "authenticated": True}
+        if operation == "upload" and oid not in linked:
+            entry["actions"] = {
+                "upload": {
+                    "href": f"{href}/objects/{oid}",
+                    "header": header,
+                    "expires_in": ACTION_SECONDS,
+                },
+                "verify": {
+                    "href": f"{href}/verify",
+                    "header": header,
+                    "expires_in": ACTION_SECONDS,
+                },
+            }
+        elif operation == "download":
+            if oid not in linked:
+                entry = _object_error(oid, size, 404, "object does not exist")
+            else:
+                entry["size"] = linked[oid]
+                entry["actions"] = {
+                    "download": {
+                        "href": f"{href}/objects/{oid}",
+                        "header": header,
+                        "expires_in": ACTION_SECONDS,
+                    }
+                }
+        answer.append(entry)
+    return lfs_json({"transfer": "basic", "objects": answer, "hash_algo": "sha256"})
+
+
+def _oid(request: web.Request) -> str:
+    try:
+        return check_oid(request.match_info["oid"])
+    except InvalidOid as exc:
+        raise Unprocessable(str(exc)) from None
+
+
+async def put_object(request: web.Request) -> web.Response:
+    """Receive an object: streamed and hashed to a temporary file, moved in only when right."""
+    space_id, model_id = model_ids(request)
+    oid = _oid(request)
+    space, _ = await require_model(request, space_id, model_id, Action.WRITE_FILES)
+    size = request.content_length
+    if size is None:
+        raise LengthRequired("an object upload needs a Content-Length")
+    app = request.app
+    reservations = app[keys.RESERVATIONS]
+    if not reservations.holds(space_id, oid):
+        await reserve_quota(app, space, {oid: size})
+    try:
+        await _receive(request, oid, size)
+        await db.link_object(app[keys.DB], space_id, model_id, oid, size)
+    finally:
+        reservations.release(space_id, oid)
+    return web.Response(status=200)
+
+
+async def _receive(request: web.Request, oid: str, size: int) -> None:
+    """Stream the body into the store; the loop reads while a thread hashes and writes."""
+    app = request.app
+    store: ObjectStore = app[keys.LFS_STORE]
+    upload = await run_blocking(app, lambda: store.open_upload(oid, size))
+    try:
+        pending: asyncio.Future | None = None
+        parts: list[bytes] = []
+        buffered = 0
+        async for chunk in request.content.iter_any():
+            parts.append(chunk)
+            buffered += len(chunk)
+            if buffered >= WRITE_PIECE:
+                if pending:
+                    await pending
+                piece, parts, buffered = b"".join(parts), [], 0
+                pending = asyncio.ensure_future(run_blocking(app, lambda p=piece: upload.write(p)))
+        if pending:
+            await pending
+        piece = b"".join(parts)
+        await run_blocking(app, lambda: upload.write(piece))
+        async with app[keys.OBJECT_LOCKS].hold(("object", oid)):
+            await run_blocking(app, upload.commit)
+    except ObjectMismatch as exc:
+        raise Unprocessable(str(exc)) from None
+    finally:
+        await run_blocking(app, upload.abort)
+
+
+async def get_object(request: web.Request) -> web.StreamResponse:
+    """Send an object linked to this model, with Range support and sendfile."""
+    space_id, model_id = model_ids(request)
+    oid = _oid(request)
+    await require_model(request, space_id, model_id, Action.READ_FILES)
+    linked = await db.linked_object_sizes(request.app[keys.DB], space_id, model_id, [oid])
+    path = request.app[keys.LFS_STORE].path(oid)
+    if oid not in linked or not path.is_file():
+        raise NotFound("object does not exist")
+    return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
+
+
+async def post_verify(request: web.Request) -> web.Response:
+    """Confirm that an uploaded object is stored and linked to this model."""
+    space_id, model_id = model_ids(request)
+    await require_model(request, space_id, model_id, Action.WRITE_FILES)
+    body = await json_object(request)
+    checked = _valid(body)
+    if isinstance(checked, dict):
+        raise Unprocessable(checked["error"]["message"])
+    oid, size = checked
+    linked = await db.linked_object_sizes(request.app[keys.DB], space_id, model_id, [oid])
+    if oid not in linked:
+        raise NotFound("object does not exist")
+    if linked[oid] != size:
+        raise Unprocessable(f"object has size {linked[oid]}, not {size}")
+    return lfs_json({"oid": oid, "size": size})

@@ -1,0 +1,70 @@
+"""Short-lived transfer tokens for LFS actions, signed with the server's secret.
+
+A token names a user, the model it is good for, when it expires, and a fingerprint of
+the user's key: regenerating the key voids every token made with the old one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+
+TOKEN_PREFIX = "amptok."
+
+
+class InvalidToken(ValueError):
+    """The token is forged, malformed or expired."""
+
+
+@dataclass(frozen=True)
+class TransferToken:
+    """What a valid token grants."""
+
+    user: str
+    scope: str
+    key_fingerprint: str
+    expires: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def key_fingerprint(key_hash: str) -> str:
+    """A short, non-secret tag of the user's current key."""
+    return key_hash[:16]
+
+
+def make_token(secret: bytes, token: TransferToken) -> str:
+    """Sign a token."""
+    payload = _b64(json.dumps(token.__dict__, separators=(",", ":")).encode())
+    signature = _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
+    return f"{TOKEN_PREFIX}{payload}.{signature}"
+
+
+def read_token(secret: bytes, text: str, now: float) -> TransferToken:
+    """Check a token's signature and expiry and return what it grants."""
+    body = text.removeprefix(TOKEN_PREFIX)
+    payload, _, signature = body.partition(".")
+    expected = _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(expected, signature):
+        raise InvalidToken("bad signature")
+    try:
+        token = TransferToken(**json.loads(_unb64(payload)))
+    except (ValueError, TypeError):
+        raise InvalidToken("malformed token") from None
+    if token.expires < now:
+        raise InvalidToken("expired")
+    return token
+
+
+def is_token(text: str) -> bool:
+    """Whether a bearer value is a transfer token rather than a key."""
+    return text.startswith(TOKEN_PREFIX)

@@ -1,0 +1,103 @@
+"""Space usage and quota: what is stored, what uploads in flight have reserved, and the check."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Hashable
+from dataclasses import dataclass
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped again when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        """Hold the lock of `key` for the length of a block."""
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+@dataclass
+class _Reservation:
+    size: int
+    expires: float
+
+
+class Reservations:
+    """Bytes promised to uploads in flight, per space and object, until they end or expire."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._by_space: dict[str, dict[str, _Reservation]] = {}
+
+    def _live(self, space_id: str) -> dict[str, _Reservation]:
+        now = self.clock()
+        entries = self._by_space.get(space_id, {})
+        for oid in [oid for oid, r in entries.items() if r.expires <= now]:
+            del entries[oid]
+        return entries
+
+    def reserved(self, space_id: str, *, excluding: set[str] = frozenset()) -> int:
+        """Bytes reserved in the space, leaving out the given objects."""
+        return sum(r.size for oid, r in self._live(space_id).items() if oid not in excluding)
+
+    def holds(self, space_id: str, oid: str) -> bool:
+        """Whether an upload of `oid` into the space has a live reservation."""
+        return oid in self._live(space_id)
+
+    def reserve(self, space_id: str, sizes: dict[str, int], ttl: float) -> None:
+        """Reserve (or renew) the bytes of each object for `ttl` seconds."""
+        entries = self._by_space.setdefault(space_id, {})
+        expires = self.clock() + ttl
+        for oid, size in sizes.items():
+            entries[oid] = _Reservation(size, expires)
+
+    def release(self, space_id: str, oid: str) -> None:
+        """Give back the reservation of one object."""
+        entries = self._by_space.get(space_id, {})
+        entries.pop(oid, None)
+        if not entries:
+            self._by_space.pop(space_id, None)
+
+
+def human_size(size: int) -> str:
+    """Bytes in the largest binary unit that keeps a number of at least 1."""
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{size} bytes" if unit == "bytes" else f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def quota_message(space_id: str, used: int, quota: int, asked: int) -> str:
+    """The sentence a refused upload or push shows."""
+    return (
+        f"space {space_id} is over its quota: {human_size(used)} used of"
+        f" {human_size(quota)}, and this needs {human_size(asked)} more;"
+        " ask the space owner to raise the quota or delete unused models"
+    )
+
+
+def push_quota_message(space_id: str, used: int, quota: int) -> str:
+    """The sentence a push whose pack does not fit shows."""
+    left = max(quota - used, 0)
+    return (
+        f"space {space_id} is over its quota: {human_size(used)} used of {human_size(quota)},"
+        f" and this push needs more than the {human_size(left)} left;"
+        " ask the space owner to raise the quota or delete unused models"
+    )

@@ -1,0 +1,423 @@
+"""Git LFS with the real git-lfs client against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import Hub, git, start_hub
+
+MIB = 1024 * 1024
+LFS_JSON = "application/vnd.git-lfs+json"
+
+
+async def lfs_clone(hub: Hub, tmp_path: Path, name: str, *, user: str = "admin", **env) -> Path:
+    target = tmp_path / name
+    await git("clone", "-q", hub.remote("team", "m1", user), str(target), **env)
+    return target
+
+
+async def add_and_push(work: Path, files: dict[str, bytes], message: str = "add") -> None:
+    for name, data in files.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_bytes(data)
+        await git("add", name, cwd=work)
+    await git("commit", "-q", "-m", message, cwd=work)
+    await git("push", "-q", "origin", "HEAD", cwd=work)
+
+
+def oid_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stored(hub: Hub, data: bytes) -> Path:
+    oid = oid_of(data)
+    return hub.data_dir / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+
+
+def auth(hub: Hub, user: str = "admin") -> dict[str, str]:
+    key = hub.admin_key if user == "admin" else hub.keys[user]
+    return {"Authorization": aiohttp.encode_basic_auth(user, key)}
+
+
+async def batch(hub: Hub, operation: str, objects: list[dict], *, model="m1", user="admin"):
+    url = f"{hub.base}/team/{model}.git/info/lfs/objects/batch"
+    body = {"operation": operation, "transfers": ["basic"], "objects": objects}
+    headers = {"Accept": LFS_JSON, "Content-Type": LFS_JSON}
+    if user:
+        headers.update(auth(hub, user))
+    async with hub.session.post(url, json=body, headers=headers) as resp:
+        return resp.status, await resp.json(content_type=None), resp.headers
+
+
+async def put_object(hub: Hub, data: bytes, *, model="m1", user="admin", oid=None):
+    oid = oid or oid_of(data)
+    url = f"{hub.base}/team/{model}.git/info/lfs/objects/{oid}"
+    async with hub.session.put(url, data=data, headers=auth(hub, user)) as resp:
+        return resp.status, await resp.text()
+
+
+def temp_files(hub: Hub) -> list[Path]:
+    return [p for p in (hub.data_dir / "tmp").rglob("*") if p.is_file()]
+
+
+async def test_push_and_clone_lfs_files_of_several_sizes(hub, model_repo, tmp_path):
+    await git("lfs", "install", "--skip-repo")
+    work = await lfs_clone(hub, tmp_path, "w")
+    files = {"empty.bin": b"", "one.bin": b"x", "weights/model.safetensors": os.urandom(5 * MIB)}
+    await add_and_push(work, files)
+    for name in ("one.bin", "weights/model.safetensors"):
+        assert stored(hub, files[name]).read_bytes() == files[name]
+
+    copy = await lfs_clone(hub, tmp_path, "copy")
+    for name, data in files.items():
+        assert (copy / name).read_bytes() == data
+    await git("lfs", "fsck", cwd=copy)
+    pointer = (await git("show", "HEAD:weights/model.safetensors", cwd=copy)).stdout
+    assert pointer.startswith("version https://git-lfs.github.com/spec/v1")
+
+
+async def test_lfs_pull_include_fetches_only_what_is_asked(hub, model_repo, tmp_path):
+    await git("lfs", "install", "--skip-repo")
+    work = await lfs_clone(hub, tmp_path, "w")
+    files = {"a.bin": os.urandom(1000), "b.bin": os.urandom(2000)}
+    await add_and_push(work, files)
+    copy = await lfs_clone(hub, tmp_path, "copy", GIT_LFS_SKIP_SMUDGE="1")
+    assert (copy / "a.bin").read_bytes().startswith(b"version https://git-lfs")
+    await git("lfs", "pull", "--include", "a.bin", cwd=copy)
+    assert (copy / "a.bin").read_bytes() == files["a.bin"]
+    assert (copy / "b.bin").read_bytes().startswith(b"version https://git-lfs")
+
+
+async def test_upload_with_wrong_hash_leaves_nothing(hub, model_repo):
+    data = os.urandom(4096)
+    wrong = oid_of(b"something else")
+    status, body = await put_object(hub, data, oid=wrong)
+    assert status == 422 and "does not match its oid" in body
+    assert not (hub.data_dir / "lfs" / "objects" / wrong[:2]).exists()
+    assert temp_files(hub) == []
+    _, space = await hub.call("GET", "/api/v1/spaces/team")
+    status, answer, _ = await batch(hub, "download", [{"oid": wrong, "size": 4096}])
+    assert answer["objects"][0]["error"]["code"] == 404
+
+
+async def test_upload_cut_off_halfway_leaves_nothing_even_after_restart(tmp_path):
+    data_dir = tmp_path / "data"
+    server, key = await start_hub(data_dir)
+    data = os.urandom(8 * MIB)
+    oid = oid_of(data)
+    async with aiohttp.ClientSession() as session:
+        hub = Hub(server, session, key, data_dir)
+        await hub.space("team")
+        await hub.model("team", "m1")
+        _, before = await hub.call("GET", "/api/v1/spaces/team")
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        head = (
+            f"PUT /team/m1.git/info/lfs/objects/{oid} HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: {auth(hub)['Authorization']}\r\nContent-Length: {len(data)}\r\n\r\n"
+        )
+        writer.write(head.encode() + data[: 3 * MIB])
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        writer.transport.abort()
+        await asyncio.sleep(0.3)
+        assert not stored(hub, data).exists()
+        assert temp_files(hub) == []
+        _, after = await hub.call("GET", "/api/v1/spaces/team")
+        assert after["used"] == before["used"]
+        status, answer, _ = await batch(hub, "upload", [{"oid": oid, "size": len(data)}])
+        assert "upload" in answer["objects"][0]["actions"]  # not linked: must be sent again
+    await server.close()
+    (data_dir / "tmp" / "lfs-crashed.part").write_bytes(b"half an object")
+    server, _ = await start_hub(data_dir)
+    try:
+        assert list((data_dir / "tmp").iterdir()) == []
+        assert not stored(hub, data).exists()
+    finally:
+        await server.close()
+
+
+async def test_download_resumes_with_range(hub, model_repo):
+    data = os.urandom(1 * MIB)
+    status, _, _ = await batch(hub, "upload", [{"oid": oid_of(data), "size": len(data)}])
+    assert status == 200
+    assert (await put_object(hub, data))[0] == 200
+    _, answer, _ = await batch(hub, "download", [{"oid": oid_of(data), "size": len(data)}])
+    action = answer["objects"][0]["actions"]["download"]
+    headers = {**action["header"], "Range": "bytes=1000-"}
+    async with hub.session.get(action["href"], headers=headers) as resp:
+        assert resp.status == 206
+        assert resp.headers["Content-Range"] == f"bytes 1000-{len(data) - 1}/{len(data)}"
+        assert await resp.read() == data[1000:]
+
+
+async def test_batch_answers_follow_the_spec(hub, model_repo):
+    data = b"hello"
+    status, answer, headers = await batch(hub, "upload", [{"oid": oid_of(data), "size": 5}])
+    assert status == 200 and headers["Content-Type"].startswith(LFS_JSON)
+    (entry,) = answer["objects"]
+    assert answer["transfer"] == "basic" and answer["hash_algo"] == "sha256"
+    assert set(entry["actions"]) == {"upload", "verify"}
+    assert entry["actions"]["upload"]["expires_in"] > 0
+    assert entry["actions"]["upload"]["header"]["Authorization"].startswith("Bearer amptok.")
+    # The token in the action works for the transfer and for nothing else.
+    token_headers = entry["actions"]["upload"]["header"]
+    async with hub.session.put(
+        entry["actions"]["upload"]["href"], data=data, headers=token_headers
+    ) as resp:
+        assert resp.status == 200
+    async with hub.session.get(f"{hub.base}/api/v1/users", headers=token_headers) as resp:
+        assert resp.status == 401
+    verify = entry["actions"]["verify"]
+    async with hub.session.post(
+        verify["href"], json={"oid": oid_of(data), "size": 5}, headers=verify["header"]
+    ) as resp:
+        assert resp.status == 200
+    status, answer, _ = await batch(hub, "upload", [{"oid": oid_of(data), "size": 5}])
+    assert "actions" not in answer["objects"][0]  # linked already: nothing to send
+
+    bad = [{"oid": "xyz", "size": 1}, {"oid": oid_of(b"a"), "size": -1}, {"oid": oid_of(b"b")}]
+    status, answer, _ = await batch(hub, "download", bad)
+    assert status == 200
+    assert [o["error"]["code"] for o in answer["objects"]] == [422, 422, 422]
+
+
+async def test_batch_request_errors(hub, model_repo):
+    url = f"{hub.base}/team/m1.git/info/lfs/objects/batch"
+    headers = {"Content-Type": LFS_JSON, **auth(hub)}
+    cases = [
+        ({"operation": "delete", "objects": []}, 422, "operation must be upload or download"),
+        ({"operation": "download", "objects": [], "hash_algo": "md5"}, 409, "sha256 only"),
+        ({"operation": "download", "objects": [], "transfers": ["tus"]}, 422, "basic transfer"),
+        (
+            {"operation": "download", "objects": [{"oid": "a" * 64, "size": 1}] * 1001},
+            413,
+            "at most",
+        ),
+    ]
+    for body, status, message in cases:
+        async with hub.session.post(url, json=body, headers=headers) as resp:
+            answer = await resp.json(content_type=None)
+            assert resp.status == status, answer
+            assert message in answer["message"] and answer["request_id"]
+            assert resp.headers["Content-Type"].startswith(LFS_JSON)
+    async with hub.session.post(url, json={"operation": "download", "objects": []}) as resp:
+        assert resp.status == 401
+        assert resp.headers["LFS-Authenticate"].startswith("Basic")
+
+
+async def test_reader_may_not_upload_and_stranger_sees_nothing(hub, tmp_path):
+    await hub.space("team")
+    await hub.model("team", "m1", visibility="public")
+    await hub.model("team", "secret")
+    await hub.user("reader")
+    data = os.urandom(100)
+    await batch(hub, "upload", [{"oid": oid_of(data), "size": 100}], model="secret")
+    assert (await put_object(hub, data, model="secret"))[0] == 200
+
+    status, answer, _ = await batch(
+        hub, "upload", [{"oid": oid_of(data), "size": 100}], user="reader"
+    )
+    assert status == 403 and "you may not push" in answer["message"]
+    # Knowing the oid of an object in a model you cannot see gets you nothing.
+    status, answer, _ = await batch(
+        hub, "download", [{"oid": oid_of(data), "size": 100}], user="reader"
+    )
+    assert status == 200 and answer["objects"][0]["error"]["code"] == 404
+    status, answer, _ = await batch(
+        hub, "download", [{"oid": oid_of(data), "size": 100}], model="secret", user="reader"
+    )
+    assert status == 404
+    url = f"{hub.base}/team/m1.git/info/lfs/objects/{oid_of(data)}"
+    async with hub.session.get(url, headers=auth(hub, "reader")) as resp:
+        assert resp.status == 404
+    # Even the owner must send the bytes before m1 may serve an object stored for another model.
+    status, answer, _ = await batch(hub, "upload", [{"oid": oid_of(data), "size": 100}])
+    assert "upload" in answer["objects"][0]["actions"]
+    async with hub.session.get(url, headers=auth(hub)) as resp:
+        assert resp.status == 404
+
+
+async def test_same_object_uploaded_eight_times_to_two_models_is_stored_once(hub, tmp_path):
+    await hub.space("team")
+    await hub.model("team", "m1")
+    await hub.model("team", "m2")
+    data = os.urandom(2 * MIB)
+    results = await asyncio.gather(
+        *(put_object(hub, data, model=("m1", "m2")[i % 2]) for i in range(8))
+    )
+    assert [status for status, _ in results] == [200] * 8
+    assert stored(hub, data).read_bytes() == data
+    for model in ("m1", "m2"):
+        _, answer, _ = await batch(
+            hub, "download", [{"oid": oid_of(data), "size": len(data)}], model=model
+        )
+        assert "download" in answer["objects"][0]["actions"]
+    assert temp_files(hub) == []
+    _, space = await hub.call("GET", "/api/v1/spaces/team")
+    assert len(data) <= space["used"] < len(data) + MIB  # counted once per space
+
+
+async def quota_hub(tmp_path: Path, quota_unit: int):
+    server, key = await start_hub(tmp_path / "data", quota_unit=quota_unit)
+    return server, key
+
+
+async def test_quota_refuses_a_push_with_a_readable_message(tmp_path):
+    await git("lfs", "install", "--skip-repo")
+    server, key = await quota_hub(tmp_path, 1 * MIB)
+    try:
+        async with aiohttp.ClientSession() as session:
+            hub = Hub(server, session, key, tmp_path / "data")
+            await hub.space("team", quota=1 * MIB)
+            await hub.model("team", "m1")
+            work = await lfs_clone(hub, tmp_path, "w")
+            (work / "big.bin").write_bytes(os.urandom(2 * MIB))
+            await git("add", "big.bin", cwd=work)
+            await git("commit", "-q", "-m", "big", cwd=work)
+            result = await git("push", cwd=work, check=False)
+            assert result.returncode != 0
+            assert "space team is over its quota" in result.stderr
+            assert "2.00 MiB more" in result.stderr
+            _, space = await hub.call("GET", "/api/v1/spaces/team")
+            assert space["used"] < MIB
+            assert [
+                p for p in (tmp_path / "data" / "lfs" / "objects").rglob("*") if p.is_file()
+            ] == []
+    finally:
+        await server.close()
+
+
+async def test_quota_refuses_a_git_pack_that_does_not_fit(tmp_path):
+    server, key = await quota_hub(tmp_path, 1 * MIB)
+    try:
+        async with aiohttp.ClientSession() as session:
+            hub = Hub(server, session, key, tmp_path / "data")
+            await hub.space("team", quota=1 * MIB)
+            await hub.model("team", "m1")
+            work = await lfs_clone(hub, tmp_path, "w")
+            before = (await git("ls-remote", hub.remote("team", "m1"), "master")).stdout
+            (work / "raw.dat").write_bytes(os.urandom(2 * MIB))
+            await git("add", "raw.dat", cwd=work)
+            await git("commit", "-q", "-m", "raw", cwd=work)
+            result = await git("push", cwd=work, check=False)
+            assert result.returncode != 0
+            assert "remote: push refused: space team is over its quota" in result.stderr
+            assert (await git("ls-remote", hub.remote("team", "m1"), "master")).stdout == before
+            objects = tmp_path / "data" / "repos" / "team" / "m1.git" / "objects"
+            assert list(objects.glob("tmp_pack_*")) == []
+    finally:
+        await server.close()
+
+
+async def test_two_concurrent_pushes_that_each_fit_alone(tmp_path):
+    await git("lfs", "install", "--skip-repo")
+    server, key = await quota_hub(tmp_path, 3 * MIB)
+    try:
+        async with aiohttp.ClientSession() as session:
+            hub = Hub(server, session, key, tmp_path / "data")
+            await hub.space("team", quota=3 * MIB)
+            await hub.model("team", "m1")
+            await hub.model("team", "m2")
+            works = []
+            for model in ("m1", "m2"):
+                work = tmp_path / model
+                await git("clone", "-q", hub.remote("team", model), str(work))
+                (work / "w.bin").write_bytes(os.urandom(2 * MIB))
+                await git("add", "w.bin", cwd=work)
+                await git("commit", "-q", "-m", "w", cwd=work)
+                works.append(work)
+            results = await asyncio.gather(*(git("push", cwd=w, check=False) for w in works))
+            assert sorted(r.returncode == 0 for r in results) == [False, True]
+            refused = next(r for r in results if r.returncode)
+            assert "over its quota" in refused.stderr
+            _, space = await hub.call("GET", "/api/v1/spaces/team")
+            assert 2 * MIB <= space["used"] <= 3 * MIB
+    finally:
+        await server.close()
+
+
+async def test_locks_from_two_users(hub, tmp_path):
+    await git("lfs", "install", "--skip-repo")
+    await hub.user("ada", creator=True)
+    await hub.space("team", owner="ada")
+    await hub.model("team", "m1", owner="ada")
+    ada = await lfs_clone(hub, tmp_path, "ada", user="ada")
+    await add_and_push(ada, {"model.bin": os.urandom(1000)})
+    admin = await lfs_clone(hub, tmp_path, "admin")
+
+    await git("lfs", "lock", "model.bin", cwd=ada)
+    listed = (await git("lfs", "locks", cwd=admin)).stdout
+    assert "model.bin" in listed and "ada" in listed
+    again = await git("lfs", "lock", "model.bin", cwd=admin, check=False)
+    assert again.returncode != 0
+
+    await git("config", "lfs.locksverify", "true", cwd=admin)
+    (admin / "model.bin").write_bytes(os.urandom(1000))
+    await git("commit", "-q", "-am", "change a locked file", cwd=admin)
+    refused = await git("push", cwd=admin, check=False)
+    assert refused.returncode != 0
+    assert "Cannot update locked files." in refused.stderr
+    assert "* model.bin - ada" in refused.stdout
+
+    plain = await git("lfs", "unlock", "model.bin", cwd=admin, check=False)
+    assert plain.returncode != 0
+    await git("lfs", "unlock", "--force", "model.bin", cwd=admin)
+    assert "model.bin" not in (await git("lfs", "locks", cwd=ada)).stdout
+    await git("push", cwd=admin)
+
+    await git("lfs", "lock", "model.bin", cwd=ada)
+    await git("lfs", "unlock", "model.bin", cwd=ada)
+
+
+async def test_locks_api_paging_and_filters(hub, model_repo):
+    url = f"{hub.base}/team/m1.git/info/lfs/locks"
+    headers = {"Content-Type": LFS_JSON, **auth(hub)}
+    for i in range(5):
+        async with hub.session.post(url, json={"path": f"f{i}.bin"}, headers=headers) as resp:
+            assert resp.status == 201
+    async with hub.session.post(url, json={"path": "f0.bin"}, headers=headers) as resp:
+        body = await resp.json(content_type=None)
+        assert resp.status == 409 and body["lock"]["path"] == "f0.bin"
+    async with hub.session.get(url + "?limit=2", headers=headers) as resp:
+        page = await resp.json(content_type=None)
+    assert [lock["path"] for lock in page["locks"]] == ["f0.bin", "f1.bin"]
+    async with hub.session.get(
+        url + f"?limit=2&cursor={page['next_cursor']}", headers=headers
+    ) as resp:
+        page2 = await resp.json(content_type=None)
+    assert [lock["path"] for lock in page2["locks"]] == ["f2.bin", "f3.bin"]
+    async with hub.session.get(url + "?path=f4.bin", headers=headers) as resp:
+        assert [lock["path"] for lock in (await resp.json(content_type=None))["locks"]] == [
+            "f4.bin"
+        ]
+    async with hub.session.post(url + "/verify", json={}, headers=headers) as resp:
+        verify = await resp.json(content_type=None)
+    assert len(verify["ours"]) == 5 and verify["theirs"] == []
+
+
+async def test_deleting_a_model_removes_objects_no_other_model_references(hub, tmp_path):
+    await hub.space("team")
+    await hub.model("team", "m1")
+    await hub.model("team", "m2")
+    shared, own = os.urandom(3000), os.urandom(4000)
+    for model, data in (("m1", shared), ("m2", shared), ("m1", own)):
+        assert (await put_object(hub, data, model=model))[0] == 200
+    status, _ = await hub.call("DELETE", "/api/v1/models/team/m1")
+    assert status == 204
+    for _ in range(50):
+        if not stored(hub, own).exists():
+            break
+        await asyncio.sleep(0.05)
+    assert not stored(hub, own).exists()
+    assert stored(hub, shared).read_bytes() == shared
+    _, answer, _ = await batch(hub, "download", [{"oid": oid_of(shared), "size": 3000}], model="m2")
+    assert "download" in answer["objects"][0]["actions"]
+    assert not (hub.data_dir / "repos" / "team" / "m1.git").exists()
+    assert (await hub.call("GET", "/api/v1/models/team/m1"))[0] == 404
+    _, space = await hub.call("GET", "/api/v1/spaces/team")
+    assert space["used"] < 3000 + 2 * MIB
