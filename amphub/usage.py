@@ -12,8 +12,10 @@ from amphub.git.bridge import run_blocking
 from amphub.git.repos import repo_path, repo_size
 from amphub.quota import quota_message
 
-# How long a batch call's reservation waits for its upload to start and finish.
-RESERVATION_SECONDS = 3600
+# How long a batch call's reservation waits for its upload to start; an upload that starts
+# later checks the quota again, and one in progress keeps its reservation until it ends.
+RESERVATION_SECONDS = 300
+IN_FLIGHT_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)

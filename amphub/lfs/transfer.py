@@ -23,10 +23,10 @@ from amphub.lfs.store import InvalidOid, ObjectMismatch, ObjectStore, check_oid
 from amphub.policy import Action
 from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
 from amphub.urls import model_url
-from amphub.usage import RESERVATION_SECONDS, reserve_quota
+from amphub.usage import IN_FLIGHT_SECONDS, reserve_quota
 
 MAX_BATCH_OBJECTS = 1000
-ACTION_SECONDS = RESERVATION_SECONDS
+ACTION_SECONDS = 3600
 # Upload bodies are handed to the writer thread in pieces of this size.
 WRITE_PIECE = 4 * 1024 * 1024
 
@@ -159,6 +159,8 @@ async def put_object(request: web.Request) -> web.Response:
     reservations = app[keys.RESERVATIONS]
     if not reservations.holds(space_id, oid):
         await reserve_quota(app, space, {oid: size})
+    if reservations.holds(space_id, oid):  # kept for as long as the upload runs
+        reservations.reserve(space_id, {oid: size}, IN_FLIGHT_SECONDS)
     try:
         await _receive(request, oid, size)
         await db.link_object(app[keys.DB], space_id, model_id, oid, size)
