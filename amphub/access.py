@@ -2,17 +2,22 @@
 
 Something the caller may not view answers as if it did not exist: 401 with the Basic
 challenge to an anonymous caller (so that git asks for credentials), 404 to anyone else.
+An expired space refuses what its lifetime forbids with a sentence that says why.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
 
 from amphub import db, keys
+from amphub.clock import parse_rfc3339
 from amphub.errors import Forbidden, NotFound, Unauthorized
-from amphub.policy import Action, Actor, ModelTarget, SpaceTarget, allowed
+from amphub.policy import Action, Actor, ModelTarget, SpaceTarget, allowed, lifetime
 
 SIGN_IN_NEEDED = "sign in with your user name and key"
+TOKEN_ONLY_FOR_ITS_MODEL = "a transfer token is good only for the model it was issued for"
 
 DENIED = {
     Action.READ_FILES: "you may not read the files of {what}",
@@ -20,7 +25,9 @@ DENIED = {
     Action.EDIT: "you may not change the settings of {what}",
     Action.DELETE: "you may not delete {what}",
     Action.USE_SPACE: "you may not use {what}",
+    Action.CREATE_MODEL: "you may not create models in {what}",
     Action.AUTHORIZE_SPACE: "only owners and maintainers of {what} may do this",
+    Action.RENEW_SPACE: "only owners and maintainers of {what} may renew it",
     Action.UNSUBSCRIBE_SPACE: "only the owner of {what} may unsubscribe it",
 }
 
@@ -30,14 +37,61 @@ def actor(request: web.Request) -> Actor:
     return request[keys.ACTOR]
 
 
-def space_target(space: db.Space) -> SpaceTarget:
-    """The policy's view of a space."""
-    return SpaceTarget(creator=space.creator)
+def space_lifetime(app: web.Application, space: db.Space) -> lifetime.Lifetime:
+    """A space's lifetime under the server's grace and retention settings."""
+    config = app[keys.CONFIG]
+    expires = parse_rfc3339(space.expires_at) if space.expires_at else None
+    return lifetime.Lifetime(expires, config.grace_days, config.retention_days)
 
 
-def model_target(space: db.Space, model: db.Model) -> ModelTarget:
-    """The policy's view of a model."""
-    return ModelTarget(space_target(space), owner=model.owner, visibility=model.visibility)
+def space_status(app: web.Application, space: db.Space) -> lifetime.Status:
+    """The space's status now; unsubscribed spaces are released at once."""
+    if space.released_at:
+        return lifetime.Status.RELEASED
+    return space_lifetime(app, space).status(app[keys.CLOCK]())
+
+
+async def space_target(database: db.Database, space: db.Space, who: Actor) -> SpaceTarget:
+    """The policy's view of a space, with the caller's granted role."""
+    role = await db.space_role(database, space.id, who.name) if who.name else None
+    return SpaceTarget(creator=space.creator, roles={who.name: role} if role else {})
+
+
+async def model_target(
+    database: db.Database, space: db.Space, model: db.Model, who: Actor
+) -> ModelTarget:
+    """The policy's view of a model, with the caller's granted roles."""
+    role = await db.model_role(database, space.id, model.id, who.name) if who.name else None
+    return ModelTarget(
+        await space_target(database, space, who),
+        owner=model.owner,
+        visibility=model.visibility,
+        roles={who.name: role} if role else {},
+    )
+
+
+@dataclass(frozen=True)
+class ModelAccess:
+    """A model the caller passed the check for, and what else they may do with it."""
+
+    space: db.Space
+    model: db.Model
+    who: Actor
+    target: ModelTarget
+
+    def may(self, action: Action) -> bool:
+        """Whether the caller may also do `action` on this model."""
+        return allowed(self.who, action, self.target)
+
+
+def _check_token_scope(request: web.Request, scope: str | None) -> None:
+    granted = request.get(keys.TOKEN_SCOPE)
+    if granted is not None and granted != scope:
+        raise Unauthorized(TOKEN_ONLY_FOR_ITS_MODEL)
+
+
+def _hidden(who: Actor, what: str) -> Exception:
+    return Unauthorized(SIGN_IN_NEEDED) if not who.signed_in else NotFound(f"no {what}")
 
 
 def _refuse(who: Actor, action: Action, what: str) -> Exception:
@@ -46,13 +100,11 @@ def _refuse(who: Actor, action: Action, what: str) -> Exception:
     return Forbidden(DENIED.get(action, "you may not do this to {what}").format(what=what))
 
 
-TOKEN_ONLY_FOR_ITS_MODEL = "a transfer token is good only for the model it was issued for"
-
-
-def _check_token_scope(request: web.Request, scope: str | None) -> None:
-    granted = request.get(keys.TOKEN_SCOPE)
-    if granted is not None and granted != scope:
-        raise Unauthorized(TOKEN_ONLY_FOR_ITS_MODEL)
+def _check_lifetime(request: web.Request, space: db.Space, action: Action) -> None:
+    now = request.app[keys.CLOCK]()
+    reason = lifetime.refusal(space.id, space_lifetime(request.app, space), now, action)
+    if reason:
+        raise Forbidden(reason)
 
 
 def require(request: web.Request, action: Action) -> Actor:
@@ -66,40 +118,41 @@ def require(request: web.Request, action: Action) -> Actor:
     return who
 
 
+async def live_space(request: web.Request, space_id: str) -> db.Space | None:
+    """The space, unless it does not exist or was released."""
+    space = await db.get_space(request.app[keys.DB], space_id)
+    if space is None or space_status(request.app, space) is lifetime.Status.RELEASED:
+        return None
+    return space
+
+
 async def require_space(request: web.Request, space_id: str, action: Action) -> db.Space:
     """The space, if the caller may do `action` in it; 404 if they may not even use it."""
     _check_token_scope(request, None)
     who = actor(request)
-    space = await db.get_space(request.app[keys.DB], space_id)
-    target = space_target(space) if space else None
+    space = await live_space(request, space_id)
+    target = await space_target(request.app[keys.DB], space, who) if space else None
     if space is None or not allowed(who, Action.USE_SPACE, target):
-        if not who.signed_in:
-            raise Unauthorized(SIGN_IN_NEEDED)
-        raise NotFound(f"no space {space_id}")
+        raise _hidden(who, f"space {space_id}")
     if not allowed(who, action, target):
         raise _refuse(who, action, f"space {space_id}")
+    _check_lifetime(request, space, action)
     return space
 
 
 async def require_model(
     request: web.Request, space_id: str, model_id: str, action: Action
-) -> tuple[db.Space, db.Model]:
-    """The space and model, if the caller may do `action` on it; 404 if they may not view it."""
+) -> ModelAccess:
+    """The model, if the caller may do `action` on it; 404 if they may not view it."""
     _check_token_scope(request, f"{space_id}/{model_id}")
     who = actor(request)
     database = request.app[keys.DB]
-    space = await db.get_space(database, space_id)
+    space = await live_space(request, space_id)
     model = await db.get_model(database, space_id, model_id) if space else None
-    target = model_target(space, model) if space and model else None
+    target = await model_target(database, space, model, who) if space and model else None
     if target is None or not allowed(who, Action.VIEW, target):
-        if not who.signed_in:
-            raise Unauthorized(SIGN_IN_NEEDED)
-        raise NotFound(f"no model {space_id}/{model_id}")
+        raise _hidden(who, f"model {space_id}/{model_id}")
     if not allowed(who, action, target):
         raise _refuse(who, action, f"model {space_id}/{model_id}")
-    return space, model
-
-
-def may(request: web.Request, action: Action, space: db.Space, model: db.Model) -> bool:
-    """Whether the caller may do `action` on a model already loaded."""
-    return allowed(actor(request), action, model_target(space, model))
+    _check_lifetime(request, space, action)
+    return ModelAccess(space, model, who, target)

@@ -10,25 +10,30 @@ BOOTSTRAP_ADMIN = "admin"
 
 
 async def create_user(
-    database: db.Database, name: str, *, admin: bool = False, creator: bool = False
+    database: db.Database, name: str, *, by: str, admin: bool = False, creator: bool = False
 ) -> tuple[db.User, str]:
     """Create a user with a fresh key; returns the user and the key, which is shown once."""
     key = new_key()
+    roles = ", ".join(role for role, held in (("admin", admin), ("creator", creator)) if held)
+    audit = db.Audit(by, "create_user", target=name, detail=roles)
     user = await db.insert_user(
-        database, check_user_name(name), hash_key(key), admin=admin, creator=creator
+        database, check_user_name(name), hash_key(key), admin=admin, creator=creator, audit=audit
     )
     return user, key
 
 
-async def regenerate_key(database: db.Database, name: str) -> str | None:
+async def regenerate_key(database: db.Database, name: str, *, by: str) -> str | None:
     """Give a user a new key; the old one fails from the next request on. None: no such user."""
     key = new_key()
-    return key if await db.set_user_key_hash(database, name, hash_key(key)) else None
+    audit = db.Audit(by, "regenerate_key", target=name)
+    return key if await db.set_user_key_hash(database, name, hash_key(key), audit) else None
 
 
 async def ensure_admin(database: db.Database) -> str | None:
     """On an empty database, create the administrator and return its key; else None."""
     if await db.count_users(database):
         return None
-    _, key = await create_user(database, BOOTSTRAP_ADMIN, admin=True, creator=True)
+    _, key = await create_user(
+        database, BOOTSTRAP_ADMIN, by="amphub serve", admin=True, creator=True
+    )
     return key

@@ -21,6 +21,7 @@ from amphub.lfs.garbage import collect_unreferenced
 from amphub.lfs.store import ObjectStore
 from amphub.policy.ratelimit import FailedSignIns
 from amphub.quota import KeyedLocks, Reservations
+from amphub.spaces import sweep_spaces
 
 
 def prepare_data_dir(config: Config) -> None:
@@ -77,6 +78,7 @@ def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
     app.cleanup_ctx.append(git_executor)
     app.cleanup_ctx.append(run_background)
     app.cleanup_ctx.append(sweep_at_start)
+    app.cleanup_ctx.append(sweep_spaces)
     api.add_routes(app)
     git_routes.add_routes(app)
     lfs_routes.add_routes(app)

@@ -14,6 +14,8 @@ from amphub import accounts, db
 from amphub.app import bootstrap, create_app, prepare_data_dir
 from amphub.config import Config, ConfigError, load_config
 
+OFFLINE = "amphub admin"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amphub", description="A self-hosted model hub.")
@@ -47,15 +49,14 @@ async def _serve(config: Config) -> None:
         print(f"administrator key: {key}", flush=True)
     runner = web.AppRunner(create_app(config), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
-    url = config.base_url or f"http://{config.host}:{config.port}"
-    print(f"amphub listening on {url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
+        await web.TCPSite(runner, config.host, config.port).start()
+        url = config.base_url or f"http://{config.host}:{config.port}"
+        print(f"amphub listening on {url}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -67,7 +68,7 @@ async def _admin(args: argparse.Namespace, config: Config) -> int:
         if args.action == "create-user":
             try:
                 user, key = await accounts.create_user(
-                    database, args.name, admin=args.admin, creator=args.creator
+                    database, args.name, by=OFFLINE, admin=args.admin, creator=args.creator
                 )
             except db.Conflict as exc:
                 print(f"amphub: {exc}", file=sys.stderr)
@@ -76,14 +77,15 @@ async def _admin(args: argparse.Namespace, config: Config) -> int:
             print(key)
             return 0
         if args.action == "reset-key":
-            key = await accounts.regenerate_key(database, args.name)
+            key = await accounts.regenerate_key(database, args.name, by=OFFLINE)
             if key is None:
                 print(f"amphub: no user {args.name}", file=sys.stderr)
                 return 1
             print(f"new key for {args.name}; the old one no longer works")
             print(key)
             return 0
-        if await db.update_user_flags(database, args.name, creator=True) is None:
+        audit = db.Audit(OFFLINE, "grant_creator", target=args.name)
+        if await db.update_user_flags(database, args.name, creator=True, audit=audit) is None:
             print(f"amphub: no user {args.name}", file=sys.stderr)
             return 1
         print(f"{args.name} may now create spaces")

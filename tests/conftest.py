@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from amphub.app import bootstrap, create_app
+from amphub.clock import system_clock
 from amphub.config import Config
 
 GIB = 1024**3
@@ -138,10 +141,25 @@ class Hub:
         return answer
 
 
-async def start_hub(data_dir: Path, **settings: Any) -> tuple[TestServer, str | None]:
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+async def start_hub(
+    data_dir: Path, clock: Callable[[], datetime] = system_clock, **settings: Any
+) -> tuple[TestServer, str | None]:
     config = Config(data_dir=data_dir, **settings)
-    key = await bootstrap(config)
-    server = TestServer(create_app(config), host="127.0.0.1")
+    key = await bootstrap(config, clock)
+    server = TestServer(create_app(config, clock), host="127.0.0.1")
     await server.start_server()
     return server, key
 

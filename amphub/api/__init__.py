@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from amphub.api import models, spaces, users
+from amphub.api import audit, models, spaces, users
 
 
 def add_routes(app: web.Application) -> None:
@@ -10,3 +10,4 @@ def add_routes(app: web.Application) -> None:
     users.add_routes(app)
     spaces.add_routes(app)
     models.add_routes(app)
+    audit.add_routes(app)

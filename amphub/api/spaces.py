@@ -1,26 +1,22 @@
-"""Spaces: create, list and show, with usage computed from what is stored."""
+"""Spaces: create, list, show, rename, quota, renewal, unsubscription and members."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from amphub import db, keys
-from amphub.access import SIGN_IN_NEEDED, actor, require, require_space, space_target
+from amphub.access import SIGN_IN_NEEDED, actor, require, require_space, space_status
 from amphub.api.body import field, json_object
 from amphub.clock import parse_rfc3339, rfc3339
-from amphub.errors import BadRequest, Conflict, Unauthorized
+from amphub.errors import BadRequest, Conflict, NotFound, Unauthorized
 from amphub.names import check_display_name, check_space_id, space_id_from_name
-from amphub.policy import Action, allowed, lifetime
+from amphub.policy import Action, SpaceTarget, allowed, lifetime
+from amphub.policy.matrix import SPACE_ROLES
+from amphub.spaces import release_space
 from amphub.usage import space_usage
 
 MAX_PERIOD = 100
-
-
-def space_status(app: web.Application, space: db.Space) -> lifetime.Status:
-    """The space's status now."""
-    config = app[keys.CONFIG]
-    expires = parse_rfc3339(space.expires_at) if space.expires_at else None
-    return lifetime.status(expires, app[keys.CLOCK](), config.grace_days, config.retention_days)
+GRANTABLE_SPACE_ROLES = tuple(role for role in SPACE_ROLES if role != "owner")
 
 
 async def space_json(request: web.Request, space: db.Space) -> dict:
@@ -51,15 +47,24 @@ def _quota(app: web.Application, body: dict) -> int:
     return quota
 
 
+def _period(body: dict) -> int:
+    period = field(body, "period", int, 1)
+    if not 1 <= period <= MAX_PERIOD:
+        raise BadRequest(f"period must be 1 to {MAX_PERIOD}")
+    return period
+
+
 def _billing(app: web.Application, body: dict) -> tuple[str, str | None]:
     mode = field(body, "billing_mode", str)
     if mode not in lifetime.BILLING_MODES:
         raise BadRequest(f"billing_mode must be one of {', '.join(lifetime.BILLING_MODES)}")
-    period = field(body, "period", int, 1)
-    if not 1 <= period <= MAX_PERIOD:
-        raise BadRequest(f"period must be 1 to {MAX_PERIOD}")
-    expires = lifetime.expiration(mode, app[keys.CLOCK](), period)
+    expires = lifetime.expiration(mode, app[keys.CLOCK](), _period(body))
     return mode, rfc3339(expires) if expires else None
+
+
+def _prepaid(space: db.Space) -> None:
+    if space.billing_mode == "pay_as_you_go":
+        raise BadRequest("quota changes and renewal apply to monthly and yearly spaces only")
 
 
 async def post_spaces(request: web.Request) -> web.Response:
@@ -73,10 +78,7 @@ async def post_spaces(request: web.Request) -> web.Response:
     candidates = (
         [check_space_id(given)]
         if given
-        else [
-            space_id_from_name(name),
-            space_id_from_name(name, random_tail=True),
-        ]
+        else [space_id_from_name(name), space_id_from_name(name, random_tail=True)]
     )
     for space_id in candidates:
         try:
@@ -92,16 +94,23 @@ async def post_spaces(request: web.Request) -> web.Response:
 
 
 async def get_spaces(request: web.Request) -> web.Response:
-    """The spaces the caller may use."""
+    """The spaces the caller may use; released ones are gone from the list."""
     who = actor(request)
     if not who.signed_in:
         raise Unauthorized(SIGN_IN_NEEDED)
+    database = request.app[keys.DB]
+    roles = await db.user_space_roles(database, who.name)
     spaces = [
-        s
-        for s in await db.list_spaces(request.app[keys.DB])
-        if allowed(who, Action.USE_SPACE, space_target(s))
+        space
+        for space in await db.list_spaces(database)
+        if space_status(request.app, space) is not lifetime.Status.RELEASED
+        and allowed(who, Action.USE_SPACE, SpaceTarget(space.creator, _role(roles, space, who)))
     ]
     return web.json_response({"spaces": [await space_json(request, s) for s in spaces]})
+
+
+def _role(roles: dict[str, str], space: db.Space, who) -> dict[str, str]:
+    return {who.name: roles[space.id]} if space.id in roles else {}
 
 
 async def get_space(request: web.Request) -> web.Response:
@@ -110,10 +119,103 @@ async def get_space(request: web.Request) -> web.Response:
     return web.json_response(await space_json(request, space))
 
 
+async def patch_space(request: web.Request) -> web.Response:
+    """Rename a space."""
+    space = await require_space(request, request.match_info["space"], Action.AUTHORIZE_SPACE)
+    body = await json_object(request)
+    name = check_display_name(field(body, "name", str))
+    audit = db.Audit(actor(request).name, "rename_space", space.id, detail=name)
+    space = await db.update_space(request.app[keys.DB], space.id, audit, name=name)
+    return web.json_response(await space_json(request, space))
+
+
+async def post_quota(request: web.Request) -> web.Response:
+    """Set a prepaid space's quota, never below what it uses."""
+    space = await require_space(request, request.match_info["space"], Action.AUTHORIZE_SPACE)
+    _prepaid(space)
+    quota = _quota(request.app, await json_object(request))
+    used = (await space_usage(request.app, space.id)).used
+    if quota < used:
+        raise BadRequest(f"quota {quota} is below the {used} bytes the space uses")
+    audit = db.Audit(
+        actor(request).name, "change_quota", space.id, detail=f"{space.quota} -> {quota}"
+    )
+    space = await db.update_space(request.app[keys.DB], space.id, audit, quota=quota)
+    return web.json_response(await space_json(request, space))
+
+
+async def post_renew(request: web.Request) -> web.Response:
+    """Extend a prepaid space by periods, from its expiration or from now if that has passed."""
+    space = await require_space(request, request.match_info["space"], Action.RENEW_SPACE)
+    _prepaid(space)
+    period = _period(await json_object(request))
+    now = request.app[keys.CLOCK]()
+    start = max(parse_rfc3339(space.expires_at), now)
+    expires = rfc3339(lifetime.expiration(space.billing_mode, start, period))
+    audit = db.Audit(actor(request).name, "renew_space", space.id, detail=f"until {expires}")
+    space = await db.update_space(request.app[keys.DB], space.id, audit, expires_at=expires)
+    return web.json_response(await space_json(request, space))
+
+
+async def post_unsubscribe(request: web.Request) -> web.Response:
+    """Release a space now: its models and data are deleted by a background step."""
+    space = await require_space(request, request.match_info["space"], Action.UNSUBSCRIBE_SPACE)
+    if field(await json_object(request), "confirm", str, "") != space.id:
+        raise BadRequest(f'type the space id to confirm: {{"confirm": "{space.id}"}}')
+    audit = db.Audit(actor(request).name, "unsubscribe_space", space.id)
+    await db.mark_space_released(request.app[keys.DB], space.id, audit)
+    request.app[keys.BACKGROUND].spawn(release_space(request.app, space.id), f"release {space.id}")
+    return web.json_response({"id": space.id, "status": lifetime.Status.RELEASED.value})
+
+
+async def get_members(request: web.Request) -> web.Response:
+    """The space's owner and granted members."""
+    space = await require_space(request, request.match_info["space"], Action.USE_SPACE)
+    granted = await db.list_space_members(request.app[keys.DB], space.id)
+    members = [{"user": space.creator, "role": "owner"}]
+    members += [{"user": user, "role": role} for user, role in granted if user != space.creator]
+    return web.json_response({"members": members})
+
+
+async def put_member(request: web.Request) -> web.Response:
+    """Grant or change a member's role."""
+    space = await require_space(request, request.match_info["space"], Action.AUTHORIZE_SPACE)
+    user = request.match_info["user"]
+    role = field(await json_object(request), "role", str)
+    if role not in GRANTABLE_SPACE_ROLES:
+        raise BadRequest(f"role must be one of {', '.join(GRANTABLE_SPACE_ROLES)}")
+    database = request.app[keys.DB]
+    if await db.get_user(database, user) is None:
+        raise NotFound(f"no user {user}")
+    if user == space.creator:
+        raise BadRequest("the owner's role is fixed")
+    audit = db.Audit(actor(request).name, "grant_space_role", space.id, target=user, detail=role)
+    await db.set_space_member(database, space.id, user, role, audit)
+    return web.json_response({"user": user, "role": role})
+
+
+async def delete_member(request: web.Request) -> web.Response:
+    """Revoke a member's role."""
+    space = await require_space(request, request.match_info["space"], Action.AUTHORIZE_SPACE)
+    user = request.match_info["user"]
+    audit = db.Audit(actor(request).name, "revoke_space_role", space.id, target=user)
+    if not await db.delete_space_member(request.app[keys.DB], space.id, user, audit):
+        raise NotFound(f"{user} is not a member of space {space.id}")
+    return web.Response(status=204)
+
+
 def add_routes(app: web.Application) -> None:
     """The space routes."""
-    # Space ids hold no '/', so the segment regex keeps path separators out.
+    # Space ids and user names hold no '/', so the segment regexes keep path separators out.
     space = "/api/v1/spaces/{space:[a-z0-9-]+}"
+    member = space + "/members/{user:[a-z0-9._-]+}"
     app.router.add_post("/api/v1/spaces", post_spaces)
     app.router.add_get("/api/v1/spaces", get_spaces)
     app.router.add_get(space, get_space)
+    app.router.add_patch(space, patch_space)
+    app.router.add_post(space + "/quota", post_quota)
+    app.router.add_post(space + "/renew", post_renew)
+    app.router.add_post(space + "/unsubscribe", post_unsubscribe)
+    app.router.add_get(space + "/members", get_members)
+    app.router.add_put(member, put_member)
+    app.router.add_delete(member, delete_member)

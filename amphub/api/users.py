@@ -39,7 +39,8 @@ async def get_me(request: web.Request) -> web.Response:
 
 async def post_me_key(request: web.Request) -> web.Response:
     """A new key for the caller; the old one stops working at once."""
-    key = await accounts.regenerate_key(request.app[keys.DB], _signed_in(request))
+    name = _signed_in(request)
+    key = await accounts.regenerate_key(request.app[keys.DB], name, by=name)
     return web.json_response({"key": key})
 
 
@@ -52,12 +53,13 @@ async def get_users(request: web.Request) -> web.Response:
 
 async def post_users(request: web.Request) -> web.Response:
     """Create a user; the answer carries its key, shown this once."""
-    require(request, Action.MANAGE_USERS)
+    who = require(request, Action.MANAGE_USERS)
     body = await json_object(request)
     try:
         user, key = await accounts.create_user(
             request.app[keys.DB],
             field(body, "name", str),
+            by=who.name,
             admin=field(body, "admin", bool, False),
             creator=field(body, "creator", bool, False),
         )
@@ -68,14 +70,13 @@ async def post_users(request: web.Request) -> web.Response:
 
 async def patch_user(request: web.Request) -> web.Response:
     """Grant or revoke the global roles, disable or enable a user."""
-    require(request, Action.MANAGE_USERS)
+    who = require(request, Action.MANAGE_USERS)
     body = await json_object(request)
+    flags = {name: field(body, name, bool, None) for name in ("admin", "creator", "disabled")}
+    changed = ", ".join(f"{name}={value}" for name, value in flags.items() if value is not None)
+    audit = db.Audit(who.name, "change_user", target=request.match_info["name"], detail=changed)
     user = await db.update_user_flags(
-        request.app[keys.DB],
-        request.match_info["name"],
-        admin=field(body, "admin", bool, None),
-        creator=field(body, "creator", bool, None),
-        disabled=field(body, "disabled", bool, None),
+        request.app[keys.DB], request.match_info["name"], audit=audit, **flags
     )
     if user is None:
         raise NotFound(f"no user {request.match_info['name']}")
@@ -84,8 +85,10 @@ async def patch_user(request: web.Request) -> web.Response:
 
 async def post_user_key(request: web.Request) -> web.Response:
     """A new key for a user; the old one stops working at once."""
-    require(request, Action.MANAGE_USERS)
-    key = await accounts.regenerate_key(request.app[keys.DB], request.match_info["name"])
+    who = require(request, Action.MANAGE_USERS)
+    key = await accounts.regenerate_key(
+        request.app[keys.DB], request.match_info["name"], by=who.name
+    )
     if key is None:
         raise NotFound(f"no user {request.match_info['name']}")
     return web.json_response({"key": key})

@@ -1,7 +1,10 @@
 """The database: one aiosqlite connection, migrations, and every SQL statement, by area."""
 
+from amphub.db.audit import *  # noqa: F403
 from amphub.db.core import (
     MIGRATIONS,
+    Audit,
+    AuditEntry,
     Conflict,
     Database,
     LfsLock,
@@ -14,12 +17,15 @@ from amphub.db.core import (
     opened,
 )
 from amphub.db.lfs import *  # noqa: F403
+from amphub.db.members import *  # noqa: F403
 from amphub.db.models import *  # noqa: F403
 from amphub.db.spaces import *  # noqa: F403
 from amphub.db.users import *  # noqa: F403
 
 __all__ = [
     "MIGRATIONS",
+    "Audit",
+    "AuditEntry",
     "Conflict",
     "Database",
     "LfsLock",

@@ -96,6 +96,43 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    (
+        """
+        CREATE TABLE space_members (
+            space_id TEXT NOT NULL REFERENCES spaces(id) ON DELETE CASCADE,
+            user TEXT NOT NULL REFERENCES users(name),
+            role TEXT NOT NULL,
+            PRIMARY KEY (space_id, user)
+        )
+        """,
+        "CREATE INDEX space_members_user ON space_members(user)",
+        """
+        CREATE TABLE model_members (
+            space_id TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            user TEXT NOT NULL REFERENCES users(name),
+            role TEXT NOT NULL,
+            PRIMARY KEY (space_id, model_id, user),
+            FOREIGN KEY (space_id, model_id) REFERENCES models(space_id, id) ON DELETE CASCADE
+        )
+        """,
+        "CREATE INDEX model_members_user ON model_members(user)",
+        """
+        CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            space_id TEXT,
+            model_id TEXT,
+            target TEXT,
+            detail TEXT NOT NULL DEFAULT ''
+        )
+        """,
+        "CREATE INDEX audit_space ON audit(space_id, seq)",
+        "ALTER TABLE spaces ADD COLUMN released_at TEXT",
+        "ALTER TABLE spaces ADD COLUMN purged_at TEXT",
+    ),
 ]
 
 
@@ -126,6 +163,8 @@ class Space:
     expires_at: str | None
     creator: str
     created_at: str
+    released_at: str | None = None
+    purged_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,12 +206,29 @@ class Database:
         return rfc3339(self.clock())
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One writer at a time; everything inside commits together or not at all."""
+    async def transaction(self, audit: Audit | None = None) -> AsyncIterator[aiosqlite.Connection]:
+        """One writer at a time; everything inside commits together or not at all.
+
+        With `audit`, the audit entry is written in the same transaction as the change.
+        """
         async with self._write_lock:
             await self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
+                if audit is not None:
+                    await self.conn.execute(
+                        "INSERT INTO audit (at, actor, action, space_id, model_id, target, detail)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            self.now(),
+                            audit.actor,
+                            audit.action,
+                            audit.space_id,
+                            audit.model_id,
+                            audit.target,
+                            audit.detail,
+                        ),
+                    )
             except BaseException:
                 await self.conn.rollback()
                 raise
@@ -223,6 +279,32 @@ async def fetch_all(db: Database, sql: str, *args: object) -> list[sqlite3.Row]:
     """Every row of a query."""
     async with db.conn.execute(sql, args) as cursor:
         return list(await cursor.fetchall())
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What a change records in the audit log, in the change's own transaction."""
+
+    actor: str
+    action: str
+    space_id: str | None = None
+    model_id: str | None = None
+    target: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who did what, when."""
+
+    seq: int
+    at: str
+    actor: str
+    action: str
+    space_id: str | None
+    model_id: str | None
+    target: str | None
+    detail: str
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from amphub.db.core import Conflict, Database, Model, Push, fetch_all, fetch_one
+from amphub.db.core import Audit, Conflict, Database, Model, Push, fetch_all, fetch_one
 
 __all__ = [
     "insert_model",
@@ -14,6 +14,7 @@ __all__ = [
     "list_models",
     "record_pushes",
     "list_pushes",
+    "update_model",
 ]
 
 
@@ -51,9 +52,11 @@ async def insert_model(
     return Model(space_id, model_id, name, visibility, owner, now, now)
 
 
-async def delete_model_row(db: Database, space_id: str, model_id: str) -> None:
+async def delete_model_row(
+    db: Database, space_id: str, model_id: str, audit: Audit | None = None
+) -> None:
     """Forget a model (its repository is the caller's to remove)."""
-    async with db.transaction() as conn:
+    async with db.transaction(audit) as conn:
         await conn.execute("DELETE FROM models WHERE space_id = ? AND id = ?", (space_id, model_id))
 
 
@@ -106,3 +109,22 @@ async def list_pushes(db: Database, space_id: str, model_id: str) -> list[Push]:
         Push(r["space_id"], r["model_id"], r["user"], r["ref"], r["old"], r["new"], r["at"])
         for r in rows
     ]
+
+
+async def update_model(
+    db: Database,
+    space_id: str,
+    model_id: str,
+    audit: Audit,
+    *,
+    name: str | None = None,
+    visibility: str | None = None,
+) -> Model | None:
+    """Rename a model or change its visibility, and return it."""
+    async with db.transaction(audit) as conn:
+        await conn.execute(
+            "UPDATE models SET name = coalesce(?, name), visibility = coalesce(?, visibility),"
+            " updated_at = ? WHERE space_id = ? AND id = ?",
+            (name, visibility, db.now(), space_id, model_id),
+        )
+    return await get_model(db, space_id, model_id)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 
-from amphub.db.core import Conflict, Database, Space, fetch_all, fetch_one
+from amphub.db.core import Audit, Conflict, Database, Space, fetch_all, fetch_one
 
 __all__ = [
     "insert_space",
     "get_space",
     "list_spaces",
     "space_model_counts",
+    "update_space",
+    "mark_space_released",
+    "mark_space_purged",
 ]
 
 
@@ -23,6 +26,8 @@ def _space(row: sqlite3.Row) -> Space:
         row["expires_at"],
         row["creator"],
         row["created_at"],
+        row["released_at"],
+        row["purged_at"],
     )
 
 
@@ -66,3 +71,37 @@ async def space_model_counts(db: Database, space_id: str) -> list[tuple[str, int
         db, "SELECT owner, count(*) FROM models WHERE space_id = ? GROUP BY owner", space_id
     )
     return [(row[0], row[1]) for row in rows]
+
+
+async def update_space(
+    db: Database,
+    space_id: str,
+    audit: Audit,
+    *,
+    name: str | None = None,
+    quota: int | None = None,
+    expires_at: str | None = None,
+) -> Space | None:
+    """Change the given fields of a space and return it."""
+    async with db.transaction(audit) as conn:
+        await conn.execute(
+            "UPDATE spaces SET name = coalesce(?, name), quota = coalesce(?, quota),"
+            " expires_at = coalesce(?, expires_at) WHERE id = ?",
+            (name, quota, expires_at, space_id),
+        )
+    return await get_space(db, space_id)
+
+
+async def mark_space_released(db: Database, space_id: str, audit: Audit) -> None:
+    """Record that a space was released (unsubscribed); its data is deleted next."""
+    async with db.transaction(audit) as conn:
+        await conn.execute(
+            "UPDATE spaces SET released_at = coalesce(released_at, ?) WHERE id = ?",
+            (db.now(), space_id),
+        )
+
+
+async def mark_space_purged(db: Database, space_id: str) -> None:
+    """Record that a released space's models and data are gone."""
+    async with db.transaction() as conn:
+        await conn.execute("UPDATE spaces SET purged_at = ? WHERE id = ?", (db.now(), space_id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from amphub.db.core import Conflict, Database, User, fetch_all, fetch_one
+from amphub.db.core import Audit, Conflict, Database, User, fetch_all, fetch_one
 
 __all__ = [
     "count_users",
@@ -38,12 +38,18 @@ async def count_users(db: Database) -> int:
 
 
 async def insert_user(
-    db: Database, name: str, key_hash: str, *, admin: bool = False, creator: bool = False
+    db: Database,
+    name: str,
+    key_hash: str,
+    *,
+    admin: bool = False,
+    creator: bool = False,
+    audit: Audit | None = None,
 ) -> User:
     """Create a user; `Conflict` if the name is taken."""
     now = db.now()
     try:
-        async with db.transaction() as conn:
+        async with db.transaction(audit) as conn:
             await conn.execute(
                 "INSERT INTO users (name, key_hash, admin, creator, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -71,9 +77,13 @@ async def list_users(db: Database) -> list[User]:
     return [_user(row) for row in await fetch_all(db, "SELECT * FROM users ORDER BY name")]
 
 
-async def set_user_key_hash(db: Database, name: str, key_hash: str) -> bool:
+async def set_user_key_hash(
+    db: Database, name: str, key_hash: str, audit: Audit | None = None
+) -> bool:
     """Replace a user's key; False if there is no such user."""
-    async with db.transaction() as conn:
+    if await get_user(db, name) is None:
+        return False
+    async with db.transaction(audit) as conn:
         cursor = await conn.execute(
             "UPDATE users SET key_hash = ? WHERE name = ?", (key_hash, name)
         )
@@ -87,9 +97,12 @@ async def update_user_flags(
     admin: bool | None = None,
     creator: bool | None = None,
     disabled: bool | None = None,
+    audit: Audit | None = None,
 ) -> User | None:
     """Change the given flags of a user and return it; None if there is no such user."""
-    async with db.transaction() as conn:
+    if await get_user(db, name) is None:
+        return None
+    async with db.transaction(audit) as conn:
         await conn.execute(
             "UPDATE users SET admin = coalesce(?, admin), creator = coalesce(?, creator),"
             " disabled = coalesce(?, disabled) WHERE name = ?",

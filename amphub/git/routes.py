@@ -73,11 +73,11 @@ class ServiceCall:
 async def _open_service(request: web.Request, service: str | None) -> ServiceCall:
     handler_cls, action = service_of(service)
     space_id, model_id = model_ids(request)
-    space, model = await require_model(request, space_id, model_id, action)
+    access = await require_model(request, space_id, model_id, action)
     path = repo_path(request.app[keys.CONFIG], space_id, model_id)
     if not path.is_dir():
         raise NotFound(f"no model {space_id}/{model_id}")
-    return ServiceCall(handler_cls, path, space, model)
+    return ServiceCall(handler_cls, path, access.space, access.model)
 
 
 async def get_info_refs(request: web.Request) -> web.StreamResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from amphub import db, keys
-from amphub.access import may, require_model
+from amphub.access import require_model
 from amphub.api.body import field, json_object
 from amphub.errors import BadRequest, Forbidden, NotFound
 from amphub.git.routes import model_ids
@@ -108,7 +108,7 @@ async def post_verify_locks(request: web.Request) -> web.Response:
 async def post_unlock(request: web.Request) -> web.Response:
     """Remove a lock: one's own, or anyone's with force for maintainers and owners."""
     space_id, model_id = model_ids(request)
-    space, model = await require_model(request, space_id, model_id, Action.WRITE_FILES)
+    access = await require_model(request, space_id, model_id, Action.WRITE_FILES)
     body = await json_object(request)
     force = field(body, "force", bool, False)
     database = request.app[keys.DB]
@@ -120,7 +120,7 @@ async def post_unlock(request: web.Request) -> web.Response:
     if lock.owner != request[keys.ACTOR].name:
         if not force:
             raise Forbidden(f"{lock.path} is locked by {lock.owner}; unlock it with --force")
-        if not may(request, Action.EDIT, space, model):
+        if not access.may(Action.EDIT):
             raise Forbidden("only maintainers and owners may unlock another user's lock")
     if not await db.delete_lock(database, space_id, model_id, lock.id):
         raise NotFound(f"no lock {lock_id}")

@@ -93,7 +93,7 @@ async def post_batch(request: web.Request) -> web.Response:
     if "basic" not in field(body, "transfers", list, ["basic"]):
         raise Unprocessable("this server offers the basic transfer only")
     action = Action.WRITE_FILES if operation == "upload" else Action.READ_FILES
-    space, _ = await require_model(request, space_id, model_id, action)
+    space = (await require_model(request, space_id, model_id, action)).space
     requested = [_valid(item) for item in _requested_objects(body)]
     wanted = dict(item for item in requested if isinstance(item, tuple))
     database = request.app[keys.DB]
@@ -151,7 +151,7 @@ async def put_object(request: web.Request) -> web.Response:
     """Receive an object: streamed and hashed to a temporary file, moved in only when right."""
     space_id, model_id = model_ids(request)
     oid = _oid(request)
-    space, _ = await require_model(request, space_id, model_id, Action.WRITE_FILES)
+    space = (await require_model(request, space_id, model_id, Action.WRITE_FILES)).space
     size = request.content_length
     if size is None:
         raise LengthRequired("an object upload needs a Content-Length")

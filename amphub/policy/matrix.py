@@ -15,7 +15,9 @@ class Action(StrEnum):
     CREATE_SPACE = "create_space"
     # on a space
     USE_SPACE = "use_space"
+    CREATE_MODEL = "create_model"
     AUTHORIZE_SPACE = "authorize_space"
+    RENEW_SPACE = "renew_space"
     UNSUBSCRIBE_SPACE = "unsubscribe_space"
     # on a model
     VIEW = "view"
@@ -45,10 +47,13 @@ MODEL_ROLES: Mapping[str, frozenset[Action]] = {
     "visitor": frozenset({Action.VIEW, Action.RETRIEVE}),
 }
 
+_USE = frozenset({Action.USE_SPACE, Action.CREATE_MODEL})
+_AUTHORIZE = _USE | {Action.AUTHORIZE_SPACE, Action.RENEW_SPACE}
+
 SPACE_ROLES: Mapping[str, frozenset[Action]] = {
-    "owner": frozenset({Action.USE_SPACE, Action.AUTHORIZE_SPACE, Action.UNSUBSCRIBE_SPACE}),
-    "maintainer": frozenset({Action.USE_SPACE, Action.AUTHORIZE_SPACE}),
-    "user": frozenset({Action.USE_SPACE}),
+    "owner": _AUTHORIZE | {Action.UNSUBSCRIBE_SPACE},
+    "maintainer": _AUTHORIZE,
+    "user": _USE,
 }
 
 # Space owners and maintainers hold every model permission in their space.

@@ -1,0 +1,128 @@
+"""Roles granted in spaces and models."""
+
+from __future__ import annotations
+
+from amphub.db.core import Audit, Database, fetch_all, fetch_one
+
+__all__ = [
+    "space_role",
+    "model_role",
+    "user_space_roles",
+    "user_model_roles",
+    "list_space_members",
+    "list_model_members",
+    "set_space_member",
+    "delete_space_member",
+    "set_model_member",
+    "delete_model_member",
+]
+
+
+class _NothingToRevoke(Exception):
+    """Rolls back the audit entry of a revocation that changed nothing."""
+
+
+async def space_role(db: Database, space_id: str, user: str) -> str | None:
+    """The role granted to a user in a space."""
+    row = await fetch_one(
+        db, "SELECT role FROM space_members WHERE space_id = ? AND user = ?", space_id, user
+    )
+    return row[0] if row else None
+
+
+async def model_role(db: Database, space_id: str, model_id: str, user: str) -> str | None:
+    """The role granted to a user on a model."""
+    row = await fetch_one(
+        db,
+        "SELECT role FROM model_members WHERE space_id = ? AND model_id = ? AND user = ?",
+        space_id,
+        model_id,
+        user,
+    )
+    return row[0] if row else None
+
+
+async def user_space_roles(db: Database, user: str) -> dict[str, str]:
+    """Every space role of a user, by space id."""
+    rows = await fetch_all(db, "SELECT space_id, role FROM space_members WHERE user = ?", user)
+    return {row[0]: row[1] for row in rows}
+
+
+async def user_model_roles(db: Database, user: str) -> dict[tuple[str, str], str]:
+    """Every model role of a user, by (space id, model id)."""
+    rows = await fetch_all(
+        db, "SELECT space_id, model_id, role FROM model_members WHERE user = ?", user
+    )
+    return {(row[0], row[1]): row[2] for row in rows}
+
+
+async def list_space_members(db: Database, space_id: str) -> list[tuple[str, str]]:
+    """(user, role) granted in a space, by user."""
+    rows = await fetch_all(
+        db, "SELECT user, role FROM space_members WHERE space_id = ? ORDER BY user", space_id
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+async def list_model_members(db: Database, space_id: str, model_id: str) -> list[tuple[str, str]]:
+    """(user, role) granted on a model, by user."""
+    rows = await fetch_all(
+        db,
+        "SELECT user, role FROM model_members WHERE space_id = ? AND model_id = ? ORDER BY user",
+        space_id,
+        model_id,
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+async def set_space_member(db: Database, space_id: str, user: str, role: str, audit: Audit) -> None:
+    """Grant or change a user's role in a space."""
+    async with db.transaction(audit) as conn:
+        await conn.execute(
+            "INSERT INTO space_members (space_id, user, role) VALUES (?, ?, ?)"
+            " ON CONFLICT (space_id, user) DO UPDATE SET role = excluded.role",
+            (space_id, user, role),
+        )
+
+
+async def delete_space_member(db: Database, space_id: str, user: str, audit: Audit) -> bool:
+    """Revoke a user's role in a space; False if there was none."""
+    try:
+        async with db.transaction(audit) as conn:
+            cursor = await conn.execute(
+                "DELETE FROM space_members WHERE space_id = ? AND user = ?", (space_id, user)
+            )
+            if cursor.rowcount == 0:
+                raise _NothingToRevoke
+    except _NothingToRevoke:
+        return False
+    return True
+
+
+async def set_model_member(
+    db: Database, space_id: str, model_id: str, user: str, role: str, audit: Audit
+) -> None:
+    """Grant or change a user's role on a model."""
+    async with db.transaction(audit) as conn:
+        await conn.execute(
+            "INSERT INTO model_members (space_id, model_id, user, role) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (space_id, model_id, user) DO UPDATE SET role = excluded.role",
+            (space_id, model_id, user, role),
+        )
+
+
+async def delete_model_member(
+    db: Database, space_id: str, model_id: str, user: str, audit: Audit
+) -> bool:
+    """Revoke a user's role on a model; False if there was none."""
+    try:
+        async with db.transaction(audit) as conn:
+            cursor = await conn.execute(
+                "DELETE FROM model_members WHERE space_id = ? AND model_id = ? AND user = ?",
+                (space_id, model_id, user),
+            )
+            if cursor.rowcount == 0:
+                raise _NothingToRevoke
+    except _NothingToRevoke:
+        return False
+    return True
