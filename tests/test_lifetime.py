@@ -8,6 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from amphub import keys
 from amphub.spaces import release_due_spaces
 from tests.conftest import GIB, FakeClock, Hub, git, start_hub
 
@@ -110,7 +111,7 @@ async def test_unsubscribe_needs_the_owner_and_the_id(timed: Hub, tmp_path: Path
         "POST", "/api/v1/spaces/team/unsubscribe", user="ada", json={"confirm": "team"}
     )
     assert status == 200 and body["status"] == "released"
-    await hub.server.app[__import__("amphub.keys").keys.BACKGROUND].drain()
+    await hub.server.app[keys.BACKGROUND].drain()
     assert not (hub.data_dir / "repos" / "team" / "m1.git").exists()
     assert (await hub.call("GET", "/api/v1/spaces/team", user="ada"))[0] == 404
     result = await git("ls-remote", hub.remote("team", "m1", "ada"), check=False)
