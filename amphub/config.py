@@ -70,18 +70,33 @@ SETTINGS: dict[str, type] = {
 }
 
 
+# The smallest and largest value of each whole-number setting.
+RANGES: dict[str, tuple[int, int]] = {
+    "port": (0, 65535),
+    "quota_unit": (1, 2**62),
+    "grace_days": (0, 36500),
+    "retention_days": (0, 36500),
+    "workers": (1, 256),
+}
+
+
+def _whole_number(name: str, value: Any, source: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value)
+    else:
+        raise ConfigError(f"{source}: {name} must be a whole number, not {value!r}")
+    low, high = RANGES[name]
+    if not low <= number <= high:
+        raise ConfigError(f"{source}: {name} must be {low} to {high}, not {number}")
+    return number
+
+
 def _convert(name: str, value: Any, source: str) -> Any:
     kind = SETTINGS[name]
     if kind is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{source}: {name} must be a whole number, not {value!r}")
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{source}: {name} must be a whole number, not {value!r}") from None
-        if number < 0:
-            raise ConfigError(f"{source}: {name} must not be negative")
-        return number
+        return _whole_number(name, value, source)
     if not isinstance(value, str):
         raise ConfigError(f"{source}: {name} must be text, not {value!r}")
     return value.rstrip("/") if name == "base_url" else value

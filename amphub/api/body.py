@@ -18,9 +18,13 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object; an empty body counts as `{}`."""
     if request.content_length and request.content_length > MAX_JSON_BODY:
         raise PayloadTooLarge(f"a JSON body may be at most {MAX_JSON_BODY} bytes")
-    raw = await request.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise PayloadTooLarge(f"a JSON body may be at most {MAX_JSON_BODY} bytes")
+    parts, size = [], 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > MAX_JSON_BODY:
+            raise PayloadTooLarge(f"a JSON body may be at most {MAX_JSON_BODY} bytes")
+        parts.append(chunk)
+    raw = b"".join(parts)
     if not raw.strip():
         return {}
     try:

@@ -133,6 +133,58 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE spaces ADD COLUMN released_at TEXT",
         "ALTER TABLE spaces ADD COLUMN purged_at TEXT",
     ),
+    (
+        """
+        CREATE TABLE cards (
+            space_id TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            commit_id TEXT,
+            card TEXT NOT NULL,
+            task_type TEXT,
+            algorithm TEXT,
+            license TEXT,
+            parameters INTEGER,
+            search_text TEXT NOT NULL,
+            PRIMARY KEY (space_id, model_id),
+            FOREIGN KEY (space_id, model_id) REFERENCES models(space_id, id) ON DELETE CASCADE
+        )
+        """,
+        "CREATE INDEX cards_task ON cards(task_type, algorithm)",
+        """
+        CREATE TABLE card_values (
+            space_id TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            field TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (space_id, model_id, field, value),
+            FOREIGN KEY (space_id, model_id) REFERENCES models(space_id, id) ON DELETE CASCADE
+        )
+        """,
+        "CREATE INDEX card_values_lookup ON card_values(field, value)",
+        """
+        CREATE VIRTUAL TABLE cards_fts USING fts5(
+            search_text, content='cards', content_rowid='rowid', tokenize='trigram'
+        )
+        """,
+        """
+        CREATE TRIGGER cards_fts_insert AFTER INSERT ON cards BEGIN
+            INSERT INTO cards_fts(rowid, search_text) VALUES (new.rowid, new.search_text);
+        END
+        """,
+        """
+        CREATE TRIGGER cards_fts_delete AFTER DELETE ON cards BEGIN
+            INSERT INTO cards_fts(cards_fts, rowid, search_text)
+            VALUES ('delete', old.rowid, old.search_text);
+        END
+        """,
+        """
+        CREATE TRIGGER cards_fts_update AFTER UPDATE ON cards BEGIN
+            INSERT INTO cards_fts(cards_fts, rowid, search_text)
+            VALUES ('delete', old.rowid, old.search_text);
+            INSERT INTO cards_fts(rowid, search_text) VALUES (new.rowid, new.search_text);
+        END
+        """,
+    ),
 ]
 
 
@@ -245,14 +297,27 @@ async def connect(path: Path, clock: Clock = system_clock) -> Database:
     await conn.execute("PRAGMA busy_timeout=10000")
     await conn.execute("PRAGMA synchronous=NORMAL")
     db = Database(conn, clock)
-    await migrate(db)
+    try:
+        await migrate(db)
+    except BaseException:
+        await conn.close()
+        raise
     return db
 
 
+class NewerDatabase(Exception):
+    """The file was written by a newer amphub than this one."""
+
+
 async def migrate(db: Database) -> None:
-    """Apply the migrations the file has not seen yet, each in its own transaction."""
+    """Apply the migrations the file has not seen yet, all in one transaction."""
     async with db.transaction() as conn:
         (version,) = await (await conn.execute("PRAGMA user_version")).fetchone()
+        if version > len(MIGRATIONS):
+            raise NewerDatabase(
+                f"the database is at version {version}, newer than this amphub"
+                f" ({len(MIGRATIONS)}); upgrade amphub"
+            )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in script:
                 await conn.execute(statement)

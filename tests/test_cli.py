@@ -1,0 +1,242 @@
+"""The real command line, run as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import start_hub
+
+USER_RULE = (
+    "a user name is 1 to 39 characters of lowercase letters a-z, digits, '.', '_' and '-',"
+    " starting with a letter or digit"
+)
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def amphub(*args: str, cwd: Path) -> Result:
+    """Run `python -m amphub ARGS` as a subprocess."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "amphub", *args),
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    return Result(proc.returncode, out.decode(), err.decode())
+
+
+def last_line(out: str) -> str:
+    return out.rstrip("\n").split("\n")[-1]
+
+
+def assert_clean_failure(result: Result, message: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"amphub: {message}"
+
+
+async def whoami(data_dir: Path, *credentials: tuple[str, str]) -> list[tuple[int, dict]]:
+    """GET /api/v1/me with each (user, key) as Basic credentials, on a hub on the data dir."""
+    server, _ = await start_hub(data_dir)
+    answers = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            for user, key in credentials:
+                basic = base64.b64encode(f"{user}:{key}".encode()).decode()
+                url = str(server.make_url("/api/v1/me"))
+                async with session.get(url, headers={"Authorization": f"Basic {basic}"}) as resp:
+                    answers.append((resp.status, await resp.json()))
+    finally:
+        await server.close()
+    return answers
+
+
+async def test_create_user_prints_a_working_key(tmp_path):
+    data = str(tmp_path / "data")
+    ada = await amphub("admin", "create-user", "ada", "--creator", "--data", data, cwd=tmp_path)
+    assert ada.returncode == 0, ada.stderr
+    root = await amphub("admin", "create-user", "root", "--admin", "--data", data, cwd=tmp_path)
+    assert root.returncode == 0, root.stderr
+    keys = [last_line(ada.stdout), last_line(root.stdout)]
+    for key in keys:
+        assert key.startswith("amp_") and " " not in key
+    (status, me), (root_status, root_me) = await whoami(
+        tmp_path / "data", ("ada", keys[0]), ("root", keys[1])
+    )
+    assert (status, me["name"], me["admin"], me["creator"]) == (200, "ada", False, True)
+    assert (root_status, root_me["admin"], root_me["creator"]) == (200, True, False)
+
+
+async def test_create_user_duplicate_and_invalid_name_fail_cleanly(tmp_path):
+    data, other = str(tmp_path / "data"), str(tmp_path / "other")
+    first, invalid = await asyncio.gather(
+        amphub("admin", "create-user", "ada", "--data", data, cwd=tmp_path),
+        amphub("admin", "create-user", "Bad Name", "--data", other, cwd=tmp_path),
+    )
+    assert first.returncode == 0, first.stderr
+    assert_clean_failure(invalid, f"invalid user name 'Bad Name': {USER_RULE}")
+    assert_clean_failure(
+        await amphub("admin", "create-user", "ada", "--admin", "--data", data, cwd=tmp_path),
+        "user ada exists already",
+    )
+    # The first key and roles are untouched by the refused duplicate.
+    [(status, me)] = await whoami(tmp_path / "data", ("ada", last_line(first.stdout)))
+    assert (status, me["admin"]) == (200, False)
+
+
+async def test_reset_key_and_grant_creator(tmp_path):
+    data = str(tmp_path / "data")
+    created, *unknown = await asyncio.gather(
+        amphub("admin", "create-user", "ada", "--data", data, cwd=tmp_path),
+        amphub("admin", "reset-key", "nobody", "--data", str(tmp_path / "a"), cwd=tmp_path),
+        amphub("admin", "grant-creator", "nobody", "--data", str(tmp_path / "b"), cwd=tmp_path),
+    )
+    for result in unknown:
+        assert_clean_failure(result, "no user nobody")
+    old = last_line(created.stdout)
+    reset = await amphub("admin", "reset-key", "ada", "--data", data, cwd=tmp_path)
+    assert reset.returncode == 0, reset.stderr
+    new = last_line(reset.stdout)
+    assert new.startswith("amp_") and new != old
+    grant = await amphub("admin", "grant-creator", "ada", "--data", data, cwd=tmp_path)
+    assert grant.returncode == 0, grant.stderr
+
+    (old_status, _), (status, me) = await whoami(tmp_path / "data", ("ada", old), ("ada", new))
+    assert old_status == 401
+    assert (status, me["name"], me["creator"]) == (200, "ada", True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def serve(data: Path, port: int) -> tuple[asyncio.subprocess.Process, list[str]]:
+    """Start `amphub serve` and return it with its stdout lines up to `listening on`."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "amphub",
+        "serve",
+        "--data",
+        str(data),
+        "--port",
+        str(port),
+        cwd=data.parent,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    lines: list[str] = []
+    try:
+        while not (lines and lines[-1].startswith("amphub listening on ")):
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=20)
+            if not line:
+                err = await proc.stderr.read()
+                raise AssertionError(f"amphub serve ended early: {lines}\n{err.decode()}")
+            lines.append(line.decode().rstrip("\n"))
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    return proc, lines
+
+
+async def stop(proc: asyncio.subprocess.Process) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=20)
+    return proc.returncode, err.decode()
+
+
+async def me(port: int, key: str) -> tuple[int, dict]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"http://127.0.0.1:{port}/api/v1/me", headers={"Authorization": f"Bearer {key}"}
+        ) as resp,
+    ):
+        return resp.status, await resp.json()
+
+
+async def test_serve_prints_key_and_restart_keeps_data(tmp_path):
+    data = tmp_path / "data"
+    port = free_port()
+    proc, lines = await serve(data, port)
+    try:
+        keys = [line.removeprefix("administrator key: ") for line in lines if "key:" in line]
+        assert len(keys) == 1 and keys[0].startswith("amp_"), lines
+        key = keys[0]
+        administrator = lines.index(f"administrator key: {key}")
+        assert lines[-1] == f"amphub listening on http://127.0.0.1:{port}"
+        assert administrator < len(lines) - 1
+        status, body = await me(port, key)
+        assert (status, body["name"], body["admin"]) == (200, "admin", True)
+    finally:
+        returncode, err = await stop(proc)
+    assert returncode == 0, err
+    assert "Traceback" not in err
+
+    port = free_port()
+    proc, lines = await serve(data, port)
+    try:
+        assert not [line for line in lines if "key" in line], lines
+        assert lines[-1] == f"amphub listening on http://127.0.0.1:{port}"
+        status, body = await me(port, key)
+        assert (status, body["name"]) == (200, "admin")
+    finally:
+        returncode, err = await stop(proc)
+    assert returncode == 0, err
+
+
+async def test_serve_on_busy_port_fails_cleanly(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "amphub", "serve", "--data", str(tmp_path / "data"), "--port", str(port)),
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=20)
+    assert proc.returncode == 1
+    assert "Traceback" not in err.decode()
+    assert err.decode().startswith(f"amphub: cannot listen on 127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"AMPHUB_PORT": "eighty"},
+            "amphub: AMPHUB_PORT: port must be a whole number, not 'eighty'",
+        ),
+        ({"AMPHUB_PORT": "70000"}, "amphub: AMPHUB_PORT: port must "),
+    ],
+)
+async def test_bad_setting_is_a_sentence_not_a_traceback(tmp_path, monkeypatch, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = await amphub("serve", "--data", str(tmp_path / "data"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(message)
