@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from amphub.api import audit, models, spaces, users
+from amphub.api import audit, files, models, spaces, users
 
 
 def add_routes(app: web.Application) -> None:
@@ -11,3 +11,4 @@ def add_routes(app: web.Application) -> None:
     spaces.add_routes(app)
     models.add_routes(app)
     audit.add_routes(app)
+    files.add_routes(app)

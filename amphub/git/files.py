@@ -1,0 +1,128 @@
+"""Reading a model's files at any branch, tag or commit (blocking: run on git threads)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from dulwich.objects import Blob, Commit, Tag, Tree
+from dulwich.repo import Repo
+
+LFS_POINTER_START = b"version https://git-lfs.github.com/spec/v1\n"
+LFS_POINTER_MAX = 1024
+# git's own test for binary content: a NUL byte in the first 8000 bytes.
+BINARY_PROBE = 8000
+
+
+class RevisionNotFound(LookupError):
+    """No branch, tag or commit by that name."""
+
+
+class PathNotFound(LookupError):
+    """No file or folder at that path in the revision."""
+
+
+@dataclass(frozen=True)
+class LfsPointer:
+    """Where a file's real content lives in the LFS store."""
+
+    oid: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file or folder of a tree."""
+
+    path: str
+    type: str  # "file" or "directory"
+    size: int | None
+    lfs: LfsPointer | None = None
+    binary: bool | None = None
+
+
+def parse_pointer(data: bytes) -> LfsPointer | None:
+    """The LFS pointer a blob holds, if it is one."""
+    if len(data) > LFS_POINTER_MAX or not data.startswith(LFS_POINTER_START):
+        return None
+    oid = re.search(rb"^oid sha256:([0-9a-f]{64})$", data, re.MULTILINE)
+    size = re.search(rb"^size (\d+)$", data, re.MULTILINE)
+    if not oid or not size:
+        return None
+    return LfsPointer(oid.group(1).decode(), int(size.group(1)))
+
+
+def _commit(repo: Repo, rev: str) -> Commit:
+    for ref in (b"refs/heads/" + rev.encode(), b"refs/tags/" + rev.encode()):
+        if ref in repo.refs:
+            obj = repo[repo.refs[ref]]
+            while isinstance(obj, Tag):
+                obj = repo[obj.object[1]]
+            if isinstance(obj, Commit):
+                return obj
+    if re.fullmatch(r"[0-9a-f]{40}", rev) and rev.encode() in repo.object_store:
+        obj = repo[rev.encode()]
+        if isinstance(obj, Commit):
+            return obj
+    raise RevisionNotFound(f"no branch, tag or commit {rev}")
+
+
+def _lookup(repo: Repo, tree: Tree, path: str) -> Tree | Blob:
+    obj: Tree | Blob = tree
+    for part in [p for p in path.split("/") if p]:
+        if not isinstance(obj, Tree) or part.encode() not in obj:
+            raise PathNotFound(f"no {path} in this revision")
+        obj = repo[obj[part.encode()][1]]
+    return obj
+
+
+def resolve(path: Path, rev: str) -> str:
+    """The commit id a branch, tag or commit names."""
+    with Repo(str(path)) as repo:
+        return _commit(repo, rev).id.decode()
+
+
+def list_tree(path: Path, rev: str, folder: str) -> list[Entry]:
+    """The entries of a folder, folders first, LFS pointers reported with their real size."""
+    with Repo(str(path)) as repo:
+        tree = _lookup(repo, repo[_commit(repo, rev).tree], folder)
+        if not isinstance(tree, Tree):
+            raise PathNotFound(f"{folder} is a file, not a folder")
+        entries = []
+        for item in tree.iteritems():
+            name = f"{folder.strip('/')}/{item.path.decode()}".lstrip("/")
+            obj = repo[item.sha]
+            if isinstance(obj, Tree):
+                entries.append(Entry(name, "directory", None))
+                continue
+            data = obj.as_raw_string()
+            pointer = parse_pointer(data)
+            if pointer:
+                entries.append(Entry(name, "file", pointer.size, pointer, binary=None))
+            else:
+                entries.append(Entry(name, "file", len(data), None, b"\0" in data[:BINARY_PROBE]))
+        return sorted(entries, key=lambda e: (e.type != "directory", e.path))
+
+
+def read_blob(path: Path, rev: str, file: str) -> bytes:
+    """A file's bytes as stored in git (an LFS file gives its pointer)."""
+    with Repo(str(path)) as repo:
+        blob = _lookup(repo, repo[_commit(repo, rev).tree], file)
+        if not isinstance(blob, Blob):
+            raise PathNotFound(f"{file} is a folder, not a file")
+        return blob.as_raw_string()
+
+
+def list_refs(path: Path) -> dict[str, list[dict[str, str]]]:
+    """Branches and tags with the commits they point at."""
+    with Repo(str(path)) as repo:
+        found: dict[str, list[dict[str, str]]] = {"branches": [], "tags": []}
+        for ref, sha in sorted(repo.get_refs().items()):
+            for prefix, kind in ((b"refs/heads/", "branches"), (b"refs/tags/", "tags")):
+                if ref.startswith(prefix):
+                    commit = repo.get_peeled(ref) or sha
+                    found[kind].append(
+                        {"name": ref[len(prefix) :].decode(), "commit": commit.decode()}
+                    )
+        return found

@@ -1,0 +1,96 @@
+"""Refs, trees and blobs through the API, after pushes with the real git and git-lfs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.conftest import Hub, git
+
+MIB = 1024 * 1024
+
+
+async def pushed_model(hub: Hub, tmp_path: Path) -> tuple[Path, bytes]:
+    await git("lfs", "install", "--skip-repo")
+    await hub.space("team")
+    await hub.model("team", "m1")
+    work = tmp_path / "w"
+    await git("clone", "-q", hub.remote("team", "m1"), str(work))
+    weights = os.urandom(MIB)
+    (work / "weights").mkdir()
+    (work / "weights" / "model.safetensors").write_bytes(weights)
+    (work / "config.json").write_text('{"hidden": 768, "名前": "大"}\n')
+    (work / "raw.dat").write_bytes(b"\0\1\2" * 100)
+    await git("add", ".", cwd=work)
+    await git("commit", "-q", "-m", "files", cwd=work)
+    await git("tag", "v1", cwd=work)
+    await git("push", "-q", "origin", "master", "v1", cwd=work)
+    return work, weights
+
+
+async def test_refs_tree_and_blob(hub: Hub, tmp_path: Path) -> None:
+    work, weights = await pushed_model(hub, tmp_path)
+    head = (await git("rev-parse", "HEAD", cwd=work)).stdout.strip()
+    status, refs = await hub.call("GET", "/api/v1/models/team/m1/refs")
+    assert status == 200
+    assert refs == {
+        "branches": [{"name": "master", "commit": head}],
+        "tags": [{"name": "v1", "commit": head}],
+    }
+
+    for rev in ("master", "v1", head):
+        status, tree = await hub.call("GET", f"/api/v1/models/team/m1/tree/{rev}")
+        assert status == 200, tree
+        entries = {e["path"]: e for e in tree["entries"]}
+        assert entries["weights"] == {"path": "weights", "type": "directory", "size": None}
+        assert entries["config.json"]["binary"] is False
+        assert entries["raw.dat"]["binary"] is True
+    status, tree = await hub.call("GET", "/api/v1/models/team/m1/tree/master/weights")
+    (entry,) = tree["entries"]
+    assert entry["path"] == "weights/model.safetensors" and entry["size"] == MIB
+    assert entry["lfs"]["size"] == MIB and len(entry["lfs"]["oid"]) == 64
+
+    status, body = await hub.call("GET", "/api/v1/models/team/m1/blob/master/config.json")
+    assert status == 200 and body == '{"hidden": 768, "名前": "大"}\n'
+    url = hub.base + "/api/v1/models/team/m1/blob/v1/weights/model.safetensors"
+    headers = {"Authorization": f"Bearer {hub.admin_key}"}
+    async with hub.session.get(url, headers=headers) as resp:
+        assert resp.status == 200 and await resp.read() == weights
+    async with hub.session.get(url, headers={**headers, "Range": "bytes=100-199"}) as resp:
+        assert resp.status == 206 and await resp.read() == weights[100:200]
+    url = hub.base + "/api/v1/models/team/m1/blob/master/raw.dat"
+    async with hub.session.get(url, headers={**headers, "Range": "bytes=-10"}) as resp:
+        assert resp.status == 206 and await resp.read() == (b"\0\1\2" * 100)[-10:]
+        assert resp.headers["Content-Range"] == "bytes 290-299/300"
+    async with hub.session.get(url, headers={**headers, "Range": "bytes=400-"}) as resp:
+        assert resp.status == 416
+
+
+async def test_missing_revisions_and_paths(hub: Hub, tmp_path: Path) -> None:
+    await pushed_model(hub, tmp_path)
+    cases = [
+        ("/api/v1/models/team/m1/tree/nope", 404, "no branch, tag or commit nope"),
+        ("/api/v1/models/team/m1/tree/master/nope", 404, "no nope in this revision"),
+        ("/api/v1/models/team/m1/blob/master/weights", 404, "is a folder"),
+        ("/api/v1/models/team/m1/tree/master/config.json", 404, "is a file"),
+        (
+            "/api/v1/models/team/m1/blob/" + "0" * 40 + "/config.json",
+            404,
+            "no branch, tag or commit",
+        ),
+    ]
+    for path, status, message in cases:
+        got, body = await hub.call("GET", path)
+        assert got == status, (path, body)
+        assert message in body["error"]["message"]
+
+
+async def test_files_need_read_permission(hub: Hub, tmp_path: Path) -> None:
+    await pushed_model(hub, tmp_path)
+    await hub.user("eve")
+    await hub.call("PUT", "/api/v1/models/team/m1/members/eve", json={"role": "visitor"})
+    status, _ = await hub.call("GET", "/api/v1/models/team/m1", user="eve")
+    assert status == 200
+    for path in ("refs", "tree/master", "blob/master/config.json"):
+        assert (await hub.call("GET", f"/api/v1/models/team/m1/{path}", user="eve"))[0] == 403
+        assert (await hub.call("GET", f"/api/v1/models/team/m1/{path}", user=""))[0] == 401
