@@ -6,12 +6,16 @@ import shutil
 import time
 from pathlib import Path
 
+from dulwich.config import ConfigFile
+from dulwich.file import FileLocked
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
 
 from amphub.config import Config
 
 DEFAULT_BRANCH = b"refs/heads/master"
+# Full-clone packs kept by amphub.git.upload; not part of the repository's size.
+PACK_CACHE_DIR = "amphub-cache"
 
 # The usual model file types, as Hugging Face Hub routes them to LFS.
 LFS_PATTERNS = [
@@ -94,6 +98,9 @@ def create_model_repo(path: Path, display_name: str, author: str) -> bytes:
     shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(path, ignore_errors=True)
     with Repo.init_bare(str(staging), mkdir=True) as repo:
+        config = repo.get_config()
+        _set_repo_defaults(config)
+        config.write_to_path()
         readme = Blob.from_string(README_TEMPLATE.format(name=display_name).encode())
         attributes = Blob.from_string(gitattributes())
         tree = Tree()
@@ -114,11 +121,33 @@ def create_model_repo(path: Path, display_name: str, author: str) -> bytes:
     return commit.id
 
 
+def _set_repo_defaults(config: ConfigFile) -> bool:
+    """Set amphub's settings that are missing from a repository's config; True if any was."""
+    if config.get_boolean((b"core",), b"multiPackIndex") is not None:
+        return False
+    # amphub never writes a multi-pack-index; without this dulwich stats for one on
+    # every object lookup.
+    config.set((b"core",), b"multiPackIndex", False)
+    return True
+
+
+def prepare_repo(path: Path) -> None:
+    """Add missing amphub settings to an existing repository's config before opening it."""
+    config_path = path / "config"
+    try:
+        config = ConfigFile.from_path(str(config_path))
+        if _set_repo_defaults(config):
+            config.write_to_path()
+    except (FileNotFoundError, FileLocked):
+        pass  # not a repository (the caller reports it), or a writer is busy: next time
+
+
 def delete_model_repo(path: Path) -> None:
     """Remove a repository from disk."""
     shutil.rmtree(path, ignore_errors=True)
 
 
 def repo_size(path: Path) -> int:
-    """Bytes the repository takes on disk."""
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """Bytes the repository takes on disk, not counting amphub's cached packs."""
+    cache = path / PACK_CACHE_DIR
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and cache not in f.parents)

@@ -16,10 +16,12 @@ from dulwich.server import DictBackend, Handler, UploadPackHandler
 
 from amphub import db, keys
 from amphub.access import require_model
+from amphub.cardindex import refresh_card
 from amphub.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from amphub.git.bridge import BodyTooLarge, StreamBridge, run_streamed
 from amphub.git.receive import AmphubReceivePackHandler, RefUpdate
-from amphub.git.repos import repo_path
+from amphub.git.repos import DEFAULT_BRANCH, repo_path
+from amphub.git.upload import serve_upload_pack
 from amphub.names import check_model_id, check_space_id
 from amphub.policy import Action
 from amphub.quota import push_quota_message
@@ -118,10 +120,7 @@ async def _upload_pack(request: web.Request, call: ServiceCall) -> web.StreamRes
     response = _result_response("git-upload-pack")
 
     def serve(bridge: StreamBridge) -> None:
-        with Repo(str(call.path)) as repo:
-            proto = ReceivableProtocol(bridge.recv, bridge.write)
-            backend = DictBackend({b".": repo})
-            UploadPackHandler(backend, [b"."], proto, stateless_rpc=True).handle()
+        serve_upload_pack(call.path, bridge.recv, bridge.write)
 
     await _run_service(request, response, call, serve, MAX_NEGOTIATION_BODY)
     return response
@@ -148,6 +147,11 @@ async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamRe
     updated = await _run_service(request, response, call, serve, None)
     if updated:
         await _record_push(request, call, updated)
+        if any(u.ref == DEFAULT_BRANCH for u in updated):
+            space_id, model_id = call.space.id, call.model.id
+            request.app[keys.BACKGROUND].spawn(
+                refresh_card(request.app, space_id, model_id), f"index {space_id}/{model_id}"
+            )
     return response
 
 
