@@ -57,16 +57,15 @@ async def space_target(database: db.Database, space: db.Space, who: Actor) -> Sp
     return SpaceTarget(creator=space.creator, roles={who.name: role} if role else {})
 
 
-async def model_target(
-    database: db.Database, space: db.Space, model: db.Model, who: Actor
+def model_target(
+    creator: str, model: db.Model, who: Actor, space_role: str | None, model_role: str | None
 ) -> ModelTarget:
-    """The policy's view of a model, with the caller's granted roles."""
-    role = await db.model_role(database, space.id, model.id, who.name) if who.name else None
+    """The policy's view of a model, with the roles granted to the caller."""
     return ModelTarget(
-        await space_target(database, space, who),
+        SpaceTarget(creator, {who.name: space_role} if space_role else {}),
         owner=model.owner,
         visibility=model.visibility,
-        roles={who.name: role} if role else {},
+        roles={who.name: model_role} if model_role else {},
     )
 
 
@@ -146,10 +145,11 @@ async def require_model(
     """The model, if the caller may do `action` on it; 404 if they may not view it."""
     _check_token_scope(request, f"{space_id}/{model_id}")
     who = actor(request)
-    database = request.app[keys.DB]
-    space = await live_space(request, space_id)
-    model = await db.get_model(database, space_id, model_id) if space else None
-    target = await model_target(database, space, model, who) if space and model else None
+    found = await db.model_with_roles(request.app[keys.DB], space_id, model_id, who.name)
+    target = None
+    if found and space_status(request.app, found[0]) is not lifetime.Status.RELEASED:
+        space, model, space_role, model_role = found
+        target = model_target(space.creator, model, who, space_role, model_role)
     if target is None or not allowed(who, Action.VIEW, target):
         raise _hidden(who, f"model {space_id}/{model_id}")
     if not allowed(who, action, target):

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from amphub import accounts, db
 from amphub.app import bootstrap, create_app, prepare_data_dir
+from amphub.cardindex import reindex_all
 from amphub.config import Config, ConfigError, load_config
 
 OFFLINE = "amphub admin"
@@ -37,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("name")
     grant = actions.add_parser("grant-creator", help="let a user create spaces")
     grant.add_argument("name")
-    for action in (create, reset, grant):
+    reindex = actions.add_parser("reindex", help="rebuild every model card from its repository")
+    for action in (create, reset, grant, reindex):
         action.add_argument("--data", dest="data_dir", help="data dir (default ./amphub-data)")
     return parser
 
@@ -83,6 +85,10 @@ async def _admin(args: argparse.Namespace, config: Config) -> int:
                 return 1
             print(f"new key for {args.name}; the old one no longer works")
             print(key)
+            return 0
+        if args.action == "reindex":
+            count = await reindex_all(database, config, asyncio.to_thread)
+            print(f"indexed {count} models")
             return 0
         audit = db.Audit(OFFLINE, "grant_creator", target=args.name)
         if await db.update_user_flags(database, args.name, creator=True, audit=audit) is None:

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+
 from aiohttp import web
 
 from amphub import db, keys
-from amphub.access import ModelAccess, actor, require_model, require_space, space_status
+from amphub.access import ModelAccess, actor, model_target, require_model, require_space
 from amphub.api.body import field, json_object
+from amphub.cardindex import refresh_card
+from amphub.clock import rfc3339
 from amphub.errors import BadRequest, Conflict, NotFound
 from amphub.git.bridge import run_blocking
 from amphub.git.repos import create_model_repo, repo_path, repo_size
 from amphub.lfs.garbage import collect
 from amphub.names import check_display_name, check_model_id
-from amphub.policy import Action, Actor, ModelTarget, SpaceTarget, allowed, lifetime
-from amphub.policy.matrix import MODEL_ACTIONS, MODEL_ROLES, VISIBILITIES
+from amphub.policy import Action, allowed
+from amphub.policy.matrix import MODEL_ACTIONS, MODEL_ROLES, VISIBILITIES, reach
 from amphub.spaces import delete_model as remove_model
 from amphub.urls import model_url
 
 GRANTABLE_MODEL_ROLES = tuple(role for role in MODEL_ROLES if role != "owner")
-# A space in retention can be neither read nor searched until it is renewed.
-SEARCHABLE = (lifetime.Status.IN_USE, lifetime.Status.GRACE_PERIOD)
+FILTERS = ("space", "framework", "task_type", "algorithm", "tag", "license", "dataset")
 MAX_PER_PAGE = 100
 
 
@@ -42,10 +46,16 @@ def model_json(request: web.Request, model: db.Model, may: set[Action], size: in
 
 
 async def _detail_json(request: web.Request, access: ModelAccess) -> dict:
-    path = repo_path(request.app[keys.CONFIG], access.space.id, access.model.id)
+    space_id, model_id = access.space.id, access.model.id
+    path = repo_path(request.app[keys.CONFIG], space_id, model_id)
     size = await run_blocking(request.app, lambda: repo_size(path))
     may = {action for action in MODEL_ACTIONS if access.may(action)}
-    return model_json(request, access.model, may, size)
+    stored = await db.get_card(request.app[keys.DB], space_id, model_id)
+    return {
+        **model_json(request, access.model, may, size),
+        "card": _card(stored[1]) if stored else None,
+        "card_commit": stored[0] if stored else None,
+    }
 
 
 def _visibility(body: dict, default: str | None) -> str | None:
@@ -74,36 +84,9 @@ async def post_models(request: web.Request) -> web.Response:
     except BaseException:
         await db.delete_model_row(database, space.id, model_id)
         raise
+    await refresh_card(request.app, space.id, model_id)
     access = await require_model(request, space.id, model_id, Action.VIEW)
     return web.json_response(await _detail_json(request, access), status=201)
-
-
-async def _retrievable(request: web.Request, who: Actor) -> list[tuple[db.Model, set[Action]]]:
-    """Every model the caller may retrieve, with what the caller may do with each.
-
-    Three reads whatever the number of models: the models with their spaces, and the
-    caller's space and model roles.
-    """
-    database = request.app[keys.DB]
-    spaces = {s.id: s for s in await db.list_spaces(database)}
-    space_roles = await db.user_space_roles(database, who.name) if who.name else {}
-    model_roles = await db.user_model_roles(database, who.name) if who.name else {}
-    found = []
-    for model in await db.list_models(database):
-        space = spaces[model.space_id]
-        if space_status(request.app, space) not in SEARCHABLE:
-            continue
-        granted = space_roles.get(space.id)
-        role = model_roles.get((space.id, model.id))
-        target = ModelTarget(
-            SpaceTarget(space.creator, {who.name: granted} if granted else {}),
-            owner=model.owner,
-            visibility=model.visibility,
-            roles={who.name: role} if role else {},
-        )
-        if allowed(who, Action.RETRIEVE, target):
-            found.append((model, {a for a in MODEL_ACTIONS if allowed(who, a, target)}))
-    return found
 
 
 def _page(request: web.Request) -> tuple[int, int]:
@@ -117,28 +100,85 @@ def _page(request: web.Request) -> tuple[int, int]:
     return page, per_page
 
 
+def _parameter_bound(request: web.Request, name: str) -> int | None:
+    value = request.query.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number") from None
+
+
+def search_query(request: web.Request) -> db.SearchQuery:
+    """The caller's search: text, filters and what the policy lets them retrieve."""
+    who = actor(request)
+    can = reach(who, Action.RETRIEVE)
+    config = request.app[keys.CONFIG]
+    # Spaces past their grace period can be neither read nor searched until renewed.
+    live_after = rfc3339(request.app[keys.CLOCK]() - timedelta(days=config.grace_days))
+    filters = {name: request.query[name] for name in FILTERS if request.query.get(name)}
+    return db.SearchQuery(
+        everything=can.everything,
+        user=who.name,
+        visibilities=can.visibilities,
+        owner_sees=can.model_owner,
+        creator_sees=can.space_owner,
+        model_roles=can.model_roles,
+        space_roles=can.space_roles,
+        live_after=live_after,
+        text=request.query.get("q", "").strip(),
+        filters=filters,
+        min_parameters=_parameter_bound(request, "parameters_min"),
+        max_parameters=_parameter_bound(request, "parameters_max"),
+    )
+
+
+async def _permissions(request: web.Request, models: list[db.Model]) -> list[set[Action]]:
+    """What the caller may do with each model of a page (two reads for the whole page)."""
+    who = actor(request)
+    database = request.app[keys.DB]
+    space_roles = await db.user_space_roles(database, who.name) if who.name else {}
+    model_roles = await db.user_model_roles(database, who.name) if who.name else {}
+    creators = {s.id: s.creator for s in await db.list_spaces(database)}
+    found = []
+    for model in models:
+        target = model_target(
+            creators[model.space_id],
+            model,
+            who,
+            space_roles.get(model.space_id),
+            model_roles.get((model.space_id, model.id)),
+        )
+        found.append({a for a in MODEL_ACTIONS if allowed(who, a, target)})
+    return found
+
+
 async def get_models(request: web.Request) -> web.Response:
-    """The models the caller may retrieve, filtered by space and a text in name or id."""
+    """Search the models the caller may retrieve, with filters, sorting and facet counts."""
     page, per_page = _page(request)
-    space = request.query.get("space")
-    text = request.query.get("q", "").strip().lower()
-    found = [
-        (model, may)
-        for model, may in await _retrievable(request, actor(request))
-        if (not space or model.space_id == space)
-        and (not text or text in model.id.lower() or text in model.name.lower())
+    sort = request.query.get("sort", "updated")
+    if sort not in db.SORTS:
+        raise BadRequest(f"sort must be one of {', '.join(db.SORTS)}")
+    query = search_query(request)
+    database = request.app[keys.DB]
+    rows = await db.search_models(database, query, sort, per_page, (page - 1) * per_page)
+    may = await _permissions(request, [model for model, _ in rows])
+    models = [
+        {**model_json(request, model, actions, None), "card": _card(card)}
+        for (model, card), actions in zip(rows, may, strict=True)
     ]
-    spaces: dict[str, int] = {}
-    for model, _ in found:
-        spaces[model.space_id] = spaces.get(model.space_id, 0) + 1
-    shown = found[(page - 1) * per_page : page * per_page]
     return web.json_response(
         {
-            "models": [model_json(request, model, may, None) for model, may in shown],
-            "total": len(found),
-            "facets": {"space": spaces},
+            "models": models,
+            "total": await db.count_models(database, query),
+            "facets": await db.facet_counts(database, query),
         }
     )
+
+
+def _card(card_json: str | None) -> dict | None:
+    return json.loads(card_json) if card_json else None
 
 
 def _model_ids(request: web.Request) -> tuple[str, str]:
@@ -159,17 +199,13 @@ async def patch_model(request: web.Request) -> web.Response:
     name = check_display_name(name) if name is not None else None
     visibility = _visibility(body, None)
     detail = ", ".join(f"{k}={v}" for k, v in (("name", name), ("visibility", visibility)) if v)
-    audit = db.Audit(
-        actor(request).name, "change_model", access.space.id, access.model.id, detail=detail
-    )
+    space_id, model_id = access.space.id, access.model.id
+    audit = db.Audit(actor(request).name, "change_model", space_id, model_id, detail=detail)
     await db.update_model(
-        request.app[keys.DB],
-        access.space.id,
-        access.model.id,
-        audit,
-        name=name,
-        visibility=visibility,
+        request.app[keys.DB], space_id, model_id, audit, name=name, visibility=visibility
     )
+    if name:  # the name is part of what search looks in
+        await refresh_card(request.app, space_id, model_id)
     access = await require_model(request, *_model_ids(request), Action.VIEW)
     return web.json_response(await _detail_json(request, access))
 

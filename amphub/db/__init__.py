@@ -1,6 +1,7 @@
 """The database: one aiosqlite connection, migrations, and every SQL statement, by area."""
 
 from amphub.db.audit import *  # noqa: F403
+from amphub.db.cards import *  # noqa: F403
 from amphub.db.core import (
     MIGRATIONS,
     Audit,

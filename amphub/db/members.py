@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from amphub.db.core import Audit, Database, fetch_all, fetch_one
+from amphub.db.core import Audit, Database, Model, Space, fetch_all, fetch_one
 
 __all__ = [
+    "model_with_roles",
     "space_role",
     "model_role",
     "user_space_roles",
@@ -126,3 +127,29 @@ async def delete_model_member(
     except _NothingToRevoke:
         return False
     return True
+
+
+async def model_with_roles(
+    db: Database, space_id: str, model_id: str, user: str | None
+) -> tuple[Space, Model, str | None, str | None] | None:
+    """A model, its space, and the user's roles in both, in one read (every request needs them)."""
+    row = await fetch_one(
+        db,
+        "SELECT s.id, s.name, s.quota, s.billing_mode, s.expires_at, s.creator, s.created_at,"
+        " s.released_at, s.purged_at, m.name, m.visibility, m.owner, m.created_at,"
+        " m.updated_at, sm.role, mm.role"
+        " FROM models m JOIN spaces s ON s.id = m.space_id"
+        " LEFT JOIN space_members sm ON sm.space_id = s.id AND sm.user = ?"
+        " LEFT JOIN model_members mm ON mm.space_id = m.space_id AND mm.model_id = m.id"
+        " AND mm.user = ?"
+        " WHERE m.space_id = ? AND m.id = ?",
+        user,
+        user,
+        space_id,
+        model_id,
+    )
+    if row is None:
+        return None
+    space = Space(*row[0:9])
+    model = Model(space_id, model_id, *row[9:14])
+    return space, model, row[14], row[15]

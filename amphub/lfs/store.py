@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 OID = re.compile(r"[0-9a-f]{64}")
@@ -52,7 +54,11 @@ class ObjectStore:
 
 
 class Upload:
-    """One object being received: hashed while written to a temporary file."""
+    """One object being received: counted, hashed and written, then moved in whole.
+
+    `hash` and `write` of one piece may run at the same time on two threads (hashlib and
+    file writes release the GIL); pieces themselves must come in order.
+    """
 
     def __init__(self, store: ObjectStore, oid: str, size: int) -> None:
         self.store = store
@@ -61,16 +67,28 @@ class Upload:
         self.received = 0
         self._hash = hashlib.sha256()
         fd, name = tempfile.mkstemp(dir=store.tmp, prefix="lfs-", suffix=".part")
-        self._file = os.fdopen(fd, "wb", buffering=0)
+        self._fd = fd
+        self._written = 0
         self._temp = Path(name)
 
-    def write(self, data: bytes) -> None:
-        """Append bytes; refuses more than the announced size."""
-        self.received += len(data)
+    def accept(self, length: int) -> None:
+        """Count a piece before it is hashed and written; refuses more than announced."""
+        self.received += length
         if self.received > self.size:
             raise ObjectMismatch(f"more than the announced {self.size} bytes were sent")
+
+    def hash(self, data: bytes) -> None:
+        """Feed a piece to the hash."""
         self._hash.update(data)
-        self._file.write(data)
+
+    def write(self, data: bytes) -> None:
+        """Append a piece to the file and start writing it back to disk."""
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        _start_writeback(self._fd, self._written, len(data))
+        self._written += len(data)
 
     def commit(self) -> None:
         """Check size and hash, make the bytes durable and move them into place."""
@@ -79,8 +97,7 @@ class Upload:
                 raise ObjectMismatch(f"received {self.received} bytes, expected {self.size}")
             if self._hash.hexdigest() != self.oid:
                 raise ObjectMismatch("the content does not match its oid (sha256)")
-            os.fsync(self._file.fileno())
-            self._file.close()
+            os.fsync(self._fd)
             target = self.store.path(self.oid)
             if target.is_file():
                 return  # the same bytes are stored already
@@ -91,9 +108,20 @@ class Upload:
             self.abort()
 
     def abort(self) -> None:
-        """Drop whatever was received."""
-        self._file.close()
+        """Drop whatever was received (nothing once committed)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
         self._temp.unlink(missing_ok=True)
+
+
+def put_small(store: ObjectStore, oid: str, data: bytes) -> None:
+    """Store an object received whole, in one go."""
+    upload = store.open_upload(oid, len(data))
+    upload.accept(len(data))
+    upload.hash(data)
+    upload.write(data)
+    upload.commit()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -102,3 +130,23 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    return function
+
+
+_SYNC_FILE_RANGE = _load_sync_file_range()
+SYNC_FILE_RANGE_WRITE = 2
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    # Linux starts writing the piece to disk now instead of at the final fsync, so the
+    # acknowledgement of a large upload does not wait for a gigabyte of dirty pages.
+    if _SYNC_FILE_RANGE is not None and length:
+        _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)

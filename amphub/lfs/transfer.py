@@ -19,7 +19,14 @@ from amphub.errors import (
 )
 from amphub.git.bridge import run_blocking
 from amphub.git.routes import model_ids
-from amphub.lfs.store import InvalidOid, ObjectMismatch, ObjectStore, check_oid
+from amphub.lfs.store import (
+    InvalidOid,
+    ObjectMismatch,
+    ObjectStore,
+    Upload,
+    check_oid,
+    put_small,
+)
 from amphub.policy import Action
 from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
 from amphub.urls import model_url
@@ -170,7 +177,33 @@ async def put_object(request: web.Request) -> web.Response:
 
 
 async def _receive(request: web.Request, oid: str, size: int) -> None:
-    """Stream the body into the store; the loop reads while a thread hashes and writes."""
+    """Stream the body into the store; the loop reads while threads hash and write."""
+    try:
+        if size <= WRITE_PIECE:
+            await _receive_small(request, oid, size)
+        else:
+            await _receive_large(request, oid, size)
+    except ObjectMismatch as exc:
+        raise Unprocessable(str(exc)) from None
+
+
+async def _receive_small(request: web.Request, oid: str, size: int) -> None:
+    parts, received = [], 0
+    async for chunk in request.content.iter_any():
+        received += len(chunk)
+        if received > size:
+            raise ObjectMismatch(f"more than the announced {size} bytes were sent")
+        parts.append(chunk)
+    data = b"".join(parts)
+    if len(data) != size:
+        raise ObjectMismatch(f"received {len(data)} bytes, expected {size}")
+    app = request.app
+    store: ObjectStore = app[keys.LFS_STORE]
+    async with app[keys.OBJECT_LOCKS].hold(("object", oid)):
+        await run_blocking(app, lambda: put_small(store, oid, data))
+
+
+async def _receive_large(request: web.Request, oid: str, size: int) -> None:
     app = request.app
     store: ObjectStore = app[keys.LFS_STORE]
     upload = await run_blocking(app, lambda: store.open_upload(oid, size))
@@ -179,23 +212,29 @@ async def _receive(request: web.Request, oid: str, size: int) -> None:
         parts: list[bytes] = []
         buffered = 0
         async for chunk in request.content.iter_any():
+            upload.accept(len(chunk))
             parts.append(chunk)
             buffered += len(chunk)
             if buffered >= WRITE_PIECE:
                 if pending:
                     await pending
                 piece, parts, buffered = b"".join(parts), [], 0
-                pending = asyncio.ensure_future(run_blocking(app, lambda p=piece: upload.write(p)))
+                pending = _hash_and_write(app, upload, piece)
         if pending:
             await pending
-        piece = b"".join(parts)
-        await run_blocking(app, lambda: upload.write(piece))
+        await _hash_and_write(app, upload, b"".join(parts))
         async with app[keys.OBJECT_LOCKS].hold(("object", oid)):
             await run_blocking(app, upload.commit)
-    except ObjectMismatch as exc:
-        raise Unprocessable(str(exc)) from None
-    finally:
+    except BaseException:
         await run_blocking(app, upload.abort)
+        raise
+
+
+def _hash_and_write(app: web.Application, upload: Upload, piece: bytes) -> asyncio.Future:
+    return asyncio.gather(
+        run_blocking(app, lambda: upload.hash(piece)),
+        run_blocking(app, lambda: upload.write(piece)),
+    )
 
 
 async def get_object(request: web.Request) -> web.StreamResponse:

@@ -60,6 +60,11 @@ SPACE_ROLES: Mapping[str, frozenset[Action]] = {
 SPACE_ROLES_WITH_ALL_MODEL_ACTIONS = frozenset({"owner", "maintainer"})
 
 VISIBILITIES = ("private", "internal", "public")
+# What a visibility grants without membership: (model role, whether signing in is needed).
+VISIBILITY_GRANTS: Mapping[str, tuple[str, bool]] = {
+    "public": ("user", False),
+    "internal": ("user", True),
+}
 
 
 @dataclass(frozen=True)
@@ -107,8 +112,9 @@ class ModelTarget:
     def roles_of(self, actor: Actor) -> set[str]:
         """Every model role the actor holds, directly or through visibility."""
         held = set()
-        if self.visibility == "public" or (self.visibility == "internal" and actor.signed_in):
-            held.add("user")
+        granted = VISIBILITY_GRANTS.get(self.visibility)
+        if granted and (actor.signed_in or not granted[1]):
+            held.add(granted[0])
         if actor.name is None:
             return held
         if actor.name == self.owner:
@@ -133,3 +139,45 @@ def allowed(actor: Actor, action: Action, target: SpaceTarget | ModelTarget | No
             return True
         return any(action in MODEL_ROLES[role] for role in target.roles_of(actor))
     return False
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Which models an actor may do an action on, as conditions a database can test.
+
+    The same rules as `allowed`, read from the same tables, so that a search can filter
+    ten thousand models in one query instead of asking `allowed` ten thousand times.
+    """
+
+    everything: bool
+    visibilities: tuple[str, ...]
+    model_owner: bool
+    space_owner: bool
+    model_roles: tuple[str, ...]
+    space_roles: tuple[str, ...]
+
+
+def reach(actor: Actor, action: Action) -> Reach:
+    """The conditions under which `actor` may do `action` on a model."""
+    visibilities = tuple(
+        visibility
+        for visibility, (role, needs_sign_in) in VISIBILITY_GRANTS.items()
+        if action in MODEL_ROLES[role] and (actor.signed_in or not needs_sign_in)
+    )
+    signed_in = actor.signed_in
+    return Reach(
+        everything=actor.admin,
+        visibilities=visibilities,
+        model_owner=signed_in and action in MODEL_ROLES["owner"],
+        space_owner=signed_in and "owner" in SPACE_ROLES_WITH_ALL_MODEL_ACTIONS,
+        model_roles=tuple(
+            role
+            for role, actions in MODEL_ROLES.items()
+            if signed_in and role != "owner" and action in actions
+        ),
+        space_roles=tuple(
+            role
+            for role in SPACE_ROLES_WITH_ALL_MODEL_ACTIONS
+            if signed_in and role != "owner" and action in MODEL_ACTIONS
+        ),
+    )
