@@ -191,3 +191,30 @@ async def test_bad_front_matter_never_fails_a_push(seeded: Hub, tmp_path: Path) 
 async def test_rename_is_searchable(seeded: Hub) -> None:
     await seeded.call("PATCH", "/api/v1/models/team/resnet", json={"name": "视觉模型"})
     assert [m["id"] for m in (await search(seeded, q="视觉"))["models"]] == ["resnet"]
+
+
+async def test_admin_reindex_rebuilds_cards_from_repositories(seeded: Hub) -> None:
+    import sqlite3
+    import sys
+
+    with sqlite3.connect(seeded.data_dir / "amphub.db") as conn:
+        conn.execute("DELETE FROM cards")
+        conn.execute("DELETE FROM card_values")
+    assert (await search(seeded, framework="PyTorch"))["models"] == []
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "amphub",
+        "admin",
+        "reindex",
+        "--data",
+        str(seeded.data_dir),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().strip() == "indexed 2 models"
+    assert [m["id"] for m in (await search(seeded, framework="PyTorch"))["models"]] == ["gpt2-big"]
+    _, model = await seeded.call("GET", "/api/v1/models/team/gpt2-big")
+    assert model["card"]["parameters"] == 1_700_000_000
