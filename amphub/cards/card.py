@@ -323,7 +323,7 @@ def _parameters(value: Any, notes: _Notes) -> int | None:
         count = int(value)
     elif isinstance(value, str):
         count = _count_text(value.strip())
-    if value is not None and (count is None or count < 0):
+    if value is not None and (count is None or not 0 <= count < 2**63):  # SQLite's INTEGER
         shown = _q(value) if isinstance(value, str | int | float) else _kind(value)
         notes.add(f"Number of parameters: expected a whole number such as 1700000000 "
                   f"or '1.7B', got {shown}; ignored")  # fmt: skip
