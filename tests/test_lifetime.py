@@ -34,6 +34,14 @@ async def push_file(hub: Hub, work: Path, name: str) -> object:
     return await git("push", "-q", cwd=work, check=False)
 
 
+async def lfs_batch(hub: Hub, operation: str) -> tuple[int, dict]:
+    url = f"{hub.base}/team/m1.git/info/lfs/objects/batch"
+    body = {"operation": operation, "objects": [{"oid": "a" * 64, "size": 10}]}
+    headers = {"Authorization": f"Bearer {hub.keys['ada']}"}
+    async with hub.session.post(url, json=body, headers=headers) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
 async def test_space_lifetime_through_git_and_api(timed: Hub, tmp_path: Path) -> None:
     hub = timed
     url = hub.remote("team", "m1", "ada")
@@ -53,6 +61,9 @@ async def test_space_lifetime_through_git_and_api(timed: Hub, tmp_path: Path) ->
         " 2026-02-22 12:00 UTC; renew it to push and upload again"
     ) in refused.stderr
     await git("clone", "-q", url, str(tmp_path / "grace-clone"))
+    status, body = await lfs_batch(hub, "upload")
+    assert status == 403 and "is read-only until" in body["message"]
+    assert (await lfs_batch(hub, "download"))[0] == 200
     status, body = await hub.call(
         "POST", "/api/v1/spaces/team/models", user="ada", json={"id": "m2"}
     )
@@ -61,6 +72,8 @@ async def test_space_lifetime_through_git_and_api(timed: Hub, tmp_path: Path) ->
     hub.clock.advance(days=7)  # retention period: nothing but renewal
     _, space = await hub.call("GET", "/api/v1/spaces/team", user="ada")
     assert space["status"] == "retention_period"
+    status, body = await lfs_batch(hub, "download")
+    assert status == 403 and "until its owner renews it" in body["message"]
     cloned = await git("clone", "-q", url, str(tmp_path / "retained"), check=False)
     assert cloned.returncode != 0
     assert "its data is kept until 2026-03-09 12:00 UTC" in cloned.stderr
