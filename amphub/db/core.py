@@ -82,6 +82,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
         "CREATE INDEX model_objects_oid ON model_objects(oid)",
+        # One statement stores an object's row and its link, so an upload's last step is
+        # one round trip to the database.
+        """
+        CREATE VIEW object_links (space_id, model_id, oid, size, at) AS
+            SELECT m.space_id, m.model_id, m.oid, o.size, m.linked_at
+            FROM model_objects m JOIN lfs_objects o ON o.oid = m.oid
+        """,
+        """
+        CREATE TRIGGER object_links_insert INSTEAD OF INSERT ON object_links BEGIN
+            INSERT OR IGNORE INTO lfs_objects (oid, size, created_at)
+            VALUES (new.oid, new.size, new.at);
+            INSERT OR IGNORE INTO model_objects (space_id, model_id, oid, linked_at)
+            VALUES (new.space_id, new.model_id, new.oid, new.at);
+        END
+        """,
         """
         CREATE TABLE lfs_locks (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -256,6 +271,11 @@ class Database:
     def now(self) -> str:
         """The current time as stored in rows."""
         return rfc3339(self.clock())
+
+    async def write(self, sql: str, params: tuple[object, ...]) -> None:
+        """One statement, atomic on its own, in one round trip."""
+        async with self._write_lock:
+            await self.conn.execute(sql, params)
 
     @contextlib.asynccontextmanager
     async def transaction(self, audit: Audit | None = None) -> AsyncIterator[aiosqlite.Connection]:

@@ -86,17 +86,10 @@ async def get_lfs_object_size(db: Database, oid: str) -> int | None:
 
 async def link_object(db: Database, space_id: str, model_id: str, oid: str, size: int) -> None:
     """Record a stored object and link it to a model (both idempotent)."""
-    now = db.now()
-    async with db.transaction() as conn:
-        await conn.execute(
-            "INSERT OR IGNORE INTO lfs_objects (oid, size, created_at) VALUES (?, ?, ?)",
-            (oid, size, now),
-        )
-        await conn.execute(
-            "INSERT OR IGNORE INTO model_objects (space_id, model_id, oid, linked_at)"
-            " VALUES (?, ?, ?, ?)",
-            (space_id, model_id, oid, now),
-        )
+    await db.write(
+        "INSERT INTO object_links (space_id, model_id, oid, size, at) VALUES (?, ?, ?, ?, ?)",
+        (space_id, model_id, oid, size, db.now()),
+    )
 
 
 async def model_oids(db: Database, space_id: str, model_id: str) -> list[str]:
