@@ -14,17 +14,29 @@ MAX_JSON_BODY = 1024 * 1024
 _MISSING = object()
 
 
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object; an empty body counts as `{}`."""
-    if request.content_length and request.content_length > MAX_JSON_BODY:
-        raise PayloadTooLarge(f"a JSON body may be at most {MAX_JSON_BODY} bytes")
+class BodyTooLong(Exception):
+    """The body went past the number of bytes the route accepts."""
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, read in the pieces it arrives in; BodyTooLong past `limit` bytes."""
+    if request.content_length and request.content_length > limit:
+        raise BodyTooLong
     parts, size = [], 0
     async for chunk in request.content.iter_any():
         size += len(chunk)
-        if size > MAX_JSON_BODY:
-            raise PayloadTooLarge(f"a JSON body may be at most {MAX_JSON_BODY} bytes")
+        if size > limit:
+            raise BodyTooLong
         parts.append(chunk)
-    raw = b"".join(parts)
+    return b"".join(parts)
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object; an empty body counts as `{}`."""
+    try:
+        raw = await read_body(request, MAX_JSON_BODY)
+    except BodyTooLong:
+        raise PayloadTooLarge(f"a JSON body may be at most {MAX_JSON_BODY} bytes") from None
     if not raw.strip():
         return {}
     try:

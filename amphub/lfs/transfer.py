@@ -8,7 +8,7 @@ from aiohttp import web
 
 from amphub import db, keys
 from amphub.access import require_model
-from amphub.api.body import field, json_object
+from amphub.api.body import BodyTooLong, field, json_object, read_body
 from amphub.errors import (
     LFS_MEDIA_TYPE,
     ApiError,
@@ -188,13 +188,10 @@ async def _receive(request: web.Request, oid: str, size: int) -> None:
 
 
 async def _receive_small(request: web.Request, oid: str, size: int) -> None:
-    parts, received = [], 0
-    async for chunk in request.content.iter_any():
-        received += len(chunk)
-        if received > size:
-            raise ObjectMismatch(f"more than the announced {size} bytes were sent")
-        parts.append(chunk)
-    data = b"".join(parts)
+    try:
+        data = await read_body(request, size)
+    except BodyTooLong:
+        raise ObjectMismatch(f"more than the announced {size} bytes were sent") from None
     if len(data) != size:
         raise ObjectMismatch(f"received {len(data)} bytes, expected {size}")
     app = request.app
