@@ -168,13 +168,10 @@ async def get_models(request: web.Request) -> web.Response:
         {**model_json(request, model, actions, None), "card": _card(card)}
         for (model, card), actions in zip(rows, may, strict=True)
     ]
-    return web.json_response(
-        {
-            "models": models,
-            "total": await db.count_models(database, query),
-            "facets": await db.facet_counts(database, query),
-        }
-    )
+    facets = await db.facet_counts(database, query)
+    # Every match is in exactly one space, so the space facet adds up to the total.
+    total = sum(facets["space"].values())
+    return web.json_response({"models": models, "total": total, "facets": facets})
 
 
 def _card(card_json: str | None) -> dict | None:

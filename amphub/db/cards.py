@@ -13,7 +13,6 @@ __all__ = [
     "store_card",
     "get_card",
     "search_models",
-    "count_models",
     "facet_counts",
 ]
 
@@ -83,17 +82,17 @@ def _access(query: SearchQuery) -> tuple[list[str], list[object]]:
         if query.creator_sees:
             reach.append("s.creator = ?")
             args.append(query.user)
+        # Set-based subqueries: evaluated once per search, not once per model.
         if query.model_roles:
-            roles = _marks(query.model_roles)
             reach.append(
-                "EXISTS (SELECT 1 FROM model_members mm WHERE mm.space_id = m.space_id"
-                f" AND mm.model_id = m.id AND mm.user = ? AND mm.role IN ({roles}))"
+                "(m.space_id, m.id) IN (SELECT space_id, model_id FROM model_members"
+                f" WHERE user = ? AND role IN ({_marks(query.model_roles)}))"
             )
             args += [query.user, *query.model_roles]
         if query.space_roles:
             reach.append(
-                "EXISTS (SELECT 1 FROM space_members sm WHERE sm.space_id = m.space_id"
-                f" AND sm.user = ? AND sm.role IN ({_marks(query.space_roles)}))"
+                "m.space_id IN (SELECT space_id FROM space_members"
+                f" WHERE user = ? AND role IN ({_marks(query.space_roles)}))"
             )
             args += [query.user, *query.space_roles]
     return ["(" + (" OR ".join(reach) or "0") + ")"], args
@@ -117,8 +116,8 @@ def _where(query: SearchQuery) -> tuple[str, list[object]]:
             clauses.append(f"c.{name} = ? COLLATE NOCASE")
         else:
             clauses.append(
-                "EXISTS (SELECT 1 FROM card_values v WHERE v.space_id = m.space_id"
-                " AND v.model_id = m.id AND v.field = ? AND v.value = ? COLLATE NOCASE)"
+                "(m.space_id, m.id) IN (SELECT space_id, model_id FROM card_values"
+                " WHERE field = ? AND value = ? COLLATE NOCASE)"
             )
             args.append(name)
         args.append(value)
@@ -142,10 +141,13 @@ async def search_models(
 ) -> list[tuple[Model, str | None]]:
     """One page of matching models, each with its card's JSON (None before indexing)."""
     where, args = _where(query)
+    # Sort and cut the page on narrow rows first; only the page's cards are read.
     rows = await fetch_all(
         db,
-        f"SELECT m.*, c.card AS card_json {FROM} WHERE {where}"
-        f" ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?",
+        "SELECT m.*, c.card AS card_json FROM models m"
+        " LEFT JOIN cards c ON c.space_id = m.space_id AND c.model_id = m.id"
+        f" WHERE m.rowid IN (SELECT m.rowid {FROM} WHERE {where}"
+        f" ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?) ORDER BY {SORTS[sort]}",
         *args,
         limit,
         offset,
@@ -167,20 +169,13 @@ async def search_models(
     ]
 
 
-async def count_models(db: Database, query: SearchQuery) -> int:
-    """How many models match."""
-    where, args = _where(query)
-    row = await fetch_one(db, f"SELECT count(*) {FROM} WHERE {where}", *args)
-    return row[0]
-
-
 async def facet_counts(db: Database, query: SearchQuery) -> dict[str, dict[str, int]]:
     """Counts per space, framework, task type and algorithm among the matching models."""
     where, args = _where(query)
     matching = f"SELECT m.space_id, m.id, c.task_type, c.algorithm {FROM} WHERE {where}"
     rows = await fetch_all(
         db,
-        f"WITH hit AS ({matching})"
+        f"WITH hit AS MATERIALIZED ({matching})"
         " SELECT 'space', space_id, count(*) FROM hit GROUP BY space_id"
         " UNION ALL SELECT 'task_type', task_type, count(*) FROM hit"
         " WHERE task_type IS NOT NULL GROUP BY task_type"
