@@ -10,7 +10,6 @@ __all__ = [
     "linked_object_sizes",
     "oids_counted_in_space",
     "space_lfs_usage",
-    "get_lfs_object_size",
     "link_object",
     "model_oids",
     "forget_object_if_unreferenced",
@@ -76,12 +75,6 @@ async def space_lfs_usage(db: Database, space_id: str) -> tuple[int, dict[str, i
         space_id,
     )
     return total[0], {row[0]: row[1] for row in rows}
-
-
-async def get_lfs_object_size(db: Database, oid: str) -> int | None:
-    """The size of a stored object, None if it is not stored."""
-    row = await fetch_one(db, "SELECT size FROM lfs_objects WHERE oid = ?", oid)
-    return row[0] if row else None
 
 
 async def link_object(db: Database, space_id: str, model_id: str, oid: str, size: int) -> None:

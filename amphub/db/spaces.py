@@ -10,7 +10,6 @@ __all__ = [
     "insert_space",
     "get_space",
     "list_spaces",
-    "space_model_counts",
     "update_space",
     "mark_space_released",
     "mark_space_purged",
@@ -63,14 +62,6 @@ async def get_space(db: Database, space_id: str) -> Space | None:
 async def list_spaces(db: Database) -> list[Space]:
     """Every space, by id."""
     return [_space(row) for row in await fetch_all(db, "SELECT * FROM spaces ORDER BY id")]
-
-
-async def space_model_counts(db: Database, space_id: str) -> list[tuple[str, int]]:
-    """(owner, number of models) for each owner of models in the space."""
-    rows = await fetch_all(
-        db, "SELECT owner, count(*) FROM models WHERE space_id = ? GROUP BY owner", space_id
-    )
-    return [(row[0], row[1]) for row in rows]
 
 
 async def update_space(
