@@ -1,0 +1,244 @@
+"""Risky calls in Python source: what a model repository's code would do if run.
+
+The source is parsed with ``ast`` and never executed or imported. Calls are named by
+resolving simple import aliases (``import subprocess as sp``, ``from os import
+system``), so ``sp.run(..., shell=True)`` is seen as ``subprocess.run``.
+
+Severities, with the reason:
+
+- **dangerous** — the call runs a shell command or arbitrary code the file computes:
+  ``os.system``, ``os.popen``, ``subprocess.*(shell=True)``, ``subprocess.getoutput``,
+  ``asyncio.create_subprocess_shell``, ``eval``/``exec`` of anything but a constant.
+- **suspicious** — the call is common in honest ML code but runs code hidden in its
+  input or fetched from elsewhere, so a person should look: ``eval``/``exec`` of a
+  constant, ``pickle``/``dill``/``cloudpickle``/``joblib`` loads, ``torch.load``
+  without ``weights_only=True``, ``yaml.load`` without a safe ``Loader``,
+  ``trust_remote_code=True``, ``verify=False`` on an HTTP call, ``__import__`` of a
+  computed name, and ``shell=`` set to a computed value.
+- **info** — the file does not parse; the code checks were skipped.
+
+A parse that fails in any way (syntax, nesting too deep for the parser) gives one
+info finding, never an exception: the file is untrusted and may be built to break
+the parser. The tree is walked with ``ast.walk``, which does not recurse. A file over
+``MAX_PARSE_CHARS`` is not parsed (a dense 10 MB file would take a minute) but
+searched by text for the same names: every match is then only suspicious.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+
+from amphub.scan.findings import Finding, Severity
+
+_EVAL = frozenset({"eval", "exec", "builtins.eval", "builtins.exec"})
+_SHELL = frozenset(
+    {
+        "os.system",
+        "os.popen",
+        "posix.system",
+        "subprocess.getoutput",
+        "subprocess.getstatusoutput",
+        "asyncio.create_subprocess_shell",
+    }
+)
+_SUBPROCESS = frozenset(
+    f"subprocess.{name}" for name in ("run", "call", "check_call", "check_output", "Popen")
+)
+_UNPICKLE = frozenset(
+    f"{module}.{name}"
+    for module in ("pickle", "_pickle", "cPickle", "dill", "cloudpickle")
+    for name in ("load", "loads", "Unpickler")
+) | {"joblib.load", "pandas.read_pickle"}
+_YAML_LOAD = frozenset({"yaml.load", "yaml.load_all"})
+_YAML_UNSAFE = frozenset(
+    {"yaml.unsafe_load", "yaml.unsafe_load_all", "yaml.full_load", "yaml.full_load_all"}
+)
+_YAML_SAFE_LOADERS = frozenset({"SafeLoader", "CSafeLoader", "BaseLoader", "CBaseLoader"})
+_HTTP_METHODS = frozenset({"get", "post", "put", "patch", "delete", "head", "options", "request"})
+_IMPORT = frozenset({"__import__", "builtins.__import__"})
+
+# ast.parse builds about one Python object per two bytes of dense code, at a few
+# microseconds each: 256 KiB parses in about a second, and fewer than 0.2% of real
+# .py files are larger (generated tables, lexers).
+MAX_PARSE_CHARS = 256 * 1024
+MAX_TEXT_FINDINGS = 100
+# Each begins with a literal, so ``re`` jumps between candidates (one alternation with
+# a lookbehind in front ran ten times slower on 10 MB).
+_RISKY_TEXT = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"eval[ \t]{0,4}\(",
+        r"exec[ \t]{0,4}\(",
+        r"__import__[ \t]{0,4}\(",
+        r"os\.(?:system|popen)[ \t]{0,4}\(",
+        r"subprocess\.get(?:status)?output[ \t]{0,4}\(",
+        r"asyncio\.create_subprocess_shell[ \t]{0,4}\(",
+        r"pickle\.loads?[ \t]{0,4}\(",
+        r"cloudpickle\.loads?[ \t]{0,4}\(",
+        r"dill\.loads?[ \t]{0,4}\(",
+        r"torch\.load[ \t]{0,4}\(",
+        r"yaml\.(?:unsafe_|full_)?load[ \t]{0,4}\(",
+        r"shell[ \t]{0,4}=[ \t]{0,4}True\b",
+        r"trust_remote_code[ \t]{0,4}=[ \t]{0,4}True\b",
+        r"verify[ \t]{0,4}=[ \t]{0,4}False\b",
+    )
+)
+
+
+def scan_python(source: str) -> list[Finding]:
+    """Find risky calls in Python source without running it.
+
+    Args:
+        source: The file's text.
+
+    Returns:
+        Findings of kind ``code`` in line order; one info finding if it does not parse.
+    """
+    if len(source) > MAX_PARSE_CHARS:
+        return _scan_by_text(source)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        # Python cannot run it either, so nothing in it can run: info, not a warning.
+        message = f"not valid Python ({exc.msg}); code checks skipped"
+        return [Finding("code", message, "info", line=exc.lineno)]
+    except (ValueError, RecursionError, MemoryError):
+        # CPython reports nesting too deep for its parser as these.
+        return [Finding("code", "Python too deeply nested to parse; code checks skipped", "info")]
+    aliases: dict[str, str] = {}
+    calls = []
+    for node in ast.walk(tree):  # one pass: a big tree costs seconds per walk
+        if isinstance(node, ast.Call):
+            calls.append(node)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            _add_aliases(node, aliases)
+    findings = [
+        Finding("code", message, severity, line=call.lineno)
+        for call in calls
+        for severity, message in _check_call(call, aliases)
+    ]
+    return sorted(findings, key=lambda f: f.line or 0)
+
+
+def _add_aliases(node: ast.Import | ast.ImportFrom, aliases: dict[str, str]) -> None:
+    """Record local name → dotted name it stands for."""
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.asname:
+                aliases[alias.asname] = alias.name
+            else:  # `import os.path` binds `os`
+                top = alias.name.partition(".")[0]
+                aliases[top] = top
+    elif node.module and not node.level:  # a relative import names a local module
+        for alias in node.names:
+            if alias.name != "*":
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+
+
+def _scan_by_text(source: str) -> list[Finding]:
+    """The fallback for a file too big to parse in bounded time: the risky names by text.
+
+    Without a tree there is no alias resolution and no telling code from comments, so
+    every match is only suspicious.
+    """
+    note = f"Python over {MAX_PARSE_CHARS // 1024} KiB: checked by text match, not parsed"
+    findings = [Finding("code", note, "info")]
+    starts = []
+    for pattern in _RISKY_TEXT:
+        kept = 0
+        for match in pattern.finditer(source):
+            at = match.start()
+            # `model.eval(`, `my_exec(` and `cloudpickle.load(` (for `pickle.load(`)
+            # continue another name.
+            if at and (source[at - 1].isalnum() or source[at - 1] in "_."):
+                continue
+            starts.append((at, match.group()))
+            kept += 1
+            if kept == MAX_TEXT_FINDINGS:  # enough to fill the earliest MAX_TEXT_FINDINGS
+                break
+    line, pos = 1, 0
+    for at, text in sorted(starts)[:MAX_TEXT_FINDINGS]:
+        line += source.count("\n", pos, at)
+        pos = at
+        message = f"`{' '.join(text.split())}` found by text match in a file too big to parse"
+        findings.append(Finding("code", message, "suspicious", line=line))
+    return findings
+
+
+def _qualname(expr: ast.expr, aliases: dict[str, str]) -> str | None:
+    """``sp.run`` → ``subprocess.run``; None for anything but a dotted name."""
+    parts = []
+    while isinstance(expr, ast.Attribute):  # a loop: attribute chains can be long
+        parts.append(expr.attr)
+        expr = expr.value
+    if not isinstance(expr, ast.Name):
+        return None
+    parts.append(aliases.get(expr.id, expr.id))
+    return ".".join(reversed(parts))
+
+
+def _is_const(node: ast.expr | None, value: object) -> bool:
+    return isinstance(node, ast.Constant) and node.value is value
+
+
+def _check_call(node: ast.Call, aliases: dict[str, str]) -> Iterator[tuple[Severity, str]]:
+    """Yield (severity, message) for each risk in one call."""
+    name = _qualname(node.func, aliases)
+    keywords = {k.arg: k.value for k in node.keywords if k.arg}
+    first = node.args[0] if node.args else None
+    if name in _EVAL:
+        if isinstance(first, ast.Constant):
+            yield "suspicious", f"`{name}` of a constant string"
+        else:
+            yield "dangerous", f"`{name}` runs code computed at run time"
+    elif name in _SHELL:
+        yield "dangerous", f"`{name}` runs a shell command"
+    elif name in _SUBPROCESS and "shell" in keywords:
+        shell = keywords["shell"]
+        if _is_const(shell, True):
+            yield "dangerous", f"`{name}` with shell=True runs a shell command"
+        elif not isinstance(shell, ast.Constant):
+            yield "suspicious", f"`{name}` with a computed shell= argument"
+    elif name in _UNPICKLE:
+        yield "suspicious", f"`{name}` unpickles data, which can run any code"
+    elif name == "torch.load" and not _is_const(keywords.get("weights_only"), True):
+        yield (
+            "suspicious",
+            "`torch.load` without weights_only=True unpickles, which can run any code",
+        )
+    elif name in _YAML_LOAD:
+        yield from _check_yaml_load(node, name, keywords, aliases)
+    elif name in _YAML_UNSAFE:
+        yield "suspicious", f"`{name}` can construct arbitrary Python objects"
+    elif name in _IMPORT and first is not None and not isinstance(first, ast.Constant):
+        yield "suspicious", "`__import__` of a module named at run time"
+    elif name == "numpy.load" and _is_const(keywords.get("allow_pickle"), True):
+        yield "suspicious", "`numpy.load` with allow_pickle=True can run any code"
+    if _is_const(keywords.get("trust_remote_code"), True):
+        yield (
+            "suspicious",
+            f"`{name or 'a call'}` with trust_remote_code=True runs code from the Hub",
+        )
+    if _is_const(keywords.get("verify"), False) and _is_http_call(node, name):
+        yield "suspicious", f"`{name or 'an HTTP call'}` with verify=False skips TLS checks"
+
+
+def _check_yaml_load(
+    node: ast.Call, name: str, keywords: dict[str, ast.expr], aliases: dict[str, str]
+) -> Iterator[tuple[Severity, str]]:
+    loader = keywords.get("Loader", node.args[1] if len(node.args) > 1 else None)
+    if loader is None:
+        yield "suspicious", f"`{name}` without a Loader: PyYAML before 6 picks an unsafe default"
+        return
+    loader_name = _qualname(loader, aliases) or "a computed Loader"
+    if loader_name.rpartition(".")[2] not in _YAML_SAFE_LOADERS:
+        yield "suspicious", f"`{name}` with {loader_name}, not a safe Loader"
+
+
+def _is_http_call(node: ast.Call, name: str | None) -> bool:
+    if name and name.partition(".")[0] in ("requests", "httpx"):
+        return True
+    # `session.get(url, verify=False)`: the session's type is not known statically.
+    return isinstance(node.func, ast.Attribute) and node.func.attr in _HTTP_METHODS
