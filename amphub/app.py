@@ -22,6 +22,8 @@ from amphub.lfs.store import ObjectStore
 from amphub.policy.ratelimit import FailedSignIns
 from amphub.quota import KeyedLocks, Reservations
 from amphub.spaces import sweep_spaces
+from amphub.tasks.queue import TaskQueue, run_workers
+from amphub.tasks.scan import run_scan, scan_processes
 
 
 def prepare_data_dir(config: Config) -> None:
@@ -74,11 +76,14 @@ def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
     app[keys.RESERVATIONS] = Reservations()
     app[keys.OBJECT_LOCKS] = KeyedLocks()
     app[keys.LFS_STORE] = ObjectStore(config.lfs_dir, config.tmp_dir)
+    app[keys.TASKS] = TaskQueue({"scan": run_scan})
     app.cleanup_ctx.append(open_database)
     app.cleanup_ctx.append(git_executor)
     app.cleanup_ctx.append(run_background)
     app.cleanup_ctx.append(sweep_at_start)
     app.cleanup_ctx.append(sweep_spaces)
+    app.cleanup_ctx.append(scan_processes)
+    app.cleanup_ctx.append(run_workers)
     api.add_routes(app)
     git_routes.add_routes(app)
     lfs_routes.add_routes(app)

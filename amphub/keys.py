@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from aiohttp import web
 
@@ -15,6 +15,7 @@ from amphub.lfs.store import ObjectStore
 from amphub.policy import Actor
 from amphub.policy.ratelimit import FailedSignIns
 from amphub.quota import KeyedLocks, Reservations
+from amphub.tasks.queue import TaskQueue
 
 CONFIG = web.AppKey("config", Config)
 CLOCK = web.AppKey("clock", Clock)
@@ -27,6 +28,8 @@ RESERVATIONS = web.AppKey("reservations", Reservations)
 OBJECT_LOCKS = web.AppKey("object_locks", KeyedLocks)
 LFS_STORE = web.AppKey("lfs_store", ObjectStore)
 BACKGROUND = web.AppKey("background", Background)
+TASKS = web.AppKey("tasks", TaskQueue)
+SCAN_POOL = web.AppKey("scan_pool", ProcessPoolExecutor)
 
 ACTOR = web.RequestKey("actor", Actor)
 # Set when the request carried a transfer token: the "space/model" it is good for.

@@ -71,15 +71,16 @@ async def git(*args: str, cwd: Path | None = None, check: bool = True, **env: st
 class Hub:
     """A running server and the keys to use it."""
 
-    server: TestServer
+    server: TestServer | None
     session: aiohttp.ClientSession
     admin_key: str
     data_dir: Path
     keys: dict[str, str] = field(default_factory=dict)
+    url: str | None = None  # a server started as a separate process
 
     @property
     def base(self) -> str:
-        return str(self.server.make_url("")).rstrip("/")
+        return self.url or str(self.server.make_url("")).rstrip("/")
 
     def remote(self, space: str, model: str, user: str | None = "admin") -> str:
         """The clone URL, with credentials in it unless `user` is None."""

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from amphub.api import audit, files, models, spaces, users
+from amphub.api import audit, files, models, spaces, tasks, users
 
 
 def add_routes(app: web.Application) -> None:
@@ -12,3 +12,4 @@ def add_routes(app: web.Application) -> None:
     models.add_routes(app)
     audit.add_routes(app)
     files.add_routes(app)
+    tasks.add_routes(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from amphub.git.files import (
 )
 from amphub.git.repos import repo_path
 from amphub.policy import Action
+from amphub.scan.findings import SCANNER_VERSION
 
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -57,6 +59,8 @@ async def get_tree(request: web.Request) -> web.Response:
     _, path = await _repo(request)
     rev, folder = request.match_info["rev"], request.match_info["path"].strip("/")
     entries = await _blocking(request, lambda: list_tree(path, rev, folder))
+    ids = [entry.content_id for entry in entries if entry.content_id]
+    verdicts = await db.scan_verdicts(request.app[keys.DB], ids, SCANNER_VERSION)
     answer = []
     for entry in entries:
         item = {"path": entry.path, "type": entry.type, "size": entry.size}
@@ -64,6 +68,8 @@ async def get_tree(request: web.Request) -> web.Response:
             item["lfs"] = {"oid": entry.lfs.oid, "size": entry.lfs.size}
         if entry.binary is not None:
             item["binary"] = entry.binary
+        if entry.content_id in verdicts:
+            item["scan"] = json.loads(verdicts[entry.content_id])
         answer.append(item)
     return web.json_response({"entries": answer})
 

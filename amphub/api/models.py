@@ -50,11 +50,27 @@ async def _detail_json(request: web.Request, access: ModelAccess) -> dict:
     path = repo_path(request.app[keys.CONFIG], space_id, model_id)
     size = await run_blocking(request.app, lambda: repo_size(path))
     may = {action for action in MODEL_ACTIONS if access.may(action)}
-    stored = await db.get_card(request.app[keys.DB], space_id, model_id)
+    database = request.app[keys.DB]
+    stored = await db.get_card(database, space_id, model_id)
+    scans = await db.list_tasks(
+        database, kind="scan", status="succeeded", space_id=space_id, model_id=model_id, limit=1
+    )
     return {
         **model_json(request, access.model, may, size),
         "card": _card(stored[1]) if stored else None,
         "card_commit": stored[0] if stored else None,
+        "scan": _scan_summary(scans[0]) if scans else None,
+    }
+
+
+def _scan_summary(task: db.Task) -> dict:
+    result = json.loads(task.result or "{}")
+    return {
+        "task": task.id,
+        "ref": task.ref,
+        "commit": task.commit_id,
+        "finished_at": task.finished_at,
+        **result.get("summary", {}),
     }
 
 

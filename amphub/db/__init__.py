@@ -12,6 +12,7 @@ from amphub.db.core import (
     Model,
     Push,
     Space,
+    Task,
     User,
     connect,
     migrate,
@@ -21,6 +22,7 @@ from amphub.db.lfs import *  # noqa: F403
 from amphub.db.members import *  # noqa: F403
 from amphub.db.models import *  # noqa: F403
 from amphub.db.spaces import *  # noqa: F403
+from amphub.db.tasks import *  # noqa: F403
 from amphub.db.users import *  # noqa: F403
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "Model",
     "Push",
     "Space",
+    "Task",
     "User",
     "connect",
     "migrate",

@@ -164,7 +164,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
             FOREIGN KEY (space_id, model_id) REFERENCES models(space_id, id) ON DELETE CASCADE
         )
         """,
-        "CREATE INDEX cards_task ON cards(task_type, algorithm)",
+        "CREATE INDEX cards_task ON cards(task_type COLLATE NOCASE)",
+        "CREATE INDEX cards_algorithm ON cards(algorithm COLLATE NOCASE)",
         """
         CREATE TABLE card_values (
             space_id TEXT NOT NULL,
@@ -175,7 +176,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
             FOREIGN KEY (space_id, model_id) REFERENCES models(space_id, id) ON DELETE CASCADE
         )
         """,
-        "CREATE INDEX card_values_lookup ON card_values(field, value)",
+        "CREATE INDEX card_values_lookup ON card_values(field, value COLLATE NOCASE)",
+        "CREATE INDEX cards_license ON cards(license COLLATE NOCASE)",
+        "CREATE INDEX models_updated ON models(updated_at)",
+        "CREATE INDEX models_created ON models(created_at)",
         """
         CREATE VIRTUAL TABLE cards_fts USING fts5(
             search_text, content='cards', content_rowid='rowid', tokenize='trigram'
@@ -198,6 +202,39 @@ MIGRATIONS: list[tuple[str, ...]] = [
             VALUES ('delete', old.rowid, old.search_text);
             INSERT INTO cards_fts(rowid, search_text) VALUES (new.rowid, new.search_text);
         END
+        """,
+    ),
+    (
+        """
+        CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            space_id TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            ref TEXT,
+            commit_id TEXT,
+            params TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL DEFAULT 'queued',
+            progress INTEGER NOT NULL DEFAULT 0,
+            message TEXT NOT NULL DEFAULT '',
+            result TEXT,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            cancel_requested INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+        "CREATE INDEX tasks_status ON tasks(status, id)",
+        "CREATE INDEX tasks_model ON tasks(space_id, model_id, id)",
+        """
+        CREATE TABLE scan_results (
+            content_id TEXT NOT NULL,
+            scanner_version TEXT NOT NULL,
+            verdict TEXT NOT NULL,
+            PRIMARY KEY (content_id, scanner_version)
+        )
         """,
     ),
 ]
@@ -376,6 +413,29 @@ class Audit:
     model_id: str | None = None
     target: str | None = None
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class Task:
+    """A unit of background work on a model."""
+
+    id: int
+    kind: str
+    space_id: str
+    model_id: str
+    ref: str | None
+    commit_id: str | None
+    params: str
+    status: str
+    progress: int
+    message: str
+    result: str | None
+    created_by: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    attempts: int
+    cancel_requested: bool
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,12 @@ class Entry:
     size: int | None
     lfs: LfsPointer | None = None
     binary: bool | None = None
+    sha: str | None = None
+
+    @property
+    def content_id(self) -> str | None:
+        """What a file's content is known by: its LFS oid, else its git blob id."""
+        return self.lfs.oid if self.lfs else self.sha
 
 
 def parse_pointer(data: bytes) -> LfsPointer | None:
@@ -96,13 +102,65 @@ def list_tree(path: Path, rev: str, folder: str) -> list[Entry]:
             if isinstance(obj, Tree):
                 entries.append(Entry(name, "directory", None))
                 continue
-            data = obj.as_raw_string()
-            pointer = parse_pointer(data)
-            if pointer:
-                entries.append(Entry(name, "file", pointer.size, pointer, binary=None))
-            else:
-                entries.append(Entry(name, "file", len(data), None, b"\0" in data[:BINARY_PROBE]))
+            entries.append(_file_entry(name, obj))
         return sorted(entries, key=lambda e: (e.type != "directory", e.path))
+
+
+def _file_entry(name: str, blob: Blob) -> Entry:
+    data = blob.as_raw_string()
+    sha = blob.id.decode()
+    pointer = parse_pointer(data)
+    if pointer:
+        return Entry(name, "file", pointer.size, pointer, None, sha)
+    return Entry(name, "file", len(data), None, b"\0" in data[:BINARY_PROBE], sha)
+
+
+def walk_files(path: Path, rev: str) -> tuple[str, list[Entry]]:
+    """(commit id, every file of the revision, recursively)."""
+    with Repo(str(path)) as repo:
+        commit = _commit(repo, rev)
+        files: list[Entry] = []
+        pending = [("", repo[commit.tree])]
+        while pending:
+            prefix, tree = pending.pop()
+            for item in tree.iteritems():
+                if item.mode == 0o160000:
+                    continue  # a submodule: no content here
+                name = prefix + item.path.decode(errors="replace")
+                obj = repo[item.sha]
+                if isinstance(obj, Tree):
+                    pending.append((name + "/", obj))
+                elif isinstance(obj, Blob):
+                    files.append(_file_entry(name, obj))
+        return commit.id.decode(), sorted(files, key=lambda e: e.path)
+
+
+def earlier_versions(path: Path, commit_id: str, file: str, limit: int) -> list[tuple[str, str]]:
+    """(commit id, blob id) of the earlier contents of a file, newest first, at most `limit`."""
+    with Repo(str(path)) as repo:
+        seen: set[bytes] = set()
+        versions = []
+        for entry in repo.get_walker(include=[commit_id.encode()], paths=[file.encode()]):
+            tree = repo[entry.commit.tree]
+            try:
+                blob = _lookup(repo, tree, file)
+            except PathNotFound:
+                continue
+            if isinstance(blob, Blob) and blob.id not in seen:
+                seen.add(blob.id)
+                versions.append((entry.commit.id.decode(), blob.id.decode()))
+            if len(versions) > limit:
+                break
+        return versions[1:]  # the first is the file as it is in the commit itself
+
+
+def read_object(path: Path, sha: str) -> bytes:
+    """A blob's bytes by id."""
+    with Repo(str(path)) as repo:
+        blob = repo[sha.encode()]
+        if not isinstance(blob, Blob):
+            raise PathNotFound(f"{sha} is not a file")
+        return blob.as_raw_string()
 
 
 def read_blob(path: Path, rev: str, file: str) -> bytes:

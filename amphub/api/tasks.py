@@ -1,0 +1,124 @@
+"""Tasks: start a scan, list and follow tasks, cancel them."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from amphub import db, keys
+from amphub.access import SIGN_IN_NEEDED, actor, require_model
+from amphub.api.body import field, json_object
+from amphub.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from amphub.git.bridge import run_blocking
+from amphub.git.files import RevisionNotFound, resolve
+from amphub.git.repos import repo_path
+from amphub.policy import Action
+from amphub.tasks.queue import FINISHED_STATES
+
+KINDS = ("scan", "sync", "deploy")
+STATES = ("queued", "running", *FINISHED_STATES)
+
+
+def task_json(task: db.Task) -> dict:
+    """A task as the API shows it."""
+    return {
+        "id": task.id,
+        "kind": task.kind,
+        "model": f"{task.space_id}/{task.model_id}",
+        "ref": task.ref,
+        "commit": task.commit_id,
+        "status": task.status,
+        "progress": task.progress,
+        "message": task.message,
+        "result": json.loads(task.result) if task.result else None,
+        "created_by": task.created_by,
+        "created_at": task.created_at,
+        "started_at": task.started_at,
+        "finished_at": task.finished_at,
+    }
+
+
+async def post_scan(request: web.Request) -> web.Response:
+    """Queue a security scan of a branch, tag or commit."""
+    access = await require_model(
+        request, request.match_info["space"], request.match_info["model"], Action.READ_FILES
+    )
+    ref = field(await json_object(request), "ref", str, "master")
+    path = repo_path(request.app[keys.CONFIG], access.space.id, access.model.id)
+    try:
+        commit = await run_blocking(request.app, lambda: resolve(path, ref))
+    except RevisionNotFound as exc:
+        raise BadRequest(str(exc)) from None
+    task = await request.app[keys.TASKS].enqueue(
+        request.app, "scan", access.model, ref, commit, {}, actor(request).name
+    )
+    return web.json_response(task_json(task), status=201)
+
+
+async def _visible_task(request: web.Request) -> db.Task:
+    """A task whose model the caller may view; 404 otherwise, as for the model itself."""
+    task_id = int(request.match_info["id"])
+    task = await db.get_task(request.app[keys.DB], task_id)
+    if task is None:
+        if not actor(request).signed_in:
+            raise Unauthorized(SIGN_IN_NEEDED)
+        raise NotFound(f"no task {task_id}")
+    try:
+        await require_model(request, task.space_id, task.model_id, Action.VIEW)
+    except NotFound:
+        raise NotFound(f"no task {task_id}") from None
+    return task
+
+
+async def get_task(request: web.Request) -> web.Response:
+    """One task, with its progress or result."""
+    return web.json_response(task_json(await _visible_task(request)))
+
+
+async def get_tasks(request: web.Request) -> web.Response:
+    """Tasks the caller may see, newest first: `?kind=&status=&model=space/model`."""
+    who = actor(request)
+    if not who.signed_in:
+        raise Unauthorized(SIGN_IN_NEEDED)
+    query = request.query
+    kind, status = query.get("kind") or None, query.get("status") or None
+    if kind and kind not in KINDS or status and status not in STATES:
+        raise BadRequest(f"kind is one of {', '.join(KINDS)}; status one of {', '.join(STATES)}")
+    space_id = model_id = None
+    if query.get("model"):
+        space_id, _, model_id = query["model"].partition("/")
+        await require_model(request, space_id, model_id, Action.VIEW)
+    tasks = await db.list_tasks(
+        request.app[keys.DB], kind=kind, status=status, space_id=space_id, model_id=model_id
+    )
+    visible = []
+    for task in tasks:
+        try:
+            await require_model(request, task.space_id, task.model_id, Action.VIEW)
+        except (NotFound, Forbidden):
+            continue
+        visible.append(task_json(task))
+    return web.json_response({"tasks": visible})
+
+
+async def post_cancel(request: web.Request) -> web.Response:
+    """Cancel a queued task, or ask a running one to stop; its creator or an admin."""
+    task = await _visible_task(request)
+    who = actor(request)
+    if not who.admin and who.name != task.created_by:
+        raise Forbidden("only the task's creator or an administrator may cancel it")
+    if task.status in FINISHED_STATES:
+        raise BadRequest(f"task {task.id} has {task.status} already")
+    return web.json_response(task_json(await db.cancel_task(request.app[keys.DB], task.id)))
+
+
+def add_routes(app: web.Application) -> None:
+    """The task routes."""
+    # Ids hold no '/', so these segment regexes keep path separators out.
+    model = "/api/v1/models/{space:[a-z0-9-]+}/{model:[A-Za-z0-9._-]+}"
+    task = "/api/v1/tasks/{id:[0-9]{1,18}}"
+    app.router.add_post(model + "/scans", post_scan)
+    app.router.add_get("/api/v1/tasks", get_tasks)
+    app.router.add_get(task, get_task)
+    app.router.add_post(task + "/cancel", post_cancel)

@@ -1,0 +1,191 @@
+"""The task queue's rows, and the scan results kept per blob."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from amphub.db.core import Database, Task, fetch_all, fetch_one
+
+__all__ = [
+    "insert_task",
+    "get_task",
+    "list_tasks",
+    "claim_task",
+    "requeue_interrupted",
+    "set_task_progress",
+    "finish_task",
+    "cancel_task",
+    "scan_verdicts",
+    "store_verdict",
+]
+
+
+def _task(row: sqlite3.Row) -> Task:
+    return Task(
+        row["id"],
+        row["kind"],
+        row["space_id"],
+        row["model_id"],
+        row["ref"],
+        row["commit_id"],
+        row["params"],
+        row["status"],
+        row["progress"],
+        row["message"],
+        row["result"],
+        row["created_by"],
+        row["created_at"],
+        row["started_at"],
+        row["finished_at"],
+        row["attempts"],
+        bool(row["cancel_requested"]),
+    )
+
+
+async def insert_task(
+    db: Database,
+    kind: str,
+    space_id: str,
+    model_id: str,
+    ref: str | None,
+    commit_id: str | None,
+    params: str,
+    created_by: str,
+) -> Task:
+    """Queue a task."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "INSERT INTO tasks (kind, space_id, model_id, ref, commit_id, params, created_by,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (kind, space_id, model_id, ref, commit_id, params, created_by, db.now()),
+        )
+    return await get_task(db, cursor.lastrowid)
+
+
+async def get_task(db: Database, task_id: int) -> Task | None:
+    """One task."""
+    row = await fetch_one(db, "SELECT * FROM tasks WHERE id = ?", task_id)
+    return _task(row) if row else None
+
+
+async def list_tasks(
+    db: Database,
+    *,
+    kind: str | None = None,
+    status: str | None = None,
+    space_id: str | None = None,
+    model_id: str | None = None,
+    limit: int = 200,
+) -> list[Task]:
+    """Tasks, newest first, filtered."""
+    rows = await fetch_all(
+        db,
+        "SELECT * FROM tasks WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR status = ?)"
+        " AND (? IS NULL OR space_id = ?) AND (? IS NULL OR model_id = ?)"
+        " ORDER BY id DESC LIMIT ?",
+        kind,
+        kind,
+        status,
+        status,
+        space_id,
+        space_id,
+        model_id,
+        model_id,
+        limit,
+    )
+    return [_task(row) for row in rows]
+
+
+async def claim_task(db: Database) -> Task | None:
+    """Take the oldest queued task and mark it running, or None when there is none."""
+    async with db.transaction() as conn:
+        row = await (
+            await conn.execute(
+                "UPDATE tasks SET status = 'running', started_at = ?, attempts = attempts + 1"
+                " WHERE id = (SELECT id FROM tasks WHERE status = 'queued' ORDER BY id LIMIT 1)"
+                " RETURNING *",
+                (db.now(),),
+            )
+        ).fetchone()
+    return _task(row) if row else None
+
+
+async def requeue_interrupted(db: Database, max_attempts: int) -> None:
+    """After a restart: run again what was running, unless it has been tried too often."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE tasks SET status = 'failed', finished_at = ?,"
+            " message = 'stopped by a restart ' || attempts || ' times; not tried again'"
+            " WHERE status = 'running' AND attempts >= ?",
+            (db.now(), max_attempts),
+        )
+        await conn.execute(
+            "UPDATE tasks SET status = 'queued', message = 'interrupted by a restart; queued again'"
+            " WHERE status = 'running'"
+        )
+
+
+async def set_task_progress(db: Database, task_id: int, progress: int, message: str) -> bool:
+    """Record progress; returns whether a cancel was asked for meanwhile."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE tasks SET progress = ?, message = ? WHERE id = ?",
+            (progress, message, task_id),
+        )
+        row = await (
+            await conn.execute("SELECT cancel_requested FROM tasks WHERE id = ?", (task_id,))
+        ).fetchone()
+    return bool(row and row[0])
+
+
+async def finish_task(
+    db: Database, task_id: int, status: str, message: str, result: str | None = None
+) -> None:
+    """Close a task as succeeded, failed or canceled."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE tasks SET status = ?, message = ?, result = coalesce(?, result),"
+            " finished_at = ?, progress = CASE WHEN ? = 'succeeded' THEN 100 ELSE progress END"
+            " WHERE id = ?",
+            (status, message, result, db.now(), status, task_id),
+        )
+
+
+async def cancel_task(db: Database, task_id: int) -> Task | None:
+    """Cancel a queued task now, or ask a running one to stop at its next check."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE tasks SET status = 'canceled', finished_at = ?, message = 'canceled'"
+            " WHERE id = ? AND status = 'queued'",
+            (db.now(), task_id),
+        )
+        await conn.execute(
+            "UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND status = 'running'",
+            (task_id,),
+        )
+    return await get_task(db, task_id)
+
+
+async def scan_verdicts(db: Database, content_ids: list[str], version: str) -> dict[str, str]:
+    """Stored verdicts (JSON) of the given blobs for a scanner version."""
+    found: dict[str, str] = {}
+    for start in range(0, len(content_ids), 500):
+        part = content_ids[start : start + 500]
+        rows = await fetch_all(
+            db,
+            "SELECT content_id, verdict FROM scan_results WHERE scanner_version = ?"
+            f" AND content_id IN ({','.join('?' * len(part))})",
+            version,
+            *part,
+        )
+        found.update({row[0]: row[1] for row in rows})
+    return found
+
+
+async def store_verdict(db: Database, content_id: str, version: str, verdict: str) -> None:
+    """Keep a blob's verdict so that the same content is never scanned twice."""
+    await db.write(
+        "INSERT OR REPLACE INTO scan_results (content_id, scanner_version, verdict)"
+        " VALUES (?, ?, ?)",
+        (content_id, version, verdict),
+    )

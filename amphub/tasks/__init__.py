@@ -1,0 +1,1 @@
+"""Background work that survives restarts: the persistent queue, its workers and task kinds."""

@@ -1,0 +1,127 @@
+"""The scan task: every file of a commit, LFS content included, each blob scanned once.
+
+Verdicts are kept per blob (git blob id, or LFS oid) and scanner version, so a new commit
+costs only its new content and a new scanner version scans everything again. Text files
+are also checked in their earlier versions, because a secret removed in a later commit is
+still in the history that every clone gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from aiohttp import web
+
+from amphub import db, keys
+from amphub.git.bridge import run_blocking
+from amphub.git.files import Entry, earlier_versions, read_object, walk_files
+from amphub.git.repos import repo_path
+from amphub.scan.findings import SCANNER_VERSION, worst
+from amphub.tasks.queue import TaskContext, TaskFailed
+from amphub.tasks.scan_worker import scan_content
+
+# Earlier versions of a text file checked for secrets.
+HISTORY_LIMIT = 20
+MISSING_LFS = {
+    "status": "error",
+    "findings": [
+        {
+            "kind": "format",
+            "message": "the LFS content of this file is not stored on this server",
+            "severity": "suspicious",
+            "line": None,
+            "masked": None,
+        }
+    ],
+}
+
+
+async def scan_processes(app: web.Application) -> AsyncIterator[None]:
+    """Processes for scanning, so that a long scan never holds the server's event loop."""
+    pool = ProcessPoolExecutor(app[keys.CONFIG].workers, mp_context=get_context("spawn"))
+    app[keys.SCAN_POOL] = pool
+    yield
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def _scan(app: web.Application, name: str, file: Path | None, data: bytes | None, size: int):
+    loop = asyncio.get_running_loop()
+    source = str(file) if file else None
+    return await loop.run_in_executor(app[keys.SCAN_POOL], scan_content, name, source, data, size)
+
+
+async def _verdict(ctx: TaskContext, repo: Path, entry: Entry, known: dict[str, str]) -> dict:
+    """A file's verdict, from earlier scans where the same content was seen."""
+    app, task = ctx.app, ctx.task
+    if entry.content_id in known:
+        return json.loads(known[entry.content_id])
+    if entry.lfs:
+        linked = await db.linked_object_sizes(
+            app[keys.DB], task.space_id, task.model_id, [entry.lfs.oid]
+        )
+        stored = app[keys.LFS_STORE].path(entry.lfs.oid)
+        if entry.lfs.oid not in linked or not stored.is_file():
+            return MISSING_LFS  # not stored: nothing to keep, the next scan tries again
+        verdict = await _scan(app, entry.path, stored, None, entry.lfs.size)
+    else:
+        data = await run_blocking(app, lambda: read_object(repo, entry.sha))
+        verdict = await _scan(app, entry.path, None, data, len(data))
+    await db.store_verdict(app[keys.DB], entry.content_id, SCANNER_VERSION, json.dumps(verdict))
+    return verdict
+
+
+async def _history(ctx: TaskContext, repo: Path, commit: str, entry: Entry) -> list[dict]:
+    """Secrets in the earlier versions of a text file."""
+    app = ctx.app
+    versions = await run_blocking(
+        app, lambda: earlier_versions(repo, commit, entry.path, HISTORY_LIMIT)
+    )
+    known = await db.scan_verdicts(app[keys.DB], [sha for _, sha in versions], SCANNER_VERSION)
+    found = []
+    for commit_id, sha in versions:
+        earlier = Entry(entry.path, "file", None, sha=sha)
+        verdict = await _verdict(ctx, repo, earlier, known)
+        secrets = [f for f in verdict.get("findings", []) if f["kind"] == "secret"]
+        if secrets:
+            found.append({"commit": commit_id, "findings": secrets})
+    return found
+
+
+async def run_scan(ctx: TaskContext) -> dict:
+    """Scan every file of the task's commit and summarize."""
+    app, task = ctx.app, ctx.task
+    repo = repo_path(app[keys.CONFIG], task.space_id, task.model_id)
+    if not repo.is_dir():
+        raise TaskFailed(f"model {task.space_id}/{task.model_id} no longer exists")
+    commit, files = await run_blocking(app, lambda: walk_files(repo, task.commit_id))
+    ids = [entry.content_id for entry in files]
+    known = await db.scan_verdicts(app[keys.DB], ids, SCANNER_VERSION)
+    results: dict[str, dict] = {}
+    for done, entry in enumerate(files):
+        await ctx.progress(done, len(files), f"scanning {entry.path}")
+        verdict = dict(await _verdict(ctx, repo, entry, known))
+        if not entry.lfs and not entry.binary:
+            history = await _history(ctx, repo, commit, entry)
+            if history:
+                verdict["history"] = history
+                verdict["status"] = worst([verdict["status"], "unsafe"])
+        results[entry.path] = verdict
+    return {"commit": commit, "summary": summarize(results), "files": results}
+
+
+def summarize(results: dict[str, dict]) -> dict:
+    """The model's summary: the worst status and how many files have each status."""
+    counts: dict[str, int] = {}
+    for verdict in results.values():
+        counts[verdict["status"]] = counts.get(verdict["status"], 0) + 1
+    return {
+        "status": worst([v["status"] for v in results.values()]) if results else "safe",
+        "files": len(results),
+        "counts": counts,
+        "scanner_version": SCANNER_VERSION,
+    }

@@ -1,0 +1,237 @@
+"""The task queue and the scan task, with a real server, real git and git-lfs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import signal
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import Hub, git
+
+TOKEN = "gh" + "p_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+async def push_files(hub: Hub, tmp_path: Path, files: dict[str, bytes], model="m1") -> Path:
+    await git("lfs", "install", "--skip-repo")
+    work = tmp_path / f"w-{model}"
+    if not work.exists():
+        await git("clone", "-q", hub.remote("team", model), str(work))
+    for name, data in files.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_bytes(data)
+    await git("add", "-A", cwd=work)
+    await git("commit", "-q", "-m", "files", cwd=work)
+    await git("push", "-q", cwd=work)
+    return work
+
+
+async def wait_task(
+    hub: Hub, task_id: int, user: str = "admin", until=("succeeded", "failed", "canceled")
+) -> dict:
+    for _ in range(600):
+        status, task = await hub.call("GET", f"/api/v1/tasks/{task_id}", user=user)
+        assert status == 200, task
+        if task["status"] in until:
+            return task
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"task {task_id} stuck: {task}")
+
+
+async def scan(hub: Hub, model: str = "m1", ref: str = "master", user: str = "admin") -> dict:
+    status, task = await hub.call(
+        "POST", f"/api/v1/models/team/{model}/scans", user=user, json={"ref": ref}
+    )
+    assert status == 201, task
+    return task
+
+
+async def test_scan_finds_a_harmful_pickle_and_shows_it_everywhere(hub, model_repo, tmp_path):
+    files = {
+        "model.pkl": pickle.dumps(Evil(), protocol=2),
+        "weights.pkl": pickle.dumps({"layer": [1.0, 2.0]}, protocol=4),
+        "notes.txt": b"hello\n",
+    }
+    await push_files(hub, tmp_path, files)
+    task = await scan(hub)
+    assert task["kind"] == "scan" and task["status"] in ("queued", "running")
+    assert len(task["commit"]) == 40
+    done = await wait_task(hub, task["id"])
+    assert done["status"] == "succeeded", done
+    result = done["result"]["files"]
+    assert result["model.pkl"]["status"] == "unsafe"
+    imports = result["model.pkl"]["pickleImportScan"]["pickleImports"]
+    assert {"module": "posix", "name": "system", "safety": "dangerous"} in imports or {
+        "module": "os",
+        "name": "system",
+        "safety": "dangerous",
+    } in imports
+    assert result["weights.pkl"]["status"] == "safe"
+    assert done["result"]["summary"]["status"] == "unsafe"
+
+    _, tree = await hub.call("GET", "/api/v1/models/team/m1/tree/master")
+    entries = {e["path"]: e for e in tree["entries"]}
+    assert entries["model.pkl"]["lfs"] and entries["model.pkl"]["scan"]["status"] == "unsafe"
+    assert entries["notes.txt"]["scan"]["status"] == "safe"
+    _, model = await hub.call("GET", "/api/v1/models/team/m1")
+    assert model["scan"]["status"] == "unsafe" and model["scan"]["task"] == task["id"]
+
+
+async def test_a_second_scan_only_scans_new_content(hub, model_repo, tmp_path):
+    await push_files(hub, tmp_path, {f"f{i}.txt": f"file {i}\n".encode() for i in range(5)})
+    first = await wait_task(hub, (await scan(hub))["id"])
+    assert first["result"]["files"]["f0.txt"]["status"] == "safe"
+    db_path = hub.data_dir / "amphub.db"
+    marker = '{"status": "suspicious", "findings": [], "marker": true}'
+    with sqlite3.connect(db_path) as conn:
+        before = conn.execute("SELECT count(*) FROM scan_results").fetchone()[0]
+        conn.execute("UPDATE scan_results SET verdict = ?", (marker,))
+    await push_files(hub, tmp_path, {"new.txt": b"new\n"})
+    second = await wait_task(hub, (await scan(hub))["id"])
+    files = second["result"]["files"]
+    assert files["f0.txt"].get("marker") is True  # reused, not scanned again
+    assert files["new.txt"]["status"] == "safe" and "marker" not in files["new.txt"]
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM scan_results").fetchone()[0] == before + 1
+
+
+async def test_secret_removed_from_a_file_is_still_found_in_history(hub, model_repo, tmp_path):
+    await push_files(hub, tmp_path, {"config.py": f'TOKEN = "{TOKEN}"\n'.encode()})
+    await push_files(hub, tmp_path, {"config.py": b'import os\nTOKEN = os.environ["TOKEN"]\n'})
+    done = await wait_task(hub, (await scan(hub))["id"])
+    verdict = done["result"]["files"]["config.py"]
+    assert verdict["status"] == "unsafe"
+    (earlier,) = verdict["history"]
+    (finding,) = earlier["findings"]
+    assert finding["kind"] == "secret" and TOKEN not in str(finding)
+
+
+async def test_scan_of_an_unknown_ref_is_refused(hub, model_repo):
+    status, body = await hub.call("POST", "/api/v1/models/team/m1/scans", json={"ref": "nope"})
+    assert status == 400 and "no branch, tag or commit nope" in body["error"]["message"]
+
+
+async def test_task_visibility_and_cancel_rights(hub, model_repo, tmp_path):
+    await hub.user("eve")
+    await hub.user("dev")
+    await hub.call("PUT", "/api/v1/models/team/m1/members/dev", json={"role": "developer"})
+    task = await scan(hub)
+    await wait_task(hub, task["id"])
+    assert (await hub.call("GET", f"/api/v1/tasks/{task['id']}", user="eve"))[0] == 404
+    assert (await hub.call("GET", f"/api/v1/tasks/{task['id']}", user=""))[0] == 401
+    assert (await hub.call("GET", "/api/v1/tasks", user="eve"))[1]["tasks"] == []
+    listed = (await hub.call("GET", "/api/v1/tasks?kind=scan&model=team/m1", user="dev"))[1]
+    assert [t["id"] for t in listed["tasks"]] == [task["id"]]
+    second = await scan(hub)
+    status, body = await hub.call("POST", f"/api/v1/tasks/{second['id']}/cancel", user="dev")
+    assert status == 403
+    finished = await wait_task(hub, second["id"])
+    status, body = await hub.call("POST", f"/api/v1/tasks/{second['id']}/cancel")
+    assert status == 400 and f"has {finished['status']} already" in body["error"]["message"]
+
+
+async def test_cancel_a_running_scan(hub, model_repo, tmp_path):
+    await push_files(
+        hub, tmp_path, {f"d/f{i}.txt": os.urandom(8).hex().encode() for i in range(300)}
+    )
+    task = await scan(hub)
+    await wait_task(hub, task["id"], until=("running", "succeeded"))
+    status, body = await hub.call("POST", f"/api/v1/tasks/{task['id']}/cancel")
+    assert status == 200
+    done = await wait_task(hub, task["id"])
+    assert done["status"] == "canceled", done
+    assert done["finished_at"] and done["progress"] < 100
+
+
+async def start_server(data: Path, port: int):
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "amphub",
+        "serve",
+        "--data",
+        str(data),
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def read_until(proc, marker: str) -> list[str]:
+    lines = []
+    while True:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert line, "\n".join(lines)
+        lines.append(line.strip())
+        if marker in line:
+            return lines
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_scan_resumes_after_kill_9(tmp_path):
+    data, port = tmp_path / "data", free_port()
+    proc = await start_server(data, port)
+    lines = await read_until(proc, "listening")
+    key = next(line.split(": ")[1] for line in lines if line.startswith("administrator key"))
+    async with aiohttp.ClientSession() as session:
+        hub = Hub(None, session, key, data, url=f"http://127.0.0.1:{port}")
+        await hub.space("team")
+        await hub.model("team", "m1")
+        dense = pickle.dumps([(i, str(i)) for i in range(1_500_000)], protocol=4)
+        await push_files(
+            hub, tmp_path, {"big.pkl": dense, **{f"t{i}.txt": b"x" for i in range(50)}}
+        )
+        task = await scan(hub)
+        await wait_task(hub, task["id"], until=("running",))
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        proc = await start_server(data, port)
+        await read_until(proc, "listening")
+        done = await wait_task(hub, task["id"])
+        assert done["status"] == "succeeded", done
+        assert done["result"]["files"]["big.pkl"]["status"] == "safe"
+    proc.terminate()
+    await proc.wait()
+    with sqlite3.connect(data / "amphub.db") as conn:
+        assert (
+            conn.execute("SELECT attempts FROM tasks WHERE id = ?", (task["id"],)).fetchone()[0]
+            == 2
+        )
+
+
+async def test_a_task_interrupted_three_times_fails(tmp_path):
+    data, port = tmp_path / "data", free_port()
+    proc = await start_server(data, port)
+    await read_until(proc, "listening")
+    proc.terminate()
+    await proc.wait()
+    with sqlite3.connect(data / "amphub.db") as conn:
+        # A scan that was running when the server died for the third time.
+        conn.execute(
+            "INSERT INTO tasks (kind, space_id, model_id, status, attempts, created_by,"
+            " created_at) VALUES ('scan', 'team', 'm1', 'running', 3, 'admin', 'x')"
+        )
+    proc = await start_server(data, port)
+    await read_until(proc, "listening")
+    proc.terminate()
+    await proc.wait()
+    with sqlite3.connect(data / "amphub.db") as conn:
+        status, message = conn.execute("SELECT status, message FROM tasks").fetchone()
+    assert status == "failed" and message == "stopped by a restart 3 times; not tried again"
