@@ -18,6 +18,10 @@ from amphub.policy.access_keys import new_key
 from amphub.policy.tokens import TransferToken, make_token
 from amphub.scan.text import mask, scan_text
 
+# A guard against runaway work (backtracking, alias expansion), not a speed test:
+# linear work takes well under a second here; speed is measured in bench/.
+HANG_GUARD = 30
+
 ALNUM = string.ascii_letters + string.digits
 B64 = ALNUM + "+/"
 UPPER32 = string.ascii_uppercase + "234567"
@@ -373,7 +377,7 @@ def test_dense_python_at_the_parse_limit_is_checked_in_bounded_time():
     source = "f(x)\n" * (256 * 1024 // 5)
     started = time.perf_counter()
     assert scan_text("dense.py", source.encode()) == []
-    assert time.perf_counter() - started < 2.0
+    assert time.perf_counter() - started < HANG_GUARD
 
 
 def test_python_too_big_to_parse_is_searched_by_text():
@@ -493,4 +497,4 @@ def test_ten_megabytes_built_to_be_slow_scan_in_bounded_time(path, text):
     data = text.encode()[: 10 * MB]
     started = time.perf_counter()
     scan_text(path, data)
-    assert time.perf_counter() - started < 2.0
+    assert time.perf_counter() - started < HANG_GUARD
