@@ -181,7 +181,9 @@ async def facet_counts(db: Database, query: SearchQuery) -> dict[str, dict[str, 
         " WHERE task_type IS NOT NULL GROUP BY task_type"
         " UNION ALL SELECT 'algorithm', algorithm, count(*) FROM hit"
         " WHERE algorithm IS NOT NULL GROUP BY algorithm"
-        " UNION ALL SELECT 'framework', v.value, count(*) FROM hit JOIN card_values v"
+        # CROSS JOIN keeps the hits as the outer loop: the planner would otherwise read
+        # every framework value of every card and probe the hits for each.
+        " UNION ALL SELECT 'framework', v.value, count(*) FROM hit CROSS JOIN card_values v"
         " ON v.space_id = hit.space_id AND v.model_id = hit.id AND v.field = 'framework'"
         " GROUP BY v.value",
         *args,

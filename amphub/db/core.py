@@ -353,6 +353,8 @@ async def connect(path: Path, clock: Clock = system_clock) -> Database:
     await conn.execute("PRAGMA foreign_keys=ON")
     await conn.execute("PRAGMA busy_timeout=10000")
     await conn.execute("PRAGMA synchronous=NORMAL")
+    # Searches read cards across the whole file; mapping it saves a copy per page read.
+    await conn.execute("PRAGMA mmap_size=1073741824")
     db = Database(conn, clock)
     try:
         await migrate(db)
