@@ -130,10 +130,16 @@ def _where(query: SearchQuery) -> tuple[str, list[object]]:
     return " AND ".join(clauses), args
 
 
-FROM = (
-    " FROM models m JOIN spaces s ON s.id = m.space_id"
-    " LEFT JOIN cards c ON c.space_id = m.space_id AND c.model_id = m.id"
-)
+def _from(query: SearchQuery) -> str:
+    # Models without a card can only match a search that asks nothing of the card; an
+    # inner join lets the planner start from the card side when it does.
+    needs_card = query.text or query.min_parameters is not None or query.max_parameters is not None
+    needs_card = needs_card or any(name != "space" for name in query.filters)
+    join = "JOIN" if needs_card else "LEFT JOIN"
+    return (
+        " FROM models m JOIN spaces s ON s.id = m.space_id"
+        f" {join} cards c ON c.space_id = m.space_id AND c.model_id = m.id"
+    )
 
 
 async def search_models(
@@ -146,7 +152,7 @@ async def search_models(
         db,
         "SELECT m.*, c.card AS card_json FROM models m"
         " LEFT JOIN cards c ON c.space_id = m.space_id AND c.model_id = m.id"
-        f" WHERE m.rowid IN (SELECT m.rowid {FROM} WHERE {where}"
+        f" WHERE m.rowid IN (SELECT m.rowid {_from(query)} WHERE {where}"
         f" ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?) ORDER BY {SORTS[sort]}",
         *args,
         limit,
@@ -172,7 +178,7 @@ async def search_models(
 async def facet_counts(db: Database, query: SearchQuery) -> dict[str, dict[str, int]]:
     """Counts per space, framework, task type and algorithm among the matching models."""
     where, args = _where(query)
-    matching = f"SELECT m.space_id, m.id, c.task_type, c.algorithm {FROM} WHERE {where}"
+    matching = f"SELECT m.space_id, m.id, c.task_type, c.algorithm {_from(query)} WHERE {where}"
     rows = await fetch_all(
         db,
         f"WITH hit AS MATERIALIZED ({matching})"
