@@ -388,9 +388,14 @@ def test_python_too_big_to_parse_is_searched_by_text():
 
 
 def test_a_syntax_error_is_one_info_finding():
-    findings = scan_text("broken.py", b"import os\n\ndef f(:\n    pass\n")
+    findings = scan_text("broken.py", b"import os\n\ndef f(:\n    os.system('x')\n")
     assert [(f.kind, f.severity, f.line) for f in findings] == [("code", "info", 3)]
     assert "not valid Python" in findings[0].message
+
+
+def test_python_naming_nothing_risky_is_not_parsed():
+    # No rule can match without one of the names it looks for, so the parse is skipped.
+    assert scan_text("broken.py", b"import math\n\ndef f(:\n    pass\n") == []
 
 
 @pytest.mark.parametrize(
@@ -399,7 +404,7 @@ def test_a_syntax_error_is_one_info_finding():
     ids=["parens", "chain", "unary"],
 )
 def test_python_built_to_break_the_parser_is_an_info_finding(source):
-    findings = scan_text("evil.py", source.encode())
+    findings = scan_text("evil.py", ("eval\n" + source).encode())
     assert [(f.kind, f.severity) for f in findings] == [("code", "info")]
 
 
