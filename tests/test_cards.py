@@ -28,51 +28,11 @@ from amphub.cards import (
     safe_yaml,
 )
 from amphub.cards.card import DESCRIPTION_LIMIT
+from tests.samples import SEED, SEED_WITH_CBT_CN
 
 # A guard against runaway work (backtracking, alias expansion), not a speed test:
 # linear work takes well under a second here; speed is measured in bench/.
 HANG_GUARD = 30
-
-# Copied verbatim from /work/shared/DESIGN.md, section "Model cards".
-SEED = """\
----
-Training framework:
-- PyTorch
-- Transformers
-Job type:
-  Type: Natural language processing
-  Algorithm: Text Generation
-Industry: Intelligent assistant
-Other tag:
-- exbert
-- en
-Number of parameters: 1700000000
-Open-source protocol: mit
-Performance information:
-- Dataset:
-    Name: LAMBADA
-    Permission: Public
-    Link:
-  Performance metric:
-    PPL: 35.13
-    ACC: 45.99
-Training data:
-- Dataset:
-    Name: WebText
-    Permission: Public
-    Link: https://github.com/openai/gpt-2/blob/master/domains.txt
----
-Other model descriptions...
-"""
-
-CBT_CN = """\
-- Dataset:
-    Name: CBT_CN
-    Permission: Public
-    Link:
-  Performance metric:
-    ACC: 87.65
-"""
 
 LAMBADA = Performance(Dataset("LAMBADA", "Public", None), {"PPL": 35.13, "ACC": 45.99})
 WEBTEXT = Dataset("WebText", "Public", "https://github.com/openai/gpt-2/blob/master/domains.txt")
@@ -133,7 +93,7 @@ def test_the_design_example_as_json():
 
 
 def test_a_second_performance_entry():
-    readme = SEED.replace("Training data:\n", CBT_CN + "Training data:\n")
+    readme = SEED_WITH_CBT_CN
     card = parse_card(readme)
     cbt = Performance(Dataset("CBT_CN", "Public", None), {"ACC": 87.65})
     assert card.performance == (LAMBADA, cbt)

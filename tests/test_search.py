@@ -9,42 +9,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.conftest import Hub, git
-
-SEED = """---
-Training framework:
-- PyTorch
-- Transformers
-Job type:
-  Type: Natural language processing
-  Algorithm: Text Generation
-Industry: Intelligent assistant
-Other tag:
-- exbert
-- en
-Number of parameters: 1700000000
-Open-source protocol: mit
-Performance information:
-- Dataset:
-    Name: LAMBADA
-    Permission: Public
-    Link:
-  Performance metric:
-    PPL: 35.13
-    ACC: 45.99
-- Dataset:
-    Name: CBT_CN
-    Permission: Public
-    Link:
-  Performance metric:
-    ACC: 87.65
-Training data:
-- Dataset:
-    Name: WebText
-    Permission: Public
-    Link: https://github.com/openai/gpt-2/blob/master/domains.txt
----
-Other model descriptions...
-"""
+from tests.samples import SEED_WITH_CBT_CN as SEED
 
 
 async def push_readme(hub: Hub, tmp_path: Path, space: str, model: str, text: str) -> str:
