@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import time
 from pathlib import Path
@@ -148,6 +150,16 @@ def delete_model_repo(path: Path) -> None:
 
 
 def repo_size(path: Path) -> int:
-    """Bytes the repository takes on disk, not counting amphub's cached packs."""
-    cache = path / PACK_CACHE_DIR
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and cache not in f.parents)
+    """Bytes the repository takes on disk, not counting amphub's cached packs.
+
+    A push running at the same time creates and removes temporary packs, so a file
+    that vanishes between listing and stat is simply not counted.
+    """
+    total = 0
+    for folder, subfolders, files in os.walk(path):
+        if folder == str(path) and PACK_CACHE_DIR in subfolders:
+            subfolders.remove(PACK_CACHE_DIR)
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(os.path.join(folder, name), follow_symlinks=False).st_size
+    return total
