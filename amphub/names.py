@@ -24,6 +24,11 @@ USER_RULE = (
     "a user name is 1 to 39 characters of lowercase letters a-z, digits, '.', '_' and '-',"
     " starting with a letter or digit"
 )
+PEER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+PEER_RULE = (
+    "a zone or deploy target name is 1 to 63 characters of lowercase letters a-z, digits,"
+    " '.', '_' and '-', starting with a letter or digit"
+)
 DISPLAY_NAME_MAX = 200
 
 
@@ -45,6 +50,13 @@ def check_user_name(name: str) -> str:
     """Return the name if it follows the user rule, else raise InvalidName."""
     if not USER_NAME.fullmatch(name):
         raise InvalidName(f"invalid user name {name!r}: {USER_RULE}")
+    return name
+
+
+def check_peer_name(name: str) -> str:
+    """Return the name if it follows the zone and deploy target rule, else raise InvalidName."""
+    if not PEER_NAME.fullmatch(name):
+        raise InvalidName(f"invalid name {name!r}: {PEER_RULE}")
     return name
 
 

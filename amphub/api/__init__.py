@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from amphub.api import audit, files, models, spaces, tasks, users
+from amphub.api import audit, files, models, peers, spaces, tasks, users
 
 
 def add_routes(app: web.Application) -> None:
@@ -13,3 +13,4 @@ def add_routes(app: web.Application) -> None:
     audit.add_routes(app)
     files.add_routes(app)
     tasks.add_routes(app)
+    peers.add_routes(app)

@@ -14,6 +14,7 @@ from amphub.cardindex import refresh_card
 from amphub.clock import rfc3339
 from amphub.errors import BadRequest, Conflict, NotFound
 from amphub.git.bridge import run_blocking
+from amphub.git.files import list_refs
 from amphub.git.repos import create_model_repo, repo_path, repo_size
 from amphub.lfs.garbage import collect
 from amphub.names import check_display_name, check_model_id
@@ -48,18 +49,54 @@ def model_json(request: web.Request, model: db.Model, may: set[Action], size: in
 async def _detail_json(request: web.Request, access: ModelAccess) -> dict:
     space_id, model_id = access.space.id, access.model.id
     path = repo_path(request.app[keys.CONFIG], space_id, model_id)
-    size = await run_blocking(request.app, lambda: repo_size(path))
+    size, refs = await run_blocking(request.app, lambda: (repo_size(path), list_refs(path)))
     may = {action for action in MODEL_ACTIONS if access.may(action)}
     database = request.app[keys.DB]
     stored = await db.get_card(database, space_id, model_id)
     scans = await db.list_tasks(
         database, kind="scan", status="succeeded", space_id=space_id, model_id=model_id, limit=1
     )
+    replicas = await db.list_replicas(database, space_id, model_id)
+    deployments = await db.list_deployments(database, space_id, model_id)
     return {
         **model_json(request, access.model, may, size),
         "card": _card(stored[1]) if stored else None,
         "card_commit": stored[0] if stored else None,
+        "refs": refs,
+        "replicas": [_replica_json(replica, refs) for replica in replicas],
+        "deployments": [deployment_json(d) for d in deployments],
         "scan": _scan_summary(scans[0]) if scans else None,
+    }
+
+
+def _replica_json(replica: db.Replica, refs: dict[str, list[dict[str, str]]]) -> dict:
+    """A replica tag; `behind` when the ref has moved on since it was synced."""
+    current = {ref["name"]: ref["commit"] for kind in ("branches", "tags") for ref in refs[kind]}
+    return {
+        "zone": replica.zone,
+        "ref": replica.ref,
+        "commit": replica.commit_id,
+        "synced_at": replica.synced_at,
+        "behind": current.get(replica.ref, replica.commit_id) != replica.commit_id,
+    }
+
+
+def deployment_json(deployment: db.Deployment) -> dict:
+    """A deployment as the API shows it."""
+    return {
+        "id": deployment.id,
+        "target": deployment.target,
+        "service": deployment.service,
+        "instance": deployment.instance,
+        "status": deployment.status,
+        "replicas": deployment.replicas,
+        "ready_replicas": deployment.ready_replicas,
+        "ref": deployment.ref,
+        "commit": deployment.commit_id,
+        "message": deployment.message,
+        "created_by": deployment.created_by,
+        "created_at": deployment.created_at,
+        "updated_at": deployment.updated_at,
     }
 
 

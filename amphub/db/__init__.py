@@ -8,19 +8,26 @@ from amphub.db.core import (
     AuditEntry,
     Conflict,
     Database,
+    Deployment,
+    DeployTarget,
     LfsLock,
     Model,
     Push,
+    Replica,
     Space,
     Task,
     User,
+    Zone,
     connect,
     migrate,
     opened,
 )
+from amphub.db.deployments import *  # noqa: F403
 from amphub.db.lfs import *  # noqa: F403
 from amphub.db.members import *  # noqa: F403
 from amphub.db.models import *  # noqa: F403
+from amphub.db.peers import *  # noqa: F403
+from amphub.db.replicas import *  # noqa: F403
 from amphub.db.spaces import *  # noqa: F403
 from amphub.db.tasks import *  # noqa: F403
 from amphub.db.users import *  # noqa: F403
@@ -31,12 +38,16 @@ __all__ = [
     "AuditEntry",
     "Conflict",
     "Database",
+    "Deployment",
+    "DeployTarget",
     "LfsLock",
     "Model",
     "Push",
+    "Replica",
     "Space",
     "Task",
     "User",
+    "Zone",
     "connect",
     "migrate",
     "opened",

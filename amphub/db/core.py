@@ -240,6 +240,65 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    (
+        # Peer credentials and target secrets are sealed with the server secret.
+        """
+        CREATE TABLE zones (
+            name TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            user TEXT NOT NULL,
+            sealed_key BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE deploy_targets (
+            name TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            sealed_secret BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE replicas (
+            space_id TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            zone TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            commit_id TEXT NOT NULL,
+            synced_at TEXT NOT NULL,
+            PRIMARY KEY (space_id, model_id, zone, ref)
+        )
+        """,
+        """
+        CREATE TABLE deployments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            space_id TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            target TEXT NOT NULL,
+            service TEXT NOT NULL,
+            instance TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            replicas INTEGER NOT NULL,
+            ready_replicas INTEGER NOT NULL DEFAULT 0,
+            ref TEXT NOT NULL,
+            commit_id TEXT NOT NULL,
+            message TEXT NOT NULL DEFAULT '',
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            deleted_at TEXT
+        )
+        """,
+        "CREATE INDEX deployments_model ON deployments(space_id, model_id, id)",
+        # Signatures of accepted callbacks, so that a replayed one is refused.
+        """
+        CREATE TABLE callback_signatures (
+            signature TEXT PRIMARY KEY,
+            seen_at REAL NOT NULL
+        )
+        """,
+    ),
 ]
 
 
@@ -468,3 +527,56 @@ class LfsLock:
     ref: str | None
     owner: str
     locked_at: str
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A peer amphub that models are synced to, and the user to write there as."""
+
+    name: str
+    url: str
+    user: str
+    sealed_key: bytes
+    created_at: str
+
+
+@dataclass(frozen=True)
+class DeployTarget:
+    """An inference service that deployments are handed to."""
+
+    name: str
+    url: str
+    sealed_secret: bytes
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Replica:
+    """A ref of a model as last synced to a zone."""
+
+    zone: str
+    ref: str
+    commit_id: str
+    synced_at: str
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A model version handed to an inference service, with the state it reports."""
+
+    id: int
+    space_id: str
+    model_id: str
+    target: str
+    service: str
+    instance: str | None
+    status: str
+    replicas: int
+    ready_replicas: int
+    ref: str
+    commit_id: str
+    message: str
+    created_by: str
+    created_at: str
+    updated_at: str
+    deleted_at: str | None

@@ -12,6 +12,7 @@ class Action(StrEnum):
 
     # global
     MANAGE_USERS = "manage_users"
+    MANAGE_PEERS = "manage_peers"  # zones and deploy targets
     CREATE_SPACE = "create_space"
     # on a space
     USE_SPACE = "use_space"
@@ -126,7 +127,7 @@ class ModelTarget:
 
 def allowed(actor: Actor, action: Action, target: SpaceTarget | ModelTarget | None = None) -> bool:
     """Whether `actor` may do `action` on `target` (None for the global actions)."""
-    if action is Action.MANAGE_USERS:
+    if action in (Action.MANAGE_USERS, Action.MANAGE_PEERS):
         return actor.admin
     if action is Action.CREATE_SPACE:
         return actor.creator

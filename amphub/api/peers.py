@@ -1,0 +1,118 @@
+"""Zones and deploy targets: the peers an administrator registers for sync and deploy."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from amphub import db, keys
+from amphub.access import require
+from amphub.api.body import field, json_object
+from amphub.errors import BadRequest, Conflict, NotFound
+from amphub.names import check_peer_name, check_user_name
+from amphub.policy import Action
+from amphub.sealed import seal
+
+MAX_SECRET = 4096
+
+
+def zone_json(zone: db.Zone) -> dict:
+    """A zone as the API shows it: never its key."""
+    return {"name": zone.name, "url": zone.url, "user": zone.user, "created_at": zone.created_at}
+
+
+def target_json(target: db.DeployTarget) -> dict:
+    """A deploy target as the API shows it: never its secret."""
+    return {"name": target.name, "url": target.url, "created_at": target.created_at}
+
+
+def _http_url(body: dict) -> str:
+    url = field(body, "url", str).strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadRequest(f"url must be an http:// or https:// address, not {url!r}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise BadRequest("url may not carry credentials, a query or a fragment")
+    return url
+
+
+def _secret(body: dict, name: str) -> str:
+    value = field(body, name, str)
+    if not value or len(value) > MAX_SECRET:
+        raise BadRequest(f"{name} must be 1 to {MAX_SECRET} characters")
+    return value
+
+
+async def get_zones(request: web.Request) -> web.Response:
+    """Every zone."""
+    require(request, Action.MANAGE_PEERS)
+    zones = await db.list_zones(request.app[keys.DB])
+    return web.json_response({"zones": [zone_json(z) for z in zones]})
+
+
+async def post_zone(request: web.Request) -> web.Response:
+    """Register a peer amphub and the user to write there as."""
+    who = require(request, Action.MANAGE_PEERS)
+    body = await json_object(request)
+    name = check_peer_name(field(body, "name", str))
+    url, user = _http_url(body), check_user_name(field(body, "user", str))
+    sealed = seal(request.app[keys.SECRET], _secret(body, "key"))
+    audit = db.Audit(who.name, "add_zone", target=name, detail=url)
+    try:
+        zone = await db.insert_zone(request.app[keys.DB], name, url, user, sealed, audit)
+    except db.Conflict as exc:
+        raise Conflict(str(exc)) from None
+    return web.json_response(zone_json(zone), status=201)
+
+
+async def delete_zone(request: web.Request) -> web.Response:
+    """Forget a zone."""
+    who = require(request, Action.MANAGE_PEERS)
+    name = request.match_info["name"]
+    audit = db.Audit(who.name, "remove_zone", target=name)
+    if not await db.delete_zone(request.app[keys.DB], name, audit):
+        raise NotFound(f"no zone {name}")
+    return web.Response(status=204)
+
+
+async def get_targets(request: web.Request) -> web.Response:
+    """Every deploy target."""
+    require(request, Action.MANAGE_PEERS)
+    targets = await db.list_deploy_targets(request.app[keys.DB])
+    return web.json_response({"targets": [target_json(t) for t in targets]})
+
+
+async def post_target(request: web.Request) -> web.Response:
+    """Register an inference service and the secret that signs what passes between us."""
+    who = require(request, Action.MANAGE_PEERS)
+    body = await json_object(request)
+    name, url = check_peer_name(field(body, "name", str)), _http_url(body)
+    sealed = seal(request.app[keys.SECRET], _secret(body, "secret"))
+    audit = db.Audit(who.name, "add_deploy_target", target=name, detail=url)
+    try:
+        target = await db.insert_deploy_target(request.app[keys.DB], name, url, sealed, audit)
+    except db.Conflict as exc:
+        raise Conflict(str(exc)) from None
+    return web.json_response(target_json(target), status=201)
+
+
+async def delete_target(request: web.Request) -> web.Response:
+    """Forget a deploy target."""
+    who = require(request, Action.MANAGE_PEERS)
+    name = request.match_info["name"]
+    audit = db.Audit(who.name, "remove_deploy_target", target=name)
+    if not await db.delete_deploy_target(request.app[keys.DB], name, audit):
+        raise NotFound(f"no deploy target {name}")
+    return web.Response(status=204)
+
+
+def add_routes(app: web.Application) -> None:
+    """The zone and deploy target routes."""
+    name = "{name:[a-z0-9._-]+}"
+    app.router.add_get("/api/v1/zones", get_zones)
+    app.router.add_post("/api/v1/zones", post_zone)
+    app.router.add_delete(f"/api/v1/zones/{name}", delete_zone)
+    app.router.add_get("/api/v1/deploy-targets", get_targets)
+    app.router.add_post("/api/v1/deploy-targets", post_target)
+    app.router.add_delete(f"/api/v1/deploy-targets/{name}", delete_target)

@@ -1,0 +1,89 @@
+"""Zones and deploy targets: the administrator's registry of peers, over the real API."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from tests.conftest import Hub
+
+ZONE = {
+    "name": "eu-west",
+    "url": "http://peer.example:8080/",
+    "user": "syncer",
+    "key": "s3cr3t-k3y",
+}
+TARGET = {"name": "serving", "url": "https://infer.example/deploy", "secret": "shared-s3cr3t"}
+ROUTES = [("/api/v1/zones", ZONE, "zones"), ("/api/v1/deploy-targets", TARGET, "targets")]
+
+
+@pytest.mark.parametrize(("path", "body", "listed"), ROUTES)
+async def test_admin_adds_lists_and_removes(hub: Hub, path: str, body: dict, listed: str):
+    status, created = await hub.call("POST", path, json=body)
+    assert status == 201, created
+    assert created["name"] == body["name"]
+    assert created["url"] == body["url"].rstrip("/")
+    status, answer = await hub.call("GET", path)
+    assert status == 200
+    assert [entry["name"] for entry in answer[listed]] == [body["name"]]
+    message = f"{_what(path)} {body['name']} exists already"
+    assert await hub.call("POST", path, json=body) == (
+        409,
+        {"error": {"code": "conflict", "message": message}},
+    )
+    assert (await hub.call("DELETE", f"{path}/{body['name']}"))[0] == 204
+    assert (await hub.call("GET", path))[1][listed] == []
+    status, answer = await hub.call("DELETE", f"{path}/{body['name']}")
+    assert status == 404, answer
+
+
+def _what(path: str) -> str:
+    return "zone" if path.endswith("zones") else "deploy target"
+
+
+@pytest.mark.parametrize(("path", "body", "listed"), ROUTES)
+async def test_secrets_are_never_shown_and_sealed_at_rest(
+    hub: Hub, path: str, body: dict, listed: str
+):
+    await hub.call("POST", path, json=body)
+    secret = body.get("key") or body["secret"]
+    _, answer = await hub.call("GET", path)
+    assert secret not in str(answer)
+    database = sqlite3.connect(hub.data_dir / "amphub.db")
+    try:
+        table = "zones" if listed == "zones" else "deploy_targets"
+        stored = database.execute(f"SELECT * FROM {table}").fetchone()
+    finally:
+        database.close()
+    assert all(secret.encode() not in bytes(value) for value in stored if isinstance(value, bytes))
+    assert secret not in "".join(str(value) for value in stored)
+
+
+@pytest.mark.parametrize(("path", "body", "listed"), ROUTES)
+async def test_only_administrators(hub: Hub, path: str, body: dict, listed: str):
+    await hub.user("carol", creator=True)
+    assert (await hub.call("GET", path, user=""))[0] == 401
+    assert (await hub.call("GET", path, user="carol"))[0] == 403
+    assert (await hub.call("POST", path, user="carol", json=body))[0] == 403
+    await hub.call("POST", path, json=body)
+    assert (await hub.call("DELETE", f"{path}/{body['name']}", user="carol"))[0] == 403
+    assert [e["name"] for e in (await hub.call("GET", path))[1][listed]] == [body["name"]]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"url": "ftp://peer.example"}, "url must be an http:// or https:// address"),
+        ({"url": "http://u:p@peer.example"}, "url may not carry credentials"),
+        ({"url": "peer.example"}, "url must be an http:// or https:// address"),
+        ({"name": "EU West"}, "invalid name 'EU West'"),
+        ({"key": ""}, "key must be 1 to 4096 characters"),
+        ({"user": None}, "missing field 'user'"),
+    ],
+)
+async def test_malformed_zone_is_refused_with_the_reason(hub: Hub, change: dict, message: str):
+    status, answer = await hub.call("POST", "/api/v1/zones", json={**ZONE, **change})
+    assert status in (400, 422), answer
+    assert message in answer["error"]["message"]
+    assert (await hub.call("GET", "/api/v1/zones"))[1]["zones"] == []
