@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -179,3 +181,48 @@ async def model_repo(hub: Hub) -> tuple[str, str]:
     await hub.space("team")
     await hub.model("team", "m1")
     return "team", "m1"
+
+
+async def wait_task(
+    hub: Hub, task_id: int, user: str = "admin", until=("succeeded", "failed", "canceled")
+) -> dict:
+    """The task once its status is one of `until`; a hang guard fails the test after 2 minutes."""
+    deadline = asyncio.get_running_loop().time() + 120
+    while asyncio.get_running_loop().time() < deadline:
+        status, task = await hub.call("GET", f"/api/v1/tasks/{task_id}", user=user)
+        assert status == 200, task
+        if task["status"] in until:
+            return task
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"task {task_id} stuck: {task}")
+
+
+async def start_server(data: Path, port: int):
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "amphub",
+        "serve",
+        "--data",
+        str(data),
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def read_until(proc, marker: str) -> list[str]:
+    lines = []
+    while True:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert line, "\n".join(lines)
+        lines.append(line.strip())
+        if marker in line:
+            return lines
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

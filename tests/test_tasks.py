@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pickle
 import signal
-import socket
 import sqlite3
-import sys
 from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import Hub, git
+from tests.conftest import Hub, free_port, git, read_until, start_server, wait_task
 
 TOKEN = "gh" + "p_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 
@@ -35,18 +32,6 @@ async def push_files(hub: Hub, tmp_path: Path, files: dict[str, bytes], model="m
     await git("commit", "-q", "-m", "files", cwd=work)
     await git("push", "-q", cwd=work)
     return work
-
-
-async def wait_task(
-    hub: Hub, task_id: int, user: str = "admin", until=("succeeded", "failed", "canceled")
-) -> dict:
-    for _ in range(600):
-        status, task = await hub.call("GET", f"/api/v1/tasks/{task_id}", user=user)
-        assert status == 200, task
-        if task["status"] in until:
-            return task
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"task {task_id} stuck: {task}")
 
 
 async def scan(hub: Hub, model: str = "m1", ref: str = "master", user: str = "admin") -> dict:
@@ -152,37 +137,6 @@ async def test_cancel_a_running_scan(hub, model_repo, tmp_path):
     done = await wait_task(hub, task["id"])
     assert done["status"] == "canceled", done
     assert done["finished_at"] and done["progress"] < 100
-
-
-async def start_server(data: Path, port: int):
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "amphub",
-        "serve",
-        "--data",
-        str(data),
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-
-
-async def read_until(proc, marker: str) -> list[str]:
-    lines = []
-    while True:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        assert line, "\n".join(lines)
-        lines.append(line.strip())
-        if marker in line:
-            return lines
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_scan_resumes_after_kill_9(tmp_path):

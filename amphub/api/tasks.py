@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -39,21 +40,45 @@ def task_json(task: db.Task) -> dict:
     }
 
 
-async def post_scan(request: web.Request) -> web.Response:
-    """Queue a security scan of a branch, tag or commit."""
+async def _queue_on_ref(
+    request: web.Request, kind: str, action: Action, params: Callable[[dict], Awaitable[dict]]
+) -> web.Response:
+    """Queue a task of `kind` on the branch, tag or commit the body names."""
     access = await require_model(
-        request, request.match_info["space"], request.match_info["model"], Action.READ_FILES
+        request, request.match_info["space"], request.match_info["model"], action
     )
-    ref = field(await json_object(request), "ref", str, "master")
+    body = await json_object(request)
+    ref = field(body, "ref", str, "master")
     path = repo_path(request.app[keys.CONFIG], access.space.id, access.model.id)
     try:
         commit = await run_blocking(request.app, lambda: resolve(path, ref))
     except RevisionNotFound as exc:
         raise BadRequest(str(exc)) from None
     task = await request.app[keys.TASKS].enqueue(
-        request.app, "scan", access.model, ref, commit, {}, actor(request).name
+        request.app, kind, access.model, ref, commit, await params(body), actor(request).name
     )
     return web.json_response(task_json(task), status=201)
+
+
+async def post_scan(request: web.Request) -> web.Response:
+    """Queue a security scan of a branch, tag or commit."""
+
+    async def params(body: dict) -> dict:
+        return {}
+
+    return await _queue_on_ref(request, "scan", Action.READ_FILES, params)
+
+
+async def post_sync(request: web.Request) -> web.Response:
+    """Queue a sync of a branch, tag or commit to a zone."""
+
+    async def params(body: dict) -> dict:
+        zone = field(body, "zone", str)
+        if await db.get_zone(request.app[keys.DB], zone) is None:
+            raise BadRequest(f"no zone {zone}; an administrator registers zones")
+        return {"zone": zone}
+
+    return await _queue_on_ref(request, "sync", Action.WRITE_FILES, params)
 
 
 async def _visible_task(request: web.Request) -> db.Task:
@@ -119,6 +144,7 @@ def add_routes(app: web.Application) -> None:
     model = "/api/v1/models/{space:[a-z0-9-]+}/{model:[A-Za-z0-9._-]+}"
     task = "/api/v1/tasks/{id:[0-9]{1,18}}"
     app.router.add_post(model + "/scans", post_scan)
+    app.router.add_post(model + "/syncs", post_sync)
     app.router.add_get("/api/v1/tasks", get_tasks)
     app.router.add_get(task, get_task)
     app.router.add_post(task + "/cancel", post_cancel)

@@ -89,6 +89,15 @@ def resolve(path: Path, rev: str) -> str:
         return _commit(repo, rev).id.decode()
 
 
+def qualify(path: Path, rev: str) -> tuple[str | None, str | None]:
+    """(full ref name, the object it points at) of a branch or tag; (None, None) otherwise."""
+    with Repo(str(path)) as repo:
+        for ref in (b"refs/heads/" + rev.encode(), b"refs/tags/" + rev.encode()):
+            if ref in repo.refs:
+                return ref.decode(), repo.refs[ref].decode()
+        return None, None
+
+
 def list_tree(path: Path, rev: str, folder: str) -> list[Entry]:
     """The entries of a folder, folders first, LFS pointers reported with their real size."""
     with Repo(str(path)) as repo:

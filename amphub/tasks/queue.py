@@ -39,6 +39,11 @@ class TaskContext:
     app: web.Application
     task: db.Task
 
+    @property
+    def params(self) -> dict:
+        """The parameters the task was queued with."""
+        return json.loads(self.task.params)
+
     async def progress(self, done: int, total: int, message: str) -> None:
         """Report progress; raises TaskCanceled if the task should stop."""
         percent = 100 * done // total if total else 0

@@ -1,0 +1,57 @@
+"""Pushing one ref of a local repository to another amphub over smart HTTP.
+
+Blocking (dulwich's HTTP client): run it with `run_blocking`. Only objects the peer's
+advertised refs do not already reach are sent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import urllib3
+from dulwich.client import HttpGitClient, HTTPUnauthorized
+from dulwich.errors import GitProtocolError, HangupException
+from dulwich.repo import Repo
+
+PUSH_TIMEOUT = 300
+
+
+class PushRefused(Exception):
+    """The peer refused the push; the message says why in the peer's words."""
+
+
+class PushInterrupted(Exception):
+    """The connection failed; trying again may work."""
+
+
+def push_ref(path: Path, url: str, user: str, key: str, repo: str, ref: str, sha: str) -> int:
+    """Set `ref` on the peer's `repo` to `sha`, sending what it lacks; the objects sent."""
+    client = HttpGitClient(url.rstrip("/") + "/", username=user, password=key, timeout=PUSH_TIMEOUT)
+    sent = 0
+
+    def update_refs(refs: dict[bytes, bytes]) -> dict[bytes, bytes]:
+        return {**refs, ref.encode(): sha.encode()}
+
+    with Repo(str(path)) as local:
+
+        def generate(have, want, ofs_delta=False, progress=None):
+            nonlocal sent
+            have = {known for known in have if known in local.object_store}
+            count, records = local.generate_pack_data(have, want, ofs_delta=ofs_delta)
+            sent = count
+            return count, records
+
+        try:
+            result = client.send_pack(f"{repo}.git", update_refs, generate)
+        except HTTPUnauthorized:
+            raise PushRefused("the peer did not accept the zone's user name and key") from None
+        except HangupException as exc:
+            raise PushInterrupted(f"the peer hung up: {exc}") from None
+        except GitProtocolError as exc:
+            raise PushRefused(str(exc)) from None
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise PushInterrupted(f"{type(exc).__name__}: {exc}") from None
+    refused = {name.decode(): why for name, why in (result.ref_status or {}).items() if why}
+    if refused:
+        raise PushRefused("; ".join(f"{name}: {why}" for name, why in refused.items()))
+    return sent

@@ -1,0 +1,149 @@
+"""A client of another amphub over its public protocols: the JSON API and LFS.
+
+Sync uses nothing else, so any amphub can be the peer of any other. The peer's refusals
+come back as `PeerRefused` with the peer's own sentence; a connection that fails or
+times out is `PeerUnreachable`, which the caller may retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from amphub.errors import LFS_MEDIA_TYPE
+
+READ_PIECE = 1024 * 1024
+BATCH_OBJECTS = 100
+# A peer may take a while to answer a batch or finish an fsync, never this long.
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=300)
+RETRIED_STATUSES = (500, 502, 503, 504)
+
+
+class PeerRefused(Exception):
+    """The peer answered and said no; the message is the peer's."""
+
+
+class PeerUnreachable(Exception):
+    """The peer could not be reached or stopped answering; trying again may work."""
+
+
+def peer_message(status: int, text: str) -> str:
+    """The sentence in a peer's error answer (API or LFS shape), or the raw start of it."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return f"HTTP {status}: {text.strip()[:300]}"
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+        if isinstance(body.get("message"), str):
+            return body["message"]
+    return f"HTTP {status}: {text.strip()[:300]}"
+
+
+class Peer:
+    """One session with a peer amphub as one of its users."""
+
+    def __init__(self, url: str, user: str, key: str) -> None:
+        self.url = url.rstrip("/")
+        self._auth = {"Authorization": aiohttp.encode_basic_auth(user, key)}
+        self._session = aiohttp.ClientSession(timeout=REQUEST_TIMEOUT)
+
+    async def close(self) -> None:
+        """End the session."""
+        await self._session.close()
+
+    async def _request(
+        self, method: str, url: str, ok: tuple[int, ...], **kwargs: Any
+    ) -> tuple[int, Any]:
+        """(status, JSON body) of a call whose status is in `ok`; PeerRefused otherwise."""
+        try:
+            async with self._session.request(method, url, **kwargs) as resp:
+                text = await resp.text()
+                if resp.status in ok:
+                    return resp.status, json.loads(text) if text.strip() else None
+                if resp.status in RETRIED_STATUSES:
+                    raise PeerUnreachable(f"the peer answered {resp.status}")
+                raise PeerRefused(peer_message(resp.status, text))
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+            raise PeerUnreachable(f"{type(exc).__name__}: {exc}") from None
+
+    async def _api(self, method: str, path: str, ok: tuple[int, ...], body: Any = None):
+        return await self._request(method, self.url + path, ok, headers=self._auth, json=body)
+
+    async def ensure_space(self, space: dict) -> None:
+        """Create the space on the peer unless it is there already."""
+        status, _ = await self._api("GET", f"/api/v1/spaces/{space['id']}", (200, 404))
+        if status == 404:
+            await self._api("POST", "/api/v1/spaces", (201,), space)
+
+    async def ensure_model(self, space_id: str, model: dict) -> None:
+        """Create the model on the peer unless it is there already."""
+        path = f"/api/v1/models/{space_id}/{model['id']}"
+        status, _ = await self._api("GET", path, (200, 404))
+        if status == 404:
+            await self._api("POST", f"/api/v1/spaces/{space_id}/models", (201,), model)
+
+    async def missing_objects(
+        self, repo: str, ref: str, objects: list[tuple[str, int]]
+    ) -> list[dict]:
+        """The batch API's upload answer for each object the peer still needs."""
+        needed = []
+        for start in range(0, len(objects), BATCH_OBJECTS):
+            chunk = objects[start : start + BATCH_OBJECTS]
+            body = {
+                "operation": "upload",
+                "transfers": ["basic"],
+                "ref": {"name": ref},
+                "hash_algo": "sha256",
+                "objects": [{"oid": oid, "size": size} for oid, size in chunk],
+            }
+            _, answer = await self._request(
+                "POST",
+                f"{self.url}/{repo}.git/info/lfs/objects/batch",
+                (200,),
+                data=json.dumps(body),
+                headers={**self._auth, "Content-Type": LFS_MEDIA_TYPE, "Accept": LFS_MEDIA_TYPE},
+            )
+            for item in answer.get("objects", []):
+                if "error" in item:
+                    raise PeerRefused(f"{item['oid']}: {item['error'].get('message', '')}")
+                if "upload" in item.get("actions", {}):
+                    needed.append(item)
+        return needed
+
+    async def upload(self, item: dict, path: Path, sent: Callable[[int], Awaitable[None]]) -> None:
+        """Send one object as the batch answer says, then verify it if asked to."""
+        action = item["actions"]["upload"]
+        headers = {
+            **action.get("header", {}),
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(item["size"]),
+        }
+        await self._request(
+            "PUT", action["href"], (200, 201), data=_read_pieces(path, sent), headers=headers
+        )
+        verify = item["actions"].get("verify")
+        if verify:
+            await self._request(
+                "POST",
+                verify["href"],
+                (200,),
+                data=json.dumps({"oid": item["oid"], "size": item["size"]}),
+                headers={**verify.get("header", {}), "Content-Type": LFS_MEDIA_TYPE},
+            )
+
+
+async def _read_pieces(path: Path, sent: Callable[[int], Awaitable[None]]) -> AsyncIterator[bytes]:
+    """A file's bytes in pieces read off the event loop, reporting each piece sent."""
+    loop = asyncio.get_running_loop()
+    with path.open("rb") as file:
+        while piece := await loop.run_in_executor(None, file.read, READ_PIECE):
+            yield piece
+            await sent(len(piece))
