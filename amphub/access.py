@@ -18,6 +18,8 @@ from amphub.policy import Action, Actor, ModelTarget, SpaceTarget, allowed, life
 
 SIGN_IN_NEEDED = "sign in with your user name and key"
 TOKEN_ONLY_FOR_ITS_MODEL = "a transfer token is good only for the model it was issued for"
+TOKEN_ONLY_READS = "a deployment key may only read its model"
+READ_ACTIONS = frozenset({Action.VIEW, Action.RETRIEVE, Action.READ_FILES})
 
 DENIED = {
     Action.READ_FILES: "you may not read the files of {what}",
@@ -83,10 +85,14 @@ class ModelAccess:
         return allowed(self.who, action, self.target)
 
 
-def _check_token_scope(request: web.Request, scope: str | None) -> None:
-    granted = request.get(keys.TOKEN_SCOPE)
-    if granted is not None and granted != scope:
+def _check_token_scope(request: web.Request, scope: str | None, action: Action) -> None:
+    token = request.get(keys.TOKEN)
+    if token is None:
+        return
+    if token.scope != scope:
         raise Unauthorized(TOKEN_ONLY_FOR_ITS_MODEL)
+    if token.read_only and action not in READ_ACTIONS:
+        raise Forbidden(TOKEN_ONLY_READS)
 
 
 def _hidden(who: Actor, what: str) -> Exception:
@@ -108,7 +114,7 @@ def _check_lifetime(request: web.Request, space: db.Space, action: Action) -> No
 
 def require(request: web.Request, action: Action) -> Actor:
     """The actor, if it may do a global action."""
-    _check_token_scope(request, None)
+    _check_token_scope(request, None, action)
     who = actor(request)
     if not allowed(who, action):
         if not who.signed_in:
@@ -127,7 +133,7 @@ async def live_space(request: web.Request, space_id: str) -> db.Space | None:
 
 async def require_space(request: web.Request, space_id: str, action: Action) -> db.Space:
     """The space, if the caller may do `action` in it; 404 if they may not even use it."""
-    _check_token_scope(request, None)
+    _check_token_scope(request, None, action)
     who = actor(request)
     space = await live_space(request, space_id)
     target = await space_target(request.app[keys.DB], space, who) if space else None
@@ -143,7 +149,7 @@ async def require_model(
     request: web.Request, space_id: str, model_id: str, action: Action
 ) -> ModelAccess:
     """The model, if the caller may do `action` on it; 404 if they may not view it."""
-    _check_token_scope(request, f"{space_id}/{model_id}")
+    _check_token_scope(request, f"{space_id}/{model_id}", action)
     who = actor(request)
     found = await db.model_with_roles(request.app[keys.DB], space_id, model_id, who.name)
     target = None

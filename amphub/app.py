@@ -22,6 +22,7 @@ from amphub.lfs.store import ObjectStore
 from amphub.policy.ratelimit import FailedSignIns
 from amphub.quota import KeyedLocks, Reservations
 from amphub.spaces import sweep_spaces
+from amphub.tasks.deploy import run_deploy
 from amphub.tasks.queue import TaskQueue, run_workers
 from amphub.tasks.scan import run_scan, scan_processes
 from amphub.tasks.sync import run_sync
@@ -77,7 +78,7 @@ def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
     app[keys.RESERVATIONS] = Reservations()
     app[keys.OBJECT_LOCKS] = KeyedLocks()
     app[keys.LFS_STORE] = ObjectStore(config.lfs_dir, config.tmp_dir)
-    app[keys.TASKS] = TaskQueue({"scan": run_scan, "sync": run_sync})
+    app[keys.TASKS] = TaskQueue({"scan": run_scan, "sync": run_sync, "deploy": run_deploy})
     app.cleanup_ctx.append(open_database)
     app.cleanup_ctx.append(git_executor)
     app.cleanup_ctx.append(run_background)

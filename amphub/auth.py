@@ -50,8 +50,10 @@ async def actor_for(request: web.Request) -> Actor:
             headers={"Retry-After": str(seconds)},
         )
     name, key = parse_authorization(header)
-    if name is None and is_token(key):
+    if is_token(key):
         user = await _token_user(request, key)
+        if user and name not in (None, user.name):
+            user = None
     else:
         user = await db.get_user_by_key_hash(request.app[keys.DB], hash_key(key))
         if user and (not key_matches(user.key_hash, key) or name not in (None, user.name)):
@@ -65,7 +67,7 @@ async def actor_for(request: web.Request) -> Actor:
 
 
 async def _token_user(request: web.Request, text: str) -> db.User | None:
-    """The user of a valid transfer token, recording the model it is good for."""
+    """The user of a valid transfer or deployment token, recording what it is good for."""
     now = request.app[keys.CLOCK]().timestamp()
     try:
         token = read_token(request.app[keys.SECRET], text, now)
@@ -74,7 +76,11 @@ async def _token_user(request: web.Request, text: str) -> db.User | None:
     user = await db.get_user(request.app[keys.DB], token.user)
     if user is None or key_fingerprint(user.key_hash) != token.key_fingerprint:
         return None
-    request[keys.TOKEN_SCOPE] = token.scope
+    if token.deployment is not None:
+        deployment = await db.get_deployment(request.app[keys.DB], token.deployment)
+        if deployment is None or deployment.deleted_at is not None:
+            return None  # a deployment's key dies with it
+    request[keys.TOKEN] = token
     return user
 
 

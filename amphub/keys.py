@@ -14,6 +14,7 @@ from amphub.git.locks import RepoLocks
 from amphub.lfs.store import ObjectStore
 from amphub.policy import Actor
 from amphub.policy.ratelimit import FailedSignIns
+from amphub.policy.tokens import TransferToken
 from amphub.quota import KeyedLocks, Reservations
 from amphub.tasks.queue import TaskQueue
 
@@ -32,5 +33,5 @@ TASKS = web.AppKey("tasks", TaskQueue)
 SCAN_POOL = web.AppKey("scan_pool", ProcessPoolExecutor)
 
 ACTOR = web.RequestKey("actor", Actor)
-# Set when the request carried a transfer token: the "space/model" it is good for.
-TOKEN_SCOPE = web.RequestKey("token_scope", str)
+# Set when the request carried a transfer or deployment token instead of a key.
+TOKEN = web.RequestKey("token", TransferToken)

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from amphub.api import audit, files, models, peers, spaces, tasks, users
+from amphub.api import audit, deployments, files, models, peers, spaces, tasks, users
 
 
 def add_routes(app: web.Application) -> None:
@@ -14,3 +14,4 @@ def add_routes(app: web.Application) -> None:
     files.add_routes(app)
     tasks.add_routes(app)
     peers.add_routes(app)
+    deployments.add_routes(app)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from amphub import db, keys
-from amphub.access import SIGN_IN_NEEDED, actor, require_model
+from amphub.access import SIGN_IN_NEEDED, ModelAccess, actor, require_model
 from amphub.api.body import field, json_object
 from amphub.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from amphub.git.bridge import run_blocking
@@ -40,10 +40,16 @@ def task_json(task: db.Task) -> dict:
     }
 
 
-async def _queue_on_ref(
-    request: web.Request, kind: str, action: Action, params: Callable[[dict], Awaitable[dict]]
-) -> web.Response:
-    """Queue a task of `kind` on the branch, tag or commit the body names."""
+Prepare = Callable[[dict, str, str], Awaitable[dict]]
+
+
+async def queue_on_ref(
+    request: web.Request, kind: str, action: Action, prepare: Prepare
+) -> tuple[ModelAccess, db.Task]:
+    """Queue a task of `kind` on the branch, tag or commit the body names.
+
+    `prepare(body, ref, commit)` checks the rest of the body and gives the task's params.
+    """
     access = await require_model(
         request, request.match_info["space"], request.match_info["model"], action
     )
@@ -54,31 +60,34 @@ async def _queue_on_ref(
         commit = await run_blocking(request.app, lambda: resolve(path, ref))
     except RevisionNotFound as exc:
         raise BadRequest(str(exc)) from None
+    params = await prepare(body, ref, commit)
     task = await request.app[keys.TASKS].enqueue(
-        request.app, kind, access.model, ref, commit, await params(body), actor(request).name
+        request.app, kind, access.model, ref, commit, params, actor(request).name
     )
-    return web.json_response(task_json(task), status=201)
+    return access, task
 
 
 async def post_scan(request: web.Request) -> web.Response:
     """Queue a security scan of a branch, tag or commit."""
 
-    async def params(body: dict) -> dict:
+    async def prepare(body: dict, ref: str, commit: str) -> dict:
         return {}
 
-    return await _queue_on_ref(request, "scan", Action.READ_FILES, params)
+    _, task = await queue_on_ref(request, "scan", Action.READ_FILES, prepare)
+    return web.json_response(task_json(task), status=201)
 
 
 async def post_sync(request: web.Request) -> web.Response:
     """Queue a sync of a branch, tag or commit to a zone."""
 
-    async def params(body: dict) -> dict:
+    async def prepare(body: dict, ref: str, commit: str) -> dict:
         zone = field(body, "zone", str)
         if await db.get_zone(request.app[keys.DB], zone) is None:
             raise BadRequest(f"no zone {zone}; an administrator registers zones")
         return {"zone": zone}
 
-    return await _queue_on_ref(request, "sync", Action.WRITE_FILES, params)
+    _, task = await queue_on_ref(request, "sync", Action.WRITE_FILES, prepare)
+    return web.json_response(task_json(task), status=201)
 
 
 async def _visible_task(request: web.Request) -> db.Task:

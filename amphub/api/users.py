@@ -7,7 +7,7 @@ from aiohttp import web
 from amphub import accounts, db, keys
 from amphub.access import require
 from amphub.api.body import field, json_object
-from amphub.errors import Conflict, NotFound, Unauthorized
+from amphub.errors import Conflict, Forbidden, NotFound, Unauthorized
 from amphub.policy import Action
 
 
@@ -40,6 +40,8 @@ async def get_me(request: web.Request) -> web.Response:
 async def post_me_key(request: web.Request) -> web.Response:
     """A new key for the caller; the old one stops working at once."""
     name = _signed_in(request)
+    if keys.TOKEN in request:
+        raise Forbidden("a token cannot replace a key; sign in with your key")
     key = await accounts.regenerate_key(request.app[keys.DB], name, by=name)
     return web.json_response({"key": key})
 

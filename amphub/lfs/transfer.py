@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -85,6 +86,15 @@ async def _action_header(request: web.Request, space_id: str, model_id: str) -> 
     user = await db.get_user(request.app[keys.DB], name)
     expires = int(request.app[keys.CLOCK]().timestamp()) + ACTION_SECONDS
     token = TransferToken(name, f"{space_id}/{model_id}", key_fingerprint(user.key_hash), expires)
+    held = request.get(keys.TOKEN)
+    if held is not None:
+        # Made from a token: no more rights, and no longer life, than that token.
+        token = replace(
+            token,
+            expires=min(expires, held.expires),
+            read_only=held.read_only,
+            deployment=held.deployment,
+        )
     return {"Authorization": "Bearer " + make_token(request.app[keys.SECRET], token)}
 
 

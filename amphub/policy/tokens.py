@@ -1,4 +1,4 @@
-"""Short-lived transfer tokens for LFS actions, signed with the server's secret.
+"""Short-lived tokens for LFS actions and deployments, signed with the server's secret.
 
 A token names a user, the model it is good for, when it expires, and a fingerprint of
 the user's key: regenerating the key voids every token made with the old one.
@@ -21,12 +21,18 @@ class InvalidToken(ValueError):
 
 @dataclass(frozen=True)
 class TransferToken:
-    """What a valid token grants."""
+    """What a valid token grants: the user's rights on one model, or only reading it.
+
+    A deployment's token is read-only and names the deployment, so that deleting the
+    deployment revokes it.
+    """
 
     user: str
     scope: str
     key_fingerprint: str
     expires: int
+    read_only: bool = False
+    deployment: int | None = None
 
 
 def _b64(data: bytes) -> str:
