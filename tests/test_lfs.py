@@ -332,11 +332,12 @@ async def test_two_concurrent_pushes_that_each_fit_alone(tmp_path):
                 await git("commit", "-q", "-m", "w", cwd=work)
                 works.append(work)
             results = await asyncio.gather(*(git("push", cwd=w, check=False) for w in works))
-            assert sorted(r.returncode == 0 for r in results) == [False, True]
+            outcome = [(r.returncode, r.stderr) for r in results]
+            assert sorted(r.returncode == 0 for r in results) == [False, True], outcome
             refused = next(r for r in results if r.returncode)
-            assert "over its quota" in refused.stderr
+            assert "over its quota" in refused.stderr, outcome
             _, space = await hub.call("GET", "/api/v1/spaces/team")
-            assert 2 * MIB <= space["used"] <= 3 * MIB
+            assert 2 * MIB <= space["used"] <= 3 * MIB, (space, outcome)
     finally:
         await server.close()
 
