@@ -29,31 +29,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
-REPO_ROOT = BENCH_DIR.parent
-AMPHUB_PYTHON = Path("/work/venv/bin/python")
-PYTHON = str(AMPHUB_PYTHON if AMPHUB_PYTHON.exists() else Path(sys.executable))
+from common import (
+    PYTHON,
+    RESULTS_DIR,
+    Server,
+    free_port,
+    git_env,
+    log,
+    run_checked,
+    spawn,
+    stop_all,
+    stop_process,
+    wait_for_port,
+)
+from common import start_amphub as start_amphub_server
+
 TEMP_PARENT = Path("/work/tmp-bench")
 
 MIB = 1024 * 1024
@@ -71,70 +77,6 @@ SMALL_BATCH = 100
 SMALL_IN_FLIGHT = 8
 PROFILE_RATE = 250
 GOALS = {"upload": 0.70, "download": 0.80, "memory_mb": 100, "errors": 0, "small_per_s": 1000}
-
-_children: list[subprocess.Popen] = []
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# --- processes -----------------------------------------------------------------------------
-
-
-def spawn(cmd: list[str], **kwargs) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, **kwargs)
-    _children.append(proc)
-    return proc
-
-
-def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        try:
-            proc.send_signal(sig)
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if proc in _children:
-        _children.remove(proc)
-
-
-def stop_all() -> None:
-    for proc in reversed(list(_children)):
-        stop_process(proc)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on port {port} within {timeout}s")
-
-
-def run_checked(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
-    proc = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
-    try:
-        out, err = proc.communicate()
-    finally:
-        if proc in _children:
-            _children.remove(proc)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd[:4])}… failed ({proc.returncode}): {err.decode()}")
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-
 
 # --- the data ------------------------------------------------------------------------------
 
@@ -346,33 +288,11 @@ def start_nginx(root: Path, data: Path) -> Nginx:
 
 
 @dataclass
-class Amphub:
-    proc: subprocess.Popen
-    base: str
-    key: str
-    data: Path
+class Amphub(Server):
     sampler: RssSampler = field(init=False)
 
     def __post_init__(self) -> None:
         self.sampler = RssSampler(self.proc.pid)
-
-    @property
-    def auth(self) -> str:
-        return "Basic " + base64.b64encode(f"admin:{self.key}".encode()).decode()
-
-    def call(self, method: str, path: str, body: object = None, ctype="application/json"):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Authorization", self.auth)
-        if data is not None:
-            request.add_header("Content-Type", ctype)
-            request.add_header("Accept", ctype)
-        try:
-            with urllib.request.urlopen(request, timeout=120) as resp:
-                text = resp.read()
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"{method} {path}: {exc.code} {exc.read()[:500]!r}") from None
-        return json.loads(text) if text else None
 
     def model(self, model: str) -> None:
         self.call("POST", f"/api/v1/spaces/{SPACE}/models", {"id": model})
@@ -398,32 +318,12 @@ class Amphub:
             time.sleep(0.05)
 
     def git_url(self, model: str) -> str:
-        return (
-            f"http://admin:{self.key}@127.0.0.1:{self.base.rsplit(':', 1)[1]}/{SPACE}/{model}.git"
-        )
+        return super().git_url(SPACE, model)
 
 
 def start_amphub(root: Path) -> Amphub:
-    port = free_port()
-    data = root / "amphub-data"
-    log_file = (root / "amphub.log").open("wb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPHUB_")}
-    cmd = [PYTHON, "-m", "amphub", "serve", "--data", str(data), "--port", str(port)]
-    proc = spawn(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log_file)
-    assert proc.stdout is not None
-    key = None
-    for raw in proc.stdout:
-        line = raw.decode().strip()
-        if line.startswith("administrator key:"):
-            key = line.split(":", 1)[1].strip()
-        if line.startswith("amphub listening on"):
-            break
-    else:
-        raise RuntimeError(f"amphub did not start; see {root / 'amphub.log'}")
-    if key is None:
-        raise RuntimeError("amphub printed no administrator key")
-    threading.Thread(target=shutil.copyfileobj, args=(proc.stdout, log_file), daemon=True).start()
-    hub = Amphub(proc, f"http://127.0.0.1:{port}", key, data)
+    server = start_amphub_server(root)
+    hub = Amphub(server.proc, server.base, server.key, server.data)
     space = {"id": SPACE, "name": SPACE, "quota": QUOTA, "billing_mode": "pay_as_you_go"}
     hub.call("POST", "/api/v1/spaces", space)
     return hub
@@ -526,7 +426,7 @@ def measure_concurrent(hub: Amphub, root: Path, res: Results) -> None:
         outputs = [proc.communicate() for proc in procs]
         seconds = time.perf_counter() - start
     for proc in procs:
-        _children.remove(proc)
+        stop_process(proc)
     statuses = Counter()
     errors = 0
     for proc, (out, err) in zip(procs, outputs, strict=True):
@@ -683,12 +583,6 @@ def measure_small(hub: Amphub, res: Results) -> None:
             f"  {SMALL_COUNT / seconds:.0f} objects/s, {errors} errors; CPU busy: amphub"
             f" {100 * server_cpu / seconds:.0f}%, client {100 * client_cpu / seconds:.0f}%"
         )
-
-
-def git_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "AMPHUB_"))}
-    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", GIT_TERMINAL_PROMPT="0", LC_ALL="C")
-    return env
 
 
 def measure_git_lfs(hub: Amphub, big: BigObject, root: Path, res: Results) -> None:
