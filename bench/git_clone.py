@@ -41,11 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
-REPO_ROOT = BENCH_DIR.parent
-AMPHUB_PYTHON = Path("/work/venv/bin/python")
-PYTHON = str(AMPHUB_PYTHON if AMPHUB_PYTHON.exists() else Path(sys.executable))
+from common import PYTHON, REPO_ROOT, RESULTS_DIR, free_port, log
 
 DIRS, SUBDIRS, FILES_PER_DIR = 16, 8, 4
 FILE_COUNT = DIRS * SUBDIRS * FILES_PER_DIR
@@ -56,10 +52,6 @@ COPY_CHUNK = 64 * 1024
 SPACE, MODEL = "bench", "big"
 PROFILE_RATE = 250
 GOALS = {"clone": 1.5, "fetch": 2.0, "memory_mb": 150}
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # --- the repository ---------------------------------------------------------------------
@@ -211,12 +203,6 @@ def git(args: list[str], env: dict[str, str], capture: bool = False) -> str:
 
 def rev_parse(repo: Path, rev: str, env: dict[str, str]) -> str:
     return git(["-C", str(repo), "rev-parse", rev], env, capture=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:

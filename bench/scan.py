@@ -47,7 +47,6 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -61,15 +60,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common import PYTHON, REPO_ROOT, free_port, log, run_checked, spawn, stop_all, stop_process
+
 from amphub.scan import code as scan_code
 from amphub.scan import secrets as scan_secrets
 from amphub.scan.dispatch import scan_blob
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
-
-AMPHUB_PYTHON = Path("/work/venv/bin/python")
-PYTHON = str(AMPHUB_PYTHON if AMPHUB_PYTHON.exists() else Path(sys.executable))
 TEMP_PARENT = Path("/work")
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -87,56 +83,6 @@ IDLE_SECONDS = 6.0
 PROFILE_RATE = 200
 PAUSE = 0.05  # between calls of each latency client
 GOALS = {"repo_mb_s": 500, "dense_mb_s": 10, "text_mb_s": 5, "p95_ms": 50}
-
-_children: list[subprocess.Popen] = []
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# --- processes -----------------------------------------------------------------------------
-
-
-def spawn(cmd: list[str], **kwargs) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, **kwargs)
-    _children.append(proc)
-    return proc
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        try:
-            proc.terminate()
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if proc in _children:
-        _children.remove(proc)
-
-
-def stop_all() -> None:
-    for proc in reversed(list(_children)):
-        stop_process(proc)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_checked(cmd: list[str], **kwargs) -> bytes:
-    proc = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
-    try:
-        out, err = proc.communicate()
-    finally:
-        if proc in _children:
-            _children.remove(proc)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd[:4])}… failed ({proc.returncode}): {err.decode()}")
-    return out
 
 
 def git_env(home: Path) -> dict[str, str]:
@@ -553,7 +499,7 @@ class Git:
         self.run("lfs", "install", cwd=home)
 
     def run(self, *args: str, cwd: Path) -> bytes:
-        return run_checked(["git", *args], env=self.env, cwd=cwd)
+        return run_checked(["git", *args], env=self.env, cwd=cwd).stdout
 
 
 def new_model(hub: Amphub, git: Git, model: str, work: Path) -> None:

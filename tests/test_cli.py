@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import start_hub
+from tests.conftest import free_port, start_hub
 
 USER_RULE = (
     "a user name is 1 to 39 characters of lowercase letters a-z, digits, '.', '_' and '-',"
@@ -120,12 +120,6 @@ async def test_reset_key_and_grant_creator(tmp_path):
     (old_status, _), (status, me) = await whoami(tmp_path / "data", ("ada", old), ("ada", new))
     assert old_status == 401
     assert (status, me["name"], me["creator"]) == (200, "ada", True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def serve(data: Path, port: int) -> tuple[asyncio.subprocess.Process, list[str]]:
