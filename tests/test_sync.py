@@ -334,3 +334,32 @@ async def test_connection_cut_midway_is_retried_without_resending_what_arrived(z
     assert proxy.uploaded < 8 * MIB  # 6 MiB of objects, plus the half sent twice
     assert await remote_ref(peer, "refs/heads/master", "syncer") == head
     proxy.server.close()
+
+
+async def test_a_canceled_sync_stops_and_moves_no_ref(zones, tmp_path):
+    source, peer = zones.source, zones.peer
+    proxy = HoldingProxy(peer.server.port)
+    url = await proxy.start()
+    body = {"name": "slow", "url": url, "user": "syncer", "key": peer.keys["syncer"]}
+    assert (await source.call("POST", "/api/v1/zones", json=body))[0] == 201
+    files = {f"w{i}.bin": os.urandom(2 * MIB) for i in range(3)}
+    await push_files(source, tmp_path / "work", files, "weights")
+    proxy.hold_after = 3 * MIB
+    proxy.released.clear()
+    status, task = await source.call(
+        "POST", "/api/v1/models/team/m1/syncs", json={"ref": "master", "zone": "slow"}
+    )
+    assert status == 201, task
+    while proxy.uploaded < proxy.hold_after:
+        await asyncio.sleep(0.05)
+    assert (await source.call("POST", f"/api/v1/tasks/{task['id']}/cancel"))[0] == 200
+    proxy.released.set()
+    done = await wait_task(source, task["id"])
+    assert done["status"] == "canceled", done
+    assert (await peer.call("GET", "/api/v1/models/team/m1", user="syncer"))[0] == 200
+    assert await remote_ref(peer, "refs/heads/master", "syncer") != await remote_ref(
+        source, "refs/heads/master"
+    )
+    _, details = await source.call("GET", "/api/v1/models/team/m1")
+    assert details["replicas"] == []
+    proxy.server.close()
