@@ -26,6 +26,7 @@ from amphub.tasks.deploy import run_deploy
 from amphub.tasks.queue import TaskQueue, run_workers
 from amphub.tasks.scan import run_scan, scan_processes
 from amphub.tasks.sync import run_sync
+from amphub.web import routes as web_routes
 
 
 def prepare_data_dir(config: Config) -> None:
@@ -89,4 +90,5 @@ def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
     api.add_routes(app)
     git_routes.add_routes(app)
     lfs_routes.add_routes(app)
+    web_routes.add_routes(app)
     return app

@@ -1,4 +1,4 @@
-"""Who is asking: turns the Authorization header into an Actor on every request."""
+"""Who is asking: turns the Authorization header or the session cookie into an Actor."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import math
 from aiohttp import web
 
 from amphub import db, keys
-from amphub.errors import Forbidden, Handler, TooManyRequests, Unauthorized
+from amphub.errors import Forbidden, Handler, TooManyRequests, Unauthorized, route_family
 from amphub.policy import Actor
 from amphub.policy.access_keys import hash_key, key_matches
 from amphub.policy.matrix import ANONYMOUS
 from amphub.policy.tokens import InvalidToken, is_token, key_fingerprint, read_token
+from amphub.web import session
 
 AUTH_FAILED = "authentication failed: wrong user name or key"
 
@@ -35,11 +36,8 @@ def parse_authorization(header: str) -> tuple[str | None, str]:
     raise Unauthorized("use HTTP Basic with user name and key, or Bearer with a key")
 
 
-async def actor_for(request: web.Request) -> Actor:
-    """The signed-in user, or the anonymous actor when no credentials were sent."""
-    header = request.headers.get("Authorization")
-    if header is None:
-        return ANONYMOUS
+async def authenticate(request: web.Request, name: str | None, key: str) -> db.User:
+    """The user a key belongs to (whose name, if given, must match); failures are counted."""
     sign_ins = request.app[keys.SIGN_INS]
     address = request.remote or "unknown"
     wait = sign_ins.retry_after(address)
@@ -49,7 +47,6 @@ async def actor_for(request: web.Request) -> Actor:
             f"too many failed sign-ins from your address; try again in {seconds} seconds",
             headers={"Retry-After": str(seconds)},
         )
-    name, key = parse_authorization(header)
     if is_token(key):
         user = await _token_user(request, key)
         if user and name not in (None, user.name):
@@ -63,6 +60,33 @@ async def actor_for(request: web.Request) -> Actor:
         raise Unauthorized(AUTH_FAILED)
     if user.disabled:
         raise Forbidden(f"the account {user.name} is disabled; ask an administrator")
+    return user
+
+
+async def actor_for(request: web.Request) -> Actor:
+    """The signed-in user, or the anonymous actor when no credentials were sent."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return await _session_actor(request)
+    user = await authenticate(request, *parse_authorization(header))
+    return Actor(user.name, admin=user.admin, creator=user.creator)
+
+
+async def _session_actor(request: web.Request) -> Actor:
+    """The user of a browser session, on pages and the JSON API; git, LFS and others never."""
+    family = route_family(request)
+    if family not in ("web", "api"):
+        return ANONYMOUS
+    state = session.read(request)
+    # A cookie is sent with requests that other sites start: unless the request proves it
+    # came from one of our pages, it may change nothing.
+    if request.method not in session.SAFE_METHODS and (family == "web" or state and state.user):
+        await session.check_csrf(request, state)
+    if state is None or state.user is None:
+        return ANONYMOUS
+    user = await db.get_user(request.app[keys.DB], state.user)
+    if user is None or user.disabled or key_fingerprint(user.key_hash) != state.key:
+        return ANONYMOUS
     return Actor(user.name, admin=user.admin, creator=user.creator)
 
 

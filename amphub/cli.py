@@ -1,9 +1,10 @@
-"""The command line: amphub serve | admin."""
+"""The command line: amphub serve | tui | admin."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from amphub.cardindex import reindex_all
 from amphub.config import Config, ConfigError, load_config
 
 OFFLINE = "amphub admin"
+CONSOLE_URL = "http://127.0.0.1:8080"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--base-url", dest="base_url", help="public URL of the server")
+
+    console = commands.add_parser("tui", help="the admin console, over a running server's API")
+    console.add_argument("--url", help=f"the server (default $AMPHUB_URL, else {CONSOLE_URL})")
+    console.add_argument("--key", help="an administrator's key (default $AMPHUB_KEY)")
 
     admin = commands.add_parser("admin", help="offline administration of a data dir")
     actions = admin.add_subparsers(dest="action", required=True)
@@ -98,9 +104,26 @@ async def _admin(args: argparse.Namespace, config: Config) -> int:
         return 0
 
 
+def _console(args: argparse.Namespace) -> int:
+    """Run the admin console until it is quit; it needs a server and a key, not a data dir."""
+    # Imported here so that serve and admin do not pay for loading Textual.
+    from amphub.tui.app import ConsoleApp
+    from amphub.tui.client import ApiClient
+
+    url = args.url or os.environ.get("AMPHUB_URL") or CONSOLE_URL
+    key = args.key or os.environ.get("AMPHUB_KEY")
+    if not key:
+        print("amphub: give an administrator's key with --key or AMPHUB_KEY", file=sys.stderr)
+        return 2
+    ConsoleApp(ApiClient(url, key)).run()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "tui":
+        return _console(args)
     flags = {k: v for k, v in vars(args).items() if k in ("data_dir", "host", "port", "base_url")}
     try:
         config = load_config(flags)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import re
 import socket
@@ -16,10 +18,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from rich.console import Console
 
 from amphub.app import bootstrap, create_app
 from amphub.clock import system_clock
 from amphub.config import Config
+from amphub.tui.app import ConsoleApp
+from amphub.tui.client import ApiClient
 
 GIB = 1024**3
 
@@ -226,3 +231,58 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# The admin console (amphub tui), run with Textual's Pilot against a real server.
+
+TUI_DEADLINE = float(
+    os.environ.get("TUI_DEADLINE", "60")
+)  # a hang guard on a loaded machine, never a speed check
+
+
+async def until(pilot: Any, condition: Callable[[], Any], what: str) -> None:
+    """Let the console run until `condition()` (sync or async) holds."""
+    deadline = asyncio.get_running_loop().time() + TUI_DEADLINE
+    while True:
+        found = condition()
+        if asyncio.iscoroutine(found):
+            found = await found
+        if found:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+@contextlib.asynccontextmanager
+async def console(
+    hub: Hub,
+    *,
+    key: str | None = None,
+    size: tuple[int, int] = (120, 40),
+    messages: list | None = None,
+    signed_in: bool = True,
+):
+    """The console on `hub` (as the admin by default), with its pilot.
+
+    With `signed_in`, it is given time to sign in and load its first tab.
+    """
+    app = ConsoleApp(ApiClient(hub.base, key or hub.admin_key), retry_seconds=0.2)
+    hook = messages.append if messages is not None else None
+    async with app.run_test(size=size, message_hook=hook) as pilot:
+        if signed_in:
+            await until(pilot, lambda: app.user_label and app.active_pane.loaded, "sign-in")
+        yield app, pilot
+
+
+def posted(messages: list, kind: type) -> list:
+    """The messages of one kind, each once (the hook sees a message at every hop it bubbles)."""
+    unique = {id(message): message for message in messages if isinstance(message, kind)}
+    return list(unique.values())
+
+
+def shown(widget: Any) -> str:
+    """The plain text a Static widget shows, its tables and colours flattened."""
+    out = Console(width=160, record=True, file=io.StringIO())
+    out.print(widget.content)
+    return out.export_text()

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import web
 
 from amphub import db, keys
-from amphub.access import require_model
-from amphub.errors import ApiError, NotFound
+from amphub.access import ModelAccess, require_model
+from amphub.clock import rfc3339
+from amphub.errors import ApiError, BadRequest, NotFound
 from amphub.git.bridge import run_blocking
 from amphub.git.files import (
     BINARY_PROBE,
+    CommitInfo,
+    Entry,
     PathNotFound,
     RevisionNotFound,
+    file_entry,
+    list_commits,
     list_refs,
     list_tree,
     parse_pointer,
@@ -25,6 +32,8 @@ from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION
 
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+COMMITS_PER_PAGE = 30
+MAX_COMMITS_PER_PAGE = 100
 
 
 class RangeNotSatisfiable(ApiError):
@@ -34,7 +43,8 @@ class RangeNotSatisfiable(ApiError):
     code = "range_not_satisfiable"
 
 
-async def _repo(request: web.Request):
+async def model_repo(request: web.Request) -> tuple[ModelAccess, Path]:
+    """The model of the path, if the caller may read its files, and its repository."""
     access = await require_model(
         request, request.match_info["space"], request.match_info["model"], Action.READ_FILES
     )
@@ -50,15 +60,12 @@ async def _blocking(request: web.Request, work):
 
 async def get_refs(request: web.Request) -> web.Response:
     """Branches and tags."""
-    _, path = await _repo(request)
+    _, path = await model_repo(request)
     return web.json_response(await _blocking(request, lambda: list_refs(path)))
 
 
-async def get_tree(request: web.Request) -> web.Response:
-    """The entries of a folder; LFS files with their real size."""
-    _, path = await _repo(request)
-    rev, folder = request.match_info["rev"], request.match_info["path"].strip("/")
-    entries = await _blocking(request, lambda: list_tree(path, rev, folder))
+async def _entries_json(request: web.Request, entries: list[Entry]) -> list[dict]:
+    """Entries as the API shows them, each file with its last scan verdict."""
     ids = [entry.content_id for entry in entries if entry.content_id]
     verdicts = await db.scan_verdicts(request.app[keys.DB], ids, SCANNER_VERSION)
     answer = []
@@ -71,7 +78,39 @@ async def get_tree(request: web.Request) -> web.Response:
         if entry.content_id in verdicts:
             item["scan"] = json.loads(verdicts[entry.content_id])
         answer.append(item)
-    return web.json_response({"entries": answer})
+    return answer
+
+
+async def tree_entries(
+    request: web.Request,
+    path: Path,
+    rev: str,
+    folder: str,
+    start: int = 0,
+    count: int | None = None,
+) -> tuple[int, list[dict]]:
+    """(how many entries, a page of them) of a folder as the API shows them."""
+    total, entries = await _blocking(request, lambda: list_tree(path, rev, folder, start, count))
+    return total, await _entries_json(request, entries)
+
+
+async def file_json(request: web.Request, path: Path, rev: str, file: str) -> dict:
+    """One file as its folder's listing shows it."""
+    entry = await _blocking(request, lambda: file_entry(path, rev, file))
+    return (await _entries_json(request, [entry]))[0]
+
+
+async def get_tree(request: web.Request) -> web.Response:
+    """The entries of a folder; LFS files with their real size."""
+    _, path = await model_repo(request)
+    rev, folder = request.match_info["rev"], request.match_info["path"].strip("/")
+    _, entries = await tree_entries(request, path, rev, folder)
+    return web.json_response({"entries": entries})
+
+
+async def file_data(request: web.Request, path: Path, rev: str, file: str) -> bytes:
+    """A file's bytes as stored in git: an LFS file gives its pointer."""
+    return await _blocking(request, lambda: read_blob(path, rev, file))
 
 
 def _ranged(request: web.Request, data: bytes, content_type: str) -> web.Response:
@@ -97,9 +136,9 @@ def _ranged(request: web.Request, data: bytes, content_type: str) -> web.Respons
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
     """A file's content: LFS content where the file is a pointer, with Range either way."""
-    access, path = await _repo(request)
+    access, path = await model_repo(request)
     rev, file = request.match_info["rev"], request.match_info["path"]
-    data = await _blocking(request, lambda: read_blob(path, rev, file))
+    data = await file_data(request, path, rev, file)
     pointer = parse_pointer(data)
     if pointer is None:
         kind = "application/octet-stream" if b"\0" in data[:BINARY_PROBE] else "text/plain"
@@ -112,6 +151,51 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(stored, headers={"Content-Type": "application/octet-stream"})
 
 
+def _time(seconds: int) -> str:
+    return rfc3339(datetime.fromtimestamp(seconds, UTC))
+
+
+def commit_json(commit: CommitInfo) -> dict:
+    """A commit as the API shows it."""
+    return {
+        "id": commit.id,
+        "parents": list(commit.parents),
+        "author": commit.author,
+        "authored_at": _time(commit.authored_at),
+        "committer": commit.committer,
+        "committed_at": _time(commit.committed_at),
+        "message": commit.message,
+    }
+
+
+def _commit_page(request: web.Request) -> tuple[int, int]:
+    try:
+        page = int(request.query.get("page", "1"))
+        per_page = int(request.query.get("per_page", str(COMMITS_PER_PAGE)))
+    except ValueError:
+        raise BadRequest("page and per_page must be whole numbers") from None
+    if page < 1 or not 1 <= per_page <= MAX_COMMITS_PER_PAGE:
+        raise BadRequest(f"page starts at 1; per_page is 1 to {MAX_COMMITS_PER_PAGE}")
+    return page, per_page
+
+
+async def get_commits(request: web.Request) -> web.Response:
+    """The history of a branch, tag or commit, newest first, a page at a time."""
+    _, path = await model_repo(request)
+    page, per_page = _commit_page(request)
+    rev = request.match_info["rev"]
+    # One commit more than the page tells whether there is a next page.
+    commits = await _blocking(
+        request, lambda: list_commits(path, rev, (page - 1) * per_page, per_page + 1)
+    )
+    return web.json_response(
+        {
+            "commits": [commit_json(commit) for commit in commits[:per_page]],
+            "next_page": page + 1 if len(commits) > per_page else None,
+        }
+    )
+
+
 def add_routes(app: web.Application) -> None:
     """The file routes."""
     # Ids and revisions exclude '/', so they carry no path separator; the file path may,
@@ -119,5 +203,6 @@ def add_routes(app: web.Application) -> None:
     model = "/api/v1/models/{space:[a-z0-9-]+}/{model:[A-Za-z0-9._-]+}"
     rev = "{rev:[A-Za-z0-9._-]+}"
     app.router.add_get(model + "/refs", get_refs)
+    app.router.add_get(model + f"/commits/{rev}", get_commits)
     app.router.add_get(model + f"/tree/{rev}" + "{path:(/.*)?}", get_tree)
     app.router.add_get(model + f"/blob/{rev}/" + "{path:.+}", get_blob)

@@ -7,6 +7,7 @@ from aiohttp import web
 from amphub import db, keys
 from amphub.access import SIGN_IN_NEEDED, actor, require, require_space, space_status
 from amphub.api.body import field, json_object
+from amphub.api.paging import name_filter, requested_page
 from amphub.clock import parse_rfc3339, rfc3339
 from amphub.errors import BadRequest, Conflict, NotFound, Unauthorized
 from amphub.names import check_display_name, check_space_id, space_id_from_name
@@ -94,19 +95,36 @@ async def post_spaces(request: web.Request) -> web.Response:
 
 
 async def get_spaces(request: web.Request) -> web.Response:
-    """The spaces the caller may use; released ones are gone from the list."""
+    """The spaces the caller may use; released ones are gone from the list.
+
+    With `?page=&per_page=` one page of them, the total and the quota unit; `?q=` keeps
+    the spaces with the text in their id or name. Usage is summed for the answered
+    spaces only, which is what makes a page of a long list quick.
+    """
     who = actor(request)
     if not who.signed_in:
         raise Unauthorized(SIGN_IN_NEEDED)
     database = request.app[keys.DB]
     roles = await db.user_space_roles(database, who.name)
+    contains = name_filter(request)
     spaces = [
         space
         for space in await db.list_spaces(database)
         if space_status(request.app, space) is not lifetime.Status.RELEASED
         and allowed(who, Action.USE_SPACE, SpaceTarget(space.creator, _role(roles, space, who)))
+        and (contains in space.id or contains in space.name.lower())
     ]
-    return web.json_response({"spaces": [await space_json(request, s) for s in spaces]})
+    page = requested_page(request)
+    if page is None:
+        return web.json_response({"spaces": [await space_json(request, s) for s in spaces]})
+    shown = spaces[page.offset : page.offset + page.per_page]
+    return web.json_response(
+        {
+            "spaces": [await space_json(request, s) for s in shown],
+            "total": len(spaces),
+            "quota_unit": request.app[keys.CONFIG].quota_unit,
+        }
+    )
 
 
 def _role(roles: dict[str, str], space: db.Space, who) -> dict[str, str]:

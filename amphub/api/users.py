@@ -7,6 +7,7 @@ from aiohttp import web
 from amphub import accounts, db, keys
 from amphub.access import require
 from amphub.api.body import field, json_object
+from amphub.api.paging import name_filter, requested_page
 from amphub.errors import Conflict, Forbidden, NotFound, Unauthorized
 from amphub.policy import Action
 
@@ -47,10 +48,18 @@ async def post_me_key(request: web.Request) -> web.Response:
 
 
 async def get_users(request: web.Request) -> web.Response:
-    """Every user."""
+    """Every user; or with `?page=&per_page=` one page of them and the total (`?q=` filters)."""
     require(request, Action.MANAGE_USERS)
-    users = await db.list_users(request.app[keys.DB])
-    return web.json_response({"users": [user_json(u) for u in users]})
+    database = request.app[keys.DB]
+    page, contains = requested_page(request), name_filter(request)
+    if page is None:
+        users = await db.list_users(database, name_contains=contains)
+        return web.json_response({"users": [user_json(u) for u in users]})
+    users = await db.list_users(
+        database, name_contains=contains, limit=page.per_page, offset=page.offset
+    )
+    total = await db.count_users(database, name_contains=contains)
+    return web.json_response({"users": [user_json(u) for u in users], "total": total})
 
 
 async def post_users(request: web.Request) -> web.Response:

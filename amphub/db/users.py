@@ -31,9 +31,9 @@ def _user(row: sqlite3.Row) -> User:
 # Users
 
 
-async def count_users(db: Database) -> int:
-    """How many users exist."""
-    row = await fetch_one(db, "SELECT count(*) FROM users")
+async def count_users(db: Database, *, name_contains: str = "") -> int:
+    """How many users exist, or have `name_contains` in their name."""
+    row = await fetch_one(db, "SELECT count(*) FROM users WHERE instr(name, ?) > 0", name_contains)
     return row[0]
 
 
@@ -72,9 +72,18 @@ async def get_user_by_key_hash(db: Database, key_hash: str) -> User | None:
     return _user(row) if row else None
 
 
-async def list_users(db: Database) -> list[User]:
-    """Every user, by name."""
-    return [_user(row) for row in await fetch_all(db, "SELECT * FROM users ORDER BY name")]
+async def list_users(
+    db: Database, *, name_contains: str = "", limit: int = -1, offset: int = 0
+) -> list[User]:
+    """Users by name: every one, or a page of those with `name_contains` in their name."""
+    rows = await fetch_all(
+        db,
+        "SELECT * FROM users WHERE instr(name, ?) > 0 ORDER BY name LIMIT ? OFFSET ?",
+        name_contains,
+        limit,
+        offset,
+    )
+    return [_user(row) for row in rows]
 
 
 async def set_user_key_hash(

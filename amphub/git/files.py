@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from dulwich.objects import Blob, Commit, Tag, Tree
+from dulwich.refs import check_ref_format
 from dulwich.repo import Repo
 
 LFS_POINTER_START = b"version https://git-lfs.github.com/spec/v1\n"
 LFS_POINTER_MAX = 1024
 # git's own test for binary content: a NUL byte in the first 8000 bytes.
 BINARY_PROBE = 8000
+GITLINK_MODE = 0o160000
 
 
 class RevisionNotFound(LookupError):
@@ -59,8 +62,14 @@ def parse_pointer(data: bytes) -> LfsPointer | None:
     return LfsPointer(oid.group(1).decode(), int(size.group(1)))
 
 
+def _named_refs(rev: str) -> list[bytes]:
+    """The branch and tag `rev` may name; none if it is not a valid ref name (say `../x`)."""
+    candidates = [b"refs/heads/" + rev.encode(), b"refs/tags/" + rev.encode()]
+    return [ref for ref in candidates if check_ref_format(ref)]
+
+
 def _commit(repo: Repo, rev: str) -> Commit:
-    for ref in (b"refs/heads/" + rev.encode(), b"refs/tags/" + rev.encode()):
+    for ref in _named_refs(rev):
         if ref in repo.refs:
             obj = repo[repo.refs[ref]]
             while isinstance(obj, Tag):
@@ -92,27 +101,45 @@ def resolve(path: Path, rev: str) -> str:
 def qualify(path: Path, rev: str) -> tuple[str | None, str | None]:
     """(full ref name, the object it points at) of a branch or tag; (None, None) otherwise."""
     with Repo(str(path)) as repo:
-        for ref in (b"refs/heads/" + rev.encode(), b"refs/tags/" + rev.encode()):
+        for ref in _named_refs(rev):
             if ref in repo.refs:
                 return ref.decode(), repo.refs[ref].decode()
         return None, None
 
 
-def list_tree(path: Path, rev: str, folder: str) -> list[Entry]:
-    """The entries of a folder, folders first, LFS pointers reported with their real size."""
+def list_tree(
+    path: Path, rev: str, folder: str, start: int = 0, count: int | None = None
+) -> tuple[int, list[Entry]]:
+    """(how many entries, a page of them) of a folder: folders first, then files by name.
+
+    LFS pointers are reported with their real size. Only the page's files are read, so a
+    page of a folder with ten thousand files costs no more than the page.
+    """
     with Repo(str(path)) as repo:
         tree = _lookup(repo, repo[_commit(repo, rev).tree], folder)
         if not isinstance(tree, Tree):
             raise PathNotFound(f"{folder} is a file, not a folder")
+        # A gitlink (submodule) names a commit of another repository: nothing to list here.
+        items = [item for item in tree.iteritems() if item.mode != GITLINK_MODE]
+        items.sort(key=lambda item: (not stat.S_ISDIR(item.mode), item.path))
+        end = None if count is None else start + count
         entries = []
-        for item in tree.iteritems():
+        for item in items[start:end]:
             name = f"{folder.strip('/')}/{item.path.decode()}".lstrip("/")
-            obj = repo[item.sha]
-            if isinstance(obj, Tree):
+            if stat.S_ISDIR(item.mode):
                 entries.append(Entry(name, "directory", None))
-                continue
-            entries.append(_file_entry(name, obj))
-        return sorted(entries, key=lambda e: (e.type != "directory", e.path))
+            else:
+                entries.append(_file_entry(name, repo[item.sha]))
+        return len(items), entries
+
+
+def file_entry(path: Path, rev: str, file: str) -> Entry:
+    """One file of a revision, as its folder lists it."""
+    with Repo(str(path)) as repo:
+        blob = _lookup(repo, repo[_commit(repo, rev).tree], file)
+        if not isinstance(blob, Blob):
+            raise PathNotFound(f"{file} is a folder, not a file")
+        return _file_entry(file.strip("/"), blob)
 
 
 def _file_entry(name: str, blob: Blob) -> Entry:
@@ -193,3 +220,35 @@ def list_refs(path: Path) -> dict[str, list[dict[str, str]]]:
                         {"name": ref[len(prefix) :].decode(), "commit": commit.decode()}
                     )
         return found
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """One commit as a history listing shows it; times are Unix seconds."""
+
+    id: str
+    parents: tuple[str, ...]
+    author: str
+    authored_at: int
+    committer: str
+    committed_at: int
+    message: str
+
+
+def list_commits(path: Path, rev: str, skip: int, limit: int) -> list[CommitInfo]:
+    """The history of a revision, newest first: `limit` commits after the first `skip`."""
+    with Repo(str(path)) as repo:
+        start = _commit(repo, rev)
+        walker = repo.get_walker(include=[start.id], max_entries=skip + limit)
+        return [
+            CommitInfo(
+                id=commit.id.decode(),
+                parents=tuple(parent.decode() for parent in commit.parents),
+                author=commit.author.decode(errors="replace"),
+                authored_at=commit.author_time,
+                committer=commit.committer.decode(errors="replace"),
+                committed_at=commit.commit_time,
+                message=commit.message.decode(errors="replace"),
+            )
+            for commit in (entry.commit for entry in list(walker)[skip:])
+        ]

@@ -1,0 +1,74 @@
+"""The command palette: every action that has a key, found by its name.
+
+The entries come from the bindings themselves, so an action added to a tab or a
+screen is in the palette without being listed twice.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import TYPE_CHECKING, cast
+
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.dom import DOMNode
+
+if TYPE_CHECKING:
+    from amphub.tui.app import ConsoleApp
+
+
+def bindings_of(node: DOMNode) -> Iterator[Binding]:
+    """The bindings a node's class and its bases declare that have a description."""
+    seen: set[str] = set()
+    for cls in type(node).__mro__:
+        for binding in cls.__dict__.get("BINDINGS", []):
+            if isinstance(binding, Binding) and binding.description and binding.key not in seen:
+                seen.add(binding.key)
+                yield binding
+
+
+def explain(node: DOMNode, action: str) -> str:
+    """The first line of the docstring of the method an action runs, as the entry's help."""
+    name = action.split("(")[0]
+    if name.startswith("app."):
+        node, name = node.app, name.removeprefix("app.")
+    method = getattr(node, f"action_{name}", None)
+    doc = inspect.getdoc(method) if method else None
+    return doc.splitlines()[0] if doc else ""
+
+
+class ActionCommands(Provider):
+    """Palette entries named `Area: action`, for the tabs or the screen it was opened on."""
+
+    def _commands(self) -> Iterator[tuple[str, str, Callable[[], object]]]:
+        app = cast("ConsoleApp", self.app)
+        if self.screen is app.screen_stack[0]:
+            for pane in app.panes:
+                for binding in bindings_of(pane):
+                    run = partial(app.run_pane_action, pane.id or "", binding.action)
+                    text = f"{app.tab_title(pane)}: {binding.description}"
+                    yield text, explain(pane, binding.action), run
+        else:
+            area = type(self.screen).__name__.removesuffix("Screen")
+            for binding in bindings_of(self.screen):
+                run = partial(app.run_action, binding.action, self.screen)
+                text = f"{area}: {binding.description}"
+                yield text, explain(self.screen, binding.action), run
+        for binding in bindings_of(app):
+            run = partial(app.run_action, binding.action)
+            yield f"Console: {binding.description}", explain(app, binding.action), run
+
+    async def discover(self) -> Hits:
+        """Every entry, before anything is typed."""
+        for text, help_text, run in self._commands():
+            yield DiscoveryHit(text, run, text, help_text)
+
+    async def search(self, query: str) -> Hits:
+        """The entries that match what was typed, best first."""
+        matcher = self.matcher(query)
+        for text, help_text, run in self._commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), run, text, help_text)

@@ -1,0 +1,114 @@
+"""The members of a space or a model and their roles: add, change, remove."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from amphub.tui.forms import ChoiceField, ConfirmScreen, FormScreen, TextField
+from amphub.tui.header import ConsoleHeader
+from amphub.tui.messages import MembersChanged
+from amphub.tui.paged_table import cursor_key
+from amphub.tui.pane import ServerAccess
+
+
+class MembersScreen(ServerAccess, Screen):
+    """Who holds which role in `scope` (`spaces/ID` or `models/SPACE/ID`)."""
+
+    BINDINGS = [
+        Binding("a", "add", "Add"),
+        Binding("e", "change", "Change role"),
+        Binding("x", "remove", "Remove"),
+        Binding("r", "reload", "Refresh"),
+        Binding("escape", "app.pop_screen", "Back"),
+    ]
+
+    def __init__(self, scope: str, title: str, roles: tuple[str, ...]) -> None:
+        super().__init__()
+        self.scope = scope
+        self.heading = title
+        self.roles = roles
+
+    def compose(self) -> ComposeResult:
+        """Header, title, the table of members, footer."""
+        yield ConsoleHeader()
+        yield Static(self.heading, classes="screen-title", markup=False)
+        yield DataTable(cursor_type="row", id="members-table")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        """Set up the columns and load the members."""
+        table = self.query_one(DataTable)
+        table.add_column("User", key="user")
+        table.add_column("Role", key="role")
+        self.action_reload()
+
+    @property
+    def selected(self) -> str | None:
+        """The user name under the cursor."""
+        return cursor_key(self.query_one(DataTable))
+
+    @work(group="members-load", exclusive=True)
+    async def action_reload(self) -> None:
+        """Load the members again."""
+        members = await self.ask(self.client.members(self.scope))
+        if members is None:
+            return
+        table = self.query_one(DataTable)
+        kept = self.selected
+        table.clear()
+        for member in members:
+            table.add_row(Text(member["user"]), Text(member["role"]), key=member["user"])
+        if kept in {m["user"] for m in members}:
+            table.move_cursor(row=table.get_row_index(kept))
+
+    @work(group="members-change")
+    async def action_add(self) -> None:
+        """Give a user a role."""
+        values = await self.app.push_screen_wait(
+            FormScreen(
+                "Add a member",
+                [TextField("user", "User"), ChoiceField("role", "Role", self.roles)],
+            )
+        )
+        if values is not None:
+            await self._grant(values["user"], values["role"])
+
+    @work(group="members-change")
+    async def action_change(self) -> None:
+        """Change the selected member's role."""
+        user = self.selected
+        if user is None:
+            return
+        current = str(self.query_one(DataTable).get_row(user)[1])
+        default = current if current in self.roles else None
+        values = await self.app.push_screen_wait(
+            FormScreen(f"Role of {user}", [ChoiceField("role", "Role", self.roles, default)])
+        )
+        if values is not None:
+            await self._grant(user, values["role"])
+
+    async def _grant(self, user: str, role: str) -> None:
+        if await self.ask(self.client.set_member(self.scope, user, role)) is None:
+            return
+        self.post_message(MembersChanged(self.scope, user, role))
+        self.notify(f"{user} is now {role}")
+        self.action_reload()
+
+    @work(group="members-change")
+    async def action_remove(self) -> None:
+        """Take the selected member's role away."""
+        user = self.selected
+        if user is None:
+            return
+        if not await self.app.push_screen_wait(ConfirmScreen(f"Remove {user}'s role?")):
+            return
+        if await self.ask(self.client.remove_member(self.scope, user)) is None:
+            return
+        self.post_message(MembersChanged(self.scope, user, None))
+        self.notify(f"{user} is no longer a member")
+        self.action_reload()

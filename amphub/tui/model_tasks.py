@@ -1,0 +1,100 @@
+"""Starting a scan, a sync or a deploy of a model: the form, the request, the news."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, cast
+
+from textual.widget import Widget
+
+from amphub.tui.forms import ChoiceField, FormScreen, NumberField, TextField
+from amphub.tui.messages import TaskStarted
+
+if TYPE_CHECKING:
+    from amphub.tui.app import ConsoleApp
+
+DEFAULT_REF = "master"
+
+
+def _console(owner: Widget) -> ConsoleApp:
+    return cast("ConsoleApp", owner.app)
+
+
+async def _peer_names(owner: Widget, kind: str) -> tuple[str, ...] | None:
+    console = _console(owner)
+    peers = await console.ask(console.client.peers(kind))
+    return None if peers is None else tuple(peer["name"] for peer in peers)
+
+
+async def _post(owner: Widget, space: str, model: str, kind: str, body: dict) -> None:
+    console = _console(owner)
+    task = await console.ask(console.client.start_task(space, model, kind, body))
+    if task is not None:
+        owner.post_message(TaskStarted(task))
+        owner.notify(f"{task['kind']} of {space}/{model} queued as task {task['id']}")
+
+
+async def start_scan(owner: Widget, space: str, model: str) -> None:
+    """Ask for the ref and queue a security scan of it."""
+    values = await owner.app.push_screen_wait(
+        FormScreen(
+            f"Scan {space}/{model}", [TextField("ref", "Branch, tag or commit", DEFAULT_REF)]
+        )
+    )
+    if values is not None:
+        await _post(owner, space, model, "scans", values)
+
+
+async def start_sync(owner: Widget, space: str, model: str) -> None:
+    """Ask for the ref and the zone, and queue a sync to that zone."""
+    zones = await _peer_names(owner, "zones")
+    if zones is None:
+        return
+    if not zones:
+        owner.notify("there is no zone to sync to; add one in the Zones tab", severity="warning")
+        return
+    values = await owner.app.push_screen_wait(
+        FormScreen(
+            f"Sync {space}/{model}",
+            [
+                TextField("ref", "Branch, tag or commit", DEFAULT_REF),
+                ChoiceField("zone", "Zone", zones),
+            ],
+        )
+    )
+    if values is not None:
+        await _post(owner, space, model, "syncs", values)
+
+
+async def start_deploy(owner: Widget, space: str, model: str) -> None:
+    """Ask for the ref, target, service name, replicas and parameters, and queue a deploy."""
+    targets = await _peer_names(owner, "deploy-targets")
+    if targets is None:
+        return
+    if not targets:
+        owner.notify("there is no deploy target; add one in the Targets tab", severity="warning")
+        return
+    values = await owner.app.push_screen_wait(
+        FormScreen(
+            f"Deploy {space}/{model}",
+            [
+                TextField("ref", "Branch, tag or commit", DEFAULT_REF),
+                ChoiceField("target", "Target", targets),
+                TextField("service", "Service name", model.lower()),
+                NumberField("replicas", "Replicas"),
+                TextField(
+                    "params", "Parameters", placeholder='JSON, e.g. {"gpu": 1}', required=False
+                ),
+            ],
+        )
+    )
+    if values is None:
+        return
+    try:
+        params = json.loads(values["params"]) if values["params"] else {}
+    except ValueError:
+        params = None
+    if not isinstance(params, dict):
+        owner.notify("parameters must be a JSON object; nothing was deployed", severity="warning")
+        return
+    await _post(owner, space, model, "deployments", {**values, "params": params})

@@ -1,0 +1,139 @@
+"""The zones and deploy targets tabs: the peers models are synced and deployed to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from amphub.tui import formatting as fmt
+from amphub.tui.forms import ConfirmScreen, Field, FormScreen, TextField
+from amphub.tui.messages import PeersChanged
+from amphub.tui.paged_table import cursor_key
+from amphub.tui.pane import Pane
+
+
+@dataclass(frozen=True)
+class PeerKind:
+    """What differs between zones and deploy targets."""
+
+    path: str  # under /api/v1/
+    noun: str
+    columns: tuple[tuple[str, str], ...]  # (field, heading)
+    fields: tuple[Field, ...]
+
+
+ZONES = PeerKind(
+    "zones",
+    "zone",
+    (("name", "Zone"), ("url", "URL"), ("user", "User"), ("created_at", "Added")),
+    (
+        TextField("name", "Name"),
+        TextField("url", "URL", placeholder="https://hub.example.com"),
+        TextField("user", "User there"),
+        TextField("key", "Key there", password=True),
+    ),
+)
+TARGETS = PeerKind(
+    "deploy-targets",
+    "deploy target",
+    (("name", "Target"), ("url", "URL"), ("created_at", "Added")),
+    (
+        TextField("name", "Name"),
+        TextField("url", "URL", placeholder="https://inference.example.com/deploy"),
+        TextField("secret", "Secret", password=True),
+    ),
+)
+
+
+class PeersPane(Pane):
+    """Every zone, or every deploy target: add and remove."""
+
+    BINDINGS = [
+        Binding("n", "add", "Add"),
+        Binding("x", "remove", "Remove"),
+    ]
+
+    def __init__(self, kind: PeerKind, *, id: str) -> None:
+        super().__init__(id=id)
+        self.kind = kind
+        self.peers: dict[str, dict] = {}
+        self._loaded = False
+
+    def compose(self) -> ComposeResult:
+        """A count over the table."""
+        yield Static("", classes="count bar", id=f"{self.id}-count", markup=False)
+        yield DataTable(cursor_type="row", id=f"{self.id}-table")
+
+    def on_mount(self) -> None:
+        """Set up the columns."""
+        for key, label in self.kind.columns:
+            self.table.add_column(label, key=key)
+
+    @property
+    def table(self) -> DataTable:
+        """The list of peers."""
+        return self.query_one(DataTable)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the list was loaded once."""
+        return self._loaded
+
+    def focus_list(self) -> None:
+        """Focus the table."""
+        self.table.focus()
+
+    @property
+    def selected(self) -> dict | None:
+        """The peer under the cursor."""
+        key = cursor_key(self.table)
+        return None if key is None else self.peers.get(key)
+
+    @work(group="peers-load", exclusive=True)
+    async def reload(self) -> None:
+        """Ask for the list again."""
+        peers = await self.ask(self.client.peers(self.kind.path))
+        if peers is None:
+            return
+        self.peers = {peer["name"]: peer for peer in peers}
+        self.table.clear()
+        for peer in peers:
+            cells = [
+                fmt.when(peer[key]) if key == "created_at" else fmt.plain(peer[key])
+                for key, _ in self.kind.columns
+            ]
+            self.table.add_row(*cells, key=peer["name"])
+        self.query_one(f"#{self.id}-count", Static).update(fmt.count(len(peers), self.kind.noun))
+        self._loaded = True
+
+    @work(group="peers-change")
+    async def action_add(self) -> None:
+        """Register a new one."""
+        values = await self.app.push_screen_wait(
+            FormScreen(f"Add a {self.kind.noun}", list(self.kind.fields))
+        )
+        if values is None:
+            return
+        added = await self.ask(self.client.add_peer(self.kind.path, values))
+        if added is not None:
+            self.post_message(PeersChanged(self.kind.path, added["name"], added=True))
+            self.notify(f"{self.kind.noun} {added['name']} added")
+            self.reload()
+
+    @work(group="peers-change")
+    async def action_remove(self) -> None:
+        """Forget the selected one."""
+        peer = self.selected
+        if peer is None:
+            return
+        question = f"Remove {self.kind.noun} {peer['name']} ({peer['url']})?"
+        if not await self.app.push_screen_wait(ConfirmScreen(question)):
+            return
+        if await self.ask(self.client.remove_peer(self.kind.path, peer["name"])) is not None:
+            self.post_message(PeersChanged(self.kind.path, peer["name"], added=False))
+            self.notify(f"{self.kind.noun} {peer['name']} removed")
+            self.reload()

@@ -1,0 +1,84 @@
+"""Signing in and out with a user name and key, and regenerating one's key."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from aiohttp import web
+
+from amphub.access import SIGN_IN_NEEDED, actor
+from amphub.api import users as users_api
+from amphub.auth import authenticate
+from amphub.errors import ApiError, Unauthorized
+from amphub.policy.access_keys import hash_key
+from amphub.policy.tokens import key_fingerprint
+from amphub.web import session
+from amphub.web.headers import SIGN_IN_PATH
+from amphub.web.view import api_answer, page, redirect
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path on this site, never another site."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    return "/" if target.startswith(SIGN_IN_PATH) else target
+
+
+async def get_sign_in(request: web.Request) -> web.StreamResponse:
+    """The sign-in form."""
+    target = safe_next(request.query.get("next"))
+    if actor(request).signed_in:
+        return redirect(target)
+    return page(request, "sign_in.html", next=target, name="", error="")
+
+
+async def post_sign_in(request: web.Request) -> web.StreamResponse:
+    """Check the user name and key, then start a signed-in session with a new id."""
+    form = await request.post()
+    name, key = str(form.get("name", "")).strip(), str(form.get("key", "")).strip()
+    target = safe_next(str(form.get("next", "")))
+    try:
+        user = await authenticate(request, name, key)
+    except ApiError as exc:
+        # A wrong key is the form's business; 401 would make a browser ask for Basic auth.
+        status = 200 if exc.status == 401 else exc.status
+        return page(
+            request, "sign_in.html", status=status, next=target, name=name, error=exc.message
+        )
+    response = redirect(target)
+    signed_in = session.new(request, user.name, key_fingerprint(user.key_hash))
+    session.store(request, response, signed_in)
+    return response
+
+
+async def post_sign_out(request: web.Request) -> web.StreamResponse:
+    """End the session: the browser gets a fresh one that names nobody."""
+    response = redirect("/")
+    session.store(request, response, session.new(request))
+    return response
+
+
+def _signed_in(request: web.Request) -> str:
+    name = actor(request).name
+    if name is None:
+        raise Unauthorized(SIGN_IN_NEEDED)
+    return name
+
+
+async def get_key(request: web.Request) -> web.Response:
+    """The page that regenerates the caller's key."""
+    _signed_in(request)
+    return page(request, "key.html", key=None)
+
+
+async def post_key(request: web.Request) -> web.Response:
+    """A new key through the API's own handler, shown once; this browser stays signed in."""
+    _signed_in(request)
+    key = (await api_answer(users_api.post_me_key, request))["key"]
+    response = page(request, "key.html", key=key)
+    response.headers["Cache-Control"] = "no-store"
+    state = session.read(request)
+    if state is not None:
+        # The same session, now bound to the new key: the page's forms stay valid.
+        session.store(request, response, replace(state, key=key_fingerprint(hash_key(key))))
+    return response

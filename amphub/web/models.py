@@ -1,0 +1,132 @@
+"""The models home (cards, search, filters) and a model's card and settings pages."""
+
+from __future__ import annotations
+
+import math
+
+from aiohttp import web
+
+from amphub.api import models as models_api
+from amphub.policy.matrix import VISIBILITIES
+from amphub.web import render
+from amphub.web.modelpage import header, viewable_model
+from amphub.web.view import api_answer, link, page, redirect
+
+PER_PAGE = 20  # the API's own default page size
+FACETS = (
+    ("space", "Model space"),
+    ("framework", "Training framework"),
+    ("task_type", "Task type"),
+    ("algorithm", "Algorithm"),
+)
+FACET_PREVIEW = 6
+SORT_LABELS = {
+    "updated": "Recently updated",
+    "created": "Recently created",
+    "name": "Name",
+    "parameters": "Most parameters",
+}
+GRANTABLE_ROLES = models_api.GRANTABLE_MODEL_ROLES
+
+
+def performance_summary(card: dict | None) -> str:
+    """The first evaluation of a card in one line: `LAMBADA · PPL 35.13 · ACC 45.99`."""
+    if not card or not card.get("performance"):
+        return ""
+    first = card["performance"][0]
+    metrics = list(first.get("metrics", {}).items())[:3]
+    parts = [first["dataset"]["name"], *(f"{name} {value:.4g}" for name, value in metrics)]
+    return " · ".join(parts)
+
+
+def _facet_groups(request: web.Request, facets: dict, expand: bool) -> list[dict]:
+    """Each filter's values with their counts, most common first, and its link on or off."""
+    groups = []
+    for key, title in FACETS:
+        chosen = request.query.get(key, "").lower()  # filters match regardless of case
+        counts = sorted(facets.get(key, {}).items(), key=lambda item: (-item[1], item[0]))
+        shown = counts if expand else counts[:FACET_PREVIEW]
+        # The chosen value stays in sight, so it can be switched off again.
+        shown += [item for item in counts if chosen and item[0].lower() == chosen][:1]
+        shown = list(dict.fromkeys(shown))
+        items = []
+        for value, count in shown:
+            on = value.lower() == chosen
+            href = link(request, **{key: None if on else value, "page": None})
+            items.append({"value": value, "count": count, "on": on, "href": href})
+        groups.append(
+            {"key": key, "title": title, "items": items, "hidden": len(counts) - len(shown)}
+        )
+    return groups
+
+
+async def get_home(request: web.Request) -> web.Response:
+    """Model cards the caller may retrieve, searched, filtered, sorted and paged."""
+    found = await api_answer(models_api.get_models, request)
+    per_page = int(request.query.get("per_page", PER_PAGE))
+    current = int(request.query.get("page", 1))
+    expand = request.query.get("expand") == "1"
+    for model in found["models"]:
+        model["summary"] = performance_summary(model.get("card"))
+    return page(
+        request,
+        "models.html",
+        found=found,
+        q=request.query.get("q", ""),
+        sort=request.query.get("sort", "updated"),
+        sorts=SORT_LABELS,
+        kept={k: v for k, v in request.query.items() if k in models_api.FILTERS and v},
+        groups=_facet_groups(request, found["facets"], expand),
+        expand=expand,
+        current=current,
+        pages=max(1, math.ceil(found["total"] / per_page)),
+    )
+
+
+def _files_base(detail: dict, rev: str) -> tuple[str, str]:
+    home = f"/{detail['space']}/{detail['id']}"
+    return f"{home}/blob/{rev}/", f"{home}/raw/{rev}/"
+
+
+def _metric_names(performance: list[dict]) -> list[str]:
+    return list(dict.fromkeys(name for row in performance for name in row.get("metrics", {})))
+
+
+async def get_model_page(request: web.Request) -> web.StreamResponse:
+    """A model's card: information, README, performance, data, replicas, deployments, scan."""
+    model_id = request.match_info["model"]
+    if model_id.endswith(".git"):  # the clone URL pasted into a browser
+        return redirect(f"/{request.match_info['space']}/{model_id[:-4]}")
+    access = await viewable_model(request)
+    detail = await api_answer(models_api.get_model, request)
+    card = detail.get("card") or {}
+    rev = detail.get("card_commit") or "master"
+    files, raw = _files_base(detail, rev)
+    return page(
+        request,
+        "model.html",
+        m=header(request, access, "card"),
+        model=detail,
+        card=card,
+        readme=render.markdown(card.get("description", ""), files, raw),
+        performance_text=render.markdown(card.get("performance_text", ""), files, raw),
+        metric_names=_metric_names(card.get("performance", [])),
+    )
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    """Rename, visibility, members, tasks to start, deletion: for those who may edit."""
+    access = await viewable_model(request)
+    detail = await api_answer(models_api.get_model, request)
+    members = await api_answer(models_api.get_members, request)
+    refs = detail.get("refs") or {"branches": [], "tags": []}
+    return page(
+        request,
+        "settings.html",
+        m=header(request, access, "settings"),
+        model=detail,
+        members=members["members"],
+        roles=GRANTABLE_ROLES,
+        visibilities=VISIBILITIES,
+        refs=refs,
+    )

@@ -1,0 +1,53 @@
+"""Spaces: the overview table, a space's page with its members, and creating a model."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from amphub.access import require_space
+from amphub.api import spaces as spaces_api
+from amphub.errors import Forbidden
+from amphub.policy import Action
+from amphub.policy.matrix import VISIBILITIES
+from amphub.web.view import api_answer, page
+
+
+async def get_spaces_page(request: web.Request) -> web.Response:
+    """The spaces the caller may use: size against quota, models, own usage, lifetime."""
+    found = await api_answer(spaces_api.get_spaces, request)
+    return page(request, "spaces.html", spaces=found["spaces"], q=request.query.get("q", ""))
+
+
+async def _may_authorize(request: web.Request, space_id: str) -> bool:
+    try:
+        await require_space(request, space_id, Action.AUTHORIZE_SPACE)
+    except Forbidden:
+        return False
+    return True
+
+
+async def get_space_page(request: web.Request) -> web.Response:
+    """One space; its members for the owner and maintainers, who may change them."""
+    space = await api_answer(spaces_api.get_space, request)
+    manage = await _may_authorize(request, space["id"])
+    members = (await api_answer(spaces_api.get_members, request))["members"] if manage else []
+    return page(
+        request,
+        "space.html",
+        space=space,
+        manage=manage,
+        members=members,
+        roles=spaces_api.GRANTABLE_SPACE_ROLES,
+    )
+
+
+async def get_new_model(request: web.Request) -> web.Response:
+    """The form that creates a model in one of the caller's spaces."""
+    found = await api_answer(spaces_api.get_spaces, request)
+    return page(
+        request,
+        "new_model.html",
+        spaces=found["spaces"],
+        chosen=request.query.get("space", ""),
+        visibilities=VISIBILITIES,
+    )

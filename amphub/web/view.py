@@ -1,0 +1,172 @@
+"""The page templates, their filters, and the one function that answers with a page."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+from jinja2 import Environment, PackageLoader
+
+from amphub.access import actor
+from amphub.clock import parse_rfc3339
+from amphub.web import session
+from amphub.web.headers import PAGE_HEADERS, STATIC_PREFIX
+
+SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+COUNT_UNITS = ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K"))
+# What a permission lets a person do, strongest first, as the cards and headers say it.
+PERMISSION_LABELS = (
+    ("delete", "Manage"),
+    ("edit", "Edit"),
+    ("write_files", "Write"),
+    ("read_files", "Read"),
+    ("view", "View"),
+)
+
+
+def human_size(size: int | None) -> str:
+    """Bytes in binary units: 1.5 GiB."""
+    if size is None:
+        return ""
+    value, unit = float(size), 0
+    while value >= 1024 and unit < len(SIZE_UNITS) - 1:
+        value, unit = value / 1024, unit + 1
+    return f"{size} B" if unit == 0 else f"{value:.1f} {SIZE_UNITS[unit]}"
+
+
+def human_count(number: int | None) -> str:
+    """A large count in short form: 1.7B, 125M, 350K."""
+    if number is None:
+        return ""
+    for scale, unit in COUNT_UNITS:
+        if abs(number) >= scale:
+            return f"{number / scale:.3g}{unit}"
+    return str(number)
+
+
+def metric(value: float) -> str:
+    """A performance number without float noise."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def when(moment: str | None) -> str:
+    """An API time as a person reads it (UTC)."""
+    if not moment:
+        return ""
+    return parse_rfc3339(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def short_date(moment: str | None) -> str:
+    """An API time as a date."""
+    return parse_rfc3339(moment).strftime("%Y-%m-%d") if moment else ""
+
+
+def web_url(url: str | None) -> str:
+    """An address fit for a link on a page: http or https only, else nothing."""
+    return url if url and url.lower().startswith(("https://", "http://")) else ""
+
+
+def permission_label(permissions: list[str]) -> str:
+    """The strongest thing the caller may do with a model."""
+    return next((label for name, label in PERMISSION_LABELS if name in permissions), "")
+
+
+def percent(part: int, whole: int) -> int:
+    """`part` of `whole` in whole percent, for a bar."""
+    return min(100, math.ceil(100 * part / whole)) if whole else 0
+
+
+@functools.cache
+def _static_versions() -> dict[str, str]:
+    folder = resources.files("amphub.web") / "static"
+    return {
+        item.name: hashlib.sha256(item.read_bytes()).hexdigest()[:12]
+        for item in folder.iterdir()
+        if item.is_file()
+    }
+
+
+def static(name: str) -> str:
+    """A static file's address, versioned by its content so browsers may cache it."""
+    return f"{STATIC_PREFIX}/{name}?v={_static_versions()[name]}"
+
+
+@functools.cache
+def environment() -> Environment:
+    """The templates, HTML-escaped by default."""
+    env = Environment(
+        loader=PackageLoader("amphub.web", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        size=human_size,
+        count=human_count,
+        metric=metric,
+        when=when,
+        date=short_date,
+        permission=permission_label,
+        web_url=web_url,
+    )
+    env.globals.update(static=static, percent=percent)
+    return env
+
+
+def link(request: web.Request, path: str | None = None, **changes: Any) -> str:
+    """This page's address (or `path`) with query values changed; None removes one."""
+    query = {k: v for k, v in request.query.items() if k not in changes}
+    query.update({k: v for k, v in changes.items() if v not in (None, "")})
+    text = urlencode(query)
+    return (path or request.path) + (f"?{text}" if text else "")
+
+
+def page(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
+    """A page for the caller, with the security headers and a session for its forms."""
+    state = session.read(request)
+    fresh = state is None
+    if fresh:
+        state = session.new(request)
+    text = (
+        environment()
+        .get_template(template)
+        .render(
+            who=actor(request),
+            csrf=session.csrf_token(request, state),
+            here=request.path_qs,
+            link=functools.partial(link, request),
+            **context,
+        )
+    )
+    response = web.Response(
+        text=text, content_type="text/html", status=status, headers=PAGE_HEADERS
+    )
+    if fresh:
+        session.store(request, response, state)
+    return response
+
+
+def redirect(location: str) -> web.Response:
+    """See Other: after a form, or to the address a page really has."""
+    return web.Response(status=303, headers={**PAGE_HEADERS, "Location": location})
+
+
+JsonHandler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+async def api_answer(handler: JsonHandler, request: web.Request) -> Any:
+    """What a JSON API handler answers to this very request, as data for a page.
+
+    Pages whose address carries the same names as the API's (`space`, `model`, `rev`,
+    `path`; `q`, the filters, `sort`, `page`) show exactly what the API gives for them,
+    through the same code and the same permission check.
+    """
+    response = await handler(request)
+    return json.loads(response.text or "null")

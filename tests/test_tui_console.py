@@ -1,0 +1,122 @@
+"""The console as a whole: header, lost and regained connection, refusals, palette, CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+from textual.notifications import Notify
+
+from amphub.app import create_app
+from amphub.cli import main
+from amphub.config import Config
+from amphub.tui.commands import ActionCommands, bindings_of
+from amphub.tui.forms import FormScreen
+from amphub.tui.header import ConsoleHeader
+from amphub.tui.messages import ConnectionLost, ConnectionRegained
+from amphub.tui.model_screen import ModelScreen
+from amphub.tui.users import UsersPane
+from tests.conftest import Hub, console, posted, start_hub, until
+
+
+def _header(app) -> str:
+    return str(app.screen.query_one(ConsoleHeader).render())
+
+
+def _first_hit(app) -> str | None:
+    hits = app.screen.query("CommandList")
+    if not hits or not hits.first().option_count:
+        return None
+    return hits.first().get_option_at_index(0).hit.text
+
+
+def _notes(messages: list) -> list[tuple[str, str]]:
+    return [(m.notification.title, m.notification.message) for m in posted(messages, Notify)]
+
+
+async def test_header_names_the_server_and_the_user(hub: Hub):
+    async with console(hub) as (app, pilot):
+        assert _header(app) == f"amphub · {hub.base} · admin (administrator) · ● connected"
+
+
+async def test_connection_lost_and_regained_without_restarting(tmp_path: Path):
+    data = tmp_path / "data"
+    server, key = await start_hub(data)
+    port = server.port
+    messages: list = []
+    async with aiohttp.ClientSession() as session:
+        hub = Hub(server, session, key, data)
+        hub.url = hub.base  # the address stays when the server behind it goes
+        async with console(hub, messages=messages) as (app, pilot):
+            await server.close()
+            await pilot.press("r")
+            await until(pilot, lambda: app.connected is False, "the loss noticed")
+            assert _header(app).endswith("✕ connection lost, retrying")
+            assert ("connection lost", f"{hub.base} does not answer") in [
+                (title, message.split(" (")[0]) for title, message in _notes(messages)
+            ]
+            # The server comes back on the same address, with a user made while it was away.
+            server = TestServer(create_app(Config(data_dir=data)), host="127.0.0.1", port=port)
+            await server.start_server()
+            await hub.user("while-away")
+            table = app.query_one(UsersPane).table
+            await until(pilot, lambda: app.connected, "the connection regained")
+            await until(pilot, lambda: "while-away" in table.items, "the list loaded again")
+            assert _header(app).endswith("● connected")
+            assert ("connection regained", f"{hub.base} answers again") in _notes(messages)
+    await server.close()
+    assert len(posted(messages, ConnectionLost)) == 1
+    assert len(posted(messages, ConnectionRegained)) == 1
+
+
+async def test_a_user_who_is_not_an_administrator_is_told(hub: Hub):
+    key = await hub.user("bob")
+    messages: list = []
+    async with console(hub, key=key, messages=messages, signed_in=False) as (app, pilot):
+        await until(pilot, lambda: len(_notes(messages)) == 2, "two notifications")
+        assert _header(app) == f"amphub · {hub.base} · bob · ● connected"
+    assert sorted(_notes(messages)) == [
+        ("", "bob is not an administrator: users, zones and targets are refused"),
+        ("403 forbidden", "you may not manage users"),
+    ]
+
+
+async def test_a_wrong_key_is_told_and_nothing_breaks(hub: Hub):
+    messages: list = []
+    async with console(hub, key="amp_wrong", messages=messages, signed_in=False) as (app, pilot):
+        await until(pilot, lambda: _notes(messages), "the refusal")
+        await pilot.press("2", "3", "4", "5", "6", "1", "r")
+        await until(pilot, lambda: len(_notes(messages)) >= 3, "more refusals")
+        assert _header(app) == f"amphub · {hub.base} · not signed in · ● connected"
+    titles = {title for title, _ in _notes(messages)}
+    assert titles == {"401 unauthorized"}
+
+
+async def test_palette_has_an_entry_for_every_action(hub: Hub):
+    await hub.space("team")
+    await hub.model("team", "m1")
+    async with console(hub) as (app, pilot):
+        entries = [hit.text async for hit in ActionCommands(app.screen).discover()]
+        for pane in app.panes:
+            for binding in bindings_of(pane):
+                assert f"{app.tab_title(pane)}: {binding.description}" in entries
+        assert "Console: Spaces tab" in entries and "Console: Quit" in entries
+        await pilot.press("ctrl+p")
+        await pilot.press(*"spaces new")
+        await until(pilot, lambda: _first_hit(app) == "Spaces: New", "the palette's hit")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, FormScreen), "the form")
+        assert app.screen.title_text == "New space"
+        await pilot.press("escape")
+        app.push_screen(ModelScreen("team", "m1"))
+        await until(pilot, lambda: isinstance(app.screen, ModelScreen), "the model screen")
+        entries = [hit.text async for hit in ActionCommands(app.screen).discover()]
+        assert {"Model: Scan", "Model: Sync", "Model: Deploy", "Model: Members"} <= set(entries)
+
+
+def test_cli_needs_a_key(capsys):
+    assert main(["tui", "--url", "http://127.0.0.1:1"]) == 2
+    assert capsys.readouterr().err == (
+        "amphub: give an administrator's key with --key or AMPHUB_KEY\n"
+    )

@@ -1,0 +1,61 @@
+"""The console's zones and deploy targets tabs, driven by keys, checked through the API."""
+
+from __future__ import annotations
+
+import pytest
+from textual.notifications import Notify
+
+from amphub.tui.forms import ConfirmScreen, FormScreen
+from amphub.tui.messages import PeersChanged
+from amphub.tui.peers import PeersPane
+from tests.conftest import Hub, console, posted, until
+
+TABS = [
+    ("5", "zones", "zones", ["eu", "https://eu.example", "syncer", "zone-key"]),
+    ("6", "targets", "deploy-targets", ["serving", "https://infer.example/deploy", "s3cret"]),
+]
+
+
+@pytest.mark.parametrize(("tab", "pane_id", "path", "typed"), TABS)
+async def test_add_and_remove(hub: Hub, tab: str, pane_id: str, path: str, typed: list[str]):
+    messages: list = []
+    async with console(hub, messages=messages) as (app, pilot):
+        await pilot.press(tab)
+        pane = app.query_one(f"#{pane_id}", PeersPane)
+        await until(pilot, lambda: pane.loaded, "the list")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, FormScreen), "the form")
+        for value in typed:
+            await pilot.press(*value, "tab")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: typed[0] in pane.peers, "the new one listed")
+        _, listed = await hub.call("GET", f"/api/v1/{path}")
+        (found,) = next(iter(listed.values()))
+        assert (found["name"], found["url"]) == (typed[0], typed[1])
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        await pilot.press("y")
+        await until(pilot, lambda: not pane.peers, "the list empty")
+    _, listed = await hub.call("GET", f"/api/v1/{path}")
+    assert next(iter(listed.values())) == []
+    changes = [(m.kind, m.name, m.added) for m in posted(messages, PeersChanged)]
+    assert changes == [(path, typed[0], True), (path, typed[0], False)]
+
+
+async def test_a_bad_url_is_refused_with_the_servers_sentence(hub: Hub):
+    messages: list = []
+    async with console(hub, messages=messages) as (app, pilot):
+        await pilot.press("5")
+        pane = app.query_one("#zones", PeersPane)
+        await until(pilot, lambda: pane.loaded, "the list")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, FormScreen), "the form")
+        for value in ("eu", "ftp://eu", "syncer", "k"):
+            await pilot.press(*value, "tab")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: posted(messages, Notify), "the refusal")
+        (note,) = [m.notification for m in posted(messages, Notify)]
+        assert (note.title, note.severity) == ("400 bad_request", "error")
+        assert note.message == "url must be an http:// or https:// address, not 'ftp://eu'"
+        assert pane.peers == {}
+    assert (await hub.call("GET", "/api/v1/zones"))[1] == {"zones": []}

@@ -1,0 +1,467 @@
+"""The pages in a real browser: Debian's chromium, driven by Playwright, against a real hub.
+
+One hub and one browser serve the whole module. The hub runs on an event loop of its own
+thread, so that Playwright's synchronous API can drive the browser from the test itself;
+each test opens a fresh browser context (its own cookies) and waits for conditions with
+generous deadlines, never for a fixed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from tests.conftest import Hub, git, start_hub
+from tests.samples import SEED
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 120_000  # a deadline for conditions on a loaded machine, not a speed check
+
+GPT2_README = SEED.replace(
+    "Other model descriptions...",
+    "# gpt2-大\n\n一个中文说明：这是一个小型 GPT-2 模型。\n\n"
+    "```python\nfrom transformers import pipeline\ngenerator = pipeline('text-generation')\n```\n",
+)
+RESNET_README = """---
+Training framework: [PyTorch, Timm]
+Job type: {Type: Computer vision, Algorithm: Image Classification}
+Other tag: [imagenet, vision]
+Number of parameters: 25557032
+Open-source protocol: apache-2.0
+Performance information:
+- Dataset: {Name: ImageNet-1k, Permission: Public, Link: https://image-net.org/}
+  Performance metric: {top-1: 80.4, top-5: 95.1}
+---
+ResNet-50 for image classification.
+"""
+YOLO_README = """---
+Training framework: [PyTorch]
+Job type: {Type: Computer vision, Algorithm: Object Detection}
+Other tag: [yolo, realtime]
+Number of parameters: 3200000
+---
+A small YOLO detector.
+"""
+XSS_README = """---
+Other tag: [xss]
+---
+# Harmless title
+
+<script>window.__xss = "script"</script>
+<img src="x" onerror="window.__xss = 'onerror'">
+<svg onload="window.__xss = 'svg'"><script>window.__xss = 'svg-script'</script></svg>
+<a href="javascript:window.__xss='raw-link'">raw link</a>
+[md link](javascript:window.__xss='md-link')
+[mixed case](JaVaScRiPt:window.__xss='case')
+[entity](javascript&#58;window.__xss='entity')
+<javascript:window.__xss='autolink'>
+![image](javascript:window.__xss='image')
+[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)
+<iframe src="javascript:window.__xss='iframe'"></iframe>
+<div style="background:url(javascript:alert(1))" onclick="window.__xss='click'">click me</div>
+
+[a fine link](https://example.com/docs)
+"""
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+class Site:
+    """A hub served from its own thread's event loop, with the data the tests browse."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.hub: Hub = self.run(self._start())
+
+    def run(self, coro: Any, timeout: float = 600) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _start(self) -> Hub:
+        server, key = await start_hub(self.root / "data")
+        return Hub(server, aiohttp.ClientSession(), key, self.root / "data")
+
+    async def _stop(self) -> None:
+        await self.hub.session.close()
+        await self.hub.server.close()
+
+    def close(self) -> None:
+        self.run(self._stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+    @property
+    def base(self) -> str:
+        return self.hub.base
+
+    def key(self, user: str) -> str:
+        return self.hub.admin_key if user == "admin" else self.hub.keys[user]
+
+    def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        return self.run(self.hub.call(method, path, **kwargs))
+
+    async def push(self, space: str, model: str, files: dict[str, bytes], **how: str) -> Path:
+        """Commit files to a model (on `branch`, with `tag`) and push them."""
+        work = self.root / "work" / f"{space}-{model}"
+        if not work.exists():
+            await git("clone", "-q", self.hub.remote(space, model), str(work))
+        branch = how.get("branch", "master")
+        await git("checkout", "-q", "-B", branch, cwd=work)
+        for name, data in files.items():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            (work / name).write_bytes(data)
+        await git("add", "-A", cwd=work)
+        await git("commit", "-q", "-m", how.get("message", f"Add {', '.join(files)}"), cwd=work)
+        refs = [branch]
+        if "tag" in how:
+            await git("tag", how["tag"], cwd=work)
+            refs.append(how["tag"])
+        await git("push", "-q", "origin", *refs, cwd=work)
+        await git("checkout", "-q", "master", cwd=work)
+        return work
+
+    async def populate(self) -> None:
+        hub = self.hub
+        await git("lfs", "install", "--skip-repo")
+        for name, creator in (("ada", True), ("bob", False), ("carol", False), ("dave", False)):
+            await hub.user(name, creator=creator)
+        await hub.space("nlp", name="NLP 团队")
+        await hub.space("vision", owner="ada", name="视觉 Vision")
+        await hub.call(
+            "PUT", "/api/v1/spaces/vision/members/bob", user="ada", json={"role": "user"}
+        )
+        await hub.model("nlp", "gpt2", name="gpt2-大")
+        await self.push(
+            "nlp",
+            "gpt2",
+            {
+                "README.md": GPT2_README.encode(),
+                "config.json": b'{"n_layer": 12, "name": "\xe5\xa4\xa7"}\n',
+                "model.safetensors": os.urandom(64 * 1024),
+                "evil.pkl": pickle.dumps(Evil()),
+                "tokenizer/vocab.txt": b"hello\nworld\n",
+            },
+            tag="v1",
+        )
+        await self.push("nlp", "gpt2", {"dev-notes.md": b"# Only on dev\n"}, branch="dev")
+        await hub.model("nlp", "hidden", name="Hidden model")
+        await hub.model("nlp", "xss", name="XSS <b>test</b>", visibility="public")
+        await self.push("nlp", "xss", {"README.md": XSS_README.encode()})
+        await hub.model("vision", "resnet-50", owner="ada", name="ResNet-50", visibility="public")
+        await self.push("vision", "resnet-50", {"README.md": RESNET_README.encode()})
+        await hub.model("vision", "yolo", owner="ada", name="YOLO 检测", visibility="internal")
+        await self.push("vision", "yolo", {"README.md": YOLO_README.encode()})
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("web-site")
+    home = root / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = Tester\n\temail = tester@example.com\n"
+        "[init]\n\tdefaultBranch = master\n[advice]\n\tdetachedHead = false\n"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        patch.setenv("GIT_TERMINAL_PROMPT", "0")
+        site = Site(root)
+        try:
+            site.run(site.populate())
+            yield site
+        finally:
+            site.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context(browser: Browser, site: Site) -> Iterator[BrowserContext]:
+    context = browser.new_context(base_url=site.base, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+def sign_in(page: Page, site: Site, user: str, key: str | None = None) -> None:
+    page.goto("/-/sign-in")
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Key").fill(key or site.key(user))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("header.top")).to_contain_text(user)
+
+
+def test_sign_in_with_a_wrong_key_then_the_right_one_and_sign_out(page: Page, site: Site):
+    page.goto("/-/tasks")  # needs a session: off to the sign-in page, and back after
+    expect(page).to_have_url(re.compile(r"/-/sign-in\?next=%2F-%2Ftasks$"))
+    page.get_by_label("User name").fill("bob")
+    page.get_by_label("Key").fill("amp_wrong")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("wrong user name or key")
+    page.get_by_label("Key").fill(site.key("bob"))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/-/tasks$"))
+    expect(page.locator("header.top")).to_contain_text("bob")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("header.top").get_by_role("link", name="Sign in")).to_be_visible()
+
+
+def test_anonymous_visitor_sees_public_models_only(page: Page):
+    page.goto("/?sort=name")
+    expect(page.locator(".card-title")).to_have_text(["ResNet-50", "XSS <b>test</b>"])
+
+
+def test_find_a_model_by_filter_and_search_then_open_it(page: Page, site: Site):
+    sign_in(page, site, "bob")
+    page.goto("/?sort=name")
+    expect(page.locator(".card-title")).to_have_count(3)  # two public models, yolo internal
+    page.locator('[data-facet="task_type"]').get_by_role("link", name="Computer Vision").click()
+    expect(page).to_have_url(re.compile(r"task_type=Computer\+Vision"))
+    expect(page.locator(".card-title")).to_have_text(["ResNet-50", "YOLO 检测"])
+    facet = page.locator('[data-facet="algorithm"]')
+    expect(facet).to_contain_text("Object Detection1")
+    page.get_by_role("searchbox").fill("yolo")
+    page.get_by_role("button", name="Search").click()
+    expect(page).to_have_url(re.compile(r"q=yolo.*task_type=Computer\+Vision"))
+    expect(page.locator(".card-title")).to_have_text(["YOLO 检测"])
+    page.get_by_role("link", name="Expand All").click()
+    expect(page).to_have_url(re.compile(r"expand=1"))
+    expect(page.get_by_role("link", name="Collapse")).to_be_visible()
+    page.get_by_role("link", name="YOLO 检测").click()
+    expect(page).to_have_url(re.compile(r"/vision/yolo$"))
+    expect(page.locator(".model-head h1")).to_contain_text("YOLO 检测")
+    expect(page.locator(".badge.perm")).to_have_text("Read")
+
+
+def test_model_details_show_card_url_and_commands(context: BrowserContext, site: Site):
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.base)
+    page = context.new_page()
+    sign_in(page, site, "admin")
+    page.goto("/nlp/gpt2")
+    expect(page.locator(".model-head h1")).to_contain_text("gpt2-大")
+    expect(page.locator(".facts")).to_contain_text("1.7B")
+    expect(page.locator(".readme")).to_contain_text("一个中文说明")
+    expect(page.locator(".readme pre code span").first).to_be_visible()  # highlighted fence
+    perf = page.locator("table.perf")
+    expect(perf.locator("thead th")).to_have_text(["Dataset", "PPL", "ACC"])
+    expect(perf.locator("tbody tr").first.locator("td")).to_have_text(["LAMBADA", "35.13", "45.99"])
+    webtext = page.get_by_role("link", name="WebText")
+    expect(webtext).to_have_attribute(
+        "href", "https://github.com/openai/gpt-2/blob/master/domains.txt"
+    )
+    url = f"{site.base}/nlp/gpt2.git"
+    expect(page.locator("#clone-url")).to_have_text(url)
+    page.locator("#clone-url + button.copy").click()
+    expect(page.locator("#clone-url + button.copy")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == url
+    operate = page.locator(".operate")
+    expect(operate).to_contain_text("git lfs install")
+    expect(operate).to_contain_text(f"git clone {url}")
+    expect(operate).to_contain_text("git push origin master")
+    expect(operate).to_contain_text(f"url={url}\nusername=admin")
+
+
+def test_switch_branch_view_a_file_download_and_read_history(page: Page, site: Site):
+    sign_in(page, site, "admin")
+    page.goto("/nlp/gpt2/files/master")
+    rows = page.locator("table.files tbody tr")
+    expect(rows.first).to_contain_text("tokenizer/")
+    lfs_row = rows.filter(has_text="model.safetensors")
+    expect(lfs_row.locator(".badge.lfs")).to_have_text("LFS")
+    expect(lfs_row).to_contain_text("64.0 KiB")
+    expect(rows.filter(has_text="dev-notes.md")).to_have_count(0)
+
+    page.locator("#rev-select").select_option("dev")
+    expect(page).to_have_url(re.compile(r"/nlp/gpt2/files/dev$"))
+    expect(rows.filter(has_text="dev-notes.md")).to_have_count(1)
+    page.locator("#rev-select").select_option("v1")
+    expect(page).to_have_url(re.compile(r"/nlp/gpt2/files/v1$"))
+
+    page.get_by_role("link", name="config.json", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/nlp/gpt2/blob/v1/config.json$"))
+    expect(page.locator(".hl")).to_contain_text('"n_layer": 12')
+    expect(page.locator(".hl")).to_contain_text("大")
+    expect(page.locator(".hl span.mi")).to_have_text("12")  # a number, highlighted as one
+
+    page.goto("/nlp/gpt2/files/master")
+    with page.expect_download() as download:
+        rows.filter(has_text="model.safetensors").get_by_role("link", name="Download").click()
+    saved = download.value.path()
+    assert saved is not None and Path(saved).stat().st_size == 64 * 1024
+    assert download.value.suggested_filename == "model.safetensors"
+
+    page.get_by_role("link", name="Commits").first.click()
+    expect(page).to_have_url(re.compile(r"/nlp/gpt2/commits/master$"))
+    expect(page.locator(".commit-title")).to_contain_text(["Add README.md"])
+    page.locator("#rev-select").select_option("dev")
+    expect(page).to_have_url(re.compile(r"/nlp/gpt2/commits/dev$"))
+    expect(page.locator(".commit-title").first).to_have_text("Add dev-notes.md")
+
+
+def test_start_a_scan_and_watch_it_finish(page: Page, site: Site):
+    sign_in(page, site, "admin")
+    page.goto("/nlp/gpt2/settings")
+    scan = page.locator("form").filter(has=page.get_by_role("button", name="Start scan"))
+    scan.get_by_role("combobox").select_option("master")
+    scan.get_by_role("button", name="Start scan").click()
+    expect(scan.locator("output")).to_contain_text(re.compile(r"Task #\d+ queued"))
+    scan.get_by_role("link", name="Follow it").click()
+    expect(page).to_have_url(re.compile(r"/-/tasks#task-\d+$"))
+    task_id = page.url.rsplit("-", 1)[1]
+    row = page.locator(f"#task-{task_id}")
+    expect(row.locator('[data-field="status"]')).to_have_text("succeeded")
+    expect(row.locator("progress")).to_have_attribute("value", "100")
+
+    page.goto("/nlp/gpt2")
+    expect(page.get_by_role("alert")).to_contain_text("Unsafe files")
+    page.goto("/nlp/gpt2/files/master")
+    evil = page.locator("table.files tbody tr").filter(has_text="evil.pkl")
+    expect(evil.locator(".status")).to_have_text("unsafe")
+
+
+def test_change_a_members_role(page: Page, site: Site):
+    status, _ = site.call("PUT", "/api/v1/models/nlp/gpt2/members/carol", json={"role": "visitor"})
+    assert status == 200
+    sign_in(page, site, "admin")
+    page.goto("/nlp/gpt2/settings")
+    row = page.locator('tr[data-member="carol"]')
+    expect(row.get_by_role("combobox")).to_have_value("visitor")
+    row.get_by_role("combobox").select_option("developer")
+    row.get_by_role("button", name="Change").click()
+    expect(page.locator('tr[data-member="carol"]').get_by_role("combobox")).to_have_value(
+        "developer"
+    )
+    _, members = site.call("GET", "/api/v1/models/nlp/gpt2/members")
+    assert {"user": "carol", "role": "developer"} in members["members"]
+
+
+def test_regenerate_a_key(context: BrowserContext, site: Site):
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.base)
+    page = context.new_page()
+    old_key = site.key("dave")
+    sign_in(page, site, "dave")
+    page.goto("/-/key")
+    expect(page.locator(".banner.warn")).to_contain_text("stop working at once")
+    page.get_by_label("I understand").check()
+    page.get_by_role("button", name="Regenerate my key").click()
+    new_key = page.locator("#new-key").inner_text()
+    assert new_key.startswith("amp_") and new_key != old_key
+    page.get_by_role("button", name="Copy").click()
+    assert page.evaluate("navigator.clipboard.readText()") == new_key
+    assert site.call("GET", "/api/v1/me", key=old_key)[0] == 401
+    status, me = site.call("GET", "/api/v1/me", key=new_key)
+    assert status == 200 and me["name"] == "dave"
+    site.hub.keys["dave"] = new_key
+    page.goto("/-/tasks")  # this browser stays signed in with the new key
+    expect(page.locator("header.top")).to_contain_text("dave")
+
+
+def test_readme_script_handlers_links_and_svg_are_neutralised(page: Page):
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto("/nlp/xss")
+    readme = page.locator(".readme")
+    expect(readme.locator("h1")).to_have_text("Harmless title")
+    expect(readme).to_contain_text('<script>window.__xss = "script"</script>')  # as text
+    page.locator(".readme *").first.wait_for()
+    found = page.evaluate(
+        """() => {
+            const root = document.querySelector('.readme');
+            const all = [...root.querySelectorAll('*')];
+            return {
+                xss: window.__xss === undefined ? null : window.__xss,
+                tags: [...new Set(all.map((e) => e.tagName.toLowerCase()))].sort(),
+                handlers: all.flatMap((e) => [...e.attributes].map((a) => a.name))
+                    .filter((name) => name.startsWith('on') || name === 'style'),
+                hrefs: all.map((e) => e.getAttribute('href') || e.getAttribute('src'))
+                    .filter(Boolean),
+            };
+        }"""
+    )
+    assert found["xss"] is None and dialogs == []
+    assert not {"script", "svg", "iframe", "img", "div"} & set(found["tags"]), found["tags"]
+    assert found["handlers"] == []
+    assert found["hrefs"] == ["https://example.com/docs"]
+    page.locator(".readme").get_by_text("click me").click()
+    assert page.evaluate("window.__xss === undefined")
+    expect(page.locator(".model-head h1")).to_contain_text("XSS <b>test</b>")  # the name, as text
+
+
+PAGES = {
+    "home": "/",
+    "home-filtered": "/?task_type=Computer+Vision&expand=1",
+    "details": "/nlp/gpt2",
+    "files": "/nlp/gpt2/files/master",
+    "file": "/nlp/gpt2/blob/master/README.md",
+    "commits": "/nlp/gpt2/commits/master",
+    "settings": "/nlp/gpt2/settings",
+    "spaces": "/-/spaces",
+    "space": "/-/spaces/nlp",
+    "new-model": "/-/new",
+    "tasks": "/-/tasks?all=1",
+    "key": "/-/key",
+}
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_screenshots_of_each_main_page(
+    browser: Browser, site: Site, tmp_path: Path, scheme: str
+) -> None:
+    for device, viewport in (("wide", (1440, 1000)), ("phone", (390, 844))):
+        context = browser.new_context(
+            base_url=site.base,
+            viewport={"width": viewport[0], "height": viewport[1]},
+            color_scheme=scheme,
+        )
+        context.set_default_timeout(WAIT_MS)
+        page = context.new_page()
+        page.goto("/-/sign-in")
+        page.screenshot(path=tmp_path / f"sign-in-{scheme}-{device}.png", full_page=True)
+        sign_in(page, site, "admin")
+        for name, path in PAGES.items():
+            response = page.goto(path)
+            assert response is not None and response.status == 200, (path, response)
+            page.screenshot(path=tmp_path / f"{name}-{scheme}-{device}.png", full_page=True)
+        context.close()
+    shots = sorted(tmp_path.glob("*.png"))
+    assert len(shots) == 2 * (len(PAGES) + 1)
+    assert all(shot.stat().st_size > 5000 for shot in shots)
