@@ -21,6 +21,7 @@ from amphub.lfs.garbage import collect_unreferenced
 from amphub.lfs.store import ObjectStore
 from amphub.policy.ratelimit import FailedSignIns
 from amphub.quota import KeyedLocks, Reservations
+from amphub.search_index import SearchIndex
 from amphub.spaces import sweep_spaces
 from amphub.tasks.deploy import run_deploy
 from amphub.tasks.queue import TaskQueue, run_workers
@@ -61,6 +62,13 @@ async def run_background(app: web.Application) -> AsyncIterator[None]:
     await app[keys.BACKGROUND].cancel_all()
 
 
+async def warm_search(app: web.Application) -> AsyncIterator[None]:
+    """Build the in-memory search index in the background as the server starts."""
+    index = app[keys.SEARCH_INDEX]
+    app[keys.BACKGROUND].spawn(db.warm_search_index(app[keys.DB], index), "build search index")
+    yield
+
+
 async def sweep_at_start(app: web.Application) -> AsyncIterator[None]:
     """Remove objects left unreferenced by a deletion that a crash interrupted."""
     app[keys.BACKGROUND].spawn(collect_unreferenced(app), "collect unreferenced objects")
@@ -80,9 +88,11 @@ def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
     app[keys.OBJECT_LOCKS] = KeyedLocks()
     app[keys.LFS_STORE] = ObjectStore(config.lfs_dir, config.tmp_dir)
     app[keys.TASKS] = TaskQueue({"scan": run_scan, "sync": run_sync, "deploy": run_deploy})
+    app[keys.SEARCH_INDEX] = SearchIndex()
     app.cleanup_ctx.append(open_database)
     app.cleanup_ctx.append(git_executor)
     app.cleanup_ctx.append(run_background)
+    app.cleanup_ctx.append(warm_search)
     app.cleanup_ctx.append(sweep_at_start)
     app.cleanup_ctx.append(sweep_spaces)
     app.cleanup_ctx.append(scan_processes)

@@ -16,6 +16,7 @@ from amphub.policy import Actor
 from amphub.policy.ratelimit import FailedSignIns
 from amphub.policy.tokens import TransferToken
 from amphub.quota import KeyedLocks, Reservations
+from amphub.search_index import SearchIndex
 from amphub.tasks.queue import TaskQueue
 
 CONFIG = web.AppKey("config", Config)
@@ -31,6 +32,7 @@ LFS_STORE = web.AppKey("lfs_store", ObjectStore)
 BACKGROUND = web.AppKey("background", Background)
 TASKS = web.AppKey("tasks", TaskQueue)
 SCAN_POOL = web.AppKey("scan_pool", ProcessPoolExecutor)
+SEARCH_INDEX = web.AppKey("search_index", SearchIndex)
 
 ACTOR = web.RequestKey("actor", Actor)
 # Set when the request carried a transfer or deployment token instead of a key.

@@ -183,3 +183,332 @@ async def test_admin_reindex_rebuilds_cards_from_repositories(seeded: Hub) -> No
     assert [m["id"] for m in (await search(seeded, framework="PyTorch"))["models"]] == ["gpt2-big"]
     _, model = await seeded.call("GET", "/api/v1/models/team/gpt2-big")
     assert model["card"]["parameters"] == 1_700_000_000
+
+
+# ---------------------------------------------------------------- the index in memory
+#
+# Searches are answered from an index in memory (amphub/search_index.py), kept current
+# through a change log that triggers fill. Whatever is written, by the server or by another
+# process, the next search must answer exactly as the plain SQL form of the search does.
+
+VOCABULARY = ["PyTorch", "pytorch", "PYTORCH", "Timm", "ONNX", "Jax", "中文", "Ünïcode", "bert"]
+TASKS = [None, "Natural Language Processing", "natural language processing", "Computer Vision"]
+ALGORITHMS = [None, "Text Generation", "text generation", "Image Classification"]
+LICENSES = [None, "mit", "MIT", "apache-2.0"]
+TEXTS = ["", "", "", "", "be", "bert", "BERT", "pyt", "中文", "ün", "m1", "mit", "nothing", "a"]
+
+
+def random_row(rng, model_id: str, name: str):
+    from amphub import db
+
+    values = {("framework", rng.choice(VOCABULARY)) for _ in range(rng.randint(0, 3))}
+    values |= {("tag", rng.choice(VOCABULARY).lower()) for _ in range(rng.randint(0, 2))}
+    values |= {("dataset", rng.choice(["squad", "SQuAD", "c4"])) for _ in range(rng.randint(0, 1))}
+    license = rng.choice(LICENSES)
+    parts = [model_id, name, *(v for _, v in sorted(values)), license or ""]
+    return db.CardRow(
+        commit_id=f"{rng.getrandbits(160):040x}",
+        card_json=f'{{"n": {rng.randint(0, 9)}}}',
+        task_type=rng.choice(TASKS),
+        algorithm=rng.choice(ALGORITHMS),
+        license=license,
+        parameters=rng.choice([None, 0, 10, 10, 1_700_000_000, 7]),
+        search_text="\n".join(p for p in parts if p).lower(),
+        values=tuple(sorted(values)),
+    )
+
+
+def random_query(rng, people: dict, spaces: list[str]):
+    from amphub import db
+    from amphub.policy import Action
+    from amphub.policy.matrix import reach
+
+    actor = people[rng.choice(sorted(people))]
+    can = reach(actor, Action.RETRIEVE)
+    filters = {}
+    for name, choices in (
+        ("space", [*spaces, "nowhere"]),
+        ("framework", VOCABULARY),
+        ("task_type", [t for t in TASKS if t] + ["NATURAL LANGUAGE PROCESSING"]),
+        ("algorithm", [a for a in ALGORITHMS if a]),
+        ("tag", ["bert", "BERT", "中文"]),
+        ("license", ["MIT", "apache-2.0"]),
+        ("dataset", ["squad", "C4"]),
+    ):
+        if rng.random() < 0.08:
+            filters[name] = rng.choice(choices)
+    return db.SearchQuery(
+        everything=can.everything,
+        user=actor.name,
+        visibilities=can.visibilities,
+        owner_sees=can.model_owner,
+        creator_sees=can.space_owner,
+        model_roles=can.model_roles,
+        space_roles=can.space_roles,
+        live_after="2026-01-10T00:00:00Z",
+        text=rng.choice(TEXTS),
+        filters=filters,
+        min_parameters=rng.choice([None, None, None, None, 0, 10]),
+        max_parameters=rng.choice([None, None, None, None, 10, 2_000_000_000]),
+    )
+
+
+async def same_as_sql(database, index, rng, people, spaces, searches: int) -> None:
+    from amphub import db
+
+    for _ in range(searches):
+        query = random_query(rng, people, spaces)
+        sort = rng.choice(list(db.SORTS))
+        per_page, offset = rng.choice([(5, 0), (5, 5), (100, 0), (3, 40)])
+        found = await db.search_models(database, index, query, sort, per_page, offset)
+        page = await db.search_models_by_sql(database, query, sort, per_page, offset)
+        facets = await db.facet_counts_by_sql(database, query)
+        assert found.models == page, (query, sort, offset)
+        assert found.facets == facets, query
+        assert found.total == sum(facets["space"].values()), query
+
+
+async def random_change(
+    database, rng, people: dict, spaces: list[str], serial: list[int], grow: bool = False
+):
+    from amphub import db
+
+    audit = db.Audit("admin", "test")
+    models = await db.list_models(database)
+    model = rng.choice(models) if models else None
+    user = rng.choice([name for name in people if name])
+    kind = rng.randrange(9)
+    if kind == 0 or model is None or (grow and rng.random() < 0.6):
+        serial[0] += 1
+        space = rng.choice(spaces)
+        model_id = f"m{serial[0]}-{rng.choice(['a', 'B', 'c'])}"
+        name = rng.choice(["Alpha", "alpha", "beta", "中文 模型", "Zeta"])
+        owner = rng.choice([name for name in people if name])
+        visibility = rng.choice(["private", "internal", "public"])
+        await db.insert_model(database, space, model_id, name, visibility, owner)
+        if rng.random() < 0.8:
+            await db.store_card(database, space, model_id, random_row(rng, model_id, name))
+    elif kind == 1:
+        row = random_row(rng, model.id, "x")
+        await db.store_card(database, model.space_id, model.id, row)
+        stored = await database.conn.execute_fetchall(
+            "SELECT field, value FROM card_values WHERE space_id = ? AND model_id = ?",
+            (model.space_id, model.id),
+        )
+        assert {(name, value) for name, value in stored} == set(row.values)
+    elif kind == 2:
+        await db.update_model(
+            database,
+            model.space_id,
+            model.id,
+            audit,
+            name=rng.choice([None, "alpha", "ALPHA", "omega"]),
+            visibility=rng.choice([None, "private", "internal", "public"]),
+        )
+    elif kind == 3:
+        await db.delete_model_row(database, model.space_id, model.id, audit)
+    elif kind == 4:
+        role = rng.choice(["visitor", "user", "developer", "maintainer"])
+        await db.set_model_member(database, model.space_id, model.id, user, role, audit)
+    elif kind == 5:
+        await db.delete_model_member(database, model.space_id, model.id, user, audit)
+    elif kind == 6:
+        role = rng.choice(["user", "maintainer"])
+        await db.set_space_member(database, rng.choice(spaces), user, role, audit)
+    elif kind == 7:
+        await db.delete_space_member(database, rng.choice(spaces), user, audit)
+    else:
+        at = rng.choice(["2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z"])
+        push = db.Push(model.space_id, model.id, user, "refs/heads/master", "0", "1", at)
+        await db.record_pushes(database, [push])
+
+
+@pytest.mark.parametrize("replay_limit", [1, 2000])
+async def test_index_answers_as_the_sql_does(tmp_path: Path, replay_limit: int) -> None:
+    """Random hubs, searches and changes: the index and the SQL form always agree."""
+    from random import Random
+
+    from amphub import db
+    from amphub.policy.matrix import Actor
+    from tests.conftest import FakeClock
+
+    rng = Random(5)
+    clock = FakeClock()  # a few distinct times, so that sorts must break ties by id
+    async with db.opened(tmp_path / "amphub.db", clock) as database:
+        people = {"admin": Actor("admin", admin=True), "": Actor()}
+        for name in ("admin", "ann", "bob", "cid"):
+            await database.write(
+                "INSERT INTO users (name, key_hash, admin, created_at) VALUES (?, ?, ?, 't')",
+                (name, name, name == "admin"),
+            )
+            people.setdefault(name, Actor(name))
+        spaces = ["live", "expired", "released", "lasting"]
+        for space, creator, expires in zip(
+            spaces,
+            ["ann", "bob", "admin", "cid"],
+            ["2026-02-01T00:00:00Z", "2026-01-09T00:00:00Z", None, None],
+            strict=True,
+        ):
+            await db.insert_space(database, space, space, 1, "monthly", expires, creator)
+        await db.mark_space_released(database, "released", db.Audit("admin", "test"))
+        index = db.SearchIndex(replay_limit=replay_limit)
+        serial = [0]
+        for _ in range(120):
+            await random_change(database, rng, people, spaces, serial, grow=True)
+            if rng.random() < 0.3:
+                clock.advance(hours=1)
+        await same_as_sql(database, index, rng, people, spaces, 60)
+        for _ in range(40):
+            for _ in range(rng.randint(1, 4)):
+                await random_change(database, rng, people, spaces, serial)
+                clock.advance(minutes=rng.choice([0, 0, 30]))
+            await same_as_sql(database, index, rng, people, spaces, 5)
+
+
+# ---------------------------------------------------------------- every write reaches search
+
+
+async def ids(hub: Hub, user: str = "admin", **params: str) -> list[str]:
+    return [m["id"] for m in (await search(hub, user=user, per_page="100", **params))["models"]]
+
+
+async def test_search_follows_models_created_and_deleted(hub: Hub) -> None:
+    await hub.space("team")
+    assert (await search(hub))["total"] == 0  # the first search builds the index
+    await hub.model("team", "first")
+    await hub.model("team", "second", name="Another")
+    body = await search(hub, sort="name")
+    assert [m["id"] for m in body["models"]] == ["second", "first"]
+    assert (body["total"], body["facets"]["space"]) == (2, {"team": 2})
+    assert await ids(hub, q="another") == ["second"]
+    status, _ = await hub.call("DELETE", "/api/v1/models/team/second")
+    assert status == 204
+    body = await search(hub)
+    assert [m["id"] for m in body["models"]] == ["first"]
+    assert (body["total"], body["facets"]["space"]) == (1, {"team": 1})
+    assert await ids(hub, q="another") == []
+
+
+async def test_search_follows_roles_and_visibility(seeded: Hub) -> None:
+    hub = seeded
+    await hub.user("eve")
+    assert await ids(hub, "eve") == []
+    model_member = "/api/v1/models/team/resnet/members/eve"
+    await hub.call("PUT", model_member, json={"role": "visitor"})
+    assert await ids(hub, "eve") == ["resnet"]
+    assert (await search(hub, user="eve"))["facets"]["task_type"] == {"Computer Vision": 1}
+    assert (await hub.call("DELETE", model_member))[0] == 204
+    assert await ids(hub, "eve") == []
+
+    space_member = "/api/v1/spaces/team/members/eve"
+    status, body = await hub.call("PUT", space_member, json={"role": "maintainer"})
+    assert status == 200, body
+    assert sorted(await ids(hub, "eve")) == ["gpt2-big", "resnet"]
+    everything = ["delete", "edit", "read_files", "retrieve", "view", "write_files"]
+    assert [m["permissions"] for m in (await search(hub, user="eve"))["models"]] == [everything] * 2
+    await hub.call("PUT", space_member, json={"role": "user"})  # may use the space only
+    assert await ids(hub, "eve") == []
+    assert (await hub.call("DELETE", space_member))[0] == 204
+
+    gpt2 = "/api/v1/models/team/gpt2-big"
+    await hub.call("PATCH", gpt2, json={"visibility": "internal"})
+    assert await ids(hub, "eve") == ["gpt2-big"]
+    assert await ids(hub, "") == []  # internal: signed-in users only
+    await hub.call("PATCH", gpt2, json={"visibility": "public"})
+    assert await ids(hub, "", framework="pytorch") == ["gpt2-big"]
+    await hub.call("PATCH", gpt2, json={"visibility": "private"})
+    assert await ids(hub, "eve") == [] and await ids(hub, "") == []
+
+
+async def test_search_follows_pushes(seeded: Hub, tmp_path: Path) -> None:
+    hub = seeded
+    assert (await search(hub))["facets"]["framework"] == {
+        "PyTorch": 1,
+        "Transformers": 1,
+        "Timm": 1,
+    }
+    text = "---\nTraining framework: [Timm]\nNumber of parameters: 10\n---\n"
+    await push_readme(hub, tmp_path, "team", "resnet", text)
+    assert await ids(hub, sort="parameters") == ["gpt2-big", "resnet"]
+    text = "---\nTraining framework: [Keras]\nNumber of parameters: 5\n---\nsmall\n"
+    await push_readme(hub, tmp_path, "team", "gpt2-big", text)
+    assert await ids(hub, sort="parameters") == ["resnet", "gpt2-big"]
+    models = (await search(hub, sort="updated"))["models"]
+    assert models[0]["id"] == "gpt2-big"  # pushed last (or in the same second: id order)
+    assert models[0]["updated_at"] >= models[1]["updated_at"]
+    body = await search(hub)
+    assert body["facets"]["framework"] == {"Keras": 1, "Timm": 1}
+    assert await ids(hub, framework="PyTorch") == []
+    assert await ids(hub, q="LAMBADA") == []
+    assert await ids(hub, parameters_max="5") == ["gpt2-big"]
+
+
+async def test_search_follows_space_release(seeded: Hub) -> None:
+    hub = seeded
+    await hub.user("eve")
+    await hub.call("PUT", "/api/v1/models/team/resnet/members/eve", json={"role": "user"})
+    assert (await search(hub))["total"] == 2 and await ids(hub, "eve") == ["resnet"]
+    status, body = await hub.call(
+        "POST", "/api/v1/spaces/team/unsubscribe", json={"confirm": "team"}
+    )
+    assert status == 200, body
+    body = await search(hub)
+    assert (body["models"], body["total"], body["facets"]["space"]) == ([], 0, {})
+    assert await ids(hub, "eve") == []
+
+
+async def test_search_follows_space_lifetime(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    import aiohttp
+
+    from tests.conftest import FakeClock, start_hub
+
+    clock = FakeClock()
+    server, key = await start_hub(tmp_path / "data", clock)
+    try:
+        async with aiohttp.ClientSession() as session:
+            hub = Hub(server, session, key, tmp_path / "data")
+            space = await hub.space("team")  # monthly: expires a month from now
+            await hub.model("team", "m1")
+            assert await ids(hub) == ["m1"]
+            expires = datetime_of(space["expires_at"])
+            clock.now = expires + timedelta(days=6)  # in its grace period: still found
+            assert await ids(hub) == ["m1"]
+            clock.now = expires + timedelta(days=8)  # past it: neither read nor searched
+            assert await ids(hub) == []
+            status, body = await hub.call("POST", "/api/v1/spaces/team/renew", json={})
+            assert status == 200, body
+            assert await ids(hub) == ["m1"]
+    finally:
+        await server.close()
+
+
+def datetime_of(text: str):
+    from amphub.clock import parse_rfc3339
+
+    return parse_rfc3339(text)
+
+
+async def test_search_sees_what_other_processes_write(seeded: Hub) -> None:
+    import sqlite3
+
+    await seeded.user("eve")
+    assert await ids(seeded, "", q="resnet") == []
+    assert await ids(seeded, framework="Keras") == []
+    assert await ids(seeded, "eve") == []
+    # Another connection, as `amphub admin` or a restore would make; triggers log it.
+    with sqlite3.connect(seeded.data_dir / "amphub.db") as conn:
+        conn.execute("UPDATE models SET visibility = 'public' WHERE id = 'resnet'")
+        conn.execute(
+            "INSERT INTO card_values (space_id, model_id, field, value)"
+            " VALUES ('team', 'gpt2-big', 'framework', 'Keras')"
+        )
+        conn.execute(
+            "INSERT INTO model_members (space_id, model_id, user, role)"
+            " VALUES ('team', 'gpt2-big', 'eve', 'visitor')"
+        )
+    assert sorted(await ids(seeded, "eve")) == ["gpt2-big", "resnet"]
+    assert await ids(seeded, "", q="resnet") == ["resnet"]
+    assert await ids(seeded, framework="keras") == ["gpt2-big"]
+    assert (await search(seeded))["facets"]["framework"]["Keras"] == 1

@@ -187,24 +187,16 @@ def search_query(request: web.Request) -> db.SearchQuery:
     )
 
 
-async def _permissions(request: web.Request, models: list[db.Model]) -> list[set[Action]]:
-    """What the caller may do with each model of a page (two reads for the whole page)."""
+def _permissions(request: web.Request, found: db.SearchResult) -> list[set[Action]]:
+    """What the caller may do with each model of a page (the search read their roles)."""
     who = actor(request)
-    database = request.app[keys.DB]
-    space_roles = await db.user_space_roles(database, who.name) if who.name else {}
-    model_roles = await db.user_model_roles(database, who.name) if who.name else {}
-    creators = {s.id: s.creator for s in await db.list_spaces(database)}
-    found = []
-    for model in models:
+    may = []
+    for (model, _), standing in zip(found.models, found.standing, strict=True):
         target = model_target(
-            creators[model.space_id],
-            model,
-            who,
-            space_roles.get(model.space_id),
-            model_roles.get((model.space_id, model.id)),
+            standing.creator, model, who, standing.space_role, standing.model_role
         )
-        found.append({a for a in MODEL_ACTIONS if allowed(who, a, target)})
-    return found
+        may.append({a for a in MODEL_ACTIONS if allowed(who, a, target)})
+    return may
 
 
 async def get_models(request: web.Request) -> web.Response:
@@ -214,17 +206,16 @@ async def get_models(request: web.Request) -> web.Response:
     if sort not in db.SORTS:
         raise BadRequest(f"sort must be one of {', '.join(db.SORTS)}")
     query = search_query(request)
-    database = request.app[keys.DB]
-    rows = await db.search_models(database, query, sort, per_page, (page - 1) * per_page)
-    may = await _permissions(request, [model for model, _ in rows])
+    app = request.app
+    found = await db.search_models(
+        app[keys.DB], app[keys.SEARCH_INDEX], query, sort, per_page, (page - 1) * per_page
+    )
+    may = _permissions(request, found)
     models = [
         {**model_json(request, model, actions, None), "card": _card(card)}
-        for (model, card), actions in zip(rows, may, strict=True)
+        for (model, card), actions in zip(found.models, may, strict=True)
     ]
-    facets = await db.facet_counts(database, query)
-    # Every match is in exactly one space, so the space facet adds up to the total.
-    total = sum(facets["space"].values())
-    return web.json_response({"models": models, "total": total, "facets": facets})
+    return web.json_response({"models": models, "total": found.total, "facets": found.facets})
 
 
 def _card(card_json: str | None) -> dict | None:

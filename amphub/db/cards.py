@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import aiosqlite
 
 from amphub.db.core import Database, Model, fetch_all, fetch_one
+from amphub.search_index import (
+    CardFields,
+    Criteria,
+    Entry,
+    Reachable,
+    SearchIndex,
+    SearchState,
+    build,
+)
 
 __all__ = [
     "SORTS",
     "CardRow",
     "SearchQuery",
+    "SearchResult",
+    "SearchIndex",
+    "Standing",
     "store_card",
     "get_card",
     "search_models",
-    "facet_counts",
+    "warm_search_index",
+    "search_models_by_sql",
+    "facet_counts_by_sql",
 ]
 
 SORTS = {
@@ -142,10 +162,14 @@ def _from(query: SearchQuery) -> str:
     )
 
 
-async def search_models(
+async def search_models_by_sql(
     db: Database, query: SearchQuery, sort: str, limit: int, offset: int
 ) -> list[tuple[Model, str | None]]:
-    """One page of matching models, each with its card's JSON (None before indexing)."""
+    """One page of matching models, each with its card's JSON (None before indexing).
+
+    The search written as SQL: what `search_models` answers from its index in memory must
+    equal this, which tests/test_search.py and bench/search.py check.
+    """
     where, args = _where(query)
     # Sort and cut the page on narrow rows first; only the page's cards are read.
     rows = await fetch_all(
@@ -175,8 +199,8 @@ async def search_models(
     ]
 
 
-async def facet_counts(db: Database, query: SearchQuery) -> dict[str, dict[str, int]]:
-    """Counts per space, framework, task type and algorithm among the matching models."""
+async def facet_counts_by_sql(db: Database, query: SearchQuery) -> dict[str, dict[str, int]]:
+    """Counts per space, framework, task type and algorithm among the matching models (SQL)."""
     where, args = _where(query)
     matching = f"SELECT m.space_id, m.id, c.task_type, c.algorithm {_from(query)} WHERE {where}"
     rows = await fetch_all(
@@ -205,6 +229,220 @@ async def facet_counts(db: Database, query: SearchQuery) -> dict[str, dict[str, 
     return facets
 
 
+class Standing(NamedTuple):
+    """A found model's space creator and the roles the caller holds in the space and model."""
+
+    creator: str
+    space_role: str | None
+    model_role: str | None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One page of a search, each model with its card's JSON, the total and the facets.
+
+    `standing` goes with `models`, one for each: what the policy needs to say what else
+    the caller may do with the model.
+    """
+
+    models: list[tuple[Model, str | None]]
+    total: int
+    facets: dict[str, dict[str, int]]
+    standing: list[Standing]
+
+
+# Each model with its card's search fields; each card's values, as JSON [[field, value]];
+# each model's members, as JSON [[user, role]].
+_ENTRIES = (
+    "SELECT m.space_id, m.id, m.name, m.visibility, m.owner, m.created_at, m.updated_at,"
+    " c.model_id IS NOT NULL, c.task_type, c.algorithm, c.license, c.parameters,"
+    " c.search_text FROM models m"
+    " LEFT JOIN cards c ON c.space_id = m.space_id AND c.model_id = m.id"
+)
+_VALUES = "SELECT space_id, model_id, json_group_array(json_array(field, value)) FROM card_values"
+_MEMBERS = "SELECT space_id, model_id, json_group_array(json_array(user, role)) FROM model_members"
+_CHANGED = "IN (SELECT space_id, model_id FROM search_changes WHERE seq > ?)"
+
+
+async def search_models(
+    db: Database, index: SearchIndex, query: SearchQuery, sort: str, limit: int, offset: int
+) -> SearchResult:
+    """Search the models in the caller's reach: one page, the number of matches, the facets.
+
+    The index first replays whatever was written since it last looked (models, cards,
+    card values, model roles), so that a search made after a write sees it; spaces, their
+    lifetimes and the caller's space roles are read with each search.
+    """
+    await _catch_up(db, index)
+    reachable = await _reachable(db, query)
+    criteria = Criteria(
+        text=query.text,
+        filters=tuple(query.filters.items()),
+        min_parameters=query.min_parameters,
+        max_parameters=query.max_parameters,
+    )
+    found = index.search(reachable, criteria, sort, limit, offset)
+    page = await _page_rows(db, found.keys, query.user)
+    return SearchResult(
+        [(model, card_json) for model, card_json, _ in page],
+        found.total,
+        found.facets,
+        [standing for _, _, standing in page],
+    )
+
+
+async def warm_search_index(db: Database, index: SearchIndex) -> None:
+    """Build the index now, so that the first search after a start need not."""
+    await _catch_up(db, index)
+
+
+async def _catch_up(db: Database, index: SearchIndex) -> None:
+    # Outside the write lock this may read a change not committed yet; that only means
+    # waiting below for its transaction to end, and then reading what it committed.
+    if await _clock(db.conn) == index.applied:
+        return
+    async with index.updating:
+        # The write lock keeps this connection's own uncommitted writes out of the reads.
+        async with db.transaction() as conn:
+            latest = await _clock(conn)
+            if latest == index.applied:
+                return
+            changed = None
+            if index.applied is not None:
+                cursor = await conn.execute(
+                    "SELECT space_id, model_id FROM search_changes WHERE seq > ?",
+                    (index.applied,),
+                )
+                changed = [(row[0], row[1]) for row in await cursor.fetchall()]
+                if len(changed) > index.replay_limit:
+                    changed = None
+            rows = await _rows(conn, index.applied if changed is not None else None)
+        if changed is None:  # a worker thread builds it, the loop serves meanwhile
+            index.replace(await asyncio.to_thread(_built, rows), latest)
+        else:
+            index.apply(changed, list(_entries(rows)), latest)
+
+
+async def _clock(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("SELECT seq FROM search_clock") as cursor:
+        row = await cursor.fetchone()
+    return row[0]
+
+
+Rows = tuple[list[tuple], list[tuple], list[tuple]]
+
+
+async def _rows(conn: aiosqlite.Connection, after: int | None) -> Rows:
+    """The rows of every model (`after` None), or of those changed after that point."""
+    found = []
+    for sql in (_ENTRIES, _VALUES, _MEMBERS):
+        key = "(m.space_id, m.id)" if sql is _ENTRIES else "(space_id, model_id)"
+        changed = f" WHERE {key} {_CHANGED}" if after is not None else ""
+        grouped = " GROUP BY space_id, model_id" if sql is not _ENTRIES else ""
+        cursor = await conn.execute(sql + changed + grouped, () if after is None else (after,))
+        cursor.row_factory = None  # plain tuples: a rebuild reads every model
+        found.append(await cursor.fetchall())
+        await cursor.close()
+    return found[0], found[1], found[2]
+
+
+def _entries(rows: Rows) -> Iterator[Entry]:
+    """The entries of the rows, one at a time (a rebuild holds no list of them all)."""
+    models, values, members = rows
+    values_of = {(row[0], row[1]): row[2] for row in values}
+    members_of = {(row[0], row[1]): row[2] for row in members}
+    for row in models:
+        key = (row[0], row[1])
+        card = None
+        if row[7]:
+            found = json.loads(values_of.get(key, "[]"))
+            card = CardFields(*row[8:13], values=tuple(map(tuple, found)))
+        granted = tuple(map(tuple, json.loads(members_of[key]))) if key in members_of else ()
+        yield Entry(*row[0:7], card=card, members=granted)
+
+
+def _built(rows: Rows) -> SearchState:
+    return build(_entries(rows))
+
+
+async def _reachable(db: Database, query: SearchQuery) -> Reachable:
+    """What `_access` says in SQL, for the index: the spaces in and out of reach.
+
+    Spaces, their lifetimes and the caller's space roles are read in one statement; the
+    model roles granted are in the index itself.
+    """
+    user = query.user if not query.everything else None
+    space_roles = query.space_roles or ("",)  # no role is ""
+    rows = await fetch_all(
+        db,
+        "SELECT s.id, s.creator, s.released_at, s.expires_at, sm.role IS NOT NULL"
+        " FROM spaces s LEFT JOIN space_members sm ON sm.space_id = s.id AND sm.user = ?"
+        f" AND sm.role IN ({_marks(space_roles)})",
+        user,
+        *space_roles,
+    )
+    dead = frozenset(
+        row[0]
+        for row in rows
+        if row[2] is not None or (row[3] is not None and not row[3] > query.live_after)
+    )
+    if query.everything:
+        return Reachable(everything=True, dead_spaces=dead)
+    whole = frozenset(
+        space_id
+        for space_id, creator, _, _, has_role in rows
+        if user is not None and (has_role or (query.creator_sees and creator == user))
+    )
+    return Reachable(
+        visibilities=query.visibilities,
+        user=user,
+        owned=query.owner_sees,
+        model_roles=query.model_roles,
+        spaces=whole,
+        dead_spaces=dead,
+    )
+
+
+async def _page_rows(
+    db: Database, keys: Sequence[tuple[str, str]], user: str | None
+) -> list[tuple[Model, str | None, Standing]]:
+    if not keys:
+        return []
+    rows = await fetch_all(
+        db,
+        "SELECT m.*, c.card AS card_json, s.creator, sm.role AS space_role,"
+        " mm.role AS model_role"
+        f" FROM (VALUES {', '.join('(?, ?)' for _ in keys)}) AS k"
+        " JOIN models m ON m.space_id = k.column1 AND m.id = k.column2"
+        " JOIN spaces s ON s.id = m.space_id"
+        " LEFT JOIN cards c ON c.space_id = m.space_id AND c.model_id = m.id"
+        " LEFT JOIN space_members sm ON sm.space_id = m.space_id AND sm.user = ?"
+        " LEFT JOIN model_members mm ON mm.space_id = m.space_id AND mm.model_id = m.id"
+        " AND mm.user = ?",
+        *(part for key in keys for part in key),
+        user,
+        user,
+    )
+    found = {
+        (r["space_id"], r["id"]): (
+            Model(
+                r["space_id"],
+                r["id"],
+                r["name"],
+                r["visibility"],
+                r["owner"],
+                r["created_at"],
+                r["updated_at"],
+            ),
+            r["card_json"],
+            Standing(r["creator"], r["space_role"], r["model_role"]),
+        )
+        for r in rows
+    }
+    # A model deleted since the index answered is left out of the page.
+    return [found[key] for key in keys if key in found]
+
+
 async def store_card(db: Database, space_id: str, model_id: str, row: CardRow) -> None:
     """Replace a model's card and its filter values."""
     async with db.transaction() as conn:
@@ -227,8 +465,13 @@ async def store_card(db: Database, space_id: str, model_id: str, row: CardRow) -
                 row.search_text,
             ),
         )
+        # Values that stay are left alone (an ignored insert writes nothing), so that a
+        # push that keeps them logs no change of them for search.
         await conn.execute(
-            "DELETE FROM card_values WHERE space_id = ? AND model_id = ?", (space_id, model_id)
+            "DELETE FROM card_values WHERE space_id = ? AND model_id = ? AND (field, value)"
+            " NOT IN (SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]')"
+            " FROM json_each(?) AS j)",
+            (space_id, model_id, json.dumps(row.values)),
         )
         await conn.executemany(
             "INSERT OR IGNORE INTO card_values (space_id, model_id, field, value)"

@@ -299,6 +299,99 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    (
+        # Search answers from an index in memory (amphub/search_index.py). These triggers
+        # log each model whose row, card, card values or members change, whichever
+        # connection or process writes, so the index replays exactly those models first.
+        # The clock only goes up; a model's row holds the number of its latest change.
+        "CREATE TABLE search_clock (seq INTEGER NOT NULL)",
+        "INSERT INTO search_clock (seq) VALUES (0)",
+        """
+        CREATE TABLE search_changes (
+            space_id TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (space_id, model_id)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX search_changes_seq ON search_changes(seq)",
+        "CREATE VIEW search_log (space_id, model_id) AS"
+        " SELECT space_id, model_id FROM search_changes",
+        # Delete, then insert: a conflict clause in a trigger gives way to the outer
+        # statement's, and an outer INSERT OR IGNORE would then drop the entry.
+        """
+        CREATE TRIGGER search_log_insert INSTEAD OF INSERT ON search_log BEGIN
+            UPDATE search_clock SET seq = seq + 1;
+            DELETE FROM search_changes WHERE space_id = new.space_id AND model_id = new.model_id;
+            INSERT INTO search_changes (space_id, model_id, seq)
+            SELECT new.space_id, new.model_id, seq FROM search_clock;
+        END
+        """,
+        """
+        CREATE TRIGGER models_search_insert AFTER INSERT ON models BEGIN
+            INSERT INTO search_log VALUES (new.space_id, new.id);
+        END
+        """,
+        """
+        CREATE TRIGGER models_search_update AFTER UPDATE ON models BEGIN
+            INSERT INTO search_log VALUES (old.space_id, old.id);
+            INSERT INTO search_log VALUES (new.space_id, new.id);
+        END
+        """,
+        """
+        CREATE TRIGGER models_search_delete AFTER DELETE ON models BEGIN
+            INSERT INTO search_log VALUES (old.space_id, old.id);
+        END
+        """,
+        """
+        CREATE TRIGGER cards_search_insert AFTER INSERT ON cards BEGIN
+            INSERT INTO search_log VALUES (new.space_id, new.model_id);
+        END
+        """,
+        """
+        CREATE TRIGGER cards_search_update AFTER UPDATE ON cards BEGIN
+            INSERT INTO search_log VALUES (old.space_id, old.model_id);
+            INSERT INTO search_log VALUES (new.space_id, new.model_id);
+        END
+        """,
+        """
+        CREATE TRIGGER cards_search_delete AFTER DELETE ON cards BEGIN
+            INSERT INTO search_log VALUES (old.space_id, old.model_id);
+        END
+        """,
+        """
+        CREATE TRIGGER card_values_search_insert AFTER INSERT ON card_values BEGIN
+            INSERT INTO search_log VALUES (new.space_id, new.model_id);
+        END
+        """,
+        """
+        CREATE TRIGGER card_values_search_update AFTER UPDATE ON card_values BEGIN
+            INSERT INTO search_log VALUES (old.space_id, old.model_id);
+            INSERT INTO search_log VALUES (new.space_id, new.model_id);
+        END
+        """,
+        """
+        CREATE TRIGGER card_values_search_delete AFTER DELETE ON card_values BEGIN
+            INSERT INTO search_log VALUES (old.space_id, old.model_id);
+        END
+        """,
+        """
+        CREATE TRIGGER model_members_search_insert AFTER INSERT ON model_members BEGIN
+            INSERT INTO search_log VALUES (new.space_id, new.model_id);
+        END
+        """,
+        """
+        CREATE TRIGGER model_members_search_update AFTER UPDATE ON model_members BEGIN
+            INSERT INTO search_log VALUES (old.space_id, old.model_id);
+            INSERT INTO search_log VALUES (new.space_id, new.model_id);
+        END
+        """,
+        """
+        CREATE TRIGGER model_members_search_delete AFTER DELETE ON model_members BEGIN
+            INSERT INTO search_log VALUES (old.space_id, old.model_id);
+        END
+        """,
+    ),
 ]
 
 
