@@ -16,6 +16,7 @@ from amphub.config import Config
 from amphub.git import routes as git_routes
 from amphub.git.bridge import git_executor
 from amphub.git.locks import RepoLocks
+from amphub.hf import routes as hf_routes
 from amphub.lfs import routes as lfs_routes
 from amphub.lfs.garbage import collect_unreferenced
 from amphub.lfs.store import ObjectStore
@@ -100,5 +101,6 @@ def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
     api.add_routes(app)
     git_routes.add_routes(app)
     lfs_routes.add_routes(app)
+    hf_routes.add_routes(app)
     web_routes.add_routes(app)
     return app

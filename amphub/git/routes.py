@@ -126,11 +126,39 @@ async def _upload_pack(request: web.Request, call: ServiceCall) -> web.StreamRes
     return response
 
 
+async def push_room(app: web.Application, space: db.Space) -> tuple[int, str]:
+    """Bytes a push may still add to the space, and the sentence that refuses a bigger one.
+
+    Every way of moving refs (git push, a Hugging Face commit) checks against this.
+    """
+    room = await room_left(app, space)
+    return room, "push refused: " + push_quota_message(space.id, space.quota - room, space.quota)
+
+
+async def after_push(
+    app: web.Application, space_id: str, model_id: str, user: str, updated: list[RefUpdate]
+) -> None:
+    """What follows every push that moved refs: record it, and re-read the card if master moved.
+
+    Every way of moving refs (git push, a Hugging Face commit, branch or tag) ends here.
+    """
+    if not updated:
+        return
+    database = app[keys.DB]
+    now = database.now()
+    pushes = [
+        db.Push(space_id, model_id, user, u.ref.decode(), u.old.decode(), u.new.decode(), now)
+        for u in updated
+    ]
+    await db.record_pushes(database, pushes)
+    if any(u.ref == DEFAULT_BRANCH for u in updated):
+        app[keys.BACKGROUND].spawn(
+            refresh_card(app, space_id, model_id), f"index {space_id}/{model_id}"
+        )
+
+
 async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamResponse:
-    space = call.space
-    room = await room_left(request.app, space)
-    used = space.quota - room
-    refusal = "push refused: " + push_quota_message(space.id, used, space.quota)
+    room, refusal = await push_room(request.app, call.space)
     lock = request.app[keys.REPO_LOCKS].for_repo(call.path)
     response = _result_response("git-receive-pack")
 
@@ -145,13 +173,8 @@ async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamRe
             return getattr(handler, "updated", [])
 
     updated = await _run_service(request, response, call, serve, None)
-    if updated:
-        await _record_push(request, call, updated)
-        if any(u.ref == DEFAULT_BRANCH for u in updated):
-            space_id, model_id = call.space.id, call.model.id
-            request.app[keys.BACKGROUND].spawn(
-                refresh_card(request.app, space_id, model_id), f"index {space_id}/{model_id}"
-            )
+    user = request[keys.ACTOR].name or ""
+    await after_push(request.app, call.space.id, call.model.id, user, updated or [])
     return response
 
 
@@ -180,18 +203,6 @@ async def _run_service(
             raise PayloadTooLarge(f"git request too large: {exc}") from None
         raise BadRequest(f"malformed git request: {exc}") from None
     return result
-
-
-async def _record_push(request: web.Request, call: ServiceCall, updated: list[RefUpdate]) -> None:
-    database = request.app[keys.DB]
-    user = request[keys.ACTOR].name or ""
-    now = database.now()
-    space_id, model_id = call.space.id, call.model.id
-    pushes = [
-        db.Push(space_id, model_id, user, u.ref.decode(), u.old.decode(), u.new.decode(), now)
-        for u in updated
-    ]
-    await db.record_pushes(database, pushes)
 
 
 def add_routes(app: web.Application) -> None:

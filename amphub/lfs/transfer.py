@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import replace
 
 from aiohttp import web
+from yarl import URL
 
 from amphub import db, keys
 from amphub.access import require_model
@@ -98,6 +99,14 @@ async def _action_header(request: web.Request, space_id: str, model_id: str) -> 
     return {"Authorization": "Bearer " + make_token(request.app[keys.SECRET], token)}
 
 
+def _presigned(href: str, user: str | None, header: dict[str, str]) -> str:
+    """The href with the transfer token in it as user and password, like a pre-signed URL."""
+    if not user or not header:
+        return href
+    token = header["Authorization"].removeprefix("Bearer ")
+    return str(URL(href).with_user(user).with_password(token))
+
+
 async def post_batch(request: web.Request) -> web.Response:
     """Say, per object, where to upload or download it."""
     space_id, model_id = model_ids(request)
@@ -107,7 +116,8 @@ async def post_batch(request: web.Request) -> web.Response:
         raise Unprocessable("operation must be upload or download")
     if field(body, "hash_algo", str, "sha256") != "sha256":
         raise HashAlgoUnsupported("this server stores objects by sha256 only")
-    if "basic" not in field(body, "transfers", list, ["basic"]):
+    transfers = field(body, "transfers", list, ["basic"])
+    if "basic" not in transfers:
         raise Unprocessable("this server offers the basic transfer only")
     action = Action.WRITE_FILES if operation == "upload" else Action.READ_FILES
     space = (await require_model(request, space_id, model_id, action)).space
@@ -117,6 +127,9 @@ async def post_batch(request: web.Request) -> web.Response:
     linked = await db.linked_object_sizes(database, space_id, model_id, list(wanted))
     href = f"{model_url(request, space_id, model_id)}/info/lfs"
     header = await _action_header(request, space_id, model_id)
+    # huggingface_hub, the client that also offers the Hub's own "multipart" transfer,
+    # sends an upload to its href alone, without the action's header.
+    signer = request[keys.ACTOR].name if "multipart" in transfers else None
     answer = []
     if operation == "upload":
         await reserve_quota(
@@ -131,7 +144,7 @@ async def post_batch(request: web.Request) -> web.Response:
         if operation == "upload" and oid not in linked:
             entry["actions"] = {
                 "upload": {
-                    "href": f"{href}/objects/{oid}",
+                    "href": _presigned(f"{href}/objects/{oid}", signer, header),
                     "header": header,
                     "expires_in": ACTION_SECONDS,
                 },

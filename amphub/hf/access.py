@@ -1,0 +1,74 @@
+"""amphub's one permission check (require_model), answered as the Hub answers.
+
+What the caller may not view is a missing repository (RepositoryNotFoundError): 401 to
+an anonymous caller, 404 to anyone else, as the Hub does for private repositories. A
+model the caller may view but not read is a gated one (GatedRepoError). Every other
+refusal keeps amphub's status and sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from aiohttp import web
+
+from amphub import keys
+from amphub.access import ModelAccess, actor, require_model
+from amphub.errors import NotFound, Unauthorized
+from amphub.git import files
+from amphub.git.bridge import run_blocking
+from amphub.git.repos import repo_path
+from amphub.hf.errors import (
+    EntryNotFound,
+    GatedRepo,
+    HiddenRepo,
+    RepoNotFound,
+    RevisionNotFound,
+)
+from amphub.policy import Action
+
+T = TypeVar("T")
+
+
+async def require_repo(
+    request: web.Request, action: Action, space_id: str | None = None, model_id: str | None = None
+) -> ModelAccess:
+    """The model (of the path, unless given) if the caller may do `action` on it."""
+    space_id = space_id or request.match_info["space"]
+    model_id = model_id or request.match_info["model"]
+    repo_id = f"{space_id}/{model_id}"
+    try:
+        access = await require_model(request, space_id, model_id, Action.VIEW)
+    except NotFound:
+        raise RepoNotFound(f"Repository {repo_id} not found") from None
+    except Unauthorized:
+        if actor(request).signed_in:
+            raise
+        raise HiddenRepo(
+            f"Repository {repo_id} not found; if it is not public, send an amphub key"
+            " as the token (HF_TOKEN)"
+        ) from None
+    if action is Action.VIEW:
+        return access
+    if action is Action.READ_FILES and not access.may(action):
+        raise GatedRepo(
+            f"you may see {repo_id} but not download its files; ask its owner for the user role"
+        )
+    return await require_model(request, space_id, model_id, action)
+
+
+def repository(request: web.Request, access: ModelAccess) -> Path:
+    """The bare repository of a model the caller passed the check for."""
+    return repo_path(request.app[keys.CONFIG], access.space.id, access.model.id)
+
+
+async def run_git(request: web.Request, work: Callable[[], T]) -> T:
+    """Run blocking git work; a missing revision or path answers as the Hub's errors do."""
+    try:
+        return await run_blocking(request.app, work)
+    except files.RevisionNotFound as exc:
+        raise RevisionNotFound(str(exc)) from None
+    except files.PathNotFound as exc:
+        raise EntryNotFound(str(exc)) from None

@@ -1,0 +1,162 @@
+"""A model's files, refs and history as the Hub lists them: tree, paths-info, refs, commits."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from amphub import db, keys
+from amphub.clock import rfc3339
+from amphub.git.files import CommitInfo, list_commits, list_refs
+from amphub.hf.access import repository, require_repo, run_git
+from amphub.hf.paging import flag, paged_response, requested_page
+from amphub.hf.repo import (
+    CommitSummary,
+    HubEntry,
+    last_commits,
+    list_entries,
+    path_entries,
+    resolve_revision,
+)
+from amphub.policy import Action
+from amphub.scan.findings import SCANNER_VERSION
+
+# The Hub's page sizes: expanding an entry walks the history, so those pages are short.
+TREE_PAGE = 1000
+EXPANDED_TREE_PAGE = 50
+COMMITS_PAGE = 100
+MAX_COMMITS_PAGE = 1000
+
+
+def entry_json(entry: HubEntry) -> dict:
+    """A file or folder as the Hub's tree listing shows it."""
+    item = {"type": entry.type, "oid": entry.oid, "size": entry.size, "path": entry.path}
+    if entry.lfs:
+        item["lfs"] = {
+            "oid": entry.lfs.oid,
+            "size": entry.lfs.size,
+            "pointerSize": entry.pointer_size,
+        }
+    return item
+
+
+def _security(verdict: str | None) -> dict:
+    """A file's last scan verdict in the Hub's securityFileStatus shape, findings added."""
+    found = json.loads(verdict) if verdict else {}
+    return {
+        "status": found.get("status", "unscanned"),
+        "avScan": None,  # amphub runs no virus scanner
+        "pickleImportScan": found.get("pickleImportScan"),
+        "findings": found.get("findings", []),
+    }
+
+
+async def _expanded(
+    request: web.Request, entries: list[HubEntry], commits: dict[str, CommitSummary]
+) -> list[dict]:
+    """The entries with their last commit and, for files, their last scan verdict."""
+    ids = [e.lfs.oid if e.lfs else e.oid for e in entries if e.type == "file"]
+    verdicts = await db.scan_verdicts(request.app[keys.DB], ids, SCANNER_VERSION)
+    items = []
+    for entry in entries:
+        item = entry_json(entry)
+        last = commits.get(entry.path)
+        if last:
+            item["lastCommit"] = {"id": last.id, "title": last.title, "date": last.date}
+        if entry.type == "file":
+            item["securityFileStatus"] = _security(
+                verdicts.get(entry.lfs.oid if entry.lfs else entry.oid)
+            )
+        items.append(item)
+    return items
+
+
+async def get_tree(request: web.Request) -> web.Response:
+    """The files and folders of a folder at a revision, a page at a time."""
+    path = repository(request, await require_repo(request, Action.READ_FILES))
+    rev, folder = request.match_info["rev"], request.match_info["path"].strip("/")
+    recursive, expand = flag(request, "recursive"), flag(request, "expand")
+    size = EXPANDED_TREE_PAGE if expand else TREE_PAGE
+    page = requested_page(request, size, size)
+
+    def read() -> tuple[list[HubEntry], bool, dict[str, CommitSummary]]:
+        commit_id = resolve_revision(path, rev)
+        entries = list_entries(path, commit_id, folder, recursive)
+        shown = entries[page.offset : page.offset + page.limit]
+        commits = last_commits(path, commit_id, [e.path for e in shown]) if expand else {}
+        return shown, len(entries) > page.offset + page.limit, commits
+
+    shown, more, commits = await run_git(request, read)
+    items = await _expanded(request, shown, commits) if expand else list(map(entry_json, shown))
+    return paged_response(request, items, page, more)
+
+
+async def post_paths_info(request: web.Request) -> web.Response:
+    """The entries at the paths asked for (a form with `paths` and `expand`)."""
+    path = repository(request, await require_repo(request, Action.READ_FILES))
+    rev = request.match_info["rev"]
+    form = await request.post()
+    wanted = [str(p) for p in form.getall("paths", [])]
+    expand = str(form.get("expand", "")).lower() in ("1", "true")
+
+    def read() -> tuple[list[HubEntry], dict[str, CommitSummary]]:
+        commit_id = resolve_revision(path, rev)
+        entries = path_entries(path, commit_id, wanted)
+        commits = last_commits(path, commit_id, [e.path for e in entries]) if expand else {}
+        return entries, commits
+
+    entries, commits = await run_git(request, read)
+    items = await _expanded(request, entries, commits) if expand else list(map(entry_json, entries))
+    return web.json_response(items)
+
+
+async def get_refs(request: web.Request) -> web.Response:
+    """Branches and tags with the commits they point at; amphub has no pull requests."""
+    path = repository(request, await require_repo(request, Action.READ_FILES))
+    refs = await run_git(request, lambda: list_refs(path))
+
+    def listed(kind: str, prefix: str) -> list[dict]:
+        return [
+            {"name": r["name"], "ref": prefix + r["name"], "targetCommit": r["commit"]}
+            for r in refs[kind]
+        ]
+
+    return web.json_response(
+        {
+            "branches": listed("branches", "refs/heads/"),
+            "converts": [],
+            "tags": listed("tags", "refs/tags/"),
+            "pullRequests": [],
+        }
+    )
+
+
+def commit_json(commit: CommitInfo) -> dict:
+    """A commit as the Hub's history shows it."""
+    title, _, body = commit.message.strip().partition("\n")
+    author = commit.author.split(" <", 1)[0]
+    return {
+        "id": commit.id,
+        "title": title,
+        "message": body.strip(),
+        "date": rfc3339(datetime.fromtimestamp(commit.committed_at, UTC)),
+        "authors": [{"user": author}],
+    }
+
+
+def _history(path: Path, rev: str, skip: int, limit: int) -> list[CommitInfo]:
+    return list_commits(path, resolve_revision(path, rev), skip, limit)
+
+
+async def get_commits(request: web.Request) -> web.Response:
+    """The history of a revision, newest first, a page at a time."""
+    path = repository(request, await require_repo(request, Action.READ_FILES))
+    rev = request.match_info["rev"]
+    page = requested_page(request, COMMITS_PAGE, MAX_COMMITS_PAGE)
+    # One commit more than the page tells whether there is a next page.
+    commits = await run_git(request, lambda: _history(path, rev, page.offset, page.limit + 1))
+    items = [commit_json(commit) for commit in commits[: page.limit]]
+    return paged_response(request, items, page, len(commits) > page.limit)

@@ -1,0 +1,189 @@
+"""Uploading as huggingface_hub does: create a repo, preupload, branches, tags, README checks.
+
+The commit itself is in amphub.hf.commit; large files travel through amphub's LFS batch
+API, which the client finds at `{repo}.git/info/lfs`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from io import BytesIO
+from pathlib import Path
+
+from aiohttp import web
+from dulwich.ignore import IgnoreFilter, read_ignore_patterns
+
+from amphub import db, keys
+from amphub.access import ModelAccess, actor, require_space
+from amphub.api.body import BodyTooLong, field, json_object, read_body
+from amphub.cardindex import refresh_card
+from amphub.cards import parse_card
+from amphub.errors import BadRequest, PayloadTooLarge
+from amphub.git.bridge import run_blocking
+from amphub.git.repos import create_model_repo, repo_path
+from amphub.git.routes import after_push
+from amphub.hf.access import repository, require_repo, run_git
+from amphub.hf.commit import NO_PULL_REQUESTS
+from amphub.hf.errors import NotImplementedByAmphub
+from amphub.hf.paging import flag
+from amphub.hf.repo import HubEntry, default_branch, path_entries, read_optional, resolve_revision
+from amphub.hf.treewrite import create_ref, lfs_routing
+from amphub.names import check_display_name, check_model_id
+from amphub.policy import Action
+from amphub.urls import base_url
+
+# Larger files, and files with a NUL byte in their first 512 bytes, go to LFS; so do the
+# paths .gitattributes routes there. This is the Hub's own limit for regular files.
+REGULAR_FILE_LIMIT = 10 * 1024 * 1024
+MAX_README = 16 * 1024 * 1024
+NO_XET = (
+    "amphub stores large files with Git LFS, not Xet: set HF_HUB_DISABLE_XET=1 for"
+    " huggingface_hub (or uninstall hf_xet), and it uploads through LFS"
+)
+
+
+async def post_create_repo(request: web.Request) -> web.Response:
+    """Create a model in a space: the repo id is `space/model`; 409 when it exists."""
+    body = await json_object(request)
+    if body.get("type") not in (None, "model"):
+        raise BadRequest("amphub hosts models only: create_repo with repo_type='model'")
+    space_id = field(body, "organization", str, None)
+    if not space_id:
+        raise BadRequest("give the repo id as space/model: every amphub model lives in a space")
+    space = await require_space(request, space_id, Action.CREATE_MODEL)
+    model_id = check_model_id(field(body, "name", str))
+    name = check_display_name(model_id)
+    private = field(body, "private", bool, None)
+    visibility = field(body, "visibility", str, None) or {True: "private", False: "public"}.get(
+        private, "private"
+    )
+    if visibility not in ("private", "public"):
+        raise BadRequest("visibility must be private or public")
+    database = request.app[keys.DB]
+    owner = actor(request).name
+    repo_id = f"{space.id}/{model_id}"
+    url = f"{base_url(request)}/{repo_id}"
+    try:
+        await db.insert_model(database, space.id, model_id, name, visibility, owner)
+    except db.Conflict as exc:
+        # The Hub's 409 names the repository too: create_repo(exist_ok=True) returns it.
+        message = f"{exc}; it is at {url}"
+        headers = {"X-Error-Message": message}
+        return web.json_response({"error": message, "url": url}, status=409, headers=headers)
+    path = repo_path(request.app[keys.CONFIG], space.id, model_id)
+    try:
+        await run_blocking(request.app, lambda: create_model_repo(path, name, owner))
+    except BaseException:
+        await db.delete_model_row(database, space.id, model_id)
+        raise
+    await refresh_card(request.app, space.id, model_id)
+    return web.json_response({"url": url, "name": repo_id, "id": repo_id})
+
+
+def _upload_mode(routed: bool, item: dict) -> str:
+    """LFS for what .gitattributes routes there, large files and binary ones; else inline."""
+    size = item.get("size") if isinstance(item.get("size"), int) else 0
+    return "lfs" if routed or size > REGULAR_FILE_LIMIT or b"\0" in _sample(item) else "regular"
+
+
+def _sample(item: dict) -> bytes:
+    try:
+        return base64.b64decode(str(item.get("sample", "")), validate=True)
+    except binascii.Error:
+        return b""
+
+
+def _preupload_read(
+    path: Path, rev: str, paths: list[str]
+) -> tuple[bytes, bytes, dict[str, HubEntry]]:
+    """(.gitattributes, .gitignore, the files already at these paths) of a revision."""
+    commit_id = resolve_revision(path, rev)
+    entries = {e.path: e for e in path_entries(path, commit_id, paths) if e.type == "file"}
+    attributes = read_optional(path, commit_id, ".gitattributes")
+    return attributes, read_optional(path, commit_id, ".gitignore"), entries
+
+
+async def post_preupload(request: web.Request) -> web.Response:
+    """For each file to upload: LFS or inline in the commit, ignored or not, and its oid now."""
+    access = await require_repo(request, Action.WRITE_FILES)
+    if flag(request, "create_pr"):
+        raise NotImplementedByAmphub(NO_PULL_REQUESTS)
+    path, rev = repository(request, access), request.match_info["rev"]
+    body = await json_object(request)
+    files = field(body, "files", list)
+    if not all(isinstance(item, dict) and isinstance(item.get("path"), str) for item in files):
+        raise BadRequest("each file needs a path, a size and a sample")
+    paths = [item["path"] for item in files]
+    attributes, ignore, entries = await run_git(request, lambda: _preupload_read(path, rev, paths))
+    # The client sends the .gitignore it is committing, if any; else the revision's counts.
+    ignore = field(body, "gitIgnore", str, "").encode() or ignore
+    ignored = IgnoreFilter(read_ignore_patterns(BytesIO(ignore)))
+    routed = lfs_routing(attributes)
+    answer = []
+    for item in files:
+        existing = entries.get(item["path"])
+        answer.append(
+            {
+                "path": item["path"],
+                "uploadMode": _upload_mode(routed(item["path"]), item),
+                "shouldIgnore": bool(ignored.is_ignored(item["path"])),
+                "oid": (existing.lfs.oid if existing.lfs else existing.oid) if existing else None,
+            }
+        )
+    return web.json_response({"files": answer})
+
+
+async def _new_ref(
+    request: web.Request, access: ModelAccess, ref: bytes, start: str, message: str
+) -> web.Response:
+    """Create a branch or tag at a revision, then run the post-push steps."""
+    path = repository(request, access)
+    target = await run_git(request, lambda: resolve_revision(path, start))
+    user = actor(request).name or ""
+    tagger = f"{user} <{user}@amphub>".encode()
+    when = int(request.app[keys.CLOCK]().timestamp())
+    lock = request.app[keys.REPO_LOCKS].for_repo(path)
+    update = await run_git(
+        request, lambda: create_ref(path, lock, ref, target.encode(), tagger, when, message)
+    )
+    await after_push(request.app, access.space.id, access.model.id, user, [update])
+    return web.json_response({"ref": ref.decode(), "targetCommit": target})
+
+
+async def post_branch(request: web.Request) -> web.Response:
+    """Create a branch at `startingPoint` (the default branch when not given); 409 if it exists."""
+    access = await require_repo(request, Action.WRITE_FILES)
+    start = field(await json_object(request), "startingPoint", str, default_branch())
+    ref = b"refs/heads/" + request.match_info["branch"].encode()
+    return await _new_ref(request, access, ref, start, "")
+
+
+async def post_tag(request: web.Request) -> web.Response:
+    """Tag a revision; with a message the tag is an annotated one; 409 if it exists."""
+    access = await require_repo(request, Action.WRITE_FILES)
+    body = await json_object(request)
+    ref = b"refs/tags/" + field(body, "tag", str).encode()
+    return await _new_ref(
+        request, access, ref, request.match_info["rev"], field(body, "message", str, "")
+    )
+
+
+async def post_validate_yaml(request: web.Request) -> web.Response:
+    """Check a README's front matter: amphub keeps bad fields as warnings, never errors."""
+    try:
+        raw = await read_body(request, MAX_README)
+    except BodyTooLong:
+        raise PayloadTooLarge(f"a README may be at most {MAX_README} bytes here") from None
+    try:
+        content = json.loads(raw).get("content", "")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise BadRequest("the body must be a JSON object with the README as content") from None
+    card = await run_blocking(request.app, lambda: parse_card(str(content)))
+    return web.json_response({"errors": [], "warnings": [{"message": w} for w in card.warnings]})
+
+
+async def get_xet_token(request: web.Request) -> web.Response:
+    """Refuse Xet, saying how to upload through LFS instead (amphub speaks Git LFS only)."""
+    raise NotImplementedByAmphub(NO_XET)

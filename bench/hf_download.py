@@ -1,0 +1,151 @@
+"""Benchmark: huggingface_hub's snapshot_download from amphub against git clone + git lfs pull.
+
+One `amphub serve` on loopback holds a model with `--gib` GiB of LFS weights (`--files`
+random safetensors-named files) and a few small files. In the same run, `--rounds`
+times each, alternating:
+
+- git: `git clone` (LFS smudge skipped) then `git lfs pull`, which is how a git user
+  gets the files;
+- huggingface_hub: `snapshot_download` in a fresh Python process with HF_ENDPOINT and
+  HF_TOKEN pointing at amphub and an empty HF_HOME, as a user's script would run it.
+
+Both get every byte from amphub into a fresh directory. Prints the best time of each and
+the ratio huggingface_hub / git (goal ≤ 1.0).
+
+    /work/venv/bin/python bench/hf_download.py [--gib 1] [--files 4] [--rounds 2] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import PYTHON, git_env, log, run_checked, start_amphub, stop_all
+
+SPACE, MODEL = "bench", "weights"
+TEMP_PARENT = Path("/work/tmp-bench")
+GOAL = 1.0
+PIECE = 16 * 1024 * 1024
+DOWNLOAD = """
+import sys
+from huggingface_hub import snapshot_download
+print(snapshot_download(sys.argv[1]))
+"""
+
+
+def random_file(path: Path, size: int) -> None:
+    with path.open("wb") as out:
+        left = size
+        while left > 0:
+            piece = os.urandom(min(PIECE, left))
+            out.write(piece)
+            left -= len(piece)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts)
+
+
+def by_git(server, root: Path, env: dict[str, str], name: str) -> tuple[float, int]:
+    target = root / name
+    start = time.perf_counter()
+    run_checked(
+        ["git", "clone", "-q", server.git_url(SPACE, MODEL), str(target)],
+        cwd=root,
+        env=env | {"GIT_LFS_SKIP_SMUDGE": "1"},
+    )
+    run_checked(["git", "lfs", "pull"], cwd=target, env=env)
+    seconds = time.perf_counter() - start
+    size = folder_bytes(target)
+    shutil.rmtree(target)
+    return seconds, size
+
+
+def by_huggingface_hub(server, root: Path, name: str) -> tuple[float, int]:
+    home = root / name
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(
+        HF_ENDPOINT=server.base,
+        HF_TOKEN=server.key,
+        HF_HOME=str(home),
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+    )
+    start = time.perf_counter()
+    run_checked([PYTHON, "-c", DOWNLOAD, f"{SPACE}/{MODEL}"], cwd=root, env=env)
+    seconds = time.perf_counter() - start
+    # The snapshot folder holds links into blobs/, where the bytes are.
+    size = sum(p.stat().st_size for p in (home / "hub").rglob("blobs/*"))
+    shutil.rmtree(home)
+    return seconds, size
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gib", type=float, default=1.0)
+    parser.add_argument("--files", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    TEMP_PARENT.mkdir(exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="hf-download-", dir=TEMP_PARENT))
+    home = root / "home"
+    home.mkdir()
+    env = git_env(home)
+    (home / ".gitconfig").write_text("[user]\n\tname = Bench\n\temail = bench@example.com\n")
+    try:
+        run_checked(["git", "lfs", "install", "--skip-repo"], cwd=root, env=env)
+        server = start_amphub(root)
+        space = {"id": SPACE, "name": SPACE, "quota": 100 * 1024**3, "billing_mode": "monthly"}
+        server.call("POST", "/api/v1/spaces", space)
+        server.call("POST", f"/api/v1/spaces/{SPACE}/models", {"id": MODEL})
+
+        size = int(args.gib * 1024**3) // args.files
+        log(f"pushing {args.files} LFS files of {size / 1024**2:.0f} MiB")
+        work = root / "work"
+        run_checked(
+            ["git", "clone", "-q", server.git_url(SPACE, MODEL), str(work)], cwd=root, env=env
+        )
+        for i in range(args.files):
+            random_file(work / f"model-{i + 1:05}-of-{args.files:05}.safetensors", size)
+        (work / "config.json").write_text('{"hidden_size": 4096}\n')
+        run_checked(["git", "add", "-A"], cwd=work, env=env)
+        run_checked(["git", "commit", "-q", "-m", "weights"], cwd=work, env=env)
+        run_checked(["git", "push", "-q", "origin", "master"], cwd=work, env=env)
+        shutil.rmtree(work)
+        os.sync()
+
+        git_times, hf_times = [], []
+        for round_ in range(args.rounds):
+            log(f"round {round_ + 1}: git clone + git lfs pull")
+            seconds, got = by_git(server, root, env, f"git-{round_}")
+            git_times.append(seconds)
+            os.sync()
+            log(f"round {round_ + 1}: snapshot_download")
+            seconds, got_hf = by_huggingface_hub(server, root, f"hf-{round_}")
+            hf_times.append(seconds)
+            os.sync()
+            if got_hf < size * args.files or got < size * args.files:
+                raise RuntimeError(f"a download is short: git {got} bytes, hf {got_hf} bytes")
+        ratio = min(hf_times) / min(git_times)
+        print(f"model: {args.files} LFS files, {size * args.files / 1024**3:.2f} GiB")
+        print(f"git clone + git lfs pull: best {min(git_times):.2f} s of {git_times}")
+        print(f"snapshot_download:        best {min(hf_times):.2f} s of {hf_times}")
+        print(f"ratio snapshot_download / git: {ratio:.2f} (goal ≤ {GOAL})")
+        print("goal met" if ratio <= GOAL else "goal NOT met")
+        return 0
+    finally:
+        stop_all()
+        if args.keep:
+            log(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
