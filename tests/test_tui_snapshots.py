@@ -67,8 +67,9 @@ async def accounts(tmp_path: Path):
 
 @pytest.fixture
 async def catalog(tmp_path: Path):
-    """Two models with cards, each scanned once."""
-    hub, server, session = await _clocked_hub(tmp_path, FakeClock())
+    """Two models with cards, each scanned once, updated a minute apart (no tie to sort)."""
+    clock = FakeClock()
+    hub, server, session = await _clocked_hub(tmp_path, clock)
     await hub.space("team")
     await hub.space("lab")
     await hub.model("team", "gpt2", name="gpt2-大")
@@ -77,6 +78,7 @@ async def catalog(tmp_path: Path):
         head = await push_files(hub, tmp_path, space, model, {"README.md": card})
         await wait_for_card(hub, space, model, head)
         await hub.call("POST", f"/api/v1/models/{space}/{model}/scans", json={"ref": "master"})
+        clock.advance(minutes=1)
     yield hub
     await session.close()
     await server.close()
