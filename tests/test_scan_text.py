@@ -330,6 +330,29 @@ RISKY_CODE = [
     ),
     ("session-verify", "s.post(url, json=body, verify=False)", "suspicious", "verify=False"),
     ("dynamic-import", "mod = __import__(name)", "suspicious", "`__import__` of a module"),
+    # One per word group of the parse gate, spelled through an alias where one can be.
+    (
+        "getstatusoutput",
+        "from subprocess import getstatusoutput as g\ng('ls')",
+        "dangerous",
+        "getstatusoutput",
+    ),
+    ("posix-system", "import posix as p\np.system('id')", "dangerous", "`posix.system`"),
+    (
+        "asyncio-shell",
+        "import asyncio as a\na.create_subprocess_shell(c)",
+        "dangerous",
+        "create_subprocess_shell",
+    ),
+    ("cpickle", "import cPickle as cp\ncp.loads(b)", "suspicious", "`cPickle.loads`"),
+    ("joblib", "from joblib import load as jl\njl(f)", "suspicious", "`joblib.load`"),
+    ("pandas-pickle", "import pandas as pd\npd.read_pickle(f)", "suspicious", "read_pickle"),
+    (
+        "numpy-allow-pickle",
+        "import numpy as np\nnp.load(f, allow_pickle=True)",
+        "suspicious",
+        "allow_pickle=True",
+    ),
 ]
 
 

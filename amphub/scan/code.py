@@ -87,14 +87,27 @@ _RISKY_TEXT = tuple(
 )
 
 
-# Every rule names at least one of these words, in the call or in the import that
-# aliases it: a file with none of them cannot match, and is not parsed at all (the
-# parse is most of the cost of scanning Python).
-_NAMED = frozenset(
-    name.rpartition(".")[2]
-    for names in (_EVAL, _SHELL, _SUBPROCESS, _UNPICKLE, _YAML_LOAD, _YAML_UNSAFE, _IMPORT)
-    for name in names
-) | {"load", "shell", "trust_remote_code", "verify"}
+# What a file must contain for a rule to match, as groups of words of which each must
+# have one present: a call resolves to a rule's name only through the module and function
+# names it spells out, in the call or in the import that aliases it. A file that meets no
+# rule's words is not parsed at all (the parse is most of the cost of scanning Python).
+_RULE_WORDS: tuple[tuple[tuple[str, ...], ...], ...] = (
+    (("eval", "exec"),),
+    (("os", "posix"), ("system", "popen")),
+    (("subprocess",), ("getoutput", "getstatusoutput", "shell")),
+    (("asyncio",), ("create_subprocess_shell",)),
+    (("ickle", "dill", "joblib"), ("load", "Unpickler", "read_pickle")),
+    (("torch",), ("load",)),
+    (("yaml",), ("load",)),
+    (("__import__",),),
+    (("numpy",), ("allow_pickle",), ("True",)),
+    (("trust_remote_code",), ("True",)),
+    (("verify",), ("False",)),
+)
+
+
+def _may_match(source: str) -> bool:
+    return any(all(any(word in source for word in group) for group in rule) for rule in _RULE_WORDS)
 
 
 def scan_python(source: str) -> list[Finding]:
@@ -106,7 +119,7 @@ def scan_python(source: str) -> list[Finding]:
     Returns:
         Findings of kind ``code`` in line order; one info finding if it does not parse.
     """
-    if not any(word in source for word in _NAMED):
+    if not _may_match(source):
         return []
     if len(source) > MAX_PARSE_CHARS:
         return _scan_by_text(source)
