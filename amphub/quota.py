@@ -55,6 +55,10 @@ class Reservations:
         """Bytes reserved in the space, leaving out the given objects."""
         return sum(r.size for oid, r in self._live(space_id).items() if oid not in excluding)
 
+    def oids(self, space_id: str) -> set[str]:
+        """The objects with a live reservation in the space."""
+        return set(self._live(space_id))
+
     def holds(self, space_id: str, oid: str) -> bool:
         """Whether an upload of `oid` into the space has a live reservation."""
         return oid in self._live(space_id)

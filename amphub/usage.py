@@ -56,14 +56,27 @@ async def reserve_quota(app: web.Application, space: db.Space, sizes: dict[str, 
         if not new:
             return
         used = (await space_usage(app, space.id)).used
-        used += reservations.reserved(space.id, excluding=set(new))
+        used += await _reserved_not_stored(app, space.id, excluding=set(new))
         asked = sum(new.values())
         if used + asked > space.quota:
             raise QuotaExceeded(quota_message(space.id, used, space.quota, asked))
         reservations.reserve(space.id, new, RESERVATION_SECONDS)
 
 
+async def _reserved_not_stored(app: web.Application, space_id: str, excluding: set[str]) -> int:
+    """Bytes reserved in the space for objects it does not count as stored already.
+
+    An object linked while its reservation still stands is counted once, as stored.
+    """
+    reservations = app[keys.RESERVATIONS]
+    stored = await db.oids_counted_in_space(
+        app[keys.DB], space_id, list(reservations.oids(space_id))
+    )
+    return reservations.reserved(space_id, excluding=excluding | stored)
+
+
 async def room_left(app: web.Application, space: db.Space) -> int:
     """Bytes the space can still take, after usage and reservations."""
-    used = (await space_usage(app, space.id)).used + app[keys.RESERVATIONS].reserved(space.id)
+    used = (await space_usage(app, space.id)).used
+    used += await _reserved_not_stored(app, space.id, excluding=set())
     return space.quota - used
