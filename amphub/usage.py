@@ -77,6 +77,7 @@ async def _reserved_not_stored(app: web.Application, space_id: str, excluding: s
 
 async def room_left(app: web.Application, space: db.Space) -> int:
     """Bytes the space can still take, after usage and reservations."""
-    used = (await space_usage(app, space.id)).used
-    used += await _reserved_not_stored(app, space.id, excluding=set())
+    async with app[keys.OBJECT_LOCKS].hold(("quota", space.id)):
+        used = (await space_usage(app, space.id)).used
+        used += await _reserved_not_stored(app, space.id, excluding=set())
     return space.quota - used

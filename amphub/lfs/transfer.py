@@ -193,7 +193,11 @@ async def put_object(request: web.Request) -> web.Response:
         reservations.reserve(space_id, {oid: size}, IN_FLIGHT_SECONDS)
     try:
         await _receive(request, oid, size)
-        await db.link_object(app[keys.DB], space_id, model_id, oid, size)
+        # Linked and released under the quota lock: a quota check reads the stored bytes,
+        # then the reservations, and must not see the object in neither.
+        async with app[keys.OBJECT_LOCKS].hold(("quota", space_id)):
+            await db.link_object(app[keys.DB], space_id, model_id, oid, size)
+            reservations.release(space_id, oid)
     finally:
         reservations.release(space_id, oid)
     return web.Response(status=200)
