@@ -90,6 +90,14 @@ def git_env(home: Path) -> dict[str, str]:
     return env
 
 
+def git_home(root: Path) -> dict[str, str]:
+    """A git environment with its own HOME under `root`, with a user name set."""
+    home = root / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text("[user]\n\tname = Bench\n\temail = bench@example.com\n")
+    return git_env(home)
+
+
 @dataclass
 class Server:
     """An `amphub serve` child process and its administrator's key."""

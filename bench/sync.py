@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import git_env, log, run_checked, start_amphub, stop_all
+from common import git_home, log, run_checked, start_amphub, stop_all
 
 SPACE, MODEL = "bench", "weights"
 TEMP_PARENT = Path("/work/tmp-bench")
@@ -74,10 +74,7 @@ def main() -> int:
     args = parser.parse_args()
     TEMP_PARENT.mkdir(exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="sync-", dir=TEMP_PARENT))
-    home = root / "home"
-    home.mkdir()
-    env = git_env(home)
-    (home / ".gitconfig").write_text("[user]\n\tname = Bench\n\temail = bench@example.com\n")
+    env = git_home(root)
     try:
         git(["lfs", "install", "--skip-repo"], root, env)
         source, peer = start_amphub(root, "source"), start_amphub(root, "peer")
