@@ -17,6 +17,7 @@ from amphub.git import routes as git_routes
 from amphub.git.bridge import git_executor
 from amphub.git.locks import RepoLocks
 from amphub.hf import routes as hf_routes
+from amphub.hf.xet import sweep_abandoned_xorbs
 from amphub.lfs import routes as lfs_routes
 from amphub.lfs.garbage import collect_unreferenced
 from amphub.lfs.store import ObjectStore
@@ -71,8 +72,10 @@ async def warm_search(app: web.Application) -> AsyncIterator[None]:
 
 
 async def sweep_at_start(app: web.Application) -> AsyncIterator[None]:
-    """Remove objects left unreferenced by a deletion that a crash interrupted."""
-    app[keys.BACKGROUND].spawn(collect_unreferenced(app), "collect unreferenced objects")
+    """Remove what crashes and abandoned uploads left: unreferenced objects, stale xorbs."""
+    background = app[keys.BACKGROUND]
+    background.spawn(collect_unreferenced(app), "collect unreferenced objects")
+    background.spawn(sweep_abandoned_xorbs(app), "remove abandoned Xet uploads")
     yield
 
 

@@ -31,6 +31,7 @@ from amphub.db.replicas import *  # noqa: F403
 from amphub.db.spaces import *  # noqa: F403
 from amphub.db.tasks import *  # noqa: F403
 from amphub.db.users import *  # noqa: F403
+from amphub.db.xet import *  # noqa: F403
 
 __all__ = [
     "MIGRATIONS",

@@ -392,6 +392,23 @@ MIGRATIONS: list[tuple[str, ...]] = [
         END
         """,
     ),
+    (
+        # Where each chunk of a model's Xet uploads ended up: a byte range of an LFS object
+        # linked to the model. A later upload may name chunks of a xorb sent long before.
+        """
+        CREATE TABLE xet_chunks (
+            space_id TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            xorb TEXT NOT NULL,
+            chunk INTEGER NOT NULL,
+            oid TEXT NOT NULL,
+            offset INTEGER NOT NULL,
+            length INTEGER NOT NULL,
+            PRIMARY KEY (space_id, model_id, xorb, chunk),
+            FOREIGN KEY (space_id, model_id) REFERENCES models(space_id, id) ON DELETE CASCADE
+        ) WITHOUT ROWID
+        """,
+    ),
 ]
 
 

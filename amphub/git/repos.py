@@ -18,6 +18,8 @@ from amphub.config import Config
 DEFAULT_BRANCH = b"refs/heads/master"
 # Full-clone packs kept by amphub.git.upload; not part of the repository's size.
 PACK_CACHE_DIR = "amphub-cache"
+# Xorbs of Xet uploads, kept in the repository folder until a shard names them.
+XET_STAGING_DIR = "xet"
 
 # The usual model file types, as Hugging Face Hub routes them to LFS.
 LFS_PATTERNS = [
@@ -152,13 +154,16 @@ def delete_model_repo(path: Path) -> None:
 def repo_size(path: Path) -> int:
     """Bytes the repository takes on disk, not counting amphub's cached packs.
 
+    Nor the Xet uploads kept beside it until their files are stored: their reservations
+    count them while they wait.
+
     A push running at the same time creates and removes temporary packs, so a file
     that vanishes between listing and stat is simply not counted.
     """
     total = 0
     for folder, subfolders, files in os.walk(path):
-        if folder == str(path) and PACK_CACHE_DIR in subfolders:
-            subfolders.remove(PACK_CACHE_DIR)
+        if folder == str(path):
+            subfolders[:] = [s for s in subfolders if s not in (PACK_CACHE_DIR, XET_STAGING_DIR)]
         for name in files:
             with contextlib.suppress(FileNotFoundError):
                 total += os.stat(os.path.join(folder, name), follow_symlinks=False).st_size

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from amphub.hf import commit, download, info, listing, upload
+from amphub.hf import commit, download, info, listing, upload, xet
 
 
 def add_routes(app: web.Application) -> None:
@@ -27,8 +27,12 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(api + f"/commit/{rev}", commit.post_commit)
     app.router.add_post(api + "/branch/{branch:[^/]+}", upload.post_branch)
     app.router.add_post(api + f"/tag/{rev}", upload.post_tag)
-    app.router.add_get(api + "/xet-write-token/" + rev, upload.get_xet_token)
-    app.router.add_get(api + "/xet-read-token/" + rev, upload.get_xet_token)
+    app.router.add_get(api + "/xet-write-token/" + rev, xet.get_xet_token)
+    app.router.add_get(api + "/xet-read-token/" + rev, xet.get_xet_read_token)
+    # The Xet storage (CAS) paths that hf_xet uses under the casUrl a write token names.
+    app.router.add_get(api + "/xet/v1/chunks/{prefix}/{hash}", xet.get_chunk)
+    app.router.add_post(api + "/xet/v1/xorbs/default/{hash}", xet.post_xorb)
+    app.router.add_post(api + "/xet/v1/shards", xet.post_shard)
     app.router.add_post("/api/repos/create", upload.post_create_repo)
     app.router.add_post("/api/validate-yaml", upload.post_validate_yaml)
     app.router.add_get("/api/whoami-v2", info.get_whoami)

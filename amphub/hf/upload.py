@@ -20,7 +20,7 @@ from amphub.access import ModelAccess, actor, require_space
 from amphub.api.body import BodyTooLong, field, json_object, read_body
 from amphub.cardindex import refresh_card
 from amphub.cards import parse_card
-from amphub.errors import BadRequest, PayloadTooLarge
+from amphub.errors import BadRequest, PayloadTooLarge, QuotaExceeded
 from amphub.git.bridge import run_blocking
 from amphub.git.repos import create_model_repo, repo_path
 from amphub.git.routes import after_push
@@ -32,16 +32,14 @@ from amphub.hf.repo import HubEntry, default_branch, path_entries, read_optional
 from amphub.hf.treewrite import create_ref, lfs_routing
 from amphub.names import check_display_name, check_model_id
 from amphub.policy import Action
+from amphub.quota import quota_message
 from amphub.urls import base_url
+from amphub.usage import room_left
 
 # Larger files, and files with a NUL byte in their first 512 bytes, go to LFS; so do the
 # paths .gitattributes routes there. This is the Hub's own limit for regular files.
 REGULAR_FILE_LIMIT = 10 * 1024 * 1024
 MAX_README = 16 * 1024 * 1024
-NO_XET = (
-    "amphub stores large files with Git LFS, not Xet: set HF_HUB_DISABLE_XET=1 for"
-    " huggingface_hub (or uninstall hf_xet), and it uploads through LFS"
-)
 
 
 async def post_create_repo(request: web.Request) -> web.Response:
@@ -132,7 +130,35 @@ async def post_preupload(request: web.Request) -> web.Response:
                 "oid": (existing.lfs.oid if existing.lfs else existing.oid) if existing else None,
             }
         )
+    await _check_room(request, access, files, answer, entries)
     return web.json_response({"files": answer})
+
+
+async def _check_room(
+    request: web.Request,
+    access: ModelAccess,
+    files: list[dict],
+    answer: list[dict],
+    entries: dict[str, HubEntry],
+) -> None:
+    """Refuse large files that cannot fit, before any byte is sent.
+
+    The upload itself checks the quota exactly; this early check is what the client shows
+    clearly whether it uploads through LFS or Xet (whose storage errors it shows only as
+    a status). A file is counted unless its path holds a file of the same size already,
+    so that re-uploading an unchanged folder never looks like new bytes.
+    """
+    asked = 0
+    for item, mode in zip(files, answer, strict=True):
+        size = item.get("size")
+        if mode["uploadMode"] != "lfs" or not isinstance(size, int) or size <= 0:
+            continue
+        existing = entries.get(item["path"])
+        if existing is None or existing.size != size:
+            asked += size
+    if asked and asked > (left := await room_left(request.app, access.space)):
+        space = access.space
+        raise QuotaExceeded(quota_message(space.id, space.quota - left, space.quota, asked))
 
 
 async def _new_ref(
@@ -182,8 +208,3 @@ async def post_validate_yaml(request: web.Request) -> web.Response:
         raise BadRequest("the body must be a JSON object with the README as content") from None
     card = await run_blocking(request.app, lambda: parse_card(str(content)))
     return web.json_response({"errors": [], "warnings": [{"message": w} for w in card.warnings]})
-
-
-async def get_xet_token(request: web.Request) -> web.Response:
-    """Refuse Xet, saying how to upload through LFS instead (amphub speaks Git LFS only)."""
-    raise NotImplementedByAmphub(NO_XET)

@@ -79,11 +79,11 @@ def _valid(item: object) -> tuple[str, int] | dict:
     return oid, size
 
 
-async def _action_header(request: web.Request, space_id: str, model_id: str) -> dict[str, str]:
-    """A short-lived token for the transfer, or nothing for an anonymous caller."""
+async def transfer_token(request: web.Request, space_id: str, model_id: str) -> TransferToken:
+    """A short-lived token for transfers to and from a model, for a signed-in caller."""
     name = request[keys.ACTOR].name
     if name is None:
-        return {}
+        raise ValueError("an anonymous caller has no transfer token")
     user = await db.get_user(request.app[keys.DB], name)
     expires = int(request.app[keys.CLOCK]().timestamp()) + ACTION_SECONDS
     token = TransferToken(name, f"{space_id}/{model_id}", key_fingerprint(user.key_hash), expires)
@@ -96,6 +96,14 @@ async def _action_header(request: web.Request, space_id: str, model_id: str) -> 
             read_only=held.read_only,
             deployment=held.deployment,
         )
+    return token
+
+
+async def _action_header(request: web.Request, space_id: str, model_id: str) -> dict[str, str]:
+    """The transfer token as the action's header, or nothing for an anonymous caller."""
+    if request[keys.ACTOR].name is None:
+        return {}
+    token = await transfer_token(request, space_id, model_id)
     return {"Authorization": "Bearer " + make_token(request.app[keys.SECRET], token)}
 
 
