@@ -12,6 +12,11 @@ times each, alternating:
 Both get every byte from amphub into a fresh directory. Prints the best time of each and
 the ratio huggingface_hub / git (goal ≤ 1.0).
 
+It also times, once each, the uploads that made the model: the `git push` (with LFS) of the
+weights, and `upload_folder` of the same folder into new models through Xet (the client's
+default with hf_xet) and through LFS (`HF_HUB_DISABLE_XET=1`). No goal; Xet costs amphub
+a rebuild of every file from its chunks.
+
     /work/venv/bin/python bench/hf_download.py [--gib 1] [--files 4] [--rounds 2] [--keep]
 """
 
@@ -31,10 +36,16 @@ SPACE, MODEL = "bench", "weights"
 TEMP_PARENT = Path("/work/tmp-bench")
 GOAL = 1.0
 PIECE = 16 * 1024 * 1024
+NO_XET = {"HF_HUB_DISABLE_XET": "1"}
 DOWNLOAD = """
 import sys
 from huggingface_hub import snapshot_download
 print(snapshot_download(sys.argv[1]))
+"""
+UPLOAD = """
+import sys
+from huggingface_hub import HfApi
+HfApi().upload_folder(folder_path=sys.argv[1], repo_id=sys.argv[2])
 """
 
 
@@ -66,18 +77,22 @@ def by_git(server, root: Path, env: dict[str, str], name: str) -> tuple[float, i
     return seconds, size
 
 
+def hf_env(server, home: Path) -> dict[str, str]:
+    """A user's environment for huggingface_hub against amphub, with an empty HF_HOME."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    return env | {
+        "HF_ENDPOINT": server.base,
+        "HF_TOKEN": server.key,
+        "HF_HOME": str(home),
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+
+
 def by_huggingface_hub(server, root: Path, name: str) -> tuple[float, int]:
     home = root / name
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env.update(
-        HF_ENDPOINT=server.base,
-        HF_TOKEN=server.key,
-        HF_HOME=str(home),
-        HF_HUB_DISABLE_PROGRESS_BARS="1",
-        HF_HUB_DISABLE_TELEMETRY="1",
-    )
     start = time.perf_counter()
-    run_checked([PYTHON, "-c", DOWNLOAD, f"{SPACE}/{MODEL}"], cwd=root, env=env)
+    run_checked([PYTHON, "-c", DOWNLOAD, f"{SPACE}/{MODEL}"], cwd=root, env=hf_env(server, home))
     seconds = time.perf_counter() - start
     # The snapshot folder holds links into blobs/, where the bytes are.
     size = sum(p.stat().st_size for p in (home / "hub").rglob("blobs/*"))
@@ -113,7 +128,19 @@ def main() -> int:
         (work / "config.json").write_text('{"hidden_size": 4096}\n')
         run_checked(["git", "add", "-A"], cwd=work, env=env)
         run_checked(["git", "commit", "-q", "-m", "weights"], cwd=work, env=env)
+        os.sync()
+        start = time.perf_counter()
         run_checked(["git", "push", "-q", "origin", "master"], cwd=work, env=env)
+        uploads = {"git push": time.perf_counter() - start}
+        for way, extra in (("upload_folder, Xet", {}), ("upload_folder, LFS", NO_XET)):
+            model = f"{MODEL}-{'lfs' if extra else 'xet'}"
+            server.call("POST", f"/api/v1/spaces/{SPACE}/models", {"id": model})
+            os.sync()
+            log(f"{way}")
+            upload = [PYTHON, "-c", UPLOAD, str(work), f"{SPACE}/{model}"]
+            start = time.perf_counter()
+            run_checked(upload, cwd=root, env=hf_env(server, root / f"up-{model}") | extra)
+            uploads[way] = time.perf_counter() - start
         shutil.rmtree(work)
         os.sync()
 
@@ -135,6 +162,9 @@ def main() -> int:
         print(f"snapshot_download:        best {min(hf_times):.2f} s of {hf_times}")
         print(f"ratio snapshot_download / git: {ratio:.2f} (goal ≤ {GOAL})")
         print("goal met" if ratio <= GOAL else "goal NOT met")
+        for way, seconds in uploads.items():
+            rate = size * args.files / 1024**2 / seconds
+            print(f"upload by {way + ':':20} {seconds:6.2f} s ({rate:.0f} MiB/s)")
         return 0
     finally:
         stop_all()

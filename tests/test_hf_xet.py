@@ -52,16 +52,16 @@ def group4(data: bytes) -> bytes:
 
 def xorb(chunks: list[bytes], compression: int = 0) -> bytes:
     """A serialized xorb: each chunk stored as-is (0), LZ4 (1) or byte-grouped LZ4 (2)."""
-    out = b""
+    out = []
     for chunk in chunks:
         stored = {
             0: lambda c: c,
             1: lz4.frame.compress,
             2: lambda c: lz4.frame.compress(group4(c)),
         }[compression](chunk)
-        out += bytes([0]) + len(stored).to_bytes(3, "little")
-        out += bytes([compression]) + len(chunk).to_bytes(3, "little") + stored
-    return out
+        out.append(bytes([0]) + len(stored).to_bytes(3, "little"))
+        out.append(bytes([compression]) + len(chunk).to_bytes(3, "little") + stored)
+    return b"".join(out)
 
 
 def shard(files: list[tuple[str, list[tuple[str, int, int, int]]]]) -> bytes:
@@ -232,6 +232,13 @@ async def test_malformed_and_interrupted_xorbs_leave_nothing(hub):
     assert status == 400 and "LZ4" in message
     status, _ = await cas(hub, grant, "POST", "/v1/xorbs/default/NOT-A-HASH", xorb([b"a"]))
     assert status in (400, 404)
+
+    # hf_xet fills a xorb with 64 MiB of chunk data, which its headers take past 64 MiB.
+    full = xorb([os.urandom(64 * 1024)] * 1024)
+    assert len(full) > 64 * MIB
+    assert (await cas(hub, grant, "POST", "/v1/xorbs/default/" + "9a" * 32, full))[0] == 200
+    status, message = await cas(hub, grant, "POST", path, full + bytes(MIB))
+    assert status == 413 and "at most" in message
 
     # A connection cut halfway through a xorb: nothing kept, no scratch file left.
     host, port = hub.server.host, hub.server.port

@@ -13,10 +13,12 @@ client falls back from both on a 404.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -50,7 +52,7 @@ from amphub.hf.xetformat import (
     parse_shard,
     read_chunks,
 )
-from amphub.lfs.store import ObjectMismatch, ObjectStore
+from amphub.lfs.store import ObjectMismatch, ObjectStore, Upload
 from amphub.lfs.transfer import transfer_token
 from amphub.policy import Action
 from amphub.policy.tokens import make_token
@@ -60,6 +62,8 @@ from amphub.usage import IN_FLIGHT_SECONDS, reserve_quota
 MAX_SHARD = 64 * 1024 * 1024
 # A kept xorb that no shard named for this long belongs to an upload given up on.
 ABANDONED_SECONDS = 24 * 3600
+# Files of one shard rebuilt at the same time.
+PARALLEL_REBUILDS = 4
 # Rebuilt files are hashed and written in pieces of this size.
 WRITE_PIECE = 4 * 1024 * 1024
 NO_XET_DOWNLOADS = (
@@ -159,7 +163,7 @@ async def post_xorb(request: web.Request) -> web.Response:
 
 
 async def _receive_xorb(request: web.Request, target: Path, size: int) -> None:
-    """Stream the body to a temporary file, check its chunks, then move it in durably."""
+    """Stream the body to a temporary file, check its chunks, then move it in place."""
     app = request.app
     store: ObjectStore = app[keys.LFS_STORE]
     fd, name = tempfile.mkstemp(dir=store.tmp, prefix="xorb-")
@@ -179,14 +183,15 @@ async def _receive_xorb(request: web.Request, target: Path, size: int) -> None:
 
 
 def _keep_xorb(stream: BinaryIO, size: int, temp: Path, target: Path) -> None:
-    """Check that a received xorb is whole chunks, then make it durable at `target`."""
+    """Check that a received xorb is whole chunks, then move it to `target`."""
     try:
         for _ in chunk_headers(stream, size):
             pass
     except MalformedXet as exc:
         raise XetRefused(str(exc)) from None
+    # Not fsynced: a xorb lost in a crash only makes its shard refused (the client then
+    # sends everything again); what is stored is checked against its sha256 in any case.
     stream.flush()
-    os.fsync(stream.fileno())
     target.parent.mkdir(exist_ok=True)
     os.replace(temp, target)
 
@@ -222,10 +227,22 @@ async def post_shard(request: web.Request) -> web.Response:
             app[keys.DB], space_id, model_id, [f.sha256 for f in files]
         )
         staged = _staged(request, access)
-        for file in files:
-            # A file the model holds is rebuilt only to take in xorbs sent for it again.
-            if file.sha256 not in linked or any((staged / s.xorb).is_file() for s in file.segments):
+        # A file the model holds is rebuilt only to take in xorbs sent for it again.
+        todo = [
+            file
+            for file in files
+            if file.sha256 not in linked or any((staged / s.xorb).is_file() for s in file.segments)
+        ]
+        running = asyncio.Semaphore(PARALLEL_REBUILDS)
+
+        async def store(file: ShardFile) -> None:
+            async with running:
                 await _store_file(request, access, file)
+
+        results = await asyncio.gather(*(store(f) for f in todo), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         await _drop_placed_xorbs(request, access, files)
     return web.json_response({"result": 1})
 
@@ -316,17 +333,18 @@ def _rebuild(
     piece: list[bytes] = []
     buffered = 0
     try:
-        for segment in segments:
-            for index, data in _segment_chunks(staged, segment, placed):
-                upload.accept(len(data))
-                landed.append((segment.xorb, index, oid, offset, len(data)))
-                offset += len(data)
-                piece.append(data)
-                buffered += len(data)
-                if buffered >= WRITE_PIECE:
-                    _hash_and_write(upload, piece)
-                    piece, buffered = [], 0
-        _hash_and_write(upload, piece)
+        with ThreadPoolExecutor(1) as hasher:
+            for segment in segments:
+                for index, data in _segment_chunks(staged, segment, placed):
+                    upload.accept(len(data))
+                    landed.append((segment.xorb, index, oid, offset, len(data)))
+                    offset += len(data)
+                    piece.append(data)
+                    buffered += len(data)
+                    if buffered >= WRITE_PIECE:
+                        _hash_and_write(upload, hasher, piece)
+                        piece, buffered = [], 0
+            _hash_and_write(upload, hasher, piece)
         upload.commit()
     except (MalformedXet, ObjectMismatch) as exc:
         upload.abort()
@@ -337,10 +355,11 @@ def _rebuild(
     return landed
 
 
-def _hash_and_write(upload, piece: list[bytes]) -> None:
+def _hash_and_write(upload: Upload, hasher: ThreadPoolExecutor, piece: list[bytes]) -> None:
     data = b"".join(piece)
-    upload.hash(data)
+    hashed = hasher.submit(upload.hash, data)
     upload.write(data)
+    hashed.result()
 
 
 async def _drop_placed_xorbs(

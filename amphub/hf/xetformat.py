@@ -16,7 +16,9 @@ from typing import BinaryIO
 import lz4.frame
 
 HASH = re.compile(r"[0-9a-f]{64}")
-MAX_XORB = 64 * 1024 * 1024
+# Up to 64 MiB of chunk data, plus an 8-byte header per chunk (hf_xet fills xorbs to the
+# data limit, so they are a little larger serialized).
+MAX_XORB = 65 * 1024 * 1024
 MAX_CHUNK = 128 * 1024
 CHUNK_HEADER = 8
 SHARD_TAG = b"HFRepoMetaData\x00UigEj{\x81W\x83\xa5\xbd\xd9\\\xcd\xd1J\xa9"
