@@ -333,3 +333,22 @@ async def no_room(hub: Hub) -> None:
     with pytest.raises(HfHubHTTPError) as early:
         await hf(upload, path_or_fileobj=os.urandom(2 * MIB), path_in_repo="x.bin")
     assert early.value.response.status_code == 507 and "over its quota" in str(early.value)
+
+
+async def test_a_file_larger_than_a_xorb_arrives_whole(hub, tmp_path):
+    await hub.space("team")
+    api = HfApi(endpoint=hub.base, token=hub.admin_key)
+    await hf(api.create_repo, "team/large")
+    # Random bytes (stored as-is) then zeros (LZ4): more than one 64 MiB xorb.
+    data = os.urandom(70 * MIB) + bytes(8 * MIB)
+    (tmp_path / "large.bin").write_bytes(data)
+    upload = functools.partial(api.upload_file, repo_id="team/large")
+    await hf(upload, path_or_fileobj=str(tmp_path / "large.bin"), path_in_repo="large.bin")
+    oid = hashlib.sha256(data).hexdigest()
+    assert hub.server.app[keys.LFS_STORE].path(oid).stat().st_size == len(data)
+    xorbs = await fetch_all(
+        hub.server.app[keys.DB], "SELECT count(DISTINCT xorb) FROM xet_chunks WHERE oid = ?", oid
+    )
+    assert xorbs[0][0] >= 2
+    info = await hf(api.model_info, "team/large", files_metadata=True)
+    assert {s.rfilename: s.lfs.sha256 for s in info.siblings if s.lfs} == {"large.bin": oid}

@@ -13,7 +13,16 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import Hub, free_port, git, read_until, start_hub, start_server, wait_task
+from tests.conftest import (
+    FakeClock,
+    Hub,
+    free_port,
+    git,
+    read_until,
+    start_hub,
+    start_server,
+    wait_task,
+)
 
 MIB = 1024 * 1024
 
@@ -363,3 +372,42 @@ async def test_a_canceled_sync_stops_and_moves_no_ref(zones, tmp_path):
     _, details = await source.call("GET", "/api/v1/models/team/m1")
     assert details["replicas"] == []
     proxy.server.close()
+
+
+async def test_a_peer_space_the_key_may_not_use_ends_the_task(zones, tmp_path):
+    source, peer = zones.source, zones.peer
+    # The peer's space team belongs to its admin; to the zone's user it is not there, and
+    # its id is taken.
+    await peer.space("team")
+    await push_files(source, tmp_path / "work", {"w.bin": os.urandom(1000)}, "w")
+    done = await sync(source, "master")
+    assert done["status"] == "failed", done
+    assert done["message"] == "zone eu refused: space team exists already"
+    assert (await peer.call("GET", "/api/v1/models/team/m1"))[0] == 404
+
+
+async def test_a_peer_space_past_its_expiry_ends_the_task_and_moves_no_ref(hub, tmp_path):
+    await git("lfs", "install", "--skip-repo")
+    clock = FakeClock()
+    server, key = await start_hub(tmp_path / "peer", clock)
+    try:
+        async with aiohttp.ClientSession() as session:
+            peer = Hub(server, session, key, tmp_path / "peer")
+            await peer.user("syncer", creator=True)
+            await register_zone(hub, peer, peer.keys["syncer"])
+            await peer.space("team", owner="syncer")  # monthly: read-only after a month
+            await peer.model("team", "m1", owner="syncer")
+            before = await remote_ref(peer, "refs/heads/master", "syncer")
+            await hub.space("team")
+            await hub.model("team", "m1")
+            await push_files(hub, tmp_path / "work", {"w.bin": os.urandom(1000)}, "w")
+            clock.advance(days=32)
+            done = await sync(hub, "master")
+            assert done["status"] == "failed", done
+            assert done["message"] == (
+                "zone eu refused: space team expired on 2026-02-15 12:00 UTC and is read-only"
+                " until 2026-02-22 12:00 UTC; renew it to push and upload again"
+            )
+            assert await remote_ref(peer, "refs/heads/master", "syncer") == before
+    finally:
+        await server.close()
