@@ -90,6 +90,7 @@ def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
     app[keys.REPO_LOCKS] = RepoLocks()
     app[keys.RESERVATIONS] = Reservations()
     app[keys.OBJECT_LOCKS] = KeyedLocks()
+    app[keys.LINK_BATCHES] = {}
     app[keys.LFS_STORE] = ObjectStore(config.lfs_dir, config.tmp_dir)
     app[keys.TASKS] = TaskQueue({"scan": run_scan, "sync": run_sync, "deploy": run_deploy})
     app[keys.SEARCH_INDEX] = SearchIndex()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -10,7 +11,7 @@ from amphub import db, keys
 from amphub.errors import QuotaExceeded
 from amphub.git.bridge import run_blocking
 from amphub.git.repos import repo_path, repo_size
-from amphub.quota import quota_message
+from amphub.quota import LinkBatch, quota_message
 
 # How long a batch call's reservation waits for its upload to start; an upload that starts
 # later checks the quota again, and one in progress keeps its reservation until it ends.
@@ -29,18 +30,30 @@ class Usage:
 
 async def space_usage(app: web.Application, space_id: str) -> Usage:
     """Computed from what is stored, never kept as a separate number."""
-    database = app[keys.DB]
-    models = await db.list_space_models(database, space_id)
-    config = app[keys.CONFIG]
-    paths = {m.id: repo_path(config, space_id, m.id) for m in models}
-    git_sizes = await run_blocking(app, lambda: {k: repo_size(p) for k, p in paths.items()})
-    lfs_total, lfs_by_owner = await db.space_lfs_usage(database, space_id)
-    by_owner: dict[str, int] = dict(lfs_by_owner)
+    models, git_sizes = await _repositories(app, space_id)
+    lfs_total = await db.space_lfs_bytes(app[keys.DB], space_id)
+    by_owner = await db.space_lfs_bytes_by_owner(app[keys.DB], space_id)
     models_by_owner: dict[str, int] = {}
     for model in models:
         by_owner[model.owner] = by_owner.get(model.owner, 0) + git_sizes[model.id]
         models_by_owner[model.owner] = models_by_owner.get(model.owner, 0) + 1
     return Usage(lfs_total + sum(git_sizes.values()), by_owner, models_by_owner)
+
+
+async def space_used(app: web.Application, space_id: str) -> int:
+    """Bytes used in a space, without the share of each owner (which a quota check needs not)."""
+    _, git_sizes = await _repositories(app, space_id)
+    return await db.space_lfs_bytes(app[keys.DB], space_id) + sum(git_sizes.values())
+
+
+async def _repositories(
+    app: web.Application, space_id: str
+) -> tuple[list[db.Model], dict[str, int]]:
+    """The models of a space, and the size of each one's git repository."""
+    models = await db.list_space_models(app[keys.DB], space_id)
+    config = app[keys.CONFIG]
+    paths = {m.id: repo_path(config, space_id, m.id) for m in models}
+    return models, await run_blocking(app, lambda: {k: repo_size(p) for k, p in paths.items()})
 
 
 async def reserve_quota(app: web.Application, space: db.Space, sizes: dict[str, int]) -> None:
@@ -55,7 +68,7 @@ async def reserve_quota(app: web.Application, space: db.Space, sizes: dict[str, 
         new = {oid: size for oid, size in sizes.items() if oid not in counted}
         if not new:
             return
-        used = (await space_usage(app, space.id)).used
+        used = await space_used(app, space.id)
         used += await _reserved_not_stored(app, space.id, excluding=set(new))
         asked = sum(new.values())
         if used + asked > space.quota:
@@ -75,9 +88,44 @@ async def _reserved_not_stored(app: web.Application, space_id: str, excluding: s
     return reservations.reserved(space_id, excluding=excluding | stored)
 
 
+async def link_reserved(
+    app: web.Application, space_id: str, model_id: str, oid: str, size: int
+) -> None:
+    """Link a stored object to a model, then give back its reservation.
+
+    Both happen under the space's quota lock: a quota check reads the stored bytes, then
+    the reservations, and must not see the object in neither. Objects stored while the
+    lock is held wait in one batch per model and are linked together, in one statement: the
+    database takes one write at a time. A background task links the batch and gives back
+    its reservations, even if the uploads that wait for it go away.
+    """
+    batches = app[keys.LINK_BATCHES]
+    batch = batches.get((space_id, model_id))
+    if batch is None:
+        sizes: dict[str, int] = {}
+        linked = app[keys.BACKGROUND].spawn(
+            _link_batch(app, space_id, model_id, sizes), f"link objects to {space_id}/{model_id}"
+        )
+        batch = batches[(space_id, model_id)] = LinkBatch(sizes, linked)
+    batch.sizes[oid] = size
+    await asyncio.shield(batch.linked)
+
+
+async def _link_batch(
+    app: web.Application, space_id: str, model_id: str, sizes: dict[str, int]
+) -> None:
+    async with app[keys.OBJECT_LOCKS].hold(("quota", space_id)):
+        del app[keys.LINK_BATCHES][(space_id, model_id)]  # later objects wait for the next
+        try:
+            await db.link_objects(app[keys.DB], space_id, model_id, sizes)
+        finally:
+            for oid in sizes:
+                app[keys.RESERVATIONS].release(space_id, oid)
+
+
 async def room_left(app: web.Application, space: db.Space) -> int:
     """Bytes the space can still take, after usage and reservations."""
     async with app[keys.OBJECT_LOCKS].hold(("quota", space.id)):
-        used = (await space_usage(app, space.id)).used
+        used = await space_used(app, space.id)
         used += await _reserved_not_stored(app, space.id, excluding=set())
     return space.quota - used

@@ -16,13 +16,17 @@ big object (VmRSS sampled every 20 ms), 8 concurrent uploads of distinct 256 MiB
 `git lfs push --all origin` / `git lfs pull` of the big object with the real git-lfs.
 
     /work/venv/bin/python bench/lfs_transfer.py [--size-mib 1024] [--runs 3] [--keep]
-        [--profile]
+        [--profile] [--only small]
 
 nginx must be installed (`apt-get install -y nginx`); the script does not install it.
-`--profile` attaches py-spy (if installed) to amphub during one extra, untimed upload and
-writes the collapsed stacks to bench/results/amphub-lfs-upload-profile.txt.
+`--profile` attaches py-spy (if installed) to amphub during one extra, untimed upload of
+the big object and of the small objects, and writes the collapsed stacks to
+bench/results/amphub-lfs-{upload,small}-profile.txt.
+`--only small` runs the small-object part alone (nginx's and amphub's; profiled with
+`--profile`), without generating the big object.
 Temp data lives under /work/tmp-bench (same file system as /work) and is removed at exit
-unless `--keep` is given.
+unless `--keep` is given. /work is ext4 without a journal here, which makes creating a file
+slow for minutes after many were deleted nearby: leave about five minutes between runs.
 """
 
 from __future__ import annotations
@@ -559,7 +563,9 @@ def measure_nginx_small(nginx: Nginx, res: Results) -> None:
     seconds, errors = asyncio.run(nginx_small(nginx, SMALL_COUNT))
     res.small["nginx"] = {"seconds": seconds, "per_s": SMALL_COUNT / seconds, "errors": errors}
     log(f"  {SMALL_COUNT / seconds:.0f} objects/s, {errors} errors")
-    shutil.rmtree(nginx.dav_dir / "small", ignore_errors=True)
+    # The files stay until the end: on ext4 without a journal (this machine's /work), every
+    # new file skips the inodes deleted in the last minutes, so deleting a thousand files
+    # here would make each of amphub's next creations scan past them (~0.8 ms CPU each).
 
 
 def measure_small(hub: Amphub, res: Results) -> None:
@@ -682,7 +688,7 @@ def profiled(hub: Amphub, name: str, action) -> None:
     print_profile(name, out)
 
 
-def profile(hub: Amphub, big: BigObject) -> None:
+def profile(hub: Amphub, big: BigObject | None) -> None:
     def upload() -> None:
         model = "profiled"
         hub.model(model)
@@ -696,7 +702,8 @@ def profile(hub: Amphub, big: BigObject) -> None:
         hub.model("small-profiled")
         asyncio.run(push_small(hub, "small-profiled", SMALL_COUNT, verify=False))
 
-    profiled(hub, "upload", upload)
+    if big is not None:
+        profiled(hub, "upload", upload)
     profiled(hub, "small", small)
 
 
@@ -760,6 +767,21 @@ def verdict(ok: bool) -> str:
 
 
 def print_summary(res: Results, runs: int) -> None:
+    if res.amphub_put:
+        print_big_summary(res, runs)
+    print_small_summary(res)
+    g = res.git
+    if g:
+        size = res.size
+        print(
+            f"git lfs push --all origin: {g['push']:.2f}s ({mib_s(size, g['push']):.0f} MiB/s),"
+            f" git lfs pull: {g['pull']:.2f}s ({mib_s(size, g['pull']):.0f} MiB/s;"
+            f" `git lfs fetch` alone {g['fetch']:.2f}s);"
+            f" RSS +{g['mem_push'] / MIB:.1f} / +{g['mem_pull'] / MIB:.1f} MiB"
+        )
+
+
+def print_big_summary(res: Results, runs: int) -> None:
     size = res.size
     med = {
         name: statistics.median(getattr(res, name))
@@ -802,6 +824,9 @@ def print_summary(res: Results, runs: int) -> None:
             f" aggregate ({c['seconds']:.2f}s), RSS +{c['mem'] / MIB:.1f} MiB,"
             f" statuses {c['statuses']}"
         )
+
+
+def print_small_summary(res: Results) -> None:
     labels = (
         ("nginx", "nginx PUT + fsync file and folder (reference)"),
         ("plain", "amphub batch + PUT"),
@@ -823,42 +848,42 @@ def print_summary(res: Results, runs: int) -> None:
                 )
                 line += "; " + cpu
             print("  " + line)
-    g = res.git
-    if g:
-        print(
-            f"git lfs push --all origin: {g['push']:.2f}s ({mib_s(size, g['push']):.0f} MiB/s),"
-            f" git lfs pull: {g['pull']:.2f}s ({mib_s(size, g['pull']):.0f} MiB/s;"
-            f" `git lfs fetch` alone {g['fetch']:.2f}s);"
-            f" RSS +{g['mem_push'] / MIB:.1f} / +{g['mem_pull'] / MIB:.1f} MiB"
-        )
 
 
 # --- main ----------------------------------------------------------------------------------
 
 
+def measure_big(nginx: Nginx, hub: Amphub, big: BigObject, runs: int, res: Results) -> None:
+    for run_index in range(1, runs + 1):
+        big.variant(f"run {run_index}")
+        log(f"run {run_index}/{runs}: object {big.oid[:12]}…")
+        # Alternate who goes first, so neither always follows the other's deletion.
+        first_nginx = run_index % 2 == 1
+        if first_nginx:
+            measure_nginx(nginx, big, run_index, res)
+        measure_amphub(hub, big, run_index, res)
+        if not first_nginx:
+            measure_nginx(nginx, big, run_index, res)
+
+
 def run(args: argparse.Namespace, root: Path) -> None:
     size = args.size_mib * MIB
     res = Results(size=size)
-    log(f"generating a {args.size_mib} MiB object in {root}")
-    big = BigObject(root / "big.bin", size)
+    big = None
+    if args.only != "small":
+        log(f"generating a {args.size_mib} MiB object in {root}")
+        big = BigObject(root / "big.bin", size)
     nginx = start_nginx(root, root / "nginx-data")
     hub = start_amphub(root)
     log(f"nginx at {nginx.base}, amphub at {hub.base} (pid {hub.proc.pid})")
     try:
-        for run_index in range(1, args.runs + 1):
-            big.variant(f"run {run_index}")
-            log(f"run {run_index}/{args.runs}: object {big.oid[:12]}…")
-            # Alternate who goes first, so neither always follows the other's deletion.
-            first_nginx = run_index % 2 == 1
-            if first_nginx:
-                measure_nginx(nginx, big, run_index, res)
-            measure_amphub(hub, big, run_index, res)
-            if not first_nginx:
-                measure_nginx(nginx, big, run_index, res)
+        if big is not None:
+            measure_big(nginx, hub, big, args.runs, res)
         measure_nginx_small(nginx, res)
         stop_process(nginx.proc, signal.SIGQUIT)
-        measure_git_lfs(hub, big, root, res)
-        measure_concurrent(hub, root, res)
+        if big is not None:
+            measure_git_lfs(hub, big, root, res)
+            measure_concurrent(hub, root, res)
         measure_small(hub, res)
         if args.profile:
             profile(hub, big)
@@ -873,6 +898,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (3)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument("--profile", action="store_true", help="py-spy one extra upload")
+    parser.add_argument("--only", choices=["small"], help="run only the small-object part")
     args = parser.parse_args(argv)
     if args.size_mib < 1 or args.runs < 1:
         parser.error("--size-mib and --runs must be at least 1")

@@ -262,6 +262,22 @@ async def test_same_object_uploaded_eight_times_to_two_models_is_stored_once(hub
     assert len(data) <= space["used"] < len(data) + MIB  # counted once per space
 
 
+async def test_small_objects_put_at_once_are_each_linked(hub, model_repo):
+    objects = [os.urandom(1000 + i) for i in range(16)]
+    wanted = [{"oid": oid_of(data), "size": len(data)} for data in objects]
+    status, _, _ = await batch(hub, "upload", wanted)
+    assert status == 200
+    results = await asyncio.gather(*(put_object(hub, data) for data in objects))
+    assert [status for status, _ in results] == [200] * len(objects)
+    _, answer, _ = await batch(hub, "download", wanted)
+    assert [("download" in o.get("actions", {}), o["size"]) for o in answer["objects"]] == [
+        (True, len(data)) for data in objects
+    ]
+    _, space = await hub.call("GET", "/api/v1/spaces/team")
+    total = sum(map(len, objects))
+    assert total <= space["used"] < total + MIB  # and the git repository
+
+
 async def quota_hub(tmp_path: Path, quota_unit: int):
     server, key = await start_hub(tmp_path / "data", quota_unit=quota_unit)
     return server, key

@@ -14,7 +14,7 @@ from amphub.names import check_display_name, check_space_id, space_id_from_name
 from amphub.policy import Action, SpaceTarget, allowed, lifetime
 from amphub.policy.matrix import SPACE_ROLES
 from amphub.spaces import release_space
-from amphub.usage import space_usage
+from amphub.usage import space_usage, space_used
 
 MAX_PERIOD = 100
 GRANTABLE_SPACE_ROLES = tuple(role for role in SPACE_ROLES if role != "owner")
@@ -152,7 +152,7 @@ async def post_quota(request: web.Request) -> web.Response:
     space = await require_space(request, request.match_info["space"], Action.AUTHORIZE_SPACE)
     _prepaid(space)
     quota = _quota(request.app, await json_object(request))
-    used = (await space_usage(request.app, space.id)).used
+    used = await space_used(request.app, space.id)
     if quota < used:
         raise BadRequest(f"quota {quota} is below the {used} bytes the space uses")
     audit = db.Audit(

@@ -566,15 +566,15 @@ async def opened(path: Path, clock: Clock = system_clock) -> AsyncIterator[Datab
 
 
 async def fetch_one(db: Database, sql: str, *args: object) -> sqlite3.Row | None:
-    """The first row of a query, or None."""
-    async with db.conn.execute(sql, args) as cursor:
-        return await cursor.fetchone()
+    """The row of a query that gives at most one, or None."""
+    rows = await fetch_all(db, sql, *args)
+    return rows[0] if rows else None
 
 
 async def fetch_all(db: Database, sql: str, *args: object) -> list[sqlite3.Row]:
     """Every row of a query."""
-    async with db.conn.execute(sql, args) as cursor:
-        return list(await cursor.fetchall())
+    # One trip to the database thread; a cursor's execute, fetch and close are three.
+    return list(await db.conn.execute_fetchall(sql, args))
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from amphub.db.core import Conflict, Database, LfsLock, fetch_all, fetch_one
 __all__ = [
     "linked_object_sizes",
     "oids_counted_in_space",
-    "space_lfs_usage",
-    "link_object",
+    "space_lfs_bytes",
+    "space_lfs_bytes_by_owner",
+    "link_objects",
     "model_oids",
     "forget_object_if_unreferenced",
     "unreferenced_oids",
@@ -57,14 +58,19 @@ async def oids_counted_in_space(db: Database, space_id: str, oids: list[str]) ->
     return found
 
 
-async def space_lfs_usage(db: Database, space_id: str) -> tuple[int, dict[str, int]]:
-    """Bytes of LFS objects in the space, each counted once, and per model owner."""
-    total = await fetch_one(
+async def space_lfs_bytes(db: Database, space_id: str) -> int:
+    """Bytes of LFS objects in the space, each counted once."""
+    row = await fetch_one(
         db,
         "SELECT coalesce(sum(size), 0) FROM lfs_objects WHERE oid IN"
         " (SELECT oid FROM model_objects WHERE space_id = ?)",
         space_id,
     )
+    return row[0]
+
+
+async def space_lfs_bytes_by_owner(db: Database, space_id: str) -> dict[str, int]:
+    """Bytes of LFS objects in the space per model owner, each counted once per owner."""
     rows = await fetch_all(
         db,
         "SELECT m.owner, coalesce(sum(o.size), 0) FROM models m"
@@ -74,15 +80,20 @@ async def space_lfs_usage(db: Database, space_id: str) -> tuple[int, dict[str, i
         space_id,
         space_id,
     )
-    return total[0], {row[0]: row[1] for row in rows}
+    return {row[0]: row[1] for row in rows}
 
 
-async def link_object(db: Database, space_id: str, model_id: str, oid: str, size: int) -> None:
-    """Record a stored object and link it to a model (both idempotent)."""
-    await db.write(
-        "INSERT INTO object_links (space_id, model_id, oid, size, at) VALUES (?, ?, ?, ?, ?)",
-        (space_id, model_id, oid, size, db.now()),
-    )
+async def link_objects(db: Database, space_id: str, model_id: str, sizes: dict[str, int]) -> None:
+    """Record stored objects and link them to a model, 500 to a statement (idempotent)."""
+    now = db.now()
+    items = list(sizes.items())
+    for start in range(0, len(items), 500):
+        part = items[start : start + 500]
+        await db.write(
+            "INSERT INTO object_links (space_id, model_id, oid, size, at) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?)"] * len(part)),
+            tuple(v for oid, size in part for v in (space_id, model_id, oid, size, now)),
+        )
 
 
 async def model_oids(db: Database, space_id: str, model_id: str) -> list[str]:

@@ -69,7 +69,7 @@ class Upload:
         fd, name = tempfile.mkstemp(dir=store.tmp, prefix="lfs-", suffix=".part")
         self._fd = fd
         self._written = 0
-        self._temp = Path(name)
+        self._temp: Path | None = Path(name)
 
     def accept(self, length: int) -> None:
         """Count a piece before it is hashed and written; refuses more than announced."""
@@ -82,12 +82,13 @@ class Upload:
         self._hash.update(data)
 
     def write(self, data: bytes) -> None:
-        """Append a piece to the file and start writing it back to disk."""
+        """Append a piece to the file and, unless it is the last, start writing it to disk."""
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
-        _start_writeback(self._fd, self._written, len(data))
+        if self._written + len(data) < self.size:  # the last one is written by commit's fsync
+            _start_writeback(self._fd, self._written, len(data))
         self._written += len(data)
 
     def commit(self) -> None:
@@ -97,12 +98,12 @@ class Upload:
                 raise ObjectMismatch(f"received {self.received} bytes, expected {self.size}")
             if self._hash.hexdigest() != self.oid:
                 raise ObjectMismatch("the content does not match its oid (sha256)")
-            os.fsync(self._fd)
             target = self.store.path(self.oid)
-            if target.is_file():
+            if not _new_folder(target.parent) and target.is_file():
                 return  # the same bytes are stored already
-            target.parent.mkdir(parents=True, exist_ok=True)
+            os.fsync(self._fd)
             os.replace(self._temp, target)
+            self._temp = None
             _fsync_dir(target.parent)
         finally:
             self.abort()
@@ -112,7 +113,9 @@ class Upload:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        self._temp.unlink(missing_ok=True)
+        if self._temp is not None:
+            self._temp.unlink(missing_ok=True)
+            self._temp = None
 
 
 def put_small(store: ObjectStore, oid: str, data: bytes) -> None:
@@ -122,6 +125,17 @@ def put_small(store: ObjectStore, oid: str, data: bytes) -> None:
     upload.hash(data)
     upload.write(data)
     upload.commit()
+
+
+def _new_folder(path: Path) -> bool:
+    """Make sure a folder exists; True if this call made it (so the object is not in it)."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+    return True
 
 
 def _fsync_dir(path: Path) -> None:

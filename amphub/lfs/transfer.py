@@ -32,7 +32,7 @@ from amphub.lfs.store import (
 from amphub.policy import Action
 from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
 from amphub.urls import model_url
-from amphub.usage import IN_FLIGHT_SECONDS, reserve_quota
+from amphub.usage import IN_FLIGHT_SECONDS, link_reserved, reserve_quota
 
 MAX_BATCH_OBJECTS = 1000
 ACTION_SECONDS = 3600
@@ -201,13 +201,10 @@ async def put_object(request: web.Request) -> web.Response:
         reservations.reserve(space_id, {oid: size}, IN_FLIGHT_SECONDS)
     try:
         await _receive(request, oid, size)
-        # Linked and released under the quota lock: a quota check reads the stored bytes,
-        # then the reservations, and must not see the object in neither.
-        async with app[keys.OBJECT_LOCKS].hold(("quota", space_id)):
-            await db.link_object(app[keys.DB], space_id, model_id, oid, size)
-            reservations.release(space_id, oid)
-    finally:
+    except BaseException:
         reservations.release(space_id, oid)
+        raise
+    await link_reserved(app, space_id, model_id, oid, size)  # gives the reservation back
     return web.Response(status=200)
 
 
