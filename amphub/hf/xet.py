@@ -57,7 +57,7 @@ from amphub.lfs.transfer import transfer_token
 from amphub.policy import Action
 from amphub.policy.tokens import make_token
 from amphub.urls import base_url
-from amphub.usage import IN_FLIGHT_SECONDS, reserve_quota
+from amphub.usage import IN_FLIGHT_SECONDS, link_reserved, reserve_quota
 
 MAX_SHARD = 64 * 1024 * 1024
 # A kept xorb that no shard named for this long belongs to an upload given up on.
@@ -264,12 +264,11 @@ async def _store_file(request: web.Request, access: ModelAccess, file: ShardFile
             chunks = await run_blocking(
                 app, lambda: _rebuild(store, staged, oid, size, file.segments, placed)
             )
-        async with app[keys.OBJECT_LOCKS].hold(("quota", space_id)):
-            await db.link_object(app[keys.DB], space_id, model_id, oid, size)
-            reservations.release(space_id, oid)
-        await db.index_xet_chunks(app[keys.DB], space_id, model_id, chunks)
-    finally:
+    except BaseException:
         reservations.release(space_id, oid)
+        raise
+    await link_reserved(app, space_id, model_id, oid, size)  # gives the reservation back
+    await db.index_xet_chunks(app[keys.DB], space_id, model_id, chunks)
 
 
 async def _placed_chunks(
