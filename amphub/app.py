@@ -22,7 +22,7 @@ from amphub.lfs import routes as lfs_routes
 from amphub.lfs.garbage import collect_unreferenced
 from amphub.lfs.store import ObjectStore
 from amphub.policy.ratelimit import FailedSignIns
-from amphub.quota import KeyedLocks, Reservations
+from amphub.quota import Claims, KeyedLocks, Reservations
 from amphub.search_index import SearchIndex
 from amphub.spaces import sweep_spaces
 from amphub.tasks.deploy import run_deploy
@@ -90,6 +90,7 @@ def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
     app[keys.REPO_LOCKS] = RepoLocks()
     app[keys.RESERVATIONS] = Reservations()
     app[keys.OBJECT_LOCKS] = KeyedLocks()
+    app[keys.OBJECT_CLAIMS] = Claims()
     app[keys.LINK_BATCHES] = {}
     app[keys.LFS_STORE] = ObjectStore(config.lfs_dir, config.tmp_dir)
     app[keys.TASKS] = TaskQueue({"scan": run_scan, "sync": run_sync, "deploy": run_deploy})

@@ -15,7 +15,7 @@ from amphub.lfs.store import ObjectStore
 from amphub.policy import Actor
 from amphub.policy.ratelimit import FailedSignIns
 from amphub.policy.tokens import TransferToken
-from amphub.quota import KeyedLocks, LinkBatch, Reservations
+from amphub.quota import Claims, KeyedLocks, LinkBatch, Reservations
 from amphub.search_index import SearchIndex
 from amphub.tasks.queue import TaskQueue
 
@@ -28,6 +28,7 @@ GIT_EXECUTOR = web.AppKey("git_executor", ThreadPoolExecutor)
 SECRET = web.AppKey("secret", bytes)
 RESERVATIONS = web.AppKey("reservations", Reservations)
 OBJECT_LOCKS = web.AppKey("object_locks", KeyedLocks)
+OBJECT_CLAIMS = web.AppKey("object_claims", Claims)
 # The batch of stored objects of each (space, model) that has not taken the quota lock yet.
 LINK_BATCHES = web.AppKey("link_batches", dict[tuple[str, str], LinkBatch])
 LFS_STORE = web.AppKey("lfs_store", ObjectStore)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from dataclasses import dataclass
 
 
@@ -29,6 +30,28 @@ class KeyedLocks:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+
+class Claims:
+    """Objects that uploads are storing and linking: garbage collection leaves them alone."""
+
+    def __init__(self) -> None:
+        self._count: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def claim(self, oid: str) -> Iterator[None]:
+        """Claim an object for the length of a block (claims of one object add up)."""
+        self._count[oid] += 1
+        try:
+            yield
+        finally:
+            self._count[oid] -= 1
+            if not self._count[oid]:
+                del self._count[oid]
+
+    def claimed(self, oid: str) -> bool:
+        """Whether some upload is storing or linking the object now."""
+        return oid in self._count
 
 
 @dataclass

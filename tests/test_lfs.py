@@ -9,6 +9,9 @@ from pathlib import Path
 
 import aiohttp
 
+from amphub import db, keys
+from amphub.lfs.garbage import collect
+from amphub.spaces import delete_model
 from tests.conftest import Hub, git, start_hub
 
 MIB = 1024 * 1024
@@ -438,3 +441,22 @@ async def test_deleting_a_model_removes_objects_no_other_model_references(hub, t
     assert (await hub.call("GET", "/api/v1/models/team/m1"))[0] == 404
     _, space = await hub.call("GET", "/api/v1/spaces/team")
     assert space["used"] < 3000 + 2 * MIB
+
+
+async def test_garbage_collection_leaves_an_object_an_upload_claims(hub, model_repo):
+    # An upload that found the object stored already has not linked it yet: a collection
+    # between the two (its last model deleted meanwhile) must not take the file away.
+    app = hub.server.app
+    await hub.model("team", "m2")
+    data = os.urandom(5000)
+    status, _, _ = await batch(hub, "upload", [{"oid": oid_of(data), "size": 5000}], model="m2")
+    assert status == 200
+    assert (await put_object(hub, data, model="m2"))[0] == 200
+    model = await db.get_model(app[keys.DB], "team", "m2")
+    oids = await delete_model(app, model, db.Audit("admin", "delete_model", "team", "m2"))
+    assert oids == [oid_of(data)]
+    with app[keys.OBJECT_CLAIMS].claim(oid_of(data)):
+        assert await collect(app, oids) == 0
+    assert stored(hub, data).is_file()
+    assert await collect(app, oids) == 1
+    assert not stored(hub, data).exists()

@@ -259,15 +259,16 @@ async def _store_file(request: web.Request, access: ModelAccess, file: ShardFile
         reservations.reserve(space_id, {oid: size}, IN_FLIGHT_SECONDS)
     store: ObjectStore = app[keys.LFS_STORE]
     staged = _staged(request, access)
-    try:
-        async with app[keys.OBJECT_LOCKS].hold(("object", oid)):
-            chunks = await run_blocking(
-                app, lambda: _rebuild(store, staged, oid, size, file.segments, placed)
-            )
-    except BaseException:
-        reservations.release(space_id, oid)
-        raise
-    await link_reserved(app, space_id, model_id, oid, size)  # gives the reservation back
+    with app[keys.OBJECT_CLAIMS].claim(oid):  # garbage collection waits for the link
+        try:
+            async with app[keys.OBJECT_LOCKS].hold(("object", oid)):
+                chunks = await run_blocking(
+                    app, lambda: _rebuild(store, staged, oid, size, file.segments, placed)
+                )
+        except BaseException:
+            reservations.release(space_id, oid)
+            raise
+        await link_reserved(app, space_id, model_id, oid, size)  # gives the reservation back
     await db.index_xet_chunks(app[keys.DB], space_id, model_id, chunks)
 
 

@@ -13,15 +13,20 @@ from amphub.git.bridge import run_blocking
 async def collect(app: web.Application, oids: Iterable[str]) -> int:
     """Delete each object no model links; returns how many were removed.
 
-    Under the object's lock, which an upload holds while it moves its file into place
-    and links it: either the upload's link comes first and the object stays, or the
-    removal comes first and the upload stores the object anew.
+    Under the object's lock, which an upload holds while it moves its file into place.
+    An upload claims the object before that and until it is linked, and a claimed object
+    is left alone: either the removal comes first and the upload stores the object anew,
+    or the object stays until the upload links it (an upload of an object stored already
+    keeps the file it found).
     """
     database = app[keys.DB]
     store = app[keys.LFS_STORE]
+    claims = app[keys.OBJECT_CLAIMS]
     removed = 0
     for oid in oids:
         async with app[keys.OBJECT_LOCKS].hold(("object", oid)):
+            if claims.claimed(oid):
+                continue
             if await db.forget_object_if_unreferenced(database, oid):
                 await run_blocking(app, lambda o=oid: store.remove(o))
                 removed += 1

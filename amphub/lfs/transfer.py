@@ -199,12 +199,13 @@ async def put_object(request: web.Request) -> web.Response:
         await reserve_quota(app, space, {oid: size})
     if reservations.holds(space_id, oid):  # kept for as long as the upload runs
         reservations.reserve(space_id, {oid: size}, IN_FLIGHT_SECONDS)
-    try:
-        await _receive(request, oid, size)
-    except BaseException:
-        reservations.release(space_id, oid)
-        raise
-    await link_reserved(app, space_id, model_id, oid, size)  # gives the reservation back
+    with app[keys.OBJECT_CLAIMS].claim(oid):  # garbage collection waits for the link
+        try:
+            await _receive(request, oid, size)
+        except BaseException:
+            reservations.release(space_id, oid)
+            raise
+        await link_reserved(app, space_id, model_id, oid, size)  # gives the reservation back
     return web.Response(status=200)
 
 
