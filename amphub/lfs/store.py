@@ -128,13 +128,19 @@ def put_small(store: ObjectStore, oid: str, data: bytes) -> None:
 
 
 def _new_folder(path: Path) -> bool:
-    """Make sure a folder exists; True if this call made it (so the object is not in it)."""
+    """Make sure a folder exists; True if this call made it (so the object is not in it).
+
+    A folder made here is made durable in its parent (and a parent made with it, in its
+    own), so that an object acknowledged in it survives a crash with its path.
+    """
     try:
         os.mkdir(path)
     except FileExistsError:
         return False
     except FileNotFoundError:
         os.makedirs(path, exist_ok=True)
+        _fsync_dir(path.parent.parent)
+    _fsync_dir(path.parent)
     return True
 
 
