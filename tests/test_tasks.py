@@ -189,3 +189,25 @@ async def test_a_task_interrupted_three_times_fails(tmp_path):
     with sqlite3.connect(data / "amphub.db") as conn:
         status, message = conn.execute("SELECT status, message FROM tasks").fetchone()
     assert status == "failed" and message == "stopped by a restart 3 times; not tried again"
+
+
+async def test_task_list_pages_past_tasks_the_caller_may_not_see(hub, model_repo):
+    await hub.user("dev")
+    await hub.call("PUT", "/api/v1/models/team/m1/members/dev", json={"role": "developer"})
+    mine = await wait_task(hub, (await scan(hub))["id"])
+    await hub.model("team", "hidden")
+    newer = [await wait_task(hub, (await scan(hub, model="hidden"))["id"]) for _ in range(3)]
+
+    # Three newer tasks dev may not see do not push dev's own task off a page of two.
+    listed = (await hub.call("GET", "/api/v1/tasks?limit=2", user="dev"))[1]
+    assert [t["id"] for t in listed["tasks"]] == [mine["id"]]
+    assert listed["next_before"] is None
+
+    first = (await hub.call("GET", "/api/v1/tasks?limit=2"))[1]
+    assert [t["id"] for t in first["tasks"]] == [newer[2]["id"], newer[1]["id"]]
+    second = (await hub.call("GET", f"/api/v1/tasks?limit=2&before={first['next_before']}"))[1]
+    assert [t["id"] for t in second["tasks"]] == [newer[0]["id"], mine["id"]]
+    third = (await hub.call("GET", f"/api/v1/tasks?limit=2&before={second['next_before']}"))[1]
+    assert third == {"tasks": [], "next_before": None}
+    for bad in ("limit=0", "limit=501", "limit=two", "before=-1"):
+        assert (await hub.call("GET", f"/api/v1/tasks?{bad}"))[0] == 400

@@ -19,6 +19,8 @@ from amphub.tasks.queue import FINISHED_STATES
 
 KINDS = ("scan", "sync", "deploy")
 STATES = ("queued", "running", *FINISHED_STATES)
+DEFAULT_LIMIT, MAX_LIMIT = 200, 500
+SCAN_LIMIT = 10_000
 
 
 def task_json(task: db.Task) -> dict:
@@ -110,8 +112,23 @@ async def get_task(request: web.Request) -> web.Response:
     return web.json_response(task_json(await _visible_task(request)))
 
 
+def _whole(query, name: str, default: int | None, low: int, high: int) -> int | None:
+    try:
+        value = int(query[name]) if query.get(name) else default
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number") from None
+    if value is not None and not low <= value <= high:
+        raise BadRequest(f"{name} is {low} to {high}")
+    return value
+
+
 async def get_tasks(request: web.Request) -> web.Response:
-    """Tasks the caller may see, newest first: `?kind=&status=&model=space/model`."""
+    """Tasks the caller may see, newest first: `?kind=&status=&model=space/model`.
+
+    `limit` (default 200) tasks at most; when there may be more, `next_before` is the id
+    to pass as `before` for the next ones. Tasks of models the caller may not see are
+    skipped; one call looks at SCAN_LIMIT tasks at most.
+    """
     who = actor(request)
     if not who.signed_in:
         raise Unauthorized(SIGN_IN_NEEDED)
@@ -119,21 +136,46 @@ async def get_tasks(request: web.Request) -> web.Response:
     kind, status = query.get("kind") or None, query.get("status") or None
     if kind and kind not in KINDS or status and status not in STATES:
         raise BadRequest(f"kind is one of {', '.join(KINDS)}; status one of {', '.join(STATES)}")
+    limit = _whole(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    before = _whole(query, "before", None, 1, 2**62)
     space_id = model_id = None
     if query.get("model"):
         space_id, _, model_id = query["model"].partition("/")
         await require_model(request, space_id, model_id, Action.VIEW)
-    tasks = await db.list_tasks(
-        request.app[keys.DB], kind=kind, status=status, space_id=space_id, model_id=model_id
-    )
-    visible = []
-    for task in tasks:
+    seen: dict[tuple[str, str], bool] = {}
+    visible: list[dict] = []
+    scanned = 0
+    while len(visible) < limit and scanned < SCAN_LIMIT:
+        tasks = await db.list_tasks(
+            request.app[keys.DB],
+            kind=kind,
+            status=status,
+            space_id=space_id,
+            model_id=model_id,
+            before=before,
+            limit=limit,
+        )
+        for task in tasks:
+            before, scanned = task.id, scanned + 1
+            if await _may_see(request, task, seen):
+                visible.append(task_json(task))
+                if len(visible) == limit:
+                    break
+        if len(tasks) < limit:
+            return web.json_response({"tasks": visible, "next_before": None})
+    return web.json_response({"tasks": visible, "next_before": before})
+
+
+async def _may_see(request: web.Request, task: db.Task, seen: dict[tuple[str, str], bool]):
+    """Whether the caller may see the task's model, asked once per model in a listing."""
+    model = (task.space_id, task.model_id)
+    if model not in seen:
         try:
-            await require_model(request, task.space_id, task.model_id, Action.VIEW)
+            await require_model(request, *model, Action.VIEW)
+            seen[model] = True
         except (NotFound, Forbidden):
-            continue
-        visible.append(task_json(task))
-    return web.json_response({"tasks": visible})
+            seen[model] = False
+    return seen[model]
 
 
 async def post_cancel(request: web.Request) -> web.Response:

@@ -75,14 +75,15 @@ async def list_tasks(
     status: str | None = None,
     space_id: str | None = None,
     model_id: str | None = None,
+    before: int | None = None,
     limit: int = 200,
 ) -> list[Task]:
-    """Tasks, newest first, filtered."""
+    """Tasks, newest first, filtered; with `before`, only those older than that task id."""
     rows = await fetch_all(
         db,
         "SELECT * FROM tasks WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR status = ?)"
         " AND (? IS NULL OR space_id = ?) AND (? IS NULL OR model_id = ?)"
-        " ORDER BY id DESC LIMIT ?",
+        " AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
         kind,
         kind,
         status,
@@ -91,6 +92,8 @@ async def list_tasks(
         space_id,
         model_id,
         model_id,
+        before,
+        before,
         limit,
     )
     return [_task(row) for row in rows]
