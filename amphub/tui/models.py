@@ -15,7 +15,7 @@ from amphub.tui.client import Page
 from amphub.tui.model_screen import ModelScreen
 from amphub.tui.model_tasks import start_deploy, start_scan, start_sync
 from amphub.tui.paged_table import Column, OpenablePagedTable, PagedTable
-from amphub.tui.pane import Pane
+from amphub.tui.pane import PagedPane
 
 PER_PAGE = 100  # the most the search answers at once
 NAME_WIDTH = 24
@@ -91,7 +91,7 @@ def describe_model(model: dict) -> str:
     return " · ".join(part for part in parts if part)
 
 
-class ModelsPane(Pane):
+class ModelsPane(PagedPane):
     """Every model the administrator may retrieve, a page at a time, newest first."""
 
     TITLE = "Models"
@@ -116,24 +116,6 @@ class ModelsPane(Pane):
             COLUMNS, self._fetch, model_row, per_page=PER_PAGE, id="models-table"
         )
         yield Static("", classes="detail", id="models-detail", markup=False)
-
-    @property
-    def table(self) -> PagedTable:
-        """The list of models."""
-        return self.query_one(PagedTable)
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the list was loaded once."""
-        return self.table.loaded
-
-    def reload(self) -> None:
-        """Load the first page again."""
-        self.table.reload()
-
-    def focus_list(self) -> None:
-        """Focus the table."""
-        self.table.focus()
 
     async def _fetch(self, page: int, per_page: int) -> Page | None:
         try:

@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.dom import DOMNode
 
 from amphub.tui.client import ApiClient
+from amphub.tui.paged_table import PagedTable
 
 if TYPE_CHECKING:
     from amphub.tui.app import ConsoleApp
@@ -61,3 +62,25 @@ class Pane(ServerAccess, Vertical):
     def action_reload(self) -> None:
         """Refresh the list."""
         self.reload()
+
+
+class PagedPane(Pane):
+    """A tab whose list is a PagedTable, read from the server a page at a time."""
+
+    @property
+    def table(self) -> PagedTable:
+        """The list."""
+        return self.query_one(PagedTable)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the list was loaded once."""
+        return self.table.loaded
+
+    def reload(self) -> None:
+        """Load the first page again."""
+        self.table.reload()
+
+    def focus_list(self) -> None:
+        """Focus the table."""
+        self.table.focus()

@@ -14,7 +14,7 @@ from amphub.tui.forms import ChoiceField, FormScreen, NumberField, TextField
 from amphub.tui.members import MembersScreen
 from amphub.tui.messages import SpaceChanged, SpaceUnsubscribed
 from amphub.tui.paged_table import Column, PagedTable
-from amphub.tui.pane import Pane
+from amphub.tui.pane import PagedPane
 
 # Each space in a page has its usage summed on the server, so pages are smaller here.
 PER_PAGE = 50
@@ -58,7 +58,7 @@ def describe_space(space: dict) -> str:
     )
 
 
-class SpacesPane(Pane):
+class SpacesPane(PagedPane):
     """Every live space, a page at a time."""
 
     TITLE = "Spaces"
@@ -82,24 +82,6 @@ class SpacesPane(Pane):
             yield Static("", classes="count", id="spaces-count", markup=False)
         yield PagedTable(COLUMNS, self._fetch, space_row, per_page=PER_PAGE, id="spaces-table")
         yield Static("", classes="detail", id="spaces-detail", markup=False)
-
-    @property
-    def table(self) -> PagedTable:
-        """The list of spaces."""
-        return self.query_one(PagedTable)
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the list was loaded once."""
-        return self.table.loaded
-
-    def reload(self) -> None:
-        """Load the first page again."""
-        self.table.reload()
-
-    def focus_list(self) -> None:
-        """Focus the table."""
-        self.table.focus()
 
     async def _fetch(self, page: int, per_page: int) -> Page | None:
         text = self.query_one("#spaces-filter", Input).value.strip()

@@ -13,7 +13,7 @@ from amphub.tui.client import Page
 from amphub.tui.forms import ConfirmScreen, FlagField, FormScreen, KeyScreen, TextField
 from amphub.tui.messages import KeyRegenerated, UserChanged, UserCreated
 from amphub.tui.paged_table import Column, PagedTable
-from amphub.tui.pane import Pane
+from amphub.tui.pane import PagedPane
 
 PER_PAGE = 100
 COLUMNS = [
@@ -36,7 +36,7 @@ def user_row(user: dict) -> tuple[str, list]:
     ]
 
 
-class UsersPane(Pane):
+class UsersPane(PagedPane):
     """Every user, a page at a time, with the administrator's actions on the selected one."""
 
     TITLE = "Users"
@@ -55,24 +55,6 @@ class UsersPane(Pane):
             yield Input(placeholder="/ filter by name", compact=True, id="users-filter")
             yield Static("", classes="count", id="users-count", markup=False)
         yield PagedTable(COLUMNS, self._fetch, user_row, per_page=PER_PAGE, id="users-table")
-
-    @property
-    def table(self) -> PagedTable:
-        """The list of users."""
-        return self.query_one(PagedTable)
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the list was loaded once."""
-        return self.table.loaded
-
-    def reload(self) -> None:
-        """Load the first page again."""
-        self.table.reload()
-
-    def focus_list(self) -> None:
-        """Focus the table."""
-        self.table.focus()
 
     async def _fetch(self, page: int, per_page: int) -> Page | None:
         text = self.query_one("#users-filter", Input).value.strip()
