@@ -79,7 +79,7 @@ async def test_a_second_scan_only_scans_new_content(hub, model_repo, tmp_path):
     assert first["result"]["files"]["f0.txt"]["status"] == "safe"
     db_path = hub.data_dir / "amphub.db"
     marker = '{"status": "suspicious", "findings": [], "marker": true}'
-    with sqlite3.connect(db_path) as conn:
+    with sqlite3.connect(db_path, timeout=60) as conn:
         before = conn.execute("SELECT count(*) FROM scan_results").fetchone()[0]
         conn.execute("UPDATE scan_results SET verdict = ?", (marker,))
     await push_files(hub, tmp_path, {"new.txt": b"new\n"})
@@ -87,7 +87,7 @@ async def test_a_second_scan_only_scans_new_content(hub, model_repo, tmp_path):
     files = second["result"]["files"]
     assert files["f0.txt"].get("marker") is True  # reused, not scanned again
     assert files["new.txt"]["status"] == "safe" and "marker" not in files["new.txt"]
-    with sqlite3.connect(db_path) as conn:
+    with sqlite3.connect(db_path, timeout=60) as conn:
         assert conn.execute("SELECT count(*) FROM scan_results").fetchone()[0] == before + 1
 
 
