@@ -163,3 +163,28 @@ async def test_transaction_rolls_back_on_error(tmp_path):
                 await conn.execute("DELETE FROM users")
                 raise RuntimeError("boom")
         assert [u.name for u in await db.list_users(database)] == ["ada"]
+
+
+async def test_a_transaction_cancelled_while_it_begins_leaves_nothing_open(tmp_path):
+    # aiohttp cancels a handler whose client went away (the test server always does):
+    # a transaction cancelled at its BEGIN must not stay open and swallow later writes.
+    path = tmp_path / "amphub.db"
+    async with db.opened(path) as database:
+
+        async def change() -> None:
+            async with database.transaction() as conn:
+                await conn.execute("DELETE FROM users")
+
+        task = asyncio.create_task(change())
+        await asyncio.sleep(0)  # the task now waits for its BEGIN
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await database.write(
+            "INSERT INTO users (name, key_hash, created_at) VALUES ('ada', 'h', 'now')", ()
+        )
+        assert not database.conn.in_transaction
+        other = sqlite3.connect(path)
+        assert other.execute("SELECT name FROM users").fetchall() == [("ada",)]
+        other.close()
+

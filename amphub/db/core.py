@@ -493,8 +493,10 @@ class Database:
         With `audit`, the audit entry is written in the same transaction as the change.
         """
         async with self._write_lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a caller cancelled while BEGIN runs still rolls it back
+                # (the statements run in order on the database thread).
+                await self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
                 if audit is not None:
                     await self.conn.execute(

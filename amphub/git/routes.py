@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,6 +142,7 @@ async def after_push(
     """What follows every push that moved refs: record it, and re-read the card if master moved.
 
     Every way of moving refs (git push, a Hugging Face commit, branch or tag) ends here.
+    The refs have moved: the record is made even if the pusher goes away meanwhile.
     """
     if not updated:
         return
@@ -150,7 +152,10 @@ async def after_push(
         db.Push(space_id, model_id, user, u.ref.decode(), u.old.decode(), u.new.decode(), now)
         for u in updated
     ]
-    await db.record_pushes(database, pushes)
+    recorded = app[keys.BACKGROUND].spawn(
+        db.record_pushes(database, pushes), f"record a push to {space_id}/{model_id}"
+    )
+    await asyncio.shield(recorded)
     if any(u.ref == DEFAULT_BRANCH for u in updated):
         app[keys.BACKGROUND].spawn(
             refresh_card(app, space_id, model_id), f"index {space_id}/{model_id}"
