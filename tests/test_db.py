@@ -188,3 +188,19 @@ async def test_a_transaction_cancelled_while_it_begins_leaves_nothing_open(tmp_p
         assert other.execute("SELECT name FROM users").fetchall() == [("ada",)]
         other.close()
 
+
+async def test_a_lookup_on_the_loop_reads_what_is_committed(tmp_path):
+    path = tmp_path / "amphub.db"
+    async with db.opened(path) as database:
+        assert await db.get_user(database, "ada") is None
+        async with database.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO users (name, key_hash, created_at) VALUES ('ada', 'h', 'now')"
+            )
+            assert await db.get_user(database, "ada") is None  # not committed yet
+        assert (await db.get_user(database, "ada")).name == "ada"
+        outside = sqlite3.connect(path)  # another process, like `amphub admin`
+        with outside:
+            outside.execute("UPDATE users SET disabled = 1 WHERE name = 'ada'")
+        outside.close()
+        assert (await db.get_user(database, "ada")).disabled

@@ -8,6 +8,8 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from textual.notifications import Notify
 
+from amphub import db
+from amphub.accounts import create_user
 from amphub.app import create_app
 from amphub.cli import main
 from amphub.config import Config
@@ -56,10 +58,12 @@ async def test_connection_lost_and_regained_without_restarting(tmp_path: Path):
             assert ("connection lost", f"{hub.base} does not answer") in [
                 (title, message.split(" (")[0]) for title, message in _notes(messages)
             ]
-            # The server comes back on the same address, with a user made while it was away.
+            # The server comes back on the same address, with a user made while it was away
+            # (offline: made through the API, the console might list users before it exists).
+            async with db.opened(Config(data_dir=data).db_path) as database:
+                await create_user(database, "while-away", by="admin")
             server = TestServer(create_app(Config(data_dir=data)), host="127.0.0.1", port=port)
             await server.start_server()
-            await hub.user("while-away")
             table = app.query_one(UsersPane).table
             await until(pilot, lambda: app.connected, "the connection regained")
             await until(pilot, lambda: "while-away" in table.items, "the list loaded again")

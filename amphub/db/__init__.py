@@ -1,4 +1,8 @@
-"""The database: one aiosqlite connection, migrations, and every SQL statement, by area."""
+"""The database: migrations and every SQL statement, by area.
+
+One aiosqlite connection does every write and most reads; a second, read-only one looks
+rows up by key on the event loop's thread (`look_up`).
+"""
 
 from amphub.db.audit import *  # noqa: F403
 from amphub.db.cards import *  # noqa: F403

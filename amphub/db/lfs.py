@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from amphub.db.core import Conflict, Database, LfsLock, fetch_all, fetch_one
+from amphub.db.core import Conflict, Database, LfsLock, fetch_all, fetch_one, look_up
 
 __all__ = [
     "linked_object_sizes",
@@ -30,7 +30,7 @@ async def linked_object_sizes(
     for start in range(0, len(oids), 500):
         part = oids[start : start + 500]
         marks = ",".join("?" * len(part))
-        rows = await fetch_all(
+        rows = await look_up(
             db,
             "SELECT o.oid, o.size FROM model_objects m JOIN lfs_objects o ON o.oid = m.oid"
             f" WHERE m.space_id = ? AND m.model_id = ? AND m.oid IN ({marks})",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amphub.db.core import Audit, Database, Model, Space, fetch_all, fetch_one
+from amphub.db.core import Audit, Database, Model, Space, fetch_all, fetch_one, look_up_one
 
 __all__ = [
     "model_with_roles",
@@ -133,7 +133,7 @@ async def model_with_roles(
     db: Database, space_id: str, model_id: str, user: str | None
 ) -> tuple[Space, Model, str | None, str | None] | None:
     """A model, its space, and the user's roles in both, in one read (every request needs them)."""
-    row = await fetch_one(
+    row = await look_up_one(
         db,
         "SELECT s.id, s.name, s.quota, s.billing_mode, s.expires_at, s.creator, s.created_at,"
         " s.released_at, s.purged_at, m.name, m.visibility, m.owner, m.created_at,"

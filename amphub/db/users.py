@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from amphub.db.core import Audit, Conflict, Database, User, fetch_all, fetch_one
+from amphub.db.core import Audit, Conflict, Database, User, fetch_all, fetch_one, look_up_one
 
 __all__ = [
     "count_users",
@@ -62,13 +62,13 @@ async def insert_user(
 
 async def get_user(db: Database, name: str) -> User | None:
     """The user with this name."""
-    row = await fetch_one(db, "SELECT * FROM users WHERE name = ?", name)
+    row = await look_up_one(db, "SELECT * FROM users WHERE name = ?", name)
     return _user(row) if row else None
 
 
 async def get_user_by_key_hash(db: Database, key_hash: str) -> User | None:
     """The user whose key hashes to `key_hash`."""
-    row = await fetch_one(db, "SELECT * FROM users WHERE key_hash = ?", key_hash)
+    row = await look_up_one(db, "SELECT * FROM users WHERE key_hash = ?", key_hash)
     return _user(row) if row else None
 
 
