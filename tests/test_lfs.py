@@ -281,6 +281,19 @@ async def test_small_objects_put_at_once_are_each_linked(hub, model_repo):
     assert total <= space["used"] < total + MIB  # and the git repository
 
 
+async def test_an_upload_batch_makes_the_folders_of_its_objects_first(hub, model_repo):
+    objects = [os.urandom(100 + i) for i in range(4)]
+    wanted = [{"oid": oid_of(data), "size": len(data)} for data in objects]
+    assert not any(stored(hub, data).parent.exists() for data in objects)
+    status, _, _ = await batch(hub, "upload", wanted)
+    assert status == 200
+    assert all(stored(hub, data).parent.is_dir() for data in objects)
+    assert not any(stored(hub, data).exists() for data in objects)
+    results = await asyncio.gather(*(put_object(hub, data) for data in objects))
+    assert [status for status, _ in results] == [200] * len(objects)
+    assert [stored(hub, data).read_bytes() for data in objects] == objects
+
+
 async def quota_hub(tmp_path: Path, quota_unit: int):
     server, key = await start_hub(tmp_path / "data", quota_unit=quota_unit)
     return server, key

@@ -7,10 +7,11 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 OID = re.compile(r"[0-9a-f]{64}")
+FOLDERS = 16**4  # lfs/objects/ab/cd
 
 
 class InvalidOid(ValueError):
@@ -34,6 +35,9 @@ class ObjectStore:
     def __init__(self, root: Path, tmp: Path) -> None:
         self.root = root
         self.tmp = tmp
+        # One flag per `ab/cd` folder: set once the folder is known to be on disk with its
+        # name, so an object acknowledged in it survives a crash with its path.
+        self._durable_folders = bytearray(FOLDERS)
 
     def path(self, oid: str) -> Path:
         """Where an object lives."""
@@ -47,6 +51,39 @@ class ObjectStore:
     def open_upload(self, oid: str, size: int) -> Upload:
         """Start receiving an object."""
         return Upload(self, check_oid(oid), size)
+
+    def prepare_folders(self, oids: Iterable[str]) -> None:
+        """Make the folders of objects about to be uploaded durable, all with one disk flush.
+
+        An object whose folder is durable already costs two disk flushes (its bytes, its
+        name) instead of three; the batch call that announces uploads prepares their folders.
+        """
+        made = [oid for oid in oids if not self._durable_folders[_folder_index(oid)]]
+        for oid in made:
+            self.path(oid).parent.mkdir(parents=True, exist_ok=True)
+        if made:
+            _sync_file_system(self.root)
+        for oid in made:
+            self._durable_folders[_folder_index(oid)] = 1
+
+    def folder_for(self, oid: str) -> bool:
+        """Make sure the object's folder is on disk; True if this call made it (so it is empty)."""
+        index = _folder_index(oid)
+        if self._durable_folders[index]:
+            return False
+        folder = self.path(oid).parent
+        try:
+            os.mkdir(folder)
+            made = True
+        except FileExistsError:
+            made = False  # maybe by another thread that has not made it durable yet
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            made = True
+            _fsync_dir(folder.parent.parent)
+        _fsync_dir(folder.parent)
+        self._durable_folders[index] = 1
+        return made
 
     def remove(self, oid: str) -> None:
         """Delete an object's file if it is there."""
@@ -99,7 +136,7 @@ class Upload:
             if self._hash.hexdigest() != self.oid:
                 raise ObjectMismatch("the content does not match its oid (sha256)")
             target = self.store.path(self.oid)
-            if not _new_folder(target.parent) and target.is_file():
+            if not self.store.folder_for(self.oid) and target.is_file():
                 return  # the same bytes are stored already
             os.fsync(self._fd)
             os.replace(self._temp, target)
@@ -127,21 +164,8 @@ def put_small(store: ObjectStore, oid: str, data: bytes) -> None:
     upload.commit()
 
 
-def _new_folder(path: Path) -> bool:
-    """Make sure a folder exists; True if this call made it (so the object is not in it).
-
-    A folder made here is made durable in its parent (and a parent made with it, in its
-    own), so that an object acknowledged in it survives a crash with its path.
-    """
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        return False
-    except FileNotFoundError:
-        os.makedirs(path, exist_ok=True)
-        _fsync_dir(path.parent.parent)
-    _fsync_dir(path.parent)
-    return True
+def _folder_index(oid: str) -> int:
+    return int(oid[:4], 16)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -152,17 +176,34 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+def _load_libc_function(name: str, *argtypes: object) -> Callable[..., int] | None:
     try:
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (AttributeError, OSError):
         return None
-    function.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    function.argtypes = list(argtypes)
     return function
 
 
-_SYNC_FILE_RANGE = _load_sync_file_range()
+_SYNCFS = _load_libc_function("syncfs", ctypes.c_int)
+_SYNC_FILE_RANGE = _load_libc_function(
+    "sync_file_range", ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint
+)
 SYNC_FILE_RANGE_WRITE = 2
+
+
+def _sync_file_system(path: Path) -> None:
+    """Write out everything changed on the file system of `path`, with one disk flush."""
+    if _SYNCFS is None:
+        os.sync()  # every file system: only where syncfs is missing
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _SYNCFS(fd) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number), str(path))
+    finally:
+        os.close(fd)
 
 
 def _start_writeback(fd: int, offset: int, length: int) -> None:

@@ -140,9 +140,10 @@ async def post_batch(request: web.Request) -> web.Response:
     signer = request[keys.ACTOR].name if "multipart" in transfers else None
     answer = []
     if operation == "upload":
-        await reserve_quota(
-            request.app, space, {o: s for o, s in wanted.items() if o not in linked}
-        )
+        uploads = {o: s for o, s in wanted.items() if o not in linked}
+        await reserve_quota(request.app, space, uploads)
+        store: ObjectStore = request.app[keys.LFS_STORE]
+        await run_blocking(request.app, lambda: store.prepare_folders(uploads))
     for item in requested:
         if isinstance(item, dict):
             answer.append(item)
