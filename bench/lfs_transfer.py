@@ -14,6 +14,9 @@ both sides in between. Also measured against amphub: server RSS growth while mov
 big object (VmRSS sampled every 20 ms), 8 concurrent uploads of distinct 256 MiB objects,
 1,000 small objects through batch + PUT with an aiohttp client (8 PUTs in flight), and
 `git lfs push --all origin` / `git lfs pull` of the big object with the real git-lfs.
+The same 1,000 small objects also go, with the same client, to nginx (WebDAV PUT, then an
+fsync of file and folder) and to bench/bare_lfs_server.py: a bare aiohttp handler doing
+amphub's own durable write and nothing else, the ceiling for amphub on this machine.
 
     /work/venv/bin/python bench/lfs_transfer.py [--size-mib 1024] [--runs 3] [--keep]
         [--profile] [--only small]
@@ -22,8 +25,8 @@ nginx must be installed (`apt-get install -y nginx`); the script does not instal
 `--profile` attaches py-spy (if installed) to amphub during one extra, untimed upload of
 the big object and of the small objects, and writes the collapsed stacks to
 bench/results/amphub-lfs-{upload,small}-profile.txt.
-`--only small` runs the small-object part alone (nginx's and amphub's; profiled with
-`--profile`), without generating the big object.
+`--only small` runs the small-object part alone (nginx's, the bare server's and amphub's;
+amphub profiled with `--profile`), without generating the big object.
 Temp data lives under /work/tmp-bench (same file system as /work) and is removed at exit
 unless `--keep` is given. /work is ext4 without a journal here, which makes creating a file
 slow for minutes after many were deleted nearby: leave about five minutes between runs.
@@ -457,7 +460,9 @@ def measure_concurrent(hub: Amphub, root: Path, res: Results) -> None:
     hub.delete_model(model, oids)
 
 
-async def push_small(hub: Amphub, model: str, count: int, verify: bool) -> tuple[float, int]:
+async def push_small(
+    hub: Amphub | BareServer, model: str, count: int, verify: bool
+) -> tuple[float, int]:
     import aiohttp  # the bench's own client; amphub's venv has it
 
     objects = [os.urandom(SMALL_SIZE) for _ in range(count)]
@@ -566,6 +571,31 @@ def measure_nginx_small(nginx: Nginx, res: Results) -> None:
     # The files stay until the end: on ext4 without a journal (this machine's /work), every
     # new file skips the inodes deleted in the last minutes, so deleting a thousand files
     # here would make each of amphub's next creations scan past them (~0.8 ms CPU each).
+
+
+@dataclass
+class BareServer:
+    """bench/bare_lfs_server.py: amphub's durable write behind a bare aiohttp handler."""
+
+    proc: subprocess.Popen
+    base: str
+    auth: str = ""
+
+
+def measure_bare_small(root: Path, res: Results) -> None:
+    """The ceiling: the same client and disk work, without anything else amphub does."""
+    port = free_port()
+    script = Path(__file__).resolve().parent / "bare_lfs_server.py"
+    proc = spawn([PYTHON, str(script), str(port), str(root / "bare-data")])
+    try:
+        wait_for_port(port, proc, "the bare server")
+        bare = BareServer(proc, f"http://127.0.0.1:{port}")
+        log(f"bare aiohttp + amphub's durable write: {SMALL_COUNT} objects, batch + PUT")
+        seconds, errors = asyncio.run(push_small(bare, "bare", SMALL_COUNT, verify=False))
+    finally:
+        stop_process(proc, signal.SIGTERM)
+    res.small["bare"] = {"seconds": seconds, "per_s": SMALL_COUNT / seconds, "errors": errors}
+    log(f"  {SMALL_COUNT / seconds:.0f} objects/s, {errors} errors")
 
 
 def measure_small(hub: Amphub, res: Results) -> None:
@@ -829,6 +859,7 @@ def print_big_summary(res: Results, runs: int) -> None:
 def print_small_summary(res: Results) -> None:
     labels = (
         ("nginx", "nginx PUT + fsync file and folder (reference)"),
+        ("bare", "bare aiohttp + amphub's durable write (ceiling)"),
         ("plain", "amphub batch + PUT"),
         ("verify", "amphub batch + PUT + verify"),
     )
@@ -881,6 +912,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
             measure_big(nginx, hub, big, args.runs, res)
         measure_nginx_small(nginx, res)
         stop_process(nginx.proc, signal.SIGQUIT)
+        measure_bare_small(root, res)
         if big is not None:
             measure_git_lfs(hub, big, root, res)
             measure_concurrent(hub, root, res)
