@@ -48,7 +48,7 @@ async def oids_counted_in_space(db: Database, space_id: str, oids: list[str]) ->
     for start in range(0, len(oids), 500):
         part = oids[start : start + 500]
         marks = ",".join("?" * len(part))
-        rows = await fetch_all(
+        rows = await look_up(
             db,
             f"SELECT DISTINCT oid FROM model_objects WHERE space_id = ? AND oid IN ({marks})",
             space_id,
