@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from amphub import db
+from amphub.db import core
 
 
 def patch_migrations(monkeypatch: pytest.MonkeyPatch, migrations: list) -> None:
@@ -204,3 +205,37 @@ async def test_a_lookup_on_the_loop_reads_what_is_committed(tmp_path):
             outside.execute("UPDATE users SET disabled = 1 WHERE name = 'ada'")
         outside.close()
         assert (await db.get_user(database, "ada")).disabled
+
+
+async def test_a_write_waits_on_the_database_thread_while_another_process_writes(tmp_path):
+    path = tmp_path / "amphub.db"
+    async with db.opened(path) as database:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # like `amphub admin` in the middle of a change
+        other.execute("INSERT INTO users (name, key_hash, created_at) VALUES ('bo', 'b', 'now')")
+        write = asyncio.create_task(
+            database.write(
+                "INSERT INTO users (name, key_hash, created_at) VALUES ('ada', 'h', 'now')", ()
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not write.done()  # waiting, and the loop is free meanwhile
+        other.execute("COMMIT")
+        other.close()
+        await write
+        assert sorted(u.name for u in await db.list_users(database)) == ["ada", "bo"]
+
+
+async def test_writes_on_the_loop_thread_keep_the_wal_small(tmp_path):
+    path = tmp_path / "amphub.db"
+    async with db.opened(path) as database:
+        for i in range(5 * core.CHECKPOINT_WRITES):
+            await database.write(
+                "INSERT INTO users (name, key_hash, created_at) VALUES (?, ?, 'now')",
+                (f"user{i:05}", f"{i:064}"),
+            )
+        assert await db.count_users(database) == 5 * core.CHECKPOINT_WRITES
+        # Each write adds about 3.5 pages to the WAL: without the checkpoints that let it
+        # start over, it would hold all of them (~3,500).
+        pages = (tmp_path / "amphub.db-wal").stat().st_size / 4096
+        assert pages < 2 * 4 * core.CHECKPOINT_WRITES
