@@ -31,6 +31,10 @@ class KeyedLocks:
             else:
                 self._locks[key] = (lock, users - 1)
 
+    def busy(self, key: Hashable) -> bool:
+        """Whether someone holds or waits for the lock of `key`."""
+        return key in self._locks
+
 
 class Claims:
     """Objects that uploads are storing and linking: garbage collection leaves them alone."""

@@ -239,3 +239,18 @@ async def test_writes_on_the_loop_thread_keep_the_wal_small(tmp_path):
         # start over, it would hold all of them (~3,500).
         pages = (tmp_path / "amphub.db-wal").stat().st_size / 4096
         assert pages < 2 * 4 * core.CHECKPOINT_WRITES
+
+
+async def test_a_write_at_once_never_waits_and_writes_nothing_when_it_would(tmp_path):
+    path = tmp_path / "amphub.db"
+    insert = "INSERT INTO users (name, key_hash, created_at) VALUES (?, ?, 'now')"
+    async with db.opened(path) as database:
+        async with database.transaction():
+            assert not database.write_at_once(insert, ("in-transaction", "a"))
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process writes
+        assert not database.write_at_once(insert, ("other-writes", "b"))
+        other.execute("ROLLBACK")
+        other.close()
+        assert database.write_at_once(insert, ("ada", "c"))
+        assert [u.name for u in await db.list_users(database)] == ["ada"]

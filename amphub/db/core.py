@@ -497,10 +497,12 @@ class Database:
         self.reader = reader
         self.writer = writer
         self._write_lock = asyncio.Lock()
-        self._writes = 0
+        self._writes = 0  # by `writer` since the last checkpoint
+        self._checkpoints: set[asyncio.Task] = set()
 
     async def close(self) -> None:
         """Close every connection."""
+        await asyncio.gather(*self._checkpoints, return_exceptions=True)
         self.reader.close()
         self.writer.close()
         await self.conn.close()
@@ -516,14 +518,38 @@ class Database:
         instead of blocking the loop.
         """
         async with self._write_lock:
-            try:
-                self.writer.execute(sql, params)
-            except sqlite3.OperationalError:
+            if not self._write_here(sql, params):
                 await self.conn.execute(sql, params)
                 return
-            self._writes += 1
-            if self._writes % CHECKPOINT_WRITES == 0:
-                await self.conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+            if self._writes >= CHECKPOINT_WRITES:
+                self._writes = 0
+                await self._checkpoint_locked()
+
+    def write_at_once(self, sql: str, params: tuple[object, ...]) -> bool:
+        """`write`, but only if it needs no wait: False (nothing written) when it would."""
+        if self._write_lock.locked() or not self._write_here(sql, params):
+            return False
+        if self._writes >= CHECKPOINT_WRITES:
+            self._writes = 0
+            task = asyncio.get_running_loop().create_task(self._checkpoint())
+            self._checkpoints.add(task)
+            task.add_done_callback(self._checkpoints.discard)
+        return True
+
+    def _write_here(self, sql: str, params: tuple[object, ...]) -> bool:
+        try:
+            self.writer.execute(sql, params)
+        except sqlite3.OperationalError:
+            return False  # the file is busy: the caller waits on the database thread
+        self._writes += 1
+        return True
+
+    async def _checkpoint(self) -> None:
+        async with self._write_lock:
+            await self._checkpoint_locked()
+
+    async def _checkpoint_locked(self) -> None:
+        await self.conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
 
     @contextlib.asynccontextmanager
     async def transaction(self, audit: Audit | None = None) -> AsyncIterator[aiosqlite.Connection]:

@@ -12,6 +12,7 @@ __all__ = [
     "space_lfs_bytes",
     "space_lfs_bytes_by_owner",
     "link_objects",
+    "link_objects_at_once",
     "model_oids",
     "forget_object_if_unreferenced",
     "unreferenced_oids",
@@ -83,17 +84,33 @@ async def space_lfs_bytes_by_owner(db: Database, space_id: str) -> dict[str, int
     return {row[0]: row[1] for row in rows}
 
 
+LINKS_PER_STATEMENT = 500
+
+
 async def link_objects(db: Database, space_id: str, model_id: str, sizes: dict[str, int]) -> None:
     """Record stored objects and link them to a model, 500 to a statement (idempotent)."""
     now = db.now()
     items = list(sizes.items())
-    for start in range(0, len(items), 500):
-        part = items[start : start + 500]
-        await db.write(
-            "INSERT INTO object_links (space_id, model_id, oid, size, at) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?)"] * len(part)),
-            tuple(v for oid, size in part for v in (space_id, model_id, oid, size, now)),
-        )
+    for start in range(0, len(items), LINKS_PER_STATEMENT):
+        part = items[start : start + LINKS_PER_STATEMENT]
+        await db.write(*_link_statement(space_id, model_id, part, now))
+
+
+def link_objects_at_once(db: Database, space_id: str, model_id: str, sizes: dict[str, int]) -> bool:
+    """`link_objects` if the database takes it without a wait; False (nothing linked) if not."""
+    if len(sizes) > LINKS_PER_STATEMENT:
+        return False
+    return db.write_at_once(*_link_statement(space_id, model_id, list(sizes.items()), db.now()))
+
+
+def _link_statement(
+    space_id: str, model_id: str, items: list[tuple[str, int]], now: str
+) -> tuple[str, tuple[object, ...]]:
+    return (
+        "INSERT INTO object_links (space_id, model_id, oid, size, at) VALUES "
+        + ", ".join(["(?, ?, ?, ?, ?)"] * len(items)),
+        tuple(v for oid, size in items for v in (space_id, model_id, oid, size, now)),
+    )
 
 
 async def model_oids(db: Database, space_id: str, model_id: str) -> list[str]:
