@@ -105,9 +105,15 @@ async def link_reserved(
     quiet = (space_id, model_id) not in batches and not app[keys.OBJECT_LOCKS].busy(
         ("quota", space_id)
     )
-    if quiet and db.link_objects_at_once(app[keys.DB], space_id, model_id, {oid: size}):
-        app[keys.RESERVATIONS].release(space_id, oid)
-        return
+    if quiet:
+        try:
+            linked = db.link_objects_at_once(app[keys.DB], space_id, model_id, {oid: size})
+        except BaseException:
+            app[keys.RESERVATIONS].release(space_id, oid)
+            raise
+        if linked:
+            app[keys.RESERVATIONS].release(space_id, oid)
+            return
     batch = batches.get((space_id, model_id))
     if batch is None:
         sizes: dict[str, int] = {}
