@@ -12,6 +12,7 @@ from pathlib import Path
 
 OID = re.compile(r"[0-9a-f]{64}")
 FOLDERS = 16**4  # lfs/objects/ab/cd
+PARENT_FOLDERS = 16**2  # lfs/objects/ab
 
 
 class InvalidOid(ValueError):
@@ -35,9 +36,10 @@ class ObjectStore:
     def __init__(self, root: Path, tmp: Path) -> None:
         self.root = root
         self.tmp = tmp
-        # One flag per `ab/cd` folder: set once the folder is known to be on disk with its
-        # name, so an object acknowledged in it survives a crash with its path.
+        # One flag per `ab/cd` folder, and per `ab`: set once the folder is known to be on
+        # disk with its name, so an object acknowledged in it survives a crash with its path.
         self._durable_folders = bytearray(FOLDERS)
+        self._durable_parents = bytearray(PARENT_FOLDERS)
 
     def path(self, oid: str) -> Path:
         """Where an object lives."""
@@ -65,6 +67,7 @@ class ObjectStore:
             _sync_file_system(self.root)
         for oid in made:
             self._durable_folders[_folder_index(oid)] = 1
+            self._durable_parents[_folder_index(oid) >> 8] = 1
 
     def folder_for(self, oid: str) -> bool:
         """Make sure the object's folder is on disk; True if this call made it (so it is empty)."""
@@ -80,7 +83,9 @@ class ObjectStore:
         except FileNotFoundError:
             os.makedirs(folder, exist_ok=True)
             made = True
-            _fsync_dir(folder.parent.parent)
+        if not self._durable_parents[index >> 8]:
+            _fsync_dir(self.root)
+            self._durable_parents[index >> 8] = 1
         _fsync_dir(folder.parent)
         self._durable_folders[index] = 1
         return made
