@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
+import subprocess
 from pathlib import Path
 
 import aiohttp
 from dulwich.protocol import pkt_line
 
+from amphub import db, keys
 from tests.conftest import Hub, git, start_hub
 
 
@@ -70,13 +72,39 @@ async def test_push_is_recorded_and_updates_model_time(hub, model_repo, tmp_path
     work = await clone(hub, tmp_path, "w")
     head = await commit_file(work, "a.txt", "a", "a")
     await git("push", cwd=work)
-    from amphub import db
-
     async with db.opened(hub.data_dir / "amphub.db") as database:
         pushes = await db.list_pushes(database, "team", "m1")
     assert [(p.user, p.ref, p.new) for p in pushes] == [("admin", "refs/heads/master", head)]
     _, after = await hub.call("GET", "/api/v1/models/team/m1")
     assert after["updated_at"] >= before["updated_at"]
+
+
+async def test_a_push_is_recorded_before_its_client_hears_of_it(hub, model_repo, tmp_path):
+    # git hangs up once it has read the report; aiohttp then cancels the handler, so a
+    # record made after the report could be lost while the refs have moved.
+    work = await clone(hub, tmp_path, "w")
+    old = await remote_head(hub)
+    new = await commit_file(work, "a.txt", "a", "a")
+    pack = subprocess.run(
+        ["git", "pack-objects", "--stdout", "--revs"],
+        input=f"{new}\n^{old}\n".encode(),
+        cwd=work,
+        capture_output=True,
+        check=True,
+    ).stdout
+    command = f"{old} {new} refs/heads/master\0report-status side-band-64k\n".encode()
+    headers = {
+        "Authorization": aiohttp.encode_basic_auth("admin", hub.admin_key),
+        "Content-Type": "application/x-git-receive-pack-request",
+    }
+    url = hub.remote("team", "m1", user=None) + "/git-receive-pack"
+    database = hub.server.app[keys.DB]
+    body = pkt_line(command) + b"0000" + pack
+    async with hub.session.post(url, data=body, headers=headers) as resp:
+        pushes = await db.list_pushes(database, "team", "m1")
+        assert resp.status == 200
+        assert b"ok refs/heads/master" in await resp.read()
+    assert [(p.ref, p.old, p.new) for p in pushes] == [("refs/heads/master", old, new)]
 
 
 async def test_shallow_clone(hub, model_repo, tmp_path):

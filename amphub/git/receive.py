@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch, ObjectFormatException
 from dulwich.object_store import PackInputTooLarge
@@ -56,13 +57,15 @@ class AmphubReceivePackHandler(ReceivePackHandler):
 
     max_pack_bytes: int = 0
     quota_refusal: str = ""
-    updated: list[RefUpdate]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.updated: list[RefUpdate] = []
 
     def _apply_pack(
         self, refs: list[tuple[ObjectID, ObjectID, Ref]]
     ) -> Iterator[tuple[bytes, bytes]]:
         commands = [RefUpdate(ref, old, new) for old, new, ref in refs]
-        self.updated = []
         if any(c.new != ZERO for c in commands):
             error = self._store_pack()
             if error:

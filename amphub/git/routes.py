@@ -139,27 +139,57 @@ async def push_room(app: web.Application, space: db.Space) -> tuple[int, str]:
 async def after_push(
     app: web.Application, space_id: str, model_id: str, user: str, updated: list[RefUpdate]
 ) -> None:
-    """What follows every push that moved refs: record it, and re-read the card if master moved.
-
-    Every way of moving refs (git push, a Hugging Face commit, branch or tag) ends here.
-    The refs have moved: the record is made even if the pusher goes away meanwhile.
-    """
-    if not updated:
-        return
+    """Record a push that moved refs, and re-read the card if master moved."""
     database = app[keys.DB]
     now = database.now()
     pushes = [
         db.Push(space_id, model_id, user, u.ref.decode(), u.old.decode(), u.new.decode(), now)
         for u in updated
     ]
-    recorded = app[keys.BACKGROUND].spawn(
-        db.record_pushes(database, pushes), f"record a push to {space_id}/{model_id}"
-    )
-    await asyncio.shield(recorded)
+    await db.record_pushes(database, pushes)
     if any(u.ref == DEFAULT_BRANCH for u in updated):
         app[keys.BACKGROUND].spawn(
             refresh_card(app, space_id, model_id), f"index {space_id}/{model_id}"
         )
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """Where a push goes and who makes it: what its record needs."""
+
+    app: web.Application
+    loop: asyncio.AbstractEventLoop
+    space_id: str
+    model_id: str
+    user: str
+
+    def record(self, updated: list[RefUpdate]) -> None:
+        """On the git thread that moved the refs: run `after_push` and wait for it.
+
+        Every way of moving refs (git push, a Hugging Face commit, branch or tag) ends here.
+        Made from that thread, the record follows the refs, not the request: aiohttp
+        cancels the handler of a client that hangs up (git does once it has read the
+        report, which is sent after this), and a shutdown cancels the handlers left.
+        """
+        if updated:
+            after = after_push(self.app, self.space_id, self.model_id, self.user, updated)
+            asyncio.run_coroutine_threadsafe(after, self.loop).result()
+
+    def moving(self, move: Callable[[], RefUpdate]) -> Callable[[], RefUpdate]:
+        """`move` (git work that moves one ref or raises), then its record, on one thread."""
+
+        def move_and_record() -> RefUpdate:
+            update = move()
+            self.record([update])
+            return update
+
+        return move_and_record
+
+
+def push_target(request: web.Request, space_id: str, model_id: str) -> PushTarget:
+    """The target of a push the request makes; called on the event loop."""
+    user = request[keys.ACTOR].name or ""
+    return PushTarget(request.app, asyncio.get_running_loop(), space_id, model_id, user)
 
 
 async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamResponse:
@@ -167,19 +197,22 @@ async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamRe
     lock = request.app[keys.REPO_LOCKS].for_repo(call.path)
     response = _result_response("git-receive-pack")
 
-    def serve(bridge: StreamBridge) -> list[RefUpdate]:
-        with lock, Repo(str(call.path)) as repo:
+    target = push_target(request, call.space.id, call.model.id)
+
+    def serve(bridge: StreamBridge) -> None:
+        with Repo(str(call.path)) as repo:
             proto = ReceivableProtocol(bridge.recv, bridge.write)
             backend = DictBackend({b".": repo})
             handler = AmphubReceivePackHandler(backend, [b"."], proto, stateless_rpc=True)
             handler.max_pack_bytes = max(room, 1)
             handler.quota_refusal = refusal
-            handler.handle()
-            return getattr(handler, "updated", [])
+            try:
+                with lock:
+                    handler.handle()
+            finally:
+                target.record(handler.updated)
 
-    updated = await _run_service(request, response, call, serve, None)
-    user = request[keys.ACTOR].name or ""
-    await after_push(request.app, call.space.id, call.model.id, user, updated or [])
+    await _run_service(request, response, call, serve, None)
     return response
 
 

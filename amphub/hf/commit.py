@@ -21,7 +21,7 @@ from amphub import db, keys
 from amphub.access import ModelAccess
 from amphub.errors import BadRequest, PayloadTooLarge, QuotaExceeded
 from amphub.git.files import LfsPointer
-from amphub.git.routes import after_push, push_room
+from amphub.git.routes import push_room, push_target
 from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.errors import NotImplementedByAmphub
 from amphub.hf.paging import flag
@@ -181,13 +181,14 @@ async def post_commit(request: web.Request) -> web.Response:
     inline = sum(len(op.data) for op in plan.operations if isinstance(op, Addition))
     if inline > max(room, 0):
         raise QuotaExceeded(refusal)
-    user = request[keys.ACTOR].name or ""
-    author = f"{user} <{user}@amphub>".encode()
+    target = push_target(request, access.space.id, access.model.id)
+    author = f"{target.user} <{target.user}@amphub>".encode()
     when = int(app[keys.CLOCK]().timestamp())
     lock = app[keys.REPO_LOCKS].for_repo(path)
     rev = request.match_info["rev"]
-    update = await run_git(request, lambda: write_commit(path, lock, rev, plan, author, when))
-    await after_push(app, access.space.id, access.model.id, user, [update])
+    update = await run_git(
+        request, target.moving(lambda: write_commit(path, lock, rev, plan, author, when))
+    )
     commit_id = update.new.decode()
     url = f"{base_url(request)}/{access.space.id}/{access.model.id}/commit/{commit_id}"
     return web.json_response(

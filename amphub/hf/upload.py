@@ -23,7 +23,7 @@ from amphub.cards import parse_card
 from amphub.errors import BadRequest, PayloadTooLarge, QuotaExceeded
 from amphub.git.bridge import run_blocking
 from amphub.git.repos import create_model_repo, repo_path
-from amphub.git.routes import after_push
+from amphub.git.routes import push_target
 from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.commit import NO_PULL_REQUESTS
 from amphub.hf.errors import NotImplementedByAmphub
@@ -167,14 +167,14 @@ async def _new_ref(
     """Create a branch or tag at a revision, then run the post-push steps."""
     path = repository(request, access)
     target = await run_git(request, lambda: resolve_revision(path, start))
-    user = actor(request).name or ""
-    tagger = f"{user} <{user}@amphub>".encode()
+    pushed = push_target(request, access.space.id, access.model.id)
+    tagger = f"{pushed.user} <{pushed.user}@amphub>".encode()
     when = int(request.app[keys.CLOCK]().timestamp())
     lock = request.app[keys.REPO_LOCKS].for_repo(path)
-    update = await run_git(
-        request, lambda: create_ref(path, lock, ref, target.encode(), tagger, when, message)
+    await run_git(
+        request,
+        pushed.moving(lambda: create_ref(path, lock, ref, target.encode(), tagger, when, message)),
     )
-    await after_push(request.app, access.space.id, access.model.id, user, [update])
     return web.json_response({"ref": ref.decode(), "targetCommit": target})
 
 
