@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 import signal
@@ -139,6 +140,32 @@ async def test_cancel_a_running_scan(hub, model_repo, tmp_path):
     assert done["finished_at"] and done["progress"] < 100
 
 
+def running(pid: int) -> bool:
+    """Whether a process exists and has not exited (a zombie waits only to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def scan_processes_of(server: int) -> list[int]:
+    """The scan processes a server has started, once it has started one."""
+    for _ in range(600):
+        children = [
+            int(pid)
+            for thread in Path(f"/proc/{server}/task").iterdir()
+            for pid in (thread / "children").read_text().split()
+        ]
+        workers = [
+            pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        if workers:
+            return workers
+        await asyncio.sleep(0.05)
+    raise AssertionError("the server started no scan process")
+
+
 async def test_scan_resumes_after_kill_9(tmp_path):
     data, port = tmp_path / "data", free_port()
     proc = await start_server(data, port)
@@ -154,8 +181,11 @@ async def test_scan_resumes_after_kill_9(tmp_path):
         )
         task = await scan(hub)
         await wait_task(hub, task["id"], until=("running",))
+        workers = await scan_processes_of(proc.pid)
         proc.send_signal(signal.SIGKILL)
-        await proc.wait()
+        # The scan processes end with the server: until they do they hold its output open.
+        await asyncio.wait_for(proc.wait(), 30)
+        assert not [pid for pid in workers if running(pid)]
         proc = await start_server(data, port)
         await read_until(proc, "listening")
         done = await wait_task(hub, task["id"])

@@ -19,6 +19,7 @@ from amphub.tui.forms import FormScreen
 from amphub.tui.peers import PeersPane
 from amphub.tui.spaces import SpacesPane
 from amphub.tui.tasks import TasksPane
+from amphub.tui.users import UsersPane
 from tests.conftest import GIB, FakeClock, Hub, console, start_hub, until
 from tests.test_search import wait_for_card
 from tests.test_tui_models import GPT_CARD, RESNET_CARD, push_files
@@ -99,6 +100,8 @@ async def _settled(app, pilot) -> None:
 
 async def test_users(accounts: Hub, picture):
     async with console(accounts, size=(80, 24)) as (app, pilot):
+        table = app.query_one(UsersPane).table
+        await until(pilot, lambda: len(table.items) == 4, "the users")
         await _settled(app, pilot)
         assert picture(app)
 

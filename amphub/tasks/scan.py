@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -23,7 +24,7 @@ from amphub.git.files import Entry, earlier_versions, read_object, walk_files
 from amphub.git.repos import repo_path
 from amphub.scan.findings import SCANNER_VERSION, worst
 from amphub.tasks.queue import TaskContext, TaskFailed
-from amphub.tasks.scan_worker import scan_content
+from amphub.tasks.scan_worker import leave_with_parent, scan_content
 
 # Earlier versions of a text file checked for secrets.
 HISTORY_LIMIT = 20
@@ -43,7 +44,12 @@ MISSING_LFS = {
 
 async def scan_processes(app: web.Application) -> AsyncIterator[None]:
     """Processes for scanning, so that a long scan never holds the server's event loop."""
-    pool = ProcessPoolExecutor(app[keys.CONFIG].workers, mp_context=get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        app[keys.CONFIG].workers,
+        mp_context=get_context("spawn"),
+        initializer=leave_with_parent,
+        initargs=(os.getpid(),),
+    )
     app[keys.SCAN_POOL] = pool
     yield
     pool.shutdown(wait=False, cancel_futures=True)
