@@ -1,8 +1,8 @@
 """The database: migrations and every SQL statement, by area.
 
-One aiosqlite connection runs transactions and most reads on its own thread; two more
-work on the event loop's thread: a read-only one looks rows up by key (`look_up`), a
-writer runs single statements (`Database.write`).
+One aiosqlite connection runs transactions and most reads on its own thread; another
+works on the event loop's thread: it looks rows up by key (`look_up`) and runs single
+statements (`Database.write`).
 """
 
 from amphub.db.audit import *  # noqa: F403

@@ -478,33 +478,32 @@ CHECKPOINT_WRITES = 200
 class Database:
     """The connections, the single-writer lock and the clock that stamps rows.
 
-    `conn` (aiosqlite, on its own thread) runs transactions and most reads. Two more
-    connections work on the event loop's own thread, for what takes microseconds there and
-    a millisecond of thread hand-offs otherwise: `reader` (read-only) looks rows up by key
-    (`look_up`), `writer` runs single statements (`write`). One writer at a time still:
-    `write` and `transaction` share the lock.
+    `conn` (aiosqlite, on its own thread) runs transactions and most reads. `here` works on
+    the event loop's own thread, for what takes microseconds there and a millisecond of
+    thread hand-offs otherwise: it looks rows up by key (`look_up`) and runs single
+    statements (`write`). One connection for both, because a connection must read its
+    pages again after another one wrote, but not after its own writes: most writes while
+    the server is busy are its own. One writer at a time still: `write` and `transaction`
+    share the lock.
     """
 
     def __init__(
         self,
         conn: aiosqlite.Connection,
         clock: Clock,
-        reader: sqlite3.Connection,
-        writer: sqlite3.Connection,
+        here: sqlite3.Connection,
     ) -> None:
         self.conn = conn
         self.clock = clock
-        self.reader = reader
-        self.writer = writer
+        self.here = here
         self._write_lock = asyncio.Lock()
-        self._writes = 0  # by `writer` since the last checkpoint
+        self._writes = 0  # by `here` since the last checkpoint
         self._checkpoints: set[asyncio.Task] = set()
 
     async def close(self) -> None:
         """Close every connection."""
         await asyncio.gather(*self._checkpoints, return_exceptions=True)
-        self.reader.close()
-        self.writer.close()
+        self.here.close()
         await self.conn.close()
 
     def now(self) -> str:
@@ -538,7 +537,7 @@ class Database:
 
     def _write_here(self, sql: str, params: tuple[object, ...]) -> bool:
         try:
-            self.writer.execute(sql, params)
+            self.here.execute(sql, params)
         except sqlite3.OperationalError:
             return False  # the file is busy: the caller waits on the database thread
         self._writes += 1
@@ -594,7 +593,7 @@ async def connect(path: Path, clock: Clock = system_clock) -> Database:
     await conn.execute("PRAGMA synchronous=NORMAL")
     # Searches read cards across the whole file; mapping it saves a copy per page read.
     await conn.execute("PRAGMA mmap_size=1073741824")
-    db = Database(conn, clock, _open_reader(path), _open_writer(path))
+    db = Database(conn, clock, _open_here(path))
     try:
         await migrate(db)
     except BaseException:
@@ -603,22 +602,15 @@ async def connect(path: Path, clock: Clock = system_clock) -> Database:
     return db
 
 
-def _open_writer(path: Path) -> sqlite3.Connection:
-    writer = sqlite3.connect(path, isolation_level=None)
-    writer.execute("PRAGMA foreign_keys=ON")
-    writer.execute("PRAGMA busy_timeout=0")  # never wait on the loop's thread
-    writer.execute("PRAGMA synchronous=NORMAL")
-    writer.execute("PRAGMA wal_autocheckpoint=0")
-    return writer
-
-
-def _open_reader(path: Path) -> sqlite3.Connection:
-    reader = sqlite3.connect(path, isolation_level=None)
-    reader.row_factory = sqlite3.Row
-    reader.execute("PRAGMA query_only=ON")
-    reader.execute("PRAGMA busy_timeout=0")  # never wait on the loop's thread
-    reader.execute("PRAGMA mmap_size=1073741824")
-    return reader
+def _open_here(path: Path) -> sqlite3.Connection:
+    here = sqlite3.connect(path, isolation_level=None)  # each statement commits on its own
+    here.row_factory = sqlite3.Row
+    here.execute("PRAGMA foreign_keys=ON")
+    here.execute("PRAGMA busy_timeout=0")  # never wait on the loop's thread
+    here.execute("PRAGMA synchronous=NORMAL")
+    here.execute("PRAGMA wal_autocheckpoint=0")
+    here.execute("PRAGMA mmap_size=1073741824")
+    return here
 
 
 class NewerDatabase(Exception):
@@ -666,7 +658,7 @@ async def look_up(db: Database, sql: str, *args: object) -> list[sqlite3.Row]:
     on the database thread instead of blocking the loop.
     """
     try:
-        return db.reader.execute(sql, args).fetchall()  # all: the read ends with the call
+        return db.here.execute(sql, args).fetchall()  # all: the read ends with the call
     except sqlite3.OperationalError:
         return await fetch_all(db, sql, *args)
 
