@@ -20,4 +20,4 @@ def rfc3339(moment: datetime) -> str:
 
 def parse_rfc3339(text: str) -> datetime:
     """Read a time written by `rfc3339`."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(text)  # every request's lifetime check: strptime is 50x slower
