@@ -346,6 +346,38 @@ async def test_quota_refuses_a_git_pack_that_does_not_fit(tmp_path):
         await server.close()
 
 
+async def test_a_full_space_still_takes_a_new_branch_or_tag_at_a_commit_it_has(tmp_path):
+    server, key = await quota_hub(tmp_path, 1 * MIB)
+    try:
+        async with aiohttp.ClientSession() as session:
+            hub = Hub(server, session, key, tmp_path / "data")
+            await hub.space("team", quota=1 * MIB)
+            await hub.model("team", "m1")
+            work = await lfs_clone(hub, tmp_path, "w")
+            _, space = await hub.call("GET", "/api/v1/spaces/team")
+            filler = os.urandom(space["quota"] - space["used"])
+            await batch(hub, "upload", [{"oid": oid_of(filler), "size": len(filler)}])
+            assert (await put_object(hub, filler))[0] == 200
+            _, space = await hub.call("GET", "/api/v1/spaces/team")
+            assert space["used"] == space["quota"]
+
+            objects = tmp_path / "data" / "repos" / "team" / "m1.git" / "objects"
+            packs = sorted(objects.rglob("*"))
+            await git("push", "-q", "origin", "HEAD:refs/heads/side", cwd=work)
+            await git("tag", "v1", cwd=work)
+            await git("push", "-q", "origin", "v1", cwd=work)
+            refs = (await git("ls-remote", hub.remote("team", "m1"))).stdout
+            assert "refs/heads/side" in refs and "refs/tags/v1" in refs
+            assert sorted(objects.rglob("*")) == packs  # no (empty) pack kept for them
+            (work / "more.txt").write_text("more")
+            await git("add", "more.txt", cwd=work)
+            await git("commit", "-q", "-m", "more", cwd=work)
+            result = await git("push", "origin", "HEAD:refs/heads/side", cwd=work, check=False)
+            assert "over its quota" in result.stderr  # new objects still do not fit
+    finally:
+        await server.close()
+
+
 async def test_two_concurrent_pushes_that_each_fit_alone(tmp_path):
     await git("lfs", "install", "--skip-repo")
     server, key = await quota_hub(tmp_path, 3 * MIB)

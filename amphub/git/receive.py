@@ -28,6 +28,9 @@ from amphub.git.repos import DEFAULT_BRANCH
 
 ZERO = ObjectID(b"0" * 40)
 PUSHABLE = (b"refs/heads/", b"refs/tags/")
+# A pack with no objects (header and checksum): what git sends for a new branch or tag at a
+# commit the repository has. Any object makes a pack longer, so it fits a full space.
+EMPTY_PACK_BYTES = 32
 PACK_ERRORS = (
     OSError,
     ChecksumMismatch,
@@ -85,8 +88,9 @@ class AmphubReceivePackHandler(ReceivePackHandler):
 
     def _store_pack(self) -> bytes | None:
         """Read the pack into the store; the unpack error, or None when it was stored."""
+        store = self.repo.object_store
         try:
-            self.repo.object_store.add_thin_pack(
+            pack = store.add_thin_pack(
                 self.proto.read, self.proto.recv, max_input_size=self.max_pack_bytes or None
             )
         except PackInputTooLarge:
@@ -99,6 +103,10 @@ class AmphubReceivePackHandler(ReceivePackHandler):
         except BaseException:
             self._discard_partial_packs()
             raise
+        if not len(pack):
+            # Kept, an empty pack would count against the quota; git keeps none either.
+            # (dulwich 1.2's own way to drop a pack from the store and its cache.)
+            store._remove_pack(pack)
         return None
 
     def _discard_partial_packs(self) -> None:

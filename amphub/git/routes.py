@@ -20,7 +20,7 @@ from amphub.access import require_model
 from amphub.cardindex import refresh_card
 from amphub.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from amphub.git.bridge import BodyTooLarge, StreamBridge, run_streamed
-from amphub.git.receive import AmphubReceivePackHandler, RefUpdate
+from amphub.git.receive import EMPTY_PACK_BYTES, AmphubReceivePackHandler, RefUpdate
 from amphub.git.repos import DEFAULT_BRANCH, repo_path
 from amphub.git.upload import serve_upload_pack
 from amphub.names import check_model_id, check_space_id
@@ -204,7 +204,7 @@ async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamRe
             proto = ReceivableProtocol(bridge.recv, bridge.write)
             backend = DictBackend({b".": repo})
             handler = AmphubReceivePackHandler(backend, [b"."], proto, stateless_rpc=True)
-            handler.max_pack_bytes = max(room, 1)
+            handler.max_pack_bytes = max(room, EMPTY_PACK_BYTES)
             handler.quota_refusal = refusal
             try:
                 with lock:
