@@ -8,6 +8,7 @@ import io
 import os
 import re
 import socket
+import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -225,6 +226,21 @@ async def read_until(proc, marker: str) -> list[str]:
         lines.append(line.strip())
         if marker in line:
             return lines
+
+
+async def write_from_outside(db_path: Path, *statements: tuple[str, tuple]) -> None:
+    """Change the database through a connection of its own, as `amphub admin` would.
+
+    On a thread: the server runs on the test's event loop, and a write waiting for the
+    server's transaction must leave the loop free for the server to finish it.
+    """
+
+    def write() -> None:
+        with contextlib.closing(sqlite3.connect(db_path, timeout=60)) as conn, conn:
+            for sql, params in statements:
+                conn.execute(sql, params)
+
+    await asyncio.to_thread(write)
 
 
 def free_port() -> int:

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import Hub, git
+from tests.conftest import Hub, git, write_from_outside
 from tests.samples import SEED_WITH_CBT_CN as SEED
 
 
@@ -159,12 +159,11 @@ async def test_rename_is_searchable(seeded: Hub) -> None:
 
 
 async def test_admin_reindex_rebuilds_cards_from_repositories(seeded: Hub) -> None:
-    import sqlite3
     import sys
 
-    with sqlite3.connect(seeded.data_dir / "amphub.db") as conn:
-        conn.execute("DELETE FROM cards")
-        conn.execute("DELETE FROM card_values")
+    await write_from_outside(
+        seeded.data_dir / "amphub.db", ("DELETE FROM cards", ()), ("DELETE FROM card_values", ())
+    )
     assert (await search(seeded, framework="PyTorch"))["models"] == []
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -491,23 +490,26 @@ def datetime_of(text: str):
 
 
 async def test_search_sees_what_other_processes_write(seeded: Hub) -> None:
-    import sqlite3
 
     await seeded.user("eve")
     assert await ids(seeded, "", q="resnet") == []
     assert await ids(seeded, framework="Keras") == []
     assert await ids(seeded, "eve") == []
     # Another connection, as `amphub admin` or a restore would make; triggers log it.
-    with sqlite3.connect(seeded.data_dir / "amphub.db") as conn:
-        conn.execute("UPDATE models SET visibility = 'public' WHERE id = 'resnet'")
-        conn.execute(
+    await write_from_outside(
+        seeded.data_dir / "amphub.db",
+        ("UPDATE models SET visibility = 'public' WHERE id = 'resnet'", ()),
+        (
             "INSERT INTO card_values (space_id, model_id, field, value)"
-            " VALUES ('team', 'gpt2-big', 'framework', 'Keras')"
-        )
-        conn.execute(
+            " VALUES ('team', 'gpt2-big', 'framework', 'Keras')",
+            (),
+        ),
+        (
             "INSERT INTO model_members (space_id, model_id, user, role)"
-            " VALUES ('team', 'gpt2-big', 'eve', 'visitor')"
-        )
+            " VALUES ('team', 'gpt2-big', 'eve', 'visitor')",
+            (),
+        ),
+    )
     assert sorted(await ids(seeded, "eve")) == ["gpt2-big", "resnet"]
     assert await ids(seeded, "", q="resnet") == ["resnet"]
     assert await ids(seeded, framework="keras") == ["gpt2-big"]

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import Hub, free_port, git, read_until, start_server, wait_task
+from tests.conftest import (
+    Hub,
+    free_port,
+    git,
+    read_until,
+    start_server,
+    wait_task,
+    write_from_outside,
+)
 
 TOKEN = "gh" + "p_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 
@@ -80,9 +88,9 @@ async def test_a_second_scan_only_scans_new_content(hub, model_repo, tmp_path):
     assert first["result"]["files"]["f0.txt"]["status"] == "safe"
     db_path = hub.data_dir / "amphub.db"
     marker = '{"status": "suspicious", "findings": [], "marker": true}'
-    with sqlite3.connect(db_path, timeout=60) as conn:
+    with sqlite3.connect(db_path) as conn:
         before = conn.execute("SELECT count(*) FROM scan_results").fetchone()[0]
-        conn.execute("UPDATE scan_results SET verdict = ?", (marker,))
+    await write_from_outside(db_path, ("UPDATE scan_results SET verdict = ?", (marker,)))
     await push_files(hub, tmp_path, {"new.txt": b"new\n"})
     second = await wait_task(hub, (await scan(hub))["id"])
     files = second["result"]["files"]
