@@ -16,7 +16,9 @@ big object (VmRSS sampled every 20 ms), 8 concurrent uploads of distinct 256 MiB
 `git lfs push --all origin` / `git lfs pull` of the big object with the real git-lfs.
 The same 1,000 small objects also go, with the same client, to nginx (WebDAV PUT, then an
 fsync of file and folder) and to bench/bare_lfs_server.py: a bare aiohttp handler doing
-amphub's own durable write and nothing else, the ceiling for amphub on this machine.
+amphub's own durable write and nothing else, the ceiling for amphub on this machine. The
+small-object part runs `--runs` rounds of the three servers in turn (about a second each);
+the median is reported, with every round's rate.
 
     /work/venv/bin/python bench/lfs_transfer.py [--size-mib 1024] [--runs 3] [--keep]
         [--profile] [--only small]
@@ -563,10 +565,14 @@ async def nginx_small(nginx: Nginx, count: int) -> tuple[float, int]:
         return time.perf_counter() - start, errors
 
 
+def small_result(seconds: float, errors: int, **extra: float) -> dict:
+    return {"seconds": seconds, "per_s": SMALL_COUNT / seconds, "errors": errors, **extra}
+
+
 def measure_nginx_small(nginx: Nginx, res: Results) -> None:
     log(f"nginx: {SMALL_COUNT} objects of {SMALL_SIZE} B, PUT + fsync, {SMALL_IN_FLIGHT} in flight")
     seconds, errors = asyncio.run(nginx_small(nginx, SMALL_COUNT))
-    res.small["nginx"] = {"seconds": seconds, "per_s": SMALL_COUNT / seconds, "errors": errors}
+    res.small.setdefault("nginx", []).append(small_result(seconds, errors))
     log(f"  {SMALL_COUNT / seconds:.0f} objects/s, {errors} errors")
     # The files stay until the end: on ext4 without a journal (this machine's /work), every
     # new file skips the inodes deleted in the last minutes, so deleting a thousand files
@@ -582,25 +588,25 @@ class BareServer:
     auth: str = ""
 
 
-def measure_bare_small(root: Path, res: Results) -> None:
-    """The ceiling: the same client and disk work, without anything else amphub does."""
+def start_bare(root: Path) -> BareServer:
     port = free_port()
     script = Path(__file__).resolve().parent / "bare_lfs_server.py"
     proc = spawn([PYTHON, str(script), str(port), str(root / "bare-data")])
-    try:
-        wait_for_port(port, proc, "the bare server")
-        bare = BareServer(proc, f"http://127.0.0.1:{port}")
-        log(f"bare aiohttp + amphub's durable write: {SMALL_COUNT} objects, batch + PUT")
-        seconds, errors = asyncio.run(push_small(bare, "bare", SMALL_COUNT, verify=False))
-    finally:
-        stop_process(proc, signal.SIGTERM)
-    res.small["bare"] = {"seconds": seconds, "per_s": SMALL_COUNT / seconds, "errors": errors}
+    wait_for_port(port, proc, "the bare server")
+    return BareServer(proc, f"http://127.0.0.1:{port}")
+
+
+def measure_bare_small(bare: BareServer, res: Results) -> None:
+    """The ceiling: the same client and disk work, without anything else amphub does."""
+    log(f"bare aiohttp + amphub's durable write: {SMALL_COUNT} objects, batch + PUT")
+    seconds, errors = asyncio.run(push_small(bare, "bare", SMALL_COUNT, verify=False))
+    res.small.setdefault("bare", []).append(small_result(seconds, errors))
     log(f"  {SMALL_COUNT / seconds:.0f} objects/s, {errors} errors")
 
 
-def measure_small(hub: Amphub, res: Results) -> None:
+def measure_small(hub: Amphub, round_index: int, res: Results) -> None:
     for verify in (False, True):
-        model = "small-verify" if verify else "small"
+        model = f"small-{'verify-' if verify else ''}{round_index}"
         hub.model(model)
         what = "batch + PUT + verify" if verify else "batch + PUT"
         log(f"{SMALL_COUNT} objects of {SMALL_SIZE} B, {what}, {SMALL_IN_FLIGHT} in flight")
@@ -608,17 +614,27 @@ def measure_small(hub: Amphub, res: Results) -> None:
         seconds, errors = asyncio.run(push_small(hub, model, SMALL_COUNT, verify))
         server_cpu = cpu_seconds(hub.proc.pid) - server_cpu
         client_cpu = time.process_time() - client_cpu
-        res.small["verify" if verify else "plain"] = {
-            "seconds": seconds,
-            "per_s": SMALL_COUNT / seconds,
-            "errors": errors,
-            "server_cpu": server_cpu / seconds,
-            "client_cpu": client_cpu / seconds,
-        }
+        result = small_result(
+            seconds, errors, server_cpu=server_cpu / seconds, client_cpu=client_cpu / seconds
+        )
+        res.small.setdefault("verify" if verify else "plain", []).append(result)
         log(
             f"  {SMALL_COUNT / seconds:.0f} objects/s, {errors} errors; CPU busy: amphub"
             f" {100 * server_cpu / seconds:.0f}%, client {100 * client_cpu / seconds:.0f}%"
         )
+
+
+def measure_small_rounds(nginx: Nginx, bare: BareServer, hub: Amphub, runs: int, res: Results):
+    """Each server in turn, `runs` times, about a second of work each.
+
+    This machine's disk and neighbours move a rate by 20 % from one second to the next:
+    taking turns, all three servers meet the same moods.
+    """
+    for round_index in range(1, runs + 1):
+        log(f"small objects, round {round_index}/{runs}")
+        measure_nginx_small(nginx, res)
+        measure_bare_small(bare, res)
+        measure_small(hub, round_index, res)
 
 
 def measure_git_lfs(hub: Amphub, big: BigObject, root: Path, res: Results) -> None:
@@ -863,22 +879,26 @@ def print_small_summary(res: Results) -> None:
         ("plain", "amphub batch + PUT"),
         ("verify", "amphub batch + PUT + verify"),
     )
-    print(f"{SMALL_COUNT} distinct {SMALL_SIZE} B objects, {SMALL_IN_FLIGHT} in flight (aiohttp):")
+    print(
+        f"{SMALL_COUNT} distinct {SMALL_SIZE} B objects, {SMALL_IN_FLIGHT} in flight (aiohttp),"
+        " median of the rounds [every round]:"
+    )
     for name, label in labels:
-        s = res.small.get(name)
-        if s:
-            line = (
-                f"{label}: {s['per_s']:.0f} objects/s ({s['seconds']:.2f}s, {s['errors']} errors)"
-            )
-            if name == "plain":
-                ok = verdict(s["per_s"] >= GOALS["small_per_s"] and s["errors"] == 0)
-                line += f" (goal >= {GOALS['small_per_s']}/s: {ok})"
-            if "server_cpu" in s:
-                cpu = (
-                    f"CPU amphub {100 * s['server_cpu']:.0f}%, client {100 * s['client_cpu']:.0f}%"
-                )
-                line += "; " + cpu
-            print("  " + line)
+        rounds = res.small.get(name)
+        if not rounds:
+            continue
+        rate = statistics.median(r["per_s"] for r in rounds)
+        errors = sum(r["errors"] for r in rounds)
+        each = " ".join(f"{r['per_s']:.0f}" for r in rounds)
+        line = f"{label}: {rate:.0f} objects/s [{each}], {errors} errors"
+        if name == "plain":
+            ok = verdict(rate >= GOALS["small_per_s"] and errors == 0)
+            line += f" (goal >= {GOALS['small_per_s']}/s: {ok})"
+        if "server_cpu" in rounds[0]:
+            server = statistics.median(r["server_cpu"] for r in rounds)
+            client = statistics.median(r["client_cpu"] for r in rounds)
+            line += f"; CPU amphub {100 * server:.0f}%, client {100 * client:.0f}%"
+        print("  " + line)
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -910,13 +930,15 @@ def run(args: argparse.Namespace, root: Path) -> None:
     try:
         if big is not None:
             measure_big(nginx, hub, big, args.runs, res)
-        measure_nginx_small(nginx, res)
-        stop_process(nginx.proc, signal.SIGQUIT)
-        measure_bare_small(root, res)
+        bare = start_bare(root)
+        try:
+            measure_small_rounds(nginx, bare, hub, args.runs, res)
+        finally:
+            stop_process(bare.proc, signal.SIGTERM)
+            stop_process(nginx.proc, signal.SIGQUIT)
         if big is not None:
             measure_git_lfs(hub, big, root, res)
             measure_concurrent(hub, root, res)
-        measure_small(hub, res)
         if args.profile:
             profile(hub, big)
         print_summary(res, args.runs)
