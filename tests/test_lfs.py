@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -294,116 +296,95 @@ async def test_an_upload_batch_makes_the_folders_of_its_objects_first(hub, model
     assert [stored(hub, data).read_bytes() for data in objects] == objects
 
 
-async def quota_hub(tmp_path: Path, quota_unit: int):
-    server, key = await start_hub(tmp_path / "data", quota_unit=quota_unit)
-    return server, key
+@contextlib.asynccontextmanager
+async def space_with_quota(tmp_path: Path, quota: int) -> AsyncIterator[Hub]:
+    """A server whose space `team`, with model `m1`, may hold `quota` bytes."""
+    server, key = await start_hub(tmp_path / "data", quota_unit=quota)
+    try:
+        async with aiohttp.ClientSession() as session:
+            hub = Hub(server, session, key, tmp_path / "data")
+            await hub.space("team", quota=quota)
+            await hub.model("team", "m1")
+            yield hub
+    finally:
+        await server.close()
 
 
 async def test_quota_refuses_a_push_with_a_readable_message(tmp_path):
     await git("lfs", "install", "--skip-repo")
-    server, key = await quota_hub(tmp_path, 1 * MIB)
-    try:
-        async with aiohttp.ClientSession() as session:
-            hub = Hub(server, session, key, tmp_path / "data")
-            await hub.space("team", quota=1 * MIB)
-            await hub.model("team", "m1")
-            work = await lfs_clone(hub, tmp_path, "w")
-            (work / "big.bin").write_bytes(os.urandom(2 * MIB))
-            await git("add", "big.bin", cwd=work)
-            await git("commit", "-q", "-m", "big", cwd=work)
-            result = await git("push", cwd=work, check=False)
-            assert result.returncode != 0
-            assert "space team is over its quota" in result.stderr
-            assert "2.00 MiB more" in result.stderr
-            _, space = await hub.call("GET", "/api/v1/spaces/team")
-            assert space["used"] < MIB
-            assert [
-                p for p in (tmp_path / "data" / "lfs" / "objects").rglob("*") if p.is_file()
-            ] == []
-    finally:
-        await server.close()
+    async with space_with_quota(tmp_path, 1 * MIB) as hub:
+        work = await lfs_clone(hub, tmp_path, "w")
+        (work / "big.bin").write_bytes(os.urandom(2 * MIB))
+        await git("add", "big.bin", cwd=work)
+        await git("commit", "-q", "-m", "big", cwd=work)
+        result = await git("push", cwd=work, check=False)
+        assert result.returncode != 0
+        assert "space team is over its quota" in result.stderr
+        assert "2.00 MiB more" in result.stderr
+        _, space = await hub.call("GET", "/api/v1/spaces/team")
+        assert space["used"] < MIB
+        assert [p for p in (tmp_path / "data" / "lfs" / "objects").rglob("*") if p.is_file()] == []
 
 
 async def test_quota_refuses_a_git_pack_that_does_not_fit(tmp_path):
-    server, key = await quota_hub(tmp_path, 1 * MIB)
-    try:
-        async with aiohttp.ClientSession() as session:
-            hub = Hub(server, session, key, tmp_path / "data")
-            await hub.space("team", quota=1 * MIB)
-            await hub.model("team", "m1")
-            work = await lfs_clone(hub, tmp_path, "w")
-            before = (await git("ls-remote", hub.remote("team", "m1"), "master")).stdout
-            (work / "raw.dat").write_bytes(os.urandom(2 * MIB))
-            await git("add", "raw.dat", cwd=work)
-            await git("commit", "-q", "-m", "raw", cwd=work)
-            result = await git("push", cwd=work, check=False)
-            assert result.returncode != 0
-            assert "remote: push refused: space team is over its quota" in result.stderr
-            assert (await git("ls-remote", hub.remote("team", "m1"), "master")).stdout == before
-            objects = tmp_path / "data" / "repos" / "team" / "m1.git" / "objects"
-            assert list(objects.glob("tmp_pack_*")) == []
-    finally:
-        await server.close()
+    async with space_with_quota(tmp_path, 1 * MIB) as hub:
+        work = await lfs_clone(hub, tmp_path, "w")
+        before = (await git("ls-remote", hub.remote("team", "m1"), "master")).stdout
+        (work / "raw.dat").write_bytes(os.urandom(2 * MIB))
+        await git("add", "raw.dat", cwd=work)
+        await git("commit", "-q", "-m", "raw", cwd=work)
+        result = await git("push", cwd=work, check=False)
+        assert result.returncode != 0
+        assert "remote: push refused: space team is over its quota" in result.stderr
+        assert (await git("ls-remote", hub.remote("team", "m1"), "master")).stdout == before
+        objects = tmp_path / "data" / "repos" / "team" / "m1.git" / "objects"
+        assert list(objects.glob("tmp_pack_*")) == []
 
 
 async def test_a_full_space_still_takes_a_new_branch_or_tag_at_a_commit_it_has(tmp_path):
-    server, key = await quota_hub(tmp_path, 1 * MIB)
-    try:
-        async with aiohttp.ClientSession() as session:
-            hub = Hub(server, session, key, tmp_path / "data")
-            await hub.space("team", quota=1 * MIB)
-            await hub.model("team", "m1")
-            work = await lfs_clone(hub, tmp_path, "w")
-            _, space = await hub.call("GET", "/api/v1/spaces/team")
-            filler = os.urandom(space["quota"] - space["used"])
-            await batch(hub, "upload", [{"oid": oid_of(filler), "size": len(filler)}])
-            assert (await put_object(hub, filler))[0] == 200
-            _, space = await hub.call("GET", "/api/v1/spaces/team")
-            assert space["used"] == space["quota"]
+    async with space_with_quota(tmp_path, 1 * MIB) as hub:
+        work = await lfs_clone(hub, tmp_path, "w")
+        _, space = await hub.call("GET", "/api/v1/spaces/team")
+        filler = os.urandom(space["quota"] - space["used"])
+        await batch(hub, "upload", [{"oid": oid_of(filler), "size": len(filler)}])
+        assert (await put_object(hub, filler))[0] == 200
+        _, space = await hub.call("GET", "/api/v1/spaces/team")
+        assert space["used"] == space["quota"]
 
-            objects = tmp_path / "data" / "repos" / "team" / "m1.git" / "objects"
-            packs = sorted(objects.rglob("*"))
-            await git("push", "-q", "origin", "HEAD:refs/heads/side", cwd=work)
-            await git("tag", "v1", cwd=work)
-            await git("push", "-q", "origin", "v1", cwd=work)
-            refs = (await git("ls-remote", hub.remote("team", "m1"))).stdout
-            assert "refs/heads/side" in refs and "refs/tags/v1" in refs
-            assert sorted(objects.rglob("*")) == packs  # no (empty) pack kept for them
-            (work / "more.txt").write_text("more")
-            await git("add", "more.txt", cwd=work)
-            await git("commit", "-q", "-m", "more", cwd=work)
-            result = await git("push", "origin", "HEAD:refs/heads/side", cwd=work, check=False)
-            assert "over its quota" in result.stderr  # new objects still do not fit
-    finally:
-        await server.close()
+        objects = tmp_path / "data" / "repos" / "team" / "m1.git" / "objects"
+        packs = sorted(objects.rglob("*"))
+        await git("push", "-q", "origin", "HEAD:refs/heads/side", cwd=work)
+        await git("tag", "v1", cwd=work)
+        await git("push", "-q", "origin", "v1", cwd=work)
+        refs = (await git("ls-remote", hub.remote("team", "m1"))).stdout
+        assert "refs/heads/side" in refs and "refs/tags/v1" in refs
+        assert sorted(objects.rglob("*")) == packs  # no (empty) pack kept for them
+        (work / "more.txt").write_text("more")
+        await git("add", "more.txt", cwd=work)
+        await git("commit", "-q", "-m", "more", cwd=work)
+        result = await git("push", "origin", "HEAD:refs/heads/side", cwd=work, check=False)
+        assert "over its quota" in result.stderr  # new objects still do not fit
 
 
 async def test_two_concurrent_pushes_that_each_fit_alone(tmp_path):
     await git("lfs", "install", "--skip-repo")
-    server, key = await quota_hub(tmp_path, 3 * MIB)
-    try:
-        async with aiohttp.ClientSession() as session:
-            hub = Hub(server, session, key, tmp_path / "data")
-            await hub.space("team", quota=3 * MIB)
-            await hub.model("team", "m1")
-            await hub.model("team", "m2")
-            works = []
-            for model in ("m1", "m2"):
-                work = tmp_path / model
-                await git("clone", "-q", hub.remote("team", model), str(work))
-                (work / "w.bin").write_bytes(os.urandom(2 * MIB))
-                await git("add", "w.bin", cwd=work)
-                await git("commit", "-q", "-m", "w", cwd=work)
-                works.append(work)
-            results = await asyncio.gather(*(git("push", cwd=w, check=False) for w in works))
-            outcome = [(r.returncode, r.stderr) for r in results]
-            assert sorted(r.returncode == 0 for r in results) == [False, True], outcome
-            refused = next(r for r in results if r.returncode)
-            assert "over its quota" in refused.stderr, outcome
-            _, space = await hub.call("GET", "/api/v1/spaces/team")
-            assert 2 * MIB <= space["used"] <= 3 * MIB, (space, outcome)
-    finally:
-        await server.close()
+    async with space_with_quota(tmp_path, 3 * MIB) as hub:
+        await hub.model("team", "m2")
+        works = []
+        for model in ("m1", "m2"):
+            work = tmp_path / model
+            await git("clone", "-q", hub.remote("team", model), str(work))
+            (work / "w.bin").write_bytes(os.urandom(2 * MIB))
+            await git("add", "w.bin", cwd=work)
+            await git("commit", "-q", "-m", "w", cwd=work)
+            works.append(work)
+        results = await asyncio.gather(*(git("push", cwd=w, check=False) for w in works))
+        outcome = [(r.returncode, r.stderr) for r in results]
+        assert sorted(r.returncode == 0 for r in results) == [False, True], outcome
+        refused = next(r for r in results if r.returncode)
+        assert "over its quota" in refused.stderr, outcome
+        _, space = await hub.call("GET", "/api/v1/spaces/team")
+        assert 2 * MIB <= space["used"] <= 3 * MIB, (space, outcome)
 
 
 async def test_locks_from_two_users(hub, tmp_path):
