@@ -196,7 +196,6 @@ async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamRe
     room, refusal = await push_room(request.app, call.space)
     lock = request.app[keys.REPO_LOCKS].for_repo(call.path)
     response = _result_response("git-receive-pack")
-
     target = push_target(request, call.space.id, call.model.id)
 
     def serve(bridge: StreamBridge) -> None:
