@@ -14,7 +14,7 @@ from amphub.background import Background
 from amphub.clock import Clock, system_clock
 from amphub.config import Config
 from amphub.git import routes as git_routes
-from amphub.git.bridge import git_executor
+from amphub.git.bridge import git_executor, run_blocking
 from amphub.git.locks import RepoLocks
 from amphub.hf import routes as hf_routes
 from amphub.hf.xet import sweep_abandoned_xorbs
@@ -74,6 +74,8 @@ async def warm_search(app: web.Application) -> AsyncIterator[None]:
 async def sweep_at_start(app: web.Application) -> AsyncIterator[None]:
     """Remove what crashes and abandoned uploads left: unreferenced objects, stale xorbs."""
     background = app[keys.BACKGROUND]
+    store = app[keys.LFS_STORE]
+    background.spawn(run_blocking(app, store.remove_leftovers), "remove leftover uploads")
     background.spawn(collect_unreferenced(app), "collect unreferenced objects")
     background.spawn(sweep_abandoned_xorbs(app), "remove abandoned Xet uploads")
     yield

@@ -324,7 +324,7 @@ async def test_sync_killed_midway_resumes_after_restart_and_never_points_at_miss
             theirs = await clone_at(peer, tmp_path, "theirs", "master", "syncer")
             for name, content in files.items():
                 assert (theirs / name).read_bytes() == content
-            assert list((tmp_path / "peer" / "tmp").rglob("*.part")) == []
+            assert list((tmp_path / "peer").rglob("*.part")) == []
     finally:
         proc.terminate()
         await proc.wait()
