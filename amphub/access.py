@@ -151,7 +151,10 @@ async def require_model(
     """The model, if the caller may do `action` on it; 404 if they may not view it."""
     _check_token_scope(request, f"{space_id}/{model_id}", action)
     who = actor(request)
-    found = await db.model_with_roles(request.app[keys.DB], space_id, model_id, who.name)
+    if keys.TOKEN_MODEL in request:  # the token's own model: checked by its scope above
+        found = request[keys.TOKEN_MODEL]
+    else:
+        found = await db.model_with_roles(request.app[keys.DB], space_id, model_id, who.name)
     target = None
     if found and space_status(request.app, found[0]) is not lifetime.Status.RELEASED:
         space, model, space_role, model_role = found

@@ -97,14 +97,19 @@ async def _token_user(request: web.Request, text: str) -> db.User | None:
         token = read_token(request.app[keys.SECRET], text, now)
     except InvalidToken:
         return None
-    user = await db.get_user(request.app[keys.DB], token.user)
-    if user is None or key_fingerprint(user.key_hash) != token.key_fingerprint:
+    space_id, _, model_id = token.scope.partition("/")
+    found = await db.user_with_model(request.app[keys.DB], token.user, space_id, model_id)
+    if found is None:
+        return None
+    user, model = found
+    if key_fingerprint(user.key_hash) != token.key_fingerprint:
         return None
     if token.deployment is not None:
         deployment = await db.get_deployment(request.app[keys.DB], token.deployment)
         if deployment is None or deployment.deleted_at is not None:
             return None  # a deployment's key dies with it
     request[keys.TOKEN] = token
+    request[keys.TOKEN_MODEL] = model
     return user
 
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from amphub.background import Background
 from amphub.clock import Clock
 from amphub.config import Config
-from amphub.db import Database
+from amphub.db import Database, ModelWithRoles
 from amphub.git.locks import RepoLocks
 from amphub.lfs.store import ObjectStore
 from amphub.policy import Actor
@@ -40,3 +40,6 @@ SEARCH_INDEX = web.AppKey("search_index", SearchIndex)
 ACTOR = web.RequestKey("actor", Actor)
 # Set when the request carried a transfer or deployment token instead of a key.
 TOKEN = web.RequestKey("token", TransferToken)
+# The model a token is good for, with the caller's roles (None if it does not exist), read
+# with the token's user: requests that carry a token ask about that model only.
+TOKEN_MODEL = web.RequestKey("token_model", ModelWithRoles | None)

@@ -204,6 +204,48 @@ async def test_batch_answers_follow_the_spec(hub, model_repo):
     assert [o["error"]["code"] for o in answer["objects"]] == [422, 422, 422]
 
 
+async def test_a_transfer_token_follows_roles_keys_and_models_after_it_was_given(hub):
+    await hub.space("team")
+    await hub.model("team", "m1")
+    await hub.model("team", "m2")
+    await hub.user("dev")
+    await hub.call("PUT", "/api/v1/models/team/m1/members/dev", json={"role": "developer"})
+    await hub.call("PUT", "/api/v1/models/team/m2/members/dev", json={"role": "developer"})
+    objects = [os.urandom(10) for _ in range(5)]
+
+    async def upload_action(model: str, data: bytes) -> dict:
+        item = [{"oid": oid_of(data), "size": len(data)}]
+        status, answer, _ = await batch(hub, "upload", item, model=model, user="dev")
+        assert status == 200, answer
+        return answer["objects"][0]["actions"]["upload"]
+
+    async def put(action: dict, data: bytes, href: str | None = None) -> int:
+        async with hub.session.put(
+            href or action["href"], data=data, headers=action["header"]
+        ) as r:
+            return r.status
+
+    first = await upload_action("m1", objects[0])
+    assert await put(first, objects[0]) == 200
+    other = await upload_action("m2", objects[1])
+    assert await put(first, objects[1], other["href"]) == 401  # good for m1 only
+
+    demoted = await upload_action("m1", objects[2])
+    await hub.call("PUT", "/api/v1/models/team/m1/members/dev", json={"role": "visitor"})
+    assert await put(demoted, objects[2]) == 403
+
+    renewed = await upload_action("m2", objects[3])
+    status, body = await hub.call("POST", "/api/v1/me/key", user="dev")
+    assert status == 200
+    assert await put(renewed, objects[3]) == 401
+    hub.keys["dev"] = body["key"]
+
+    gone = await upload_action("m2", objects[4])
+    status, _ = await hub.call("DELETE", "/api/v1/models/team/m2")
+    assert status in (200, 202, 204)
+    assert await put(gone, objects[4]) == 404
+
+
 async def test_batch_request_errors(hub, model_repo):
     url = f"{hub.base}/team/m1.git/info/lfs/objects/batch"
     headers = {"Content-Type": LFS_JSON, **auth(hub)}

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from amphub.db.core import Audit, Database, Model, Space, fetch_all, fetch_one, look_up_one
+import sqlite3
+
+from amphub.db.core import (
+    Audit,
+    Database,
+    Model,
+    Space,
+    User,
+    fetch_all,
+    fetch_one,
+    look_up_one,
+)
 
 __all__ = [
+    "ModelWithRoles",
     "model_with_roles",
+    "user_with_model",
     "space_role",
     "model_role",
     "user_space_roles",
@@ -129,27 +142,70 @@ async def delete_model_member(
     return True
 
 
+# A model, its space, and the caller's roles in the space and in the model.
+ModelWithRoles = tuple[Space, Model, str | None, str | None]
+
+_MODEL_WITH_ROLES = (
+    "s.id, s.name, s.quota, s.billing_mode, s.expires_at, s.creator, s.created_at,"
+    " s.released_at, s.purged_at, m.name, m.visibility, m.owner, m.created_at,"
+    " m.updated_at, sm.role, mm.role"
+)
+# Joined to `models m`, with the caller's name as `{user}`.
+_ROLES_OF = (
+    " LEFT JOIN space_members sm ON sm.space_id = s.id AND sm.user = {user}"
+    " LEFT JOIN model_members mm ON mm.space_id = m.space_id AND mm.model_id = m.id"
+    " AND mm.user = {user}"
+)
+
+
+def _model_with_roles(columns: sqlite3.Row | tuple, space_id: str, model_id: str) -> ModelWithRoles:
+    return (
+        Space(*columns[0:9]),
+        Model(space_id, model_id, *columns[9:14]),
+        columns[14],
+        columns[15],
+    )
+
+
 async def model_with_roles(
     db: Database, space_id: str, model_id: str, user: str | None
-) -> tuple[Space, Model, str | None, str | None] | None:
+) -> ModelWithRoles | None:
     """A model, its space, and the user's roles in both, in one read (every request needs them)."""
     row = await look_up_one(
         db,
-        "SELECT s.id, s.name, s.quota, s.billing_mode, s.expires_at, s.creator, s.created_at,"
-        " s.released_at, s.purged_at, m.name, m.visibility, m.owner, m.created_at,"
-        " m.updated_at, sm.role, mm.role"
-        " FROM models m JOIN spaces s ON s.id = m.space_id"
-        " LEFT JOIN space_members sm ON sm.space_id = s.id AND sm.user = ?"
-        " LEFT JOIN model_members mm ON mm.space_id = m.space_id AND mm.model_id = m.id"
-        " AND mm.user = ?"
-        " WHERE m.space_id = ? AND m.id = ?",
+        f"SELECT {_MODEL_WITH_ROLES} FROM models m JOIN spaces s ON s.id = m.space_id"
+        + _ROLES_OF.format(user="?")
+        + " WHERE m.space_id = ? AND m.id = ?",
         user,
         user,
         space_id,
         model_id,
     )
+    return _model_with_roles(row, space_id, model_id) if row else None
+
+
+async def user_with_model(
+    db: Database, name: str, space_id: str, model_id: str
+) -> tuple[User, ModelWithRoles | None] | None:
+    """A user, and a model with the user's roles (None if it does not exist), in one read.
+
+    For a transfer token, good for one model only: its requests need both, and a read on
+    the loop's thread costs more than its microseconds while other threads want the GIL.
+    """
+    row = await look_up_one(
+        db,
+        "SELECT u.name, u.key_hash, u.admin, u.creator, u.disabled, u.created_at,"
+        f" {_MODEL_WITH_ROLES} FROM users u"
+        " LEFT JOIN models m ON m.space_id = ? AND m.id = ?"
+        " LEFT JOIN spaces s ON s.id = m.space_id"
+        + _ROLES_OF.format(user="u.name")
+        + " WHERE u.name = ?",
+        space_id,
+        model_id,
+        name,
+    )
     if row is None:
         return None
-    space = Space(*row[0:9])
-    model = Model(space_id, model_id, *row[9:14])
-    return space, model, row[14], row[15]
+    user = User(row[0], row[1], bool(row[2]), bool(row[3]), bool(row[4]), row[5])
+    model = row[6:]
+    return user, _model_with_roles(model, space_id, model_id) if model[0] is not None else None
