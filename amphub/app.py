@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import shutil
@@ -20,6 +21,7 @@ from amphub.hf import routes as hf_routes
 from amphub.hf.xet import sweep_abandoned_xorbs
 from amphub.lfs import routes as lfs_routes
 from amphub.lfs.garbage import collect_unreferenced
+from amphub.lfs.groups import SmallWrites
 from amphub.lfs.store import ObjectStore
 from amphub.policy.ratelimit import FailedSignIns
 from amphub.quota import Claims, KeyedLocks, Reservations
@@ -95,6 +97,7 @@ def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
     app[keys.OBJECT_CLAIMS] = Claims()
     app[keys.LINK_BATCHES] = {}
     app[keys.LFS_STORE] = ObjectStore(config.lfs_dir, config.tmp_dir)
+    app[keys.SMALL_WRITES] = SmallWrites(app[keys.LFS_STORE], functools.partial(run_blocking, app))
     app[keys.TASKS] = TaskQueue({"scan": run_scan, "sync": run_sync, "deploy": run_deploy})
     app[keys.SEARCH_INDEX] = SearchIndex()
     app.cleanup_ctx.append(open_database)

@@ -11,6 +11,7 @@ from amphub.clock import Clock
 from amphub.config import Config
 from amphub.db import Database, ModelWithRoles
 from amphub.git.locks import RepoLocks
+from amphub.lfs.groups import SmallWrites
 from amphub.lfs.store import ObjectStore
 from amphub.policy import Actor
 from amphub.policy.ratelimit import FailedSignIns
@@ -32,6 +33,7 @@ OBJECT_CLAIMS = web.AppKey("object_claims", Claims)
 # The batch of stored objects of each (space, model) that has not taken the quota lock yet.
 LINK_BATCHES = web.AppKey("link_batches", dict[tuple[str, str], LinkBatch])
 LFS_STORE = web.AppKey("lfs_store", ObjectStore)
+SMALL_WRITES = web.AppKey("small_writes", SmallWrites)
 BACKGROUND = web.AppKey("background", Background)
 TASKS = web.AppKey("tasks", TaskQueue)
 SCAN_POOL = web.AppKey("scan_pool", ProcessPoolExecutor)

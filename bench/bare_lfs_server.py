@@ -2,9 +2,10 @@
 
 bench/lfs_transfer.py runs it beside amphub, with the same client, to measure what this
 machine allows one Python process that does only the disk work amphub must do for each
-small object (folders prepared at the batch call, then per object: temporary file, fsync,
-rename, fsync of the folder) and none of the rest (no key check, no permission check, no
-link in the database, no quota): the ceiling for amphub's small-object rate here.
+small object (folders prepared at the batch call, then objects stored in groups as amphub
+stores them: temporary files, a flush, renames, a flush) and none of the rest (no key
+check, no permission check, no link in the database, no quota): the ceiling for amphub's
+small-object rate here.
 
     python bench/bare_lfs_server.py PORT DATA_DIR
 """
@@ -21,7 +22,8 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from amphub.git.bridge import GIT_THREADS  # noqa: E402 - after the path is set
-from amphub.lfs.store import ObjectStore, put_small  # noqa: E402
+from amphub.lfs.groups import SmallWrites  # noqa: E402
+from amphub.lfs.store import ObjectStore  # noqa: E402
 
 LFS_JSON = "application/vnd.git-lfs+json"
 
@@ -29,8 +31,10 @@ LFS_JSON = "application/vnd.git-lfs+json"
 def make_app(store: ObjectStore) -> web.Application:
     threads = ThreadPoolExecutor(GIT_THREADS)
 
-    async def blocking(work) -> None:
-        await asyncio.get_running_loop().run_in_executor(threads, work)
+    async def blocking(work):
+        return await asyncio.get_running_loop().run_in_executor(threads, work)
+
+    small_writes = SmallWrites(store, blocking)
 
     async def batch(request: web.Request) -> web.Response:
         body = await request.json()
@@ -46,7 +50,7 @@ def make_app(store: ObjectStore) -> web.Application:
     async def put(request: web.Request) -> web.Response:
         oid = request.match_info["oid"]
         data = await request.read()
-        await blocking(lambda: put_small(store, oid, data))
+        await small_writes.put(oid, data)
         return web.Response()
 
     app = web.Application()

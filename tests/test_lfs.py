@@ -13,6 +13,7 @@ import aiohttp
 
 from amphub import db, keys
 from amphub.lfs.garbage import collect
+from amphub.lfs.store import ObjectMismatch, ObjectStore, put_group
 from amphub.spaces import delete_model
 from tests.conftest import Hub, git, start_hub
 
@@ -336,6 +337,38 @@ async def test_small_objects_put_at_once_are_each_linked(hub, model_repo):
     _, space = await hub.call("GET", "/api/v1/spaces/team")
     total = sum(map(len, objects))
     assert total <= space["used"] < total + MIB  # and the git repository
+
+
+async def test_a_wrong_object_among_others_put_at_once_fails_alone(hub, model_repo):
+    objects = [os.urandom(500 + i) for i in range(12)]
+    wrong = [os.urandom(300), os.urandom(301)]
+    named = [oid_of(b"not this %d" % i) for i in range(len(wrong))]
+    wanted = [{"oid": oid_of(data), "size": len(data)} for data in objects]
+    wanted += [{"oid": oid, "size": len(data)} for oid, data in zip(named, wrong, strict=True)]
+    assert (await batch(hub, "upload", wanted))[0] == 200
+    puts = [put_object(hub, data) for data in objects]
+    puts[3:3] = [put_object(hub, data, oid=oid) for oid, data in zip(named, wrong, strict=True)]
+    results = await asyncio.gather(*puts)
+    statuses = [status for status, _ in results]
+    assert statuses == [200] * 3 + [422] * 2 + [200] * 9
+    assert all("does not match its oid" in body for _, body in results[3:5])
+    assert all(stored(hub, data).read_bytes() == data for data in objects)
+    assert not any(object_path(hub, oid).exists() for oid in named)
+    assert temp_files(hub) == []
+
+
+def test_a_group_of_objects_is_stored_together_and_each_failure_alone(tmp_path):
+    store = ObjectStore(tmp_path / "objects", tmp_path / "tmp")
+    kept, new, bad = os.urandom(100), os.urandom(200), os.urandom(300)
+    assert put_group(store, [(oid_of(kept), kept)]) == [None]
+    before = store.path(oid_of(kept)).stat()
+    outcomes = put_group(store, [(oid_of(new), new), (oid_of(b"other"), bad), (oid_of(kept), kept)])
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], ObjectMismatch)
+    assert store.path(oid_of(new)).read_bytes() == new
+    assert store.path(oid_of(kept)).stat().st_ino == before.st_ino  # stored already: kept
+    assert not store.path(oid_of(b"other")).exists()
+    assert list((tmp_path / "objects").rglob("*.part")) == []
 
 
 async def test_an_upload_batch_makes_the_folders_of_its_objects_first(hub, model_repo):

@@ -9,13 +9,14 @@ so those of an earlier run (a crash) can be told apart and removed while uploads
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import itertools
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 OID = re.compile(r"[0-9a-f]{64}")
@@ -45,6 +46,8 @@ class ObjectStore:
     def __init__(self, root: Path, tmp: Path) -> None:
         self.root = root
         self.tmp = tmp
+        self._root = str(root)  # the paths of each upload are built as strings: pathlib
+        # spends more time per object than the system calls it names.
         self._tag = secrets.token_hex(4)
         self._temp_numbers = itertools.count()
         # One flag per `ab/cd` folder, and per `ab`: set once the folder is known to be on
@@ -54,8 +57,12 @@ class ObjectStore:
 
     def path(self, oid: str) -> Path:
         """Where an object lives."""
+        return Path(self.folder(oid), oid)
+
+    def folder(self, oid: str) -> str:
+        """The folder an object lives in."""
         check_oid(oid)
-        return self.root / oid[:2] / oid[2:4] / oid
+        return f"{self._root}/{oid[:2]}/{oid[2:4]}"
 
     def contains(self, oid: str) -> bool:
         """Whether the object is stored."""
@@ -85,7 +92,7 @@ class ObjectStore:
         index = _folder_index(oid)
         if self._durable_folders[index]:
             return False
-        folder = self.path(oid).parent
+        folder = self.folder(oid)
         try:
             os.mkdir(folder)
             made = True
@@ -97,13 +104,13 @@ class ObjectStore:
         if not self._durable_parents[index >> 8]:
             _fsync_dir(self.root)
             self._durable_parents[index >> 8] = 1
-        _fsync_dir(folder.parent)
+        _fsync_dir(os.path.dirname(folder))
         self._durable_folders[index] = 1
         return made
 
-    def temp_path(self, oid: str) -> Path:
-        """A new name for receiving an object, beside it (its folder must exist)."""
-        return self.path(oid).parent / f"{self._tag}-{next(self._temp_numbers)}{TEMP_SUFFIX}"
+    def temp_path(self, folder: str) -> str:
+        """A new name for receiving an object in its folder."""
+        return f"{folder}/{self._tag}-{next(self._temp_numbers)}{TEMP_SUFFIX}"
 
     def remove(self, oid: str) -> None:
         """Delete an object's file if it is there."""
@@ -133,10 +140,11 @@ class Upload:
         self.received = 0
         self._hash = hashlib.sha256()
         self._new_folder = store.folder_for(oid)
-        temp = store.temp_path(oid)
+        self._folder = store.folder(oid)
+        temp = store.temp_path(self._folder)
         self._fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._written = 0
-        self._temp: Path | None = temp
+        self._temp: str | None = temp
 
     def accept(self, length: int) -> None:
         """Count a piece before it is hashed and written; refuses more than announced."""
@@ -165,13 +173,13 @@ class Upload:
                 raise ObjectMismatch(f"received {self.received} bytes, expected {self.size}")
             if self._hash.hexdigest() != self.oid:
                 raise ObjectMismatch("the content does not match its oid (sha256)")
-            target = self.store.path(self.oid)
-            if not self._new_folder and target.is_file():
+            target = f"{self._folder}/{self.oid}"
+            if not self._new_folder and os.path.isfile(target):
                 return  # the same bytes are stored already
             os.fsync(self._fd)
             os.replace(self._temp, target)
             self._temp = None
-            _fsync_dir(target.parent)
+            _fsync_dir(self._folder)
         finally:
             self.abort()
 
@@ -181,24 +189,70 @@ class Upload:
             os.close(self._fd)
             self._fd = -1
         if self._temp is not None:
-            self._temp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._temp)
             self._temp = None
 
 
-def put_small(store: ObjectStore, oid: str, data: bytes) -> None:
-    """Store an object received whole, in one go."""
-    upload = store.open_upload(oid, len(data))
-    upload.accept(len(data))
-    upload.hash(data)
-    upload.write(data)
-    upload.commit()
+def put_group(store: ObjectStore, objects: Sequence[tuple[str, bytes]]) -> list[Exception | None]:
+    """Store objects received whole, with two disk flushes for all: their bytes, their names.
+
+    Each is checked and written to a temporary file beside its place; once all their bytes
+    are on disk they are renamed into place (an object stored already keeps its file), and
+    the call returns once the names are on disk too. An object that fails fails alone: its
+    entry is the exception, the others' None. A failed flush fails them all (raises).
+    """
+    outcomes: list[Exception | None] = []
+    moves: list[tuple[str, str]] = []  # (temporary file, final place)
+    try:
+        for oid, data in objects:
+            try:
+                moves.append(_write_temp(store, oid, data))
+            except (ObjectMismatch, OSError) as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        if moves:
+            _sync_file_system(store.root)
+            for temp, target in moves:
+                if os.path.isfile(target):
+                    os.unlink(temp)  # the same bytes are stored already
+                else:
+                    os.replace(temp, target)
+            moves = []
+            _sync_file_system(store.root)
+    finally:
+        for temp, _ in moves:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+    return outcomes
+
+
+def _write_temp(store: ObjectStore, oid: str, data: bytes) -> tuple[str, str]:
+    """Check an object and write it to a new temporary file in its folder, not flushed."""
+    if hashlib.sha256(data).hexdigest() != check_oid(oid):
+        raise ObjectMismatch("the content does not match its oid (sha256)")
+    store.folder_for(oid)
+    folder = store.folder(oid)
+    temp = store.temp_path(folder)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.unlink(temp)
+        raise
+    finally:
+        os.close(fd)
+    return temp, f"{folder}/{oid}"
 
 
 def _folder_index(oid: str) -> int:
     return int(oid[:4], 16)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: Path | str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -27,7 +27,6 @@ from amphub.lfs.store import (
     ObjectStore,
     Upload,
     check_oid,
-    put_small,
 )
 from amphub.policy import Action
 from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
@@ -229,9 +228,8 @@ async def _receive_small(request: web.Request, oid: str, size: int) -> None:
     if len(data) != size:
         raise ObjectMismatch(f"received {len(data)} bytes, expected {size}")
     app = request.app
-    store: ObjectStore = app[keys.LFS_STORE]
     async with app[keys.OBJECT_LOCKS].hold(("object", oid)):
-        await run_blocking(app, lambda: put_small(store, oid, data))
+        await app[keys.SMALL_WRITES].put(oid, data)
 
 
 async def _receive_large(request: web.Request, oid: str, size: int) -> None:
