@@ -46,8 +46,9 @@ class ObjectStore:
     def __init__(self, root: Path, tmp: Path) -> None:
         self.root = root
         self.tmp = tmp
-        self._root = str(root)  # the paths of each upload are built as strings: pathlib
-        # spends more time per object than the system calls it names.
+        # An upload's paths are built as strings: pathlib spends more time per object than
+        # the system calls they name.
+        self._root = str(root)
         self._tag = secrets.token_hex(4)
         self._temp_numbers = itertools.count()
         # One flag per `ab/cd` folder, and per `ab`: set once the folder is known to be on
