@@ -103,9 +103,9 @@ class ObjectStore:
             os.makedirs(folder, exist_ok=True)
             made = True
         if not self._durable_parents[index >> 8]:
-            _fsync_dir(self.root)
+            _fsync_path(self.root)
             self._durable_parents[index >> 8] = 1
-        _fsync_dir(os.path.dirname(folder))
+        _fsync_path(os.path.dirname(folder))
         self._durable_folders[index] = 1
         return made
 
@@ -180,7 +180,7 @@ class Upload:
             os.fsync(self._fd)
             os.replace(self._temp, target)
             self._temp = None
-            _fsync_dir(self._folder)
+            _fsync_path(self._folder)
         finally:
             self.abort()
 
@@ -202,6 +202,7 @@ def put_group(store: ObjectStore, objects: Sequence[tuple[str, bytes]]) -> list[
     are on disk they are renamed into place (an object stored already keeps its file), and
     the call returns once the names are on disk too. An object that fails fails alone: its
     entry is the exception, the others' None. A failed flush fails them all (raises).
+    A group of one is flushed by fsyncs of its own (see `_flush`).
     """
     outcomes: list[Exception | None] = []
     moves: list[tuple[str, str]] = []  # (temporary file, final place)
@@ -214,14 +215,14 @@ def put_group(store: ObjectStore, objects: Sequence[tuple[str, bytes]]) -> list[
             else:
                 outcomes.append(None)
         if moves:
-            _sync_file_system(store.root)
+            _flush(store, [temp for temp, _ in moves])
             for temp, target in moves:
                 if os.path.isfile(target):
                     os.unlink(temp)  # the same bytes are stored already
                 else:
                     os.replace(temp, target)
-            moves = []
-            _sync_file_system(store.root)
+            folders, moves = [os.path.dirname(target) for _, target in moves], []
+            _flush(store, folders)
     finally:
         for temp, _ in moves:
             with contextlib.suppress(FileNotFoundError):
@@ -253,7 +254,20 @@ def _folder_index(oid: str) -> int:
     return int(oid[:4], 16)
 
 
-def _fsync_dir(path: Path | str) -> None:
+def _flush(store: ObjectStore, paths: list[str]) -> None:
+    """Put files or folders on disk: one by itself, several with one flush of everything.
+
+    A flush of the whole file system also waits for whatever else is still to be written;
+    an object uploaded alone (a quiet server) waits for nothing but itself.
+    """
+    if len(paths) == 1:
+        _fsync_path(paths[0])
+    else:
+        _sync_file_system(store.root)
+
+
+def _fsync_path(path: Path | str) -> None:
+    """Write a folder or a file to disk (a file opened for reading: fsync writes its data)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
