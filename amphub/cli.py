@@ -11,10 +11,11 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from amphub import accounts, db
-from amphub.app import bootstrap, create_app, prepare_data_dir
-from amphub.cardindex import reindex_all
+from amphub import db
 from amphub.config import Config, ConfigError, load_config
+from amphub.server.app import bootstrap, create_app, prepare_data_dir
+from amphub.services import accounts
+from amphub.services.cards import reindex_all
 
 OFFLINE = "amphub admin"
 CONSOLE_URL = "http://127.0.0.1:8080"

@@ -1,30 +1,15 @@
-"""The error classes and the one middleware that renders every error for its client."""
+"""The errors every layer raises for the client to read: a stable code and a sentence.
+
+They say what went wrong, not how to answer it: `amphub.http.errors` holds the one table
+that gives each its HTTP status, and renders it in the dialect of the route's client.
+"""
 
 from __future__ import annotations
 
-import html
-import json
-import logging
-import re
-import uuid
-from collections.abc import Awaitable, Callable
-from http import HTTPStatus
-from urllib.parse import quote
-
-from aiohttp import web
-
-from amphub.web.headers import PAGE_HEADERS, SIGN_IN_PATH, STATIC_PREFIX
-
-log = logging.getLogger("amphub")
-
-LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
-CHALLENGE = 'Basic realm="amphub", charset="UTF-8"'
-
 
 class ApiError(Exception):
-    """An error meant for the client: a status, a stable code and a sentence."""
+    """An error meant for the client: a stable code, a sentence, and headers it reads."""
 
-    status = 400
     code = "bad_request"
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
@@ -46,197 +31,82 @@ class InvalidName(ApiError):
 class Unauthorized(ApiError):
     """No valid credentials; the client should ask for them."""
 
-    status = 401
     code = "unauthorized"
 
 
 class Forbidden(ApiError):
     """Signed in, but not allowed."""
 
-    status = 403
     code = "forbidden"
 
 
 class NotFound(ApiError):
     """No such thing, or one the caller may not see."""
 
-    status = 404
     code = "not_found"
 
 
 class Conflict(ApiError):
-    """The thing exists already."""
+    """The thing exists already, or changed under the caller."""
 
-    status = 409
     code = "conflict"
+
+
+class HashAlgoUnsupported(Conflict):
+    """The client asked for a hash other than sha256 (git-lfs's 409)."""
+
+    code = "hash_algo_unsupported"
 
 
 class PayloadTooLarge(ApiError):
     """The request body is larger than this route accepts."""
 
-    status = 413
     code = "payload_too_large"
 
 
 class UnsupportedMediaType(ApiError):
     """The request body has the wrong Content-Type."""
 
-    status = 415
     code = "unsupported_media_type"
 
 
 class LengthRequired(ApiError):
     """The upload did not say how long it is."""
 
-    status = 411
     code = "length_required"
+
+
+class PreconditionFailed(ApiError):
+    """What the caller based its change on has moved (a branch's parent commit)."""
+
+    code = "precondition_failed"
 
 
 class Unprocessable(ApiError):
     """Well-formed, but the content is wrong (a hash or size that does not match)."""
 
-    status = 422
     code = "unprocessable"
+
+
+class RangeNotSatisfiable(ApiError):
+    """The Range asks for bytes the file does not have."""
+
+    code = "range_not_satisfiable"
 
 
 class QuotaExceeded(ApiError):
     """The space has no room for what is asked."""
 
-    status = 507
     code = "quota_exceeded"
 
 
 class TooManyRequests(ApiError):
     """The client is refused for a while."""
 
-    status = 429
     code = "too_many_requests"
 
 
-# The only paths git itself asks for; every other path outside the API and LFS is a page.
-GIT_SERVICE_PATH = re.compile(r"/(info/refs|git-upload-pack|git-receive-pack)$")
-# The paths of the Hugging Face Hub API that amphub serves (amphub.hf).
-HF_PATH = re.compile(r"/api/(models|repos|whoami-v2|validate-yaml)(/|$)|/[^/]+/[^/]+/resolve/")
-# The Hub's error codes; huggingface_hub raises its own exception for each.
-HF_ERROR_CODES = frozenset({"RepoNotFound", "RevisionNotFound", "EntryNotFound", "GatedRepo"})
-ERROR_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<title>{title} · amphub</title><link rel="stylesheet" href="{static}/style.css"></head>
-<body><main class="narrow"><h1>{title}</h1><p>{message}</p>
-<p><a href="/">Models</a> · <a href="{sign_in}">Sign in</a></p></main></body></html>
-"""
+class NotOffered(ApiError):
+    """A part of a protocol that amphub does not offer."""
 
-
-def route_family(request: web.Request) -> str:
-    """Which kind of client a path serves: `hf`, `api`, `lfs`, `git` or `web` (a browser)."""
-    path = request.path
-    if HF_PATH.match(path):
-        return "hf"
-    if path.startswith("/api/"):
-        return "api"
-    if "/info/lfs/" in path or path.endswith("/info/lfs"):
-        return "lfs"
-    if GIT_SERVICE_PATH.search(path):
-        return "git"
-    return "web"
-
-
-def sign_in_url(request: web.Request) -> str:
-    """The sign-in page, coming back to this page afterwards."""
-    return f"{SIGN_IN_PATH}?next={quote(request.path_qs, safe='')}"
-
-
-def _page(request: web.Request, status: int, message: str) -> web.Response:
-    text = ERROR_PAGE.format(
-        title=html.escape(f"{status} {HTTPStatus(status).phrase}"),
-        message=html.escape(message),
-        static=STATIC_PREFIX,
-        sign_in=html.escape(sign_in_url(request)),
-    )
-    return web.Response(status=status, text=text, content_type="text/html", headers=PAGE_HEADERS)
-
-
-def render(request: web.Request, status: int, code: str, message: str) -> web.Response:
-    """The error body in the shape that the route's client reads."""
-    family = route_family(request)
-    if family == "hf":
-        return _hf_error(request, status, code, message)
-    if family == "api":
-        body = {"error": {"code": code, "message": message}}
-        return web.json_response(body, status=status)
-    if family == "lfs":
-        body = {"message": message, "request_id": uuid.uuid4().hex}
-        # huggingface_hub uploads through the batch API too, and shows only this header.
-        headers = {"X-Error-Message": _one_line(message)}
-        return web.Response(
-            status=status, text=json.dumps(body), content_type=LFS_MEDIA_TYPE, headers=headers
-        )
-    if family == "web":
-        return _page(request, status, message)
-    # git prints a text/plain error body as "remote: …" lines.
-    return web.Response(status=status, text=message + "\n", content_type="text/plain")
-
-
-def _one_line(message: str) -> str:
-    """The message as a header value: line breaks and control characters may not be in one."""
-    return re.sub(r"[\x00-\x1f\x7f]+", " ", message)
-
-
-def _hf_error(request: web.Request, status: int, code: str, message: str) -> web.Response:
-    """An error as the Hub answers it: huggingface_hub reads these headers and `error`."""
-    headers = {"X-Error-Message": _one_line(message)}
-    if code in HF_ERROR_CODES:
-        headers["X-Error-Code"] = code
-    elif status == 401 and "Authorization" in request.headers:
-        # The Hub's words for refused credentials: with them the client does not take a
-        # wrong key for a missing repository.
-        headers["X-Error-Message"] = "Invalid credentials in Authorization header"
-    return web.json_response({"error": message}, status=status, headers=headers)
-
-
-def _unauthorized(request: web.Request, exc: ApiError) -> web.Response:
-    """A browser is sent to the sign-in page; any other client gets the Basic challenge."""
-    if route_family(request) == "web":
-        if request.method in ("GET", "HEAD"):
-            return web.Response(
-                status=303, headers={**PAGE_HEADERS, "Location": sign_in_url(request)}
-            )
-        return render(request, exc.status, exc.code, exc.message)
-    response = render(request, exc.status, exc.code, exc.message)
-    response.headers.update(_challenge_headers(request))
-    return response
-
-
-def _challenge_headers(request: web.Request) -> dict[str, str]:
-    name = "LFS-Authenticate" if route_family(request) == "lfs" else "WWW-Authenticate"
-    return {name: CHALLENGE}
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render ApiError, aiohttp's own HTTP errors and anything unexpected."""
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        if exc.status == 401:
-            response = _unauthorized(request, exc)
-        else:
-            response = render(request, exc.status, exc.code, exc.message)
-        response.headers.update(exc.headers)
-        return response
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = exc.reason.lower().replace(" ", "_")
-        response = render(request, exc.status, code, exc.reason)
-        if exc.status == 405 and "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
-    except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return render(request, 500, "internal_error", "internal server error")
+    code = "not_implemented"

@@ -21,15 +21,15 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from amphub.git.bridge import GIT_THREADS  # noqa: E402 - after the path is set
-from amphub.lfs.groups import SmallWrites  # noqa: E402
-from amphub.lfs.store import ObjectStore  # noqa: E402
+from amphub.services.hub import BLOCKING_THREADS  # noqa: E402 - after the path is set
+from amphub.storage.objects import ObjectStore  # noqa: E402
+from amphub.storage.small_writes import SmallWrites  # noqa: E402
 
 LFS_JSON = "application/vnd.git-lfs+json"
 
 
 def make_app(store: ObjectStore) -> web.Application:
-    threads = ThreadPoolExecutor(GIT_THREADS)
+    threads = ThreadPoolExecutor(BLOCKING_THREADS)
 
     async def blocking(work):
         return await asyncio.get_running_loop().run_in_executor(threads, work)

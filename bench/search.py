@@ -34,14 +34,15 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from amphub import accounts, db
-from amphub.app import bootstrap, create_app
-from amphub.cardindex import card_row
+from amphub import db
 from amphub.cards import Card, parse_card
 from amphub.clock import rfc3339
 from amphub.config import Config
 from amphub.policy import Action
 from amphub.policy.matrix import Actor, reach
+from amphub.server.app import bootstrap, create_app
+from amphub.services import accounts
+from amphub.services.cards import card_row
 
 # ---------------------------------------------------------------- the vocabulary
 

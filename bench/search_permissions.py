@@ -16,9 +16,10 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from amphub import accounts, db
-from amphub.app import bootstrap, create_app
+from amphub import db
 from amphub.config import Config
+from amphub.server.app import bootstrap, create_app
+from amphub.services import accounts
 
 
 async def populate(config: Config, models: int, granted: int) -> dict[str, str]:

@@ -29,11 +29,11 @@ from textual import events
 from textual.message import Message
 
 from amphub import db
-from amphub.app import bootstrap
-from amphub.cardindex import card_row
 from amphub.cards import parse_card
 from amphub.clock import rfc3339, system_clock
 from amphub.config import Config
+from amphub.server.app import bootstrap
+from amphub.services.cards import card_row
 from amphub.tui.app import ConsoleApp
 from amphub.tui.client import ApiClient
 from amphub.tui.paged_table import PagedTable

@@ -30,8 +30,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from search import FILTERS, TEXTS, make_readme, parse_all, percentile, populate
 
-from amphub.app import create_app
 from amphub.config import Config
+from amphub.server.app import create_app
 
 README = """---
 Training framework: [PyTorch, Transformers]

@@ -21,9 +21,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 from rich.console import Console
 
-from amphub.app import bootstrap, create_app
 from amphub.clock import system_clock
 from amphub.config import Config
+from amphub.server.app import bootstrap, create_app
 from amphub.tui.app import ConsoleApp
 from amphub.tui.client import ApiClient
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import aiohttp
 from dulwich.protocol import pkt_line
 
-from amphub import db, keys
+from amphub import db
+from amphub.http import keys
 from tests.conftest import Hub, git, start_hub
 
 
@@ -98,7 +99,7 @@ async def test_a_push_is_recorded_before_its_client_hears_of_it(hub, model_repo,
         "Content-Type": "application/x-git-receive-pack-request",
     }
     url = hub.remote("team", "m1", user=None) + "/git-receive-pack"
-    database = hub.server.app[keys.DB]
+    database = hub.server.app[keys.HUB].db
     body = pkt_line(command) + b"0000" + pack
     async with hub.session.post(url, data=body, headers=headers) as resp:
         pushes = await db.list_pushes(database, "team", "m1")

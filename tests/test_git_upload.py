@@ -12,7 +12,7 @@ import pytest
 from dulwich.protocol import pkt_line
 
 from amphub.git import upload
-from amphub.git.repos import PACK_CACHE_DIR, repo_size
+from amphub.storage.repos import PACK_CACHE_DIR, repo_size
 from tests.conftest import Hub, git
 from tests.test_git import commit_file
 

@@ -16,7 +16,8 @@ import pytest
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants
 from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError
 
-from amphub import db, keys
+from amphub import db
+from amphub.http import keys
 from tests.conftest import Hub, git, start_hub
 from tests.test_hf_download import bearer, hf, hf_home  # noqa: F401  (hf_home: autouse)
 
@@ -44,7 +45,7 @@ def transfer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 
 async def xet_chunks_stored(hub: Hub, model: str) -> int:
     """How many chunks of Xet uploads amphub stored for a model."""
-    return await db.count_model_xet_chunks(hub.server.app[keys.DB], "team", model)
+    return await db.count_model_xet_chunks(hub.server.app[keys.HUB].db, "team", model)
 
 
 @pytest.fixture
@@ -109,7 +110,7 @@ async def test_upload_file_is_a_git_commit_that_git_pull_sees(hub, api, tmp_path
     log = (await git("log", "--format=%an <%ae>|%s", "-1", cwd=work)).stdout.strip()
     assert log == "admin <admin@amphub>|Upload README.md with huggingface_hub"
 
-    pushes = await db.list_pushes(hub.server.app[keys.DB], "team", "m")
+    pushes = await db.list_pushes(hub.server.app[keys.HUB].db, "team", "m")
     assert [(p.user, p.ref, p.new) for p in pushes] == [("admin", "refs/heads/master", head)]
 
     async def indexed() -> bool:
@@ -248,7 +249,7 @@ async def test_branches_tags_and_delete_file(hub, api, tmp_path):
 
     deleted = await hf(api.delete_file, "a.txt", "team/b")
     assert "a.txt" not in await hf(api.list_repo_files, "team/b")
-    pushes = await db.list_pushes(hub.server.app[keys.DB], "team", "b")
+    pushes = await db.list_pushes(hub.server.app[keys.HUB].db, "team", "b")
     assert [p.ref for p in pushes] == [
         "refs/heads/master",
         "refs/heads/feature/x",

@@ -22,7 +22,7 @@ import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from amphub import db, keys
+from amphub import db
 from amphub.db.core import fetch_all
 from amphub.hf.xet import sweep_abandoned_xorbs
 from amphub.hf.xetformat import (
@@ -35,6 +35,7 @@ from amphub.hf.xetformat import (
     parse_shard,
     unpack,
 )
+from amphub.http import keys
 from tests.conftest import Hub, git, start_hub
 from tests.test_hf_download import bearer, hf, hf_home  # noqa: F401  (hf_home: autouse)
 
@@ -177,14 +178,14 @@ async def test_a_shard_is_rebuilt_into_checked_lfs_objects(hub, tmp_path):
     assert status == 400 and "was not uploaded to team/m" in message
     beyond = shard([(oid, [(name, 0, 4, len(content))])])
     assert (await cas(hub, grant, "POST", "/v1/shards", beyond))[0] == 400
-    store = hub.server.app[keys.LFS_STORE]
+    store = hub.server.app[keys.HUB].objects
     assert not store.contains(oid) and not store.contains("ee" * 32)
     assert scratch(hub) == []
 
     good = shard([(oid, [(name, 0, 2, 120_000), (name, 2, 3, 4)])])
     assert await cas(hub, grant, "POST", "/v1/shards", good) == (200, '{"result": 1}')
     assert store.path(oid).read_bytes() == content
-    linked = await db.linked_object_sizes(hub.server.app[keys.DB], "team", "m", [oid])
+    linked = await db.linked_object_sizes(hub.server.app[keys.HUB].db, "team", "m", [oid])
     assert linked == {oid: len(content)}
     assert staged(hub, "m") == []  # every chunk is in the object now
 
@@ -211,7 +212,7 @@ async def test_xorbs_no_shard_named_for_a_day_are_swept(hub):
     old = hub.data_dir / "repos" / "team" / "m.git" / "xet" / ("ab" * 32)
     two_days_ago = time.time() - 2 * 24 * 3600
     os.utime(old, (two_days_ago, two_days_ago))
-    assert await sweep_abandoned_xorbs(hub.server.app) == 1
+    assert await sweep_abandoned_xorbs(hub.server.app[keys.HUB]) == 1
     assert staged(hub, "m") == ["cd" * 32]
 
 
@@ -293,7 +294,7 @@ async def test_a_later_upload_reuses_chunks_the_client_sent_before(hub, tmp_path
     await upload_in_a_new_process(hub, tmp_path / "b.bin", "team/w")
     # hf_xet sent only the new megabyte; the rest of b.bin was read from a.bin's object.
     sent = await fetch_all(
-        hub.server.app[keys.DB],
+        hub.server.app[keys.HUB].db,
         "SELECT sum(length) FROM xet_chunks WHERE oid = ?",
         hashlib.sha256(second).hexdigest(),
     )
@@ -345,9 +346,11 @@ async def test_a_file_larger_than_a_xorb_arrives_whole(hub, tmp_path):
     upload = functools.partial(api.upload_file, repo_id="team/large")
     await hf(upload, path_or_fileobj=str(tmp_path / "large.bin"), path_in_repo="large.bin")
     oid = hashlib.sha256(data).hexdigest()
-    assert hub.server.app[keys.LFS_STORE].path(oid).stat().st_size == len(data)
+    assert hub.server.app[keys.HUB].objects.path(oid).stat().st_size == len(data)
     xorbs = await fetch_all(
-        hub.server.app[keys.DB], "SELECT count(DISTINCT xorb) FROM xet_chunks WHERE oid = ?", oid
+        hub.server.app[keys.HUB].db,
+        "SELECT count(DISTINCT xorb) FROM xet_chunks WHERE oid = ?",
+        oid,
     )
     assert xorbs[0][0] >= 2
     info = await hf(api.model_info, "team/large", files_metadata=True)

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import aiohttp
 
-from amphub import db, keys
-from amphub.lfs.garbage import collect
-from amphub.lfs.store import ObjectMismatch, ObjectStore, put_group
-from amphub.spaces import delete_model
+from amphub import db
+from amphub.http import keys
+from amphub.services.models import delete_model
+from amphub.services.objects import collect
+from amphub.storage.objects import ObjectMismatch, ObjectStore, put_group
 from tests.conftest import Hub, git, start_hub
 
 MIB = 1024 * 1024
@@ -560,17 +561,17 @@ async def test_deleting_a_model_removes_objects_no_other_model_references(hub, t
 async def test_garbage_collection_leaves_an_object_an_upload_claims(hub, model_repo):
     # An upload that found the object stored already has not linked it yet: a collection
     # between the two (its last model deleted meanwhile) must not take the file away.
-    app = hub.server.app
+    amphub = hub.server.app[keys.HUB]
     await hub.model("team", "m2")
     data = os.urandom(5000)
     status, _, _ = await batch(hub, "upload", [{"oid": oid_of(data), "size": 5000}], model="m2")
     assert status == 200
     assert (await put_object(hub, data, model="m2"))[0] == 200
-    model = await db.get_model(app[keys.DB], "team", "m2")
-    oids = await delete_model(app, model, db.Audit("admin", "delete_model", "team", "m2"))
+    model = await db.get_model(amphub.db, "team", "m2")
+    oids = await delete_model(amphub, model, db.Audit("admin", "delete_model", "team", "m2"))
     assert oids == [oid_of(data)]
-    with app[keys.OBJECT_CLAIMS].claim(oid_of(data)):
-        assert await collect(app, oids) == 0
+    with amphub.claims.claim(oid_of(data)):
+        assert await collect(amphub, oids) == 0
     assert stored(hub, data).is_file()
-    assert await collect(app, oids) == 1
+    assert await collect(amphub, oids) == 1
     assert not stored(hub, data).exists()

@@ -8,8 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from amphub import keys
-from amphub.spaces import release_due_spaces
+from amphub.http import keys
+from amphub.services.spaces import release_due_spaces
 from tests.conftest import GIB, FakeClock, Hub, git, start_hub
 
 
@@ -96,14 +96,14 @@ async def test_released_after_retention(timed: Hub, tmp_path: Path) -> None:
     repo = hub.data_dir / "repos" / "team" / "m1.git"
     assert repo.is_dir()
     hub.clock.advance(days=31 + 7 + 15 + 1)
-    released = await release_due_spaces(hub.server.app)
+    released = await release_due_spaces(hub.server.app[keys.HUB])
     assert released == ["team"]
     assert not repo.exists()
     assert (await hub.call("GET", "/api/v1/spaces/team", user="ada"))[0] == 404
     assert (await hub.call("GET", "/api/v1/spaces", user="ada"))[1]["spaces"] == []
     status, _ = await hub.call("POST", "/api/v1/spaces/team/renew", user="ada", json={})
     assert status == 404
-    assert await release_due_spaces(hub.server.app) == []
+    assert await release_due_spaces(hub.server.app[keys.HUB]) == []
 
 
 async def test_unsubscribe_needs_the_owner_and_the_id(timed: Hub, tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ async def test_unsubscribe_needs_the_owner_and_the_id(timed: Hub, tmp_path: Path
         "POST", "/api/v1/spaces/team/unsubscribe", user="ada", json={"confirm": "team"}
     )
     assert status == 200 and body["status"] == "released"
-    await hub.server.app[keys.BACKGROUND].drain()
+    await hub.server.app[keys.HUB].background.drain()
     assert not (hub.data_dir / "repos" / "team" / "m1.git").exists()
     assert (await hub.call("GET", "/api/v1/spaces/team", user="ada"))[0] == 404
     result = await git("ls-remote", hub.remote("team", "m1", "ada"), check=False)

@@ -6,7 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from amphub import keys
+from amphub.http import keys
 from tests.conftest import Hub, git
 
 
@@ -131,7 +131,7 @@ async def test_audit_log(hub: Hub) -> None:
         assert status in (200, 204), (path, answer)
     hub.keys["ada"] = answer["key"]
     await hub.call("POST", "/api/v1/spaces/team/unsubscribe", user="ada", json={"confirm": "team"})
-    await hub.server.app[keys.BACKGROUND].drain()
+    await hub.server.app[keys.HUB].background.drain()
 
     status, body = await hub.call("GET", "/api/v1/audit")
     assert status == 200

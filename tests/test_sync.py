@@ -13,7 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from amphub import db, keys
+from amphub import db
+from amphub.http import keys
 from tests.conftest import (
     FakeClock,
     Hub,
@@ -123,7 +124,7 @@ async def test_sync_a_branch_a_tag_and_a_commit_then_clone_from_the_peer(zones, 
     assert done["result"]["lfs_objects_sent"] == 2  # the LFS files of this commit only
     assert await remote_ref(peer, "refs/heads/master", "syncer") == second
     # The peer records the push before it sends the report its client hangs up after.
-    pushes = await db.list_pushes(peer.server.app[keys.DB], "team", "m1")
+    pushes = await db.list_pushes(peer.server.app[keys.HUB].db, "team", "m1")
     assert [(p.ref, p.new) for p in pushes] == [("refs/heads/master", second)]
 
     done = await sync(source, "v1")

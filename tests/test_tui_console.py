@@ -9,10 +9,10 @@ from aiohttp.test_utils import TestServer
 from textual.notifications import Notify
 
 from amphub import db
-from amphub.accounts import create_user
-from amphub.app import create_app
 from amphub.cli import main
 from amphub.config import Config
+from amphub.server.app import create_app
+from amphub.services.accounts import create_user
 from amphub.tui.commands import ActionCommands, bindings_of
 from amphub.tui.forms import FormScreen
 from amphub.tui.header import ConsoleHeader

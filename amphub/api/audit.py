@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from amphub import db, keys
-from amphub.access import SIGN_IN_NEEDED, actor, require_space
+from amphub import db
 from amphub.errors import BadRequest, Forbidden, Unauthorized
+from amphub.http import keys
+from amphub.http.access import SIGN_IN_NEEDED, actor, require_space
 from amphub.policy import Action
 
 MAX_LIMIT = 1000
@@ -29,7 +30,9 @@ async def get_audit(request: web.Request) -> web.Response:
         limit = min(int(request.query.get("limit", "100")), MAX_LIMIT)
     except ValueError:
         raise BadRequest("after and limit must be whole numbers") from None
-    entries = await db.list_audit(request.app[keys.DB], space_id=space_id, after=after, limit=limit)
+    entries = await db.list_audit(
+        request.app[keys.HUB].db, space_id=space_id, after=after, limit=limit
+    )
     return web.json_response(
         {
             "entries": [

@@ -6,13 +6,16 @@ import json
 
 from aiohttp import web
 
-from amphub import db, keys
-from amphub.access import actor, require_model
-from amphub.api.body import MAX_JSON_BODY, BodyTooLong, field, read_body
+from amphub import db
 from amphub.api.models import deployment_json
 from amphub.api.tasks import queue_on_ref, task_json
 from amphub.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
+from amphub.http import keys
+from amphub.http.access import actor, require_model
+from amphub.http.body import MAX_JSON_BODY, BodyTooLong, field, read_body
+from amphub.http.urls import base_url
 from amphub.policy import Action
+from amphub.policy.sealed import unseal
 from amphub.policy.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -20,9 +23,7 @@ from amphub.policy.signing import (
     BadSignature,
     check,
 )
-from amphub.sealed import unseal
 from amphub.tasks.deploy import STATUSES
-from amphub.urls import base_url
 
 MAX_SERVICE_NAME = 100
 MAX_REPLICAS = 1000
@@ -30,7 +31,7 @@ MAX_REPLICAS = 1000
 
 async def post_deployment(request: web.Request) -> web.Response:
     """Queue a deploy of a branch, tag or commit to an inference service."""
-    database = request.app[keys.DB]
+    database = request.app[keys.HUB].db
     created: list[db.Deployment] = []
 
     async def prepare(body: dict, ref: str, commit: str) -> dict:
@@ -64,7 +65,7 @@ async def delete_deployment(request: web.Request) -> web.Response:
         request, request.match_info["space"], request.match_info["model"], Action.WRITE_FILES
     )
     deployment_id = int(request.match_info["id"])
-    deployment = await db.get_deployment(request.app[keys.DB], deployment_id)
+    deployment = await db.get_deployment(request.app[keys.HUB].db, deployment_id)
     if (
         deployment is None
         or deployment.deleted_at is not None
@@ -78,14 +79,14 @@ async def delete_deployment(request: web.Request) -> web.Response:
         access.model.id,
         str(deployment_id),
     )
-    await db.delete_deployment(request.app[keys.DB], deployment_id, audit)
+    await db.delete_deployment(request.app[keys.HUB].db, deployment_id, audit)
     return web.Response(status=204)
 
 
 async def post_status(request: web.Request) -> web.Response:
     """A target reports a deployment's state, signed with the target's secret."""
     deployment_id = int(request.match_info["id"])
-    database = request.app[keys.DB]
+    database = request.app[keys.HUB].db
     deployment = await db.get_deployment(database, deployment_id)
     target = await db.get_deploy_target(database, deployment.target) if deployment else None
     if deployment is None or deployment.deleted_at is not None or target is None:
@@ -95,8 +96,8 @@ async def post_status(request: web.Request) -> web.Response:
     except BodyTooLong:
         raise PayloadTooLarge(f"a JSON body may be at most {MAX_JSON_BODY} bytes") from None
     signature = request.headers.get(SIGNATURE_HEADER)
-    now = request.app[keys.CLOCK]().timestamp()
-    secret = unseal(request.app[keys.SECRET], target.sealed_secret)
+    now = request.app[keys.HUB].clock().timestamp()
+    secret = unseal(request.app[keys.HUB].secret, target.sealed_secret)
     try:
         check(secret, request.headers.get(TIMESTAMP_HEADER), signature, raw, now)
     except BadSignature as exc:

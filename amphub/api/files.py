@@ -9,11 +9,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from amphub import db, keys
-from amphub.access import ModelAccess, require_model
+from amphub import db
 from amphub.clock import rfc3339
-from amphub.errors import ApiError, BadRequest, NotFound
-from amphub.git.bridge import run_blocking
+from amphub.errors import BadRequest, NotFound, RangeNotSatisfiable
 from amphub.git.files import (
     BINARY_PROBE,
     CommitInfo,
@@ -27,20 +25,15 @@ from amphub.git.files import (
     parse_pointer,
     read_blob,
 )
-from amphub.git.repos import repo_path
+from amphub.http import keys
+from amphub.http.access import ModelAccess, require_model
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION
+from amphub.storage.repos import repo_path
 
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 COMMITS_PER_PAGE = 30
 MAX_COMMITS_PER_PAGE = 100
-
-
-class RangeNotSatisfiable(ApiError):
-    """The Range asks for bytes the file does not have."""
-
-    status = 416
-    code = "range_not_satisfiable"
 
 
 async def model_repo(request: web.Request) -> tuple[ModelAccess, Path]:
@@ -48,12 +41,12 @@ async def model_repo(request: web.Request) -> tuple[ModelAccess, Path]:
     access = await require_model(
         request, request.match_info["space"], request.match_info["model"], Action.READ_FILES
     )
-    return access, repo_path(request.app[keys.CONFIG], access.space.id, access.model.id)
+    return access, repo_path(request.app[keys.HUB].config, access.space.id, access.model.id)
 
 
 async def _blocking(request: web.Request, work):
     try:
-        return await run_blocking(request.app, work)
+        return await request.app[keys.HUB].run_blocking(work)
     except (RevisionNotFound, PathNotFound) as exc:
         raise NotFound(str(exc)) from None
 
@@ -67,7 +60,7 @@ async def get_refs(request: web.Request) -> web.Response:
 async def _entries_json(request: web.Request, entries: list[Entry]) -> list[dict]:
     """Entries as the API shows them, each file with its last scan verdict."""
     ids = [entry.content_id for entry in entries if entry.content_id]
-    verdicts = await db.scan_verdicts(request.app[keys.DB], ids, SCANNER_VERSION)
+    verdicts = await db.scan_verdicts(request.app[keys.HUB].db, ids, SCANNER_VERSION)
     answer = []
     for entry in entries:
         item = {"path": entry.path, "type": entry.type, "size": entry.size}
@@ -144,8 +137,10 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         kind = "application/octet-stream" if b"\0" in data[:BINARY_PROBE] else "text/plain"
         return _ranged(request, data, kind)
     space_id, model_id = access.space.id, access.model.id
-    linked = await db.linked_object_sizes(request.app[keys.DB], space_id, model_id, [pointer.oid])
-    stored = request.app[keys.LFS_STORE].path(pointer.oid)
+    linked = await db.linked_object_sizes(
+        request.app[keys.HUB].db, space_id, model_id, [pointer.oid]
+    )
+    stored = request.app[keys.HUB].objects.path(pointer.oid)
     if pointer.oid not in linked or not stored.is_file():
         raise NotFound(f"the LFS content of {file} is not stored on this server")
     return web.FileResponse(stored, headers={"Content-Type": "application/octet-stream"})

@@ -7,21 +7,19 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from amphub import db, keys
-from amphub.access import ModelAccess, actor, model_target, require_model, require_space
-from amphub.api.body import field, json_object
-from amphub.cardindex import refresh_card
+from amphub import db
 from amphub.clock import rfc3339
-from amphub.errors import BadRequest, Conflict, NotFound
-from amphub.git.bridge import run_blocking
+from amphub.errors import BadRequest, NotFound
 from amphub.git.files import list_refs
-from amphub.git.repos import create_model_repo, repo_path, repo_size
-from amphub.lfs.garbage import collect
-from amphub.names import check_display_name, check_model_id
+from amphub.http import keys
+from amphub.http.access import ModelAccess, actor, model_target, require_model, require_space
+from amphub.http.body import field, json_object
+from amphub.http.urls import model_url
 from amphub.policy import Action, allowed
 from amphub.policy.matrix import MODEL_ACTIONS, MODEL_ROLES, VISIBILITIES, reach
-from amphub.spaces import delete_model as remove_model
-from amphub.urls import model_url
+from amphub.policy.names import check_display_name, check_model_id
+from amphub.services.models import change_model, create_model, remove_model
+from amphub.storage.repos import repo_path, repo_size
 
 GRANTABLE_MODEL_ROLES = tuple(role for role in MODEL_ROLES if role != "owner")
 FILTERS = ("space", "framework", "task_type", "algorithm", "tag", "license", "dataset")
@@ -48,10 +46,12 @@ def model_json(request: web.Request, model: db.Model, may: set[Action], size: in
 
 async def _detail_json(request: web.Request, access: ModelAccess) -> dict:
     space_id, model_id = access.space.id, access.model.id
-    path = repo_path(request.app[keys.CONFIG], space_id, model_id)
-    size, refs = await run_blocking(request.app, lambda: (repo_size(path), list_refs(path)))
+    path = repo_path(request.app[keys.HUB].config, space_id, model_id)
+    size, refs = await request.app[keys.HUB].run_blocking(
+        lambda: (repo_size(path), list_refs(path))
+    )
     may = {action for action in MODEL_ACTIONS if access.may(action)}
-    database = request.app[keys.DB]
+    database = request.app[keys.HUB].db
     stored = await db.get_card(database, space_id, model_id)
     scans = await db.list_tasks(
         database, kind="scan", status="succeeded", space_id=space_id, model_id=model_id, limit=1
@@ -125,19 +125,8 @@ async def post_models(request: web.Request) -> web.Response:
     model_id = check_model_id(field(body, "id", str))
     name = check_display_name(field(body, "name", str, model_id))
     visibility = _visibility(body, "private")
-    database = request.app[keys.DB]
-    owner = actor(request).name
-    try:
-        await db.insert_model(database, space.id, model_id, name, visibility, owner)
-    except db.Conflict as exc:
-        raise Conflict(str(exc)) from None
-    path = repo_path(request.app[keys.CONFIG], space.id, model_id)
-    try:
-        await run_blocking(request.app, lambda: create_model_repo(path, name, owner))
-    except BaseException:
-        await db.delete_model_row(database, space.id, model_id)
-        raise
-    await refresh_card(request.app, space.id, model_id)
+    hub = request.app[keys.HUB]
+    await create_model(hub, space.id, model_id, name, visibility, actor(request).name or "")
     access = await require_model(request, space.id, model_id, Action.VIEW)
     return web.json_response(await _detail_json(request, access), status=201)
 
@@ -167,9 +156,9 @@ def search_query(request: web.Request) -> db.SearchQuery:
     """The caller's search: text, filters and what the policy lets them retrieve."""
     who = actor(request)
     can = reach(who, Action.RETRIEVE)
-    config = request.app[keys.CONFIG]
+    config = request.app[keys.HUB].config
     # Spaces past their grace period can be neither read nor searched until renewed.
-    live_after = rfc3339(request.app[keys.CLOCK]() - timedelta(days=config.grace_days))
+    live_after = rfc3339(request.app[keys.HUB].clock() - timedelta(days=config.grace_days))
     filters = {name: request.query[name] for name in FILTERS if request.query.get(name)}
     return db.SearchQuery(
         everything=can.everything,
@@ -206,10 +195,8 @@ async def get_models(request: web.Request) -> web.Response:
     if sort not in db.SORTS:
         raise BadRequest(f"sort must be one of {', '.join(db.SORTS)}")
     query = search_query(request)
-    app = request.app
-    found = await db.search_models(
-        app[keys.DB], app[keys.SEARCH_INDEX], query, sort, per_page, (page - 1) * per_page
-    )
+    hub = request.app[keys.HUB]
+    found = await db.search_models(hub.db, hub.search, query, sort, per_page, (page - 1) * per_page)
     may = _permissions(request, found)
     models = [
         {**model_json(request, model, actions, None), "card": _card(card)}
@@ -239,14 +226,14 @@ async def patch_model(request: web.Request) -> web.Response:
     name = field(body, "name", str, None)
     name = check_display_name(name) if name is not None else None
     visibility = _visibility(body, None)
-    detail = ", ".join(f"{k}={v}" for k, v in (("name", name), ("visibility", visibility)) if v)
-    space_id, model_id = access.space.id, access.model.id
-    audit = db.Audit(actor(request).name, "change_model", space_id, model_id, detail=detail)
-    await db.update_model(
-        request.app[keys.DB], space_id, model_id, audit, name=name, visibility=visibility
+    await change_model(
+        request.app[keys.HUB],
+        access.space.id,
+        access.model.id,
+        actor(request).name or "",
+        name=name,
+        visibility=visibility,
     )
-    if name:  # the name is part of what search looks in
-        await refresh_card(request.app, space_id, model_id)
     access = await require_model(request, *_model_ids(request), Action.VIEW)
     return web.json_response(await _detail_json(request, access))
 
@@ -254,17 +241,16 @@ async def patch_model(request: web.Request) -> web.Response:
 async def delete_model(request: web.Request) -> web.Response:
     """Delete a model, its repository, and then the objects no other model references."""
     access = await require_model(request, *_model_ids(request), Action.DELETE)
-    audit = db.Audit(actor(request).name, "delete_model", access.space.id, access.model.id)
-    app = request.app
-    oids = await remove_model(app, access.model, audit)
-    app[keys.BACKGROUND].spawn(collect(app, oids), f"collect objects of {access.model.id}")
+    await remove_model(request.app[keys.HUB], access.model, actor(request).name or "")
     return web.Response(status=204)
 
 
 async def get_members(request: web.Request) -> web.Response:
     """The model's owner and granted members."""
     access = await require_model(request, *_model_ids(request), Action.EDIT)
-    granted = await db.list_model_members(request.app[keys.DB], access.space.id, access.model.id)
+    granted = await db.list_model_members(
+        request.app[keys.HUB].db, access.space.id, access.model.id
+    )
     members = [{"user": access.model.owner, "role": "owner"}]
     members += [{"user": u, "role": r} for u, r in granted if u != access.model.owner]
     return web.json_response({"members": members})
@@ -277,7 +263,7 @@ async def put_member(request: web.Request) -> web.Response:
     role = field(await json_object(request), "role", str)
     if role not in GRANTABLE_MODEL_ROLES:
         raise BadRequest(f"role must be one of {', '.join(GRANTABLE_MODEL_ROLES)}")
-    database = request.app[keys.DB]
+    database = request.app[keys.HUB].db
     if await db.get_user(database, user) is None:
         raise NotFound(f"no user {user}")
     if user == access.model.owner:
@@ -294,7 +280,7 @@ async def delete_member(request: web.Request) -> web.Response:
     user = request.match_info["user"]
     space_id, model_id = access.space.id, access.model.id
     audit = db.Audit(actor(request).name, "revoke_model_role", space_id, model_id, user)
-    if not await db.delete_model_member(request.app[keys.DB], space_id, model_id, user, audit):
+    if not await db.delete_model_member(request.app[keys.HUB].db, space_id, model_id, user, audit):
         raise NotFound(f"{user} is not a member of model {space_id}/{model_id}")
     return web.Response(status=204)
 

@@ -6,13 +6,14 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from amphub import db, keys
-from amphub.access import require
-from amphub.api.body import field, json_object
-from amphub.errors import BadRequest, Conflict, NotFound
-from amphub.names import check_peer_name, check_user_name
+from amphub import db
+from amphub.errors import BadRequest, NotFound
+from amphub.http import keys
+from amphub.http.access import require
+from amphub.http.body import field, json_object
 from amphub.policy import Action
-from amphub.sealed import seal
+from amphub.policy.names import check_peer_name, check_user_name
+from amphub.policy.sealed import seal
 
 MAX_SECRET = 4096
 
@@ -47,7 +48,7 @@ def _secret(body: dict, name: str) -> str:
 async def get_zones(request: web.Request) -> web.Response:
     """Every zone."""
     require(request, Action.MANAGE_PEERS)
-    zones = await db.list_zones(request.app[keys.DB])
+    zones = await db.list_zones(request.app[keys.HUB].db)
     return web.json_response({"zones": [zone_json(z) for z in zones]})
 
 
@@ -57,12 +58,9 @@ async def post_zone(request: web.Request) -> web.Response:
     body = await json_object(request)
     name = check_peer_name(field(body, "name", str))
     url, user = _http_url(body), check_user_name(field(body, "user", str))
-    sealed = seal(request.app[keys.SECRET], _secret(body, "key"))
+    sealed = seal(request.app[keys.HUB].secret, _secret(body, "key"))
     audit = db.Audit(who.name, "add_zone", target=name, detail=url)
-    try:
-        zone = await db.insert_zone(request.app[keys.DB], name, url, user, sealed, audit)
-    except db.Conflict as exc:
-        raise Conflict(str(exc)) from None
+    zone = await db.insert_zone(request.app[keys.HUB].db, name, url, user, sealed, audit)
     return web.json_response(zone_json(zone), status=201)
 
 
@@ -71,7 +69,7 @@ async def delete_zone(request: web.Request) -> web.Response:
     who = require(request, Action.MANAGE_PEERS)
     name = request.match_info["name"]
     audit = db.Audit(who.name, "remove_zone", target=name)
-    if not await db.delete_zone(request.app[keys.DB], name, audit):
+    if not await db.delete_zone(request.app[keys.HUB].db, name, audit):
         raise NotFound(f"no zone {name}")
     return web.Response(status=204)
 
@@ -79,7 +77,7 @@ async def delete_zone(request: web.Request) -> web.Response:
 async def get_targets(request: web.Request) -> web.Response:
     """Every deploy target."""
     require(request, Action.MANAGE_PEERS)
-    targets = await db.list_deploy_targets(request.app[keys.DB])
+    targets = await db.list_deploy_targets(request.app[keys.HUB].db)
     return web.json_response({"targets": [target_json(t) for t in targets]})
 
 
@@ -88,12 +86,9 @@ async def post_target(request: web.Request) -> web.Response:
     who = require(request, Action.MANAGE_PEERS)
     body = await json_object(request)
     name, url = check_peer_name(field(body, "name", str)), _http_url(body)
-    sealed = seal(request.app[keys.SECRET], _secret(body, "secret"))
+    sealed = seal(request.app[keys.HUB].secret, _secret(body, "secret"))
     audit = db.Audit(who.name, "add_deploy_target", target=name, detail=url)
-    try:
-        target = await db.insert_deploy_target(request.app[keys.DB], name, url, sealed, audit)
-    except db.Conflict as exc:
-        raise Conflict(str(exc)) from None
+    target = await db.insert_deploy_target(request.app[keys.HUB].db, name, url, sealed, audit)
     return web.json_response(target_json(target), status=201)
 
 
@@ -102,7 +97,7 @@ async def delete_target(request: web.Request) -> web.Response:
     who = require(request, Action.MANAGE_PEERS)
     name = request.match_info["name"]
     audit = db.Audit(who.name, "remove_deploy_target", target=name)
-    if not await db.delete_deploy_target(request.app[keys.DB], name, audit):
+    if not await db.delete_deploy_target(request.app[keys.HUB].db, name, audit):
         raise NotFound(f"no deploy target {name}")
     return web.Response(status=204)
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from amphub import db, keys
-from amphub.access import SIGN_IN_NEEDED, actor, require, require_space, space_status
-from amphub.api.body import field, json_object
+from amphub import db
 from amphub.api.paging import name_filter, requested_page
 from amphub.clock import parse_rfc3339, rfc3339
 from amphub.errors import BadRequest, Conflict, NotFound, Unauthorized
-from amphub.names import check_display_name, check_space_id, space_id_from_name
+from amphub.http import keys
+from amphub.http.access import SIGN_IN_NEEDED, actor, require, require_space
+from amphub.http.body import field, json_object
 from amphub.policy import Action, SpaceTarget, allowed, lifetime
 from amphub.policy.matrix import SPACE_ROLES
-from amphub.spaces import release_space
-from amphub.usage import space_usage, space_used
+from amphub.policy.names import check_display_name, check_space_id, space_id_from_name
+from amphub.services.hub import Hub
+from amphub.services.quota import space_usage, space_used
+from amphub.services.spaces import release_space, space_status
 
 MAX_PERIOD = 100
 GRANTABLE_SPACE_ROLES = tuple(role for role in SPACE_ROLES if role != "owner")
@@ -22,7 +24,7 @@ GRANTABLE_SPACE_ROLES = tuple(role for role in SPACE_ROLES if role != "owner")
 
 async def space_json(request: web.Request, space: db.Space) -> dict:
     """A space as the API shows it, usage included."""
-    usage = await space_usage(request.app, space.id)
+    usage = await space_usage(request.app[keys.HUB], space.id)
     me = actor(request).name or ""
     return {
         "id": space.id,
@@ -33,15 +35,15 @@ async def space_json(request: web.Request, space: db.Space) -> dict:
         "my_used": usage.by_owner.get(me, 0),
         "my_models": usage.models_by_owner.get(me, 0),
         "billing_mode": space.billing_mode,
-        "status": space_status(request.app, space).value,
+        "status": space_status(request.app[keys.HUB], space).value,
         "expires_at": space.expires_at,
         "creator": space.creator,
         "created_at": space.created_at,
     }
 
 
-def _quota(app: web.Application, body: dict) -> int:
-    unit = app[keys.CONFIG].quota_unit
+def _quota(hub: Hub, body: dict) -> int:
+    unit = hub.config.quota_unit
     quota = field(body, "quota", int)
     if quota <= 0 or quota % unit:
         raise BadRequest(f"quota must be a positive multiple of the quota unit ({unit} bytes)")
@@ -55,11 +57,11 @@ def _period(body: dict) -> int:
     return period
 
 
-def _billing(app: web.Application, body: dict) -> tuple[str, str | None]:
+def _billing(hub: Hub, body: dict) -> tuple[str, str | None]:
     mode = field(body, "billing_mode", str)
     if mode not in lifetime.BILLING_MODES:
         raise BadRequest(f"billing_mode must be one of {', '.join(lifetime.BILLING_MODES)}")
-    expires = lifetime.expiration(mode, app[keys.CLOCK](), _period(body))
+    expires = lifetime.expiration(mode, hub.clock(), _period(body))
     return mode, rfc3339(expires) if expires else None
 
 
@@ -73,8 +75,8 @@ async def post_spaces(request: web.Request) -> web.Response:
     who = require(request, Action.CREATE_SPACE)
     body = await json_object(request)
     name = check_display_name(field(body, "name", str))
-    quota = _quota(request.app, body)
-    mode, expires_at = _billing(request.app, body)
+    quota = _quota(request.app[keys.HUB], body)
+    mode, expires_at = _billing(request.app[keys.HUB], body)
     given = field(body, "id", str, None)
     candidates = (
         [check_space_id(given)]
@@ -84,13 +86,13 @@ async def post_spaces(request: web.Request) -> web.Response:
     for space_id in candidates:
         try:
             space = await db.insert_space(
-                request.app[keys.DB], space_id, name, quota, mode, expires_at, who.name
+                request.app[keys.HUB].db, space_id, name, quota, mode, expires_at, who.name
             )
             break
-        except db.Conflict as exc:
+        except Conflict as exc:
             conflict = exc
     else:
-        raise Conflict(str(conflict))
+        raise conflict
     return web.json_response(await space_json(request, space), status=201)
 
 
@@ -104,13 +106,13 @@ async def get_spaces(request: web.Request) -> web.Response:
     who = actor(request)
     if not who.signed_in:
         raise Unauthorized(SIGN_IN_NEEDED)
-    database = request.app[keys.DB]
+    database = request.app[keys.HUB].db
     roles = await db.user_space_roles(database, who.name)
     contains = name_filter(request)
     spaces = [
         space
         for space in await db.list_spaces(database)
-        if space_status(request.app, space) is not lifetime.Status.RELEASED
+        if space_status(request.app[keys.HUB], space) is not lifetime.Status.RELEASED
         and allowed(who, Action.USE_SPACE, SpaceTarget(space.creator, _role(roles, space, who)))
         and (contains in space.id or contains in space.name.lower())
     ]
@@ -122,7 +124,7 @@ async def get_spaces(request: web.Request) -> web.Response:
         {
             "spaces": [await space_json(request, s) for s in shown],
             "total": len(spaces),
-            "quota_unit": request.app[keys.CONFIG].quota_unit,
+            "quota_unit": request.app[keys.HUB].config.quota_unit,
         }
     )
 
@@ -143,7 +145,7 @@ async def patch_space(request: web.Request) -> web.Response:
     body = await json_object(request)
     name = check_display_name(field(body, "name", str))
     audit = db.Audit(actor(request).name, "rename_space", space.id, detail=name)
-    space = await db.update_space(request.app[keys.DB], space.id, audit, name=name)
+    space = await db.update_space(request.app[keys.HUB].db, space.id, audit, name=name)
     return web.json_response(await space_json(request, space))
 
 
@@ -151,14 +153,14 @@ async def post_quota(request: web.Request) -> web.Response:
     """Set a prepaid space's quota, never below what it uses."""
     space = await require_space(request, request.match_info["space"], Action.AUTHORIZE_SPACE)
     _prepaid(space)
-    quota = _quota(request.app, await json_object(request))
-    used = await space_used(request.app, space.id)
+    quota = _quota(request.app[keys.HUB], await json_object(request))
+    used = await space_used(request.app[keys.HUB], space.id)
     if quota < used:
         raise BadRequest(f"quota {quota} is below the {used} bytes the space uses")
     audit = db.Audit(
         actor(request).name, "change_quota", space.id, detail=f"{space.quota} -> {quota}"
     )
-    space = await db.update_space(request.app[keys.DB], space.id, audit, quota=quota)
+    space = await db.update_space(request.app[keys.HUB].db, space.id, audit, quota=quota)
     return web.json_response(await space_json(request, space))
 
 
@@ -167,11 +169,11 @@ async def post_renew(request: web.Request) -> web.Response:
     space = await require_space(request, request.match_info["space"], Action.RENEW_SPACE)
     _prepaid(space)
     period = _period(await json_object(request))
-    now = request.app[keys.CLOCK]()
+    now = request.app[keys.HUB].clock()
     start = max(parse_rfc3339(space.expires_at), now)
     expires = rfc3339(lifetime.expiration(space.billing_mode, start, period))
     audit = db.Audit(actor(request).name, "renew_space", space.id, detail=f"until {expires}")
-    space = await db.update_space(request.app[keys.DB], space.id, audit, expires_at=expires)
+    space = await db.update_space(request.app[keys.HUB].db, space.id, audit, expires_at=expires)
     return web.json_response(await space_json(request, space))
 
 
@@ -181,15 +183,17 @@ async def post_unsubscribe(request: web.Request) -> web.Response:
     if field(await json_object(request), "confirm", str, "") != space.id:
         raise BadRequest(f'type the space id to confirm: {{"confirm": "{space.id}"}}')
     audit = db.Audit(actor(request).name, "unsubscribe_space", space.id)
-    await db.mark_space_released(request.app[keys.DB], space.id, audit)
-    request.app[keys.BACKGROUND].spawn(release_space(request.app, space.id), f"release {space.id}")
+    await db.mark_space_released(request.app[keys.HUB].db, space.id, audit)
+    request.app[keys.HUB].background.spawn(
+        release_space(request.app[keys.HUB], space.id), f"release {space.id}"
+    )
     return web.json_response({"id": space.id, "status": lifetime.Status.RELEASED.value})
 
 
 async def get_members(request: web.Request) -> web.Response:
     """The space's owner and granted members."""
     space = await require_space(request, request.match_info["space"], Action.USE_SPACE)
-    granted = await db.list_space_members(request.app[keys.DB], space.id)
+    granted = await db.list_space_members(request.app[keys.HUB].db, space.id)
     members = [{"user": space.creator, "role": "owner"}]
     members += [{"user": user, "role": role} for user, role in granted if user != space.creator]
     return web.json_response({"members": members})
@@ -202,7 +206,7 @@ async def put_member(request: web.Request) -> web.Response:
     role = field(await json_object(request), "role", str)
     if role not in GRANTABLE_SPACE_ROLES:
         raise BadRequest(f"role must be one of {', '.join(GRANTABLE_SPACE_ROLES)}")
-    database = request.app[keys.DB]
+    database = request.app[keys.HUB].db
     if await db.get_user(database, user) is None:
         raise NotFound(f"no user {user}")
     if user == space.creator:
@@ -217,7 +221,7 @@ async def delete_member(request: web.Request) -> web.Response:
     space = await require_space(request, request.match_info["space"], Action.AUTHORIZE_SPACE)
     user = request.match_info["user"]
     audit = db.Audit(actor(request).name, "revoke_space_role", space.id, target=user)
-    if not await db.delete_space_member(request.app[keys.DB], space.id, user, audit):
+    if not await db.delete_space_member(request.app[keys.HUB].db, space.id, user, audit):
         raise NotFound(f"{user} is not a member of space {space.id}")
     return web.Response(status=204)
 

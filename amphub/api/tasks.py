@@ -7,15 +7,15 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from amphub import db, keys
-from amphub.access import SIGN_IN_NEEDED, ModelAccess, actor, require_model
-from amphub.api.body import field, json_object
+from amphub import db
 from amphub.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from amphub.git.bridge import run_blocking
 from amphub.git.files import RevisionNotFound, resolve
-from amphub.git.repos import repo_path
+from amphub.http import keys
+from amphub.http.access import SIGN_IN_NEEDED, ModelAccess, actor, require_model
+from amphub.http.body import field, json_object
 from amphub.policy import Action
-from amphub.tasks.queue import FINISHED_STATES
+from amphub.services.tasks import FINISHED_STATES, enqueue
+from amphub.storage.repos import repo_path
 
 KINDS = ("scan", "sync", "deploy")
 STATES = ("queued", "running", *FINISHED_STATES)
@@ -57,15 +57,14 @@ async def queue_on_ref(
     )
     body = await json_object(request)
     ref = field(body, "ref", str, "master")
-    path = repo_path(request.app[keys.CONFIG], access.space.id, access.model.id)
+    path = repo_path(request.app[keys.HUB].config, access.space.id, access.model.id)
     try:
-        commit = await run_blocking(request.app, lambda: resolve(path, ref))
+        commit = await request.app[keys.HUB].run_blocking(lambda: resolve(path, ref))
     except RevisionNotFound as exc:
         raise BadRequest(str(exc)) from None
     params = await prepare(body, ref, commit)
-    task = await request.app[keys.TASKS].enqueue(
-        request.app, kind, access.model, ref, commit, params, actor(request).name
-    )
+    who = actor(request).name or ""
+    task = await enqueue(request.app[keys.HUB], kind, access.model, ref, commit, params, who)
     return access, task
 
 
@@ -84,7 +83,7 @@ async def post_sync(request: web.Request) -> web.Response:
 
     async def prepare(body: dict, ref: str, commit: str) -> dict:
         zone = field(body, "zone", str)
-        if await db.get_zone(request.app[keys.DB], zone) is None:
+        if await db.get_zone(request.app[keys.HUB].db, zone) is None:
             raise BadRequest(f"no zone {zone}; an administrator registers zones")
         return {"zone": zone}
 
@@ -95,7 +94,7 @@ async def post_sync(request: web.Request) -> web.Response:
 async def _visible_task(request: web.Request) -> db.Task:
     """A task whose model the caller may view; 404 otherwise, as for the model itself."""
     task_id = int(request.match_info["id"])
-    task = await db.get_task(request.app[keys.DB], task_id)
+    task = await db.get_task(request.app[keys.HUB].db, task_id)
     if task is None:
         if not actor(request).signed_in:
             raise Unauthorized(SIGN_IN_NEEDED)
@@ -147,7 +146,7 @@ async def get_tasks(request: web.Request) -> web.Response:
     scanned = 0
     while len(visible) < limit and scanned < SCAN_LIMIT:
         tasks = await db.list_tasks(
-            request.app[keys.DB],
+            request.app[keys.HUB].db,
             kind=kind,
             status=status,
             space_id=space_id,
@@ -186,7 +185,7 @@ async def post_cancel(request: web.Request) -> web.Response:
         raise Forbidden("only the task's creator or an administrator may cancel it")
     if task.status in FINISHED_STATES:
         raise BadRequest(f"task {task.id} has {task.status} already")
-    return web.json_response(task_json(await db.cancel_task(request.app[keys.DB], task.id)))
+    return web.json_response(task_json(await db.cancel_task(request.app[keys.HUB].db, task.id)))
 
 
 def add_routes(app: web.Application) -> None:

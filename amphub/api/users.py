@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from amphub import accounts, db, keys
-from amphub.access import require
-from amphub.api.body import field, json_object
+from amphub import db
 from amphub.api.paging import name_filter, requested_page
-from amphub.errors import Conflict, Forbidden, NotFound, Unauthorized
+from amphub.errors import Forbidden, NotFound, Unauthorized
+from amphub.http import keys
+from amphub.http.access import require
+from amphub.http.body import field, json_object
 from amphub.policy import Action
+from amphub.services import accounts
 
 
 def user_json(user: db.User) -> dict:
@@ -32,7 +34,7 @@ def _signed_in(request: web.Request) -> str:
 
 async def get_me(request: web.Request) -> web.Response:
     """The caller."""
-    user = await db.get_user(request.app[keys.DB], _signed_in(request))
+    user = await db.get_user(request.app[keys.HUB].db, _signed_in(request))
     if user is None:
         raise Unauthorized("sign in with your user name and key")
     return web.json_response(user_json(user))
@@ -43,14 +45,14 @@ async def post_me_key(request: web.Request) -> web.Response:
     name = _signed_in(request)
     if keys.TOKEN in request:
         raise Forbidden("a token cannot replace a key; sign in with your key")
-    key = await accounts.regenerate_key(request.app[keys.DB], name, by=name)
+    key = await accounts.regenerate_key(request.app[keys.HUB].db, name, by=name)
     return web.json_response({"key": key})
 
 
 async def get_users(request: web.Request) -> web.Response:
     """Every user; or with `?page=&per_page=` one page of them and the total (`?q=` filters)."""
     require(request, Action.MANAGE_USERS)
-    database = request.app[keys.DB]
+    database = request.app[keys.HUB].db
     page, contains = requested_page(request), name_filter(request)
     if page is None:
         users = await db.list_users(database, name_contains=contains)
@@ -66,16 +68,13 @@ async def post_users(request: web.Request) -> web.Response:
     """Create a user; the answer carries its key, shown this once."""
     who = require(request, Action.MANAGE_USERS)
     body = await json_object(request)
-    try:
-        user, key = await accounts.create_user(
-            request.app[keys.DB],
-            field(body, "name", str),
-            by=who.name,
-            admin=field(body, "admin", bool, False),
-            creator=field(body, "creator", bool, False),
-        )
-    except db.Conflict as exc:
-        raise Conflict(str(exc)) from None
+    user, key = await accounts.create_user(
+        request.app[keys.HUB].db,
+        field(body, "name", str),
+        by=who.name,
+        admin=field(body, "admin", bool, False),
+        creator=field(body, "creator", bool, False),
+    )
     return web.json_response({**user_json(user), "key": key}, status=201)
 
 
@@ -87,7 +86,7 @@ async def patch_user(request: web.Request) -> web.Response:
     changed = ", ".join(f"{name}={value}" for name, value in flags.items() if value is not None)
     audit = db.Audit(who.name, "change_user", target=request.match_info["name"], detail=changed)
     user = await db.update_user_flags(
-        request.app[keys.DB], request.match_info["name"], audit=audit, **flags
+        request.app[keys.HUB].db, request.match_info["name"], audit=audit, **flags
     )
     if user is None:
         raise NotFound(f"no user {request.match_info['name']}")
@@ -98,7 +97,7 @@ async def post_user_key(request: web.Request) -> web.Response:
     """A new key for a user; the old one stops working at once."""
     who = require(request, Action.MANAGE_USERS)
     key = await accounts.regenerate_key(
-        request.app[keys.DB], request.match_info["name"], by=who.name
+        request.app[keys.HUB].db, request.match_info["name"], by=who.name
     )
     if key is None:
         raise NotFound(f"no user {request.match_info['name']}")

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import aiosqlite
 
 from amphub.db.core import Database, Model, fetch_all, fetch_one
-from amphub.search_index import (
+from amphub.search.index import (
     CardFields,
     Criteria,
     Entry,

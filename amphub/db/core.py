@@ -12,6 +12,7 @@ from pathlib import Path
 import aiosqlite
 
 from amphub.clock import Clock, rfc3339, system_clock
+from amphub.errors import Conflict as Conflict
 
 # Append-only: a shipped migration is never edited, new ones go at the end.
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -410,10 +411,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
     ),
 ]
-
-
-class Conflict(Exception):
-    """A row with the same key exists already."""
 
 
 @dataclass(frozen=True)

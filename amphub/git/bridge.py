@@ -8,13 +8,12 @@ flat however large the pack, and a slow client slows the producer instead of fil
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from amphub import keys
+from amphub.http import keys
 
 OUTPUT_CHUNK = 1024 * 1024
 T = TypeVar("T")
@@ -80,23 +79,6 @@ class StreamBridge:
             await self.response.write(data)
 
 
-GIT_THREADS = 32
-
-
-async def git_executor(app: web.Application) -> AsyncIterator[None]:
-    """The threads that run dulwich work, apart from the loop's default pool."""
-    executor = ThreadPoolExecutor(GIT_THREADS, thread_name_prefix="git")
-    app[keys.GIT_EXECUTOR] = executor
-    yield
-    executor.shutdown(wait=True, cancel_futures=True)
-
-
-async def run_blocking(app: web.Application, work: Callable[[], T]) -> T:
-    """Run blocking git work on the git threads."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(app[keys.GIT_EXECUTOR], work)
-
-
 async def run_streamed(
     request: web.Request,
     response: web.StreamResponse,
@@ -111,4 +93,4 @@ async def run_streamed(
         bridge.flush()
         return result
 
-    return await run_blocking(request.app, run), bridge
+    return await request.app[keys.HUB].run_blocking(run), bridge

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,8 @@ from dulwich.protocol import (
 from dulwich.refs import Ref, check_ref_format
 from dulwich.server import ReceivePackHandler
 
-from amphub.git.repos import DEFAULT_BRANCH
+from amphub.services.push import RefUpdate
+from amphub.storage.repos import DEFAULT_BRANCH
 
 ZERO = ObjectID(b"0" * 40)
 PUSHABLE = (b"refs/heads/", b"refs/tags/")
@@ -40,15 +40,6 @@ PACK_ERRORS = (
     ObjectFormatException,
     ValueError,
 )
-
-
-@dataclass(frozen=True)
-class RefUpdate:
-    """One ref command of a push."""
-
-    ref: bytes
-    old: bytes
-    new: bytes
 
 
 class AmphubReceivePackHandler(ReceivePackHandler):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,18 +14,18 @@ from dulwich.protocol import ReceivableProtocol, pkt_line
 from dulwich.repo import Repo
 from dulwich.server import DictBackend, Handler, UploadPackHandler
 
-from amphub import db, keys
-from amphub.access import require_model
-from amphub.cardindex import refresh_card
+from amphub import db
 from amphub.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from amphub.git.bridge import BodyTooLarge, StreamBridge, run_streamed
-from amphub.git.receive import EMPTY_PACK_BYTES, AmphubReceivePackHandler, RefUpdate
-from amphub.git.repos import DEFAULT_BRANCH, repo_path
+from amphub.git.receive import EMPTY_PACK_BYTES, AmphubReceivePackHandler
 from amphub.git.upload import serve_upload_pack
-from amphub.names import check_model_id, check_space_id
+from amphub.http import keys
+from amphub.http.access import require_model
+from amphub.http.urls import model_ids
 from amphub.policy import Action
-from amphub.quota import push_quota_message
-from amphub.usage import room_left
+from amphub.services.push import push_target
+from amphub.services.quota import push_room
+from amphub.storage.repos import repo_path
 
 T = TypeVar("T")
 
@@ -44,13 +43,6 @@ NO_CACHE = {
     "Pragma": "no-cache",
     "Cache-Control": "no-cache, max-age=0, must-revalidate",
 }
-
-
-def model_ids(request: web.Request) -> tuple[str, str]:
-    """The space and model ids of a git URL, with the optional `.git` suffix removed."""
-    space_id = check_space_id(request.match_info["space"])
-    model_id = request.match_info["model"].removesuffix(".git")
-    return space_id, check_model_id(model_id)
 
 
 def service_of(name: str | None) -> tuple[type[Handler], Action]:
@@ -77,7 +69,7 @@ async def _open_service(request: web.Request, service: str | None) -> ServiceCal
     handler_cls, action = service_of(service)
     space_id, model_id = model_ids(request)
     access = await require_model(request, space_id, model_id, action)
-    path = repo_path(request.app[keys.CONFIG], space_id, model_id)
+    path = repo_path(request.app[keys.HUB].config, space_id, model_id)
     if not path.is_dir():
         raise NotFound(f"no model {space_id}/{model_id}")
     return ServiceCall(handler_cls, path, access.space, access.model)
@@ -127,76 +119,12 @@ async def _upload_pack(request: web.Request, call: ServiceCall) -> web.StreamRes
     return response
 
 
-async def push_room(app: web.Application, space: db.Space) -> tuple[int, str]:
-    """Bytes a push may still add to the space, and the sentence that refuses a bigger one.
-
-    Every way of moving refs (git push, a Hugging Face commit) checks against this.
-    """
-    room = await room_left(app, space)
-    return room, "push refused: " + push_quota_message(space.id, space.quota - room, space.quota)
-
-
-async def after_push(
-    app: web.Application, space_id: str, model_id: str, user: str, updated: list[RefUpdate]
-) -> None:
-    """Record a push that moved refs, and re-read the card if master moved."""
-    database = app[keys.DB]
-    now = database.now()
-    pushes = [
-        db.Push(space_id, model_id, user, u.ref.decode(), u.old.decode(), u.new.decode(), now)
-        for u in updated
-    ]
-    await db.record_pushes(database, pushes)
-    if any(u.ref == DEFAULT_BRANCH for u in updated):
-        app[keys.BACKGROUND].spawn(
-            refresh_card(app, space_id, model_id), f"index {space_id}/{model_id}"
-        )
-
-
-@dataclass(frozen=True)
-class PushTarget:
-    """Where a push goes and who makes it: what its record needs."""
-
-    app: web.Application
-    loop: asyncio.AbstractEventLoop
-    space_id: str
-    model_id: str
-    user: str
-
-    def record(self, updated: list[RefUpdate]) -> None:
-        """On the git thread that moved the refs: run `after_push` and wait for it.
-
-        Every way of moving refs (git push, a Hugging Face commit, branch or tag) ends here.
-        Made from that thread, the record follows the refs, not the request: aiohttp
-        cancels the handler of a client that hangs up (git does once it has read the
-        report, which is sent after this), and a shutdown cancels the handlers left.
-        """
-        if updated:
-            after = after_push(self.app, self.space_id, self.model_id, self.user, updated)
-            asyncio.run_coroutine_threadsafe(after, self.loop).result()
-
-    def moving(self, move: Callable[[], RefUpdate]) -> Callable[[], RefUpdate]:
-        """`move` (git work that moves one ref or raises), then its record, on one thread."""
-
-        def move_and_record() -> RefUpdate:
-            update = move()
-            self.record([update])
-            return update
-
-        return move_and_record
-
-
-def push_target(request: web.Request, space_id: str, model_id: str) -> PushTarget:
-    """The target of a push the request makes; called on the event loop."""
-    user = request[keys.ACTOR].name or ""
-    return PushTarget(request.app, asyncio.get_running_loop(), space_id, model_id, user)
-
-
 async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamResponse:
-    room, refusal = await push_room(request.app, call.space)
-    lock = request.app[keys.REPO_LOCKS].for_repo(call.path)
+    room, refusal = await push_room(request.app[keys.HUB], call.space)
+    lock = request.app[keys.HUB].repo_locks.for_repo(call.path)
     response = _result_response("git-receive-pack")
-    target = push_target(request, call.space.id, call.model.id)
+    user = request[keys.ACTOR].name or ""
+    target = push_target(request.app[keys.HUB], user, call.space.id, call.model.id)
 
     def serve(bridge: StreamBridge) -> None:
         with Repo(str(call.path)) as repo:

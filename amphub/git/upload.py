@@ -45,7 +45,7 @@ from dulwich.server import DictBackend, UploadPackHandler, _ProtocolGraphWalker
 
 from amphub.git.packfile import COPY_CHUNK, PackFile, write_clone_pack, write_fetch_pack
 from amphub.git.reach import add_tags, fetch_objects, scan_objects, unreachable, walk_fetch
-from amphub.git.repos import PACK_CACHE_DIR, prepare_repo
+from amphub.storage.repos import PACK_CACHE_DIR, prepare_repo
 
 SIDEBAND_DATA = 65515  # the payload of one side-band-64k pkt-line
 CACHE_KEEP = 3

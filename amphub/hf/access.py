@@ -14,12 +14,8 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from amphub import keys
-from amphub.access import ModelAccess, actor, require_model
 from amphub.errors import NotFound, Unauthorized
 from amphub.git import files
-from amphub.git.bridge import run_blocking
-from amphub.git.repos import repo_path
 from amphub.hf.errors import (
     EntryNotFound,
     GatedRepo,
@@ -27,7 +23,10 @@ from amphub.hf.errors import (
     RepoNotFound,
     RevisionNotFound,
 )
+from amphub.http import keys
+from amphub.http.access import ModelAccess, actor, require_model
 from amphub.policy import Action
+from amphub.storage.repos import repo_path
 
 T = TypeVar("T")
 
@@ -61,13 +60,13 @@ async def require_repo(
 
 def repository(request: web.Request, access: ModelAccess) -> Path:
     """The bare repository of a model the caller passed the check for."""
-    return repo_path(request.app[keys.CONFIG], access.space.id, access.model.id)
+    return repo_path(request.app[keys.HUB].config, access.space.id, access.model.id)
 
 
 async def run_git(request: web.Request, work: Callable[[], T]) -> T:
     """Run blocking git work; a missing revision or path answers as the Hub's errors do."""
     try:
-        return await run_blocking(request.app, work)
+        return await request.app[keys.HUB].run_blocking(work)
     except files.RevisionNotFound as exc:
         raise RevisionNotFound(str(exc)) from None
     except files.PathNotFound as exc:

@@ -17,18 +17,19 @@ from typing import Any
 
 from aiohttp import web
 
-from amphub import db, keys
-from amphub.access import ModelAccess
-from amphub.errors import BadRequest, PayloadTooLarge, QuotaExceeded
+from amphub import db
+from amphub.errors import BadRequest, NotOffered, PayloadTooLarge, QuotaExceeded
 from amphub.git.files import LfsPointer
-from amphub.git.routes import push_room, push_target
 from amphub.hf.access import repository, require_repo, run_git
-from amphub.hf.errors import NotImplementedByAmphub
 from amphub.hf.paging import flag
 from amphub.hf.treewrite import Addition, CommitPlan, Deletion, write_commit
-from amphub.lfs.store import InvalidOid, check_oid
+from amphub.http import keys
+from amphub.http.access import ModelAccess
+from amphub.http.urls import base_url
 from amphub.policy import Action
-from amphub.urls import base_url
+from amphub.services.push import push_target
+from amphub.services.quota import push_room
+from amphub.storage.objects import InvalidOid, check_oid
 
 # Regular files come inline (large ones go to LFS, as the preupload answer says), so a
 # commit body is bounded; 256 MiB of base64 is 192 MiB of files.
@@ -150,9 +151,9 @@ async def _link_lfs(request: web.Request, access: ModelAccess, plan: CommitPlan)
     """Check that every LFS object is stored and linked to the model; fill in sizes."""
     wanted = [op.lfs.oid for op in plan.operations if isinstance(op, Addition) and op.lfs]
     linked = await db.linked_object_sizes(
-        request.app[keys.DB], access.space.id, access.model.id, wanted
+        request.app[keys.HUB].db, access.space.id, access.model.id, wanted
     )
-    store = request.app[keys.LFS_STORE]
+    store = request.app[keys.HUB].objects
     for i, op in enumerate(plan.operations):
         if not isinstance(op, Addition) or not op.lfs:
             continue
@@ -171,20 +172,21 @@ async def post_commit(request: web.Request) -> web.Response:
     """Make a commit on a branch from the Hub's NDJSON operations."""
     access = await require_repo(request, Action.WRITE_FILES)
     if flag(request, "create_pr"):
-        raise NotImplementedByAmphub(NO_PULL_REQUESTS)
+        raise NotOffered(NO_PULL_REQUESTS)
     path = repository(request, access)
     plan = await read_plan(request)
     await _link_lfs(request, access, plan)
-    app = request.app
-    room, refusal = await push_room(app, access.space)
+    hub = request.app[keys.HUB]
+    room, refusal = await push_room(hub, access.space)
     # LFS content passed the quota when it was uploaded; deleting always fits.
     inline = sum(len(op.data) for op in plan.operations if isinstance(op, Addition))
     if inline > max(room, 0):
         raise QuotaExceeded(refusal)
-    target = push_target(request, access.space.id, access.model.id)
+    user = request[keys.ACTOR].name or ""
+    target = push_target(hub, user, access.space.id, access.model.id)
     author = f"{target.user} <{target.user}@amphub>".encode()
-    when = int(app[keys.CLOCK]().timestamp())
-    lock = app[keys.REPO_LOCKS].for_repo(path)
+    when = int(hub.clock().timestamp())
+    lock = hub.repo_locks.for_repo(path)
     rev = request.match_info["rev"]
     update = await run_git(
         request, target.moving(lambda: write_commit(path, lock, rev, plan, author, when))

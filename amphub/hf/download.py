@@ -13,14 +13,14 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.helpers import ETag
 
-from amphub import db, keys
-from amphub.access import ModelAccess
-from amphub.api.files import RangeNotSatisfiable
-from amphub.errors import NotFound
+from amphub import db
+from amphub.errors import NotFound, RangeNotSatisfiable
 from amphub.git.files import BINARY_PROBE, LfsPointer, PathNotFound, parse_pointer
 from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.errors import EntryNotFound
 from amphub.hf.repo import read_file, resolve_revision
+from amphub.http import keys
+from amphub.http.access import ModelAccess
 from amphub.policy import Action
 
 
@@ -75,9 +75,9 @@ def _ranged(request: web.Request, data: bytes, headers: dict[str, str]) -> web.R
 
 async def _stored(request: web.Request, access: ModelAccess, pointer: LfsPointer) -> Path:
     """Where the content of an LFS file of this model is stored."""
-    database = request.app[keys.DB]
+    database = request.app[keys.HUB].db
     linked = await db.linked_object_sizes(database, access.space.id, access.model.id, [pointer.oid])
-    stored = request.app[keys.LFS_STORE].path(pointer.oid)
+    stored = request.app[keys.HUB].objects.path(pointer.oid)
     if pointer.oid not in linked or not stored.is_file():
         raise NotFound(f"the LFS content {pointer.oid} is not stored on this server")
     return stored

@@ -1,8 +1,8 @@
-"""The Hub's errors: amphub.errors renders their codes as X-Error-Code for huggingface_hub."""
+"""The Hub's errors: amphub.http.errors renders their codes as X-Error-Code for huggingface_hub."""
 
 from __future__ import annotations
 
-from amphub.errors import ApiError, Forbidden, NotFound, Unauthorized
+from amphub.errors import Forbidden, NotFound, Unauthorized
 
 
 class RepoNotFound(NotFound):
@@ -33,17 +33,3 @@ class GatedRepo(Forbidden):
     """The caller may see the repository but not download its files (GatedRepoError)."""
 
     code = "GatedRepo"
-
-
-class PreconditionFailed(ApiError):
-    """The branch moved away from the parent commit the client based its commit on."""
-
-    status = 412
-    code = "precondition_failed"
-
-
-class NotImplementedByAmphub(ApiError):
-    """A part of the Hub that amphub does not offer."""
-
-    status = 501
-    code = "not_implemented"

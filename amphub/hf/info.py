@@ -14,8 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from amphub import db, keys
-from amphub.access import ModelAccess, actor, space_status, space_target
+from amphub import db
 from amphub.api.models import search_query
 from amphub.cards import canonical_algorithm, canonical_framework, parse_card
 from amphub.errors import Unauthorized
@@ -23,7 +22,10 @@ from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.card import card_data, front_matter, library_name, model_tags, pipeline_tag
 from amphub.hf.paging import flag, paged_response, requested_page
 from amphub.hf.repo import HubEntry, default_branch, list_entries, read_optional, resolve_revision
+from amphub.http import keys
+from amphub.http.access import ModelAccess, actor, space_target
 from amphub.policy import Action, allowed, lifetime
+from amphub.services.spaces import space_status
 
 MODELS_PAGE = 100
 MAX_MODELS_PAGE = 1000
@@ -84,7 +86,7 @@ def _snapshot(path: Path, rev: str, readable: bool) -> tuple[str, list[HubEntry]
 async def _security_status(request: web.Request, access: ModelAccess, commit_id: str) -> dict:
     """The last scan of this commit as the Hub's securityRepoStatus, amphub's summary added."""
     tasks = await db.list_tasks(
-        request.app[keys.DB],
+        request.app[keys.HUB].db,
         kind="scan",
         status="succeeded",
         space_id=access.space.id,
@@ -121,7 +123,7 @@ async def get_model_info(request: web.Request) -> web.Response:
             request, lambda: (parse_card(readme).to_json(), front_matter(readme))
         )
     else:  # the card as indexed from master, which a viewer may see
-        stored = await db.get_card(request.app[keys.DB], access.space.id, access.model.id)
+        stored = await db.get_card(request.app[keys.HUB].db, access.space.id, access.model.id)
         card, raw = (json.loads(stored[1]) if stored else {}), {}
     info = {
         **_summary(access.model, card),
@@ -165,10 +167,8 @@ async def get_models(request: web.Request) -> web.Response:
         filters=_filters(request),
     )
     sort = SORTS.get(request.query.get("sort", ""), "updated")
-    app = request.app
-    found = await db.search_models(
-        app[keys.DB], app[keys.SEARCH_INDEX], query, sort, page.limit, page.offset
-    )
+    hub = request.app[keys.HUB]
+    found = await db.search_models(hub.db, hub.search, query, sort, page.limit, page.offset)
     with_card = flag(request, "cardData") or flag(request, "full")
     items = []
     for model, card_json in found.models:
@@ -185,10 +185,10 @@ async def get_whoami(request: web.Request) -> web.Response:
     who = actor(request)
     if not who.signed_in:
         raise Unauthorized("send an amphub key as the token (HF_TOKEN)")
-    database = request.app[keys.DB]
+    database = request.app[keys.HUB].db
     orgs = []
     for space in await db.list_spaces(database):
-        if space_status(request.app, space) is lifetime.Status.RELEASED:
+        if space_status(request.app[keys.HUB], space) is lifetime.Status.RELEASED:
             continue
         if allowed(who, Action.USE_SPACE, await space_target(database, space, who)):
             orgs.append({"type": "org", "name": space.id, "fullname": space.name})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from amphub import db, keys
+from amphub import db
 from amphub.clock import rfc3339
 from amphub.git.files import CommitInfo, list_commits, list_refs
 from amphub.hf.access import repository, require_repo, run_git
@@ -21,6 +21,7 @@ from amphub.hf.repo import (
     path_entries,
     resolve_revision,
 )
+from amphub.http import keys
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION
 
@@ -59,7 +60,7 @@ async def _expanded(
 ) -> list[dict]:
     """The entries with their last commit and, for files, their last scan verdict."""
     ids = [e.lfs.oid if e.lfs else e.oid for e in entries if e.type == "file"]
-    verdicts = await db.scan_verdicts(request.app[keys.DB], ids, SCANNER_VERSION)
+    verdicts = await db.scan_verdicts(request.app[keys.HUB].db, ids, SCANNER_VERSION)
     items = []
     for entry in entries:
         item = entry_json(entry)

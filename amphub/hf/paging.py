@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from amphub.errors import BadRequest
-from amphub.urls import base_url
+from amphub.http.urls import base_url
 
 
 def flag(request: web.Request, name: str) -> bool:

@@ -17,7 +17,7 @@ from dulwich.repo import Repo
 
 from amphub.clock import rfc3339
 from amphub.git.files import LfsPointer, PathNotFound, RevisionNotFound, parse_pointer, resolve
-from amphub.git.repos import DEFAULT_BRANCH
+from amphub.storage.repos import DEFAULT_BRANCH
 
 # The Hub's default branch; amphub's is master, which `main` names unless a model has a main.
 HUB_DEFAULT_BRANCH = "main"

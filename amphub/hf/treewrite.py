@@ -20,11 +20,11 @@ from dulwich.objects import Blob, Commit, ShaFile, Tag, Tree
 from dulwich.refs import check_ref_format
 from dulwich.repo import Repo
 
-from amphub.errors import BadRequest, Conflict
+from amphub.errors import BadRequest, Conflict, PreconditionFailed
 from amphub.git.files import LfsPointer, PathNotFound, RevisionNotFound
-from amphub.git.receive import ZERO, RefUpdate
-from amphub.hf.errors import PreconditionFailed
+from amphub.git.receive import ZERO
 from amphub.hf.repo import HUB_DEFAULT_BRANCH, default_branch
+from amphub.services.push import RefUpdate
 
 FILE_MODE = 0o100644
 EXECUTABLE_MODE = 0o100755

@@ -15,26 +15,22 @@ from pathlib import Path
 from aiohttp import web
 from dulwich.ignore import IgnoreFilter, read_ignore_patterns
 
-from amphub import db, keys
-from amphub.access import ModelAccess, actor, require_space
-from amphub.api.body import BodyTooLong, field, json_object, read_body
-from amphub.cardindex import refresh_card
 from amphub.cards import parse_card
-from amphub.errors import BadRequest, PayloadTooLarge, QuotaExceeded
-from amphub.git.bridge import run_blocking
-from amphub.git.repos import create_model_repo, repo_path
-from amphub.git.routes import push_target
+from amphub.errors import BadRequest, Conflict, NotOffered, PayloadTooLarge, QuotaExceeded
 from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.commit import NO_PULL_REQUESTS
-from amphub.hf.errors import NotImplementedByAmphub
 from amphub.hf.paging import flag
 from amphub.hf.repo import HubEntry, default_branch, path_entries, read_optional, resolve_revision
 from amphub.hf.treewrite import create_ref, lfs_routing
-from amphub.names import check_display_name, check_model_id
+from amphub.http import keys
+from amphub.http.access import ModelAccess, actor, require_space
+from amphub.http.body import BodyTooLong, field, json_object, read_body
+from amphub.http.urls import base_url
 from amphub.policy import Action
-from amphub.quota import quota_message
-from amphub.urls import base_url
-from amphub.usage import room_left
+from amphub.policy.names import check_display_name, check_model_id
+from amphub.services.models import create_model
+from amphub.services.push import push_target
+from amphub.services.quota import quota_message, room_left
 
 # Larger files, and files with a NUL byte in their first 512 bytes, go to LFS; so do the
 # paths .gitattributes routes there. This is the Hub's own limit for regular files.
@@ -59,24 +55,16 @@ async def post_create_repo(request: web.Request) -> web.Response:
     )
     if visibility not in ("private", "public"):
         raise BadRequest("visibility must be private or public")
-    database = request.app[keys.DB]
-    owner = actor(request).name
+    owner = actor(request).name or ""
     repo_id = f"{space.id}/{model_id}"
     url = f"{base_url(request)}/{repo_id}"
     try:
-        await db.insert_model(database, space.id, model_id, name, visibility, owner)
-    except db.Conflict as exc:
+        await create_model(request.app[keys.HUB], space.id, model_id, name, visibility, owner)
+    except Conflict as exc:
         # The Hub's 409 names the repository too: create_repo(exist_ok=True) returns it.
         message = f"{exc}; it is at {url}"
         headers = {"X-Error-Message": message}
         return web.json_response({"error": message, "url": url}, status=409, headers=headers)
-    path = repo_path(request.app[keys.CONFIG], space.id, model_id)
-    try:
-        await run_blocking(request.app, lambda: create_model_repo(path, name, owner))
-    except BaseException:
-        await db.delete_model_row(database, space.id, model_id)
-        raise
-    await refresh_card(request.app, space.id, model_id)
     return web.json_response({"url": url, "name": repo_id, "id": repo_id})
 
 
@@ -107,7 +95,7 @@ async def post_preupload(request: web.Request) -> web.Response:
     """For each file to upload: LFS or inline in the commit, ignored or not, and its oid now."""
     access = await require_repo(request, Action.WRITE_FILES)
     if flag(request, "create_pr"):
-        raise NotImplementedByAmphub(NO_PULL_REQUESTS)
+        raise NotOffered(NO_PULL_REQUESTS)
     path, rev = repository(request, access), request.match_info["rev"]
     body = await json_object(request)
     files = field(body, "files", list)
@@ -156,7 +144,7 @@ async def _check_room(
         existing = entries.get(item["path"])
         if existing is None or existing.size != size:
             asked += size
-    if asked and asked > (left := await room_left(request.app, access.space)):
+    if asked and asked > (left := await room_left(request.app[keys.HUB], access.space)):
         space = access.space
         raise QuotaExceeded(quota_message(space.id, space.quota - left, space.quota, asked))
 
@@ -167,10 +155,11 @@ async def _new_ref(
     """Create a branch or tag at a revision, then run the post-push steps."""
     path = repository(request, access)
     target = await run_git(request, lambda: resolve_revision(path, start))
-    pushed = push_target(request, access.space.id, access.model.id)
+    user = request[keys.ACTOR].name or ""
+    pushed = push_target(request.app[keys.HUB], user, access.space.id, access.model.id)
     tagger = f"{pushed.user} <{pushed.user}@amphub>".encode()
-    when = int(request.app[keys.CLOCK]().timestamp())
-    lock = request.app[keys.REPO_LOCKS].for_repo(path)
+    when = int(request.app[keys.HUB].clock().timestamp())
+    lock = request.app[keys.HUB].repo_locks.for_repo(path)
     await run_git(
         request,
         pushed.moving(lambda: create_ref(path, lock, ref, target.encode(), tagger, when, message)),
@@ -206,5 +195,5 @@ async def post_validate_yaml(request: web.Request) -> web.Response:
         content = json.loads(raw).get("content", "")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         raise BadRequest("the body must be a JSON object with the README as content") from None
-    card = await run_blocking(request.app, lambda: parse_card(str(content)))
+    card = await request.app[keys.HUB].run_blocking(lambda: parse_card(str(content)))
     return web.json_response({"errors": [], "warnings": [{"message": w} for w in card.warnings]})

@@ -25,22 +25,18 @@ from typing import BinaryIO
 
 from aiohttp import web
 
-from amphub import db, keys
-from amphub.access import ModelAccess
-from amphub.api.body import BodyTooLong, read_body
+from amphub import db
 from amphub.errors import (
     BadRequest,
     Forbidden,
     LengthRequired,
     NotFound,
+    NotOffered,
     PayloadTooLarge,
     QuotaExceeded,
 )
-from amphub.git.bridge import run_blocking
-from amphub.git.repos import XET_STAGING_DIR
 from amphub.hf.access import repository, require_repo
 from amphub.hf.commit import NO_PULL_REQUESTS
-from amphub.hf.errors import NotImplementedByAmphub
 from amphub.hf.paging import flag
 from amphub.hf.xetformat import (
     MAX_XORB,
@@ -52,12 +48,17 @@ from amphub.hf.xetformat import (
     parse_shard,
     read_chunks,
 )
-from amphub.lfs.store import ObjectMismatch, ObjectStore, Upload
+from amphub.http import keys
+from amphub.http.access import ModelAccess
+from amphub.http.body import BodyTooLong, read_body
+from amphub.http.urls import base_url
 from amphub.lfs.transfer import transfer_token
 from amphub.policy import Action
 from amphub.policy.tokens import make_token
-from amphub.urls import base_url
-from amphub.usage import IN_FLIGHT_SECONDS, link_reserved, reserve_quota
+from amphub.services.hub import Hub
+from amphub.services.quota import IN_FLIGHT_SECONDS, link_reserved, reserve_quota
+from amphub.storage.objects import ObjectMismatch, ObjectStore, Upload
+from amphub.storage.repos import XET_STAGING_DIR
 
 MAX_SHARD = 64 * 1024 * 1024
 # A kept xorb that no shard named for this long belongs to an upload given up on.
@@ -83,9 +84,9 @@ class XetOverQuota(Forbidden):
     code = "quota_exceeded"
 
 
-async def _reserve(app: web.Application, space: db.Space, sizes: dict[str, int]) -> None:
+async def _reserve(hub: Hub, space: db.Space, sizes: dict[str, int]) -> None:
     try:
-        await reserve_quota(app, space, sizes)
+        await reserve_quota(hub, space, sizes)
     except QuotaExceeded as exc:
         raise XetOverQuota(str(exc)) from None
 
@@ -93,13 +94,13 @@ async def _reserve(app: web.Application, space: db.Space, sizes: dict[str, int])
 async def get_xet_token(request: web.Request) -> web.Response:
     """A write token for the model's Xet uploads, and where to send them."""
     if flag(request, "create_pr"):
-        raise NotImplementedByAmphub(NO_PULL_REQUESTS)
+        raise NotOffered(NO_PULL_REQUESTS)
     access = await require_repo(request, Action.WRITE_FILES)
     space_id, model_id = access.space.id, access.model.id
     token = await transfer_token(request, space_id, model_id)
     return web.json_response(
         {
-            "accessToken": make_token(request.app[keys.SECRET], token),
+            "accessToken": make_token(request.app[keys.HUB].secret, token),
             "exp": token.expires,
             "casUrl": f"{base_url(request)}/api/models/{space_id}/{model_id}/xet",
         }
@@ -108,7 +109,7 @@ async def get_xet_token(request: web.Request) -> web.Response:
 
 async def get_xet_read_token(request: web.Request) -> web.Response:
     """Refused: downloads go through resolve."""
-    raise NotImplementedByAmphub(NO_XET_DOWNLOADS)
+    raise NotOffered(NO_XET_DOWNLOADS)
 
 
 async def get_chunk(request: web.Request) -> web.Response:
@@ -150,22 +151,22 @@ async def post_xorb(request: web.Request) -> web.Response:
     if target.is_file():
         await request.release()
         return web.json_response({"was_inserted": False})
-    app = request.app
+    hub = request.app[keys.HUB]
     key = _xorb_key(xorb)
     # Held until a shard names the xorb, or for RESERVATION_SECONDS at most.
-    await _reserve(app, access.space, {key: size})
+    await _reserve(hub, access.space, {key: size})
     try:
         await _receive_xorb(request, target, size)
     except BaseException:
-        app[keys.RESERVATIONS].release(access.space.id, key)
+        hub.reservations.release(access.space.id, key)
         raise
     return web.json_response({"was_inserted": True})
 
 
 async def _receive_xorb(request: web.Request, target: Path, size: int) -> None:
     """Stream the body to a temporary file, check its chunks, then move it in place."""
-    app = request.app
-    store: ObjectStore = app[keys.LFS_STORE]
+    hub = request.app[keys.HUB]
+    store: ObjectStore = hub.objects
     fd, name = tempfile.mkstemp(dir=store.tmp, prefix="xorb-")
     try:
         with os.fdopen(fd, "w+b") as stream:
@@ -174,10 +175,10 @@ async def _receive_xorb(request: web.Request, target: Path, size: int) -> None:
                 received += len(piece)
                 if received > size:
                     raise XetRefused(f"more than the announced {size} bytes were sent")
-                await run_blocking(app, lambda p=piece: stream.write(p))
+                await hub.run_blocking(lambda p=piece: stream.write(p))
             if received != size:
                 raise XetRefused(f"received {received} bytes, expected {size}")
-            await run_blocking(app, lambda: _keep_xorb(stream, size, Path(name), target))
+            await hub.run_blocking(lambda: _keep_xorb(stream, size, Path(name), target))
     finally:
         Path(name).unlink(missing_ok=True)
 
@@ -218,14 +219,12 @@ async def post_shard(request: web.Request) -> web.Response:
         files = parse_shard(body)
     except MalformedXet as exc:
         raise XetRefused(str(exc)) from None
-    app = request.app
+    hub = request.app[keys.HUB]
     space_id, model_id = access.space.id, access.model.id
     for xorb in {s.xorb for f in files for s in f.segments}:
-        app[keys.RESERVATIONS].release(space_id, _xorb_key(xorb))  # its files reserve now
-    async with app[keys.OBJECT_LOCKS].hold(("xet", space_id, model_id)):
-        linked = await db.linked_object_sizes(
-            app[keys.DB], space_id, model_id, [f.sha256 for f in files]
-        )
+        hub.reservations.release(space_id, _xorb_key(xorb))  # its files reserve now
+    async with hub.locks.hold(("xet", space_id, model_id)):
+        linked = await db.linked_object_sizes(hub.db, space_id, model_id, [f.sha256 for f in files])
         staged = _staged(request, access)
         # A file the model holds is rebuilt only to take in xorbs sent for it again.
         todo = [
@@ -249,46 +248,46 @@ async def post_shard(request: web.Request) -> web.Response:
 
 async def _store_file(request: web.Request, access: ModelAccess, file: ShardFile) -> None:
     """Rebuild one file under the quota, store it and link it, remembering its chunks."""
-    app = request.app
+    hub = request.app[keys.HUB]
     space_id, model_id = access.space.id, access.model.id
     oid, size = file.sha256, file.size
     placed = await _placed_chunks(request, access, file)
-    reservations = app[keys.RESERVATIONS]
-    await _reserve(app, access.space, {oid: size})
+    reservations = hub.reservations
+    await _reserve(hub, access.space, {oid: size})
     if reservations.holds(space_id, oid):
         reservations.reserve(space_id, {oid: size}, IN_FLIGHT_SECONDS)
-    store: ObjectStore = app[keys.LFS_STORE]
+    store: ObjectStore = hub.objects
     staged = _staged(request, access)
-    with app[keys.OBJECT_CLAIMS].claim(oid):  # garbage collection waits for the link
+    with hub.claims.claim(oid):  # garbage collection waits for the link
         try:
-            async with app[keys.OBJECT_LOCKS].hold(("object", oid)):
-                chunks = await run_blocking(
-                    app, lambda: _rebuild(store, staged, oid, size, file.segments, placed)
+            async with hub.locks.hold(("object", oid)):
+                chunks = await hub.run_blocking(
+                    lambda: _rebuild(store, staged, oid, size, file.segments, placed)
                 )
         except BaseException:
             reservations.release(space_id, oid)
             raise
-        await link_reserved(app, space_id, model_id, oid, size)  # gives the reservation back
-    await db.index_xet_chunks(app[keys.DB], space_id, model_id, chunks)
+        await link_reserved(hub, space_id, model_id, oid, size)  # gives the reservation back
+    await db.index_xet_chunks(hub.db, space_id, model_id, chunks)
 
 
 async def _placed_chunks(
     request: web.Request, access: ModelAccess, file: ShardFile
 ) -> dict[tuple[str, int], Placed]:
     """Chunks of xorbs no longer kept whole, where earlier uploads to this model stored them."""
-    app = request.app
+    hub = request.app[keys.HUB]
     space_id, model_id = access.space.id, access.model.id
     staged = _staged(request, access)
-    store: ObjectStore = app[keys.LFS_STORE]
+    store: ObjectStore = hub.objects
     placed: dict[tuple[str, int], Placed] = {}
     for segment in file.segments:
         if (staged / segment.xorb).is_file():
             continue
         rows = await db.xet_chunks(
-            app[keys.DB], space_id, model_id, segment.xorb, segment.start, segment.end
+            hub.db, space_id, model_id, segment.xorb, segment.start, segment.end
         )
         linked = await db.linked_object_sizes(
-            app[keys.DB], space_id, model_id, list({row[2] for row in rows})
+            hub.db, space_id, model_id, list({row[2] for row in rows})
         )
         if len(rows) != segment.end - segment.start or any(r[2] not in linked for r in rows):
             raise XetRefused(
@@ -366,14 +365,14 @@ async def _drop_placed_xorbs(
     request: web.Request, access: ModelAccess, files: list[ShardFile]
 ) -> None:
     """Remove the kept xorbs every chunk of which is now stored in some LFS object."""
-    app = request.app
+    hub = request.app[keys.HUB]
     staged = _staged(request, access)
     for xorb in {s.xorb for f in files for s in f.segments}:
         path = staged / xorb
         if not path.is_file():
             continue
-        total = await run_blocking(app, lambda p=path: _count_chunks(p))
-        known = await db.count_xet_chunks(app[keys.DB], access.space.id, access.model.id, xorb)
+        total = await hub.run_blocking(lambda p=path: _count_chunks(p))
+        known = await db.count_xet_chunks(hub.db, access.space.id, access.model.id, xorb)
         if known == total:
             path.unlink(missing_ok=True)
 
@@ -383,11 +382,11 @@ def _count_chunks(path: Path) -> int:
         return sum(1 for _ in chunk_headers(stream, os.fstat(stream.fileno()).st_size))
 
 
-async def sweep_abandoned_xorbs(app: web.Application) -> int:
+async def sweep_abandoned_xorbs(hub: Hub) -> int:
     """Remove kept xorbs that no shard named for a day: uploads given up on."""
-    repos = app[keys.CONFIG].repos_dir
-    before = app[keys.CLOCK]().timestamp() - ABANDONED_SECONDS
-    return await run_blocking(app, lambda: _remove_older(repos, before))
+    repos = hub.config.repos_dir
+    before = hub.clock().timestamp() - ABANDONED_SECONDS
+    return await hub.run_blocking(lambda: _remove_older(repos, before))
 
 
 def _remove_older(repos: Path, before: float) -> int:

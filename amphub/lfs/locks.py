@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from amphub import db, keys
-from amphub.access import require_model
-from amphub.api.body import field, json_object
+from amphub import db
 from amphub.errors import BadRequest, Forbidden, NotFound
-from amphub.git.routes import model_ids
+from amphub.http import keys
+from amphub.http.access import require_model
+from amphub.http.body import field, json_object
+from amphub.http.urls import model_ids
 from amphub.lfs.transfer import lfs_json
 from amphub.policy import Action
 
@@ -53,7 +54,7 @@ async def post_lock(request: web.Request) -> web.Response:
     path = field(body, "path", str)
     if not path or len(path) > 4096:
         raise BadRequest("path must be 1 to 4096 characters")
-    database = request.app[keys.DB]
+    database = request.app[keys.HUB].db
     owner = request[keys.ACTOR].name
     try:
         lock = await db.insert_lock(database, space_id, model_id, path, _ref_name(body), owner)
@@ -75,7 +76,7 @@ async def get_locks(request: web.Request) -> web.Response:
     if lock_id is not None and not lock_id.isdigit():
         return lfs_json({"locks": []})
     locks = await db.list_locks(
-        request.app[keys.DB],
+        request.app[keys.HUB].db,
         space_id,
         model_id,
         path=query.get("path"),
@@ -93,7 +94,7 @@ async def post_verify_locks(request: web.Request) -> web.Response:
     body = await json_object(request)
     after, limit = _page(body.get("cursor"), body.get("limit"))
     locks = await db.list_locks(
-        request.app[keys.DB], space_id, model_id, after_id=after, limit=limit
+        request.app[keys.HUB].db, space_id, model_id, after_id=after, limit=limit
     )
     me = request[keys.ACTOR].name
     return lfs_json(
@@ -111,7 +112,7 @@ async def post_unlock(request: web.Request) -> web.Response:
     access = await require_model(request, space_id, model_id, Action.WRITE_FILES)
     body = await json_object(request)
     force = field(body, "force", bool, False)
-    database = request.app[keys.DB]
+    database = request.app[keys.HUB].db
     lock_id = int(request.match_info["id"])
     matches = await db.list_locks(database, space_id, model_id, lock_id=lock_id, limit=1)
     if not matches:

@@ -8,42 +8,35 @@ from dataclasses import replace
 from aiohttp import web
 from yarl import URL
 
-from amphub import db, keys
-from amphub.access import require_model
-from amphub.api.body import BodyTooLong, field, json_object, read_body
+from amphub import db
 from amphub.errors import (
-    LFS_MEDIA_TYPE,
-    ApiError,
+    HashAlgoUnsupported,
     LengthRequired,
     NotFound,
     PayloadTooLarge,
     Unprocessable,
 )
-from amphub.git.bridge import run_blocking
-from amphub.git.routes import model_ids
-from amphub.lfs.store import (
+from amphub.http import keys
+from amphub.http.access import require_model
+from amphub.http.body import BodyTooLong, field, json_object, read_body
+from amphub.http.errors import LFS_MEDIA_TYPE
+from amphub.http.urls import model_ids, model_url
+from amphub.policy import Action
+from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
+from amphub.services.hub import Hub
+from amphub.services.quota import IN_FLIGHT_SECONDS, link_reserved, reserve_quota
+from amphub.storage.objects import (
     InvalidOid,
     ObjectMismatch,
     ObjectStore,
     Upload,
     check_oid,
 )
-from amphub.policy import Action
-from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
-from amphub.urls import model_url
-from amphub.usage import IN_FLIGHT_SECONDS, link_reserved, reserve_quota
 
 MAX_BATCH_OBJECTS = 1000
 ACTION_SECONDS = 3600
 # Upload bodies are handed to the writer thread in pieces of this size.
 WRITE_PIECE = 4 * 1024 * 1024
-
-
-class HashAlgoUnsupported(ApiError):
-    """The client asked for a hash other than sha256."""
-
-    status = 409
-    code = "hash_algo_unsupported"
 
 
 def lfs_json(body: dict, status: int = 200) -> web.Response:
@@ -83,8 +76,8 @@ async def transfer_token(request: web.Request, space_id: str, model_id: str) -> 
     name = request[keys.ACTOR].name
     if name is None:
         raise ValueError("an anonymous caller has no transfer token")
-    user = await db.get_user(request.app[keys.DB], name)
-    expires = int(request.app[keys.CLOCK]().timestamp()) + ACTION_SECONDS
+    user = await db.get_user(request.app[keys.HUB].db, name)
+    expires = int(request.app[keys.HUB].clock().timestamp()) + ACTION_SECONDS
     token = TransferToken(name, f"{space_id}/{model_id}", key_fingerprint(user.key_hash), expires)
     held = request.get(keys.TOKEN)
     if held is not None:
@@ -103,7 +96,7 @@ async def _action_header(request: web.Request, space_id: str, model_id: str) -> 
     if request[keys.ACTOR].name is None:
         return {}
     token = await transfer_token(request, space_id, model_id)
-    return {"Authorization": "Bearer " + make_token(request.app[keys.SECRET], token)}
+    return {"Authorization": "Bearer " + make_token(request.app[keys.HUB].secret, token)}
 
 
 def _presigned(href: str, user: str | None, header: dict[str, str]) -> str:
@@ -130,7 +123,7 @@ async def post_batch(request: web.Request) -> web.Response:
     space = (await require_model(request, space_id, model_id, action)).space
     requested = [_valid(item) for item in _requested_objects(body)]
     wanted = dict(item for item in requested if isinstance(item, tuple))
-    database = request.app[keys.DB]
+    database = request.app[keys.HUB].db
     linked = await db.linked_object_sizes(database, space_id, model_id, list(wanted))
     href = f"{model_url(request, space_id, model_id)}/info/lfs"
     header = await _action_header(request, space_id, model_id)
@@ -140,9 +133,9 @@ async def post_batch(request: web.Request) -> web.Response:
     answer = []
     if operation == "upload":
         uploads = {o: s for o, s in wanted.items() if o not in linked}
-        await reserve_quota(request.app, space, uploads)
-        store: ObjectStore = request.app[keys.LFS_STORE]
-        await run_blocking(request.app, lambda: store.prepare_folders(uploads))
+        await reserve_quota(request.app[keys.HUB], space, uploads)
+        store: ObjectStore = request.app[keys.HUB].objects
+        await request.app[keys.HUB].run_blocking(lambda: store.prepare_folders(uploads))
     for item in requested:
         if isinstance(item, dict):
             answer.append(item)
@@ -193,19 +186,19 @@ async def put_object(request: web.Request) -> web.Response:
     size = request.content_length
     if size is None:
         raise LengthRequired("an object upload needs a Content-Length")
-    app = request.app
-    reservations = app[keys.RESERVATIONS]
+    hub = request.app[keys.HUB]
+    reservations = hub.reservations
     if not reservations.holds(space_id, oid):
-        await reserve_quota(app, space, {oid: size})
+        await reserve_quota(hub, space, {oid: size})
     if reservations.holds(space_id, oid):  # kept for as long as the upload runs
         reservations.reserve(space_id, {oid: size}, IN_FLIGHT_SECONDS)
-    with app[keys.OBJECT_CLAIMS].claim(oid):  # garbage collection waits for the link
+    with hub.claims.claim(oid):  # garbage collection waits for the link
         try:
             await _receive(request, oid, size)
         except BaseException:
             reservations.release(space_id, oid)
             raise
-        await link_reserved(app, space_id, model_id, oid, size)  # gives the reservation back
+        await link_reserved(hub, space_id, model_id, oid, size)  # gives the reservation back
     return web.Response(status=200)
 
 
@@ -227,15 +220,15 @@ async def _receive_small(request: web.Request, oid: str, size: int) -> None:
         raise ObjectMismatch(f"more than the announced {size} bytes were sent") from None
     if len(data) != size:
         raise ObjectMismatch(f"received {len(data)} bytes, expected {size}")
-    app = request.app
-    async with app[keys.OBJECT_LOCKS].hold(("object", oid)):
-        await app[keys.SMALL_WRITES].put(oid, data)
+    hub = request.app[keys.HUB]
+    async with hub.locks.hold(("object", oid)):
+        await hub.small_writes.put(oid, data)
 
 
 async def _receive_large(request: web.Request, oid: str, size: int) -> None:
-    app = request.app
-    store: ObjectStore = app[keys.LFS_STORE]
-    upload = await run_blocking(app, lambda: store.open_upload(oid, size))
+    hub = request.app[keys.HUB]
+    store: ObjectStore = hub.objects
+    upload = await hub.run_blocking(lambda: store.open_upload(oid, size))
     try:
         pending: asyncio.Future | None = None
         parts: list[bytes] = []
@@ -248,21 +241,21 @@ async def _receive_large(request: web.Request, oid: str, size: int) -> None:
                 if pending:
                     await pending
                 piece, parts, buffered = b"".join(parts), [], 0
-                pending = _hash_and_write(app, upload, piece)
+                pending = _hash_and_write(hub, upload, piece)
         if pending:
             await pending
-        await _hash_and_write(app, upload, b"".join(parts))
-        async with app[keys.OBJECT_LOCKS].hold(("object", oid)):
-            await run_blocking(app, upload.commit)
+        await _hash_and_write(hub, upload, b"".join(parts))
+        async with hub.locks.hold(("object", oid)):
+            await hub.run_blocking(upload.commit)
     except BaseException:
-        await run_blocking(app, upload.abort)
+        await hub.run_blocking(upload.abort)
         raise
 
 
-def _hash_and_write(app: web.Application, upload: Upload, piece: bytes) -> asyncio.Future:
+def _hash_and_write(hub: Hub, upload: Upload, piece: bytes) -> asyncio.Future:
     return asyncio.gather(
-        run_blocking(app, lambda: upload.hash(piece)),
-        run_blocking(app, lambda: upload.write(piece)),
+        hub.run_blocking(lambda: upload.hash(piece)),
+        hub.run_blocking(lambda: upload.write(piece)),
     )
 
 
@@ -271,8 +264,8 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     space_id, model_id = model_ids(request)
     oid = _oid(request)
     await require_model(request, space_id, model_id, Action.READ_FILES)
-    linked = await db.linked_object_sizes(request.app[keys.DB], space_id, model_id, [oid])
-    path = request.app[keys.LFS_STORE].path(oid)
+    linked = await db.linked_object_sizes(request.app[keys.HUB].db, space_id, model_id, [oid])
+    path = request.app[keys.HUB].objects.path(oid)
     if oid not in linked or not path.is_file():
         raise NotFound("object does not exist")
     return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
@@ -287,7 +280,7 @@ async def post_verify(request: web.Request) -> web.Response:
     if isinstance(checked, dict):
         raise Unprocessable(checked["error"]["message"])
     oid, size = checked
-    linked = await db.linked_object_sizes(request.app[keys.DB], space_id, model_id, [oid])
+    linked = await db.linked_object_sizes(request.app[keys.HUB].db, space_id, model_id, [oid])
     if oid not in linked:
         raise NotFound("object does not exist")
     if linked[oid] != size:

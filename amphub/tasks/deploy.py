@@ -12,12 +12,12 @@ import json
 
 import aiohttp
 
-from amphub import db, keys
+from amphub import db
+from amphub.policy.sealed import unseal
 from amphub.policy.signing import signed_headers
 from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
-from amphub.sealed import unseal
+from amphub.services.tasks import TaskContext, TaskFailed
 from amphub.tasks.peer import RETRIED_STATUSES, peer_message
-from amphub.tasks.queue import TaskContext, TaskFailed
 
 DEPLOY_KEY_SECONDS = 3600
 # Waits between attempts while the target is down or failing; then the task fails.
@@ -28,7 +28,7 @@ STATUSES = ("pending", "running", "failed", "stopped")
 
 def deployment_key(ctx: TaskContext, user: db.User, deployment: db.Deployment) -> dict:
     """A read-only key for the deployment's model, with its expiry."""
-    expires = int(ctx.app[keys.CLOCK]().timestamp()) + DEPLOY_KEY_SECONDS
+    expires = int(ctx.hub.clock().timestamp()) + DEPLOY_KEY_SECONDS
     token = TransferToken(
         user.name,
         f"{deployment.space_id}/{deployment.model_id}",
@@ -37,7 +37,7 @@ def deployment_key(ctx: TaskContext, user: db.User, deployment: db.Deployment) -
         read_only=True,
         deployment=deployment.id,
     )
-    return {"user": user.name, "key": make_token(ctx.app[keys.SECRET], token), "expires": expires}
+    return {"user": user.name, "key": make_token(ctx.hub.secret, token), "expires": expires}
 
 
 def description(ctx: TaskContext, deployment: db.Deployment, key: dict) -> dict:
@@ -62,7 +62,7 @@ def description(ctx: TaskContext, deployment: db.Deployment, key: dict) -> dict:
 
 async def run_deploy(ctx: TaskContext) -> dict:
     """Post the deployment to its target, retrying while the target is down."""
-    database = ctx.app[keys.DB]
+    database = ctx.hub.db
     deployment = await db.get_deployment(database, ctx.params["deployment"])
     if deployment is None or deployment.deleted_at is not None:
         raise TaskFailed("the deployment was deleted")
@@ -78,21 +78,21 @@ async def run_deploy(ctx: TaskContext) -> dict:
 
 
 async def _post(ctx: TaskContext, deployment: db.Deployment) -> dict:
-    database = ctx.app[keys.DB]
+    database = ctx.hub.db
     target = await db.get_deploy_target(database, deployment.target)
     user = await db.get_user(database, deployment.created_by)
     if target is None:
         raise TaskFailed(f"deploy target {deployment.target} is no longer registered")
     if user is None or user.disabled:
         raise TaskFailed(f"the user {deployment.created_by} may no longer deploy")
-    secret = unseal(ctx.app[keys.SECRET], target.sealed_secret)
+    secret = unseal(ctx.hub.secret, target.sealed_secret)
     body = json.dumps(description(ctx, deployment, deployment_key(ctx, user, deployment))).encode()
     problem = ""
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
         for attempt, delay in enumerate((*RETRY_DELAYS, None), start=1):
             await ctx.progress(attempt - 1, len(RETRY_DELAYS) + 1, f"posting to {target.name}")
             # Signed anew each time, so that a retry is not refused as a replay.
-            now = int(ctx.app[keys.CLOCK]().timestamp())
+            now = int(ctx.hub.clock().timestamp())
             headers = {"Content-Type": "application/json", **signed_headers(secret, now, body)}
             try:
                 async with session.post(target.url, data=body, headers=headers) as resp:

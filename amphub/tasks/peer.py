@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from amphub.errors import LFS_MEDIA_TYPE
+from amphub.http.errors import LFS_MEDIA_TYPE
 
 READ_PIECE = 1024 * 1024
 BATCH_OBJECTS = 100

@@ -9,6 +9,7 @@ still in the history that every clone gets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -16,14 +17,12 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from aiohttp import web
-
-from amphub import db, keys
-from amphub.git.bridge import run_blocking
+from amphub import db
 from amphub.git.files import Entry, earlier_versions, read_object, walk_files
-from amphub.git.repos import repo_path
 from amphub.scan.findings import SCANNER_VERSION, worst
-from amphub.tasks.queue import TaskContext, TaskFailed
+from amphub.services.hub import Hub
+from amphub.services.tasks import TaskContext, TaskFailed
+from amphub.storage.repos import repo_path
 from amphub.tasks.scan_worker import leave_with_parent, scan_content
 
 # Earlier versions of a text file checked for secrets.
@@ -42,52 +41,53 @@ MISSING_LFS = {
 }
 
 
-async def scan_processes(app: web.Application) -> AsyncIterator[None]:
+@contextlib.asynccontextmanager
+async def scan_processes(hub: Hub) -> AsyncIterator[None]:
     """Processes for scanning, so that a long scan never holds the server's event loop."""
     pool = ProcessPoolExecutor(
-        app[keys.CONFIG].workers,
+        hub.config.workers,
         mp_context=get_context("spawn"),
         initializer=leave_with_parent,
         initargs=(os.getpid(),),
     )
-    app[keys.SCAN_POOL] = pool
-    yield
-    pool.shutdown(wait=False, cancel_futures=True)
+    hub.scan_pool = pool
+    try:
+        yield
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def _scan(app: web.Application, name: str, file: Path | None, data: bytes | None, size: int):
+async def _scan(hub: Hub, name: str, file: Path | None, data: bytes | None, size: int):
     loop = asyncio.get_running_loop()
     source = str(file) if file else None
-    return await loop.run_in_executor(app[keys.SCAN_POOL], scan_content, name, source, data, size)
+    return await loop.run_in_executor(hub.scan_pool, scan_content, name, source, data, size)
 
 
 async def _verdict(ctx: TaskContext, repo: Path, entry: Entry, known: dict[str, str]) -> dict:
     """A file's verdict, from earlier scans where the same content was seen."""
-    app, task = ctx.app, ctx.task
+    hub, task = ctx.hub, ctx.task
     if entry.content_id in known:
         return json.loads(known[entry.content_id])
     if entry.lfs:
-        linked = await db.linked_object_sizes(
-            app[keys.DB], task.space_id, task.model_id, [entry.lfs.oid]
-        )
-        stored = app[keys.LFS_STORE].path(entry.lfs.oid)
+        linked = await db.linked_object_sizes(hub.db, task.space_id, task.model_id, [entry.lfs.oid])
+        stored = hub.objects.path(entry.lfs.oid)
         if entry.lfs.oid not in linked or not stored.is_file():
             return MISSING_LFS  # not stored: nothing to keep, the next scan tries again
-        verdict = await _scan(app, entry.path, stored, None, entry.lfs.size)
+        verdict = await _scan(hub, entry.path, stored, None, entry.lfs.size)
     else:
-        data = await run_blocking(app, lambda: read_object(repo, entry.sha))
-        verdict = await _scan(app, entry.path, None, data, len(data))
-    await db.store_verdict(app[keys.DB], entry.content_id, SCANNER_VERSION, json.dumps(verdict))
+        data = await hub.run_blocking(lambda: read_object(repo, entry.sha))
+        verdict = await _scan(hub, entry.path, None, data, len(data))
+    await db.store_verdict(hub.db, entry.content_id, SCANNER_VERSION, json.dumps(verdict))
     return verdict
 
 
 async def _history(ctx: TaskContext, repo: Path, commit: str, entry: Entry) -> list[dict]:
     """Secrets in the earlier versions of a text file."""
-    app = ctx.app
-    versions = await run_blocking(
-        app, lambda: earlier_versions(repo, commit, entry.path, HISTORY_LIMIT)
+    hub = ctx.hub
+    versions = await hub.run_blocking(
+        lambda: earlier_versions(repo, commit, entry.path, HISTORY_LIMIT)
     )
-    known = await db.scan_verdicts(app[keys.DB], [sha for _, sha in versions], SCANNER_VERSION)
+    known = await db.scan_verdicts(hub.db, [sha for _, sha in versions], SCANNER_VERSION)
     found = []
     for commit_id, sha in versions:
         earlier = Entry(entry.path, "file", None, sha=sha)
@@ -100,13 +100,13 @@ async def _history(ctx: TaskContext, repo: Path, commit: str, entry: Entry) -> l
 
 async def run_scan(ctx: TaskContext) -> dict:
     """Scan every file of the task's commit and summarize."""
-    app, task = ctx.app, ctx.task
-    repo = repo_path(app[keys.CONFIG], task.space_id, task.model_id)
+    hub, task = ctx.hub, ctx.task
+    repo = repo_path(hub.config, task.space_id, task.model_id)
     if not repo.is_dir():
         raise TaskFailed(f"model {task.space_id}/{task.model_id} no longer exists")
-    commit, files = await run_blocking(app, lambda: walk_files(repo, task.commit_id))
+    commit, files = await hub.run_blocking(lambda: walk_files(repo, task.commit_id))
     ids = [entry.content_id for entry in files]
-    known = await db.scan_verdicts(app[keys.DB], ids, SCANNER_VERSION)
+    known = await db.scan_verdicts(hub.db, ids, SCANNER_VERSION)
     results: dict[str, dict] = {}
     for done, entry in enumerate(files):
         await ctx.progress(done, len(files), f"scanning {entry.path}")

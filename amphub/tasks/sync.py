@@ -15,14 +15,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from amphub import db, keys
-from amphub.git.bridge import run_blocking
+from amphub import db
 from amphub.git.files import qualify, walk_files
 from amphub.git.push import PushInterrupted, PushRefused, push_ref
-from amphub.git.repos import repo_path
-from amphub.sealed import unseal
+from amphub.policy.sealed import unseal
+from amphub.services.tasks import TaskContext, TaskFailed
+from amphub.storage.repos import repo_path
 from amphub.tasks.peer import Peer, PeerRefused, PeerUnreachable
-from amphub.tasks.queue import TaskContext, TaskFailed
 
 # Waits between attempts when the peer cannot be reached; then the task fails.
 RETRY_DELAYS = (1, 2, 4, 8, 16)
@@ -61,7 +60,7 @@ async def run_sync(ctx: TaskContext) -> dict:
     """Sync the task's commit to its zone, retrying while the peer is unreachable."""
     task = ctx.task
     zone_name = ctx.params["zone"]
-    zone = await db.get_zone(ctx.app[keys.DB], zone_name)
+    zone = await db.get_zone(ctx.hub.db, zone_name)
     if zone is None:
         raise TaskFailed(f"zone {zone_name} is no longer registered")
     for delay in (*RETRY_DELAYS, None):
@@ -76,27 +75,27 @@ async def run_sync(ctx: TaskContext) -> dict:
             raise TaskFailed(f"zone {zone.name} refused: {exc}") from None
         else:
             await db.record_replica(
-                ctx.app[keys.DB], task.space_id, task.model_id, zone.name, task.ref, task.commit_id
+                ctx.hub.db, task.space_id, task.model_id, zone.name, task.ref, task.commit_id
             )
             return result
     raise AssertionError("unreachable")
 
 
 async def _sync_once(ctx: TaskContext, zone: db.Zone) -> dict:
-    app, task = ctx.app, ctx.task
-    database = app[keys.DB]
+    hub, task = ctx.hub, ctx.task
+    database = hub.db
     space = await db.get_space(database, task.space_id)
     model = await db.get_model(database, task.space_id, task.model_id)
-    path = repo_path(app[keys.CONFIG], task.space_id, task.model_id)
+    path = repo_path(hub.config, task.space_id, task.model_id)
     if space is None or model is None or not path.is_dir():
         raise TaskFailed(f"model {task.space_id}/{task.model_id} no longer exists")
-    qualified, sha = await run_blocking(app, lambda: qualify(path, task.ref))
+    qualified, sha = await hub.run_blocking(lambda: qualify(path, task.ref))
     ref = replica_ref(task.ref, qualified, task.commit_id)
     if not qualified:
         sha = task.commit_id
-    _, files = await run_blocking(app, lambda: walk_files(path, task.commit_id))
+    _, files = await hub.run_blocking(lambda: walk_files(path, task.commit_id))
     objects = sorted({(f.lfs.oid, f.lfs.size) for f in files if f.lfs})
-    key = unseal(app[keys.SECRET], zone.sealed_key)
+    key = unseal(hub.secret, zone.sealed_key)
     peer = Peer(zone.url, zone.user, key)
     try:
         await peer.ensure_space(
@@ -114,8 +113,8 @@ async def _sync_once(ctx: TaskContext, zone: db.Zone) -> dict:
     finally:
         await peer.close()
     await ctx.progress(99, 100, f"{transfer.message()}; pushing {ref}")
-    transfer.git_objects = await run_blocking(
-        app, lambda: push_ref(path, zone.url, zone.user, key, f"{space.id}/{model.id}", ref, sha)
+    transfer.git_objects = await hub.run_blocking(
+        lambda: push_ref(path, zone.url, zone.user, key, f"{space.id}/{model.id}", ref, sha)
     )
     return {
         "zone": zone.name,
@@ -132,11 +131,11 @@ async def _send_objects(
     ctx: TaskContext, peer: Peer, repo: str, ref: str, objects: list[tuple[str, int]]
 ) -> Transfer:
     """Upload the objects the peer lacks, reporting objects and bytes as they go."""
-    app, task = ctx.app, ctx.task
+    hub, task = ctx.hub, ctx.task
     linked = await db.linked_object_sizes(
-        app[keys.DB], task.space_id, task.model_id, [oid for oid, _ in objects]
+        hub.db, task.space_id, task.model_id, [oid for oid, _ in objects]
     )
-    store = app[keys.LFS_STORE]
+    store = hub.objects
     for oid, _ in objects:
         if oid not in linked or not store.path(oid).is_file():
             raise TaskFailed(f"LFS object {oid} of this commit is not stored here; push it first")

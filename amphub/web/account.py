@@ -6,14 +6,15 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from amphub.access import SIGN_IN_NEEDED, actor
 from amphub.api import users as users_api
-from amphub.auth import authenticate
 from amphub.errors import ApiError, Unauthorized
+from amphub.http import session
+from amphub.http.access import SIGN_IN_NEEDED, actor
+from amphub.http.auth import authenticate
+from amphub.http.errors import status_of
+from amphub.http.headers import SIGN_IN_PATH
 from amphub.policy.access_keys import hash_key
 from amphub.policy.tokens import key_fingerprint
-from amphub.web import session
-from amphub.web.headers import SIGN_IN_PATH
 from amphub.web.view import api_answer, page, redirect
 
 
@@ -41,7 +42,7 @@ async def post_sign_in(request: web.Request) -> web.StreamResponse:
         user = await authenticate(request, name, key)
     except ApiError as exc:
         # A wrong key is the form's business; 401 would make a browser ask for Basic auth.
-        status = 200 if exc.status == 401 else exc.status
+        status = 200 if status_of(exc) == 401 else status_of(exc)
         return page(
             request, "sign_in.html", status=status, next=target, name=name, error=exc.message
         )

@@ -11,8 +11,8 @@ from aiohttp import web
 
 from amphub.api import files as files_api
 from amphub.errors import BadRequest
+from amphub.http.headers import DOWNLOAD_HEADERS
 from amphub.web import render
-from amphub.web.headers import DOWNLOAD_HEADERS
 from amphub.web.modelpage import header, viewable_model
 from amphub.web.view import api_answer, page, redirect
 

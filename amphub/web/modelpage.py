@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from amphub.access import ModelAccess, actor, require_model
 from amphub.errors import NotFound, Unauthorized
+from amphub.http.access import ModelAccess, actor, require_model
+from amphub.http.urls import model_url
 from amphub.policy import Action
 from amphub.policy.matrix import MODEL_ACTIONS
-from amphub.urls import model_url
 
 
 async def viewable_model(request: web.Request) -> ModelAccess:

@@ -6,8 +6,8 @@ from importlib import resources
 
 from aiohttp import web
 
+from amphub.http.headers import SIGN_IN_PATH, STATIC_PREFIX
 from amphub.web import account, files, models, spaces, tasks
-from amphub.web.headers import SIGN_IN_PATH, STATIC_PREFIX
 
 
 def add_routes(app: web.Application) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from amphub.access import require_space
 from amphub.api import spaces as spaces_api
 from amphub.errors import Forbidden
+from amphub.http.access import require_space
 from amphub.policy import Action
 from amphub.policy.matrix import VISIBILITIES
 from amphub.web.view import api_answer, page

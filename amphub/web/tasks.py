@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from amphub.access import actor
 from amphub.api import tasks as tasks_api
+from amphub.http.access import actor
 from amphub.web.view import api_answer, page
 
 FINISHED = ("succeeded", "failed", "canceled")

@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 from aiohttp import web
 from jinja2 import Environment, PackageLoader
 
-from amphub.access import actor
 from amphub.clock import parse_rfc3339
-from amphub.web import session
-from amphub.web.headers import PAGE_HEADERS, STATIC_PREFIX
+from amphub.http import session
+from amphub.http.access import actor
+from amphub.http.headers import PAGE_HEADERS, STATIC_PREFIX
 
 SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 COUNT_UNITS = ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K"))

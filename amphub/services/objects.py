@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aiohttp import web
-
-from amphub import db, keys
-from amphub.git.bridge import run_blocking
+from amphub import db
+from amphub.services.hub import Hub
 
 
-async def collect(app: web.Application, oids: Iterable[str]) -> int:
+async def collect(hub: Hub, oids: Iterable[str]) -> int:
     """Delete each object no model links; returns how many were removed.
 
     Under the object's lock, which an upload holds while it moves its file into place.
@@ -19,20 +17,20 @@ async def collect(app: web.Application, oids: Iterable[str]) -> int:
     or the object stays until the upload links it (an upload of an object stored already
     keeps the file it found).
     """
-    database = app[keys.DB]
-    store = app[keys.LFS_STORE]
-    claims = app[keys.OBJECT_CLAIMS]
+    database = hub.db
+    store = hub.objects
+    claims = hub.claims
     removed = 0
     for oid in oids:
-        async with app[keys.OBJECT_LOCKS].hold(("object", oid)):
+        async with hub.locks.hold(("object", oid)):
             if claims.claimed(oid):
                 continue
             if await db.forget_object_if_unreferenced(database, oid):
-                await run_blocking(app, lambda o=oid: store.remove(o))
+                await hub.run_blocking(lambda o=oid: store.remove(o))
                 removed += 1
     return removed
 
 
-async def collect_unreferenced(app: web.Application) -> int:
+async def collect_unreferenced(hub: Hub) -> int:
     """Remove every stored object that no model links (after a crash or a deletion)."""
-    return await collect(app, await db.unreferenced_oids(app[keys.DB]))
+    return await collect(hub, await db.unreferenced_oids(hub.db))

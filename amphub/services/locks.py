@@ -1,4 +1,4 @@
-"""Space usage and quota: what is stored, what uploads in flight have reserved, and the check."""
+"""What the process coordinates in memory: keyed locks, claims on objects, reservations."""
 
 from __future__ import annotations
 
@@ -113,32 +113,3 @@ class Reservations:
         entries.pop(oid, None)
         if not entries:
             self._by_space.pop(space_id, None)
-
-
-def human_size(size: int) -> str:
-    """Bytes in the largest binary unit that keeps a number of at least 1."""
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.2f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-def quota_message(space_id: str, used: int, quota: int, asked: int) -> str:
-    """The sentence a refused upload or push shows."""
-    return (
-        f"space {space_id} is over its quota: {human_size(used)} used of"
-        f" {human_size(quota)}, and this needs {human_size(asked)} more;"
-        " ask the space owner to raise the quota or delete unused models"
-    )
-
-
-def push_quota_message(space_id: str, used: int, quota: int) -> str:
-    """The sentence a push whose pack does not fit shows."""
-    left = max(quota - used, 0)
-    return (
-        f"space {space_id} is over its quota: {human_size(used)} used of {human_size(quota)},"
-        f" and this push needs more than the {human_size(left)} left;"
-        " ask the space owner to raise the quota or delete unused models"
-    )

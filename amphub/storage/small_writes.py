@@ -12,7 +12,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from amphub.lfs.store import ObjectStore, put_group
+from amphub.storage.objects import ObjectStore, put_group
 
 T = TypeVar("T")
 Runner = Callable[[Callable[[], T]], Awaitable[T]]

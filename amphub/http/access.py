@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from amphub import db, keys
-from amphub.clock import parse_rfc3339
+from amphub import db
 from amphub.errors import Forbidden, NotFound, Unauthorized
+from amphub.http import keys
 from amphub.policy import Action, Actor, ModelTarget, SpaceTarget, allowed, lifetime
+from amphub.services.spaces import space_lifetime, space_status
 
 SIGN_IN_NEEDED = "sign in with your user name and key"
 TOKEN_ONLY_FOR_ITS_MODEL = "a transfer token is good only for the model it was issued for"
@@ -37,20 +38,6 @@ DENIED = {
 def actor(request: web.Request) -> Actor:
     """Who is asking."""
     return request[keys.ACTOR]
-
-
-def space_lifetime(app: web.Application, space: db.Space) -> lifetime.Lifetime:
-    """A space's lifetime under the server's grace and retention settings."""
-    config = app[keys.CONFIG]
-    expires = parse_rfc3339(space.expires_at) if space.expires_at else None
-    return lifetime.Lifetime(expires, config.grace_days, config.retention_days)
-
-
-def space_status(app: web.Application, space: db.Space) -> lifetime.Status:
-    """The space's status now; unsubscribed spaces are released at once."""
-    if space.released_at:
-        return lifetime.Status.RELEASED
-    return space_lifetime(app, space).status(app[keys.CLOCK]())
 
 
 async def space_target(database: db.Database, space: db.Space, who: Actor) -> SpaceTarget:
@@ -106,8 +93,8 @@ def _refuse(who: Actor, action: Action, what: str) -> Exception:
 
 
 def _check_lifetime(request: web.Request, space: db.Space, action: Action) -> None:
-    now = request.app[keys.CLOCK]()
-    reason = lifetime.refusal(space.id, space_lifetime(request.app, space), now, action)
+    now = request.app[keys.HUB].clock()
+    reason = lifetime.refusal(space.id, space_lifetime(request.app[keys.HUB], space), now, action)
     if reason:
         raise Forbidden(reason)
 
@@ -125,8 +112,8 @@ def require(request: web.Request, action: Action) -> Actor:
 
 async def live_space(request: web.Request, space_id: str) -> db.Space | None:
     """The space, unless it does not exist or was released."""
-    space = await db.get_space(request.app[keys.DB], space_id)
-    if space is None or space_status(request.app, space) is lifetime.Status.RELEASED:
+    space = await db.get_space(request.app[keys.HUB].db, space_id)
+    if space is None or space_status(request.app[keys.HUB], space) is lifetime.Status.RELEASED:
         return None
     return space
 
@@ -136,7 +123,7 @@ async def require_space(request: web.Request, space_id: str, action: Action) -> 
     _check_token_scope(request, None, action)
     who = actor(request)
     space = await live_space(request, space_id)
-    target = await space_target(request.app[keys.DB], space, who) if space else None
+    target = await space_target(request.app[keys.HUB].db, space, who) if space else None
     if space is None or not allowed(who, Action.USE_SPACE, target):
         raise _hidden(who, f"space {space_id}")
     if not allowed(who, action, target):
@@ -154,9 +141,9 @@ async def require_model(
     if keys.TOKEN_MODEL in request:  # the token's own model: checked by its scope above
         found = request[keys.TOKEN_MODEL]
     else:
-        found = await db.model_with_roles(request.app[keys.DB], space_id, model_id, who.name)
+        found = await db.model_with_roles(request.app[keys.HUB].db, space_id, model_id, who.name)
     target = None
-    if found and space_status(request.app, found[0]) is not lifetime.Status.RELEASED:
+    if found and space_status(request.app[keys.HUB], found[0]) is not lifetime.Status.RELEASED:
         space, model, space_role, model_role = found
         target = model_target(space.creator, model, who, space_role, model_role)
     if target is None or not allowed(who, Action.VIEW, target):

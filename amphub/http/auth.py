@@ -8,13 +8,14 @@ import math
 
 from aiohttp import web
 
-from amphub import db, keys
-from amphub.errors import Forbidden, Handler, TooManyRequests, Unauthorized, route_family
+from amphub import db
+from amphub.errors import Forbidden, TooManyRequests, Unauthorized
+from amphub.http import keys, session
+from amphub.http.errors import Handler, route_family
 from amphub.policy import Actor
 from amphub.policy.access_keys import hash_key, key_matches
 from amphub.policy.matrix import ANONYMOUS
 from amphub.policy.tokens import InvalidToken, is_token, key_fingerprint, read_token
-from amphub.web import session
 
 AUTH_FAILED = "authentication failed: wrong user name or key"
 
@@ -38,7 +39,7 @@ def parse_authorization(header: str) -> tuple[str | None, str]:
 
 async def authenticate(request: web.Request, name: str | None, key: str) -> db.User:
     """The user a key belongs to (whose name, if given, must match); failures are counted."""
-    sign_ins = request.app[keys.SIGN_INS]
+    sign_ins = request.app[keys.HUB].sign_ins
     address = request.remote or "unknown"
     wait = sign_ins.retry_after(address)
     if wait:
@@ -52,7 +53,7 @@ async def authenticate(request: web.Request, name: str | None, key: str) -> db.U
         if user and name not in (None, user.name):
             user = None
     else:
-        user = await db.get_user_by_key_hash(request.app[keys.DB], hash_key(key))
+        user = await db.get_user_by_key_hash(request.app[keys.HUB].db, hash_key(key))
         if user and (not key_matches(user.key_hash, key) or name not in (None, user.name)):
             user = None
     if user is None:
@@ -84,7 +85,7 @@ async def _session_actor(request: web.Request) -> Actor:
         await session.check_csrf(request, state)
     if state is None or state.user is None:
         return ANONYMOUS
-    user = await db.get_user(request.app[keys.DB], state.user)
+    user = await db.get_user(request.app[keys.HUB].db, state.user)
     if user is None or user.disabled or key_fingerprint(user.key_hash) != state.key:
         return ANONYMOUS
     return Actor(user.name, admin=user.admin, creator=user.creator)
@@ -92,20 +93,20 @@ async def _session_actor(request: web.Request) -> Actor:
 
 async def _token_user(request: web.Request, text: str) -> db.User | None:
     """The user of a valid transfer or deployment token, recording what it is good for."""
-    now = request.app[keys.CLOCK]().timestamp()
+    now = request.app[keys.HUB].clock().timestamp()
     try:
-        token = read_token(request.app[keys.SECRET], text, now)
+        token = read_token(request.app[keys.HUB].secret, text, now)
     except InvalidToken:
         return None
     space_id, _, model_id = token.scope.partition("/")
-    found = await db.user_with_model(request.app[keys.DB], token.user, space_id, model_id)
+    found = await db.user_with_model(request.app[keys.HUB].db, token.user, space_id, model_id)
     if found is None:
         return None
     user, model = found
     if key_fingerprint(user.key_hash) != token.key_fingerprint:
         return None
     if token.deployment is not None:
-        deployment = await db.get_deployment(request.app[keys.DB], token.deployment)
+        deployment = await db.get_deployment(request.app[keys.HUB].db, token.deployment)
         if deployment is None or deployment.deleted_at is not None:
             return None  # a deployment's key dies with it
     request[keys.TOKEN] = token

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from amphub import keys
-from amphub.errors import Forbidden, route_family
+from amphub.errors import Forbidden
+from amphub.http import keys
+from amphub.http.errors import route_family
 
 COOKIE = "amphub_session"
 CSRF_FIELD = "csrf"
@@ -84,13 +85,13 @@ def decode(secret: bytes, text: str, now: float) -> Session | None:
 
 
 def _now(request: web.Request) -> float:
-    return request.app[keys.CLOCK]().timestamp()
+    return request.app[keys.HUB].clock().timestamp()
 
 
 def read(request: web.Request) -> Session | None:
     """The request's valid session, if it has one."""
     text = request.cookies.get(COOKIE)
-    return decode(request.app[keys.SECRET], text, _now(request)) if text else None
+    return decode(request.app[keys.HUB].secret, text, _now(request)) if text else None
 
 
 def new(request: web.Request, user: str | None = None, key: str | None = None) -> Session:
@@ -101,10 +102,10 @@ def new(request: web.Request, user: str | None = None, key: str | None = None) -
 
 def store(request: web.Request, response: web.StreamResponse, session: Session) -> None:
     """Send the session to the browser."""
-    base_url = request.app[keys.CONFIG].base_url or ""
+    base_url = request.app[keys.HUB].config.base_url or ""
     response.set_cookie(
         COOKIE,
-        encode(request.app[keys.SECRET], session),
+        encode(request.app[keys.HUB].secret, session),
         max_age=LIFETIME_SECONDS,
         path="/",
         httponly=True,
@@ -115,7 +116,7 @@ def store(request: web.Request, response: web.StreamResponse, session: Session) 
 
 def csrf_token(request: web.Request, session: Session) -> str:
     """The token that a page of this session puts in its forms."""
-    return _b64(_mac(request.app[keys.SECRET], b"csrf", session.id))
+    return _b64(_mac(request.app[keys.HUB].secret, b"csrf", session.id))
 
 
 async def check_csrf(request: web.Request, session: Session | None) -> None:

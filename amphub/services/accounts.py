@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from amphub import db
-from amphub.names import check_user_name
 from amphub.policy.access_keys import hash_key, new_key
+from amphub.policy.names import check_user_name
 
 BOOTSTRAP_ADMIN = "admin"
 

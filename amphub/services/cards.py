@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
 
-from amphub import db, keys
+from amphub import db
 from amphub.cards import Card, parse_card
 from amphub.config import Config
-from amphub.git.bridge import run_blocking
-from amphub.git.repos import DEFAULT_BRANCH, repo_path
+from amphub.services.hub import Hub
+from amphub.storage.repos import DEFAULT_BRANCH, repo_path
 
 README = b"README.md"
 # How blocking work is run: the server's git threads, or a plain thread offline.
@@ -83,8 +81,8 @@ async def reindex_all(database: db.Database, config: Config, run: Runner) -> int
     return len(models)
 
 
-async def refresh_card(app: web.Application, space_id: str, model_id: str) -> None:
+async def refresh_card(hub: Hub, space_id: str, model_id: str) -> None:
     """Index a model in the server; one indexing per model at a time, latest master wins."""
-    async with app[keys.OBJECT_LOCKS].hold(("card", space_id, model_id)):
-        run = functools.partial(run_blocking, app)
-        await index_model(app[keys.DB], app[keys.CONFIG], run, space_id, model_id)
+    async with hub.locks.hold(("card", space_id, model_id)):
+        run = hub.run_blocking
+        await index_model(hub.db, hub.config, run, space_id, model_id)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
 from typing import NamedTuple
 
-from amphub.search_postings import (
+from amphub.search.postings import (
     Field,
     Posting,
     bits_from,

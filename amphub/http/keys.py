@@ -1,0 +1,19 @@
+"""The typed keys under which the application and requests keep their state."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from amphub.db import ModelWithRoles
+from amphub.policy import Actor
+from amphub.policy.tokens import TransferToken
+from amphub.services.hub import Hub
+
+HUB = web.AppKey("hub", Hub)
+
+ACTOR = web.RequestKey("actor", Actor)
+# Set when the request carried a transfer or deployment token instead of a key.
+TOKEN = web.RequestKey("token", TransferToken)
+# The model a token is good for, with the caller's roles (None if it does not exist), read
+# with the token's user: requests that carry a token ask about that model only.
+TOKEN_MODEL = web.RequestKey("token_model", ModelWithRoles | None)

@@ -1,0 +1,98 @@
+"""create_app: the only place where amphub's parts are wired together."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from amphub import api, db
+from amphub.clock import Clock, system_clock
+from amphub.config import Config
+from amphub.git import routes as git_routes
+from amphub.hf import routes as hf_routes
+from amphub.hf.xet import sweep_abandoned_xorbs
+from amphub.http import auth, errors
+from amphub.http.keys import HUB
+from amphub.lfs import routes as lfs_routes
+from amphub.services import accounts
+from amphub.services.hub import Hub
+from amphub.services.objects import collect_unreferenced
+from amphub.services.spaces import sweeping_spaces
+from amphub.services.tasks import Runner, running_workers
+from amphub.tasks.deploy import run_deploy
+from amphub.tasks.scan import run_scan, scan_processes
+from amphub.tasks.sync import run_sync
+from amphub.web import routes as web_routes
+
+RUNNERS: dict[str, Runner] = {"scan": run_scan, "sync": run_sync, "deploy": run_deploy}
+
+
+def prepare_data_dir(config: Config) -> None:
+    """Create the data dir's folders and secret; clear scratch files a crash may have left."""
+    shutil.rmtree(config.tmp_dir, ignore_errors=True)
+    for folder in (config.data_dir, config.repos_dir, config.lfs_dir, config.tmp_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    if not config.secret_path.exists():
+        fd = os.open(config.secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as secret:
+            secret.write(secrets.token_bytes(32))
+
+
+async def bootstrap(config: Config, clock: Clock = system_clock) -> str | None:
+    """Prepare the data dir and database; on first start return the new administrator's key."""
+    prepare_data_dir(config)
+    async with db.opened(config.db_path, clock) as database:
+        return await accounts.ensure_admin(database)
+
+
+def build_hub(config: Config, clock: Clock = system_clock) -> Hub:
+    """The hub of a data dir prepared for use; its database is opened by `running`."""
+    prepare_data_dir(config)
+    return Hub(config, config.secret_path.read_bytes(), clock)
+
+
+@contextlib.asynccontextmanager
+async def running(hub: Hub) -> AsyncIterator[Hub]:
+    """Everything of the hub with a lifetime, opened in order and closed in reverse."""
+    async with contextlib.AsyncExitStack() as stack:
+        hub.db = await stack.enter_async_context(db.opened(hub.config.db_path, hub.clock))
+        stack.callback(hub.threads.shutdown, wait=True, cancel_futures=True)
+        stack.push_async_callback(hub.background.cancel_all)
+        _start_background_steps(hub)
+        await stack.enter_async_context(sweeping_spaces(hub))
+        await stack.enter_async_context(scan_processes(hub))
+        await stack.enter_async_context(running_workers(hub, RUNNERS))
+        yield hub
+
+
+def _start_background_steps(hub: Hub) -> None:
+    """Build the search index, and remove what crashes and abandoned uploads left."""
+    background = hub.background
+    background.spawn(db.warm_search_index(hub.db, hub.search), "build search index")
+    background.spawn(hub.run_blocking(hub.objects.remove_leftovers), "remove leftover uploads")
+    background.spawn(collect_unreferenced(hub), "collect unreferenced objects")
+    background.spawn(sweep_abandoned_xorbs(hub), "remove abandoned Xet uploads")
+
+
+def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
+    """The aiohttp application serving git, LFS, the API and everything else."""
+    hub = build_hub(config, clock)
+    app = web.Application(middlewares=[errors.middleware, auth.middleware])
+    app[HUB] = hub
+
+    async def run_hub(app: web.Application) -> AsyncIterator[None]:
+        async with running(hub):
+            yield
+
+    app.cleanup_ctx.append(run_hub)
+    api.add_routes(app)
+    git_routes.add_routes(app)
+    lfs_routes.add_routes(app)
+    hf_routes.add_routes(app)
+    web_routes.add_routes(app)
+    return app

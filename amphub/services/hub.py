@@ -1,0 +1,60 @@
+"""The Hub: every part the services share, built once by the app factory or the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from amphub.clock import Clock, system_clock
+from amphub.config import Config
+from amphub.db import Database
+from amphub.policy.ratelimit import FailedSignIns
+from amphub.search.index import SearchIndex
+from amphub.services.background import Background
+from amphub.services.locks import Claims, KeyedLocks, LinkBatch, Reservations
+from amphub.services.task_queue import TaskQueue
+from amphub.storage.objects import ObjectStore
+from amphub.storage.repo_locks import RepoLocks
+from amphub.storage.small_writes import SmallWrites
+
+T = TypeVar("T")
+# Threads for blocking work (dulwich, file system), apart from the loop's default pool.
+BLOCKING_THREADS = 32
+
+
+@dataclass(eq=False)
+class Hub:
+    """What the services share; `db` and `scan_pool` are set while the server runs."""
+
+    config: Config
+    secret: bytes
+    clock: Clock = system_clock
+    sign_ins: FailedSignIns = field(default_factory=FailedSignIns)
+    repo_locks: RepoLocks = field(default_factory=RepoLocks)
+    reservations: Reservations = field(default_factory=Reservations)
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
+    claims: Claims = field(default_factory=Claims)
+    # The batch of stored objects of each (space, model) that has not taken the quota lock yet.
+    link_batches: dict[tuple[str, str], LinkBatch] = field(default_factory=dict)
+    background: Background = field(default_factory=Background)
+    tasks: TaskQueue = field(default_factory=TaskQueue)
+    search: SearchIndex = field(default_factory=SearchIndex)
+    threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="git")
+    )
+    db: Database = field(init=False)
+    scan_pool: ProcessPoolExecutor = field(init=False)
+    objects: ObjectStore = field(init=False)
+    small_writes: SmallWrites = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.objects = ObjectStore(self.config.lfs_dir, self.config.tmp_dir)
+        self.small_writes = SmallWrites(self.objects, self.run_blocking)
+
+    async def run_blocking(self, work: Callable[[], T]) -> T:
+        """Run blocking work (dulwich, the file system) on the hub's threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.threads, work)

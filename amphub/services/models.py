@@ -1,0 +1,69 @@
+"""Models: creating, changing and deleting one, each written once for every adapter."""
+
+from __future__ import annotations
+
+from amphub import db
+from amphub.services.cards import refresh_card
+from amphub.services.hub import Hub
+from amphub.services.objects import collect
+from amphub.storage.repos import create_model_repo, delete_model_repo, repo_path
+
+
+async def create_model(
+    hub: Hub, space_id: str, model_id: str, name: str, visibility: str, owner: str
+) -> None:
+    """The model's row, then its repository with a first commit on master, then its card.
+
+    Raises Conflict if the space has a model of that id. A repository that cannot be made
+    takes the row away again.
+    """
+    await db.insert_model(hub.db, space_id, model_id, name, visibility, owner)
+    path = repo_path(hub.config, space_id, model_id)
+    try:
+        await hub.run_blocking(lambda: create_model_repo(path, name, owner))
+    except BaseException:
+        await db.delete_model_row(hub.db, space_id, model_id)
+        raise
+    await refresh_card(hub, space_id, model_id)
+
+
+async def change_model(
+    hub: Hub,
+    space_id: str,
+    model_id: str,
+    by: str,
+    *,
+    name: str | None = None,
+    visibility: str | None = None,
+) -> None:
+    """Rename a model or change its visibility."""
+    detail = ", ".join(f"{k}={v}" for k, v in (("name", name), ("visibility", visibility)) if v)
+    audit = db.Audit(by, "change_model", space_id, model_id, detail=detail)
+    await db.update_model(hub.db, space_id, model_id, audit, name=name, visibility=visibility)
+    if name:  # the name is part of what search looks in
+        await refresh_card(hub, space_id, model_id)
+
+
+async def delete_model(hub: Hub, model: db.Model, audit: db.Audit) -> list[str]:
+    """Delete a model's row and links, then its repository; returns the oids it linked.
+
+    The caller collects those objects that no other model references.
+    """
+    oids = await db.model_oids(hub.db, model.space_id, model.id)
+    await db.delete_model_row(hub.db, model.space_id, model.id, audit)
+    path = repo_path(hub.config, model.space_id, model.id)
+    lock = hub.repo_locks.for_repo(path)
+
+    def remove() -> None:
+        with lock:
+            delete_model_repo(path)
+
+    await hub.run_blocking(remove)
+    return oids
+
+
+async def remove_model(hub: Hub, model: db.Model, by: str) -> None:
+    """Delete a model for a user, then collect its objects in the background."""
+    audit = db.Audit(by, "delete_model", model.space_id, model.id)
+    oids = await delete_model(hub, model, audit)
+    hub.background.spawn(collect(hub, oids), f"collect objects of {model.id}")

@@ -1,0 +1,72 @@
+"""Space lifetime and release: deleting the models and data of spaces past their retention."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from amphub import db
+from amphub.clock import parse_rfc3339
+from amphub.policy import lifetime
+from amphub.services.hub import Hub
+from amphub.services.models import delete_model
+from amphub.services.objects import collect
+
+log = logging.getLogger("amphub")
+SWEEP_SECONDS = 60
+
+
+def space_lifetime(hub: Hub, space: db.Space) -> lifetime.Lifetime:
+    """A space's lifetime under the server's grace and retention settings."""
+    config = hub.config
+    expires = parse_rfc3339(space.expires_at) if space.expires_at else None
+    return lifetime.Lifetime(expires, config.grace_days, config.retention_days)
+
+
+def space_status(hub: Hub, space: db.Space) -> lifetime.Status:
+    """The space's status now; unsubscribed spaces are released at once."""
+    if space.released_at:
+        return lifetime.Status.RELEASED
+    return space_lifetime(hub, space).status(hub.clock())
+
+
+async def release_space(hub: Hub, space_id: str) -> None:
+    """Delete every model of a released space and its data, then mark it purged."""
+    for model in await db.list_space_models(hub.db, space_id):
+        audit = db.Audit("amphub", "delete_model", space_id, model.id, detail="space released")
+        await collect(hub, await delete_model(hub, model, audit))
+    await db.mark_space_purged(hub.db, space_id)
+    log.info("released space %s", space_id)
+
+
+async def release_due_spaces(hub: Hub) -> list[str]:
+    """Release every space whose retention has ended or that was unsubscribed."""
+    released = []
+    for space in await db.list_spaces(hub.db):
+        if space.purged_at is None and space_status(hub, space) is lifetime.Status.RELEASED:
+            await release_space(hub, space.id)
+            released.append(space.id)
+    return released
+
+
+@contextlib.asynccontextmanager
+async def sweeping_spaces(hub: Hub) -> AsyncIterator[None]:
+    """Release due spaces at start and then every minute."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                await release_due_spaces(hub)
+            except Exception:
+                log.exception("releasing spaces failed")
+            await asyncio.sleep(SWEEP_SECONDS)
+
+    task = asyncio.create_task(loop(), name="release spaces")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

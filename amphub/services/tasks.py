@@ -1,0 +1,114 @@
+"""The task workers: rows in the database, N workers in the server process, crash-safe.
+
+A task that was running when the process died is queued again at start; after
+`MAX_ATTEMPTS` starts it fails with a message instead. Cancelling a running task asks it to
+stop; it does at its next progress report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from amphub import db
+from amphub.services.hub import Hub
+
+log = logging.getLogger("amphub.tasks")
+MAX_ATTEMPTS = 3
+FINISHED_STATES = ("succeeded", "failed", "canceled")
+IDLE_POLL_SECONDS = 1.0
+
+
+class TaskCanceled(Exception):
+    """Raised inside a task whose cancellation was asked for."""
+
+
+class TaskFailed(Exception):
+    """A task's own failure, with a sentence for the user."""
+
+
+@dataclass
+class TaskContext:
+    """What a running task may use: the hub, its row, and progress reports."""
+
+    hub: Hub
+    task: db.Task
+
+    @property
+    def params(self) -> dict:
+        """The parameters the task was queued with."""
+        return json.loads(self.task.params)
+
+    async def progress(self, done: int, total: int, message: str) -> None:
+        """Report progress; raises TaskCanceled if the task should stop."""
+        percent = 100 * done // total if total else 0
+        if await db.set_task_progress(self.hub.db, self.task.id, min(percent, 99), message):
+            raise TaskCanceled
+
+
+Runner = Callable[[TaskContext], Awaitable[dict]]
+
+
+async def enqueue(
+    hub: Hub,
+    kind: str,
+    model: db.Model,
+    ref: str | None,
+    commit_id: str | None,
+    params: dict,
+    created_by: str,
+) -> db.Task:
+    """Queue a task on a model and wake an idle worker."""
+    return await hub.tasks.enqueue(hub.db, kind, model, ref, commit_id, params, created_by)
+
+
+async def work(hub: Hub, runners: Mapping[str, Runner]) -> None:
+    """One worker: run queued tasks one after another, forever."""
+    wake = hub.tasks.wake
+    while True:
+        task = await db.claim_task(hub.db)
+        if task is None:
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), IDLE_POLL_SECONDS)
+            continue
+        await _run(hub, runners, task)
+
+
+async def _run(hub: Hub, runners: Mapping[str, Runner], task: db.Task) -> None:
+    runner = runners.get(task.kind)
+    try:
+        if runner is None:
+            raise TaskFailed(f"unknown task kind {task.kind}")
+        result = await runner(TaskContext(hub, task))
+    except TaskCanceled:
+        await db.finish_task(hub.db, task.id, "canceled", "canceled")
+    except TaskFailed as exc:
+        await db.finish_task(hub.db, task.id, "failed", str(exc))
+    except asyncio.CancelledError:
+        raise  # the server is stopping: the task stays running and is resumed at start
+    except Exception:
+        log.exception("task %s (%s) failed", task.id, task.kind)
+        await db.finish_task(hub.db, task.id, "failed", "failed: internal error")
+    else:
+        await db.finish_task(hub.db, task.id, "succeeded", "done", json.dumps(result))
+
+
+@contextlib.asynccontextmanager
+async def running_workers(hub: Hub, runners: Mapping[str, Runner]) -> AsyncIterator[None]:
+    """Requeue interrupted tasks, then run the configured number of workers."""
+    await db.requeue_interrupted(hub.db, MAX_ATTEMPTS)
+    workers = [
+        asyncio.create_task(work(hub, runners), name=f"task worker {n}")
+        for n in range(hub.config.workers)
+    ]
+    try:
+        yield
+    finally:
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
