@@ -9,14 +9,31 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, runtime_checkable
 
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.dom import DOMNode
 
-if TYPE_CHECKING:
-    from amphub.tui.app import ConsoleApp
+from amphub.tui.pane import Pane
+
+
+@runtime_checkable
+class Tabs(Protocol):
+    """What the palette needs of the app: its tabs' panes, their titles, running their actions."""
+
+    @property
+    def panes(self) -> list[Pane]:
+        """The tabs' panes, in order."""
+        ...
+
+    def tab_title(self, pane: Pane) -> str:
+        """The name of a pane's tab."""
+        ...
+
+    async def run_pane_action(self, name: str, action: str) -> None:
+        """Show a tab and run one of its pane's actions."""
+        ...
 
 
 def bindings_of(node: DOMNode) -> Iterator[Binding]:
@@ -43,19 +60,21 @@ class ActionCommands(Provider):
     """Palette entries named `Area: action`, for the tabs or the screen it was opened on."""
 
     def _commands(self) -> Iterator[tuple[str, str, Callable[[], object]]]:
-        app = cast("ConsoleApp", self.app)
+        app = self.app
+        if not isinstance(app, Tabs):
+            raise TypeError(f"the palette's actions are the console's, not {app!r}'s")
         if self.screen is app.screen_stack[0]:
             for pane in app.panes:
                 for binding in bindings_of(pane):
-                    run = partial(app.run_pane_action, pane.id or "", binding.action)
                     text = f"{app.tab_title(pane)}: {binding.description}"
-                    yield text, explain(pane, binding.action), run
+                    run_in_tab = partial(app.run_pane_action, pane.id or "", binding.action)
+                    yield text, explain(pane, binding.action), run_in_tab
         else:
             area = type(self.screen).__name__.removesuffix("Screen")
             for binding in bindings_of(self.screen):
-                run = partial(app.run_action, binding.action, self.screen)
                 text = f"{area}: {binding.description}"
-                yield text, explain(self.screen, binding.action), run
+                run_on_screen = partial(app.run_action, binding.action, self.screen)
+                yield text, explain(self.screen, binding.action), run_on_screen
         for binding in bindings_of(app):
             run = partial(app.run_action, binding.action)
             yield f"Console: {binding.description}", explain(app, binding.action), run

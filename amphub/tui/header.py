@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from rich.text import Text
 from textual.widgets import Static
 
-if TYPE_CHECKING:
-    from amphub.tui.app import ConsoleApp
+from amphub.tui.console import console_of
 
 
 class ConsoleHeader(Static):
@@ -17,23 +14,26 @@ class ConsoleHeader(Static):
     def on_mount(self) -> None:
         """Draw again whenever the user or the connection changes."""
         for name in ("user_label", "connected"):
-            self.watch(self.app, name, lambda _value: self.refresh())
+            self.watch(self.app, name, self._changed)
+
+    def _changed(self, _value: object) -> None:
+        self.refresh()
 
     def render(self) -> Text:
         """One line; the connection state last, where the eye ends."""
-        app = cast("ConsoleApp", self.app)
-        if app.connected is None:
+        console = console_of(self)
+        if console.connected is None:
             state = Text("… connecting", style="yellow")
-        elif app.connected:
+        elif console.connected:
             state = Text("● connected", style="green")
         else:
             state = Text("✕ connection lost, retrying", style="bold red")
         return Text.assemble(
             ("amphub", "bold"),
             " · ",
-            (app.client.url, "underline"),
+            (console.client.url, "underline"),
             " · ",
-            (app.user_label or "not signed in", "bold"),
+            (console.user_label or "not signed in", "bold"),
             " · ",
             state,
         )

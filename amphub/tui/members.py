@@ -63,7 +63,7 @@ class MembersScreen(ServerAccess, Screen):
         table.clear()
         for member in members:
             table.add_row(Text(member["user"]), Text(member["role"]), key=member["user"])
-        if kept in {m["user"] for m in members}:
+        if kept is not None and kept in {m["user"] for m in members}:
             table.move_cursor(row=table.get_row_index(kept))
 
     @work(group="members-change")

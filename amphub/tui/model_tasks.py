@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, cast
 
 from textual.widget import Widget
 
+from amphub.tui.console import console_of
 from amphub.tui.forms import ChoiceField, FormScreen, NumberField, TextField
 from amphub.tui.messages import TaskStarted
-
-if TYPE_CHECKING:
-    from amphub.tui.app import ConsoleApp
 
 DEFAULT_REF = "master"
 
 
-def _console(owner: Widget) -> ConsoleApp:
-    return cast("ConsoleApp", owner.app)
-
-
 async def _peer_names(owner: Widget, kind: str) -> tuple[str, ...] | None:
-    console = _console(owner)
+    console = console_of(owner)
     peers = await console.ask(console.client.peers(kind))
     return None if peers is None else tuple(peer["name"] for peer in peers)
 
 
 async def _post(owner: Widget, space: str, model: str, kind: str, body: dict) -> None:
-    console = _console(owner)
+    console = console_of(owner)
     task = await console.ask(console.client.start_task(space, model, kind, body))
     if task is not None:
         owner.post_message(TaskStarted(task))

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, ClassVar, TypeVar, cast
+from typing import ClassVar, TypeVar, cast
 
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.dom import DOMNode
 
 from amphub.tui.client import ApiClient
+from amphub.tui.console import Console, console_of
 from amphub.tui.paged_table import PagedTable
-
-if TYPE_CHECKING:
-    from amphub.tui.app import ConsoleApp
 
 T = TypeVar("T")
 
@@ -22,9 +20,9 @@ class ServerAccess:
     """Mixed into widgets and screens that call the server through the app."""
 
     @property
-    def console(self) -> ConsoleApp:
+    def console(self) -> Console:
         """The running console."""
-        return cast("ConsoleApp", cast(DOMNode, self).app)
+        return console_of(cast(DOMNode, self))
 
     @property
     def client(self) -> ApiClient:

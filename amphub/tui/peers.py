@@ -93,9 +93,12 @@ class PeersPane(Pane):
         key = cursor_key(self.table)
         return None if key is None else self.peers.get(key)
 
-    @work(group="peers-load", exclusive=True)
-    async def reload(self) -> None:
+    def reload(self) -> None:
         """Ask for the list again."""
+        self._load()
+
+    @work(group="peers-load", exclusive=True)
+    async def _load(self) -> None:
         peers = await self.ask(self.client.peers(self.kind.path))
         if peers is None:
             return

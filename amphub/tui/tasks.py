@@ -108,9 +108,12 @@ class TasksPane(Pane):
         if self.is_on_screen and self.screen.is_current and self._loaded and not self._loading:
             self.reload()
 
-    @work(group="tasks-load")
-    async def reload(self) -> None:
+    def reload(self) -> None:
         """Ask for the tasks again and show what changed."""
+        self._load()
+
+    @work(group="tasks-load")
+    async def _load(self) -> None:
         self._loading = True
         try:
             kind = self.query_one("#tasks-kind", Select).value
