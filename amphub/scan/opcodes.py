@@ -14,12 +14,9 @@ from __future__ import annotations
 import codecs
 import struct
 import warnings
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO, Protocol
 
 from amphub.scan.findings import Budget, LimitReached, ScanError
-
-if TYPE_CHECKING:
-    from amphub.scan.pickles import PickleScan
 
 _MAX_NAME = 1024  # longer strings can't be module names we'd allow; kept as unknown
 _MAX_MEMO = 250_000  # memoized strings kept; later ones become unknown (fail closed)
@@ -62,10 +59,22 @@ def text_value(item: object) -> str | None:
     return item if type(item) is str else None
 
 
+class GlobalSink(Protocol):
+    """Where the walker reports each global it meets; it judges them (``pickles``)."""
+
+    def add_global(self, module: str | None, name: str | None, proto: int) -> tuple[str, str]:
+        """Record a global (None: operands the walker could not resolve).
+
+        Returns:
+            The global after compat mapping, as the unpickler would import it.
+        """
+        ...
+
+
 class Walker:
     """Reads the pickles of one stream; its loop is the hot path of the scanner."""
 
-    def __init__(self, f: BinaryIO, budget: Budget, sink: PickleScan, depth: int) -> None:
+    def __init__(self, f: BinaryIO, budget: Budget, sink: GlobalSink, depth: int) -> None:
         self.f, self.budget, self.sink, self.depth = f, budget, sink, depth
         self.buf, self.pos = b"", 0
         self.base = f.tell()  # file offset of buf[0]
