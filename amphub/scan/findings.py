@@ -1,4 +1,4 @@
-"""What a scan reports, and the limits every scanner runs under.
+"""What a scan reports, the limits every scanner runs under, and the stream it reads.
 
 The verdict of a file is the worst of what was found in it. Failing closed is the
 rule: a parse error, a truncated stream or a limit reached makes the file ``error``
@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired, Protocol, TypedDict
 
 SCANNER_VERSION = "1"
 
@@ -116,6 +116,26 @@ class FileVerdict:
 def worst(statuses: Iterable[Status]) -> Status:
     """Return the worst status: unsafe > error > suspicious > safe > skipped."""
     return max(statuses, key=_RANK.__getitem__, default="skipped")
+
+
+class Stream(Protocol):
+    """A seekable binary stream: a file, a zip member, a window on a file, a decompressor."""
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Read up to ``n`` bytes (all that is left if ``n`` is negative)."""
+        ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        """Move to ``offset`` (from the start, the position or the end); return the position."""
+        ...
+
+    def tell(self) -> int:
+        """The current position."""
+        ...
+
+    def seekable(self) -> bool:
+        """Whether seeking works (zipfile asks)."""
+        ...
 
 
 class ScanError(Exception):
