@@ -35,9 +35,10 @@ import math
 import re
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from amphub.cards import safe_yaml
+from amphub.cards.safe_yaml import Scalar, Value
 from amphub.cards.taxonomy import (
     canonical_algorithm,
     canonical_framework,
@@ -143,8 +144,13 @@ def parse_card(readme: str | bytes) -> Card:
     front, body = _split_front_matter(text, notes)
     fields = _read_front_matter(front, notes) if front is not None else {}
     card = _card_fields(fields, notes)
-    card["description"], card["performance_text"] = _split_body(body, cut, notes)
-    return Card(**card, warnings=notes.result())
+    description, performance_text = _split_body(body, cut, notes)
+    return Card(
+        **card,
+        description=description,
+        performance_text=performance_text,
+        warnings=notes.result(),
+    )
 
 
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
@@ -186,13 +192,13 @@ def _split_front_matter(text: str, notes: _Notes) -> tuple[str | None, str]:
     front = text[opening.end() : closing.start() + 1]
     if len(front) > FRONT_MATTER_LIMIT:
         notes.add(f"Front matter: longer than {FRONT_MATTER_LIMIT // 1024} KiB; ignored")
-        front = None
+        return None, text[closing.end() :]
     return front, text[closing.end() :]
 
 
-def _read_front_matter(front: str, notes: _Notes) -> dict[str, Any]:
+def _read_front_matter(front: str, notes: _Notes) -> dict[str, Value]:
     try:  # the YAML starts on the README's second line
-        root = safe_yaml.load(front, notes.add, first_line=2)
+        root: Value = safe_yaml.load(front, notes.add, first_line=2)
     except safe_yaml.Rejected as exc:
         notes.add(f"Front matter: {exc}; ignored")
         return {}
@@ -204,12 +210,12 @@ def _read_front_matter(front: str, notes: _Notes) -> dict[str, Any]:
     return _keyed(root)
 
 
-def _keyed(mapping: dict) -> dict[str, Any]:
+def _keyed(mapping: dict[Scalar, Value]) -> dict[str, Value]:
     """Index a mapping by key ignoring case, spaces, hyphens and underscores."""
     return {match_key(key): value for key, value in mapping.items() if isinstance(key, str)}
 
 
-def _text(value: Any, field: str, notes: _Notes) -> str | None:
+def _text(value: Value, field: str, notes: _Notes) -> str | None:
     if isinstance(value, str):
         return value.strip() or None
     if isinstance(value, bool):
@@ -221,7 +227,7 @@ def _text(value: Any, field: str, notes: _Notes) -> str | None:
     return None
 
 
-def _texts(value: Any, field: str, notes: _Notes) -> list[str]:
+def _texts(value: Value, field: str, notes: _Notes) -> list[str]:
     """Read a list of text; a single text counts as a list of one."""
     if value is None:
         return []
@@ -234,7 +240,19 @@ def _texts(value: Any, field: str, notes: _Notes) -> list[str]:
     return list(dict.fromkeys(text for text in texts if text))
 
 
-def _card_fields(fields: dict[str, Any], notes: _Notes) -> dict[str, Any]:
+class _CardFields(TypedDict):
+    frameworks: tuple[str, ...]
+    task_type: str | None
+    algorithm: str | None
+    industry: str | None
+    tags: tuple[str, ...]
+    parameters: int | None
+    license: str | None
+    performance: tuple[Performance, ...]
+    training_data: tuple[Dataset, ...]
+
+
+def _card_fields(fields: dict[str, Value], notes: _Notes) -> _CardFields:
     frameworks = _frameworks(*_pick(fields, "trainingframework", "libraryname"), notes)
     task_type, algorithm = _job_type(fields, notes)  # warnings in field order
     return {
@@ -257,15 +275,15 @@ _LABELS = {"trainingframework": "Training framework", "libraryname": "library_na
            }  # fmt: skip
 
 
-def _pick(fields: dict[str, Any], amphub: str, hugging_face: str) -> tuple[Any, str]:
+def _pick(fields: dict[str, Value], amphub: str, hugging_face: str) -> tuple[Value, str]:
     """Return the amphub field's value when it is set, else the Hugging Face key's."""
     key = amphub if fields.get(amphub) is not None else hugging_face
     return fields.get(key), _LABELS[key]
 
 
-def _frameworks(value: Any, field: str, notes: _Notes) -> tuple[str, ...]:
+def _frameworks(value: Value, field: str, notes: _Notes) -> tuple[str, ...]:
     if isinstance(value, str):
-        value = value.split(",")
+        value = [*value.split(",")]  # a new list: list[str] is not a list[Value]
     names = []
     for name in _texts(value, field, notes):
         canonical = canonical_framework(name)
@@ -275,7 +293,7 @@ def _frameworks(value: Any, field: str, notes: _Notes) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _job_type(fields: dict[str, Any], notes: _Notes) -> tuple[str | None, str | None]:
+def _job_type(fields: dict[str, Value], notes: _Notes) -> tuple[str | None, str | None]:
     job = fields.get("jobtype")
     if job is None:
         tag = _text(fields.get("pipelinetag"), "pipeline_tag", notes)
@@ -315,7 +333,7 @@ _SCALES = {"k": 3, "thousand": 3, "m": 6, "million": 6, "b": 9, "billion": 9, "t
            "trillion": 12}  # fmt: skip
 
 
-def _parameters(value: Any, notes: _Notes) -> int | None:
+def _parameters(value: Value, notes: _Notes) -> int | None:
     count = None
     if isinstance(value, int) and not isinstance(value, bool):
         count = value
@@ -342,7 +360,7 @@ def _count_text(text: str) -> int | None:
     return int(number) if number == number.to_integral_value() else None
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Value) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value) if abs(value) < 1e308 else math.inf
     elif isinstance(value, str) and len(value) <= 40:
@@ -355,7 +373,7 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None  # JSON has no NaN or infinity
 
 
-def _link(value: Any, field: str, notes: _Notes) -> str | None:
+def _link(value: Value, field: str, notes: _Notes) -> str | None:
     link = _text(value, field, notes)
     # Links are made clickable: only web addresses, never javascript: or data: URLs.
     if link and not re.match(r"https?://\S+$", link, re.IGNORECASE):
@@ -364,7 +382,7 @@ def _link(value: Any, field: str, notes: _Notes) -> str | None:
     return link
 
 
-def _dataset(value: Any, field: str, notes: _Notes) -> Dataset | None:
+def _dataset(value: Value, field: str, notes: _Notes) -> Dataset | None:
     if isinstance(value, dict):
         parts = _keyed(value)
         name = _text(parts.get("name"), f"{field} → Name", notes)
@@ -378,7 +396,7 @@ def _dataset(value: Any, field: str, notes: _Notes) -> Dataset | None:
     return Dataset(name, permission, link)
 
 
-def _entries(value: Any, field: str) -> list[tuple[str, Any]]:
+def _entries(value: Value, field: str) -> list[tuple[str, Value]]:
     """Number a list's items for warnings; a single item counts as a list of one."""
     if value is None:
         return []
@@ -386,7 +404,7 @@ def _entries(value: Any, field: str) -> list[tuple[str, Any]]:
     return [(f"{field} (entry {i})", item) for i, item in enumerate(items, 1)]
 
 
-def _performance(value: Any, field: str, notes: _Notes) -> tuple[Performance, ...]:
+def _performance(value: Value, field: str, notes: _Notes) -> tuple[Performance, ...]:
     if field == "model-index":  # the Hugging Face shape
         return _model_index(value, notes)
     found = []
@@ -402,7 +420,7 @@ def _performance(value: Any, field: str, notes: _Notes) -> tuple[Performance, ..
     return tuple(found)
 
 
-def _metrics(value: Any, field: str, notes: _Notes) -> dict[str, float]:
+def _metrics(value: Value, field: str, notes: _Notes) -> dict[str, float]:
     if isinstance(value, list):  # Hugging Face style: [{type|name, value}]
         pairs = [_metric_pair(item) for item in value]
     elif isinstance(value, dict):
@@ -423,14 +441,14 @@ def _metrics(value: Any, field: str, notes: _Notes) -> dict[str, float]:
     return metrics
 
 
-def _metric_pair(item: Any) -> tuple[Any, Any]:
+def _metric_pair(item: Value) -> tuple[Value, Value]:
     if not isinstance(item, dict):
         return None, item
     parts = _keyed(item)
     return parts.get("name") or parts.get("type"), parts.get("value")
 
 
-def _model_index(value: Any, notes: _Notes) -> tuple[Performance, ...]:
+def _model_index(value: Value, notes: _Notes) -> tuple[Performance, ...]:
     found = []
     for label, model in _entries(value, "model-index"):
         results = _keyed(model).get("results") if isinstance(model, dict) else None
@@ -440,8 +458,8 @@ def _model_index(value: Any, notes: _Notes) -> tuple[Performance, ...]:
         for i, result in enumerate(results, 1):
             where = f"{label} result {i}"
             parts = _keyed(result) if isinstance(result, dict) else {}
-            data = parts.get("dataset")
-            data = _keyed(data) if isinstance(data, dict) else {}
+            dataset = parts.get("dataset")
+            data = _keyed(dataset) if isinstance(dataset, dict) else {}
             name = _text(data.get("name") or data.get("type"), f"{where} dataset", notes)
             if not name:
                 notes.add(f"{where}: no dataset name; ignored")
@@ -451,7 +469,7 @@ def _model_index(value: Any, notes: _Notes) -> tuple[Performance, ...]:
     return tuple(found)
 
 
-def _training_data(value: Any, field: str, notes: _Notes) -> tuple[Dataset, ...]:
+def _training_data(value: Value, field: str, notes: _Notes) -> tuple[Dataset, ...]:
     found = []
     for label, entry in _entries(value, field):
         if isinstance(entry, dict) and "dataset" in _keyed(entry):

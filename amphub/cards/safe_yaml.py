@@ -18,10 +18,11 @@ Security rules, with the reason next to each:
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import yaml
 
@@ -33,10 +34,16 @@ _LOADER = yaml.CBaseLoader if yaml.__with_libyaml__ else yaml.BaseLoader
 _CORE = "tag:yaml.org,2002:"
 
 
+# What a document builds to; mapping keys are scalars.
+Scalar: TypeAlias = None | bool | int | float | str
+Value: TypeAlias = "Scalar | list[Value] | dict[Scalar, Value]"
+
+
 class Rejected(Exception):
     """The YAML is invalid or breaks a limit; the message says how, for a person."""
 
 
+# Returns Any, not Value, for callers that read the document as dict[str, Any].
 def load(text: str, warn: Callable[[str], None], first_line: int = 1) -> Any:
     """Build the first YAML document in ``text`` as dicts, lists, text and numbers.
 
@@ -75,7 +82,7 @@ _FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
 _SPECIAL_FLOATS = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
 
 
-def _resolve(text: str) -> Any:
+def _resolve(text: str) -> Scalar:
     """Type a plain scalar by the YAML 1.2 core schema."""
     if text in _NULLS:
         return None
@@ -91,7 +98,12 @@ def _resolve(text: str) -> Any:
     return _SPECIAL_FLOATS.get(text.lower(), text)
 
 
-_NO_KEY = object()
+class _NoKey(enum.Enum):  # a one-member enum: the type checker tells it from a key
+    NO_KEY = enum.auto()
+
+
+_NO_KEY = _NoKey.NO_KEY
+_Collection: TypeAlias = list[Value] | dict[Scalar, Value]
 
 
 class _Frame:
@@ -99,37 +111,37 @@ class _Frame:
 
     __slots__ = ("value", "anchor", "size", "key")
 
-    def __init__(self, value: list | dict | None, anchor: str | None) -> None:
-        self.value, self.anchor, self.size, self.key = value, anchor, 1, _NO_KEY
+    def __init__(self, value: _Collection | None, anchor: str | None) -> None:
+        self.value, self.anchor, self.size = value, anchor, 1
+        self.key: Scalar | Literal[_NoKey.NO_KEY] = _NO_KEY
 
 
 class _Builder:
     def __init__(self, warn: Callable[[str], None]) -> None:
         self.warn = warn
         self.stack: list[_Frame] = []
-        self.anchors: dict[str, tuple[Any, int]] = {}  # name → (value, expanded size)
+        self.anchors: dict[str, tuple[Value, int]] = {}  # name → (value, expanded size)
         self.open_anchors: set[str] = set()
         self.nodes = 0
         self.documents = 0
-        self.root: Any = None
+        self.root: Value = None
 
     def feed(self, event: yaml.Event) -> None:
-        kind = type(event)
-        if kind is yaml.DocumentStartEvent:
+        if isinstance(event, yaml.DocumentStartEvent):
             self.documents += 1
             if self.documents == 2:
                 self.warn("Front matter: more than one YAML document; only the first read")
-        elif self.documents > 1 or kind in (yaml.StreamStartEvent, yaml.StreamEndEvent):
+        elif self.documents > 1 or isinstance(event, yaml.StreamStartEvent | yaml.StreamEndEvent):
             return
-        elif kind is yaml.ScalarEvent:
+        elif isinstance(event, yaml.ScalarEvent):
             self._scalar(event)
-        elif kind is yaml.MappingStartEvent:
+        elif isinstance(event, yaml.MappingStartEvent):
             self._start(event, dict, "map")
-        elif kind is yaml.SequenceStartEvent:
+        elif isinstance(event, yaml.SequenceStartEvent):
             self._start(event, list, "seq")
-        elif kind is yaml.AliasEvent:
-            self._alias(event.anchor)
-        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+        elif isinstance(event, yaml.AliasEvent):
+            self._alias(event.anchor or "")  # the parser always names an alias's anchor
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
             frame = self.stack.pop()
             if frame.anchor:
                 self.open_anchors.discard(frame.anchor)
@@ -143,22 +155,28 @@ class _Builder:
 
     def _scalar(self, event: yaml.ScalarEvent) -> None:
         self._count(1)
+        value: Scalar = None
         if event.tag is None:
             value = _resolve(event.value) if event.implicit[0] else event.value
         elif event.tag in ("!", _CORE + "str"):
             value = event.value
         else:
-            value = self._refuse(event.tag)
+            self._refuse(event.tag)
         if event.anchor:
             self.anchors[event.anchor] = (value, 1)
         self._attach(value, 1)
 
-    def _start(self, event: yaml.CollectionStartEvent, factory: type, core: str) -> None:
+    def _start(
+        self, event: yaml.CollectionStartEvent, factory: Callable[[], _Collection], core: str
+    ) -> None:
         self._count(1)
         if len(self.stack) >= MAX_DEPTH:
             raise Rejected(f"nested deeper than {MAX_DEPTH} levels")
-        allowed = event.tag in (None, "!", _CORE + core)
-        value = factory() if allowed else self._refuse(event.tag)
+        value: _Collection | None = None
+        if event.tag is None or event.tag in ("!", _CORE + core):
+            value = factory()
+        else:
+            self._refuse(event.tag)
         if event.anchor:  # until it is closed, an alias to it would make a cycle
             self.anchors.pop(event.anchor, None)
             self.open_anchors.add(event.anchor)
@@ -178,7 +196,7 @@ class _Builder:
         field = top if isinstance(top, str) else "Front matter"
         self.warn(f"{field}: YAML tag {shown[:60]!r} is not allowed; value ignored")
 
-    def _attach(self, value: Any, size: int) -> None:
+    def _attach(self, value: Value, size: int) -> None:
         if not self.stack:
             self.root = value
             return

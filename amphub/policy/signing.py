@@ -31,7 +31,9 @@ def signed_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
     return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, timestamp, body)}
 
 
-def check(secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float):
+def check(
+    secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float
+) -> None:
     """Raise BadSignature unless the headers sign `body` under `secret`, recently."""
     if not timestamp or not signature or not timestamp.isdigit():
         raise BadSignature(f"send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}")

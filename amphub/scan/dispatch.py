@@ -31,12 +31,30 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from amphub.scan import formats
-from amphub.scan.findings import Budget, FileVerdict, LimitReached, Limits, Report, ScanError
+from amphub.scan.findings import (
+    Budget,
+    FileVerdict,
+    LimitReached,
+    Limits,
+    Report,
+    ScanError,
+    Stream,
+)
 from amphub.scan.pickles import PickleScan, scan_pickles
 
 log = logging.getLogger(__name__)
 
-PICKLE_SUFFIXES = (".pkl", ".pickle", ".bin", ".pt", ".pth", ".ckpt", ".joblib", ".sav", ".p")
+PICKLE_SUFFIXES: tuple[str, ...] = (
+    ".pkl",
+    ".pickle",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".joblib",
+    ".sav",
+    ".p",
+)
 PICKLE_SUFFIXES += (".pck", ".pcl", ".dill", ".pkl.gz", ".joblib.gz", ".z")
 _COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz", b"\x5d\x00\x00": "xz"}
 _COMPRESSED |= {b"\x78\x01": "zlib", b"\x78\x5e": "zlib", b"\x78\x9c": "zlib", b"\x78\xda": "zlib"}
@@ -47,7 +65,13 @@ _NAMED_FORMATS = (".npy", ".npz", ".keras", ".h5", ".hdf5", ".gguf")  # with the
 _MAX_CONFIG = 64 * 1024**2
 DEFAULT_LIMITS = Limits()
 # What zipfile and the decompressors raise on damaged input.
-_UNREADABLE = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError)
+_UNREADABLE: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+)
 _UNREADABLE += (NotImplementedError, UnicodeDecodeError)
 
 
@@ -79,7 +103,7 @@ def scan_blob(
     return report.verdict()
 
 
-def _scan(f: BinaryIO, size: int, path: str, report: Report, budget: Budget, depth: int) -> None:
+def _scan(f: Stream, size: int, path: str, report: Report, budget: Budget, depth: int) -> None:
     """Scan a file (or a zip member) positioned at its start."""
     if depth > budget.limits.max_depth:
         raise LimitReached(f"nesting limit of {budget.limits.max_depth} reached in {path}")
@@ -116,7 +140,7 @@ def _scan(f: BinaryIO, size: int, path: str, report: Report, budget: Budget, dep
 
 
 def _scan_pickle_named(
-    f: BinaryIO, head: bytes, path: str, report: Report, budget: Budget, depth: int
+    f: Stream, head: bytes, path: str, report: Report, budget: Budget, depth: int
 ) -> None:
     """A file whose name says pickle (or a format it failed to be): fail closed."""
     codec = next((c for m, c in _COMPRESSED.items() if head.startswith(m)), None)
@@ -130,12 +154,12 @@ def _scan_pickle_named(
     raise ScanError(f"{path}: not the format its name says")
 
 
-def _sniff_pickle(f: BinaryIO, path: str, report: Report, budget: Budget, depth: int) -> bool:
+def _sniff_pickle(f: Stream, path: str, report: Report, budget: Budget, depth: int) -> bool:
     """Scan as a pickle if it parses as one (or dangerously begins as one)."""
     return _merge(scan_pickles(f, budget, depth=depth), report, path, strict=False)
 
 
-def _scan_other(f: BinaryIO, size: int, path: str, report: Report, budget: Budget) -> None:
+def _scan_other(f: Stream, size: int, path: str, report: Report, budget: Budget) -> None:
     """Text goes to the text scanners; other binaries are skipped."""
     head = f.read(8192)
     if size <= budget.limits.max_text_bytes and b"\0" not in head:
@@ -173,7 +197,7 @@ def _merge(scan: PickleScan, report: Report, where: str, strict: bool) -> bool:
     return True
 
 
-def _scan_npy(f: BinaryIO, path: str, report: Report, budget: Budget, depth: int) -> None:
+def _scan_npy(f: Stream, path: str, report: Report, budget: Budget, depth: int) -> None:
     has_object, offset = formats.npy_header(f)
     if has_object:  # np.load(allow_pickle=True) unpickles the data
         report.add("format", f"{path}: NumPy object array (a pickle)", "info")
@@ -182,7 +206,7 @@ def _scan_npy(f: BinaryIO, path: str, report: Report, budget: Budget, depth: int
         report.add("format", f"{path}: NumPy array, data not read", "info")
 
 
-def _scan_gguf(f: BinaryIO, report: Report, budget: Budget) -> None:
+def _scan_gguf(f: Stream, report: Report, budget: Budget) -> None:
     templates = formats.scan_gguf(f, report, budget)
     if templates:
         from amphub.scan import text  # late: the text scanners are a separate concern
@@ -191,9 +215,7 @@ def _scan_gguf(f: BinaryIO, report: Report, budget: Budget) -> None:
             report.findings.extend(text.scan_chat_template(template, f"GGUF {key}"))
 
 
-def _scan_zip(
-    f: BinaryIO, size: int, path: str, report: Report, budget: Budget, depth: int
-) -> None:
+def _scan_zip(f: Stream, size: int, path: str, report: Report, budget: Budget, depth: int) -> None:
     """Scan every member of a zip (torch checkpoint, npz, .keras, or any other)."""
     _check_directory(f, size, budget.limits)
     with zipfile.ZipFile(f) as archive:
@@ -214,7 +236,7 @@ def _scan_zip(
                 _scan(member, info.file_size, where, report, budget, depth + 1)
 
 
-def _check_directory(f: BinaryIO, size: int, limits: Limits) -> None:
+def _check_directory(f: Stream, size: int, limits: Limits) -> None:
     """Refuse a central directory with too many entries before zipfile reads it."""
     f.seek(max(0, size - 42))  # the end record, and the zip64 locator before it
     tail = f.read()
@@ -252,8 +274,8 @@ def _check_overlaps(infos: list[zipfile.ZipInfo], size: int) -> None:
 
 
 def _open_member(
-    archive: zipfile.ZipFile, f: BinaryIO, info: zipfile.ZipInfo, budget: Budget
-) -> BinaryIO:
+    archive: zipfile.ZipFile, f: Stream, info: zipfile.ZipInfo, budget: Budget
+) -> Stream:
     """A stored member as a window on the blob; a compressed one as a stream."""
     if info.flag_bits & 1:
         raise ScanError(f"encrypted zip member {info.filename}")
@@ -274,13 +296,14 @@ def _open_member(
     return _Window(f, start, info.file_size)
 
 
-def _decompressor(codec: str, f: BinaryIO) -> BinaryIO:
+def _decompressor(codec: str, f: Stream) -> Stream:
     if codec == "gzip":
         return gzip.GzipFile(fileobj=f)
     if codec == "bz2":
         return bz2.BZ2File(f)
     if codec == "xz":
-        return lzma.LZMAFile(f)
+        # typeshed asks for IO[bytes]; LZMAFile only calls read and seek, as BZ2File does.
+        return lzma.LZMAFile(f)  # type: ignore[arg-type]
     return _ZlibReader(f)
 
 
@@ -291,7 +314,7 @@ def _u64(head: bytes) -> int:
 class _Counted:
     """A file whose reads are charged to the budget (raw or decompressed bytes)."""
 
-    def __init__(self, f: BinaryIO, budget: Budget, *, unpacked: bool) -> None:
+    def __init__(self, f: Stream, budget: Budget, *, unpacked: bool) -> None:
         self.f, self.unpacked = f, unpacked
         self.charge = budget.charge_unpacked if unpacked else budget.charge_read
 
@@ -323,7 +346,7 @@ class _Counted:
 class _Window:
     """A view of ``length`` bytes (None: to the end) of a file from ``start``."""
 
-    def __init__(self, f: BinaryIO, start: int, length: int | None) -> None:
+    def __init__(self, f: Stream, start: int, length: int | None) -> None:
         if length is None:
             length = f.seek(0, 2) - start
         self.f, self.start, self.length, self.pos = f, start, length, 0
@@ -351,7 +374,7 @@ class _Window:
 class _ZlibReader:
     """joblib's zlib files: one zlib stream, read forward (seeks by decompressing)."""
 
-    def __init__(self, f: BinaryIO) -> None:
+    def __init__(self, f: Stream) -> None:
         self.f, self.start = f, f.tell()
         self._restart()
 

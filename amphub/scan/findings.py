@@ -1,4 +1,4 @@
-"""What a scan reports, and the limits every scanner runs under.
+"""What a scan reports, the limits every scanner runs under, and the stream it reads.
 
 The verdict of a file is the worst of what was found in it. Failing closed is the
 rule: a parse error, a truncated stream or a limit reached makes the file ``error``
@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NotRequired, Protocol, TypedDict
 
 SCANNER_VERSION = "1"
 
@@ -25,6 +25,39 @@ _STATUS_OF_SEVERITY: dict[str, Status] = {
     "dangerous": "unsafe",
 }
 _SAFETY_RANK = {"innocuous": 0, "suspicious": 1, "dangerous": 2}
+
+
+class FindingJson(TypedDict):
+    """A finding as JSON."""
+
+    kind: str
+    message: str
+    severity: Severity
+    line: NotRequired[int]
+    masked: NotRequired[str]
+
+
+class PickleImportJson(TypedDict):
+    """A pickle import as JSON."""
+
+    module: str
+    name: str
+    safety: Safety
+
+
+class PickleImportScanJson(TypedDict):
+    """The pickle imports of a file and the most dangerous of them, as Hugging Face names it."""
+
+    pickleImports: list[PickleImportJson]
+    status: Safety
+
+
+class VerdictJson(TypedDict):
+    """A file's verdict as JSON."""
+
+    status: Status
+    findings: list[FindingJson]
+    pickleImportScan: NotRequired[PickleImportScanJson]
 
 
 @dataclass(frozen=True)
@@ -46,9 +79,9 @@ class Finding:
     line: int | None = None
     masked: str | None = None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> FindingJson:
         """Return the finding as JSON, leaving out empty optional fields."""
-        out: dict = {"kind": self.kind, "message": self.message, "severity": self.severity}
+        out: FindingJson = {"kind": self.kind, "message": self.message, "severity": self.severity}
         if self.line is not None:
             out["line"] = self.line
         if self.masked is not None:
@@ -64,11 +97,14 @@ class FileVerdict:
     findings: tuple[Finding, ...] = ()
     pickle_imports: tuple[PickleImport, ...] = ()
 
-    def to_json(self) -> dict:
+    def to_json(self) -> VerdictJson:
         """Return the verdict as JSON, with Hugging Face's field names where they exist."""
-        out: dict = {"status": self.status, "findings": [f.to_json() for f in self.findings]}
+        out: VerdictJson = {
+            "status": self.status,
+            "findings": [f.to_json() for f in self.findings],
+        }
         if self.pickle_imports:
-            imports = [
+            imports: list[PickleImportJson] = [
                 {"module": i.module, "name": i.name, "safety": i.safety}
                 for i in self.pickle_imports
             ]
@@ -80,6 +116,26 @@ class FileVerdict:
 def worst(statuses: Iterable[Status]) -> Status:
     """Return the worst status: unsafe > error > suspicious > safe > skipped."""
     return max(statuses, key=_RANK.__getitem__, default="skipped")
+
+
+class Stream(Protocol):
+    """A seekable binary stream: a file, a zip member, a window on a file, a decompressor."""
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Read up to ``n`` bytes (all that is left if ``n`` is negative)."""
+        ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        """Move to ``offset`` (from the start, the position or the end); return the position."""
+        ...
+
+    def tell(self) -> int:
+        """The current position."""
+        ...
+
+    def seekable(self) -> bool:
+        """Whether seeking works (zipfile asks)."""
+        ...
 
 
 class ScanError(Exception):

@@ -26,10 +26,10 @@ import json
 import re
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any
 
 from amphub.scan import pickles
-from amphub.scan.findings import Budget, Report, ScanError
+from amphub.scan.findings import Budget, Report, ScanError, Severity, Stream
 
 _SAFETENSORS_BITS = {
     "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16,
@@ -37,7 +37,11 @@ _SAFETENSORS_BITS = {
     "F64": 64, "I64": 64, "U64": 64, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
 }  # fmt: skip
 _H5_HEAD = 32 * 1024**2  # Keras writes model_config before the weights
-_KERAS_CODE = {"Lambda": "dangerous", "__lambda__": "dangerous", "TFOpLambda": "suspicious"}
+_KERAS_CODE: dict[str, Severity] = {
+    "Lambda": "dangerous",
+    "__lambda__": "dangerous",
+    "TFOpLambda": "suspicious",
+}
 _KERAS_MODULES = ("keras", "tensorflow", "tf_keras", "keras_nlp", "keras_hub", "keras_cv")
 _JSON_STRING = rb'"((?:[^"\\]|\\.){0,256})"'
 _H5_VALUES = re.compile(rb'"(class_name|module)"\s*:\s*' + _JSON_STRING)
@@ -47,7 +51,7 @@ _ESCAPED_ASCII = re.compile(rb"\\u00[2-7][0-9a-fA-F]")
 class _Source:
     """Buffered reads and seeks over a binary file, for the header parsers."""
 
-    def __init__(self, f: BinaryIO, budget: Budget) -> None:
+    def __init__(self, f: Stream, budget: Budget) -> None:
         self.f, self.budget = f, budget
         self.base = f.tell()
         self.buf, self.i = b"", 0
@@ -79,7 +83,8 @@ class _Source:
         self.budget.check_time()
 
     def unpack(self, fmt: str) -> int:
-        return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
+        value: int = struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
+        return value
 
     def varint(self) -> int:
         value = 0
@@ -91,7 +96,7 @@ class _Source:
         raise ScanError("protobuf varint too long")
 
 
-def scan_safetensors(f: BinaryIO, size: int, report: Report, budget: Budget) -> None:
+def scan_safetensors(f: Stream, size: int, report: Report, budget: Budget) -> None:
     """Check a safetensors header the way the safetensors library validates it.
 
     Raises:
@@ -130,7 +135,7 @@ def scan_safetensors(f: BinaryIO, size: int, report: Report, budget: Budget) -> 
     report.add("format", f"safetensors: {len(spans)} tensors, header checked", "info")
 
 
-def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):
         raise ValueError("duplicate keys")
@@ -141,7 +146,7 @@ def _no_nan(token: str) -> None:
     raise ValueError(f"{token} is not JSON")
 
 
-def _tensor_spans(header: dict, report: Report) -> Iterator[tuple[int, int, str]]:
+def _tensor_spans(header: dict[str, Any], report: Report) -> Iterator[tuple[int, int, str]]:
     for name, info in header.items():
         ok = isinstance(info, dict) and isinstance(info.get("dtype"), str)
         offsets, shape = (info.get("data_offsets"), info.get("shape")) if ok else (None, None)
@@ -191,7 +196,7 @@ def scan_keras_config(data: bytes, report: Report) -> None:
     report.add("format", f"Keras config checked ({seen} nodes)", "info")
 
 
-def scan_hdf5(f: BinaryIO, size: int, report: Report) -> None:
+def scan_hdf5(f: Stream, size: int, report: Report) -> None:
     """Search the head of a Keras HDF5 file for code-carrying layers (bounded read)."""
     data = f.read(min(size, _H5_HEAD))
     modules = set()
@@ -224,11 +229,11 @@ def _keras_object(cls: object, module: object, report: Report) -> None:
     if isinstance(module, str) and module and not module.startswith(_KERAS_MODULES):
         name = cls if isinstance(cls, str) else ""
         safety = pickles.judge(module, name)
-        severity = "dangerous" if safety == "dangerous" else "suspicious"
+        severity: Severity = "dangerous" if safety == "dangerous" else "suspicious"
         report.add("format", f"Keras config imports {module}.{name}".rstrip("."), severity)
 
 
-def scan_gguf(f: BinaryIO, report: Report, budget: Budget) -> list[tuple[str, str]]:
+def scan_gguf(f: Stream, report: Report, budget: Budget) -> list[tuple[str, str]]:
     """Walk GGUF metadata; return its chat templates as (key, template).
 
     Raises:
@@ -300,7 +305,7 @@ _ONNX = {
 _ABSOLUTE = re.compile(r"^(?:[/\\]|[A-Za-z]:)|://")
 
 
-def scan_onnx(f: BinaryIO, size: int, report: Report, budget: Budget) -> None:
+def scan_onnx(f: Stream, size: int, report: Report, budget: Budget) -> None:
     """Walk an ONNX model's protobuf for external-data locations.
 
     Raises:
@@ -318,7 +323,9 @@ def scan_onnx(f: BinaryIO, size: int, report: Report, budget: Budget) -> None:
     report.add("format", f"ONNX model: {kind}", "info")
 
 
-def _onnx_message(src: _Source, end: int, kind: str, depth: int, out: list[str]) -> dict:
+def _onnx_message(
+    src: _Source, end: int, kind: str, depth: int, out: list[str]
+) -> dict[int, bytes]:
     if depth > 32:
         raise ScanError("ONNX protobuf nested too deep")
     strings: dict[int, bytes] = {}
@@ -350,7 +357,7 @@ def _onnx_message(src: _Source, end: int, kind: str, depth: int, out: list[str])
     return strings
 
 
-def npy_header(f: BinaryIO) -> tuple[bool, int]:
+def npy_header(f: Stream) -> tuple[bool, int]:
     """Read a ``.npy`` header; return (object dtype, offset of the data).
 
     Raises:

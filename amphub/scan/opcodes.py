@@ -14,12 +14,10 @@ from __future__ import annotations
 import codecs
 import struct
 import warnings
-from typing import TYPE_CHECKING, BinaryIO
+from collections.abc import Callable
+from typing import Protocol
 
-from amphub.scan.findings import Budget, LimitReached, ScanError
-
-if TYPE_CHECKING:
-    from amphub.scan.pickles import PickleScan
+from amphub.scan.findings import Budget, LimitReached, ScanError, Stream
 
 _MAX_NAME = 1024  # longer strings can't be module names we'd allow; kept as unknown
 _MAX_MEMO = 250_000  # memoized strings kept; later ones become unknown (fail closed)
@@ -62,10 +60,22 @@ def text_value(item: object) -> str | None:
     return item if type(item) is str else None
 
 
+class GlobalSink(Protocol):
+    """Where the walker reports each global it meets; it judges them (``pickles``)."""
+
+    def add_global(self, module: str | None, name: str | None, proto: int) -> tuple[str, str]:
+        """Record a global (None: operands the walker could not resolve).
+
+        Returns:
+            The global after compat mapping, as the unpickler would import it.
+        """
+        ...
+
+
 class Walker:
     """Reads the pickles of one stream; its loop is the hot path of the scanner."""
 
-    def __init__(self, f: BinaryIO, budget: Budget, sink: PickleScan, depth: int) -> None:
+    def __init__(self, f: Stream, budget: Budget, sink: GlobalSink, depth: int) -> None:
         self.f, self.budget, self.sink, self.depth = f, budget, sink, depth
         self.buf, self.pos = b"", 0
         self.base = f.tell()  # file offset of buf[0]
@@ -173,9 +183,9 @@ class Walker:
         """
         buf, pos = self.buf, self.pos
         soft = len(buf) - _MARGIN
-        stack: list = []
+        stack: list[object] = []
         append = stack.append
-        metastack: list[list] = []
+        metastack: list[list[object]] = []
         memo: dict[int, object] = {}
         msize = 0  # memo keys 0..msize-1 are all present
         extra: set[int] = set()  # present keys above msize (PUT with gaps)
@@ -208,9 +218,9 @@ class Walker:
                         append(buf[pos + 2 : end])
                         pos = end
                     else:
-                        value, buf, pos = self._arg(pos, 2, buf[pos + 1])
+                        raw, buf, pos = self._arg(pos, 2, buf[pos + 1])
                         soft = len(buf) - _MARGIN
-                        append(value)
+                        append(raw)
                 elif op == 0x68:  # BINGET
                     idx = buf[pos + 1]
                     append(memo[idx] if idx in memo else _absent(msize, extra, idx))
@@ -341,7 +351,7 @@ class Walker:
                     module, buf, pos = self._line(pos + 1)
                     name, buf, pos = self._line(pos)
                     soft = len(buf) - _MARGIN
-                    found = self._global(module, name, proto, track)
+                    found: object = self._global(module, name, proto, track)
                     if op == 0x69:
                         stack_items = stack
                         stack = metastack.pop()
@@ -391,7 +401,7 @@ class Walker:
             raise Malformed("truncated" if truncated else "stack underflow") from None
 
 
-def _put(memo: dict, msize: int, extra: set[int], idx: int, item: object) -> int:
+def _put(memo: dict[int, object], msize: int, extra: set[int], idx: int, item: object) -> int:
     """Store a memo entry; return the new count of contiguous keys."""
     if idx == msize:
         msize += 1
@@ -407,19 +417,19 @@ def _put(memo: dict, msize: int, extra: set[int], idx: int, item: object) -> int
     return msize
 
 
-def _absent(msize: int, extra: set[int], idx: int) -> None:
-    """A memo entry holding an unknown value (None), or a parse error if missing."""
+def _absent(msize: int, extra: set[int], idx: int) -> object:
+    """The stack item of a memo entry holding an unknown value (None); missing: an error."""
     if idx < msize or idx in extra:
         return None
     raise Malformed(f"memo value {idx} not found")
 
 
-def _marked_value(op: int, items: list) -> object:
+def _marked_value(op: int, items: list[object]) -> object:
     """TUPLE and DICT while tracking; LIST and FROZENSET stay unknown."""
     if op == 0x74 and len(items) <= _MAX_TRACKED:
         return tuple(items)
     if op == 0x64:
-        target: dict = {}
+        target: dict[object, object] = {}
         for i in range(0, len(items), 2):
             _setitem(target, items[i], items[i + 1])
         return target
@@ -475,12 +485,18 @@ def _sized_value(kind: str, raw: bytes | None, track: bool) -> object:
     return int.from_bytes(raw, "little", signed=True) if track else None
 
 
-def _setitem(target: dict, key: object, value: object) -> None:
+def _setitem(target: dict[object, object], key: object, value: object) -> None:
     if len(target) < _MAX_TRACKED and type(key) in (bytes, str, int):
         target[key.encode("utf-8", "surrogatepass") if type(key) is str else key] = value
 
 
-_EMPTY = {0x29: tuple, 0x5D: lambda: None, 0x7D: dict, 0x8F: lambda: None, 0x4E: lambda: NONE}
+_EMPTY: dict[int, Callable[[], object]] = {
+    0x29: tuple,
+    0x5D: lambda: None,
+    0x7D: dict,
+    0x8F: lambda: None,
+    0x4E: lambda: NONE,
+}
 _SIZED = {  # opcode: (header bytes, length unpacker or None for one byte, value kind)
     0x58: (5, _U32, "u"),  # BINUNICODE
     0x8D: (9, _U64, "u"),  # BINUNICODE8

@@ -30,9 +30,8 @@ import _compat_pickle
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
-from amphub.scan.findings import Budget, LimitReached, Safety, ScanError
+from amphub.scan.findings import Budget, LimitReached, Safety, ScanError, Stream
 from amphub.scan.opcodes import NONE, Global, Malformed, Retrack, Walker, text_value
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ def _words(text: str) -> frozenset[str]:
 
 
 def _pairs(text: str) -> frozenset[tuple[str, str]]:
-    out = set()
+    out: set[tuple[str, str]] = set()
     for line in text.strip().splitlines():
         module, names = line.split(":")
         out.update((module.strip(), n) for n in names.split())
@@ -212,7 +211,7 @@ class PickleScan:
         return key
 
 
-def scan_pickles(f: BinaryIO, budget: Budget, *, depth: int = 0) -> PickleScan:
+def scan_pickles(f: Stream, budget: Budget, *, depth: int = 0) -> PickleScan:
     """Read every pickle in ``f`` from its current position to its end.
 
     Args:
@@ -264,7 +263,8 @@ class _Dtype:
     __slots__ = ("spec", "state")
 
     def __init__(self, spec: object) -> None:
-        self.spec, self.state = spec, None
+        self.spec: object = spec
+        self.state: object = None
 
 
 class _Wrapper:

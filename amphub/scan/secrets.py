@@ -39,6 +39,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from amphub.scan.findings import Finding, Severity
 
@@ -75,7 +76,13 @@ class _Rule:
     lowered: bool = False  # matched against data.lower(): a case-insensitive rule
 
 
-def _rule(name: str, keywords: str, pattern: bytes, **kw: object) -> _Rule:
+class _RuleOptions(TypedDict, total=False):
+    severity: Severity
+    min_entropy: float
+    lowered: bool
+
+
+def _rule(name: str, keywords: str, pattern: bytes, **kw: Unpack[_RuleOptions]) -> _Rule:
     return _Rule(name, tuple(k.encode() for k in keywords.split()), re.compile(pattern), **kw)
 
 

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 from amphub.scan.dispatch import scan_blob
+from amphub.scan.findings import VerdictJson
 
 
-def scan_content(name: str, file: str | None, data: bytes | None, size: int) -> dict:
+def scan_content(name: str, file: str | None, data: bytes | None, size: int) -> VerdictJson:
     """The verdict (as JSON) of a file given by its path on disk or its bytes."""
     if file is not None:
         # scan_blob closes what the opener returns.
