@@ -270,3 +270,6 @@ async def test_rows_are_mapped_by_column_name_not_position(tmp_path):
         assert all(type(flag) is bool for flag in (user.admin, user.creator, user.disabled))
         with pytest.raises(LookupError, match="key_hash"):
             core.row_to(db.User, database.here.execute("SELECT name FROM users").fetchone())
+        # The usual layout again, after two others.
+        assert await db.get_user(database, "ada") == inserted
+

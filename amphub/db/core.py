@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import aiosqlite
 
@@ -685,11 +685,19 @@ async def fetch_all(db: Database, sql: str, *args: object) -> list[sqlite3.Row]:
 
 RowClass = TypeVar("RowClass", bound="DataclassInstance")
 
-# A row's reader: the values of a class's fields, in field order, and the positions of
-# those that are bools.
-_Reader = tuple[Callable[[sqlite3.Row], tuple[Any, ...]], tuple[int, ...]]
-# By row class, prefix and the row's column names: a query's rows all share one reader.
-_readers: dict[tuple[type, str, tuple[str, ...]], _Reader] = {}
+
+class _Reader(NamedTuple):
+    """Where a row class's fields are in rows of one layout."""
+
+    pick: Callable[[Sequence[Any]], tuple[Any, ...]]  # a row's items at the fields' columns
+    names: tuple[str, ...]  # the columns' names, in field order
+    last: int  # the last column's place
+    bools: tuple[int, ...]  # the fields declared bool, by their place
+
+
+# By row class and prefix, for the layout last seen. A class's queries mostly share one
+# layout; one that puts its columns elsewhere gets a new reader.
+_readers: dict[tuple[type, str], _Reader] = {}
 
 
 def row_to(cls: type[RowClass], row: sqlite3.Row, prefix: str = "") -> RowClass:
@@ -699,33 +707,33 @@ def row_to(cls: type[RowClass], row: sqlite3.Row, prefix: str = "") -> RowClass:
     share column names. Columns no field names are left out. A field declared `bool` gets
     `bool(column)`: SQLite keeps booleans as integers.
     """
-    columns = tuple(row.keys())
-    reader = _readers.get((cls, prefix, columns))
-    if reader is None:
-        reader = _readers[cls, prefix, columns] = _reader(cls, prefix, columns)
-    read, bools = reader
-    # In field order, the order of the class's parameters: keywords would cost about a
+    # Checking the names of the columns read is cheaper than hashing all of a row's names.
+    columns = row.keys()
+    reader = _readers.get((cls, prefix))
+    if reader is None or len(columns) <= reader.last or reader.pick(columns) != reader.names:
+        reader = _readers[cls, prefix] = _reader(cls, prefix, columns)
+    # In field order, the order of the class's parameters: keywords cost about a
     # microsecond a row more, on look-ups that take ten.
-    values = read(row)
-    if not bools:
+    values = reader.pick(row)
+    if not reader.bools:
         return cls(*values)
     converted = list(values)
-    for i in bools:
+    for i in reader.bools:
         converted[i] = bool(converted[i])
     return cls(*converted)
 
 
-def _reader(cls: type[DataclassInstance], prefix: str, columns: tuple[str, ...]) -> _Reader:
+def _reader(cls: type[DataclassInstance], prefix: str, columns: list[str]) -> _Reader:
     fields = dataclasses.fields(cls)
-    names = [prefix + field.name for field in fields]
+    names = tuple(prefix + field.name for field in fields)
     missing = [name for name in names if name not in columns]
     if missing:
         raise LookupError(f"no column {', '.join(missing)} for {cls.__name__} in the row")
     positions = [columns.index(name) for name in names]
-    # One position would give itemgetter's value alone, not in a tuple.
-    read = itemgetter(*positions) if len(positions) > 1 else lambda row: (row[positions[0]],)
+    # itemgetter of one position gives the item alone, not in a tuple.
+    pick = itemgetter(*positions) if len(positions) > 1 else lambda row: (row[positions[0]],)
     bools = tuple(i for i, field in enumerate(fields) if field.type in (bool, "bool"))
-    return read, bools
+    return _Reader(pick, names, max(positions), bools)
 
 
 @dataclass(frozen=True)
