@@ -254,3 +254,38 @@ async def test_a_write_at_once_never_waits_and_writes_nothing_when_it_would(tmp_
         other.close()
         assert database.write_at_once(insert, ("ada", "c"))
         assert [u.name for u in await db.list_users(database)] == ["ada"]
+
+
+async def test_rows_are_mapped_by_column_name_not_position(tmp_path):
+    async with db.opened(tmp_path / "amphub.db") as database:
+        inserted = await db.insert_user(database, "ada", "hash", creator=True)
+        # The columns in the reverse of the fields' order, and one that no field names.
+        row = database.here.execute(
+            "SELECT 'extra' AS note, created_at, disabled, creator, admin, key_hash, name"
+            " FROM users"
+        ).fetchone()
+        user = core.row_to(db.User, row)
+        assert user == inserted
+        assert (user.name, user.key_hash, user.creator) == ("ada", "hash", True)
+        assert all(type(flag) is bool for flag in (user.admin, user.creator, user.disabled))
+        with pytest.raises(LookupError, match="key_hash"):
+            core.row_to(db.User, database.here.execute("SELECT name FROM users").fetchone())
+        # The usual layout again, after two others.
+        assert await db.get_user(database, "ada") == inserted
+
+
+async def test_a_join_maps_each_table_from_its_own_columns(tmp_path):
+    # Spaces, models and users share column names (name, created_at, ...).
+    async with db.opened(tmp_path / "amphub.db") as database:
+        ada = await db.insert_user(database, "ada", "hash", admin=True)
+        space = await db.insert_space(database, "team", "Team", 1024, "monthly", None, "ada")
+        model = await db.insert_model(database, "team", "m1", "Model one", "private", "ada")
+        audit = db.Audit("ada", "grant")
+        await db.set_space_member(database, "team", "ada", "editor", audit)
+        await db.set_model_member(database, "team", "m1", "ada", "viewer", audit)
+        found = (space, model, "editor", "viewer")
+        assert await db.model_with_roles(database, "team", "m1", "ada") == found
+        assert await db.model_with_roles(database, "team", "m1", None) == (space, model, None, None)
+        assert await db.user_with_model(database, "ada", "team", "m1") == (ada, found)
+        assert await db.user_with_model(database, "ada", "team", "m2") == (ada, None)
+        assert await db.user_with_model(database, "bo", "team", "m1") is None

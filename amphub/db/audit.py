@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amphub.db.core import AuditEntry, Database, fetch_all
+from amphub.db.core import AuditEntry, Database, fetch_all, row_to
 
 __all__ = ["list_audit"]
 
@@ -13,22 +13,11 @@ async def list_audit(
     """Entries in the order they happened, optionally of one space, after sequence `after`."""
     rows = await fetch_all(
         db,
-        "SELECT * FROM audit WHERE seq > ? AND (? IS NULL OR space_id = ?) ORDER BY seq LIMIT ?",
+        "SELECT seq, at, actor, action, space_id, model_id, target, detail FROM audit"
+        " WHERE seq > ? AND (? IS NULL OR space_id = ?) ORDER BY seq LIMIT ?",
         after,
         space_id,
         space_id,
         limit,
     )
-    return [
-        AuditEntry(
-            r["seq"],
-            r["at"],
-            r["actor"],
-            r["action"],
-            r["space_id"],
-            r["model_id"],
-            r["target"],
-            r["detail"],
-        )
-        for r in rows
-    ]
+    return [row_to(AuditEntry, row) for row in rows]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import aiosqlite
 
-from amphub.db.core import Database, Model, fetch_all, fetch_one
+from amphub.db.core import Database, Model, fetch_all, fetch_one, row_to
 from amphub.search.index import (
     CardFields,
     Criteria,
@@ -45,6 +45,8 @@ SORTS = {
 # Substring search uses the trigram index from three characters on; shorter text is
 # matched by a scan (the trigram tokenizer cannot look up fewer than three).
 TRIGRAM = 3
+# A model's columns, of `models m`.
+_MODEL = "m.space_id, m.id, m.name, m.visibility, m.owner, m.created_at, m.updated_at"
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ async def search_models_by_sql(
     # Sort and cut the page on narrow rows first; only the page's cards are read.
     rows = await fetch_all(
         db,
-        "SELECT m.*, c.card AS card_json FROM models m"
+        f"SELECT {_MODEL}, c.card AS card_json FROM models m"
         " LEFT JOIN cards c ON c.space_id = m.space_id AND c.model_id = m.id"
         f" WHERE m.rowid IN (SELECT m.rowid {_from(query)} WHERE {where}"
         f" ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?) ORDER BY {SORTS[sort]}",
@@ -182,21 +184,7 @@ async def search_models_by_sql(
         limit,
         offset,
     )
-    return [
-        (
-            Model(
-                r["space_id"],
-                r["id"],
-                r["name"],
-                r["visibility"],
-                r["owner"],
-                r["created_at"],
-                r["updated_at"],
-            ),
-            r["card_json"],
-        )
-        for r in rows
-    ]
+    return [(row_to(Model, row), row["card_json"]) for row in rows]
 
 
 async def facet_counts_by_sql(db: Database, query: SearchQuery) -> dict[str, dict[str, int]]:
@@ -254,8 +242,7 @@ class SearchResult:
 # Each model with its card's search fields; each card's values, as JSON [[field, value]];
 # each model's members, as JSON [[user, role]].
 _ENTRIES = (
-    "SELECT m.space_id, m.id, m.name, m.visibility, m.owner, m.created_at, m.updated_at,"
-    " c.model_id IS NOT NULL, c.task_type, c.algorithm, c.license, c.parameters,"
+    f"SELECT {_MODEL}, c.model_id IS NOT NULL, c.task_type, c.algorithm, c.license, c.parameters,"
     " c.search_text FROM models m"
     " LEFT JOIN cards c ON c.space_id = m.space_id AND c.model_id = m.id"
 )
@@ -326,15 +313,17 @@ async def _catch_up(db: Database, index: SearchIndex) -> None:
 async def _clock(conn: aiosqlite.Connection) -> int:
     async with conn.execute("SELECT seq FROM search_clock") as cursor:
         row = await cursor.fetchone()
+    assert row is not None  # the clock's one row is there from its migration on
     return row[0]
 
 
-Rows = tuple[list[tuple], list[tuple], list[tuple]]
+# Plain tuples, of _ENTRIES, _VALUES and _MEMBERS.
+Rows = tuple[Iterable[Sequence[Any]], Iterable[Sequence[Any]], Iterable[Sequence[Any]]]
 
 
 async def _rows(conn: aiosqlite.Connection, after: int | None) -> Rows:
     """The rows of every model (`after` None), or of those changed after that point."""
-    found = []
+    found: list[Iterable[Sequence[Any]]] = []
     for sql in (_ENTRIES, _VALUES, _MEMBERS):
         key = "(m.space_id, m.id)" if sql is _ENTRIES else "(space_id, model_id)"
         changed = f" WHERE {key} {_CHANGED}" if after is not None else ""
@@ -352,13 +341,45 @@ def _entries(rows: Rows) -> Iterator[Entry]:
     values_of = {(row[0], row[1]): row[2] for row in values}
     members_of = {(row[0], row[1]): row[2] for row in members}
     for row in models:
-        key = (row[0], row[1])
+        (
+            space_id,
+            model_id,
+            name,
+            visibility,
+            owner,
+            created_at,
+            updated_at,
+            has_card,
+            task_type,
+            algorithm,
+            license,
+            parameters,
+            search_text,
+        ) = row  # the columns of _ENTRIES, in its order
+        key = (space_id, model_id)
         card = None
-        if row[7]:
+        if has_card:
             found = json.loads(values_of.get(key, "[]"))
-            card = CardFields(*row[8:13], values=tuple(map(tuple, found)))
+            card = CardFields(
+                task_type=task_type,
+                algorithm=algorithm,
+                license=license,
+                parameters=parameters,
+                search_text=search_text,
+                values=tuple(map(tuple, found)),
+            )
         granted = tuple(map(tuple, json.loads(members_of[key]))) if key in members_of else ()
-        yield Entry(*row[0:7], card=card, members=granted)
+        yield Entry(
+            space_id=space_id,
+            model_id=model_id,
+            name=name,
+            visibility=visibility,
+            owner=owner,
+            created_at=created_at,
+            updated_at=updated_at,
+            card=card,
+            members=granted,
+        )
 
 
 def _built(rows: Rows) -> SearchState:
@@ -410,7 +431,7 @@ async def _page_rows(
         return []
     rows = await fetch_all(
         db,
-        "SELECT m.*, c.card AS card_json, s.creator, sm.role AS space_role,"
+        f"SELECT {_MODEL}, c.card AS card_json, s.creator, sm.role AS space_role,"
         " mm.role AS model_role"
         f" FROM (VALUES {', '.join('(?, ?)' for _ in keys)}) AS k"
         " JOIN models m ON m.space_id = k.column1 AND m.id = k.column2"
@@ -424,20 +445,12 @@ async def _page_rows(
         user,
     )
     found = {
-        (r["space_id"], r["id"]): (
-            Model(
-                r["space_id"],
-                r["id"],
-                r["name"],
-                r["visibility"],
-                r["owner"],
-                r["created_at"],
-                r["updated_at"],
-            ),
-            r["card_json"],
-            Standing(r["creator"], r["space_role"], r["model_role"]),
+        (row["space_id"], row["id"]): (
+            row_to(Model, row),
+            row["card_json"],
+            Standing(row["creator"], row["space_role"], row["model_role"]),
         )
-        for r in rows
+        for row in rows
     }
     # A model deleted since the index answered is left out of the page.
     return [found[key] for key in keys if key in found]

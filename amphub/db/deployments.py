@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amphub.db.core import Audit, Database, Deployment, fetch_all, fetch_one
+from amphub.db.core import Audit, Database, Deployment, fetch_all, fetch_one, row_to
 
 __all__ = [
     "insert_deployment",
@@ -12,6 +12,11 @@ __all__ = [
     "delete_deployment",
     "remember_signature",
 ]
+
+_COLUMNS = (
+    "id, space_id, model_id, target, service, instance, status, replicas, ready_replicas, ref,"
+    " commit_id, message, created_by, created_at, updated_at, deleted_at"
+)
 
 
 async def insert_deployment(
@@ -35,6 +40,7 @@ async def insert_deployment(
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (space_id, model_id, target, service, replicas, ref, commit_id, created_by, now, now),
         )
+    assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
     deployment = await get_deployment(db, cursor.lastrowid)
     assert deployment is not None
     return deployment
@@ -42,20 +48,20 @@ async def insert_deployment(
 
 async def get_deployment(db: Database, deployment_id: int) -> Deployment | None:
     """One deployment, deleted or not."""
-    row = await fetch_one(db, "SELECT * FROM deployments WHERE id = ?", deployment_id)
-    return Deployment(*row) if row else None
+    row = await fetch_one(db, f"SELECT {_COLUMNS} FROM deployments WHERE id = ?", deployment_id)
+    return row_to(Deployment, row) if row else None
 
 
 async def list_deployments(db: Database, space_id: str, model_id: str) -> list[Deployment]:
     """The model's deployments that were not deleted, newest first."""
     rows = await fetch_all(
         db,
-        "SELECT * FROM deployments WHERE space_id = ? AND model_id = ? AND deleted_at IS NULL"
-        " ORDER BY id DESC",
+        f"SELECT {_COLUMNS} FROM deployments"
+        " WHERE space_id = ? AND model_id = ? AND deleted_at IS NULL ORDER BY id DESC",
         space_id,
         model_id,
     )
-    return [Deployment(*row) for row in rows]
+    return [row_to(Deployment, row) for row in rows]
 
 
 async def update_deployment(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from amphub.db.core import Conflict, Database, LfsLock, fetch_all, fetch_one, look_up
+from amphub.db.core import Conflict, Database, LfsLock, fetch_all, fetch_one, look_up, row_to
 
 __all__ = [
     "linked_object_sizes",
@@ -61,13 +61,13 @@ async def oids_counted_in_space(db: Database, space_id: str, oids: list[str]) ->
 
 async def space_lfs_bytes(db: Database, space_id: str) -> int:
     """Bytes of LFS objects in the space, each counted once."""
-    row = await fetch_one(
+    rows = await fetch_all(
         db,
         "SELECT coalesce(sum(size), 0) FROM lfs_objects WHERE oid IN"
         " (SELECT oid FROM model_objects WHERE space_id = ?)",
         space_id,
     )
-    return row[0]
+    return rows[0][0]
 
 
 async def space_lfs_bytes_by_owner(db: Database, space_id: str) -> dict[str, int]:
@@ -145,16 +145,7 @@ async def unreferenced_oids(db: Database) -> list[str]:
     return [row[0] for row in rows]
 
 
-def _lock(row: sqlite3.Row) -> LfsLock:
-    return LfsLock(
-        row["id"],
-        row["space_id"],
-        row["model_id"],
-        row["path"],
-        row["ref"],
-        row["owner"],
-        row["locked_at"],
-    )
+_LOCK_COLUMNS = "id, space_id, model_id, path, ref, owner, locked_at"
 
 
 async def insert_lock(
@@ -171,19 +162,28 @@ async def insert_lock(
             )
     except sqlite3.IntegrityError:
         raise Conflict(f"{path} is locked already") from None
-    return LfsLock(cursor.lastrowid, space_id, model_id, path, ref, owner, now)
+    assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
+    return LfsLock(
+        id=cursor.lastrowid,
+        space_id=space_id,
+        model_id=model_id,
+        path=path,
+        ref=ref,
+        owner=owner,
+        locked_at=now,
+    )
 
 
 async def find_lock(db: Database, space_id: str, model_id: str, path: str) -> LfsLock | None:
     """The lock on a path, if any."""
     row = await fetch_one(
         db,
-        "SELECT * FROM lfs_locks WHERE space_id = ? AND model_id = ? AND path = ?",
+        f"SELECT {_LOCK_COLUMNS} FROM lfs_locks WHERE space_id = ? AND model_id = ? AND path = ?",
         space_id,
         model_id,
         path,
     )
-    return _lock(row) if row else None
+    return row_to(LfsLock, row) if row else None
 
 
 async def list_locks(
@@ -199,7 +199,7 @@ async def list_locks(
     """Locks of a model in id order, filtered by path or id, starting after `after_id`."""
     rows = await fetch_all(
         db,
-        "SELECT * FROM lfs_locks WHERE space_id = ? AND model_id = ? AND id > ?"
+        f"SELECT {_LOCK_COLUMNS} FROM lfs_locks WHERE space_id = ? AND model_id = ? AND id > ?"
         " AND (? IS NULL OR path = ?) AND (? IS NULL OR id = ?) ORDER BY id LIMIT ?",
         space_id,
         model_id,
@@ -210,7 +210,7 @@ async def list_locks(
         lock_id,
         limit,
     )
-    return [_lock(row) for row in rows]
+    return [row_to(LfsLock, row) for row in rows]
 
 
 async def delete_lock(db: Database, space_id: str, model_id: str, lock_id: int) -> bool:

@@ -13,6 +13,7 @@ from amphub.db.core import (
     fetch_all,
     fetch_one,
     look_up_one,
+    row_to,
 )
 
 __all__ = [
@@ -145,10 +146,15 @@ async def delete_model_member(
 # A model, its space, and the caller's roles in the space and in the model.
 ModelWithRoles = tuple[Space, Model, str | None, str | None]
 
+# Spaces, models and users share column names: each table's come with a prefix. The roles
+# come first: a row finds a column by name by trying each from the first.
 _MODEL_WITH_ROLES = (
-    "s.id, s.name, s.quota, s.billing_mode, s.expires_at, s.creator, s.created_at,"
-    " s.released_at, s.purged_at, m.name, m.visibility, m.owner, m.created_at,"
-    " m.updated_at, sm.role, mm.role"
+    "sm.role AS space_role, mm.role AS model_role,"
+    " s.id AS s_id, s.name AS s_name, s.quota AS s_quota, s.billing_mode AS s_billing_mode,"
+    " s.expires_at AS s_expires_at, s.creator AS s_creator, s.created_at AS s_created_at,"
+    " s.released_at AS s_released_at, s.purged_at AS s_purged_at,"
+    " m.space_id AS m_space_id, m.id AS m_id, m.name AS m_name, m.visibility AS m_visibility,"
+    " m.owner AS m_owner, m.created_at AS m_created_at, m.updated_at AS m_updated_at"
 )
 # Joined to `models m`, with the caller's name as `{user}`.
 _ROLES_OF = (
@@ -158,12 +164,12 @@ _ROLES_OF = (
 )
 
 
-def _model_with_roles(columns: sqlite3.Row | tuple, space_id: str, model_id: str) -> ModelWithRoles:
+def _model_with_roles(row: sqlite3.Row) -> ModelWithRoles:
     return (
-        Space(*columns[0:9]),
-        Model(space_id, model_id, *columns[9:14]),
-        columns[14],
-        columns[15],
+        row_to(Space, row, "s_"),
+        row_to(Model, row, "m_"),
+        row["space_role"],
+        row["model_role"],
     )
 
 
@@ -181,7 +187,7 @@ async def model_with_roles(
         space_id,
         model_id,
     )
-    return _model_with_roles(row, space_id, model_id) if row else None
+    return _model_with_roles(row) if row else None
 
 
 async def user_with_model(
@@ -194,8 +200,9 @@ async def user_with_model(
     """
     row = await look_up_one(
         db,
-        "SELECT u.name, u.key_hash, u.admin, u.creator, u.disabled, u.created_at,"
-        f" {_MODEL_WITH_ROLES} FROM users u"
+        f"SELECT {_MODEL_WITH_ROLES}, u.name AS u_name, u.key_hash AS u_key_hash,"
+        " u.admin AS u_admin, u.creator AS u_creator, u.disabled AS u_disabled,"
+        " u.created_at AS u_created_at FROM users u"
         " LEFT JOIN models m ON m.space_id = ? AND m.id = ?"
         " LEFT JOIN spaces s ON s.id = m.space_id"
         + _ROLES_OF.format(user="u.name")
@@ -206,6 +213,5 @@ async def user_with_model(
     )
     if row is None:
         return None
-    user = User(row[0], row[1], bool(row[2]), bool(row[3]), bool(row[4]), row[5])
-    model = row[6:]
-    return user, _model_with_roles(model, space_id, model_id) if model[0] is not None else None
+    user = row_to(User, row, "u_")
+    return user, _model_with_roles(row) if row["s_id"] is not None else None

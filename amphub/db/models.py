@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-from amphub.db.core import Audit, Conflict, Database, Model, Push, fetch_all, fetch_one
+from amphub.db.core import Audit, Conflict, Database, Model, Push, fetch_all, fetch_one, row_to
 
 __all__ = [
     "insert_model",
@@ -18,16 +16,7 @@ __all__ = [
 ]
 
 
-def _model(row: sqlite3.Row) -> Model:
-    return Model(
-        row["space_id"],
-        row["id"],
-        row["name"],
-        row["visibility"],
-        row["owner"],
-        row["created_at"],
-        row["updated_at"],
-    )
+_COLUMNS = "space_id, id, name, visibility, owner, created_at, updated_at"
 
 
 async def insert_model(
@@ -49,7 +38,15 @@ async def insert_model(
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (space_id, model_id, name, visibility, owner, now, now),
         )
-    return Model(space_id, model_id, name, visibility, owner, now, now)
+    return Model(
+        space_id=space_id,
+        id=model_id,
+        name=name,
+        visibility=visibility,
+        owner=owner,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 async def delete_model_row(
@@ -71,21 +68,25 @@ async def delete_model_row(
 async def get_model(db: Database, space_id: str, model_id: str) -> Model | None:
     """The model with this id in the space."""
     row = await fetch_one(
-        db, "SELECT * FROM models WHERE space_id = ? AND id = ?", space_id, model_id
+        db, f"SELECT {_COLUMNS} FROM models WHERE space_id = ? AND id = ?", space_id, model_id
     )
-    return _model(row) if row else None
+    return row_to(Model, row) if row else None
 
 
 async def list_space_models(db: Database, space_id: str) -> list[Model]:
     """The models of one space, by id."""
-    rows = await fetch_all(db, "SELECT * FROM models WHERE space_id = ? ORDER BY id", space_id)
-    return [_model(row) for row in rows]
+    rows = await fetch_all(
+        db, f"SELECT {_COLUMNS} FROM models WHERE space_id = ? ORDER BY id", space_id
+    )
+    return [row_to(Model, row) for row in rows]
 
 
 async def list_models(db: Database) -> list[Model]:
     """Every model, most recently updated first."""
-    rows = await fetch_all(db, "SELECT * FROM models ORDER BY updated_at DESC, space_id, id")
-    return [_model(row) for row in rows]
+    rows = await fetch_all(
+        db, f"SELECT {_COLUMNS} FROM models ORDER BY updated_at DESC, space_id, id"
+    )
+    return [row_to(Model, row) for row in rows]
 
 
 async def record_pushes(db: Database, pushes: list[Push]) -> None:
@@ -109,14 +110,12 @@ async def list_pushes(db: Database, space_id: str, model_id: str) -> list[Push]:
     """The refs moved in a model, oldest first."""
     rows = await fetch_all(
         db,
-        "SELECT * FROM pushes WHERE space_id = ? AND model_id = ? ORDER BY seq",
+        "SELECT space_id, model_id, user, ref, old, new, at FROM pushes"
+        " WHERE space_id = ? AND model_id = ? ORDER BY seq",
         space_id,
         model_id,
     )
-    return [
-        Push(r["space_id"], r["model_id"], r["user"], r["ref"], r["old"], r["new"], r["at"])
-        for r in rows
-    ]
+    return [row_to(Push, row) for row in rows]
 
 
 async def update_model(

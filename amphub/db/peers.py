@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 
-from amphub.db.core import Audit, Conflict, Database, DeployTarget, Zone, fetch_all, fetch_one
+from amphub.db.core import (
+    Audit,
+    Conflict,
+    Database,
+    DeployTarget,
+    Zone,
+    fetch_all,
+    fetch_one,
+    row_to,
+)
 
 __all__ = [
     "insert_zone",
@@ -16,6 +25,9 @@ __all__ = [
     "list_deploy_targets",
     "delete_deploy_target",
 ]
+
+_ZONE_COLUMNS = "name, url, user, sealed_key, created_at"
+_TARGET_COLUMNS = "name, url, sealed_secret, created_at"
 
 
 async def insert_zone(
@@ -32,18 +44,19 @@ async def insert_zone(
             )
     except sqlite3.IntegrityError:
         raise Conflict(f"zone {name} exists already") from None
-    return Zone(name, url, user, sealed_key, now)
+    return Zone(name=name, url=url, user=user, sealed_key=sealed_key, created_at=now)
 
 
 async def get_zone(db: Database, name: str) -> Zone | None:
     """The zone with this name."""
-    row = await fetch_one(db, "SELECT * FROM zones WHERE name = ?", name)
-    return Zone(*row) if row else None
+    row = await fetch_one(db, f"SELECT {_ZONE_COLUMNS} FROM zones WHERE name = ?", name)
+    return row_to(Zone, row) if row else None
 
 
 async def list_zones(db: Database) -> list[Zone]:
     """Every zone, by name."""
-    return [Zone(*row) for row in await fetch_all(db, "SELECT * FROM zones ORDER BY name")]
+    rows = await fetch_all(db, f"SELECT {_ZONE_COLUMNS} FROM zones ORDER BY name")
+    return [row_to(Zone, row) for row in rows]
 
 
 async def delete_zone(db: Database, name: str, audit: Audit) -> bool:
@@ -67,19 +80,19 @@ async def insert_deploy_target(
             )
     except sqlite3.IntegrityError:
         raise Conflict(f"deploy target {name} exists already") from None
-    return DeployTarget(name, url, sealed_secret, now)
+    return DeployTarget(name=name, url=url, sealed_secret=sealed_secret, created_at=now)
 
 
 async def get_deploy_target(db: Database, name: str) -> DeployTarget | None:
     """The deploy target with this name."""
-    row = await fetch_one(db, "SELECT * FROM deploy_targets WHERE name = ?", name)
-    return DeployTarget(*row) if row else None
+    row = await fetch_one(db, f"SELECT {_TARGET_COLUMNS} FROM deploy_targets WHERE name = ?", name)
+    return row_to(DeployTarget, row) if row else None
 
 
 async def list_deploy_targets(db: Database) -> list[DeployTarget]:
     """Every deploy target, by name."""
-    rows = await fetch_all(db, "SELECT * FROM deploy_targets ORDER BY name")
-    return [DeployTarget(*row) for row in rows]
+    rows = await fetch_all(db, f"SELECT {_TARGET_COLUMNS} FROM deploy_targets ORDER BY name")
+    return [row_to(DeployTarget, row) for row in rows]
 
 
 async def delete_deploy_target(db: Database, name: str, audit: Audit) -> bool:

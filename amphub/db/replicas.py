@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amphub.db.core import Database, Replica, fetch_all
+from amphub.db.core import Database, Replica, fetch_all, row_to
 
 __all__ = ["record_replica", "list_replicas"]
 
@@ -28,4 +28,4 @@ async def list_replicas(db: Database, space_id: str, model_id: str) -> list[Repl
         space_id,
         model_id,
     )
-    return [Replica(*row) for row in rows]
+    return [row_to(Replica, row) for row in rows]

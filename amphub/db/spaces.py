@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from amphub.db.core import Audit, Conflict, Database, Space, fetch_all, fetch_one
+from amphub.db.core import Audit, Conflict, Database, Space, fetch_all, fetch_one, row_to
 
 __all__ = [
     "insert_space",
@@ -16,18 +16,7 @@ __all__ = [
 ]
 
 
-def _space(row: sqlite3.Row) -> Space:
-    return Space(
-        row["id"],
-        row["name"],
-        row["quota"],
-        row["billing_mode"],
-        row["expires_at"],
-        row["creator"],
-        row["created_at"],
-        row["released_at"],
-        row["purged_at"],
-    )
+_COLUMNS = "id, name, quota, billing_mode, expires_at, creator, created_at, released_at, purged_at"
 
 
 async def insert_space(
@@ -50,18 +39,27 @@ async def insert_space(
             )
     except sqlite3.IntegrityError:
         raise Conflict(f"space {space_id} exists already") from None
-    return Space(space_id, name, quota, billing_mode, expires_at, creator, now)
+    return Space(
+        id=space_id,
+        name=name,
+        quota=quota,
+        billing_mode=billing_mode,
+        expires_at=expires_at,
+        creator=creator,
+        created_at=now,
+    )
 
 
 async def get_space(db: Database, space_id: str) -> Space | None:
     """The space with this id."""
-    row = await fetch_one(db, "SELECT * FROM spaces WHERE id = ?", space_id)
-    return _space(row) if row else None
+    row = await fetch_one(db, f"SELECT {_COLUMNS} FROM spaces WHERE id = ?", space_id)
+    return row_to(Space, row) if row else None
 
 
 async def list_spaces(db: Database) -> list[Space]:
     """Every space, by id."""
-    return [_space(row) for row in await fetch_all(db, "SELECT * FROM spaces ORDER BY id")]
+    rows = await fetch_all(db, f"SELECT {_COLUMNS} FROM spaces ORDER BY id")
+    return [row_to(Space, row) for row in rows]
 
 
 async def update_space(

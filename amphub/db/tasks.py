@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-from amphub.db.core import Database, Task, fetch_all, fetch_one
+from amphub.db.core import Database, Task, fetch_all, fetch_one, row_to
 
 __all__ = [
     "insert_task",
@@ -20,26 +18,10 @@ __all__ = [
 ]
 
 
-def _task(row: sqlite3.Row) -> Task:
-    return Task(
-        row["id"],
-        row["kind"],
-        row["space_id"],
-        row["model_id"],
-        row["ref"],
-        row["commit_id"],
-        row["params"],
-        row["status"],
-        row["progress"],
-        row["message"],
-        row["result"],
-        row["created_by"],
-        row["created_at"],
-        row["started_at"],
-        row["finished_at"],
-        row["attempts"],
-        bool(row["cancel_requested"]),
-    )
+_COLUMNS = (
+    "id, kind, space_id, model_id, ref, commit_id, params, status, progress, message, result,"
+    " created_by, created_at, started_at, finished_at, attempts, cancel_requested"
+)
 
 
 async def insert_task(
@@ -59,13 +41,16 @@ async def insert_task(
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (kind, space_id, model_id, ref, commit_id, params, created_by, db.now()),
         )
-    return await get_task(db, cursor.lastrowid)
+    assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
+    task = await get_task(db, cursor.lastrowid)
+    assert task is not None
+    return task
 
 
 async def get_task(db: Database, task_id: int) -> Task | None:
     """One task."""
-    row = await fetch_one(db, "SELECT * FROM tasks WHERE id = ?", task_id)
-    return _task(row) if row else None
+    row = await fetch_one(db, f"SELECT {_COLUMNS} FROM tasks WHERE id = ?", task_id)
+    return row_to(Task, row) if row else None
 
 
 async def list_tasks(
@@ -81,7 +66,7 @@ async def list_tasks(
     """Tasks, newest first, filtered; with `before`, only those older than that task id."""
     rows = await fetch_all(
         db,
-        "SELECT * FROM tasks WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR status = ?)"
+        f"SELECT {_COLUMNS} FROM tasks WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR status = ?)"
         " AND (? IS NULL OR space_id = ?) AND (? IS NULL OR model_id = ?)"
         " AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
         kind,
@@ -96,7 +81,7 @@ async def list_tasks(
         before,
         limit,
     )
-    return [_task(row) for row in rows]
+    return [row_to(Task, row) for row in rows]
 
 
 async def claim_task(db: Database) -> Task | None:
@@ -106,11 +91,11 @@ async def claim_task(db: Database) -> Task | None:
             await conn.execute(
                 "UPDATE tasks SET status = 'running', started_at = ?, attempts = attempts + 1"
                 " WHERE id = (SELECT id FROM tasks WHERE status = 'queued' ORDER BY id LIMIT 1)"
-                " RETURNING *",
+                f" RETURNING {_COLUMNS}",
                 (db.now(),),
             )
         ).fetchone()
-    return _task(row) if row else None
+    return row_to(Task, row) if row else None
 
 
 async def requeue_interrupted(db: Database, max_attempts: int) -> None:

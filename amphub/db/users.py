@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from amphub.db.core import Audit, Conflict, Database, User, fetch_all, fetch_one, look_up_one
+from amphub.db.core import Audit, Conflict, Database, User, fetch_all, look_up_one, row_to
 
 __all__ = [
     "count_users",
@@ -17,15 +17,7 @@ __all__ = [
 ]
 
 
-def _user(row: sqlite3.Row) -> User:
-    return User(
-        row["name"],
-        row["key_hash"],
-        bool(row["admin"]),
-        bool(row["creator"]),
-        bool(row["disabled"]),
-        row["created_at"],
-    )
+_COLUMNS = "name, key_hash, admin, creator, disabled, created_at"
 
 
 # Users
@@ -33,8 +25,8 @@ def _user(row: sqlite3.Row) -> User:
 
 async def count_users(db: Database, *, name_contains: str = "") -> int:
     """How many users exist, or have `name_contains` in their name."""
-    row = await fetch_one(db, "SELECT count(*) FROM users WHERE instr(name, ?) > 0", name_contains)
-    return row[0]
+    rows = await fetch_all(db, "SELECT count(*) FROM users WHERE instr(name, ?) > 0", name_contains)
+    return rows[0][0]
 
 
 async def insert_user(
@@ -57,19 +49,21 @@ async def insert_user(
             )
     except sqlite3.IntegrityError:
         raise Conflict(f"user {name} exists already") from None
-    return User(name, key_hash, admin, creator, False, now)
+    return User(
+        name=name, key_hash=key_hash, admin=admin, creator=creator, disabled=False, created_at=now
+    )
 
 
 async def get_user(db: Database, name: str) -> User | None:
     """The user with this name."""
-    row = await look_up_one(db, "SELECT * FROM users WHERE name = ?", name)
-    return _user(row) if row else None
+    row = await look_up_one(db, f"SELECT {_COLUMNS} FROM users WHERE name = ?", name)
+    return row_to(User, row) if row else None
 
 
 async def get_user_by_key_hash(db: Database, key_hash: str) -> User | None:
     """The user whose key hashes to `key_hash`."""
-    row = await look_up_one(db, "SELECT * FROM users WHERE key_hash = ?", key_hash)
-    return _user(row) if row else None
+    row = await look_up_one(db, f"SELECT {_COLUMNS} FROM users WHERE key_hash = ?", key_hash)
+    return row_to(User, row) if row else None
 
 
 async def list_users(
@@ -78,12 +72,12 @@ async def list_users(
     """Users by name: every one, or a page of those with `name_contains` in their name."""
     rows = await fetch_all(
         db,
-        "SELECT * FROM users WHERE instr(name, ?) > 0 ORDER BY name LIMIT ? OFFSET ?",
+        f"SELECT {_COLUMNS} FROM users WHERE instr(name, ?) > 0 ORDER BY name LIMIT ? OFFSET ?",
         name_contains,
         limit,
         offset,
     )
-    return [_user(row) for row in rows]
+    return [row_to(User, row) for row in rows]
 
 
 async def set_user_key_hash(
