@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 from aiohttp import web
 
 from amphub import db
-from amphub.clock import rfc3339
 from amphub.errors import BadRequest, NotFound
 from amphub.git.files import list_refs
 from amphub.http import keys
-from amphub.http.access import ModelAccess, actor, model_target, require_model, require_space
+from amphub.http.access import ModelAccess, actor, require_model, require_space
 from amphub.http.body import field, json_object
 from amphub.http.urls import model_url
-from amphub.policy import Action, allowed
-from amphub.policy.matrix import MODEL_ACTIONS, MODEL_ROLES, VISIBILITIES, reach
+from amphub.policy import Action
+from amphub.policy.matrix import MODEL_ACTIONS, MODEL_ROLES, VISIBILITIES
 from amphub.policy.names import check_display_name, check_model_id
 from amphub.services.models import change_model, create_model, remove_model
+from amphub.services.search import ModelSearch, search_models
 
 GRANTABLE_MODEL_ROLES = tuple(role for role in MODEL_ROLES if role != "owner")
 FILTERS = ("space", "framework", "task_type", "algorithm", "tag", "license", "dataset")
@@ -150,57 +149,33 @@ def _parameter_bound(request: web.Request, name: str) -> int | None:
         raise BadRequest(f"{name} must be a whole number") from None
 
 
-def search_query(request: web.Request) -> db.SearchQuery:
-    """The caller's search: text, filters and what the policy lets them retrieve."""
-    who = actor(request)
-    can = reach(who, Action.RETRIEVE)
-    config = request.app[keys.HUB].config
-    # Spaces past their grace period can be neither read nor searched until renewed.
-    live_after = rfc3339(request.app[keys.HUB].clock() - timedelta(days=config.grace_days))
-    filters = {name: request.query[name] for name in FILTERS if request.query.get(name)}
-    return db.SearchQuery(
-        everything=can.everything,
-        user=who.name,
-        visibilities=can.visibilities,
-        owner_sees=can.model_owner,
-        creator_sees=can.space_owner,
-        model_roles=can.model_roles,
-        space_roles=can.space_roles,
-        live_after=live_after,
-        text=request.query.get("q", "").strip(),
-        filters=filters,
+def model_search(request: web.Request, limit: int, offset: int) -> ModelSearch:
+    """The search a request asks for: `q`, the filters, the parameter range, `sort`."""
+    sort = request.query.get("sort", "updated")
+    if sort not in db.SORTS:
+        raise BadRequest(f"sort must be one of {', '.join(db.SORTS)}")
+    return ModelSearch(
+        text=request.query.get("q", ""),
+        filters={name: request.query[name] for name in FILTERS if request.query.get(name)},
         min_parameters=_parameter_bound(request, "parameters_min"),
         max_parameters=_parameter_bound(request, "parameters_max"),
+        sort=sort,
+        limit=limit,
+        offset=offset,
     )
-
-
-def _permissions(request: web.Request, found: db.SearchResult) -> list[set[Action]]:
-    """What the caller may do with each model of a page (the search read their roles)."""
-    who = actor(request)
-    may = []
-    for (model, _), standing in zip(found.models, found.standing, strict=True):
-        target = model_target(
-            standing.creator, model, who, standing.space_role, standing.model_role
-        )
-        may.append({a for a in MODEL_ACTIONS if allowed(who, a, target)})
-    return may
 
 
 async def get_models(request: web.Request) -> web.Response:
     """Search the models the caller may retrieve, with filters, sorting and facet counts."""
     page, per_page = _page(request)
-    sort = request.query.get("sort", "updated")
-    if sort not in db.SORTS:
-        raise BadRequest(f"sort must be one of {', '.join(db.SORTS)}")
-    query = search_query(request)
-    hub = request.app[keys.HUB]
-    found = await db.search_models(hub.db, hub.search, query, sort, per_page, (page - 1) * per_page)
-    may = _permissions(request, found)
+    search = model_search(request, per_page, (page - 1) * per_page)
+    found = await search_models(request.app[keys.HUB], actor(request), search)
     models = [
         {**model_json(request, model, actions, None), "card": _card(card)}
-        for (model, card), actions in zip(found.models, may, strict=True)
+        for (model, card), actions in zip(found.result.models, found.permissions, strict=True)
     ]
-    return web.json_response({"models": models, "total": found.total, "facets": found.facets})
+    result = found.result
+    return web.json_response({"models": models, "total": result.total, "facets": result.facets})
 
 
 def _card(card_json: str | None) -> dict | None:

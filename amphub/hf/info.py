@@ -8,14 +8,12 @@ gated one: its card, no files.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from amphub import db
-from amphub.api.models import search_query
 from amphub.cards import canonical_algorithm, canonical_framework, parse_card
 from amphub.errors import Unauthorized
 from amphub.hf.access import repository, require_repo, run_git
@@ -23,8 +21,10 @@ from amphub.hf.card import card_data, front_matter, library_name, model_tags, pi
 from amphub.hf.paging import flag, paged_response, requested_page
 from amphub.hf.repo import HubEntry, default_branch, list_entries, read_optional, resolve_revision
 from amphub.http import keys
-from amphub.http.access import ModelAccess, actor, space_target
+from amphub.http.access import ModelAccess, actor
 from amphub.policy import Action, allowed, lifetime
+from amphub.services.permissions import space_target
+from amphub.services.search import ModelSearch, search_models
 from amphub.services.spaces import space_status
 
 MODELS_PAGE = 100
@@ -161,14 +161,14 @@ def _filters(request: web.Request) -> dict[str, str]:
 async def get_models(request: web.Request) -> web.Response:
     """Search the models the caller may retrieve: `search`, `author` (a space) and filters."""
     page = requested_page(request, MODELS_PAGE, MAX_MODELS_PAGE)
-    query = replace(
-        search_query(request),
-        text=request.query.get("search", "").strip(),
+    search = ModelSearch(
+        text=request.query.get("search", ""),
         filters=_filters(request),
+        sort=SORTS.get(request.query.get("sort", ""), "updated"),
+        limit=page.limit,
+        offset=page.offset,
     )
-    sort = SORTS.get(request.query.get("sort", ""), "updated")
-    hub = request.app[keys.HUB]
-    found = await db.search_models(hub.db, hub.search, query, sort, page.limit, page.offset)
+    found = (await search_models(request.app[keys.HUB], actor(request), search)).result
     with_card = flag(request, "cardData") or flag(request, "full")
     items = []
     for model, card_json in found.models:

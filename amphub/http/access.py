@@ -14,7 +14,8 @@ from aiohttp import web
 from amphub import db
 from amphub.errors import Forbidden, NotFound, Unauthorized
 from amphub.http import keys
-from amphub.policy import Action, Actor, ModelTarget, SpaceTarget, allowed, lifetime
+from amphub.policy import Action, Actor, ModelTarget, allowed, lifetime
+from amphub.services.permissions import model_target, space_target
 from amphub.services.spaces import space_lifetime, space_status
 
 SIGN_IN_NEEDED = "sign in with your user name and key"
@@ -38,24 +39,6 @@ DENIED = {
 def actor(request: web.Request) -> Actor:
     """Who is asking."""
     return request[keys.ACTOR]
-
-
-async def space_target(database: db.Database, space: db.Space, who: Actor) -> SpaceTarget:
-    """The policy's view of a space, with the caller's granted role."""
-    role = await db.space_role(database, space.id, who.name) if who.name else None
-    return SpaceTarget(creator=space.creator, roles={who.name: role} if role else {})
-
-
-def model_target(
-    creator: str, model: db.Model, who: Actor, space_role: str | None, model_role: str | None
-) -> ModelTarget:
-    """The policy's view of a model, with the roles granted to the caller."""
-    return ModelTarget(
-        SpaceTarget(creator, {who.name: space_role} if space_role else {}),
-        owner=model.owner,
-        visibility=model.visibility,
-        roles={who.name: model_role} if model_role else {},
-    )
 
 
 @dataclass(frozen=True)

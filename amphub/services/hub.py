@@ -26,7 +26,7 @@ T = TypeVar("T")
 BLOCKING_THREADS = 32
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Hub:
     """What the services share; `db` and `scan_pool` are set while the server runs."""
 

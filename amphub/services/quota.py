@@ -14,6 +14,7 @@ from amphub import db
 from amphub.errors import QuotaExceeded
 from amphub.services.hub import Hub
 from amphub.services.locks import LinkBatch
+from amphub.units import human_size
 
 # How long a batch call's reservation waits for its upload to start; an upload that starts
 # later checks the quota again, and one in progress keeps its reservation until it ends.
@@ -144,16 +145,6 @@ async def push_room(hub: Hub, space: db.Space) -> tuple[int, str]:
     """
     room = await room_left(hub, space)
     return room, "push refused: " + push_quota_message(space.id, space.quota - room, space.quota)
-
-
-def human_size(size: int) -> str:
-    """Bytes in the largest binary unit that keeps a number of at least 1."""
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.2f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def quota_message(space_id: str, used: int, quota: int, asked: int) -> str:

@@ -18,8 +18,8 @@ from amphub.clock import parse_rfc3339
 from amphub.http import session
 from amphub.http.access import actor
 from amphub.http.headers import PAGE_HEADERS, STATIC_PREFIX
+from amphub.units import human_size
 
-SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 COUNT_UNITS = ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K"))
 # What a permission lets a person do, strongest first, as the cards and headers say it.
 PERMISSION_LABELS = (
@@ -31,14 +31,9 @@ PERMISSION_LABELS = (
 )
 
 
-def human_size(size: int | None) -> str:
-    """Bytes in binary units: 1.5 GiB."""
-    if size is None:
-        return ""
-    value, unit = float(size), 0
-    while value >= 1024 and unit < len(SIZE_UNITS) - 1:
-        value, unit = value / 1024, unit + 1
-    return f"{size} B" if unit == 0 else f"{value:.1f} {SIZE_UNITS[unit]}"
+def page_size(size: int | None) -> str:
+    """A size on a page; nothing where there is none."""
+    return "" if size is None else human_size(size)
 
 
 def human_count(number: int | None) -> str:
@@ -108,7 +103,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        size=human_size,
+        size=page_size,
         count=human_count,
         metric=metric,
         when=when,
