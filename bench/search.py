@@ -38,11 +38,11 @@ from amphub import db
 from amphub.cards import Card, parse_card
 from amphub.clock import rfc3339
 from amphub.config import Config
-from amphub.policy import Action
-from amphub.policy.matrix import Actor, reach
+from amphub.policy.matrix import Actor
 from amphub.server.app import bootstrap, create_app
 from amphub.services import accounts
 from amphub.services.cards import card_row
+from amphub.services.search import ModelSearch, model_query
 
 # ---------------------------------------------------------------- the vocabulary
 
@@ -545,21 +545,9 @@ def parse_all(readmes: list[bytes]) -> list[Card]:
 def search_query(
     who: Actor, text: str, config: Config, filters: dict[str, str] = FILTERS
 ) -> db.SearchQuery:
-    """The query amphub.api.models.search_query builds for this caller and text."""
-    can = reach(who, Action.RETRIEVE)
+    """The query amphub's search service builds for this caller and text."""
     live_after = rfc3339(datetime.now(UTC) - timedelta(days=config.grace_days))
-    return db.SearchQuery(
-        everything=can.everything,
-        user=who.name,
-        visibilities=can.visibilities,
-        owner_sees=can.model_owner,
-        creator_sees=can.space_owner,
-        model_roles=can.model_roles,
-        space_roles=can.space_roles,
-        live_after=live_after,
-        text=text,
-        filters=dict(filters),
-    )
+    return model_query(who, ModelSearch(text=text, filters=filters), live_after)
 
 
 PEOPLE = {"admin": Actor("admin", admin=True), "reader": Actor("reader")}

@@ -35,11 +35,12 @@ class FoundModels:
     permissions: list[set[Action]]
 
 
-def search_query(hub: Hub, who: Actor, search: ModelSearch) -> db.SearchQuery:
-    """The search with what the policy lets the caller retrieve worked out."""
+def model_query(who: Actor, search: ModelSearch, live_after: str) -> db.SearchQuery:
+    """The search with what the policy lets the caller retrieve worked out.
+
+    Spaces whose grace period ended before `live_after` are out of reach until renewed.
+    """
     can = reach(who, Action.RETRIEVE)
-    # Spaces past their grace period can be neither read nor searched until renewed.
-    live_after = rfc3339(hub.clock() - timedelta(days=hub.config.grace_days))
     return db.SearchQuery(
         everything=can.everything,
         user=who.name,
@@ -58,7 +59,8 @@ def search_query(hub: Hub, who: Actor, search: ModelSearch) -> db.SearchQuery:
 
 async def search_models(hub: Hub, who: Actor, search: ModelSearch) -> FoundModels:
     """One page of the models the caller may retrieve, the number of matches, the facets."""
-    query = search_query(hub, who, search)
+    live_after = rfc3339(hub.clock() - timedelta(days=hub.config.grace_days))
+    query = model_query(who, search, live_after)
     found = await db.search_models(
         hub.db, hub.search, query, search.sort, search.limit, search.offset
     )

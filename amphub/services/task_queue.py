@@ -1,39 +1,23 @@
-"""Queueing a task: the row in the database, and a wake-up for an idle worker."""
+"""The task queue's signal: the queue itself is the tasks table, this wakes an idle worker."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-
-from amphub import db
+import contextlib
 
 
 class TaskQueue:
-    """Wakes the workers when a task is queued."""
+    """Wakes the workers when a task is queued; they also look every few seconds."""
 
     def __init__(self) -> None:
-        self.wake = asyncio.Event()
+        self._queued = asyncio.Event()
 
-    async def enqueue(
-        self,
-        database: db.Database,
-        kind: str,
-        model: db.Model,
-        ref: str | None,
-        commit_id: str | None,
-        params: dict,
-        created_by: str,
-    ) -> db.Task:
-        """Queue a task and wake a worker."""
-        task = await db.insert_task(
-            database,
-            kind,
-            model.space_id,
-            model.id,
-            ref,
-            commit_id,
-            json.dumps(params),
-            created_by,
-        )
-        self.wake.set()
-        return task
+    def wake(self) -> None:
+        """Tell the workers a task was queued."""
+        self._queued.set()
+
+    async def idle(self, seconds: float) -> None:
+        """Wait until a task is queued, or for `seconds` at most."""
+        self._queued.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queued.wait(), seconds)

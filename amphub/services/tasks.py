@@ -63,18 +63,19 @@ async def enqueue(
     created_by: str,
 ) -> db.Task:
     """Queue a task on a model and wake an idle worker."""
-    return await hub.tasks.enqueue(hub.db, kind, model, ref, commit_id, params, created_by)
+    task = await db.insert_task(
+        hub.db, kind, model.space_id, model.id, ref, commit_id, json.dumps(params), created_by
+    )
+    hub.tasks.wake()
+    return task
 
 
 async def work(hub: Hub, runners: Mapping[str, Runner]) -> None:
     """One worker: run queued tasks one after another, forever."""
-    wake = hub.tasks.wake
     while True:
         task = await db.claim_task(hub.db)
         if task is None:
-            wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), IDLE_POLL_SECONDS)
+            await hub.tasks.idle(IDLE_POLL_SECONDS)
             continue
         await _run(hub, runners, task)
 
