@@ -28,7 +28,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import disable_progress_bars
 
-from tests.conftest import Hub, git, wait_task
+from tests.conftest import Hub, git, push, wait_task
 from tests.samples import SEED
 
 MIB = 1024 * 1024
@@ -77,32 +77,18 @@ def bearer(hub: Hub, user: str = "admin") -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-async def push(work: Path, files: dict[str, bytes], message: str) -> str:
-    for name, data in files.items():
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        (work / name).write_bytes(data)
-    await git("add", "-A", cwd=work)
-    await git("commit", "-q", "-m", message, cwd=work)
-    await git("push", "-q", "origin", "HEAD", cwd=work)
-    return (await git("rev-parse", "HEAD", cwd=work)).stdout.strip()
-
-
 @pytest.fixture
 async def pushed(hub: Hub, model_repo, tmp_path: Path) -> Pushed:
     await git("lfs", "install", "--skip-repo")
     work = tmp_path / "work"
-    await git("clone", "-q", hub.remote("team", "m1"), str(work))
     files = {
         "README.md": SEED.encode(),
         "config.json": b'{"hidden_size": 8}\n',
         "weights/model.safetensors": safetensors(2 * MIB),
         "model.pkl": pickle.dumps(Evil(), protocol=2),
     }
-    master = await push(work, files, "weights")
-    await git("tag", "v1", cwd=work)
-    await git("push", "-q", "origin", "v1", cwd=work)
-    await git("checkout", "-q", "-b", "feature/x", cwd=work)
-    branch = await push(work, {"extra.json": b"{}\n"}, "extra")
+    master = await push(work, files, "weights", clone=hub.remote("team", "m1"), tag="v1")
+    branch = await push(work, {"extra.json": b"{}\n"}, "extra", branch="feature/x")
     return Pushed(files, master, branch, master)
 
 
@@ -463,11 +449,9 @@ class CuttingProxy:
 
 async def test_a_broken_download_resumes_with_a_range_request(hub, model_repo, tmp_path):
     await git("lfs", "install", "--skip-repo")
-    work = tmp_path / "work"
-    await git("clone", "-q", hub.remote("team", "m1"), str(work))
     # The client writes what it received in pieces of 10 MiB: cut after more than one.
     data = os.urandom(24 * MIB)
-    await push(work, {"big.bin": data}, "big")
+    await push(tmp_path / "work", {"big.bin": data}, "big", clone=hub.remote("team", "m1"))
     proxy = CuttingProxy(hub.server.port, cut_after=16 * MIB)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
     endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.conftest import Hub, git, start_hub
+from tests.conftest import Hub, git, push, start_hub
 from tests.samples import SEED
 
 CHROMIUM = "/usr/bin/chromium"
@@ -126,25 +126,11 @@ class Site:
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         return self.run(self.hub.call(method, path, **kwargs))
 
-    async def push(self, space: str, model: str, files: dict[str, bytes], **how: str) -> Path:
+    async def push(self, space: str, model: str, files: dict[str, bytes], **how: str) -> str:
         """Commit files to a model (on `branch`, with `tag`) and push them."""
         work = self.root / "work" / f"{space}-{model}"
-        if not work.exists():
-            await git("clone", "-q", self.hub.remote(space, model), str(work))
-        branch = how.get("branch", "master")
-        await git("checkout", "-q", "-B", branch, cwd=work)
-        for name, data in files.items():
-            (work / name).parent.mkdir(parents=True, exist_ok=True)
-            (work / name).write_bytes(data)
-        await git("add", "-A", cwd=work)
-        await git("commit", "-q", "-m", how.get("message", f"Add {', '.join(files)}"), cwd=work)
-        refs = [branch]
-        if "tag" in how:
-            await git("tag", how["tag"], cwd=work)
-            refs.append(how["tag"])
-        await git("push", "-q", "origin", *refs, cwd=work)
-        await git("checkout", "-q", "master", cwd=work)
-        return work
+        message = how.pop("message", f"Add {', '.join(files)}")
+        return await push(work, files, message, clone=self.hub.remote(space, model), **how)
 
     async def populate(self) -> None:
         hub = self.hub
