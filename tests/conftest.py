@@ -280,18 +280,11 @@ async def wait_task(
     raise AssertionError(f"task {task_id} stuck: {task}")
 
 
-async def start_server(data: Path, port: int):
+async def start_server(data: Path, port: int, **options: Any) -> asyncio.subprocess.Process:
+    """`amphub serve` as a process of its own, its output piped (`options` go to exec)."""
+    options = {"stdout": asyncio.subprocess.PIPE, "stderr": asyncio.subprocess.STDOUT, **options}
     return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "amphub",
-        "serve",
-        "--data",
-        str(data),
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        sys.executable, "-m", "amphub", "serve", "--data", str(data), "--port", str(port), **options
     )
 
 

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from amphub.cli import main
-from tests.conftest import free_port, start_hub
+from tests.conftest import free_port, start_hub, start_server
 
 USER_RULE = (
     "a user name is 1 to 39 characters of lowercase letters a-z, digits, '.', '_' and '-',"
@@ -137,19 +137,7 @@ def test_reset_key_and_grant_creator(tmp_path, capsys):
 
 async def serve(data: Path, port: int) -> tuple[asyncio.subprocess.Process, list[str]]:
     """Start `amphub serve` and return it with its stdout lines up to `listening on`."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "amphub",
-        "serve",
-        "--data",
-        str(data),
-        "--port",
-        str(port),
-        cwd=data.parent,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await start_server(data, port, cwd=data.parent, stderr=asyncio.subprocess.PIPE)
     lines: list[str] = []
     try:
         while not (lines and lines[-1].startswith("amphub listening on ")):
@@ -217,17 +205,12 @@ async def test_serve_on_busy_port_fails_cleanly(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-m", "amphub", "serve", "--data", str(tmp_path / "data"), "--port", str(port)),
-            cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        result = await amphub_process(
+            "serve", "--data", str(tmp_path / "data"), "--port", str(port), cwd=tmp_path
         )
-        _, err = await asyncio.wait_for(proc.communicate(), timeout=20)
-    assert proc.returncode == 1
-    assert "Traceback" not in err.decode()
-    assert err.decode().startswith(f"amphub: cannot listen on 127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"amphub: cannot listen on 127.0.0.1:{port}")
 
 
 @pytest.mark.parametrize(
