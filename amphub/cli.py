@@ -13,7 +13,7 @@ from aiohttp import web
 
 from amphub import db
 from amphub.config import Config, ConfigError, load_config
-from amphub.server.app import bootstrap, create_app, prepare_data_dir
+from amphub.server.app import bootstrap, create_app, offline
 from amphub.services import accounts
 from amphub.services.cards import reindex_all
 
@@ -72,8 +72,8 @@ async def _serve(config: Config) -> None:
 
 
 async def _admin(args: argparse.Namespace, config: Config) -> int:
-    prepare_data_dir(config)
-    async with db.opened(config.db_path) as database:
+    async with offline(config) as hub:
+        database = hub.db
         if args.action == "create-user":
             try:
                 user, key = await accounts.create_user(
@@ -94,7 +94,7 @@ async def _admin(args: argparse.Namespace, config: Config) -> int:
             print(key)
             return 0
         if args.action == "reindex":
-            count = await reindex_all(database, config, asyncio.to_thread)
+            count = await reindex_all(hub)
             print(f"indexed {count} models")
             return 0
         audit = db.Audit(OFFLINE, "grant_creator", target=args.name)

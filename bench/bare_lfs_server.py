@@ -22,13 +22,13 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from amphub.services.hub import BLOCKING_THREADS  # noqa: E402 - after the path is set
-from amphub.storage.objects import ObjectStore  # noqa: E402
+from amphub.storage.local_objects import LocalObjectStore  # noqa: E402
 from amphub.storage.small_writes import SmallWrites  # noqa: E402
 
 LFS_JSON = "application/vnd.git-lfs+json"
 
 
-def make_app(store: ObjectStore) -> web.Application:
+def make_app(store: LocalObjectStore) -> web.Application:
     threads = ThreadPoolExecutor(BLOCKING_THREADS)
 
     async def blocking(work):
@@ -63,7 +63,7 @@ def main() -> None:
     port, data = int(sys.argv[1]), Path(sys.argv[2])
     (data / "objects").mkdir(parents=True, exist_ok=True)
     (data / "tmp").mkdir(exist_ok=True)
-    store = ObjectStore(data / "objects", data / "tmp")
+    store = LocalObjectStore(data / "objects", data / "tmp")
     web.run_app(make_app(store), host="127.0.0.1", port=port, print=None)
 
 

@@ -15,7 +15,8 @@ from amphub import db
 from amphub.http import keys
 from amphub.services.models import delete_model
 from amphub.services.objects import collect
-from amphub.storage.objects import ObjectMismatch, ObjectStore, put_group
+from amphub.storage.local_objects import LocalObjectStore, put_group
+from amphub.storage.objects import ObjectMismatch
 from tests.conftest import Hub, git, push, running_hub
 
 MIB = 1024 * 1024
@@ -340,7 +341,7 @@ async def test_a_wrong_object_among_others_put_at_once_fails_alone(hub, model_re
 
 
 def test_a_group_of_objects_is_stored_together_and_each_failure_alone(tmp_path):
-    store = ObjectStore(tmp_path / "objects", tmp_path / "tmp")
+    store = LocalObjectStore(tmp_path / "objects", tmp_path / "tmp")
     kept, new, bad = os.urandom(100), os.urandom(200), os.urandom(300)
     assert put_group(store, [(oid_of(kept), kept)]) == [None]
     before = store.path(oid_of(kept)).stat()

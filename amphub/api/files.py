@@ -29,7 +29,6 @@ from amphub.http import keys
 from amphub.http.access import ModelAccess, require_model
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION
-from amphub.storage.repos import repo_path
 
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 COMMITS_PER_PAGE = 30
@@ -41,7 +40,7 @@ async def model_repo(request: web.Request) -> tuple[ModelAccess, Path]:
     access = await require_model(
         request, request.match_info["space"], request.match_info["model"], Action.READ_FILES
     )
-    return access, repo_path(request.app[keys.HUB].config, access.space.id, access.model.id)
+    return access, request.app[keys.HUB].repos.path(access.space.id, access.model.id)
 
 
 async def _blocking(request: web.Request, work):

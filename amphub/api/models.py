@@ -19,7 +19,6 @@ from amphub.policy import Action, allowed
 from amphub.policy.matrix import MODEL_ACTIONS, MODEL_ROLES, VISIBILITIES, reach
 from amphub.policy.names import check_display_name, check_model_id
 from amphub.services.models import change_model, create_model, remove_model
-from amphub.storage.repos import repo_path, repo_size
 
 GRANTABLE_MODEL_ROLES = tuple(role for role in MODEL_ROLES if role != "owner")
 FILTERS = ("space", "framework", "task_type", "algorithm", "tag", "license", "dataset")
@@ -46,10 +45,9 @@ def model_json(request: web.Request, model: db.Model, may: set[Action], size: in
 
 async def _detail_json(request: web.Request, access: ModelAccess) -> dict:
     space_id, model_id = access.space.id, access.model.id
-    path = repo_path(request.app[keys.HUB].config, space_id, model_id)
-    size, refs = await request.app[keys.HUB].run_blocking(
-        lambda: (repo_size(path), list_refs(path))
-    )
+    hub = request.app[keys.HUB]
+    path = hub.repos.path(space_id, model_id)
+    size, refs = await hub.run_blocking(lambda: (hub.repos.size(path), list_refs(path)))
     may = {action for action in MODEL_ACTIONS if access.may(action)}
     database = request.app[keys.HUB].db
     stored = await db.get_card(database, space_id, model_id)

@@ -15,7 +15,6 @@ from amphub.http.access import SIGN_IN_NEEDED, ModelAccess, actor, require_model
 from amphub.http.body import field, json_object
 from amphub.policy import Action
 from amphub.services.tasks import FINISHED_STATES, enqueue
-from amphub.storage.repos import repo_path
 
 KINDS = ("scan", "sync", "deploy")
 STATES = ("queued", "running", *FINISHED_STATES)
@@ -57,7 +56,7 @@ async def queue_on_ref(
     )
     body = await json_object(request)
     ref = field(body, "ref", str, "master")
-    path = repo_path(request.app[keys.HUB].config, access.space.id, access.model.id)
+    path = request.app[keys.HUB].repos.path(access.space.id, access.model.id)
     try:
         commit = await request.app[keys.HUB].run_blocking(lambda: resolve(path, ref))
     except RevisionNotFound as exc:

@@ -25,7 +25,6 @@ from amphub.http.urls import model_ids
 from amphub.policy import Action
 from amphub.services.push import push_target
 from amphub.services.quota import push_room
-from amphub.storage.repos import repo_path
 
 T = TypeVar("T")
 
@@ -69,7 +68,7 @@ async def _open_service(request: web.Request, service: str | None) -> ServiceCal
     handler_cls, action = service_of(service)
     space_id, model_id = model_ids(request)
     access = await require_model(request, space_id, model_id, action)
-    path = repo_path(request.app[keys.HUB].config, space_id, model_id)
+    path = request.app[keys.HUB].repos.path(space_id, model_id)
     if not path.is_dir():
         raise NotFound(f"no model {space_id}/{model_id}")
     return ServiceCall(handler_cls, path, access.space, access.model)
@@ -121,7 +120,7 @@ async def _upload_pack(request: web.Request, call: ServiceCall) -> web.StreamRes
 
 async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamResponse:
     room, refusal = await push_room(request.app[keys.HUB], call.space)
-    lock = request.app[keys.HUB].repo_locks.for_repo(call.path)
+    lock = request.app[keys.HUB].repos.lock(call.path)
     response = _result_response("git-receive-pack")
     user = request[keys.ACTOR].name or ""
     target = push_target(request.app[keys.HUB], user, call.space.id, call.model.id)

@@ -26,7 +26,6 @@ from amphub.hf.errors import (
 from amphub.http import keys
 from amphub.http.access import ModelAccess, actor, require_model
 from amphub.policy import Action
-from amphub.storage.repos import repo_path
 
 T = TypeVar("T")
 
@@ -60,7 +59,7 @@ async def require_repo(
 
 def repository(request: web.Request, access: ModelAccess) -> Path:
     """The bare repository of a model the caller passed the check for."""
-    return repo_path(request.app[keys.HUB].config, access.space.id, access.model.id)
+    return request.app[keys.HUB].repos.path(access.space.id, access.model.id)
 
 
 async def run_git(request: web.Request, work: Callable[[], T]) -> T:

@@ -186,7 +186,7 @@ async def post_commit(request: web.Request) -> web.Response:
     target = push_target(hub, user, access.space.id, access.model.id)
     author = f"{target.user} <{target.user}@amphub>".encode()
     when = int(hub.clock().timestamp())
-    lock = hub.repo_locks.for_repo(path)
+    lock = hub.repos.lock(path)
     rev = request.match_info["rev"]
     update = await run_git(
         request, target.moving(lambda: write_commit(path, lock, rev, plan, author, when))

@@ -159,7 +159,7 @@ async def _new_ref(
     pushed = push_target(request.app[keys.HUB], user, access.space.id, access.model.id)
     tagger = f"{pushed.user} <{pushed.user}@amphub>".encode()
     when = int(request.app[keys.HUB].clock().timestamp())
-    lock = request.app[keys.HUB].repo_locks.for_repo(path)
+    lock = request.app[keys.HUB].repos.lock(path)
     await run_git(
         request,
         pushed.moving(lambda: create_ref(path, lock, ref, target.encode(), tagger, when, message)),

@@ -57,7 +57,7 @@ from amphub.policy import Action
 from amphub.policy.tokens import make_token
 from amphub.services.hub import Hub
 from amphub.services.quota import IN_FLIGHT_SECONDS, link_reserved, reserve_quota
-from amphub.storage.objects import ObjectMismatch, ObjectStore, Upload
+from amphub.storage.objects import ObjectMismatch, ObjectStore, ObjectUpload
 from amphub.storage.repos import XET_STAGING_DIR
 
 MAX_SHARD = 64 * 1024 * 1024
@@ -354,7 +354,7 @@ def _rebuild(
     return landed
 
 
-def _hash_and_write(upload: Upload, hasher: ThreadPoolExecutor, piece: list[bytes]) -> None:
+def _hash_and_write(upload: ObjectUpload, hasher: ThreadPoolExecutor, piece: list[bytes]) -> None:
     data = b"".join(piece)
     hashed = hasher.submit(upload.hash, data)
     upload.write(data)

@@ -29,7 +29,7 @@ from amphub.storage.objects import (
     InvalidOid,
     ObjectMismatch,
     ObjectStore,
-    Upload,
+    ObjectUpload,
     check_oid,
 )
 
@@ -252,7 +252,7 @@ async def _receive_large(request: web.Request, oid: str, size: int) -> None:
         raise
 
 
-def _hash_and_write(hub: Hub, upload: Upload, piece: bytes) -> asyncio.Future:
+def _hash_and_write(hub: Hub, upload: ObjectUpload, piece: bytes) -> asyncio.Future:
     return asyncio.gather(
         hub.run_blocking(lambda: upload.hash(piece)),
         hub.run_blocking(lambda: upload.write(piece)),

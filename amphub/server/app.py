@@ -70,6 +70,18 @@ async def running(hub: Hub) -> AsyncIterator[Hub]:
         yield hub
 
 
+@contextlib.asynccontextmanager
+async def offline(config: Config) -> AsyncIterator[Hub]:
+    """A hub for the offline admin commands: the database and the threads, nothing running."""
+    hub = build_hub(config)
+    try:
+        async with db.opened(config.db_path, hub.clock) as database:
+            hub.db = database
+            yield hub
+    finally:
+        hub.threads.shutdown(wait=True)
+
+
 def _start_background_steps(hub: Hub) -> None:
     """Build the search index, and remove what crashes and abandoned uploads left."""
     background = hub.background

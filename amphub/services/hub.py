@@ -16,8 +16,9 @@ from amphub.search.index import SearchIndex
 from amphub.services.background import Background
 from amphub.services.locks import Claims, KeyedLocks, LinkBatch, Reservations
 from amphub.services.task_queue import TaskQueue
+from amphub.storage.local_objects import LocalObjectStore
 from amphub.storage.objects import ObjectStore
-from amphub.storage.repo_locks import RepoLocks
+from amphub.storage.repos import LocalRepoStore, RepoStore
 from amphub.storage.small_writes import SmallWrites
 
 T = TypeVar("T")
@@ -33,7 +34,6 @@ class Hub:
     secret: bytes
     clock: Clock = system_clock
     sign_ins: FailedSignIns = field(default_factory=FailedSignIns)
-    repo_locks: RepoLocks = field(default_factory=RepoLocks)
     reservations: Reservations = field(default_factory=Reservations)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     claims: Claims = field(default_factory=Claims)
@@ -48,10 +48,12 @@ class Hub:
     db: Database = field(init=False)
     scan_pool: ProcessPoolExecutor = field(init=False)
     objects: ObjectStore = field(init=False)
+    repos: RepoStore = field(init=False)
     small_writes: SmallWrites = field(init=False)
 
     def __post_init__(self) -> None:
-        self.objects = ObjectStore(self.config.lfs_dir, self.config.tmp_dir)
+        self.objects = LocalObjectStore(self.config.lfs_dir, self.config.tmp_dir)
+        self.repos = LocalRepoStore(self.config)
         self.small_writes = SmallWrites(self.objects, self.run_blocking)
 
     async def run_blocking(self, work: Callable[[], T]) -> T:

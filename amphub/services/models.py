@@ -6,7 +6,6 @@ from amphub import db
 from amphub.services.cards import refresh_card
 from amphub.services.hub import Hub
 from amphub.services.objects import collect
-from amphub.storage.repos import create_model_repo, delete_model_repo, repo_path
 
 
 async def create_model(
@@ -18,9 +17,9 @@ async def create_model(
     takes the row away again.
     """
     await db.insert_model(hub.db, space_id, model_id, name, visibility, owner)
-    path = repo_path(hub.config, space_id, model_id)
+    path = hub.repos.path(space_id, model_id)
     try:
-        await hub.run_blocking(lambda: create_model_repo(path, name, owner))
+        await hub.run_blocking(lambda: hub.repos.create(path, name, owner))
     except BaseException:
         await db.delete_model_row(hub.db, space_id, model_id)
         raise
@@ -51,12 +50,12 @@ async def delete_model(hub: Hub, model: db.Model, audit: db.Audit) -> list[str]:
     """
     oids = await db.model_oids(hub.db, model.space_id, model.id)
     await db.delete_model_row(hub.db, model.space_id, model.id, audit)
-    path = repo_path(hub.config, model.space_id, model.id)
-    lock = hub.repo_locks.for_repo(path)
+    path = hub.repos.path(model.space_id, model.id)
+    lock = hub.repos.lock(path)
 
     def remove() -> None:
         with lock:
-            delete_model_repo(path)
+            hub.repos.delete(path)
 
     await hub.run_blocking(remove)
     return oids

@@ -14,7 +14,6 @@ from amphub import db
 from amphub.errors import QuotaExceeded
 from amphub.services.hub import Hub
 from amphub.services.locks import LinkBatch
-from amphub.storage.repos import repo_path, repo_size
 
 # How long a batch call's reservation waits for its upload to start; an upload that starts
 # later checks the quota again, and one in progress keeps its reservation until it ends.
@@ -52,9 +51,9 @@ async def space_used(hub: Hub, space_id: str) -> int:
 async def _repositories(hub: Hub, space_id: str) -> tuple[list[db.Model], dict[str, int]]:
     """The models of a space, and the size of each one's git repository."""
     models = await db.list_space_models(hub.db, space_id)
-    config = hub.config
-    paths = {m.id: repo_path(config, space_id, m.id) for m in models}
-    return models, await hub.run_blocking(lambda: {k: repo_size(p) for k, p in paths.items()})
+    repos = hub.repos
+    paths = {m.id: repos.path(space_id, m.id) for m in models}
+    return models, await hub.run_blocking(lambda: {k: repos.size(p) for k, p in paths.items()})
 
 
 async def reserve_quota(hub: Hub, space: db.Space, sizes: dict[str, int]) -> None:

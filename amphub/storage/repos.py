@@ -6,16 +6,21 @@ import contextlib
 import os
 import shutil
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Protocol
 
 from dulwich.config import ConfigFile
 from dulwich.file import FileLocked
 from dulwich.objects import Blob, Commit, Tree
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from amphub.config import Config
+from amphub.storage.repo_locks import RepoLocks
 
-DEFAULT_BRANCH = b"refs/heads/master"
+DEFAULT_BRANCH = Ref(b"refs/heads/master")
+README = b"README.md"
 # Full-clone packs kept by amphub.git.upload; not part of the repository's size.
 PACK_CACHE_DIR = "amphub-cache"
 # Xorbs of Xet uploads, kept in the repository folder until a shard names them.
@@ -88,6 +93,22 @@ def repo_path(config: Config, space_id: str, model_id: str) -> Path:
     return path
 
 
+def read_readme(path: Path) -> tuple[str | None, bytes]:
+    """(master's commit id, README.md's bytes) of a repository; b"" where there is none."""
+    with Repo(str(path)) as repo:
+        try:
+            commit_id = repo.refs[DEFAULT_BRANCH]
+        except KeyError:
+            return None, b""
+        commit = repo[commit_id]
+        tree = repo[commit.tree] if isinstance(commit, Commit) else None
+        if not isinstance(tree, Tree) or README not in tree:
+            return commit_id.decode(), b""
+        _, sha = tree[README]
+        blob = repo[sha]
+        return commit_id.decode(), blob.as_raw_string() if isinstance(blob, Blob) else b""
+
+
 def gitattributes() -> bytes:
     """The .gitattributes of a new model."""
     lines = [f"{pattern} filter=lfs diff=lfs merge=lfs -text" for pattern in LFS_PATTERNS]
@@ -119,7 +140,7 @@ def create_model_repo(path: Path, display_name: str, author: str) -> bytes:
         for obj in (readme, attributes, tree, commit):
             repo.object_store.add_object(obj)
         repo.refs[DEFAULT_BRANCH] = commit.id
-        repo.refs.set_symbolic_ref(b"HEAD", DEFAULT_BRANCH)
+        repo.refs.set_symbolic_ref(Ref(b"HEAD"), DEFAULT_BRANCH)
     # Renamed into place whole, so a crash never leaves a half-made repository at `path`.
     staging.rename(path)
     return commit.id
@@ -168,3 +189,58 @@ def repo_size(path: Path) -> int:
             with contextlib.suppress(FileNotFoundError):
                 total += os.stat(os.path.join(folder, name), follow_symlinks=False).st_size
     return total
+
+
+class RepoStore(Protocol):
+    """Where the models' bare repositories live, and the lock each one's ref updates take.
+
+    `create`, `delete` and `size` block: run them on the hub's threads.
+    """
+
+    def path(self, space_id: str, model_id: str) -> Path:
+        """The bare repository of a model."""
+        ...
+
+    def lock(self, path: Path) -> AbstractContextManager[object]:
+        """The lock held while a repository's refs move (or it is deleted)."""
+        ...
+
+    def create(self, path: Path, display_name: str, author: str) -> bytes:
+        """Make the repository with its first commit on master; returns the commit id."""
+        ...
+
+    def delete(self, path: Path) -> None:
+        """Remove a repository."""
+        ...
+
+    def size(self, path: Path) -> int:
+        """Bytes the repository takes."""
+        ...
+
+
+class LocalRepoStore:
+    """Repositories under the data dir's `repos/`, locked per process."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._locks = RepoLocks()
+
+    def path(self, space_id: str, model_id: str) -> Path:
+        """The bare repository of a model."""
+        return repo_path(self.config, space_id, model_id)
+
+    def lock(self, path: Path) -> AbstractContextManager[object]:
+        """The lock held while a repository's refs move (or it is deleted)."""
+        return self._locks.for_repo(path)
+
+    def create(self, path: Path, display_name: str, author: str) -> bytes:
+        """Make the repository with its first commit on master; returns the commit id."""
+        return create_model_repo(path, display_name, author)
+
+    def delete(self, path: Path) -> None:
+        """Remove a repository."""
+        delete_model_repo(path)
+
+    def size(self, path: Path) -> int:
+        """Bytes the repository takes."""
+        return repo_size(path)

@@ -12,7 +12,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from amphub.storage.objects import ObjectStore, put_group
+from amphub.storage.objects import ObjectStore
 
 T = TypeVar("T")
 Runner = Callable[[Callable[[], T]], Awaitable[T]]
@@ -42,7 +42,7 @@ class SmallWrites:
                 group, self._waiting = self._waiting, []
                 objects = [(oid, data) for oid, data, _ in group]
                 try:
-                    outcomes = await self._run(functools.partial(put_group, self.store, objects))
+                    outcomes = await self._run(functools.partial(self.store.put_group, objects))
                 except Exception as exc:  # a flush failed: nothing of the group is stored
                     outcomes = [exc] * len(group)
                 for (_, _, stored), failure in zip(group, outcomes, strict=True):

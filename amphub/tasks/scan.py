@@ -22,7 +22,6 @@ from amphub.git.files import Entry, earlier_versions, read_object, walk_files
 from amphub.scan.findings import SCANNER_VERSION, worst
 from amphub.services.hub import Hub
 from amphub.services.tasks import TaskContext, TaskFailed
-from amphub.storage.repos import repo_path
 from amphub.tasks.scan_worker import leave_with_parent, scan_content
 
 # Earlier versions of a text file checked for secrets.
@@ -101,7 +100,7 @@ async def _history(ctx: TaskContext, repo: Path, commit: str, entry: Entry) -> l
 async def run_scan(ctx: TaskContext) -> dict:
     """Scan every file of the task's commit and summarize."""
     hub, task = ctx.hub, ctx.task
-    repo = repo_path(hub.config, task.space_id, task.model_id)
+    repo = hub.repos.path(task.space_id, task.model_id)
     if not repo.is_dir():
         raise TaskFailed(f"model {task.space_id}/{task.model_id} no longer exists")
     commit, files = await hub.run_blocking(lambda: walk_files(repo, task.commit_id))

@@ -20,7 +20,6 @@ from amphub.git.files import qualify, walk_files
 from amphub.git.push import PushInterrupted, PushRefused, push_ref
 from amphub.policy.sealed import unseal
 from amphub.services.tasks import TaskContext, TaskFailed
-from amphub.storage.repos import repo_path
 from amphub.tasks.peer import Peer, PeerRefused, PeerUnreachable
 
 # Waits between attempts when the peer cannot be reached; then the task fails.
@@ -86,7 +85,7 @@ async def _sync_once(ctx: TaskContext, zone: db.Zone) -> dict:
     database = hub.db
     space = await db.get_space(database, task.space_id)
     model = await db.get_model(database, task.space_id, task.model_id)
-    path = repo_path(hub.config, task.space_id, task.model_id)
+    path = hub.repos.path(task.space_id, task.model_id)
     if space is None or model is None or not path.is_dir():
         raise TaskFailed(f"model {task.space_id}/{task.model_id} no longer exists")
     qualified, sha = await hub.run_blocking(lambda: qualify(path, task.ref))

@@ -1,0 +1,305 @@
+"""The content-addressed object store: lfs/objects/ab/cd/<oid>, written whole or not at all.
+
+An object is received into a temporary file in its own folder and renamed into place: a
+rename within one folder does not take the file system's rename lock, and new files spread
+over the folders' block groups instead of crowding one scratch folder (measured here: 2x
+the objects per second, half the kernel time). Temporary names carry the store's start tag,
+so those of an earlier run (a crash) can be told apart and removed while uploads go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import itertools
+import os
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from amphub.storage.objects import ObjectMismatch, check_oid
+
+FOLDERS = 16**4  # lfs/objects/ab/cd
+PARENT_FOLDERS = 16**2  # lfs/objects/ab
+TEMP_SUFFIX = ".part"
+
+
+class LocalObjectStore:
+    """Objects under `root`; other scratch files in `tmp`, on the same file system."""
+
+    def __init__(self, root: Path, tmp: Path) -> None:
+        self.root = root
+        self.tmp = tmp
+        # An upload's paths are built as strings: pathlib spends more time per object than
+        # the system calls they name.
+        self._root = str(root)
+        self._tag = secrets.token_hex(4)
+        self._temp_numbers = itertools.count()
+        # One flag per `ab/cd` folder, and per `ab`: set once the folder is known to be on
+        # disk with its name, so an object acknowledged in it survives a crash with its path.
+        self._durable_folders = bytearray(FOLDERS)
+        self._durable_parents = bytearray(PARENT_FOLDERS)
+
+    def path(self, oid: str) -> Path:
+        """Where an object lives."""
+        return Path(self.folder(oid), oid)
+
+    def folder(self, oid: str) -> str:
+        """The folder an object lives in."""
+        check_oid(oid)
+        return f"{self._root}/{oid[:2]}/{oid[2:4]}"
+
+    def contains(self, oid: str) -> bool:
+        """Whether the object is stored."""
+        return self.path(oid).is_file()
+
+    def open_upload(self, oid: str, size: int) -> Upload:
+        """Start receiving an object."""
+        return Upload(self, check_oid(oid), size)
+
+    def prepare_folders(self, oids: Iterable[str]) -> None:
+        """Make the folders of objects about to be uploaded durable, all with one disk flush.
+
+        An object whose folder is durable already costs two disk flushes (its bytes, its
+        name) instead of three; the batch call that announces uploads prepares their folders.
+        """
+        made = [oid for oid in oids if not self._durable_folders[_folder_index(oid)]]
+        for oid in made:
+            self.path(oid).parent.mkdir(parents=True, exist_ok=True)
+        if made:
+            _sync_file_system(self.root)
+        for oid in made:
+            self._durable_folders[_folder_index(oid)] = 1
+            self._durable_parents[_folder_index(oid) >> 8] = 1
+
+    def folder_for(self, oid: str) -> bool:
+        """Make sure the object's folder is on disk; True if this call made it (so it is empty)."""
+        index = _folder_index(oid)
+        if self._durable_folders[index]:
+            return False
+        folder = self.folder(oid)
+        try:
+            os.mkdir(folder)
+            made = True
+        except FileExistsError:
+            made = False  # maybe by another thread that has not made it durable yet
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            made = True
+        if not self._durable_parents[index >> 8]:
+            _fsync_path(self.root)
+            self._durable_parents[index >> 8] = 1
+        _fsync_path(os.path.dirname(folder))
+        self._durable_folders[index] = 1
+        return made
+
+    def temp_path(self, folder: str) -> str:
+        """A new name for receiving an object in its folder."""
+        return f"{folder}/{self._tag}-{next(self._temp_numbers)}{TEMP_SUFFIX}"
+
+    def remove(self, oid: str) -> None:
+        """Delete an object's file if it is there."""
+        self.path(oid).unlink(missing_ok=True)
+
+    def put_group(self, objects: Sequence[tuple[str, bytes]]) -> list[Exception | None]:
+        """Store small objects received whole, with two disk flushes for all of them."""
+        return put_group(self, objects)
+
+    def remove_leftovers(self) -> int:
+        """Delete temporary files an earlier run left (a crash); returns how many."""
+        removed = 0
+        for temp in self.root.glob(f"*/*/*{TEMP_SUFFIX}"):
+            if not temp.name.startswith(f"{self._tag}-"):
+                temp.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+class Upload:
+    """One object being received: counted, hashed and written, then moved in whole.
+
+    `hash` and `write` of one piece may run at the same time on two threads (hashlib and
+    file writes release the GIL); pieces themselves must come in order.
+    """
+
+    def __init__(self, store: LocalObjectStore, oid: str, size: int) -> None:
+        self.store = store
+        self.oid = oid
+        self.size = size
+        self.received = 0
+        self._hash = hashlib.sha256()
+        self._new_folder = store.folder_for(oid)
+        self._folder = store.folder(oid)
+        temp = store.temp_path(self._folder)
+        self._fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._written = 0
+        self._temp: str | None = temp
+
+    def accept(self, length: int) -> None:
+        """Count a piece before it is hashed and written; refuses more than announced."""
+        self.received += length
+        if self.received > self.size:
+            raise ObjectMismatch(f"more than the announced {self.size} bytes were sent")
+
+    def hash(self, data: bytes) -> None:
+        """Feed a piece to the hash."""
+        self._hash.update(data)
+
+    def write(self, data: bytes) -> None:
+        """Append a piece to the file and, unless it is the last, start writing it to disk."""
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if self._written + len(data) < self.size:  # the last one is written by commit's fsync
+            _start_writeback(self._fd, self._written, len(data))
+        self._written += len(data)
+
+    def commit(self) -> None:
+        """Check size and hash, make the bytes durable and move them into place."""
+        try:
+            if self.received != self.size:
+                raise ObjectMismatch(f"received {self.received} bytes, expected {self.size}")
+            if self._hash.hexdigest() != self.oid:
+                raise ObjectMismatch("the content does not match its oid (sha256)")
+            target = f"{self._folder}/{self.oid}"
+            if not self._new_folder and os.path.isfile(target):
+                return  # the same bytes are stored already
+            if self._temp is None:
+                raise ObjectMismatch("the upload was given up already")
+            os.fsync(self._fd)
+            os.replace(self._temp, target)
+            self._temp = None
+            _fsync_path(self._folder)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop whatever was received (nothing once committed)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._temp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._temp)
+            self._temp = None
+
+
+def put_group(
+    store: LocalObjectStore, objects: Sequence[tuple[str, bytes]]
+) -> list[Exception | None]:
+    """Store objects received whole, with two disk flushes for all: their bytes, their names.
+
+    Each is checked and written to a temporary file beside its place; once all their bytes
+    are on disk they are renamed into place (an object stored already keeps its file), and
+    the call returns once the names are on disk too. An object that fails fails alone: its
+    entry is the exception, the others' None. A failed flush fails them all (raises).
+    A group of one is flushed by fsyncs of its own (see `_flush`).
+    """
+    outcomes: list[Exception | None] = []
+    moves: list[tuple[str, str]] = []  # (temporary file, final place)
+    try:
+        for oid, data in objects:
+            try:
+                moves.append(_write_temp(store, oid, data))
+            except (ObjectMismatch, OSError) as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        if moves:
+            _flush(store, [temp for temp, _ in moves])
+            for temp, target in moves:
+                if os.path.isfile(target):
+                    os.unlink(temp)  # the same bytes are stored already
+                else:
+                    os.replace(temp, target)
+            folders, moves = [os.path.dirname(target) for _, target in moves], []
+            _flush(store, folders)
+    finally:
+        for temp, _ in moves:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+    return outcomes
+
+
+def _write_temp(store: LocalObjectStore, oid: str, data: bytes) -> tuple[str, str]:
+    """Check an object and write it to a new temporary file in its folder, not flushed."""
+    if hashlib.sha256(data).hexdigest() != check_oid(oid):
+        raise ObjectMismatch("the content does not match its oid (sha256)")
+    store.folder_for(oid)
+    folder = store.folder(oid)
+    temp = store.temp_path(folder)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.unlink(temp)
+        raise
+    finally:
+        os.close(fd)
+    return temp, f"{folder}/{oid}"
+
+
+def _folder_index(oid: str) -> int:
+    return int(oid[:4], 16)
+
+
+def _flush(store: LocalObjectStore, paths: list[str]) -> None:
+    """Put files or folders on disk: one by itself, several with one flush of everything.
+
+    A flush of the whole file system also waits for whatever else is still to be written;
+    an object uploaded alone (a quiet server) waits for nothing but itself.
+    """
+    if len(paths) == 1:
+        _fsync_path(paths[0])
+    else:
+        _sync_file_system(store.root)
+
+
+def _fsync_path(path: Path | str) -> None:
+    """Write a folder or a file to disk (a file opened for reading: fsync writes its data)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_libc_function(name: str, *argtypes: object) -> Callable[..., int] | None:
+    try:
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = list(argtypes)
+    return function
+
+
+_SYNCFS = _load_libc_function("syncfs", ctypes.c_int)
+_SYNC_FILE_RANGE = _load_libc_function(
+    "sync_file_range", ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint
+)
+SYNC_FILE_RANGE_WRITE = 2
+
+
+def _sync_file_system(path: Path) -> None:
+    """Write out everything changed on the file system of `path`, with one disk flush."""
+    if _SYNCFS is None:
+        os.sync()  # every file system: only where syncfs is missing
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _SYNCFS(fd) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number), str(path))
+    finally:
+        os.close(fd)
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    # Linux starts writing the piece to disk now instead of at the final fsync, so the
+    # acknowledgement of a large upload does not wait for a gigabyte of dirty pages.
+    if _SYNC_FILE_RANGE is not None and length:
+        _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)
