@@ -10,7 +10,7 @@ import re
 import socket
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -149,6 +149,13 @@ class Hub:
         assert status == 201, answer
         return answer
 
+    async def space_and_model(
+        self, space: str = "team", model: str = "m1", owner: str = "admin", **extra: Any
+    ) -> dict:
+        """A new space and a model in it (with `extra` settings), both owned by `owner`."""
+        await self.space(space, owner=owner)
+        return await self.model(space, model, owner=owner, **extra)
+
 
 class FakeClock:
     """A clock the test moves by hand."""
@@ -173,20 +180,90 @@ async def start_hub(
     return server, key
 
 
+@contextlib.asynccontextmanager
+async def running_hub(
+    data_dir: Path, clock: Callable[[], datetime] = system_clock, **settings: Any
+) -> AsyncIterator[Hub]:
+    """A hub serving `data_dir` on a loopback port, with a client session; closed after."""
+    server, key = await start_hub(data_dir, clock, **settings)
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Hub(server, session, key, data_dir)
+    finally:
+        await server.close()
+
+
 @pytest.fixture
-async def hub(tmp_path: Path):
-    server, key = await start_hub(tmp_path / "data")
-    async with aiohttp.ClientSession() as session:
-        yield Hub(server, session, key, tmp_path / "data")
-    await server.close()
+async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
+    async with running_hub(tmp_path / "data") as running:
+        yield running
 
 
 @pytest.fixture
 async def model_repo(hub: Hub) -> tuple[str, str]:
     """A space `team` with a model `m1` owned by the admin."""
-    await hub.space("team")
-    await hub.model("team", "m1")
+    await hub.space_and_model("team", "m1")
     return "team", "m1"
+
+
+def write_files(work: Path, files: Mapping[str, bytes | str]) -> None:
+    """Write each file (text as UTF-8) under `work`, making the folders it needs."""
+    for name, data in files.items():
+        path = work / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+
+
+async def commit(work: Path, files: Mapping[str, bytes | str], message: str = "files") -> str:
+    """Write `files` in the clone `work` and commit them; the new commit id."""
+    write_files(work, files)
+    await git("add", "--", *files, cwd=work)
+    await git("commit", "-q", "-m", message, cwd=work)
+    return (await git("rev-parse", "HEAD", cwd=work)).stdout.strip()
+
+
+async def push(
+    work: Path,
+    files: Mapping[str, bytes | str],
+    message: str = "files",
+    *,
+    clone: str | None = None,
+    branch: str | None = None,
+    tag: str | None = None,
+) -> str:
+    """Commit `files` in the clone `work` and push them; the new commit id.
+
+    `clone` is the URL `work` is cloned from when it is not there yet. With `branch`, the
+    commit goes on that branch (made from the current commit when new); with `tag`, it is
+    tagged and the tag pushed too. LFS applies where `git lfs install` ran first.
+    """
+    if clone is not None and not work.exists():
+        await git("clone", "-q", clone, str(work))
+    if branch is not None:
+        await git("checkout", "-q", "-B", branch, cwd=work)
+    head = await commit(work, files, message)
+    refs = ["HEAD"] if tag is None else ["HEAD", tag]
+    if tag is not None:
+        await git("tag", tag, cwd=work)
+    await git("push", "-q", "origin", *refs, cwd=work)
+    return head
+
+
+async def push_readme(hub: Hub, tmp_path: Path, space: str, model: str, text: str) -> str:
+    """Push `text` as the model's README.md; the new head, once the card is read from it."""
+    work = tmp_path / f"{space}-{model}"
+    head = await push(work, {"README.md": text}, "card", clone=hub.remote(space, model))
+    await wait_for_card(hub, space, model, head)
+    return head
+
+
+async def wait_for_card(hub: Hub, space: str, model: str, commit: str) -> dict:
+    for _ in range(100):
+        _, body = await hub.call("GET", f"/api/v1/models/{space}/{model}")
+        if body.get("card_commit") == commit:
+            return body
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"card of {space}/{model} never reached {commit}")
 
 
 async def wait_task(
@@ -203,18 +280,11 @@ async def wait_task(
     raise AssertionError(f"task {task_id} stuck: {task}")
 
 
-async def start_server(data: Path, port: int):
+async def start_server(data: Path, port: int, **options: Any) -> asyncio.subprocess.Process:
+    """`amphub serve` as a process of its own, its output piped (`options` go to exec)."""
+    options = {"stdout": asyncio.subprocess.PIPE, "stderr": asyncio.subprocess.STDOUT, **options}
     return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "amphub",
-        "serve",
-        "--data",
-        str(data),
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        sys.executable, "-m", "amphub", "serve", "--data", str(data), "--port", str(port), **options
     )
 
 

@@ -1,4 +1,9 @@
-"""The real command line, run as a subprocess."""
+"""The real command line: the admin commands in this process, serve as a subprocess.
+
+The admin commands run `amphub.cli.main(argv)` here, their output read with capsys;
+what needs a process of its own (serve, its signals, a busy port, settings read at
+start) runs `python -m amphub`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import free_port, start_hub
+from amphub.cli import main
+from tests.conftest import free_port, start_hub, start_server
 
 USER_RULE = (
     "a user name is 1 to 39 characters of lowercase letters a-z, digits, '.', '_' and '-',"
@@ -28,7 +34,14 @@ class Result:
     stderr: str
 
 
-async def amphub(*args: str, cwd: Path) -> Result:
+def amphub(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
+    """Run the command line in this process: its exit status and what it printed."""
+    returncode = main(list(args))
+    out, err = capsys.readouterr()
+    return Result(returncode, out, err)
+
+
+async def amphub_process(*args: str, cwd: Path) -> Result:
     """Run `python -m amphub ARGS` as a subprocess."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -67,76 +80,64 @@ async def whoami(data_dir: Path, *credentials: tuple[str, str]) -> list[tuple[in
     return answers
 
 
-async def test_create_user_prints_a_working_key(tmp_path):
+def test_create_user_prints_a_working_key(tmp_path, capsys):
     data = str(tmp_path / "data")
-    ada = await amphub("admin", "create-user", "ada", "--creator", "--data", data, cwd=tmp_path)
+    ada = amphub(capsys, "admin", "create-user", "ada", "--creator", "--data", data)
     assert ada.returncode == 0, ada.stderr
-    root = await amphub("admin", "create-user", "root", "--admin", "--data", data, cwd=tmp_path)
+    root = amphub(capsys, "admin", "create-user", "root", "--admin", "--data", data)
     assert root.returncode == 0, root.stderr
     keys = [last_line(ada.stdout), last_line(root.stdout)]
     for key in keys:
         assert key.startswith("amp_") and " " not in key
-    (status, me), (root_status, root_me) = await whoami(
-        tmp_path / "data", ("ada", keys[0]), ("root", keys[1])
+    (status, me), (root_status, root_me) = asyncio.run(
+        whoami(tmp_path / "data", ("ada", keys[0]), ("root", keys[1]))
     )
     assert (status, me["name"], me["admin"], me["creator"]) == (200, "ada", False, True)
     assert (root_status, root_me["admin"], root_me["creator"]) == (200, True, False)
 
 
-async def test_create_user_duplicate_and_invalid_name_fail_cleanly(tmp_path):
+def test_create_user_duplicate_and_invalid_name_fail_cleanly(tmp_path, capsys):
     data, other = str(tmp_path / "data"), str(tmp_path / "other")
-    first, invalid = await asyncio.gather(
-        amphub("admin", "create-user", "ada", "--data", data, cwd=tmp_path),
-        amphub("admin", "create-user", "Bad Name", "--data", other, cwd=tmp_path),
-    )
+    first = amphub(capsys, "admin", "create-user", "ada", "--data", data)
+    invalid = amphub(capsys, "admin", "create-user", "Bad Name", "--data", other)
     assert first.returncode == 0, first.stderr
     assert_clean_failure(invalid, f"invalid user name 'Bad Name': {USER_RULE}")
     assert_clean_failure(
-        await amphub("admin", "create-user", "ada", "--admin", "--data", data, cwd=tmp_path),
+        amphub(capsys, "admin", "create-user", "ada", "--admin", "--data", data),
         "user ada exists already",
     )
     # The first key and roles are untouched by the refused duplicate.
-    [(status, me)] = await whoami(tmp_path / "data", ("ada", last_line(first.stdout)))
+    [(status, me)] = asyncio.run(whoami(tmp_path / "data", ("ada", last_line(first.stdout))))
     assert (status, me["admin"]) == (200, False)
 
 
-async def test_reset_key_and_grant_creator(tmp_path):
+def test_reset_key_and_grant_creator(tmp_path, capsys):
     data = str(tmp_path / "data")
-    created, *unknown = await asyncio.gather(
-        amphub("admin", "create-user", "ada", "--data", data, cwd=tmp_path),
-        amphub("admin", "reset-key", "nobody", "--data", str(tmp_path / "a"), cwd=tmp_path),
-        amphub("admin", "grant-creator", "nobody", "--data", str(tmp_path / "b"), cwd=tmp_path),
-    )
+    created = amphub(capsys, "admin", "create-user", "ada", "--data", data)
+    unknown = [
+        amphub(capsys, "admin", "reset-key", "nobody", "--data", str(tmp_path / "a")),
+        amphub(capsys, "admin", "grant-creator", "nobody", "--data", str(tmp_path / "b")),
+    ]
     for result in unknown:
         assert_clean_failure(result, "no user nobody")
     old = last_line(created.stdout)
-    reset = await amphub("admin", "reset-key", "ada", "--data", data, cwd=tmp_path)
+    reset = amphub(capsys, "admin", "reset-key", "ada", "--data", data)
     assert reset.returncode == 0, reset.stderr
     new = last_line(reset.stdout)
     assert new.startswith("amp_") and new != old
-    grant = await amphub("admin", "grant-creator", "ada", "--data", data, cwd=tmp_path)
+    grant = amphub(capsys, "admin", "grant-creator", "ada", "--data", data)
     assert grant.returncode == 0, grant.stderr
 
-    (old_status, _), (status, me) = await whoami(tmp_path / "data", ("ada", old), ("ada", new))
+    (old_status, _), (status, me) = asyncio.run(
+        whoami(tmp_path / "data", ("ada", old), ("ada", new))
+    )
     assert old_status == 401
     assert (status, me["name"], me["creator"]) == (200, "ada", True)
 
 
 async def serve(data: Path, port: int) -> tuple[asyncio.subprocess.Process, list[str]]:
     """Start `amphub serve` and return it with its stdout lines up to `listening on`."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "amphub",
-        "serve",
-        "--data",
-        str(data),
-        "--port",
-        str(port),
-        cwd=data.parent,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await start_server(data, port, cwd=data.parent, stderr=asyncio.subprocess.PIPE)
     lines: list[str] = []
     try:
         while not (lines and lines[-1].startswith("amphub listening on ")):
@@ -204,17 +205,12 @@ async def test_serve_on_busy_port_fails_cleanly(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-m", "amphub", "serve", "--data", str(tmp_path / "data"), "--port", str(port)),
-            cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        result = await amphub_process(
+            "serve", "--data", str(tmp_path / "data"), "--port", str(port), cwd=tmp_path
         )
-        _, err = await asyncio.wait_for(proc.communicate(), timeout=20)
-    assert proc.returncode == 1
-    assert "Traceback" not in err.decode()
-    assert err.decode().startswith(f"amphub: cannot listen on 127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"amphub: cannot listen on 127.0.0.1:{port}")
 
 
 @pytest.mark.parametrize(
@@ -230,7 +226,8 @@ async def test_serve_on_busy_port_fails_cleanly(tmp_path):
 async def test_bad_setting_is_a_sentence_not_a_traceback(tmp_path, monkeypatch, env, message):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    result = await amphub("serve", "--data", str(tmp_path / "data"), cwd=tmp_path)
+    # A process of its own: were the setting taken, `serve` would go on serving.
+    result = await amphub_process("serve", "--data", str(tmp_path / "data"), cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith(message)

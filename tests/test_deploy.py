@@ -4,6 +4,7 @@ model with the key it was given and reports its state back, against a real amphu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -13,13 +14,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest.mock import ANY
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import FakeClock, Hub, git, start_hub, wait_task
+from amphub.tasks import deploy as deploy_task
+from tests.conftest import FakeClock, Hub, git, push, running_hub, wait_task
 
 SECRET = "target-shared-secret"
 MIB = 1024 * 1024
@@ -41,8 +44,10 @@ class StandIn:
     clones: dict[int, Path] = field(default_factory=dict)
     reports: list[tuple[dict, int]] = field(default_factory=list)
     tasks: set = field(default_factory=set)
+    attempts: int = 0  # posts to /deploy, good or not
 
     async def deploy(self, request: web.Request) -> web.Response:
+        self.attempts += 1
         body = await request.read()
         stamp = request.headers.get("X-Amphub-Timestamp", "0")
         expected = signature(SECRET, int(stamp), body)
@@ -99,31 +104,35 @@ class Setup:
     work: Path
 
 
-@pytest.fixture
-async def setup(hub: Hub, tmp_path: Path) -> AsyncIterator[Setup]:
+@contextlib.asynccontextmanager
+async def serving(hub: Hub, workdir: Path) -> AsyncIterator[StandIn]:
+    """A stand-in service, registered on `hub` as the deploy target `serving`."""
     await git("lfs", "install", "--skip-repo")
-    service = StandIn(tmp_path)
+    service = StandIn(workdir)
     app = web.Application()
     app.router.add_post("/deploy", service.deploy)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    url = str(server.make_url("/deploy"))
-    status, answer = await hub.call(
-        "POST", "/api/v1/deploy-targets", json={"name": "serving", "url": url, "secret": SECRET}
-    )
-    assert status == 201, answer
-    await hub.space("team")
-    await hub.model("team", "m1")
-    work = tmp_path / "work"
-    await git("clone", "-q", hub.remote("team", "m1"), str(work))
-    (work / "weights.bin").write_bytes(os.urandom(MIB))
-    (work / "config.json").write_text('{"layers": 2}')
-    await git("add", "-A", cwd=work)
-    await git("commit", "-q", "-m", "weights", cwd=work)
-    await git("push", "-q", cwd=work)
-    yield Setup(hub, service, work)
-    await asyncio.gather(*service.tasks, return_exceptions=True)
-    await server.close()
+    try:
+        url = str(server.make_url("/deploy"))
+        status, answer = await hub.call(
+            "POST", "/api/v1/deploy-targets", json={"name": "serving", "url": url, "secret": SECRET}
+        )
+        assert status == 201, answer
+        yield service
+    finally:
+        await asyncio.gather(*service.tasks, return_exceptions=True)
+        await server.close()
+
+
+@pytest.fixture
+async def setup(hub: Hub, tmp_path: Path) -> AsyncIterator[Setup]:
+    async with serving(hub, tmp_path) as service:
+        await hub.space_and_model("team", "m1")
+        work = tmp_path / "work"
+        files = {"weights.bin": os.urandom(MIB), "config.json": '{"layers": 2}'}
+        await push(work, files, "weights", clone=hub.remote("team", "m1"))
+        yield Setup(hub, service, work)
 
 
 async def deploy(hub: Hub, user: str = "admin", **body) -> tuple[int, dict]:
@@ -212,36 +221,20 @@ async def test_the_key_reads_only_its_model_and_dies_with_the_deployment(setup: 
 
 
 async def test_the_key_expires_by_itself(tmp_path):
-    await git("lfs", "install", "--skip-repo")
     clock = FakeClock(datetime.now(UTC))
-    server, admin_key = await start_hub(tmp_path / "data", clock)
-    service = StandIn(tmp_path)
-    app = web.Application()
-    app.router.add_post("/deploy", service.deploy)
-    target = TestServer(app, host="127.0.0.1")
-    await target.start_server()
-    try:
-        async with aiohttp.ClientSession() as session:
-            hub = Hub(server, session, admin_key, tmp_path / "data")
-            body = {"name": "serving", "url": str(target.make_url("/deploy")), "secret": SECRET}
-            await hub.call("POST", "/api/v1/deploy-targets", json=body)
-            await hub.space("team")
-            await hub.model("team", "m1")
-            _, task = await deploy(hub)
-            await wait_task(hub, task["id"])
-            await deployment_state(hub, task["deployment"]["id"], "running")
-            description = service.received[0]
-            url = f"{hub.base}/team/m1.git".replace(
-                "http://", f"http://{description['user']}:{description['key']}@"
-            )
-            assert (await git("ls-remote", url)).returncode == 0
-            clock.advance(hours=1, seconds=1)
-            expired = await git("ls-remote", url, check=False)
-            assert expired.returncode != 0 and "Authentication failed" in expired.stderr
-    finally:
-        await asyncio.gather(*service.tasks, return_exceptions=True)
-        await target.close()
-        await server.close()
+    async with running_hub(tmp_path / "data", clock) as hub, serving(hub, tmp_path) as service:
+        await hub.space_and_model("team", "m1")
+        _, task = await deploy(hub)
+        await wait_task(hub, task["id"])
+        await deployment_state(hub, task["deployment"]["id"], "running")
+        description = service.received[0]
+        url = f"{hub.base}/team/m1.git".replace(
+            "http://", f"http://{description['user']}:{description['key']}@"
+        )
+        assert (await git("ls-remote", url)).returncode == 0
+        clock.advance(hours=1, seconds=1)
+        expired = await git("ls-remote", url, check=False)
+        assert expired.returncode != 0 and "Authentication failed" in expired.stderr
 
 
 async def test_tampered_replayed_and_stale_reports_are_refused(setup: Setup):
@@ -283,14 +276,30 @@ async def test_tampered_replayed_and_stale_reports_are_refused(setup: Setup):
         assert resp.status == 404
 
 
-async def test_target_failures_are_retried_then_end_with_the_targets_answer(setup: Setup):
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits the deploy task asks for between attempts, none of them taken for real."""
+    asked: list[float] = []
+
+    async def no_wait(delay: float) -> None:
+        asked.append(delay)
+
+    monkeypatch.setattr(deploy_task, "sleep", no_wait)
+    return asked
+
+
+async def test_target_failures_are_retried_until_it_accepts(setup: Setup, waits: list[float]):
     hub, service = setup.hub, setup.service
     service.fail_next = [503, 502]
     _, task = await deploy(hub)
     done = await wait_task(hub, task["id"])
     assert done["status"] == "succeeded", done
     assert len(service.received) == 1
+    assert service.attempts == 3 and waits == [1, 2]
 
+
+async def test_a_refusal_is_not_retried_and_fails_the_deployment(setup: Setup, waits: list[float]):
+    hub, service = setup.hub, setup.service
     service.fail_next = [409]
     _, task = await deploy(hub)
     done = await wait_task(hub, task["id"])
@@ -299,12 +308,17 @@ async def test_target_failures_are_retried_then_end_with_the_targets_answer(setu
     _, details = await hub.call("GET", "/api/v1/models/team/m1")
     failed = {d["id"]: d for d in details["deployments"]}[task["deployment"]["id"]]
     assert failed["status"] == "failed" and "no capacity" in failed["message"]
+    assert service.attempts == 1 and waits == []
 
+
+async def test_retries_end_with_the_targets_last_answer(setup: Setup, waits: list[float]):
+    hub, service = setup.hub, setup.service
     service.fail_next = [503, 503, 503, 503]
     _, task = await deploy(hub)
     done = await wait_task(hub, task["id"])
     assert done["status"] == "failed"
     assert done["message"] == "serving answered 503: no capacity (503)"
+    assert service.attempts == 4 and waits == [1, 2, 4]
 
 
 async def test_deploy_requests_are_checked(setup: Setup):
@@ -319,8 +333,11 @@ async def test_deploy_requests_are_checked(setup: Setup):
         ({"params": [1]}, "field 'params' must be dict"),
         ({"ref": "nope"}, "no branch, tag or commit nope"),
     ]
-    for change, message in cases:
+    answers = []
+    for change, _ in cases:
         status, answer = await deploy(hub, **change)
-        assert (status, answer["error"]["message"]) == (400, message)
+        answers.append((status, answer.get("error", answer)))
+    # One comparison of the whole table: a case that fails does not hide the others.
+    assert answers == [(400, {"code": ANY, "message": message}) for _, message in cases]
     _, details = await hub.call("GET", "/api/v1/models/team/m1")
     assert details["deployments"] == []

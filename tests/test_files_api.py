@@ -5,26 +5,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.conftest import Hub, git
+from tests.conftest import Hub, git, push
 
 MIB = 1024 * 1024
 
 
 async def pushed_model(hub: Hub, tmp_path: Path) -> tuple[Path, bytes]:
     await git("lfs", "install", "--skip-repo")
-    await hub.space("team")
-    await hub.model("team", "m1")
+    await hub.space_and_model("team", "m1")
     work = tmp_path / "w"
-    await git("clone", "-q", hub.remote("team", "m1"), str(work))
     weights = os.urandom(MIB)
-    (work / "weights").mkdir()
-    (work / "weights" / "model.safetensors").write_bytes(weights)
-    (work / "config.json").write_text('{"hidden": 768, "名前": "大"}\n')
-    (work / "raw.dat").write_bytes(b"\0\1\2" * 100)
-    await git("add", ".", cwd=work)
-    await git("commit", "-q", "-m", "files", cwd=work)
-    await git("tag", "v1", cwd=work)
-    await git("push", "-q", "origin", "master", "v1", cwd=work)
+    files = {
+        "weights/model.safetensors": weights,
+        "config.json": '{"hidden": 768, "名前": "大"}\n',
+        "raw.dat": b"\0\1\2" * 100,
+    }
+    await push(work, files, "files", clone=hub.remote("team", "m1"), tag="v1")
     return work, weights
 
 

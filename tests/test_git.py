@@ -13,19 +13,7 @@ from dulwich.protocol import pkt_line
 
 from amphub import db
 from amphub.http import keys
-from tests.conftest import Hub, git, start_hub
-
-
-def write(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data if isinstance(data, bytes) else data.encode())
-
-
-async def commit_file(repo: Path, name: str, data: bytes | str, message: str) -> str:
-    write(repo / name, data)
-    await git("add", name, cwd=repo)
-    await git("commit", "-q", "-m", message, cwd=repo)
-    return (await git("rev-parse", "HEAD", cwd=repo)).stdout.strip()
+from tests.conftest import Hub, commit, git, running_hub
 
 
 async def clone(hub: Hub, tmp_path: Path, name: str, *args: str, user: str = "admin") -> Path:
@@ -54,14 +42,14 @@ async def test_clone_new_model_has_readme_and_lfs_attributes(hub, model_repo, tm
 async def test_push_over_one_mib_then_clone_and_pull(hub, model_repo, tmp_path):
     work = await clone(hub, tmp_path, "w")
     payload = os.urandom(3 * 1024 * 1024)
-    head = await commit_file(work, "weights.raw", payload, "add 3 MiB")
+    head = await commit(work, {"weights.raw": payload}, "add 3 MiB")
     await git("push", "origin", "master", cwd=work)
     assert await remote_head(hub) == head
 
     other = await clone(hub, tmp_path, "other")
     assert (other / "weights.raw").read_bytes() == payload
 
-    newer = await commit_file(work, "notes.txt", "more\n", "notes")
+    newer = await commit(work, {"notes.txt": "more\n"}, "notes")
     await git("push", cwd=work)
     await git("pull", "-q", cwd=other)
     assert (await git("rev-parse", "HEAD", cwd=other)).stdout.strip() == newer
@@ -71,7 +59,7 @@ async def test_push_over_one_mib_then_clone_and_pull(hub, model_repo, tmp_path):
 async def test_push_is_recorded_and_updates_model_time(hub, model_repo, tmp_path):
     _, before = await hub.call("GET", "/api/v1/models/team/m1")
     work = await clone(hub, tmp_path, "w")
-    head = await commit_file(work, "a.txt", "a", "a")
+    head = await commit(work, {"a.txt": "a"}, "a")
     await git("push", cwd=work)
     async with db.opened(hub.data_dir / "amphub.db") as database:
         pushes = await db.list_pushes(database, "team", "m1")
@@ -85,7 +73,7 @@ async def test_a_push_is_recorded_before_its_client_hears_of_it(hub, model_repo,
     # record made after the report could be lost while the refs have moved.
     work = await clone(hub, tmp_path, "w")
     old = await remote_head(hub)
-    new = await commit_file(work, "a.txt", "a", "a")
+    new = await commit(work, {"a.txt": "a"}, "a")
     pack = subprocess.run(
         ["git", "pack-objects", "--stdout", "--revs"],
         input=f"{new}\n^{old}\n".encode(),
@@ -111,7 +99,7 @@ async def test_a_push_is_recorded_before_its_client_hears_of_it(hub, model_repo,
 async def test_shallow_clone(hub, model_repo, tmp_path):
     work = await clone(hub, tmp_path, "w")
     for i in range(3):
-        await commit_file(work, f"f{i}.txt", str(i), f"commit {i}")
+        await commit(work, {f"f{i}.txt": str(i)}, f"commit {i}")
     await git("push", cwd=work)
     shallow = await clone(hub, tmp_path, "shallow", "--depth", "1")
     count = (await git("rev-list", "--count", "HEAD", cwd=shallow)).stdout.strip()
@@ -126,7 +114,7 @@ async def test_tags_branches_and_deletion(hub, model_repo, tmp_path):
     await git("tag", "-a", "v1.0", "-m", "first release", cwd=work)
     await git("push", "origin", "v1.0", cwd=work)
     await git("checkout", "-q", "-b", "dev", cwd=work)
-    dev = await commit_file(work, "dev.txt", "dev", "dev work")
+    dev = await commit(work, {"dev.txt": "dev"}, "dev work")
     await git("push", "-u", "origin", "dev", cwd=work)
     refs = (await git("ls-remote", hub.remote("team", "m1"))).stdout
     assert f"{dev}\trefs/heads/dev" in refs
@@ -153,10 +141,10 @@ async def test_default_branch_cannot_be_deleted(hub, model_repo, tmp_path):
 async def test_non_fast_forward_refused_and_force_push_accepted(hub, model_repo, tmp_path):
     first = await clone(hub, tmp_path, "first")
     second = await clone(hub, tmp_path, "second")
-    pushed = await commit_file(first, "a.txt", "a", "from first")
+    pushed = await commit(first, {"a.txt": "a"}, "from first")
     await git("push", cwd=first)
 
-    mine = await commit_file(second, "b.txt", "b", "from second")
+    mine = await commit(second, {"b.txt": "b"}, "from second")
     await git("fetch", cwd=second)
     refused = await git("push", cwd=second, check=False)
     assert refused.returncode != 0
@@ -180,7 +168,7 @@ async def test_concurrent_pushes_to_one_branch_exactly_one_wins(hub, model_repo,
     base = await remote_head(hub)
     clones = [await clone(hub, tmp_path, f"c{i}") for i in range(6)]
     heads = [
-        await commit_file(c, "file.txt", f"version {i}\n" * 1000, f"commit {i}")
+        await commit(c, {"file.txt": f"version {i}\n" * 1000}, f"commit {i}")
         for i, c in enumerate(clones)
     ]
     results = await asyncio.gather(*(git("push", cwd=c, check=False) for c in clones))
@@ -200,7 +188,7 @@ async def test_concurrent_pushes_to_one_branch_exactly_one_wins(hub, model_repo,
 async def test_concurrent_clones_while_a_push_runs(hub, model_repo, tmp_path):
     work = await clone(hub, tmp_path, "w")
     for i in range(3):
-        await commit_file(work, f"blob{i}.raw", os.urandom(1024 * 1024), f"blob {i}")
+        await commit(work, {f"blob{i}.raw": os.urandom(1024 * 1024)}, f"blob {i}")
     pushing = git("push", cwd=work)
     cloning = [
         git("clone", "-q", hub.remote("team", "m1"), str(tmp_path / f"reader{i}")) for i in range(4)
@@ -216,7 +204,7 @@ async def test_concurrent_clones_while_a_push_runs(hub, model_repo, tmp_path):
 async def test_url_without_git_suffix(hub, model_repo, tmp_path):
     url = hub.remote("team", "m1").removesuffix(".git")
     await git("clone", "-q", url, str(tmp_path / "w"))
-    head = await commit_file(tmp_path / "w", "x.txt", "x", "x")
+    head = await commit(tmp_path / "w", {"x.txt": "x"}, "x")
     await git("push", "-q", cwd=tmp_path / "w")
     assert await remote_head(hub) == head
 
@@ -229,7 +217,7 @@ async def test_credential_helper_store_asks_once(hub, model_repo, tmp_path, isol
     (isolated_git / ".git-credentials").write_text(f"http://admin:{hub.admin_key}@{host}\n")
     url = hub.remote("team", "m1", user=None)
     await git("clone", "-q", url, str(tmp_path / "w"))
-    head = await commit_file(tmp_path / "w", "c.txt", "c", "c")
+    head = await commit(tmp_path / "w", {"c.txt": "c"}, "c")
     await git("push", "-q", cwd=tmp_path / "w")
     assert await remote_head(hub) == head
 
@@ -298,14 +286,13 @@ async def test_other_users_private_model_is_not_found_for_clone_and_push(hub, mo
 
 
 async def test_push_refused_by_policy_says_why(hub, tmp_path):
-    await hub.space("team")
-    await hub.model("team", "m1", visibility="public")
+    await hub.space_and_model("team", "m1", visibility="public")
     await hub.user("reader")
     await git("clone", "-q", hub.remote("team", "m1", user=None), str(tmp_path / "anon"))
     work = tmp_path / "w"
     await git("clone", "-q", hub.remote("team", "m1", user="reader"), str(work))
     before = await remote_head(hub)
-    await commit_file(work, "x.txt", "x", "x")
+    await commit(work, {"x.txt": "x"}, "x")
     result = await git("push", cwd=work, check=False)
     assert result.returncode != 0
     assert (
@@ -316,11 +303,10 @@ async def test_push_refused_by_policy_says_why(hub, tmp_path):
 
 
 async def test_anonymous_push_to_public_model_asks_for_credentials(hub, tmp_path):
-    await hub.space("team")
-    await hub.model("team", "m1", visibility="public")
+    await hub.space_and_model("team", "m1", visibility="public")
     work = tmp_path / "w"
     await git("clone", "-q", hub.remote("team", "m1", user=None), str(work))
-    await commit_file(work, "x.txt", "x", "x")
+    await commit(work, {"x.txt": "x"}, "x")
     result = await git("push", cwd=work, check=False)
     assert result.returncode != 0
     assert "could not read Username" in result.stderr
@@ -388,13 +374,13 @@ async def test_fetch_with_many_haves(hub, model_repo, tmp_path):
     # git gzips negotiation bodies over 1 KiB: a fetch with many haves sends one.
     work = await clone(hub, tmp_path, "w")
     for i in range(40):
-        await commit_file(work, f"n{i}.txt", str(i), f"n{i}")
+        await commit(work, {f"n{i}.txt": str(i)}, f"n{i}")
     await git("push", "-q", cwd=work)
     other = tmp_path / "other"
     await git("clone", "-q", hub.remote("team", "m1"), str(other))
     await git("checkout", "-q", "-b", "side", "HEAD~30", cwd=other)
     for i in range(40):
-        await commit_file(other, f"s{i}.txt", str(i), f"s{i}")
+        await commit(other, {f"s{i}.txt": str(i)}, f"s{i}")
     await git("push", "-q", "origin", "side", cwd=other)
     await git("fetch", "-q", "origin", cwd=work)
     assert (await git("rev-parse", "origin/side", cwd=work)).stdout.strip() == (
@@ -404,23 +390,18 @@ async def test_fetch_with_many_haves(hub, model_repo, tmp_path):
 
 async def test_restart_keeps_data(tmp_path):
     data = tmp_path / "data"
-    server, key = await start_hub(data)
-    async with aiohttp.ClientSession() as session:
-        hub = Hub(server, session, key, data)
-        await hub.space("team")
-        await hub.model("team", "m1")
+    async with running_hub(data) as hub:
+        key = hub.admin_key
+        await hub.space_and_model("team", "m1")
         work = await clone(hub, tmp_path, "w")
-        head = await commit_file(work, "kept.txt", "kept", "kept")
+        head = await commit(work, {"kept.txt": "kept"}, "kept")
         await git("push", cwd=work)
-    await server.close()
 
-    server, again = await start_hub(data)
-    assert again is None  # the administrator is created once
-    async with aiohttp.ClientSession() as session:
-        hub = Hub(server, session, key, data)
+    async with running_hub(data) as hub:
+        assert hub.admin_key is None  # the administrator is created once
+        hub.admin_key = key
         status, model = await hub.call("GET", "/api/v1/models/team/m1")
         assert status == 200 and model["id"] == "m1"
         copy = await clone(hub, tmp_path, "copy")
         assert (copy / "kept.txt").read_text() == "kept"
         assert (await git("rev-parse", "HEAD", cwd=copy)).stdout.strip() == head
-    await server.close()

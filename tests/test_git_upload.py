@@ -13,8 +13,7 @@ from dulwich.protocol import pkt_line
 
 from amphub.git import upload
 from amphub.storage.repos import PACK_CACHE_DIR, repo_size
-from tests.conftest import Hub, git
-from tests.test_git import commit_file
+from tests.conftest import Hub, commit, git
 
 WANT = b"want " + b"1" * 40
 
@@ -47,7 +46,7 @@ async def history(hub: Hub, tmp_path: Path, commits: int = 5) -> Path:
     work = tmp_path / "w"
     await git("clone", "-q", hub.remote("team", "m1"), str(work))
     for i in range(commits):
-        await commit_file(work, f"dir{i % 2}/f{i}.txt", f"line\n{i}\n" * 200, f"commit {i}")
+        await commit(work, {f"dir{i % 2}/f{i}.txt": f"line\n{i}\n" * 200}, f"commit {i}")
     await git("push", "-q", "origin", "master", cwd=work)
     shutil.rmtree(repo_dir(hub) / PACK_CACHE_DIR)  # left by the clone above
     return work
@@ -73,7 +72,7 @@ async def test_second_clone_is_served_from_the_cache(hub, model_repo, tmp_path, 
 async def test_push_invalidates_the_cached_pack(hub, model_repo, tmp_path):
     work = await history(hub, tmp_path)
     await bare_clone(hub, tmp_path, "before")
-    head = await commit_file(work, "new.txt", "new\n", "after the first clone")
+    head = await commit(work, {"new.txt": "new\n"}, "after the first clone")
     await git("push", "-q", cwd=work)
     after = await bare_clone(hub, tmp_path, "after")
     assert (await git("rev-parse", "master", cwd=after)).stdout.strip() == head
@@ -83,7 +82,7 @@ async def test_push_invalidates_the_cached_pack(hub, model_repo, tmp_path):
 async def test_cache_keeps_only_the_newest_packs(hub, model_repo, tmp_path):
     work = await history(hub, tmp_path, commits=1)
     for i in range(upload.CACHE_KEEP + 2):
-        await commit_file(work, "n.txt", str(i), f"n{i}")
+        await commit(work, {"n.txt": str(i)}, f"n{i}")
         await git("push", "-q", cwd=work)
         await bare_clone(hub, tmp_path, f"c{i}")
     assert len(cached_packs(hub)) == upload.CACHE_KEEP
@@ -131,7 +130,7 @@ async def test_fetch_gets_thin_deltas_that_check_out(hub, model_repo, tmp_path):
     await git("clone", "-q", hub.remote("team", "m1"), str(reader))
     for i in range(3):
         text = "".join(f"line {n} of {i}\n" for n in range(2000))
-        await commit_file(work, "dir0/f0.txt", text, f"edit {i}")
+        await commit(work, {"dir0/f0.txt": text}, f"edit {i}")
     await git("tag", "-a", "v3", "-m", "tagged with the fetch", cwd=work)
     await git("push", "-q", "origin", "master", "v3", cwd=work)
     await git("pull", "-q", cwd=reader)
@@ -143,11 +142,11 @@ async def test_fetch_gets_thin_deltas_that_check_out(hub, model_repo, tmp_path):
 async def test_deleted_branch_and_force_pushed_commits_are_not_cloned(hub, model_repo, tmp_path):
     work = await history(hub, tmp_path)
     await git("checkout", "-q", "-b", "secret", cwd=work)
-    await commit_file(work, "secret.txt", "do not ship\n", "secret")
+    await commit(work, {"secret.txt": "do not ship\n"}, "secret")
     secret_blob = (await git("rev-parse", "HEAD:secret.txt", cwd=work)).stdout.strip()
     await git("push", "-q", "origin", "secret", cwd=work)
     await git("checkout", "-q", "master", cwd=work)
-    dropped = await commit_file(work, "oops.txt", "oops\n", "oops")
+    dropped = await commit(work, {"oops.txt": "oops\n"}, "oops")
     await git("push", "-q", cwd=work)
     await git("push", "-q", "origin", "--delete", "secret", cwd=work)
     await git("reset", "-q", "--hard", "HEAD~1", cwd=work)
@@ -164,16 +163,16 @@ async def test_pack_with_unreachable_deltas_is_rewritten(hub, model_repo, tmp_pa
     # deleting one branch leaves that pack half reachable.
     work = await history(hub, tmp_path, commits=1)
     lines = [f"{n} the quick brown fox\n" for n in range(3000)]
-    await commit_file(work, "big.txt", "".join(lines), "big")
+    await commit(work, {"big.txt": "".join(lines)}, "big")
     await git("push", "-q", cwd=work)
     await git("checkout", "-q", "-b", "side", cwd=work)
     for i in range(3):
         lines[i * 7] = f"side {i}\n"
-        side = await commit_file(work, "big.txt", "".join(lines), f"side {i}")
+        side = await commit(work, {"big.txt": "".join(lines)}, f"side {i}")
     await git("checkout", "-q", "master", cwd=work)
     for i in range(3):
         lines[i * 11] = f"master {i}\n"
-        await commit_file(work, "big.txt", "".join(lines), f"master {i}")
+        await commit(work, {"big.txt": "".join(lines)}, f"master {i}")
     await git("push", "-q", "origin", "master", "side", cwd=work)
     await git("push", "-q", "origin", "--delete", "side", cwd=work)
 
@@ -186,7 +185,7 @@ async def test_unrelated_history_force_pushed_over_the_first_commit(hub, model_r
     first = (await git("ls-remote", hub.remote("team", "m1"), "master")).stdout.split()[0]
     other = tmp_path / "other"
     await git("init", "-q", str(other))
-    await commit_file(other, "a.txt", "a\n", "a")
+    await commit(other, {"a.txt": "a\n"}, "a")
     await git("push", "-q", "--force", hub.remote("team", "m1"), "master", cwd=other)
     copy = await bare_clone(hub, tmp_path, "copy")
     assert not await has_object(copy, first)

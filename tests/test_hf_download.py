@@ -28,7 +28,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import disable_progress_bars
 
-from tests.conftest import Hub, git, wait_task
+from tests.conftest import Hub, git, push, wait_task
 from tests.samples import SEED
 
 MIB = 1024 * 1024
@@ -77,32 +77,18 @@ def bearer(hub: Hub, user: str = "admin") -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-async def push(work: Path, files: dict[str, bytes], message: str) -> str:
-    for name, data in files.items():
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        (work / name).write_bytes(data)
-    await git("add", "-A", cwd=work)
-    await git("commit", "-q", "-m", message, cwd=work)
-    await git("push", "-q", "origin", "HEAD", cwd=work)
-    return (await git("rev-parse", "HEAD", cwd=work)).stdout.strip()
-
-
 @pytest.fixture
 async def pushed(hub: Hub, model_repo, tmp_path: Path) -> Pushed:
     await git("lfs", "install", "--skip-repo")
     work = tmp_path / "work"
-    await git("clone", "-q", hub.remote("team", "m1"), str(work))
     files = {
         "README.md": SEED.encode(),
         "config.json": b'{"hidden_size": 8}\n',
         "weights/model.safetensors": safetensors(2 * MIB),
         "model.pkl": pickle.dumps(Evil(), protocol=2),
     }
-    master = await push(work, files, "weights")
-    await git("tag", "v1", cwd=work)
-    await git("push", "-q", "origin", "v1", cwd=work)
-    await git("checkout", "-q", "-b", "feature/x", cwd=work)
-    branch = await push(work, {"extra.json": b"{}\n"}, "extra")
+    master = await push(work, files, "weights", clone=hub.remote("team", "m1"), tag="v1")
+    branch = await push(work, {"extra.json": b"{}\n"}, "extra", branch="feature/x")
     return Pushed(files, master, branch, master)
 
 
@@ -150,25 +136,39 @@ async def test_resolve_answers_with_the_headers_the_client_relies_on(hub, pushed
             == f"bytes {len(config) - 3}-{len(config) - 1}/{len(config)}"
         )
 
+
+async def test_resolve_names_what_is_missing(hub, pushed):
     cases = [
         ("main/nope.json", "EntryNotFound", pushed.master),
         ("nope/config.json", "RevisionNotFound", None),
         ("main/weights", "EntryNotFound", pushed.master),
     ]
-    for path, code, commit in cases:
+    answers = []
+    for path, _, _ in cases:
         async with hub.session.head(
             f"{hub.base}/team/m1/resolve/{path}", headers=bearer(hub)
         ) as resp:
-            assert (resp.status, resp.headers["X-Error-Code"]) == (404, code), path
-            assert resp.headers.get("X-Repo-Commit") == commit
+            answers.append(
+                (
+                    path,
+                    resp.status,
+                    resp.headers.get("X-Error-Code"),
+                    resp.headers.get("X-Repo-Commit"),
+                )
+            )
+    # One comparison of the whole table: a case that fails does not hide the others.
+    assert answers == [(path, 404, code, commit) for path, code, commit in cases]
 
 
 async def test_a_revision_that_is_not_a_ref_name_reads_nothing(hub, pushed):
     # Decoded, these name files of the repository directory, not refs.
-    for revision in ("..%2F..%2FHEAD", "..%2Fconfig", "heads%2F..%2F..%2FHEAD"):
+    revisions = ("..%2F..%2FHEAD", "..%2Fconfig", "heads%2F..%2F..%2FHEAD")
+    answers = []
+    for revision in revisions:
         url = f"{hub.base}/team/m1/resolve/{revision}/config.json"
         async with hub.session.get(url, headers=bearer(hub)) as resp:
-            assert (resp.status, resp.headers["X-Error-Code"]) == (404, "RevisionNotFound")
+            answers.append((revision, resp.status, resp.headers.get("X-Error-Code")))
+    assert answers == [(revision, 404, "RevisionNotFound") for revision in revisions]
 
 
 async def test_hf_hub_download_fills_the_cache_as_from_the_hub(hub, pushed, tmp_path):
@@ -356,33 +356,37 @@ async def test_list_models_by_search_and_author(hub, api):
     assert "team/hidden" not in await hf(lambda: [m.id for m in anonymous.list_models()])
 
 
-async def test_what_a_caller_may_not_see_is_a_missing_repository(hub, pushed, tmp_path):
+@pytest.mark.parametrize("who", ["bob", "nobody"])
+async def test_what_a_caller_may_not_see_is_a_missing_repository(hub, pushed, tmp_path, who):
     await hub.user("bob")
+    token = hub.keys["bob"] if who == "bob" else False
+    client = HfApi(endpoint=hub.base, token=token)
+    with pytest.raises(RepositoryNotFoundError):
+        await hf(client.model_info, "team/m1")
+    with pytest.raises(RepositoryNotFoundError):
+        await hf(client.list_repo_files, "team/m1")
+    with pytest.raises(RepositoryNotFoundError):
+        await hf(
+            hf_hub_download,
+            "team/m1",
+            "config.json",
+            endpoint=hub.base,
+            token=token,
+            cache_dir=tmp_path / "c",
+        )
+
+
+async def test_a_repository_that_is_not_there_is_missing_for_the_admin_too(hub, api):
+    with pytest.raises(RepositoryNotFoundError):
+        await hf(api.model_info, "team/nope")
+
+
+async def test_a_visitor_sees_the_card_of_a_gated_repository_but_no_files(hub, pushed, tmp_path):
     await hub.user("viv")
     status, _ = await hub.call(
         "PUT", "/api/v1/models/team/m1/members/viv", json={"role": "visitor"}
     )
     assert status == 200
-    bob = HfApi(endpoint=hub.base, token=hub.keys["bob"])
-    nobody = HfApi(endpoint=hub.base, token=False)
-    for client in (bob, nobody):
-        with pytest.raises(RepositoryNotFoundError):
-            await hf(client.model_info, "team/m1")
-        with pytest.raises(RepositoryNotFoundError):
-            await hf(client.list_repo_files, "team/m1")
-    for token in (hub.keys["bob"], False):
-        with pytest.raises(RepositoryNotFoundError):
-            await hf(
-                hf_hub_download,
-                "team/m1",
-                "config.json",
-                endpoint=hub.base,
-                token=token,
-                cache_dir=tmp_path / "c",
-            )
-    with pytest.raises(RepositoryNotFoundError):
-        await hf(HfApi(endpoint=hub.base, token=hub.admin_key).model_info, "team/nope")
-
     visitor = HfApi(endpoint=hub.base, token=hub.keys["viv"])
     info = await hf(visitor.model_info, "team/m1")
     assert info.gated == "manual" and info.siblings is None and info.card_data is not None
@@ -396,15 +400,18 @@ async def test_what_a_caller_may_not_see_is_a_missing_repository(hub, pushed, tm
             cache_dir=tmp_path / "v",
         )
 
+
+async def test_a_wrong_key_is_refused_not_hidden(hub, pushed):
     with pytest.raises(HfHubHTTPError) as refused:
         await hf(HfApi(endpoint=hub.base, token="not-a-key").model_info, "team/m1")
     assert refused.value.response.status_code == 401
     assert not isinstance(refused.value, RepositoryNotFoundError)
     assert "Invalid credentials" in str(refused.value)
 
-    admin = HfApi(endpoint=hub.base, token=hub.admin_key)
+
+async def test_a_missing_revision_or_file_is_told_as_such(hub, pushed, api, tmp_path):
     with pytest.raises(RevisionNotFoundError):
-        await hf(admin.model_info, "team/m1", revision="nope")
+        await hf(api.model_info, "team/m1", revision="nope")
     with pytest.raises(RemoteEntryNotFoundError):
         await hf(
             hf_hub_download,
@@ -463,11 +470,9 @@ class CuttingProxy:
 
 async def test_a_broken_download_resumes_with_a_range_request(hub, model_repo, tmp_path):
     await git("lfs", "install", "--skip-repo")
-    work = tmp_path / "work"
-    await git("clone", "-q", hub.remote("team", "m1"), str(work))
     # The client writes what it received in pieces of 10 MiB: cut after more than one.
     data = os.urandom(24 * MIB)
-    await push(work, {"big.bin": data}, "big")
+    await push(tmp_path / "work", {"big.bin": data}, "big", clone=hub.remote("team", "m1"))
     proxy = CuttingProxy(hub.server.port, cut_after=16 * MIB)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
     endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, models, pre_tokenizers
 
-from tests.conftest import Hub, git
-from tests.test_hf_download import push
+from tests.conftest import Hub, push
 
 VOCAB = {"[UNK]": 0, "[PAD]": 1, "hello": 2, "world": 3, "amphub": 4}
 CONFIG = {
@@ -46,10 +45,7 @@ def tokenizer_json() -> bytes:
 
 
 async def test_auto_config_and_auto_tokenizer_load_from_amphub(hub: Hub, tmp_path: Path):
-    await hub.space("team")
-    await hub.model("team", "tiny")
-    work = tmp_path / "work"
-    await git("clone", "-q", hub.remote("team", "tiny"), str(work))
+    await hub.space_and_model("team", "tiny")
     files = {
         "config.json": json.dumps(CONFIG).encode(),
         "tokenizer.json": tokenizer_json(),
@@ -61,9 +57,7 @@ async def test_auto_config_and_auto_tokenizer_load_from_amphub(hub: Hub, tmp_pat
             }
         ).encode(),
     }
-    await push(work, files, "tiny model")
-    await git("tag", "v1", cwd=work)
-    await git("push", "-q", "origin", "v1", cwd=work)
+    await push(tmp_path / "work", files, "tiny model", clone=hub.remote("team", "tiny"), tag="v1")
 
     env = {name: value for name, value in os.environ.items() if not name.startswith("HF_")}
     env.update(

@@ -130,8 +130,7 @@ def scratch(hub: Hub) -> list[str]:
 
 
 async def test_the_write_token_follows_roles_and_names_the_model_storage(hub):
-    await hub.space("team")
-    await hub.model("team", "m", visibility="public")
+    await hub.space_and_model("team", "m", visibility="public")
     await hub.model("team", "hidden")
     grant = await token(hub, "m")
     assert grant["casUrl"] == f"{hub.base}/api/models/team/m/xet"
@@ -156,8 +155,7 @@ async def test_the_write_token_follows_roles_and_names_the_model_storage(hub):
 
 
 async def test_a_shard_is_rebuilt_into_checked_lfs_objects(hub, tmp_path):
-    await hub.space("team")
-    await hub.model("team", "m")
+    await hub.space_and_model("team", "m")
     grant = await token(hub, "m")
     chunks = [os.urandom(70_000), bytes(50_000), b"tail"]
     content = b"".join(chunks)
@@ -204,8 +202,7 @@ async def test_a_shard_is_rebuilt_into_checked_lfs_objects(hub, tmp_path):
 
 
 async def test_xorbs_no_shard_named_for_a_day_are_swept(hub):
-    await hub.space("team")
-    await hub.model("team", "m")
+    await hub.space_and_model("team", "m")
     grant = await token(hub, "m")
     for name in ("ab" * 32, "cd" * 32):
         assert (await cas(hub, grant, "POST", f"/v1/xorbs/default/{name}", xorb([b"x"])))[0] == 200
@@ -217,8 +214,7 @@ async def test_xorbs_no_shard_named_for_a_day_are_swept(hub):
 
 
 async def test_malformed_and_interrupted_xorbs_leave_nothing(hub):
-    await hub.space("team")
-    await hub.model("team", "m")
+    await hub.space_and_model("team", "m")
     grant = await token(hub, "m")
     path = "/v1/xorbs/default/" + "56" * 32
     for body in (b"garbage", xorb([b"abc"])[:-1], xorb([b"abc"]).replace(b"\x00", b"\x07", 1)):

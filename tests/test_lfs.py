@@ -17,7 +17,7 @@ from amphub.services.models import delete_model
 from amphub.services.objects import collect
 from amphub.storage.local_objects import LocalObjectStore, put_group
 from amphub.storage.objects import ObjectMismatch
-from tests.conftest import Hub, git, start_hub
+from tests.conftest import Hub, git, push, running_hub
 
 MIB = 1024 * 1024
 LFS_JSON = "application/vnd.git-lfs+json"
@@ -27,15 +27,6 @@ async def lfs_clone(hub: Hub, tmp_path: Path, name: str, *, user: str = "admin",
     target = tmp_path / name
     await git("clone", "-q", hub.remote("team", "m1", user), str(target), **env)
     return target
-
-
-async def add_and_push(work: Path, files: dict[str, bytes], message: str = "add") -> None:
-    for name, data in files.items():
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        (work / name).write_bytes(data)
-        await git("add", name, cwd=work)
-    await git("commit", "-q", "-m", message, cwd=work)
-    await git("push", "-q", "origin", "HEAD", cwd=work)
 
 
 def oid_of(data: bytes) -> str:
@@ -82,7 +73,7 @@ async def test_push_and_clone_lfs_files_of_several_sizes(hub, model_repo, tmp_pa
     await git("lfs", "install", "--skip-repo")
     work = await lfs_clone(hub, tmp_path, "w")
     files = {"empty.bin": b"", "one.bin": b"x", "weights/model.safetensors": os.urandom(5 * MIB)}
-    await add_and_push(work, files)
+    await push(work, files, "add")
     for name in ("one.bin", "weights/model.safetensors"):
         assert stored(hub, files[name]).read_bytes() == files[name]
 
@@ -98,7 +89,7 @@ async def test_lfs_pull_include_fetches_only_what_is_asked(hub, model_repo, tmp_
     await git("lfs", "install", "--skip-repo")
     work = await lfs_clone(hub, tmp_path, "w")
     files = {"a.bin": os.urandom(1000), "b.bin": os.urandom(2000)}
-    await add_and_push(work, files)
+    await push(work, files, "add")
     copy = await lfs_clone(hub, tmp_path, "copy", GIT_LFS_SKIP_SMUDGE="1")
     assert (copy / "a.bin").read_bytes().startswith(b"version https://git-lfs")
     await git("lfs", "pull", "--include", "a.bin", cwd=copy)
@@ -120,15 +111,12 @@ async def test_upload_with_wrong_hash_leaves_nothing(hub, model_repo):
 
 async def test_upload_cut_off_halfway_leaves_nothing_even_after_restart(tmp_path):
     data_dir = tmp_path / "data"
-    server, key = await start_hub(data_dir)
     data = os.urandom(8 * MIB)
     oid = oid_of(data)
-    async with aiohttp.ClientSession() as session:
-        hub = Hub(server, session, key, data_dir)
-        await hub.space("team")
-        await hub.model("team", "m1")
+    async with running_hub(data_dir) as hub:
+        await hub.space_and_model("team", "m1")
         _, before = await hub.call("GET", "/api/v1/spaces/team")
-        reader, writer = await asyncio.open_connection(server.host, server.port)
+        reader, writer = await asyncio.open_connection(hub.server.host, hub.server.port)
         head = (
             f"PUT /team/m1.git/info/lfs/objects/{oid} HTTP/1.1\r\nHost: x\r\n"
             f"Authorization: {auth(hub)['Authorization']}\r\nContent-Length: {len(data)}\r\n\r\n"
@@ -144,13 +132,11 @@ async def test_upload_cut_off_halfway_leaves_nothing_even_after_restart(tmp_path
         assert after["used"] == before["used"]
         status, answer, _ = await batch(hub, "upload", [{"oid": oid, "size": len(data)}])
         assert "upload" in answer["objects"][0]["actions"]  # not linked: must be sent again
-    await server.close()
     # What a crash halfway through an upload leaves: a temporary file beside the object.
     crashed = stored(hub, data).with_name("0badc0de-7.part")
     crashed.write_bytes(b"half an object")
     (data_dir / "tmp" / "xorb-crashed").write_bytes(b"half a xorb")
-    server, _ = await start_hub(data_dir)
-    try:
+    async with running_hub(data_dir) as hub:
         assert list((data_dir / "tmp").iterdir()) == []
         for _ in range(100):  # removed in the background, as the server starts
             if not crashed.exists():
@@ -158,8 +144,6 @@ async def test_upload_cut_off_halfway_leaves_nothing_even_after_restart(tmp_path
             await asyncio.sleep(0.1)
         assert temp_files(hub) == []
         assert not stored(hub, data).exists()
-    finally:
-        await server.close()
 
 
 async def test_download_resumes_with_range(hub, model_repo):
@@ -208,8 +192,7 @@ async def test_batch_answers_follow_the_spec(hub, model_repo):
 
 
 async def test_a_transfer_token_follows_roles_keys_and_models_after_it_was_given(hub):
-    await hub.space("team")
-    await hub.model("team", "m1")
+    await hub.space_and_model("team", "m1")
     await hub.model("team", "m2")
     await hub.user("dev")
     await hub.call("PUT", "/api/v1/models/team/m1/members/dev", json={"role": "developer"})
@@ -274,8 +257,7 @@ async def test_batch_request_errors(hub, model_repo):
 
 
 async def test_reader_may_not_upload_and_stranger_sees_nothing(hub, tmp_path):
-    await hub.space("team")
-    await hub.model("team", "m1", visibility="public")
+    await hub.space_and_model("team", "m1", visibility="public")
     await hub.model("team", "secret")
     await hub.user("reader")
     data = os.urandom(100)
@@ -306,8 +288,7 @@ async def test_reader_may_not_upload_and_stranger_sees_nothing(hub, tmp_path):
 
 
 async def test_same_object_uploaded_eight_times_to_two_models_is_stored_once(hub, tmp_path):
-    await hub.space("team")
-    await hub.model("team", "m1")
+    await hub.space_and_model("team", "m1")
     await hub.model("team", "m2")
     data = os.urandom(2 * MIB)
     results = await asyncio.gather(
@@ -389,15 +370,10 @@ async def test_an_upload_batch_makes_the_folders_of_its_objects_first(hub, model
 @contextlib.asynccontextmanager
 async def space_with_quota(tmp_path: Path, quota: int) -> AsyncIterator[Hub]:
     """A server whose space `team`, with model `m1`, may hold `quota` bytes."""
-    server, key = await start_hub(tmp_path / "data", quota_unit=quota)
-    try:
-        async with aiohttp.ClientSession() as session:
-            hub = Hub(server, session, key, tmp_path / "data")
-            await hub.space("team", quota=quota)
-            await hub.model("team", "m1")
-            yield hub
-    finally:
-        await server.close()
+    async with running_hub(tmp_path / "data", quota_unit=quota) as hub:
+        await hub.space("team", quota=quota)
+        await hub.model("team", "m1")
+        yield hub
 
 
 async def test_quota_refuses_a_push_with_a_readable_message(tmp_path):
@@ -483,7 +459,7 @@ async def test_locks_from_two_users(hub, tmp_path):
     await hub.space("team", owner="ada")
     await hub.model("team", "m1", owner="ada")
     ada = await lfs_clone(hub, tmp_path, "ada", user="ada")
-    await add_and_push(ada, {"model.bin": os.urandom(1000)})
+    await push(ada, {"model.bin": os.urandom(1000)}, "add")
     admin = await lfs_clone(hub, tmp_path, "admin")
 
     await git("lfs", "lock", "model.bin", cwd=ada)
@@ -537,8 +513,7 @@ async def test_locks_api_paging_and_filters(hub, model_repo):
 
 
 async def test_deleting_a_model_removes_objects_no_other_model_references(hub, tmp_path):
-    await hub.space("team")
-    await hub.model("team", "m1")
+    await hub.space_and_model("team", "m1")
     await hub.model("team", "m2")
     shared, own = os.urandom(3000), os.urandom(4000)
     for model, data in (("m1", shared), ("m2", shared), ("m1", own)):

@@ -5,32 +5,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from amphub.http import keys
 from amphub.services.spaces import release_due_spaces
-from tests.conftest import GIB, FakeClock, Hub, git, start_hub
+from tests.conftest import GIB, FakeClock, Hub, commit, git, push, running_hub
 
 
 @pytest.fixture
 async def timed(tmp_path: Path):
     clock = FakeClock()
-    server, key = await start_hub(tmp_path / "data", clock)
-    async with aiohttp.ClientSession() as session:
-        hub = Hub(server, session, key, tmp_path / "data")
+    async with running_hub(tmp_path / "data", clock) as hub:
         hub.clock = clock
         await hub.user("ada", creator=True)
-        await hub.space("team", owner="ada")  # monthly: expires 2026-02-15 12:00
-        await hub.model("team", "m1", owner="ada")
+        # monthly: expires 2026-02-15 12:00
+        await hub.space_and_model("team", "m1", owner="ada")
         yield hub
-    await server.close()
 
 
-async def push_file(hub: Hub, work: Path, name: str) -> object:
-    (work / name).write_bytes(os.urandom(100))
-    await git("add", name, cwd=work)
-    await git("commit", "-q", "-m", name, cwd=work)
+async def push_file(work: Path, name: str) -> object:
+    """Commit a file and try to push it: the push's result, refused or not."""
+    await commit(work, {name: os.urandom(100)}, name)
     return await git("push", "-q", cwd=work, check=False)
 
 
@@ -47,14 +42,14 @@ async def test_space_lifetime_through_git_and_api(timed: Hub, tmp_path: Path) ->
     url = hub.remote("team", "m1", "ada")
     work = tmp_path / "w"
     await git("clone", "-q", url, str(work))
-    assert (await push_file(hub, work, "a.txt")).returncode == 0
+    assert (await push_file(work, "a.txt")).returncode == 0
     _, space = await hub.call("GET", "/api/v1/spaces/team", user="ada")
     assert space["status"] == "in_use" and space["expires_at"] == "2026-02-15T12:00:00Z"
 
     hub.clock.advance(days=32)  # grace period: read-only
     _, space = await hub.call("GET", "/api/v1/spaces/team", user="ada")
     assert space["status"] == "grace_period"
-    refused = await push_file(hub, work, "b.txt")
+    refused = await push_file(work, "b.txt")
     assert refused.returncode != 0
     assert (
         "remote: space team expired on 2026-02-15 12:00 UTC and is read-only until"
@@ -88,7 +83,7 @@ async def test_space_lifetime_through_git_and_api(timed: Hub, tmp_path: Path) ->
     assert status == 200 and space["status"] == "in_use"
     assert space["expires_at"] == "2026-04-23T12:00:00Z"  # two months from now (2026-02-23)
     await git("pull", "-q", "--rebase", cwd=work)
-    assert (await push_file(hub, work, "c.txt")).returncode == 0
+    assert (await push_file(work, "c.txt")).returncode == 0
 
 
 async def test_released_after_retention(timed: Hub, tmp_path: Path) -> None:
@@ -157,19 +152,12 @@ async def test_quota_changes(timed: Hub, tmp_path: Path) -> None:
 
 
 async def test_quota_cannot_go_below_usage(tmp_path: Path) -> None:
-    server, key = await start_hub(tmp_path / "data", quota_unit=1024 * 1024)
-    async with aiohttp.ClientSession() as session:
-        hub = Hub(server, session, key, tmp_path / "data")
+    async with running_hub(tmp_path / "data", quota_unit=1024 * 1024) as hub:
         await hub.space("team", quota=4 * 1024 * 1024)
         await hub.model("team", "m1")
-        work = tmp_path / "w"
-        await git("clone", "-q", hub.remote("team", "m1"), str(work))
-        (work / "raw.dat").write_bytes(os.urandom(2 * 1024 * 1024))
-        await git("add", "raw.dat", cwd=work)
-        await git("commit", "-q", "-m", "raw", cwd=work)
-        await git("push", "-q", cwd=work)
+        raw = {"raw.dat": os.urandom(2 * 1024 * 1024)}
+        await push(tmp_path / "w", raw, "raw", clone=hub.remote("team", "m1"))
         status, body = await hub.call(
             "POST", "/api/v1/spaces/team/quota", json={"quota": 1024 * 1024}
         )
         assert status == 400 and "below the" in body["error"]["message"]
-    await server.close()

@@ -12,8 +12,7 @@ from tests.conftest import Hub, git
 
 async def test_revoked_member_fails_on_the_next_request(hub: Hub, tmp_path: Path) -> None:
     await hub.user("bob")
-    await hub.space("team")
-    await hub.model("team", "m1")
+    await hub.space_and_model("team", "m1")
     url = hub.remote("team", "m1", "bob")
     assert (await git("ls-remote", url, check=False)).returncode != 0
     await hub.call("PUT", "/api/v1/models/team/m1/members/bob", json={"role": "developer"})
@@ -31,8 +30,7 @@ async def test_revoked_member_fails_on_the_next_request(hub: Hub, tmp_path: Path
 
 async def test_membership_changes_racing_pushes_leave_a_consistent_repo(hub: Hub, tmp_path: Path):
     await hub.user("bob")
-    await hub.space("team")
-    await hub.model("team", "m1")
+    await hub.space_and_model("team", "m1")
     await hub.call("PUT", "/api/v1/models/team/m1/members/bob", json={"role": "developer"})
     works = []
     for i in range(6):
@@ -66,8 +64,7 @@ async def test_membership_changes_racing_pushes_leave_a_consistent_repo(hub: Hub
 
 async def test_member_routes_validate(hub: Hub) -> None:
     await hub.user("bob")
-    await hub.space("team")
-    await hub.model("team", "m1")
+    await hub.space_and_model("team", "m1")
     cases = [
         (
             "PUT",
@@ -95,8 +92,7 @@ async def test_member_routes_validate(hub: Hub) -> None:
 
 
 async def test_visibility_change_opens_and_closes_a_model(hub: Hub, tmp_path: Path) -> None:
-    await hub.space("team")
-    await hub.model("team", "m1")
+    await hub.space_and_model("team", "m1")
     anonymous = hub.remote("team", "m1", None)
     assert (await git("ls-remote", anonymous, check=False)).returncode != 0
     status, model = await hub.call(

@@ -8,29 +8,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import Hub, git, write_from_outside
+from tests.conftest import Hub, git, push_readme, wait_for_card, write_from_outside
 from tests.samples import SEED_WITH_CBT_CN as SEED
-
-
-async def push_readme(hub: Hub, tmp_path: Path, space: str, model: str, text: str) -> str:
-    work = tmp_path / f"{space}-{model}"
-    if not work.exists():
-        await git("clone", "-q", hub.remote(space, model), str(work))
-    (work / "README.md").write_text(text, encoding="utf-8")
-    await git("commit", "-q", "-am", "card", cwd=work)
-    await git("push", "-q", cwd=work)
-    head = (await git("rev-parse", "HEAD", cwd=work)).stdout.strip()
-    await wait_for_card(hub, space, model, head)
-    return head
-
-
-async def wait_for_card(hub: Hub, space: str, model: str, commit: str) -> dict:
-    for _ in range(100):
-        _, body = await hub.call("GET", f"/api/v1/models/{space}/{model}")
-        if body.get("card_commit") == commit:
-            return body
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"card of {space}/{model} never reached {commit}")
 
 
 async def search(hub: Hub, user: str = "admin", **params: str) -> dict:
@@ -41,8 +20,7 @@ async def search(hub: Hub, user: str = "admin", **params: str) -> dict:
 
 @pytest.fixture
 async def seeded(hub: Hub, tmp_path: Path) -> Hub:
-    await hub.space("team")
-    await hub.model("team", "gpt2-big", name="gpt2-大")
+    await hub.space_and_model("team", "gpt2-big", name="gpt2-大")
     await hub.model("team", "resnet", name="ResNet-50")
     await push_readme(hub, tmp_path, "team", "gpt2-big", SEED)
     await push_readme(

@@ -20,6 +20,7 @@ from tests.conftest import (
     Hub,
     free_port,
     git,
+    push,
     read_until,
     start_hub,
     start_server,
@@ -37,19 +38,6 @@ class Zones:
     peer: Hub
 
 
-async def push_files(hub: Hub, work: Path, files: dict[str, bytes], message: str) -> str:
-    """Commit files in a clone of team/m1 (LFS for *.bin) and push; the new commit id."""
-    if not work.exists():
-        await git("clone", "-q", hub.remote("team", "m1"), str(work))
-    for name, data in files.items():
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        (work / name).write_bytes(data)
-    await git("add", "-A", cwd=work)
-    await git("commit", "-q", "-m", message, cwd=work)
-    await git("push", "-q", "origin", "HEAD", cwd=work)
-    return (await git("rev-parse", "HEAD", cwd=work)).stdout.strip()
-
-
 async def register_zone(source: Hub, peer: Hub, key: str, name: str = "eu") -> None:
     body = {"name": name, "url": peer.base, "user": "syncer", "key": key}
     status, answer = await source.call("POST", "/api/v1/zones", json=body)
@@ -64,8 +52,7 @@ async def zones(hub: Hub, tmp_path: Path) -> AsyncIterator[Zones]:
         peer = Hub(server, session, key, tmp_path / "peer")
         await peer.user("syncer", creator=True)
         await register_zone(hub, peer, peer.keys["syncer"])
-        await hub.space("team")
-        await hub.model("team", "m1")
+        await hub.space_and_model("team", "m1")
         yield Zones(hub, peer)
     await server.close()
 
@@ -109,15 +96,17 @@ async def clone_at(hub: Hub, tmp_path: Path, name: str, ref: str, user: str = "a
 async def test_sync_a_branch_a_tag_and_a_commit_then_clone_from_the_peer(zones, tmp_path):
     source, peer = zones.source, zones.peer
     work = tmp_path / "work"
-    first = await push_files(
-        source,
+    first = await push(
         work,
         {"weights.bin": os.urandom(3 * MIB), "sub/tok.bin": os.urandom(MIB), "config.json": b"{}"},
         "first",
+        clone=source.remote("team", "m1"),
     )
     await git("tag", "-a", "v1", "-m", "release 1", cwd=work)
     await git("push", "-q", "origin", "v1", cwd=work)
-    second = await push_files(source, work, {"weights.bin": os.urandom(2 * MIB)}, "second")
+    second = await push(
+        work, {"weights.bin": os.urandom(2 * MIB)}, "second", clone=source.remote("team", "m1")
+    )
 
     done = await sync(source, "master")
     assert done["status"] == "succeeded", done
@@ -154,7 +143,7 @@ async def test_sync_a_branch_a_tag_and_a_commit_then_clone_from_the_peer(zones, 
         "synced_at": replicas["master"]["synced_at"],
         "behind": False,
     }
-    await push_files(source, work, {"notes.txt": b"more"}, "third")
+    await push(work, {"notes.txt": b"more"}, "third", clone=source.remote("team", "m1"))
     _, details = await source.call("GET", "/api/v1/models/team/m1")
     behind = {r["ref"]: r["behind"] for r in details["replicas"]}
     assert behind == {"master": True, "v1": False, first: False}
@@ -164,7 +153,7 @@ async def test_second_sync_sends_nothing_and_a_new_commit_sends_only_itself(zone
     source, peer = zones.source, zones.peer
     work = tmp_path / "work"
     files = {f"w{i}.bin": os.urandom(MIB) for i in range(4)}
-    await push_files(source, work, files, "weights")
+    await push(work, files, "weights", clone=source.remote("team", "m1"))
     first = await sync(source, "master")
     assert first["status"] == "succeeded", first
     assert first["result"]["lfs_objects_sent"] == 4
@@ -176,7 +165,9 @@ async def test_second_sync_sends_nothing_and_a_new_commit_sends_only_itself(zone
     assert again["result"]["lfs_bytes_sent"] == 0
     assert again["result"]["git_objects_sent"] == 0
 
-    head = await push_files(source, work, {"w9.bin": os.urandom(MIB)}, "one more")
+    head = await push(
+        work, {"w9.bin": os.urandom(MIB)}, "one more", clone=source.remote("team", "m1")
+    )
     third = await sync(source, "master")
     assert third["status"] == "succeeded", third
     assert third["result"]["lfs_objects_sent"] == 1
@@ -188,7 +179,9 @@ async def test_second_sync_sends_nothing_and_a_new_commit_sends_only_itself(zone
 async def test_wrong_key_ends_the_task_with_the_peers_message(zones, tmp_path):
     source, peer = zones.source, zones.peer
     await register_zone(source, peer, "not-the-key", name="bad")
-    await push_files(source, tmp_path / "work", {"w.bin": os.urandom(1000)}, "w")
+    await push(
+        tmp_path / "work", {"w.bin": os.urandom(1000)}, "w", clone=source.remote("team", "m1")
+    )
     done = await sync(source, "master", zone="bad")
     assert done["status"] == "failed"
     assert done["message"] == "zone bad refused: authentication failed: wrong user name or key"
@@ -201,7 +194,12 @@ async def test_peer_quota_ends_the_task_and_the_ref_is_not_moved(zones, tmp_path
     await peer.space("team", owner="syncer", quota=MIB)
     await peer.model("team", "m1", owner="syncer")
     before = await remote_ref(peer, "refs/heads/master", "syncer")
-    await push_files(source, tmp_path / "work", {"big.bin": os.urandom(2 * MIB)}, "big")
+    await push(
+        tmp_path / "work",
+        {"big.bin": os.urandom(2 * MIB)},
+        "big",
+        clone=source.remote("team", "m1"),
+    )
     done = await sync(source, "master")
     assert done["status"] == "failed", done
     assert done["message"].startswith("zone eu refused: ")
@@ -296,10 +294,11 @@ async def test_sync_killed_midway_resumes_after_restart_and_never_points_at_miss
                 json={"name": "eu", "url": proxy_url, "user": "syncer", "key": peer.keys["syncer"]},
             )
             assert status == 201
-            await source.space("team")
-            await source.model("team", "m1")
+            await source.space_and_model("team", "m1")
             files = {f"w{i}.bin": os.urandom(4 * MIB) for i in range(4)}
-            head = await push_files(source, tmp_path / "work", files, "weights")
+            head = await push(
+                tmp_path / "work", files, "weights", clone=source.remote("team", "m1")
+            )
 
             proxy.hold_after = 6 * MIB  # one object through, the second half sent
             proxy.released.clear()
@@ -340,7 +339,7 @@ async def test_connection_cut_midway_is_retried_without_resending_what_arrived(z
     body = {"name": "flaky", "url": url, "user": "syncer", "key": peer.keys["syncer"]}
     assert (await source.call("POST", "/api/v1/zones", json=body))[0] == 201
     files = {f"w{i}.bin": os.urandom(2 * MIB) for i in range(3)}
-    head = await push_files(source, tmp_path / "work", files, "weights")
+    head = await push(tmp_path / "work", files, "weights", clone=source.remote("team", "m1"))
     proxy.cut_after = 3 * MIB  # in the middle of the second object
     done = await sync(source, "master", zone="flaky")
     assert done["status"] == "succeeded", done
@@ -357,7 +356,7 @@ async def test_a_canceled_sync_stops_and_moves_no_ref(zones, tmp_path):
     body = {"name": "slow", "url": url, "user": "syncer", "key": peer.keys["syncer"]}
     assert (await source.call("POST", "/api/v1/zones", json=body))[0] == 201
     files = {f"w{i}.bin": os.urandom(2 * MIB) for i in range(3)}
-    await push_files(source, tmp_path / "work", files, "weights")
+    await push(tmp_path / "work", files, "weights", clone=source.remote("team", "m1"))
     proxy.hold_after = 3 * MIB
     proxy.released.clear()
     status, task = await source.call(
@@ -384,7 +383,9 @@ async def test_a_peer_space_the_key_may_not_use_ends_the_task(zones, tmp_path):
     # The peer's space team belongs to its admin; to the zone's user it is not there, and
     # its id is taken.
     await peer.space("team")
-    await push_files(source, tmp_path / "work", {"w.bin": os.urandom(1000)}, "w")
+    await push(
+        tmp_path / "work", {"w.bin": os.urandom(1000)}, "w", clone=source.remote("team", "m1")
+    )
     done = await sync(source, "master")
     assert done["status"] == "failed", done
     assert done["message"] == "zone eu refused: space team exists already"
@@ -403,9 +404,10 @@ async def test_a_peer_space_past_its_expiry_ends_the_task_and_moves_no_ref(hub, 
             await peer.space("team", owner="syncer")  # monthly: read-only after a month
             await peer.model("team", "m1", owner="syncer")
             before = await remote_ref(peer, "refs/heads/master", "syncer")
-            await hub.space("team")
-            await hub.model("team", "m1")
-            await push_files(hub, tmp_path / "work", {"w.bin": os.urandom(1000)}, "w")
+            await hub.space_and_model("team", "m1")
+            await push(
+                tmp_path / "work", {"w.bin": os.urandom(1000)}, "w", clone=hub.remote("team", "m1")
+            )
             clock.advance(days=32)
             done = await sync(hub, "master")
             assert done["status"] == "failed", done

@@ -10,11 +10,13 @@ import sqlite3
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.conftest import (
     Hub,
     free_port,
     git,
+    push,
     read_until,
     start_server,
     wait_task,
@@ -29,18 +31,10 @@ class Evil:
         return (os.system, ("echo pwned",))
 
 
-async def push_files(hub: Hub, tmp_path: Path, files: dict[str, bytes], model="m1") -> Path:
+@pytest.fixture(autouse=True)
+async def lfs_installed() -> None:
+    """Large files go to LFS in the clones these tests push from."""
     await git("lfs", "install", "--skip-repo")
-    work = tmp_path / f"w-{model}"
-    if not work.exists():
-        await git("clone", "-q", hub.remote("team", model), str(work))
-    for name, data in files.items():
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        (work / name).write_bytes(data)
-    await git("add", "-A", cwd=work)
-    await git("commit", "-q", "-m", "files", cwd=work)
-    await git("push", "-q", cwd=work)
-    return work
 
 
 async def scan(hub: Hub, model: str = "m1", ref: str = "master", user: str = "admin") -> dict:
@@ -57,7 +51,7 @@ async def test_scan_finds_a_harmful_pickle_and_shows_it_everywhere(hub, model_re
         "weights.pkl": pickle.dumps({"layer": [1.0, 2.0]}, protocol=4),
         "notes.txt": b"hello\n",
     }
-    await push_files(hub, tmp_path, files)
+    await push(tmp_path / "w-m1", files, clone=hub.remote("team", "m1"))
     task = await scan(hub)
     assert task["kind"] == "scan" and task["status"] in ("queued", "running")
     assert len(task["commit"]) == 40
@@ -83,7 +77,11 @@ async def test_scan_finds_a_harmful_pickle_and_shows_it_everywhere(hub, model_re
 
 
 async def test_a_second_scan_only_scans_new_content(hub, model_repo, tmp_path):
-    await push_files(hub, tmp_path, {f"f{i}.txt": f"file {i}\n".encode() for i in range(5)})
+    await push(
+        tmp_path / "w-m1",
+        {f"f{i}.txt": f"file {i}\n".encode() for i in range(5)},
+        clone=hub.remote("team", "m1"),
+    )
     first = await wait_task(hub, (await scan(hub))["id"])
     assert first["result"]["files"]["f0.txt"]["status"] == "safe"
     db_path = hub.data_dir / "amphub.db"
@@ -91,7 +89,7 @@ async def test_a_second_scan_only_scans_new_content(hub, model_repo, tmp_path):
     with sqlite3.connect(db_path) as conn:
         before = conn.execute("SELECT count(*) FROM scan_results").fetchone()[0]
     await write_from_outside(db_path, ("UPDATE scan_results SET verdict = ?", (marker,)))
-    await push_files(hub, tmp_path, {"new.txt": b"new\n"})
+    await push(tmp_path / "w-m1", {"new.txt": b"new\n"}, clone=hub.remote("team", "m1"))
     second = await wait_task(hub, (await scan(hub))["id"])
     files = second["result"]["files"]
     assert files["f0.txt"].get("marker") is True  # reused, not scanned again
@@ -101,8 +99,16 @@ async def test_a_second_scan_only_scans_new_content(hub, model_repo, tmp_path):
 
 
 async def test_secret_removed_from_a_file_is_still_found_in_history(hub, model_repo, tmp_path):
-    await push_files(hub, tmp_path, {"config.py": f'TOKEN = "{TOKEN}"\n'.encode()})
-    await push_files(hub, tmp_path, {"config.py": b'import os\nTOKEN = os.environ["TOKEN"]\n'})
+    await push(
+        tmp_path / "w-m1",
+        {"config.py": f'TOKEN = "{TOKEN}"\n'.encode()},
+        clone=hub.remote("team", "m1"),
+    )
+    await push(
+        tmp_path / "w-m1",
+        {"config.py": b'import os\nTOKEN = os.environ["TOKEN"]\n'},
+        clone=hub.remote("team", "m1"),
+    )
     done = await wait_task(hub, (await scan(hub))["id"])
     verdict = done["result"]["files"]["config.py"]
     assert verdict["status"] == "unsafe"
@@ -136,8 +142,10 @@ async def test_task_visibility_and_cancel_rights(hub, model_repo, tmp_path):
 
 
 async def test_cancel_a_running_scan(hub, model_repo, tmp_path):
-    await push_files(
-        hub, tmp_path, {f"d/f{i}.txt": os.urandom(8).hex().encode() for i in range(300)}
+    await push(
+        tmp_path / "w-m1",
+        {f"d/f{i}.txt": os.urandom(8).hex().encode() for i in range(300)},
+        clone=hub.remote("team", "m1"),
     )
     task = await scan(hub)
     await wait_task(hub, task["id"], until=("running", "succeeded"))
@@ -181,11 +189,12 @@ async def test_scan_resumes_after_kill_9(tmp_path):
     key = next(line.split(": ")[1] for line in lines if line.startswith("administrator key"))
     async with aiohttp.ClientSession() as session:
         hub = Hub(None, session, key, data, url=f"http://127.0.0.1:{port}")
-        await hub.space("team")
-        await hub.model("team", "m1")
+        await hub.space_and_model("team", "m1")
         dense = pickle.dumps([(i, str(i)) for i in range(1_500_000)], protocol=4)
-        await push_files(
-            hub, tmp_path, {"big.pkl": dense, **{f"t{i}.txt": b"x" for i in range(50)}}
+        await push(
+            tmp_path / "w-m1",
+            {"big.pkl": dense, **{f"t{i}.txt": b"x" for i in range(50)}},
+            clone=hub.remote("team", "m1"),
         )
         task = await scan(hub)
         await wait_task(hub, task["id"], until=("running",))

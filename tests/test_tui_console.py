@@ -98,8 +98,7 @@ async def test_a_wrong_key_is_told_and_nothing_breaks(hub: Hub):
 
 
 async def test_palette_has_an_entry_for_every_action(hub: Hub):
-    await hub.space("team")
-    await hub.model("team", "m1")
+    await hub.space_and_model("team", "m1")
     async with console(hub) as (app, pilot):
         entries = [hit.text async for hit in ActionCommands(app.screen).discover()]
         for pane in app.panes:

@@ -10,8 +10,7 @@ from amphub.tui.members import MembersScreen
 from amphub.tui.messages import ModelChanged, TaskStarted
 from amphub.tui.model_screen import ModelScreen
 from amphub.tui.models import ModelsPane, parse_filter
-from tests.conftest import Hub, console, git, posted, shown, until
-from tests.test_search import wait_for_card
+from tests.conftest import Hub, console, posted, push_readme, shown, until
 
 GPT_CARD = """---
 Training framework: [PyTorch, Transformers]
@@ -31,27 +30,13 @@ RESNET_CARD = (
 )
 
 
-async def push_files(hub: Hub, tmp_path: Path, space: str, model: str, files: dict) -> str:
-    """Commit files to master and push; the new head."""
-    work = tmp_path / f"push-{space}-{model}"
-    if not work.exists():
-        await git("clone", "-q", hub.remote(space, model), str(work))
-    for name, text in files.items():
-        (work / name).write_text(text, encoding="utf-8")
-    await git("add", *files, cwd=work)
-    await git("commit", "-q", "-m", "files", cwd=work)
-    await git("push", "-q", cwd=work)
-    return (await git("rev-parse", "HEAD", cwd=work)).stdout.strip()
-
-
 async def seed(hub: Hub, tmp_path: Path) -> None:
     await hub.space("team")
     await hub.space("lab")
     await hub.model("team", "gpt2", name="gpt2-大")
     await hub.model("lab", "resnet", name="ResNet-50")
     for space, model, card in (("team", "gpt2", GPT_CARD), ("lab", "resnet", RESNET_CARD)):
-        head = await push_files(hub, tmp_path, space, model, {"README.md": card})
-        await wait_for_card(hub, space, model, head)
+        await push_readme(hub, tmp_path, space, model, card)
 
 
 async def _models(app, pilot):

@@ -20,9 +20,8 @@ from amphub.tui.peers import PeersPane
 from amphub.tui.spaces import SpacesPane
 from amphub.tui.tasks import TasksPane
 from amphub.tui.users import UsersPane
-from tests.conftest import GIB, FakeClock, Hub, console, start_hub, until
-from tests.test_search import wait_for_card
-from tests.test_tui_models import GPT_CARD, RESNET_CARD, push_files
+from tests.conftest import GIB, FakeClock, Hub, console, push_readme, start_hub, until
+from tests.test_tui_models import GPT_CARD, RESNET_CARD
 
 PORT = re.compile(r"127\.0\.0\.1:\d+")
 
@@ -76,8 +75,7 @@ async def catalog(tmp_path: Path):
     await hub.model("team", "gpt2", name="gpt2-大")
     await hub.model("lab", "resnet", name="ResNet-50")
     for space, model, card in (("team", "gpt2", GPT_CARD), ("lab", "resnet", RESNET_CARD)):
-        head = await push_files(hub, tmp_path, space, model, {"README.md": card})
-        await wait_for_card(hub, space, model, head)
+        await push_readme(hub, tmp_path, space, model, card)
         await hub.call("POST", f"/api/v1/models/{space}/{model}/scans", json={"ref": "master"})
         clock.advance(minutes=1)
     yield hub

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from amphub.tui.forms import ConfirmScreen
 from amphub.tui.messages import TaskCanceled
 from amphub.tui.task_screen import TaskScreen
 from amphub.tui.tasks import TasksPane
-from tests.conftest import Hub, console, free_port, posted, shown, start_hub, until
-from tests.test_tui_models import push_files
+from tests.conftest import Hub, console, free_port, posted, push, running_hub, shown, until
 
 RISKY = "import os\n\nos.system(input())\nresult = eval(input())\n"
 
@@ -31,8 +29,7 @@ async def _task(hub: Hub, task_id: int) -> dict:
 
 
 async def test_live_list_follows_a_scan_to_its_end(hub: Hub):
-    await hub.space("team")
-    await hub.model("team", "m1")
+    await hub.space_and_model("team", "m1")
     async with console(hub) as (app, pilot):
         pane = await _tasks(app, pilot)
         assert pane.table.row_count == 0
@@ -47,9 +44,8 @@ async def test_live_list_follows_a_scan_to_its_end(hub: Hub):
 
 
 async def test_details_show_scan_findings_per_file(hub: Hub, tmp_path: Path):
-    await hub.space("team")
-    await hub.model("team", "m1")
-    await push_files(hub, tmp_path, "team", "m1", {"train.py": RISKY})
+    await hub.space_and_model("team", "m1")
+    await push(tmp_path / "push-team-m1", {"train.py": RISKY}, clone=hub.remote("team", "m1"))
     _, task = await hub.call("POST", "/api/v1/models/team/m1/scans", json={"ref": "master"})
     async with console(hub) as (app, pilot):
         pane = await _tasks(app, pilot)
@@ -76,15 +72,11 @@ async def test_details_show_scan_findings_per_file(hub: Hub, tmp_path: Path):
 @pytest.fixture
 async def busy_hub(tmp_path: Path):
     """One task worker, kept busy by a sync to a zone that is not there."""
-    server, key = await start_hub(tmp_path / "data", workers=1)
-    async with aiohttp.ClientSession() as session:
-        hub = Hub(server, session, key, tmp_path / "data")
-        await hub.space("team")
-        await hub.model("team", "m1")
+    async with running_hub(tmp_path / "data", workers=1) as hub:
+        await hub.space_and_model("team", "m1")
         zone = {"name": "gone", "url": f"http://127.0.0.1:{free_port()}", "user": "u", "key": "k"}
         assert (await hub.call("POST", "/api/v1/zones", json=zone))[0] == 201
         yield hub
-    await server.close()
 
 
 async def test_filter_and_cancel_queued_and_running_tasks(busy_hub: Hub):

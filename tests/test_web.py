@@ -221,8 +221,7 @@ async def test_pages_send_a_strict_content_security_policy(models: Hub, browser:
 
 async def test_downloads_are_attachments_in_a_sandbox(hub: Hub, tmp_path: Path, browser: Browser):
     await git("lfs", "install", "--skip-repo")
-    await hub.space("team")
-    await hub.model("team", "m1", visibility="public")
+    await hub.space_and_model("team", "m1", visibility="public")
     work = tmp_path / "w"
     await git("clone", "-q", hub.remote("team", "m1"), str(work))
     (work / "页面.html").write_text("<script>alert(1)</script>")
@@ -245,8 +244,7 @@ async def test_downloads_are_attachments_in_a_sandbox(hub: Hub, tmp_path: Path, 
 
 
 async def test_commits_api_and_page(hub: Hub, tmp_path: Path, browser: Browser):
-    await hub.space("team")
-    await hub.model("team", "m1", visibility="public")
+    await hub.space_and_model("team", "m1", visibility="public")
     work = tmp_path / "w"
     await git("clone", "-q", hub.remote("team", "m1"), str(work))
     (work / "README.md").write_text(SEED)
@@ -291,8 +289,7 @@ async def test_clone_url_in_a_browser_goes_to_the_model_page(models: Hub, browse
 
 
 async def test_a_big_folder_is_listed_a_page_at_a_time(hub: Hub, tmp_path: Path, browser: Browser):
-    await hub.space("team")
-    await hub.model("team", "m1", visibility="public")
+    await hub.space_and_model("team", "m1", visibility="public")
     work = tmp_path / "w"
     await git("clone", "-q", hub.remote("team", "m1"), str(work))
     (work / "data").mkdir()

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.conftest import Hub, git, start_hub
+from tests.conftest import Hub, git, push, start_hub
 from tests.samples import SEED
 
 CHROMIUM = "/usr/bin/chromium"
@@ -126,25 +126,11 @@ class Site:
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         return self.run(self.hub.call(method, path, **kwargs))
 
-    async def push(self, space: str, model: str, files: dict[str, bytes], **how: str) -> Path:
+    async def push(self, space: str, model: str, files: dict[str, bytes], **how: str) -> str:
         """Commit files to a model (on `branch`, with `tag`) and push them."""
         work = self.root / "work" / f"{space}-{model}"
-        if not work.exists():
-            await git("clone", "-q", self.hub.remote(space, model), str(work))
-        branch = how.get("branch", "master")
-        await git("checkout", "-q", "-B", branch, cwd=work)
-        for name, data in files.items():
-            (work / name).parent.mkdir(parents=True, exist_ok=True)
-            (work / name).write_bytes(data)
-        await git("add", "-A", cwd=work)
-        await git("commit", "-q", "-m", how.get("message", f"Add {', '.join(files)}"), cwd=work)
-        refs = [branch]
-        if "tag" in how:
-            await git("tag", how["tag"], cwd=work)
-            refs.append(how["tag"])
-        await git("push", "-q", "origin", *refs, cwd=work)
-        await git("checkout", "-q", "master", cwd=work)
-        return work
+        message = how.pop("message", f"Add {', '.join(files)}")
+        return await push(work, files, message, clone=self.hub.remote(space, model), **how)
 
     async def populate(self) -> None:
         hub = self.hub
@@ -442,26 +428,85 @@ PAGES = {
 }
 
 
+def shows_what_it_is_for(page: Page, site: Site, name: str) -> None:
+    """The elements the screenshot of page `name` is taken to show, each visible."""
+    model = page.locator(".model-head h1")
+    visible = {
+        "home": [
+            page.locator(".card-title").filter(has_text="gpt2-大"),
+            page.get_by_role("searchbox"),
+        ],
+        "home-filtered": [
+            page.locator(".card-title").filter(has_text="ResNet-50"),
+            page.locator(".card-title").filter(has_text="YOLO 检测"),
+            page.get_by_role("link", name="Collapse"),
+        ],
+        "details": [model, page.locator("#clone-url"), page.locator(".readme")],
+        "files": [model, page.locator("table.files").get_by_text("model.safetensors")],
+        "file": [model, page.locator(".file-head")],
+        "commits": [model, page.locator(".commit-title").first],
+        "settings": [model, page.get_by_role("heading", name="General")],
+        "spaces": [
+            page.get_by_role("heading", name="Model spaces"),
+            page.get_by_role("link", name="NLP 团队"),
+        ],
+        "space": [page.get_by_role("heading", name="NLP 团队")],
+        "new-model": [page.get_by_role("heading", name="Create a model")],
+        "tasks": [page.get_by_role("heading", name="Tasks you may see")],
+        "key": [page.get_by_role("heading", name="Your key")],
+    }[name]
+    for element in visible:
+        expect(element).to_be_visible()
+    if name in ("home", "home-filtered"):
+        expect(page.locator(".card-title")).to_have_count(5 if name == "home" else 2)
+    if name in ("details", "files", "file", "commits", "settings"):
+        expect(model).to_contain_text("gpt2-大")
+    if name == "details":
+        expect(page.locator("#clone-url")).to_have_text(f"{site.base}/nlp/gpt2.git")
+    expect(page.locator("header.top")).to_contain_text("admin")
+
+
+def png_width(path: Path) -> int:
+    """The width a PNG file declares in its header."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR", path
+    return int.from_bytes(header[16:20], "big")
+
+
+def background_is_dark(page: Page) -> bool:
+    """Whether the page is drawn light on dark, from the body's computed background."""
+    colour = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    red, green, blue = (int(n) for n in re.findall(r"\d+", colour)[:3])
+    return 0.299 * red + 0.587 * green + 0.114 * blue < 128
+
+
+@pytest.mark.parametrize("device", ["wide", "phone"])
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_screenshots_of_each_main_page(
-    browser: Browser, site: Site, tmp_path: Path, scheme: str
+    browser: Browser, site: Site, tmp_path: Path, scheme: str, device: str
 ) -> None:
-    for device, viewport in (("wide", (1440, 1000)), ("phone", (390, 844))):
-        context = browser.new_context(
-            base_url=site.base,
-            viewport={"width": viewport[0], "height": viewport[1]},
-            color_scheme=scheme,
-        )
-        context.set_default_timeout(WAIT_MS)
-        page = context.new_page()
-        page.goto("/-/sign-in")
-        page.screenshot(path=tmp_path / f"sign-in-{scheme}-{device}.png", full_page=True)
-        sign_in(page, site, "admin")
-        for name, path in PAGES.items():
-            response = page.goto(path)
-            assert response is not None and response.status == 200, (path, response)
-            page.screenshot(path=tmp_path / f"{name}-{scheme}-{device}.png", full_page=True)
-        context.close()
+    width, height = {"wide": (1440, 1000), "phone": (390, 844)}[device]
+    context = browser.new_context(
+        base_url=site.base, viewport={"width": width, "height": height}, color_scheme=scheme
+    )
+    context.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
+    page = context.new_page()
+    page.goto("/-/sign-in")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_label("User name")).to_be_visible()
+    assert background_is_dark(page) == (scheme == "dark")
+    page.screenshot(path=tmp_path / f"sign-in-{scheme}-{device}.png", full_page=True)
+    sign_in(page, site, "admin")
+    for name, path in PAGES.items():
+        response = page.goto(path)
+        assert response is not None and response.status == 200, (path, response)
+        shows_what_it_is_for(page, site, name)
+        assert background_is_dark(page) == (scheme == "dark"), name
+        page.screenshot(path=tmp_path / f"{name}-{scheme}-{device}.png", full_page=True)
+    context.close()
     shots = sorted(tmp_path.glob("*.png"))
-    assert len(shots) == 2 * (len(PAGES) + 1)
+    assert len(shots) == len(PAGES) + 1
     assert all(shot.stat().st_size > 5000 for shot in shots)
+    # Full-page pictures as wide as the screen: nothing runs off its side.
+    assert {shot.name: png_width(shot) for shot in shots} == {shot.name: width for shot in shots}

@@ -24,6 +24,8 @@ DEPLOY_KEY_SECONDS = 3600
 RETRY_DELAYS = (1, 2, 4)
 TIMEOUT = aiohttp.ClientTimeout(total=30)
 STATUSES = ("pending", "running", "failed", "stopped")
+# How the retries wait; a module attribute, so that tests can wait without the time passing.
+sleep = asyncio.sleep
 
 
 def deployment_key(ctx: TaskContext, user: db.User, deployment: db.Deployment) -> dict:
@@ -107,7 +109,7 @@ async def _post(ctx: TaskContext, deployment: db.Deployment) -> dict:
             except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
                 problem = f"{target.name} unreachable: {type(exc).__name__}: {exc}"
             if delay is not None:
-                await asyncio.sleep(delay)
+                await sleep(delay)
     raise TaskFailed(problem)
 
 
