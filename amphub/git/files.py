@@ -6,9 +6,10 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from dulwich.objects import Blob, Commit, Tag, Tree
-from dulwich.refs import check_ref_format
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
+from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
 
 LFS_POINTER_START = b"version https://git-lfs.github.com/spec/v1\n"
@@ -16,6 +17,8 @@ LFS_POINTER_MAX = 1024
 # git's own test for binary content: a NUL byte in the first 8000 bytes.
 BINARY_PROBE = 8000
 GITLINK_MODE = 0o160000
+
+_Object = TypeVar("_Object", bound=ShaFile)
 
 
 class RevisionNotFound(LookupError):
@@ -62,9 +65,9 @@ def parse_pointer(data: bytes) -> LfsPointer | None:
     return LfsPointer(oid.group(1).decode(), int(size.group(1)))
 
 
-def _named_refs(rev: str) -> list[bytes]:
+def _named_refs(rev: str) -> list[Ref]:
     """The branch and tag `rev` may name; none if it is not a valid ref name (say `../x`)."""
-    candidates = [b"refs/heads/" + rev.encode(), b"refs/tags/" + rev.encode()]
+    candidates = [Ref(b"refs/heads/" + rev.encode()), Ref(b"refs/tags/" + rev.encode())]
     return [ref for ref in candidates if check_ref_format(ref)]
 
 
@@ -76,19 +79,29 @@ def _commit(repo: Repo, rev: str) -> Commit:
                 obj = repo[obj.object[1]]
             if isinstance(obj, Commit):
                 return obj
-    if re.fullmatch(r"[0-9a-f]{40}", rev) and rev.encode() in repo.object_store:
+    if re.fullmatch(r"[0-9a-f]{40}", rev) and ObjectID(rev.encode()) in repo.object_store:
         obj = repo[rev.encode()]
         if isinstance(obj, Commit):
             return obj
     raise RevisionNotFound(f"no branch, tag or commit {rev}")
 
 
-def _lookup(repo: Repo, tree: Tree, path: str) -> Tree | Blob:
-    obj: Tree | Blob = tree
+def _read(repo: Repo, sha: bytes, kind: type[_Object]) -> _Object:
+    """The object `sha`, which the tree or commit that names it says is a `kind`."""
+    obj = repo[sha]
+    if not isinstance(obj, kind):
+        raise ValueError(f"object {sha.decode()} is not a {kind.__name__}")
+    return obj
+
+
+def _lookup(repo: Repo, tree_id: bytes, path: str) -> Tree | Blob:
+    obj = repo[tree_id]
     for part in [p for p in path.split("/") if p]:
         if not isinstance(obj, Tree) or part.encode() not in obj:
             raise PathNotFound(f"no {path} in this revision")
         obj = repo[obj[part.encode()][1]]
+    if not isinstance(obj, Tree | Blob):
+        raise PathNotFound(f"no {path} in this revision")
     return obj
 
 
@@ -116,7 +129,7 @@ def list_tree(
     page of a folder with ten thousand files costs no more than the page.
     """
     with Repo(str(path)) as repo:
-        tree = _lookup(repo, repo[_commit(repo, rev).tree], folder)
+        tree = _lookup(repo, _commit(repo, rev).tree, folder)
         if not isinstance(tree, Tree):
             raise PathNotFound(f"{folder} is a file, not a folder")
         # A gitlink (submodule) names a commit of another repository: nothing to list here.
@@ -129,14 +142,14 @@ def list_tree(
             if stat.S_ISDIR(item.mode):
                 entries.append(Entry(name, "directory", None))
             else:
-                entries.append(_file_entry(name, repo[item.sha]))
+                entries.append(_file_entry(name, _read(repo, item.sha, Blob)))
         return len(items), entries
 
 
 def file_entry(path: Path, rev: str, file: str) -> Entry:
     """One file of a revision, as its folder lists it."""
     with Repo(str(path)) as repo:
-        blob = _lookup(repo, repo[_commit(repo, rev).tree], file)
+        blob = _lookup(repo, _commit(repo, rev).tree, file)
         if not isinstance(blob, Blob):
             raise PathNotFound(f"{file} is a folder, not a file")
         return _file_entry(file.strip("/"), blob)
@@ -156,7 +169,7 @@ def walk_files(path: Path, rev: str) -> tuple[str, list[Entry]]:
     with Repo(str(path)) as repo:
         commit = _commit(repo, rev)
         files: list[Entry] = []
-        pending = [("", repo[commit.tree])]
+        pending = [("", _read(repo, commit.tree, Tree))]
         while pending:
             prefix, tree = pending.pop()
             for item in tree.iteritems():
@@ -176,10 +189,10 @@ def earlier_versions(path: Path, commit_id: str, file: str, limit: int) -> list[
     with Repo(str(path)) as repo:
         seen: set[bytes] = set()
         versions = []
-        for entry in repo.get_walker(include=[commit_id.encode()], paths=[file.encode()]):
-            tree = repo[entry.commit.tree]
+        include = [ObjectID(commit_id.encode())]
+        for entry in repo.get_walker(include=include, paths=[file.encode()]):
             try:
-                blob = _lookup(repo, tree, file)
+                blob = _lookup(repo, entry.commit.tree, file)
             except PathNotFound:
                 continue
             if isinstance(blob, Blob) and blob.id not in seen:
@@ -202,7 +215,7 @@ def read_object(path: Path, sha: str) -> bytes:
 def read_blob(path: Path, rev: str, file: str) -> bytes:
     """A file's bytes as stored in git (an LFS file gives its pointer)."""
     with Repo(str(path)) as repo:
-        blob = _lookup(repo, repo[_commit(repo, rev).tree], file)
+        blob = _lookup(repo, _commit(repo, rev).tree, file)
         if not isinstance(blob, Blob):
             raise PathNotFound(f"{file} is a folder, not a file")
         return blob.as_raw_string()

@@ -11,14 +11,23 @@ from array import array
 from binascii import unhexlify
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from dulwich.object_format import SHA1
-from dulwich.pack import OFS_DELTA, REF_DELTA, Pack, pack_object_header
+from dulwich.object_store import BaseObjectStore
+from dulwich.objects import RawObjectID
+from dulwich.pack import OFS_DELTA, REF_DELTA, FilePackIndex, Pack, pack_object_header
 
 LOOSE_NAME = re.compile(r"[0-9a-f]{38}")
 COPY_CHUNK = 1024 * 1024
 
+# Object ids are binary (20 bytes) here and in `reach`: dulwich's `RawObjectID`.
 Load = Callable[[bytes], tuple[int, bytes]]
+
+
+def raw_loader(store: BaseObjectStore) -> Load:
+    """`store.get_raw`, which takes the binary ids that `Load` is given."""
+    return cast(Load, store.get_raw)
 
 
 # --- stored objects -----------------------------------------------------------------
@@ -29,7 +38,7 @@ class PackFile:
 
     def __init__(self, pack: Pack, indexed: bool = False) -> None:
         self.pack = pack
-        with open(pack.index.path.removesuffix(".idx") + ".pack", "rb") as file:
+        with open(index_path(pack).removesuffix(".idx") + ".pack", "rb") as file:
             self.data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         self.shas: list[bytes] = []
         self.offsets = array("Q")
@@ -67,7 +76,7 @@ class PackFile:
             pos = self._positions_by_sha().get(sha)
             return None if pos is None else self.offsets[pos]
         try:
-            offset = self.pack.index.object_offset(sha)
+            offset = self.pack.index.object_offset(RawObjectID(sha))
         except KeyError:
             return None
         self.known[offset] = sha
@@ -85,9 +94,17 @@ class PackFile:
         return compressed_end(self.data, start)
 
 
-def read_index(pack: Pack) -> tuple[list[bytes], array]:
+def index_path(pack: Pack) -> str:
+    """Where a stored pack's index is (a store on disk has only index files)."""
+    index = pack.index
+    if not isinstance(index, FilePackIndex):
+        raise TypeError(f"{pack!r} has no index file")
+    return index.path
+
+
+def read_index(pack: Pack) -> tuple[list[bytes], array[int]]:
     """Ids and offsets of a pack's objects, in offset order."""
-    with open(pack.index.path, "rb") as file:
+    with open(index_path(pack), "rb") as file:
         index = file.read()
     if index[:8] != b"\xfftOc\x00\x00\x00\x02":  # not version 2: let dulwich read it
         entries = sorted((offset, sha) for sha, offset, _ in pack.index.iterentries())
@@ -112,7 +129,10 @@ def read_index(pack: Pack) -> tuple[list[bytes], array]:
 
 
 def object_header(data: mmap.mmap, offset: int) -> tuple[int, int, int, int | bytes | None]:
-    """Type, size, data start and delta base (an offset or an id) of a packed object."""
+    """Type, size, data start and delta base of a packed object.
+
+    The base is an offset for an OFS_DELTA, an id for a REF_DELTA, None for a whole object.
+    """
     byte = data[offset]
     type_num, size, shift, pos = (byte >> 4) & 7, byte & 15, 4, offset + 1
     while byte & 0x80:
@@ -191,9 +211,9 @@ class PackWriter:
     def copy_object(self, pack: PackFile, offset: int, sha: bytes) -> None:
         """Copy one stored object, re-pointing or expanding a delta whose base moved."""
         here = self.offset
-        type_num, size, start, base = object_header(pack.data, offset)
+        _, size, start, base = object_header(pack.data, offset)
         end = pack.end_of(offset, start)
-        if type_num == OFS_DELTA:
+        if isinstance(base, int):  # OFS_DELTA
             base_at = self._written.get((id(pack), base))
             if base_at is not None and here - base_at == offset - base:
                 self._emit(pack.data[offset:end])
@@ -203,7 +223,7 @@ class PackWriter:
                 self._emit_delta(size, base_sha, pack.data[start:end])
             else:
                 self.write_whole(sha)
-        elif type_num == REF_DELTA and not self._sendable(base):
+        elif isinstance(base, bytes) and not self._sendable(base):  # REF_DELTA
             self.write_whole(sha)
         else:
             self._emit(pack.data[offset:end])

@@ -6,11 +6,15 @@ advertised refs do not already reach are sent.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Set
 from pathlib import Path
 
 import urllib3
 from dulwich.client import HttpGitClient, HTTPUnauthorized
 from dulwich.errors import GitProtocolError, HangupException
+from dulwich.objects import ObjectID
+from dulwich.pack import UnpackedObject
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 PUSH_TIMEOUT = 300
@@ -29,15 +33,20 @@ def push_ref(path: Path, url: str, user: str, key: str, repo: str, ref: str, sha
     client = HttpGitClient(url.rstrip("/") + "/", username=user, password=key, timeout=PUSH_TIMEOUT)
     sent = 0
 
-    def update_refs(refs: dict[bytes, bytes]) -> dict[bytes, bytes]:
-        return {**refs, ref.encode(): sha.encode()}
+    def update_refs(refs: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
+        return {**refs, Ref(ref.encode()): ObjectID(sha.encode())}
 
     with Repo(str(path)) as local:
 
-        def generate(have, want, ofs_delta=False, progress=None):
+        def generate(
+            have: Set[ObjectID],
+            want: Set[ObjectID],
+            ofs_delta: bool = False,
+            progress: Callable[[bytes], None] | None = None,
+        ) -> tuple[int, Iterator[UnpackedObject]]:
             nonlocal sent
-            have = {known for known in have if known in local.object_store}
-            count, records = local.generate_pack_data(have, want, ofs_delta=ofs_delta)
+            known = {sha for sha in have if sha in local.object_store}
+            count, records = local.generate_pack_data(known, set(want), ofs_delta=ofs_delta)
             sent = count
             return count, records
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.pack import OFS_DELTA, REF_DELTA, apply_delta
+from dulwich.pack import apply_delta
 
 from amphub.git.packfile import Load, PackFile, loose_ids, object_header
 
@@ -127,7 +127,7 @@ def _scan_pack(pack: PackFile, objects: ScannedObjects) -> list[tuple[PackFile, 
     waiting = []
     for i, sha in enumerate(shas):
         type_num, _, start, base = object_header(data, offsets[i])
-        if type_num == OFS_DELTA:
+        if isinstance(base, int):  # OFS_DELTA
             base_pos = positions[base]
             kind = kinds[base_pos]
             if not kind:
@@ -136,7 +136,7 @@ def _scan_pack(pack: PackFile, objects: ScannedObjects) -> list[tuple[PackFile, 
             if kind != BLOB:
                 delta = zlib.decompress(data[start : offsets[i + 1]])
                 texts[kind][sha] = b"".join(apply_delta(texts[kind][shas[base_pos]], delta))
-        elif type_num == REF_DELTA:
+        elif isinstance(base, bytes):  # REF_DELTA
             pack.ref_bases.add(base)
             waiting.append((pack, i))
             continue
@@ -151,12 +151,14 @@ def _scan_pack(pack: PackFile, objects: ScannedObjects) -> list[tuple[PackFile, 
 def _resolve(item: tuple[PackFile, int], packs: list[PackFile], objects: ScannedObjects) -> bool:
     """Resolve a delta whose base was not known during the scan; False if it still is not."""
     pack, i = item
-    type_num, _, start, base = object_header(pack.data, pack.offsets[i])
-    if type_num == OFS_DELTA:
+    _, _, start, base = object_header(pack.data, pack.offsets[i])
+    if isinstance(base, int):  # OFS_DELTA
         base_pos = pack.position(base)
         kind, base_sha = pack.kinds[base_pos], pack.shas[base_pos]
-    else:
+    elif base is not None:  # REF_DELTA
         kind, base_sha = _kind_in_packs(base, packs, objects), base
+    else:
+        raise ValueError("only deltas wait for their base")
     if not kind:
         return False
     pack.kinds[i] = kind
@@ -272,7 +274,8 @@ def fetch_objects(
 
 def _peel(load: Load, shas: Iterable[bytes], tags: set[bytes]) -> tuple[list[bytes], list[bytes]]:
     """The commits and other objects that `shas` are or point at; tags go to `tags`."""
-    commits, others = [], []
+    commits: list[bytes] = []
+    others: list[bytes] = []
     for sha in shas:
         kind, text = load(sha)
         while kind == TAG:
@@ -319,7 +322,9 @@ def missing_commits(
     return missing, edge
 
 
-def diff_tree(load: Load, root: bytes, bases: list[bytes], send: set[bytes], has: set[bytes]):
+def diff_tree(
+    load: Load, root: bytes, bases: list[bytes], send: set[bytes], has: set[bytes]
+) -> None:
     """Add what of `root` the client lacks to `send`, comparing with trees it has by path."""
     stack = [(root, bases)]
     while stack:

@@ -19,10 +19,12 @@ from dulwich.protocol import (
     CAPABILITY_ATOMIC,
     CAPABILITY_SIDE_BAND_64K,
     SIDE_BAND_CHANNEL_PROGRESS,
+    ReceivableProtocol,
 )
 from dulwich.refs import Ref, check_ref_format
 from dulwich.server import ReceivePackHandler
 
+from amphub.git.backend import disk_repo
 from amphub.services.push import RefUpdate
 from amphub.storage.repos import DEFAULT_BRANCH
 
@@ -79,7 +81,9 @@ class AmphubReceivePackHandler(ReceivePackHandler):
 
     def _store_pack(self) -> bytes | None:
         """Read the pack into the store; the unpack error, or None when it was stored."""
-        store = self.repo.object_store
+        store = disk_repo(self.repo).object_store
+        if not isinstance(self.proto, ReceivableProtocol):
+            raise TypeError("receive-pack reads the pack through a ReceivableProtocol")
         try:
             pack = store.add_thin_pack(
                 self.proto.read, self.proto.recv, max_input_size=self.max_pack_bytes or None
@@ -101,7 +105,7 @@ class AmphubReceivePackHandler(ReceivePackHandler):
         return None
 
     def _discard_partial_packs(self) -> None:
-        for partial in Path(self.repo.object_store.path).glob("tmp_pack_*"):
+        for partial in Path(disk_repo(self.repo).object_store.path).glob("tmp_pack_*"):
             partial.unlink(missing_ok=True)
 
     def _tell(self, message: str) -> None:
@@ -111,8 +115,8 @@ class AmphubReceivePackHandler(ReceivePackHandler):
 
     def _problem(self, command: RefUpdate) -> bytes | None:
         """Why the command cannot be applied, or None."""
-        ref, new = command.ref, command.new
-        if not ref.startswith(PUSHABLE) or not check_ref_format(ref):
+        ref, new = command.ref, ObjectID(command.new)
+        if not ref.startswith(PUSHABLE) or not check_ref_format(Ref(ref)):
             return b"only branches (refs/heads/...) and tags (refs/tags/...) can be pushed"
         if new == ZERO:
             if ref == DEFAULT_BRANCH:
@@ -128,12 +132,13 @@ class AmphubReceivePackHandler(ReceivePackHandler):
     def _move(self, command: RefUpdate) -> bytes | None:
         """Move the ref if it still has the value the client saw; None on success."""
         refs = self.repo.refs
-        if command.new == ZERO:
-            done = refs.remove_if_equals(command.ref, command.old)
-        elif command.old == ZERO:
-            done = refs.add_if_new(command.ref, command.new)
+        ref, old, new = Ref(command.ref), ObjectID(command.old), ObjectID(command.new)
+        if new == ZERO:
+            done = refs.remove_if_equals(ref, old)
+        elif old == ZERO:
+            done = refs.add_if_new(ref, new)
         else:
-            done = refs.set_if_equals(command.ref, command.old, command.new)
+            done = refs.set_if_equals(ref, old, new)
         if not done:
             return b"stale info: the ref was changed by another push; fetch and try again"
         return None

@@ -12,10 +12,11 @@ from aiohttp import web
 from dulwich.errors import GitProtocolError, HangupException
 from dulwich.protocol import ReceivableProtocol, pkt_line
 from dulwich.repo import Repo
-from dulwich.server import DictBackend, Handler, UploadPackHandler
+from dulwich.server import ReceivePackHandler, UploadPackHandler
 
 from amphub import db
 from amphub.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from amphub.git.backend import REPO_ARGS, one_repo_backend
 from amphub.git.bridge import BodyTooLarge, StreamBridge, run_streamed
 from amphub.git.receive import EMPTY_PACK_BYTES, AmphubReceivePackHandler
 from amphub.git.upload import serve_upload_pack
@@ -30,7 +31,8 @@ T = TypeVar("T")
 
 log = logging.getLogger("amphub.git")
 
-SERVICES: dict[str, tuple[type[Handler], Action]] = {
+ServiceHandler = type[UploadPackHandler] | type[ReceivePackHandler]
+SERVICES: dict[str, tuple[ServiceHandler, Action]] = {
     "git-upload-pack": (UploadPackHandler, Action.READ_FILES),
     "git-receive-pack": (AmphubReceivePackHandler, Action.WRITE_FILES),
 }
@@ -44,7 +46,7 @@ NO_CACHE = {
 }
 
 
-def service_of(name: str | None) -> tuple[type[Handler], Action]:
+def service_of(name: str | None) -> tuple[ServiceHandler, Action]:
     """The dulwich handler and the permission a smart-HTTP service needs."""
     if name not in SERVICES:
         raise BadRequest(
@@ -58,7 +60,7 @@ def service_of(name: str | None) -> tuple[type[Handler], Action]:
 class ServiceCall:
     """A smart-HTTP request that passed the checks: what to run on which repository."""
 
-    handler_cls: type[Handler]
+    handler_cls: ServiceHandler
     path: Path
     space: db.Space
     model: db.Model
@@ -86,9 +88,9 @@ async def get_info_refs(request: web.Request) -> web.StreamResponse:
         bridge.write(pkt_line(f"# service={service}\n".encode()) + pkt_line(None))
         with Repo(str(call.path)) as repo:
             proto = ReceivableProtocol(bridge.recv, bridge.write)
-            backend = DictBackend({b".": repo})
+            backend = one_repo_backend(repo)
             call.handler_cls(
-                backend, [b"."], proto, stateless_rpc=True, advertise_refs=True
+                backend, REPO_ARGS, proto, stateless_rpc=True, advertise_refs=True
             ).handle()
 
     await run_streamed(request, response, advertise)
@@ -128,8 +130,8 @@ async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamRe
     def serve(bridge: StreamBridge) -> None:
         with Repo(str(call.path)) as repo:
             proto = ReceivableProtocol(bridge.recv, bridge.write)
-            backend = DictBackend({b".": repo})
-            handler = AmphubReceivePackHandler(backend, [b"."], proto, stateless_rpc=True)
+            backend = one_repo_backend(repo)
+            handler = AmphubReceivePackHandler(backend, REPO_ARGS, proto, stateless_rpc=True)
             handler.max_pack_bytes = max(room, EMPTY_PACK_BYTES)
             handler.quota_refusal = refusal
             try:

@@ -34,16 +34,25 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dulwich.object_format import SHA1
+from dulwich.objects import ObjectID
 from dulwich.protocol import (
     CAPABILITY_INCLUDE_TAG,
     CAPABILITY_NO_DONE,
     CAPABILITY_OFS_DELTA,
     ReceivableProtocol,
 )
+from dulwich.refs import Ref
 from dulwich.repo import Repo
-from dulwich.server import DictBackend, UploadPackHandler, _ProtocolGraphWalker
+from dulwich.server import UploadPackHandler, _ProtocolGraphWalker
 
-from amphub.git.packfile import COPY_CHUNK, PackFile, write_clone_pack, write_fetch_pack
+from amphub.git.backend import REPO_ARGS, disk_repo, one_repo_backend
+from amphub.git.packfile import (
+    COPY_CHUNK,
+    PackFile,
+    raw_loader,
+    write_clone_pack,
+    write_fetch_pack,
+)
 from amphub.git.reach import add_tags, fetch_objects, scan_objects, unreachable, walk_fetch
 from amphub.storage.repos import PACK_CACHE_DIR, prepare_repo
 
@@ -65,14 +74,14 @@ def serve_upload_pack(
     replay = _Replay(head, recv)
     with Repo(str(path)) as repo:
         proto = ReceivableProtocol(replay.recv, write)
-        backend = DictBackend({b".": repo})
+        backend = one_repo_backend(repo)
         plain = (
             repo.object_format is SHA1
             and not repo.object_store.alternates
             and is_plain_request(head)
         )
         handler_cls = AmphubUploadPackHandler if plain else UploadPackHandler
-        handler_cls(backend, [b"."], proto, stateless_rpc=True).handle()
+        handler_cls(backend, REPO_ARGS, proto, stateless_rpc=True).handle()
 
 
 # --- the request --------------------------------------------------------------------
@@ -172,15 +181,15 @@ class AmphubUploadPackHandler(UploadPackHandler):
         haves: list[bytes],
         tagged: Mapping[bytes, bytes],
     ) -> None:
-        store = self.repo.object_store
-        walk = walk_fetch(store.get_raw, wants, haves)
+        store = disk_repo(self.repo).object_store
+        walk = walk_fetch(raw_loader(store), wants, haves)
         # Past a few hundred commits one pass over the packs beats lookups one by one.
         bulk = len(walk.missing) > BULK_FETCH_COMMITS
         with ExitStack() as stack:
             packs = [stack.enter_context(PackFile(pack, indexed=bulk)) for pack in store.packs]
-            load = store.get_raw
+            load = raw_loader(store)
             if bulk:
-                load = scan_objects(packs, Path(store.path), store.get_raw).load
+                load = scan_objects(packs, Path(store.path), raw_loader(store)).load
             send, has = fetch_objects(load, walk, tagged)
             self.progress(f"counting objects: {len(send)}, done.\n".encode())
             write_fetch_pack(output.write, packs, load, send, has)
@@ -188,11 +197,11 @@ class AmphubUploadPackHandler(UploadPackHandler):
     def _send_clone(
         self,
         output: SidebandOutput,
-        refs: Mapping[bytes, bytes],
+        refs: Mapping[Ref, ObjectID],
         wants: set[bytes],
         tagged: Mapping[bytes, bytes],
     ) -> None:
-        cache = PackCache(Path(self.repo.path) / PACK_CACHE_DIR)
+        cache = PackCache(Path(disk_repo(self.repo).path) / PACK_CACHE_DIR)
         caps = [c for c in (CAPABILITY_INCLUDE_TAG, CAPABILITY_OFS_DELTA) if self.has_capability(c)]
         key = cache_key(refs, wants, caps)
         cached = cache.get(key)
@@ -215,10 +224,10 @@ class AmphubUploadPackHandler(UploadPackHandler):
     def _write_clone(
         self, out: Callable[[bytes], None], wants: set[bytes], tagged: Mapping[bytes, bytes]
     ) -> None:
-        store = self.repo.object_store
+        store = disk_repo(self.repo).object_store
         with ExitStack() as stack:
             packs = [stack.enter_context(PackFile(pack, indexed=True)) for pack in store.packs]
-            objects = scan_objects(packs, Path(store.path), store.get_raw)
+            objects = scan_objects(packs, Path(store.path), raw_loader(store))
             send = objects.ids - unreachable(objects, wants)
             add_tags(objects.load, send, tagged)
             self.progress(f"counting objects: {len(send)}, done.\n".encode())
@@ -254,7 +263,7 @@ class SidebandOutput:
 # --- the full-clone cache -----------------------------------------------------------
 
 
-def cache_key(refs: Mapping[bytes, bytes], wants: Iterable[bytes], caps: list[bytes]) -> str:
+def cache_key(refs: Mapping[Ref, ObjectID], wants: Iterable[bytes], caps: list[bytes]) -> str:
     """Names the pack of a full clone by everything that decides its contents."""
     digest = hashlib.sha256(CACHE_FORMAT)
     for want in sorted(set(wants)):
