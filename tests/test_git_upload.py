@@ -59,10 +59,10 @@ async def test_second_clone_is_served_from_the_cache(hub, model_repo, tmp_path, 
     first = await bare_clone(hub, tmp_path, "first")
     assert len(cached_packs(hub)) == 1
 
-    def no_scan(*args):
+    def no_read(*args):
         raise AssertionError("the cached pack should have been served")
 
-    monkeypatch.setattr(upload, "scan_objects", no_scan)
+    monkeypatch.setattr(upload, "read_all_objects", no_read)
     second = await bare_clone(hub, tmp_path, "second")
     assert await refs_of(second) == await refs_of(first)
     assert "refs/tags/v1" in await refs_of(second)

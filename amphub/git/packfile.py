@@ -45,7 +45,7 @@ class PackFile:
         self.positions: dict[int, int] = {}
         self.known: dict[int, bytes] = {}
         self._by_sha: dict[bytes, int] | None = None
-        self.kinds = bytearray()  # by position, filled by a scan; 0 while unknown
+        self.kinds = bytearray()  # by position, filled by `reach.read_all_objects`; 0 while unknown
         self.ref_bases: set[bytes] = set()
         if indexed:
             self.shas, self.offsets = read_index(pack)

@@ -72,7 +72,7 @@ def add_tags(load: Load, send: set[bytes], tagged: Mapping[bytes, bytes]) -> Non
 # --- which objects: a full clone ----------------------------------------------------
 
 
-class ScannedObjects:
+class AllObjects:
     """Every object id of a store, and the text of each commit, tree and tag."""
 
     def __init__(self, fallback: Load) -> None:
@@ -99,9 +99,9 @@ class ScannedObjects:
         return self._fallback(sha)
 
 
-def scan_objects(packs: list[PackFile], objects_dir: Path, fallback: Load) -> ScannedObjects:
+def read_all_objects(packs: list[PackFile], objects_dir: Path, fallback: Load) -> AllObjects:
     """Read every pack once in offset order, and the loose objects."""
-    objects = ScannedObjects(fallback)
+    objects = AllObjects(fallback)
     for sha in loose_ids(objects_dir):
         kind, text = fallback(sha)
         objects.loose[sha] = kind
@@ -111,7 +111,7 @@ def scan_objects(packs: list[PackFile], objects_dir: Path, fallback: Load) -> Sc
     waiting: list[tuple[PackFile, int]] = []
     for pack in packs:
         objects.ids.update(pack.shas)
-        waiting += _scan_pack(pack, objects)
+        waiting += _read_pack(pack, objects)
     while waiting:
         left = [item for item in waiting if not _resolve(item, packs, objects)]
         if len(left) == len(waiting):
@@ -120,7 +120,7 @@ def scan_objects(packs: list[PackFile], objects_dir: Path, fallback: Load) -> Sc
     return objects
 
 
-def _scan_pack(pack: PackFile, objects: ScannedObjects) -> list[tuple[PackFile, int]]:
+def _read_pack(pack: PackFile, objects: AllObjects) -> list[tuple[PackFile, int]]:
     """Kinds of one pack's objects and texts of its non-blobs; deltas on unknown bases wait."""
     data, offsets, shas, kinds = pack.data, pack.offsets, pack.shas, pack.kinds
     positions, texts = pack.positions, objects.texts
@@ -148,8 +148,8 @@ def _scan_pack(pack: PackFile, objects: ScannedObjects) -> list[tuple[PackFile, 
     return waiting
 
 
-def _resolve(item: tuple[PackFile, int], packs: list[PackFile], objects: ScannedObjects) -> bool:
-    """Resolve a delta whose base was not known during the scan; False if it still is not."""
+def _resolve(item: tuple[PackFile, int], packs: list[PackFile], objects: AllObjects) -> bool:
+    """Resolve a delta whose base was not known during the first read; False if it still is not."""
     pack, i = item
     _, _, start, base = object_header(pack.data, pack.offsets[i])
     if isinstance(base, int):  # OFS_DELTA
@@ -169,8 +169,8 @@ def _resolve(item: tuple[PackFile, int], packs: list[PackFile], objects: Scanned
     return True
 
 
-def _kind_in_packs(sha: bytes, packs: list[PackFile], objects: ScannedObjects) -> int:
-    """The kind of an object as far as the scan knows it; 0 if not yet."""
+def _kind_in_packs(sha: bytes, packs: list[PackFile], objects: AllObjects) -> int:
+    """The kind of an object as far as the read has found it; 0 if not yet."""
     kind = objects.kind_of(sha)
     if kind:
         return kind
@@ -181,7 +181,7 @@ def _kind_in_packs(sha: bytes, packs: list[PackFile], objects: ScannedObjects) -
     return 0
 
 
-def unreachable(objects: ScannedObjects, wants: set[bytes]) -> set[bytes]:
+def unreachable(objects: AllObjects, wants: set[bytes]) -> set[bytes]:
     """The objects that no wanted object leads to.
 
     Counting references works because git's objects form a DAG: what nothing refers to
@@ -201,7 +201,7 @@ def unreachable(objects: ScannedObjects, wants: set[bytes]) -> set[bytes]:
     return dead
 
 
-def reference_counts(objects: ScannedObjects) -> Counter[bytes]:
+def reference_counts(objects: AllObjects) -> Counter[bytes]:
     """How many commits, trees and tags refer to each object."""
     counts: Counter[bytes] = Counter()
     trees = list(objects.texts[TREE].values())
@@ -220,7 +220,7 @@ def reference_counts(objects: ScannedObjects) -> Counter[bytes]:
     return counts
 
 
-def references(objects: ScannedObjects, sha: bytes) -> list[bytes]:
+def references(objects: AllObjects, sha: bytes) -> list[bytes]:
     """What one object refers to."""
     kind = objects.kind_of(sha)
     if kind is None or kind == BLOB:

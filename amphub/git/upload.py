@@ -53,7 +53,7 @@ from amphub.git.packfile import (
     write_clone_pack,
     write_fetch_pack,
 )
-from amphub.git.reach import add_tags, fetch_objects, scan_objects, unreachable, walk_fetch
+from amphub.git.reach import add_tags, fetch_objects, read_all_objects, unreachable, walk_fetch
 from amphub.storage.repos import PACK_CACHE_DIR, prepare_repo
 
 SIDEBAND_DATA = 65515  # the payload of one side-band-64k pkt-line
@@ -189,7 +189,7 @@ class AmphubUploadPackHandler(UploadPackHandler):
             packs = [stack.enter_context(PackFile(pack, indexed=bulk)) for pack in store.packs]
             load = raw_loader(store)
             if bulk:
-                load = scan_objects(packs, Path(store.path), raw_loader(store)).load
+                load = read_all_objects(packs, Path(store.path), raw_loader(store)).load
             send, has = fetch_objects(load, walk, tagged)
             self.progress(f"counting objects: {len(send)}, done.\n".encode())
             write_fetch_pack(output.write, packs, load, send, has)
@@ -227,7 +227,7 @@ class AmphubUploadPackHandler(UploadPackHandler):
         store = disk_repo(self.repo).object_store
         with ExitStack() as stack:
             packs = [stack.enter_context(PackFile(pack, indexed=True)) for pack in store.packs]
-            objects = scan_objects(packs, Path(store.path), raw_loader(store))
+            objects = read_all_objects(packs, Path(store.path), raw_loader(store))
             send = objects.ids - unreachable(objects, wants)
             add_tags(objects.load, send, tagged)
             self.progress(f"counting objects: {len(send)}, done.\n".encode())
