@@ -86,7 +86,7 @@ def _commit(repo: Repo, rev: str) -> Commit:
     raise RevisionNotFound(f"no branch, tag or commit {rev}")
 
 
-def _read(repo: Repo, sha: bytes, kind: type[_Object]) -> _Object:
+def read_as(repo: Repo, sha: bytes, kind: type[_Object]) -> _Object:
     """The object `sha`, which the tree or commit that names it says is a `kind`."""
     obj = repo[sha]
     if not isinstance(obj, kind):
@@ -142,7 +142,7 @@ def list_tree(
             if stat.S_ISDIR(item.mode):
                 entries.append(Entry(name, "directory", None))
             else:
-                entries.append(_file_entry(name, _read(repo, item.sha, Blob)))
+                entries.append(_file_entry(name, read_as(repo, item.sha, Blob)))
         return len(items), entries
 
 
@@ -169,7 +169,7 @@ def walk_files(path: Path, rev: str) -> tuple[str, list[Entry]]:
     with Repo(str(path)) as repo:
         commit = _commit(repo, rev)
         files: list[Entry] = []
-        pending = [("", _read(repo, commit.tree, Tree))]
+        pending = [("", read_as(repo, commit.tree, Tree))]
         while pending:
             prefix, tree = pending.pop()
             for item in tree.iteritems():

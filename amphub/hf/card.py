@@ -45,20 +45,20 @@ def hub_name(name: str) -> str:
     return _HUB_NAMES.get(name) or re.sub(r"[\s_]+", "-", name.strip()).lower()
 
 
-def library_name(card: dict) -> str | None:
+def library_name(card: dict[str, Any]) -> str | None:
     """The library of the card's frameworks: the first that is not a base framework."""
     frameworks = [f for f in card.get("frameworks", []) if f != "Others"]
     libraries = [f for f in frameworks if f not in _BASE_FRAMEWORKS] or frameworks
     return hub_name(libraries[0]) if libraries else None
 
 
-def pipeline_tag(card: dict) -> str | None:
+def pipeline_tag(card: dict[str, Any]) -> str | None:
     """The Hub's pipeline tag for the card's algorithm."""
     algorithm = card.get("algorithm")
     return hub_name(algorithm) if algorithm and algorithm != "Others" else None
 
 
-def model_tags(card: dict) -> list[str]:
+def model_tags(card: dict[str, Any]) -> list[str]:
     """The tags the Hub shows for a model: frameworks, task, the card's tags, license, data."""
     tags = [hub_name(f) for f in card.get("frameworks", []) if f != "Others"]
     tags += [t for t in (pipeline_tag(card),) if t]
@@ -69,7 +69,7 @@ def model_tags(card: dict) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def _model_index(card: dict, model_name: str) -> list[dict] | None:
+def _model_index(card: dict[str, Any], model_name: str) -> list[dict[str, Any]] | None:
     results = [
         {
             "task": {"type": pipeline_tag(card) or "other"},
@@ -81,7 +81,7 @@ def _model_index(card: dict, model_name: str) -> list[dict] | None:
     return [{"name": model_name, "results": results}] if results else None
 
 
-def _dataset(dataset: dict) -> dict:
+def _dataset(dataset: dict[str, Any]) -> dict[str, Any]:
     return {
         "Dataset": {
             "Name": dataset["name"],
@@ -91,7 +91,7 @@ def _dataset(dataset: dict) -> dict:
     }
 
 
-def _amphub_fields(card: dict) -> dict[str, Any]:
+def _amphub_fields(card: dict[str, Any]) -> dict[str, Any]:
     job = {"Type": card.get("task_type"), "Algorithm": card.get("algorithm")}
     performance = [
         {**_dataset(p["dataset"]), "Performance metric": p["metrics"]}
@@ -109,7 +109,7 @@ def _amphub_fields(card: dict) -> dict[str, Any]:
     }
 
 
-def _hub_fields(card: dict, model_name: str) -> dict[str, Any]:
+def _hub_fields(card: dict[str, Any], model_name: str) -> dict[str, Any]:
     return {
         "library_name": library_name(card),
         "pipeline_tag": pipeline_tag(card),
@@ -126,7 +126,7 @@ def _empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
-def card_data(raw: dict[str, Any], card: dict, model_name: str) -> dict[str, Any]:
+def card_data(raw: dict[str, Any], card: dict[str, Any], model_name: str) -> dict[str, Any]:
     """cardData: the front matter as written, with both vocabularies filled from the card."""
     data = {key: value for key, value in raw.items() if isinstance(key, str)}
     given = {match_key(key) for key, value in data.items() if not _empty(value)}

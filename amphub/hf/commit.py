@@ -73,7 +73,7 @@ async def _lines(request: web.Request) -> AsyncIterator[bytes]:
         yield bytes(buffer)
 
 
-def _file(value: dict) -> Addition:
+def _file(value: dict[str, Any]) -> Addition:
     path = check_path(value.get("path"))
     content = value.get("content")
     if not isinstance(content, str):
@@ -86,7 +86,7 @@ def _file(value: dict) -> Addition:
         raise BadRequest(f"{path}: the content is not base64") from None
 
 
-def _lfs_file(value: dict) -> Addition:
+def _lfs_file(value: dict[str, Any]) -> Addition:
     path = check_path(value.get("path"))
     if value.get("algo", "sha256") != "sha256":
         raise BadRequest(f"{path}: LFS objects are known by sha256 only")
@@ -100,7 +100,7 @@ def _lfs_file(value: dict) -> Addition:
     return Addition(path, lfs=LfsPointer(oid, -1 if size is None else size))
 
 
-def _operation(key: Any, value: dict) -> Addition | Deletion:
+def _operation(key: Any, value: dict[str, Any]) -> Addition | Deletion:
     if key == "file":
         return _file(value)
     if key == "lfsFile":
@@ -115,7 +115,7 @@ def _operation(key: Any, value: dict) -> Addition | Deletion:
     )
 
 
-def _parent(header: dict) -> str | None:
+def _parent(header: dict[str, Any]) -> str | None:
     """The commit the client based its commit on: a commit id, or its first 7 or more digits."""
     parent = header.get("parentCommit")
     if parent is not None and not (isinstance(parent, str) and COMMIT_PREFIX.fullmatch(parent)):

@@ -38,7 +38,7 @@ class _StoredObject(web.FileResponse):
     @property
     def etag(self) -> ETag | None:
         """The ETag header, parsed."""
-        return web.FileResponse.etag.fget(self)
+        return super().etag
 
     @etag.setter
     def etag(self, value: object) -> None:

@@ -41,7 +41,7 @@ def _expand(request: web.Request, info: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in info.items() if key in {"_id", "id", *wanted}}
 
 
-def _summary(model: db.Model, card: dict) -> dict[str, Any]:
+def _summary(model: db.Model, card: dict[str, Any]) -> dict[str, Any]:
     """What the Hub says of every model, in lists and in model info."""
     repo_id = f"{model.space_id}/{model.id}"
     return {
@@ -83,7 +83,9 @@ def _snapshot(path: Path, rev: str, readable: bool) -> tuple[str, list[HubEntry]
     return commit_id, files, read_optional(path, commit_id, "README.md")
 
 
-async def _security_status(request: web.Request, access: ModelAccess, commit_id: str) -> dict:
+async def _security_status(
+    request: web.Request, access: ModelAccess, commit_id: str
+) -> dict[str, Any]:
     """The last scan of this commit as the Hub's securityRepoStatus, amphub's summary added."""
     tasks = await db.list_tasks(
         request.app[keys.HUB].db,
@@ -151,8 +153,8 @@ def _filters(request: web.Request) -> dict[str, str]:
         kind, _, name = value.partition(":")
         if name and kind in ("license", "dataset"):
             filters[kind] = name
-        elif canonical_framework(value):
-            filters["framework"] = canonical_framework(value)
+        elif framework := canonical_framework(value):
+            filters["framework"] = framework
         else:
             filters["tag"] = value
     return filters

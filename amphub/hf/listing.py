@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -32,7 +33,7 @@ COMMITS_PAGE = 100
 MAX_COMMITS_PAGE = 1000
 
 
-def entry_json(entry: HubEntry) -> dict:
+def entry_json(entry: HubEntry) -> dict[str, Any]:
     """A file or folder as the Hub's tree listing shows it."""
     item = {"type": entry.type, "oid": entry.oid, "size": entry.size, "path": entry.path}
     if entry.lfs:
@@ -44,7 +45,7 @@ def entry_json(entry: HubEntry) -> dict:
     return item
 
 
-def _security(verdict: str | None) -> dict:
+def _security(verdict: str | None) -> dict[str, Any]:
     """A file's last scan verdict in the Hub's securityFileStatus shape, findings added."""
     found = json.loads(verdict) if verdict else {}
     return {
@@ -57,7 +58,7 @@ def _security(verdict: str | None) -> dict:
 
 async def _expanded(
     request: web.Request, entries: list[HubEntry], commits: dict[str, CommitSummary]
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The entries with their last commit and, for files, their last scan verdict."""
     ids = [e.lfs.oid if e.lfs else e.oid for e in entries if e.type == "file"]
     verdicts = await db.scan_verdicts(request.app[keys.HUB].db, ids, SCANNER_VERSION)
@@ -119,7 +120,7 @@ async def get_refs(request: web.Request) -> web.Response:
     path = repository(request, await require_repo(request, Action.READ_FILES))
     refs = await run_git(request, lambda: list_refs(path))
 
-    def listed(kind: str, prefix: str) -> list[dict]:
+    def listed(kind: str, prefix: str) -> list[dict[str, Any]]:
         return [
             {"name": r["name"], "ref": prefix + r["name"], "targetCommit": r["commit"]}
             for r in refs[kind]
@@ -135,7 +136,7 @@ async def get_refs(request: web.Request) -> web.Response:
     )
 
 
-def commit_json(commit: CommitInfo) -> dict:
+def commit_json(commit: CommitInfo) -> dict[str, Any]:
     """A commit as the Hub's history shows it."""
     title, _, body = commit.message.strip().partition("\n")
     author = commit.author.split(" <", 1)[0]

@@ -7,6 +7,7 @@ cursor; here it is the number of items before the page.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -40,7 +41,11 @@ def requested_page(request: web.Request, default: int, maximum: int) -> Page:
 
 
 def paged_response(
-    request: web.Request, items: list, page: Page, more: bool, headers: dict[str, str] | None = None
+    request: web.Request,
+    items: list[Any],
+    page: Page,
+    more: bool,
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
     """The page's items as a JSON list, with a Link to the next page when there is `more`."""
     headers = dict(headers or {})

@@ -12,11 +12,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dulwich.errors import NotTreeError
-from dulwich.objects import Blob, SubmoduleEncountered, Tree
+from dulwich.objects import Blob, Commit, ObjectID, SubmoduleEncountered, Tree
 from dulwich.repo import Repo
 
 from amphub.clock import rfc3339
-from amphub.git.files import LfsPointer, PathNotFound, RevisionNotFound, parse_pointer, resolve
+from amphub.git.files import (
+    LfsPointer,
+    PathNotFound,
+    RevisionNotFound,
+    parse_pointer,
+    read_as,
+    resolve,
+)
 from amphub.storage.repos import DEFAULT_BRANCH
 
 # The Hub's default branch; amphub's is master, which `main` names unless a model has a main.
@@ -62,11 +69,11 @@ def resolve_revision(path: Path, rev: str) -> str:
 
 def _object_at(repo: Repo, commit_id: str, path: str) -> tuple[int, bytes]:
     """(mode, object id) of a path in a commit; the root folder for an empty path."""
-    tree_id = repo[commit_id.encode()].tree
+    tree_id = read_as(repo, commit_id.encode(), Commit).tree
     if not path.strip("/"):
         return stat.S_IFDIR, tree_id
     try:
-        return repo[tree_id].lookup_path(repo.__getitem__, path.strip("/").encode())
+        return read_as(repo, tree_id, Tree).lookup_path(repo.__getitem__, path.strip("/").encode())
     except (KeyError, ValueError, NotTreeError, SubmoduleEncountered) as exc:
         raise PathNotFound(f"no {path} in this revision") from exc
 
@@ -88,7 +95,7 @@ def list_entries(path: Path, commit_id: str, folder: str, recursive: bool) -> li
         if not stat.S_ISDIR(mode):
             raise PathNotFound(f"{folder} is a file, not a folder")
         prefix = folder.strip("/") + "/" if folder.strip("/") else ""
-        pending: list[tuple[str, Tree]] = [(prefix, repo[tree_id])]
+        pending = [(prefix, read_as(repo, tree_id, Tree))]
         entries = []
         while pending:
             prefix, tree = pending.pop()
@@ -98,7 +105,7 @@ def list_entries(path: Path, commit_id: str, folder: str, recursive: bool) -> li
                 name = prefix + item.path.decode(errors="replace")
                 entries.append(_entry(repo, name, item.mode, item.sha))
                 if recursive and stat.S_ISDIR(item.mode):
-                    pending.append((name + "/", repo[item.sha]))
+                    pending.append((name + "/", read_as(repo, item.sha, Tree)))
         return sorted(entries, key=lambda entry: entry.path)
 
 
@@ -140,7 +147,7 @@ def last_commits(path: Path, commit_id: str, paths: list[str]) -> dict[str, Comm
         found = {}
         for name in paths:
             walker = repo.get_walker(
-                include=[commit_id.encode()], paths=[name.encode()], max_entries=1
+                include=[ObjectID(commit_id.encode())], paths=[name.encode()], max_entries=1
             )
             for entry in walker:
                 commit = entry.commit

@@ -14,14 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
+from typing import Literal, cast, overload
 
 from dulwich.attrs import compile_gitattributes_patterns, match_path, parse_git_attributes
-from dulwich.objects import Blob, Commit, ShaFile, Tag, Tree
-from dulwich.refs import check_ref_format
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
+from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
 
 from amphub.errors import BadRequest, Conflict, PreconditionFailed
-from amphub.git.files import LfsPointer, PathNotFound, RevisionNotFound
+from amphub.git.files import LfsPointer, PathNotFound, RevisionNotFound, read_as
 from amphub.git.receive import ZERO
 from amphub.hf.repo import HUB_DEFAULT_BRANCH, default_branch
 from amphub.services.push import RefUpdate
@@ -88,9 +89,19 @@ class TreeEditor:
 
     def __init__(self, repo: Repo, root: bytes) -> None:
         self._repo = repo
-        self._folders: dict[tuple[str, ...], Tree] = {(): repo[root].copy()}
+        self._folders: dict[tuple[str, ...], Tree] = {(): self._copy(root)}
         self._changed: set[tuple[str, ...]] = set()
         self._blobs: dict[bytes, Blob] = {}
+
+    def _copy(self, sha: bytes) -> Tree:
+        """A stored tree to edit; dulwich types `copy()` as returning any object."""
+        return cast(Tree, read_as(self._repo, sha, Tree).copy())
+
+    @overload
+    def _folder(self, parts: tuple[str, ...], create: Literal[True]) -> Tree: ...
+
+    @overload
+    def _folder(self, parts: tuple[str, ...], create: bool) -> Tree | None: ...
 
     def _folder(self, parts: tuple[str, ...], create: bool) -> Tree | None:
         """The folder at `parts`, to edit; None if it is not there and not to be created."""
@@ -106,7 +117,7 @@ class TreeEditor:
                 if create:
                     raise BadRequest(f"{'/'.join(parts)} is a file, not a folder")
                 return None
-            folder = self._repo[sha].copy()
+            folder = self._copy(sha)
         elif create:
             folder = Tree()
         else:
@@ -193,11 +204,11 @@ def route_to_lfs(editor: TreeEditor, paths: list[str]) -> None:
     editor.add(ATTRIBUTES, current + separator + lines)
 
 
-def branch_ref(repo: Repo, rev: str) -> bytes:
+def branch_ref(repo: Repo, rev: str) -> Ref:
     """The branch a commit goes to; `main` is master unless the model has a main."""
     names = [rev, default_branch()] if rev == HUB_DEFAULT_BRANCH else [rev]
     for name in names:
-        ref = b"refs/heads/" + name.encode()
+        ref = Ref(b"refs/heads/" + name.encode())
         if check_ref_format(ref) and ref in repo.refs:
             return ref
     raise RevisionNotFound(f"no branch {rev}: a commit goes to a branch (create_branch)")
@@ -228,7 +239,7 @@ def write_commit(
                 f"the branch moved on since {plan.parent}: it is at {head.decode()} now;"
                 " fetch and commit again"
             )
-        editor = TreeEditor(repo, repo[head].tree)
+        editor = TreeEditor(repo, read_as(repo, head, Commit).tree)
         _apply(editor, plan)
         tree_id, objects = editor.write()
         commit = Commit()
@@ -254,10 +265,10 @@ def create_ref(
     message: str,
 ) -> RefUpdate:
     """Create a branch or tag at a commit (an annotated tag when there is a message)."""
-    if not check_ref_format(ref):
+    if not check_ref_format(Ref(ref)):
         raise BadRequest(f"invalid name {ref.decode(errors='replace')}")
     with lock, Repo(str(path)) as repo:
-        value = target
+        value = ObjectID(target)
         if message:
             tag = Tag()
             tag.name = ref.removeprefix(b"refs/tags/")
@@ -268,6 +279,6 @@ def create_ref(
             tag.message = message.encode() + b"\n"
             repo.object_store.add_object(tag)
             value = tag.id
-        if not repo.refs.add_if_new(ref, value):
+        if not repo.refs.add_if_new(Ref(ref), value):
             raise Conflict(f"{ref.decode()} exists already")
         return RefUpdate(ref, ZERO, value)

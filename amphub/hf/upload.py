@@ -11,6 +11,7 @@ import binascii
 import json
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from dulwich.ignore import IgnoreFilter, read_ignore_patterns
@@ -68,13 +69,15 @@ async def post_create_repo(request: web.Request) -> web.Response:
     return web.json_response({"url": url, "name": repo_id, "id": repo_id})
 
 
-def _upload_mode(routed: bool, item: dict) -> str:
+def _upload_mode(routed: bool, item: dict[str, Any]) -> str:
     """LFS for what .gitattributes routes there, large files and binary ones; else inline."""
-    size = item.get("size") if isinstance(item.get("size"), int) else 0
+    size = item.get("size")
+    if not isinstance(size, int):
+        size = 0
     return "lfs" if routed or size > REGULAR_FILE_LIMIT or b"\0" in _sample(item) else "regular"
 
 
-def _sample(item: dict) -> bytes:
+def _sample(item: dict[str, Any]) -> bytes:
     try:
         return base64.b64decode(str(item.get("sample", "")), validate=True)
     except binascii.Error:

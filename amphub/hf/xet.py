@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -175,7 +176,7 @@ async def _receive_xorb(request: web.Request, target: Path, size: int) -> None:
                 received += len(piece)
                 if received > size:
                     raise XetRefused(f"more than the announced {size} bytes were sent")
-                await hub.run_blocking(lambda p=piece: stream.write(p))
+                await hub.run_blocking(partial(stream.write, piece))
             if received != size:
                 raise XetRefused(f"received {received} bytes, expected {size}")
             await hub.run_blocking(lambda: _keep_xorb(stream, size, Path(name), target))
@@ -371,7 +372,7 @@ async def _drop_placed_xorbs(
         path = staged / xorb
         if not path.is_file():
             continue
-        total = await hub.run_blocking(lambda p=path: _count_chunks(p))
+        total = await hub.run_blocking(partial(_count_chunks, path))
         known = await db.count_xet_chunks(hub.db, access.space.id, access.model.id, xorb)
         if known == total:
             path.unlink(missing_ok=True)

@@ -106,7 +106,8 @@ def parse_shard(data: bytes) -> list[ShardFile]:
     (version,) = struct.unpack_from("<Q", data, 32)
     if version != SHARD_VERSION:
         raise MalformedXet(f"shard version {version} is not supported (only {SHARD_VERSION})")
-    files, at = [], ENTRY
+    files: list[ShardFile] = []
+    at = ENTRY
     while True:
         file, at = _file(data, at)
         if file is None:
