@@ -41,6 +41,13 @@ def actor(request: web.Request) -> Actor:
     return request[keys.ACTOR]
 
 
+def user_name(who: Actor) -> str:
+    """The caller's user name, where the check before let no anonymous caller through."""
+    if who.name is None:
+        raise Unauthorized(SIGN_IN_NEEDED)
+    return who.name
+
+
 @dataclass(frozen=True)
 class ModelAccess:
     """A model the caller passed the check for, and what else they may do with it."""

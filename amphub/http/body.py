@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from aiohttp import web
 
 from amphub.errors import BadRequest, PayloadTooLarge
 
 T = TypeVar("T")
+D = TypeVar("D")
 MAX_JSON_BODY = 1024 * 1024
 _MISSING = object()
 
@@ -48,7 +49,15 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     return value
 
 
-def field(body: dict[str, Any], name: str, kind: type[T], default: Any = _MISSING) -> T:
+@overload
+def field(body: dict[str, Any], name: str, kind: type[T]) -> T: ...
+
+
+@overload
+def field(body: dict[str, Any], name: str, kind: type[T], default: D) -> T | D: ...
+
+
+def field(body: dict[str, Any], name: str, kind: type[T], default: Any = _MISSING) -> Any:
     """`body[name]` if it has the right type; the default when absent; else BadRequest."""
     if name not in body or body[name] is None:
         if default is _MISSING:

@@ -117,8 +117,7 @@ def render(request: web.Request, status: int, code: str, message: str) -> web.Re
     if family == "hf":
         return _hf_error(request, status, code, message)
     if family == "api":
-        body = {"error": {"code": code, "message": message}}
-        return web.json_response(body, status=status)
+        return web.json_response({"error": {"code": code, "message": message}}, status=status)
     if family == "lfs":
         body = {"message": message, "request_id": uuid.uuid4().hex}
         # huggingface_hub uploads through the batch API too, and shows only this header.

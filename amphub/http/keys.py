@@ -16,4 +16,4 @@ ACTOR = web.RequestKey("actor", Actor)
 TOKEN = web.RequestKey("token", TransferToken)
 # The model a token is good for, with the caller's roles (None if it does not exist), read
 # with the token's user: requests that carry a token ask about that model only.
-TOKEN_MODEL = web.RequestKey("token_model", ModelWithRoles | None)
+TOKEN_MODEL = web.RequestKey[ModelWithRoles | None]("token_model")

@@ -121,7 +121,7 @@ def csrf_token(request: web.Request, session: Session) -> str:
 
 async def check_csrf(request: web.Request, session: Session | None) -> None:
     """Refuse an unsafe request that does not carry its session's CSRF token."""
-    sent = request.headers.get(CSRF_HEADER)
+    sent: object = request.headers.get(CSRF_HEADER)
     if sent is None and route_family(request) == "web" and request.content_type in FORM_TYPES:
         sent = (await request.post()).get(CSRF_FIELD)
     expected = csrf_token(request, session).encode() if session else b""
