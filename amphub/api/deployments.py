@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aiohttp import web
 
@@ -11,7 +12,7 @@ from amphub.api.models import deployment_json
 from amphub.api.tasks import queue_on_ref, task_json
 from amphub.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
 from amphub.http import keys
-from amphub.http.access import actor, require_model
+from amphub.http.access import actor, require_model, user_name
 from amphub.http.body import MAX_JSON_BODY, BodyTooLong, field, read_body
 from amphub.http.urls import base_url
 from amphub.policy import Action
@@ -34,7 +35,7 @@ async def post_deployment(request: web.Request) -> web.Response:
     database = request.app[keys.HUB].db
     created: list[db.Deployment] = []
 
-    async def prepare(body: dict, ref: str, commit: str) -> dict:
+    async def prepare(body: dict[str, Any], ref: str, commit: str) -> dict[str, Any]:
         target = field(body, "target", str)
         service = field(body, "service", str).strip()
         replicas = field(body, "replicas", int, 1)
@@ -45,7 +46,7 @@ async def post_deployment(request: web.Request) -> web.Response:
             raise BadRequest(f"service must be 1 to {MAX_SERVICE_NAME} characters")
         if not 0 < replicas <= MAX_REPLICAS:
             raise BadRequest(f"replicas must be 1 to {MAX_REPLICAS}")
-        who = actor(request).name
+        who = user_name(actor(request))
         space_id, model_id = request.match_info["space"], request.match_info["model"]
         audit = db.Audit(who, "deploy", space_id, model_id, target, f"{service} at {ref}")
         deployment = await db.insert_deployment(
@@ -73,7 +74,7 @@ async def delete_deployment(request: web.Request) -> web.Response:
     ):
         raise NotFound(f"no deployment {deployment_id}")
     audit = db.Audit(
-        actor(request).name,
+        user_name(actor(request)),
         "delete_deployment",
         access.space.id,
         access.model.id,
@@ -95,7 +96,7 @@ async def post_status(request: web.Request) -> web.Response:
         raw = await read_body(request, MAX_JSON_BODY)
     except BodyTooLong:
         raise PayloadTooLarge(f"a JSON body may be at most {MAX_JSON_BODY} bytes") from None
-    signature = request.headers.get(SIGNATURE_HEADER)
+    signature = request.headers.get(SIGNATURE_HEADER, "")  # check() refuses an empty one
     now = request.app[keys.HUB].clock().timestamp()
     secret = unseal(request.app[keys.HUB].secret, target.sealed_secret)
     try:
@@ -107,10 +108,12 @@ async def post_status(request: web.Request) -> web.Response:
     report = _report(raw)
     await db.update_deployment(database, deployment_id, **report)
     updated = await db.get_deployment(database, deployment_id)
+    if updated is None:
+        raise NotFound(f"no deployment {deployment_id}")
     return web.json_response(deployment_json(updated))
 
 
-def _report(raw: bytes) -> dict:
+def _report(raw: bytes) -> dict[str, Any]:
     """The fields of a status report, checked."""
     try:
         body = json.loads(raw)

@@ -6,6 +6,7 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -56,13 +57,13 @@ async def get_refs(request: web.Request) -> web.Response:
     return web.json_response(await _blocking(request, lambda: list_refs(path)))
 
 
-async def _entries_json(request: web.Request, entries: list[Entry]) -> list[dict]:
+async def _entries_json(request: web.Request, entries: list[Entry]) -> list[dict[str, Any]]:
     """Entries as the API shows them, each file with its last scan verdict."""
     ids = [entry.content_id for entry in entries if entry.content_id]
     verdicts = await db.scan_verdicts(request.app[keys.HUB].db, ids, SCANNER_VERSION)
     answer = []
     for entry in entries:
-        item = {"path": entry.path, "type": entry.type, "size": entry.size}
+        item: dict[str, Any] = {"path": entry.path, "type": entry.type, "size": entry.size}
         if entry.lfs:
             item["lfs"] = {"oid": entry.lfs.oid, "size": entry.lfs.size}
         if entry.binary is not None:
@@ -80,13 +81,13 @@ async def tree_entries(
     folder: str,
     start: int = 0,
     count: int | None = None,
-) -> tuple[int, list[dict]]:
+) -> tuple[int, list[dict[str, Any]]]:
     """(how many entries, a page of them) of a folder as the API shows them."""
     total, entries = await _blocking(request, lambda: list_tree(path, rev, folder, start, count))
     return total, await _entries_json(request, entries)
 
 
-async def file_json(request: web.Request, path: Path, rev: str, file: str) -> dict:
+async def file_json(request: web.Request, path: Path, rev: str, file: str) -> dict[str, Any]:
     """One file as its folder's listing shows it."""
     entry = await _blocking(request, lambda: file_entry(path, rev, file))
     return (await _entries_json(request, [entry]))[0]
@@ -149,7 +150,7 @@ def _time(seconds: int) -> str:
     return rfc3339(datetime.fromtimestamp(seconds, UTC))
 
 
-def commit_json(commit: CommitInfo) -> dict:
+def commit_json(commit: CommitInfo) -> dict[str, Any]:
     """A commit as the API shows it."""
     return {
         "id": commit.id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -10,7 +11,7 @@ from amphub import db
 from amphub.errors import BadRequest, NotFound
 from amphub.git.files import list_refs
 from amphub.http import keys
-from amphub.http.access import ModelAccess, actor, require_model, require_space
+from amphub.http.access import ModelAccess, actor, require_model, require_space, user_name
 from amphub.http.body import field, json_object
 from amphub.http.urls import model_url
 from amphub.policy import Action
@@ -19,14 +20,18 @@ from amphub.policy.names import check_display_name, check_model_id
 from amphub.services.models import change_model, create_model, remove_model
 from amphub.services.search import ModelSearch, search_models
 
+D = TypeVar("D")
+
 GRANTABLE_MODEL_ROLES = tuple(role for role in MODEL_ROLES if role != "owner")
 FILTERS = ("space", "framework", "task_type", "algorithm", "tag", "license", "dataset")
 MAX_PER_PAGE = 100
 
 
-def model_json(request: web.Request, model: db.Model, may: set[Action], size: int | None) -> dict:
+def model_json(
+    request: web.Request, model: db.Model, may: set[Action], size: int | None
+) -> dict[str, Any]:
     """A model as the API shows it."""
-    answer = {
+    answer: dict[str, Any] = {
         "space": model.space_id,
         "id": model.id,
         "name": model.name,
@@ -42,7 +47,7 @@ def model_json(request: web.Request, model: db.Model, may: set[Action], size: in
     return answer
 
 
-async def _detail_json(request: web.Request, access: ModelAccess) -> dict:
+async def _detail_json(request: web.Request, access: ModelAccess) -> dict[str, Any]:
     space_id, model_id = access.space.id, access.model.id
     hub = request.app[keys.HUB]
     path = hub.repos.path(space_id, model_id)
@@ -66,7 +71,7 @@ async def _detail_json(request: web.Request, access: ModelAccess) -> dict:
     }
 
 
-def _replica_json(replica: db.Replica, refs: dict[str, list[dict[str, str]]]) -> dict:
+def _replica_json(replica: db.Replica, refs: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
     """A replica tag; `behind` when the ref has moved on since it was synced."""
     current = {ref["name"]: ref["commit"] for kind in ("branches", "tags") for ref in refs[kind]}
     return {
@@ -78,7 +83,7 @@ def _replica_json(replica: db.Replica, refs: dict[str, list[dict[str, str]]]) ->
     }
 
 
-def deployment_json(deployment: db.Deployment) -> dict:
+def deployment_json(deployment: db.Deployment) -> dict[str, Any]:
     """A deployment as the API shows it."""
     return {
         "id": deployment.id,
@@ -97,7 +102,7 @@ def deployment_json(deployment: db.Deployment) -> dict:
     }
 
 
-def _scan_summary(task: db.Task) -> dict:
+def _scan_summary(task: db.Task) -> dict[str, Any]:
     result = json.loads(task.result or "{}")
     return {
         "task": task.id,
@@ -108,7 +113,7 @@ def _scan_summary(task: db.Task) -> dict:
     }
 
 
-def _visibility(body: dict, default: str | None) -> str | None:
+def _visibility(body: dict[str, Any], default: D) -> str | D:
     visibility = field(body, "visibility", str, default)
     if visibility is not None and visibility not in VISIBILITIES:
         raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}")
@@ -178,7 +183,7 @@ async def get_models(request: web.Request) -> web.Response:
     return web.json_response({"models": models, "total": result.total, "facets": result.facets})
 
 
-def _card(card_json: str | None) -> dict | None:
+def _card(card_json: str | None) -> dict[str, Any] | None:
     return json.loads(card_json) if card_json else None
 
 
@@ -242,7 +247,7 @@ async def put_member(request: web.Request) -> web.Response:
     if user == access.model.owner:
         raise BadRequest("the owner's role is fixed")
     space_id, model_id = access.space.id, access.model.id
-    audit = db.Audit(actor(request).name, "grant_model_role", space_id, model_id, user, role)
+    audit = db.Audit(user_name(actor(request)), "grant_model_role", space_id, model_id, user, role)
     await db.set_model_member(database, space_id, model_id, user, role, audit)
     return web.json_response({"user": user, "role": role})
 
@@ -252,7 +257,7 @@ async def delete_member(request: web.Request) -> web.Response:
     access = await require_model(request, *_model_ids(request), Action.EDIT)
     user = request.match_info["user"]
     space_id, model_id = access.space.id, access.model.id
-    audit = db.Audit(actor(request).name, "revoke_model_role", space_id, model_id, user)
+    audit = db.Audit(user_name(actor(request)), "revoke_model_role", space_id, model_id, user)
     if not await db.delete_model_member(request.app[keys.HUB].db, space_id, model_id, user, audit):
         raise NotFound(f"{user} is not a member of model {space_id}/{model_id}")
     return web.Response(status=204)

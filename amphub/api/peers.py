@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -9,7 +10,7 @@ from aiohttp import web
 from amphub import db
 from amphub.errors import BadRequest, NotFound
 from amphub.http import keys
-from amphub.http.access import require
+from amphub.http.access import require, user_name
 from amphub.http.body import field, json_object
 from amphub.policy import Action
 from amphub.policy.names import check_peer_name, check_user_name
@@ -18,17 +19,17 @@ from amphub.policy.sealed import seal
 MAX_SECRET = 4096
 
 
-def zone_json(zone: db.Zone) -> dict:
+def zone_json(zone: db.Zone) -> dict[str, Any]:
     """A zone as the API shows it: never its key."""
     return {"name": zone.name, "url": zone.url, "user": zone.user, "created_at": zone.created_at}
 
 
-def target_json(target: db.DeployTarget) -> dict:
+def target_json(target: db.DeployTarget) -> dict[str, Any]:
     """A deploy target as the API shows it: never its secret."""
     return {"name": target.name, "url": target.url, "created_at": target.created_at}
 
 
-def _http_url(body: dict) -> str:
+def _http_url(body: dict[str, Any]) -> str:
     url = field(body, "url", str).strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -38,7 +39,7 @@ def _http_url(body: dict) -> str:
     return url
 
 
-def _secret(body: dict, name: str) -> str:
+def _secret(body: dict[str, Any], name: str) -> str:
     value = field(body, name, str)
     if not value or len(value) > MAX_SECRET:
         raise BadRequest(f"{name} must be 1 to {MAX_SECRET} characters")
@@ -59,7 +60,7 @@ async def post_zone(request: web.Request) -> web.Response:
     name = check_peer_name(field(body, "name", str))
     url, user = _http_url(body), check_user_name(field(body, "user", str))
     sealed = seal(request.app[keys.HUB].secret, _secret(body, "key"))
-    audit = db.Audit(who.name, "add_zone", target=name, detail=url)
+    audit = db.Audit(user_name(who), "add_zone", target=name, detail=url)
     zone = await db.insert_zone(request.app[keys.HUB].db, name, url, user, sealed, audit)
     return web.json_response(zone_json(zone), status=201)
 
@@ -68,7 +69,7 @@ async def delete_zone(request: web.Request) -> web.Response:
     """Forget a zone."""
     who = require(request, Action.MANAGE_PEERS)
     name = request.match_info["name"]
-    audit = db.Audit(who.name, "remove_zone", target=name)
+    audit = db.Audit(user_name(who), "remove_zone", target=name)
     if not await db.delete_zone(request.app[keys.HUB].db, name, audit):
         raise NotFound(f"no zone {name}")
     return web.Response(status=204)
@@ -87,7 +88,7 @@ async def post_target(request: web.Request) -> web.Response:
     body = await json_object(request)
     name, url = check_peer_name(field(body, "name", str)), _http_url(body)
     sealed = seal(request.app[keys.HUB].secret, _secret(body, "secret"))
-    audit = db.Audit(who.name, "add_deploy_target", target=name, detail=url)
+    audit = db.Audit(user_name(who), "add_deploy_target", target=name, detail=url)
     target = await db.insert_deploy_target(request.app[keys.HUB].db, name, url, sealed, audit)
     return web.json_response(target_json(target), status=201)
 
@@ -96,7 +97,7 @@ async def delete_target(request: web.Request) -> web.Response:
     """Forget a deploy target."""
     who = require(request, Action.MANAGE_PEERS)
     name = request.match_info["name"]
-    audit = db.Audit(who.name, "remove_deploy_target", target=name)
+    audit = db.Audit(user_name(who), "remove_deploy_target", target=name)
     if not await db.delete_deploy_target(request.app[keys.HUB].db, name, audit):
         raise NotFound(f"no deploy target {name}")
     return web.Response(status=204)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from amphub import db
 from amphub.api.paging import name_filter, requested_page
 from amphub.clock import parse_rfc3339, rfc3339
-from amphub.errors import BadRequest, Conflict, NotFound, Unauthorized
+from amphub.errors import BadRequest, Conflict, NotFound
 from amphub.http import keys
-from amphub.http.access import SIGN_IN_NEEDED, actor, require, require_space
+from amphub.http.access import actor, require, require_space, user_name
 from amphub.http.body import field, json_object
 from amphub.policy import Action, SpaceTarget, allowed, lifetime
 from amphub.policy.matrix import SPACE_ROLES
@@ -20,9 +22,10 @@ from amphub.services.spaces import release_space, space_status
 
 MAX_PERIOD = 100
 GRANTABLE_SPACE_ROLES = tuple(role for role in SPACE_ROLES if role != "owner")
+PREPAID_ONLY = "quota changes and renewal apply to monthly and yearly spaces only"
 
 
-async def space_json(request: web.Request, space: db.Space) -> dict:
+async def space_json(request: web.Request, space: db.Space) -> dict[str, Any]:
     """A space as the API shows it, usage included."""
     usage = await space_usage(request.app[keys.HUB], space.id)
     me = actor(request).name or ""
@@ -42,7 +45,7 @@ async def space_json(request: web.Request, space: db.Space) -> dict:
     }
 
 
-def _quota(hub: Hub, body: dict) -> int:
+def _quota(hub: Hub, body: dict[str, Any]) -> int:
     unit = hub.config.quota_unit
     quota = field(body, "quota", int)
     if quota <= 0 or quota % unit:
@@ -50,14 +53,14 @@ def _quota(hub: Hub, body: dict) -> int:
     return quota
 
 
-def _period(body: dict) -> int:
+def _period(body: dict[str, Any]) -> int:
     period = field(body, "period", int, 1)
     if not 1 <= period <= MAX_PERIOD:
         raise BadRequest(f"period must be 1 to {MAX_PERIOD}")
     return period
 
 
-def _billing(hub: Hub, body: dict) -> tuple[str, str | None]:
+def _billing(hub: Hub, body: dict[str, Any]) -> tuple[str, str | None]:
     mode = field(body, "billing_mode", str)
     if mode not in lifetime.BILLING_MODES:
         raise BadRequest(f"billing_mode must be one of {', '.join(lifetime.BILLING_MODES)}")
@@ -65,9 +68,16 @@ def _billing(hub: Hub, body: dict) -> tuple[str, str | None]:
     return mode, rfc3339(expires) if expires else None
 
 
+def _changed(space: db.Space | None, space_id: str) -> db.Space:
+    """The space as a change left it; None only if it was deleted meanwhile."""
+    if space is None:
+        raise NotFound(f"no space {space_id}")
+    return space
+
+
 def _prepaid(space: db.Space) -> None:
     if space.billing_mode == "pay_as_you_go":
-        raise BadRequest("quota changes and renewal apply to monthly and yearly spaces only")
+        raise BadRequest(PREPAID_ONLY)
 
 
 async def post_spaces(request: web.Request) -> web.Response:
@@ -86,7 +96,7 @@ async def post_spaces(request: web.Request) -> web.Response:
     for space_id in candidates:
         try:
             space = await db.insert_space(
-                request.app[keys.HUB].db, space_id, name, quota, mode, expires_at, who.name
+                request.app[keys.HUB].db, space_id, name, quota, mode, expires_at, user_name(who)
             )
             break
         except Conflict as exc:
@@ -104,10 +114,8 @@ async def get_spaces(request: web.Request) -> web.Response:
     spaces only, which is what makes a page of a long list quick.
     """
     who = actor(request)
-    if not who.signed_in:
-        raise Unauthorized(SIGN_IN_NEEDED)
     database = request.app[keys.HUB].db
-    roles = await db.user_space_roles(database, who.name)
+    roles = await db.user_space_roles(database, user_name(who))
     contains = name_filter(request)
     spaces = [
         space
@@ -144,8 +152,10 @@ async def patch_space(request: web.Request) -> web.Response:
     space = await require_space(request, request.match_info["space"], Action.AUTHORIZE_SPACE)
     body = await json_object(request)
     name = check_display_name(field(body, "name", str))
-    audit = db.Audit(actor(request).name, "rename_space", space.id, detail=name)
-    space = await db.update_space(request.app[keys.HUB].db, space.id, audit, name=name)
+    audit = db.Audit(user_name(actor(request)), "rename_space", space.id, detail=name)
+    space = _changed(
+        await db.update_space(request.app[keys.HUB].db, space.id, audit, name=name), space.id
+    )
     return web.json_response(await space_json(request, space))
 
 
@@ -158,9 +168,11 @@ async def post_quota(request: web.Request) -> web.Response:
     if quota < used:
         raise BadRequest(f"quota {quota} is below the {used} bytes the space uses")
     audit = db.Audit(
-        actor(request).name, "change_quota", space.id, detail=f"{space.quota} -> {quota}"
+        user_name(actor(request)), "change_quota", space.id, detail=f"{space.quota} -> {quota}"
     )
-    space = await db.update_space(request.app[keys.HUB].db, space.id, audit, quota=quota)
+    space = _changed(
+        await db.update_space(request.app[keys.HUB].db, space.id, audit, quota=quota), space.id
+    )
     return web.json_response(await space_json(request, space))
 
 
@@ -170,10 +182,16 @@ async def post_renew(request: web.Request) -> web.Response:
     _prepaid(space)
     period = _period(await json_object(request))
     now = request.app[keys.HUB].clock()
-    start = max(parse_rfc3339(space.expires_at), now)
-    expires = rfc3339(lifetime.expiration(space.billing_mode, start, period))
-    audit = db.Audit(actor(request).name, "renew_space", space.id, detail=f"until {expires}")
-    space = await db.update_space(request.app[keys.HUB].db, space.id, audit, expires_at=expires)
+    start = max(parse_rfc3339(space.expires_at), now) if space.expires_at else now
+    until = lifetime.expiration(space.billing_mode, start, period)
+    if until is None:  # pay-as-you-go, refused by _prepaid
+        raise BadRequest(PREPAID_ONLY)
+    expires = rfc3339(until)
+    audit = db.Audit(user_name(actor(request)), "renew_space", space.id, detail=f"until {expires}")
+    space = _changed(
+        await db.update_space(request.app[keys.HUB].db, space.id, audit, expires_at=expires),
+        space.id,
+    )
     return web.json_response(await space_json(request, space))
 
 
@@ -182,7 +200,7 @@ async def post_unsubscribe(request: web.Request) -> web.Response:
     space = await require_space(request, request.match_info["space"], Action.UNSUBSCRIBE_SPACE)
     if field(await json_object(request), "confirm", str, "") != space.id:
         raise BadRequest(f'type the space id to confirm: {{"confirm": "{space.id}"}}')
-    audit = db.Audit(actor(request).name, "unsubscribe_space", space.id)
+    audit = db.Audit(user_name(actor(request)), "unsubscribe_space", space.id)
     await db.mark_space_released(request.app[keys.HUB].db, space.id, audit)
     request.app[keys.HUB].background.spawn(
         release_space(request.app[keys.HUB], space.id), f"release {space.id}"
@@ -211,7 +229,9 @@ async def put_member(request: web.Request) -> web.Response:
         raise NotFound(f"no user {user}")
     if user == space.creator:
         raise BadRequest("the owner's role is fixed")
-    audit = db.Audit(actor(request).name, "grant_space_role", space.id, target=user, detail=role)
+    audit = db.Audit(
+        user_name(actor(request)), "grant_space_role", space.id, target=user, detail=role
+    )
     await db.set_space_member(database, space.id, user, role, audit)
     return web.json_response({"user": user, "role": role})
 
@@ -220,7 +240,7 @@ async def delete_member(request: web.Request) -> web.Response:
     """Revoke a member's role."""
     space = await require_space(request, request.match_info["space"], Action.AUTHORIZE_SPACE)
     user = request.match_info["user"]
-    audit = db.Audit(actor(request).name, "revoke_space_role", space.id, target=user)
+    audit = db.Audit(user_name(actor(request)), "revoke_space_role", space.id, target=user)
     if not await db.delete_space_member(request.app[keys.HUB].db, space.id, user, audit):
         raise NotFound(f"{user} is not a member of space {space.id}")
     return web.Response(status=204)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -16,13 +17,14 @@ from amphub.http.body import field, json_object
 from amphub.policy import Action
 from amphub.services.tasks import FINISHED_STATES, enqueue
 
+D = TypeVar("D")
 KINDS = ("scan", "sync", "deploy")
 STATES = ("queued", "running", *FINISHED_STATES)
 DEFAULT_LIMIT, MAX_LIMIT = 200, 500
 SCAN_LIMIT = 10_000
 
 
-def task_json(task: db.Task) -> dict:
+def task_json(task: db.Task) -> dict[str, Any]:
     """A task as the API shows it."""
     return {
         "id": task.id,
@@ -41,7 +43,7 @@ def task_json(task: db.Task) -> dict:
     }
 
 
-Prepare = Callable[[dict, str, str], Awaitable[dict]]
+Prepare = Callable[[dict[str, Any], str, str], Awaitable[dict[str, Any]]]
 
 
 async def queue_on_ref(
@@ -70,7 +72,7 @@ async def queue_on_ref(
 async def post_scan(request: web.Request) -> web.Response:
     """Queue a security scan of a branch, tag or commit."""
 
-    async def prepare(body: dict, ref: str, commit: str) -> dict:
+    async def prepare(body: dict[str, Any], ref: str, commit: str) -> dict[str, Any]:
         return {}
 
     _, task = await queue_on_ref(request, "scan", Action.READ_FILES, prepare)
@@ -80,7 +82,7 @@ async def post_scan(request: web.Request) -> web.Response:
 async def post_sync(request: web.Request) -> web.Response:
     """Queue a sync of a branch, tag or commit to a zone."""
 
-    async def prepare(body: dict, ref: str, commit: str) -> dict:
+    async def prepare(body: dict[str, Any], ref: str, commit: str) -> dict[str, Any]:
         zone = field(body, "zone", str)
         if await db.get_zone(request.app[keys.HUB].db, zone) is None:
             raise BadRequest(f"no zone {zone}; an administrator registers zones")
@@ -110,12 +112,14 @@ async def get_task(request: web.Request) -> web.Response:
     return web.json_response(task_json(await _visible_task(request)))
 
 
-def _whole(query, name: str, default: int | None, low: int, high: int) -> int | None:
+def _whole(query: Mapping[str, str], name: str, default: D, low: int, high: int) -> int | D:
+    if not query.get(name):
+        return default
     try:
-        value = int(query[name]) if query.get(name) else default
+        value = int(query[name])
     except ValueError:
         raise BadRequest(f"{name} must be a whole number") from None
-    if value is not None and not low <= value <= high:
+    if not low <= value <= high:
         raise BadRequest(f"{name} is {low} to {high}")
     return value
 
@@ -141,7 +145,7 @@ async def get_tasks(request: web.Request) -> web.Response:
         space_id, _, model_id = query["model"].partition("/")
         await require_model(request, space_id, model_id, Action.VIEW)
     seen: dict[tuple[str, str], bool] = {}
-    visible: list[dict] = []
+    visible: list[dict[str, Any]] = []
     scanned = 0
     while len(visible) < limit and scanned < SCAN_LIMIT:
         tasks = await db.list_tasks(
@@ -164,7 +168,7 @@ async def get_tasks(request: web.Request) -> web.Response:
     return web.json_response({"tasks": visible, "next_before": before})
 
 
-async def _may_see(request: web.Request, task: db.Task, seen: dict[tuple[str, str], bool]):
+async def _may_see(request: web.Request, task: db.Task, seen: dict[tuple[str, str], bool]) -> bool:
     """Whether the caller may see the task's model, asked once per model in a listing."""
     model = (task.space_id, task.model_id)
     if model not in seen:
@@ -184,7 +188,10 @@ async def post_cancel(request: web.Request) -> web.Response:
         raise Forbidden("only the task's creator or an administrator may cancel it")
     if task.status in FINISHED_STATES:
         raise BadRequest(f"task {task.id} has {task.status} already")
-    return web.json_response(task_json(await db.cancel_task(request.app[keys.HUB].db, task.id)))
+    canceled = await db.cancel_task(request.app[keys.HUB].db, task.id)
+    if canceled is None:
+        raise NotFound(f"no task {task.id}")
+    return web.json_response(task_json(canceled))
 
 
 def add_routes(app: web.Application) -> None:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from amphub import db
 from amphub.api.paging import name_filter, requested_page
 from amphub.errors import Forbidden, NotFound, Unauthorized
 from amphub.http import keys
-from amphub.http.access import require
+from amphub.http.access import require, user_name
 from amphub.http.body import field, json_object
 from amphub.policy import Action
 from amphub.services import accounts
 
 
-def user_json(user: db.User) -> dict:
+def user_json(user: db.User) -> dict[str, Any]:
     """A user as the API shows it."""
     return {
         "name": user.name,
@@ -71,7 +73,7 @@ async def post_users(request: web.Request) -> web.Response:
     user, key = await accounts.create_user(
         request.app[keys.HUB].db,
         field(body, "name", str),
-        by=who.name,
+        by=user_name(who),
         admin=field(body, "admin", bool, False),
         creator=field(body, "creator", bool, False),
     )
@@ -84,7 +86,9 @@ async def patch_user(request: web.Request) -> web.Response:
     body = await json_object(request)
     flags = {name: field(body, name, bool, None) for name in ("admin", "creator", "disabled")}
     changed = ", ".join(f"{name}={value}" for name, value in flags.items() if value is not None)
-    audit = db.Audit(who.name, "change_user", target=request.match_info["name"], detail=changed)
+    audit = db.Audit(
+        user_name(who), "change_user", target=request.match_info["name"], detail=changed
+    )
     user = await db.update_user_flags(
         request.app[keys.HUB].db, request.match_info["name"], audit=audit, **flags
     )
@@ -97,7 +101,7 @@ async def post_user_key(request: web.Request) -> web.Response:
     """A new key for a user; the old one stops working at once."""
     who = require(request, Action.MANAGE_USERS)
     key = await accounts.regenerate_key(
-        request.app[keys.HUB].db, request.match_info["name"], by=who.name
+        request.app[keys.HUB].db, request.match_info["name"], by=user_name(who)
     )
     if key is None:
         raise NotFound(f"no user {request.match_info['name']}")
