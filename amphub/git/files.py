@@ -111,13 +111,13 @@ def resolve(path: Path, rev: str) -> str:
         return _commit(repo, rev).id.decode()
 
 
-def qualify(path: Path, rev: str) -> tuple[str | None, str | None]:
-    """(full ref name, the object it points at) of a branch or tag; (None, None) otherwise."""
+def qualify(path: Path, rev: str) -> tuple[str, str] | None:
+    """(full ref name, the object it points at) of a branch or tag; None otherwise."""
     with Repo(str(path)) as repo:
         for ref in _named_refs(rev):
             if ref in repo.refs:
                 return ref.decode(), repo.refs[ref].decode()
-        return None, None
+        return None
 
 
 def list_tree(

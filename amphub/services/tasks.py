@@ -43,6 +43,13 @@ class TaskContext:
         """The parameters the task was queued with."""
         return json.loads(self.task.params)
 
+    def revision(self) -> tuple[str, str]:
+        """(ref, commit id) the task was queued on; the kinds that read files all have one."""
+        task = self.task
+        if task.ref is None or task.commit_id is None:
+            raise TaskFailed(f"task {task.id} was queued on no revision")
+        return task.ref, task.commit_id
+
     async def progress(self, done: int, total: int, message: str) -> None:
         """Report progress; raises TaskCanceled if the task should stop."""
         percent = 100 * done // total if total else 0

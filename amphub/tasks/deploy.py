@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import aiohttp
 
@@ -28,7 +29,7 @@ STATUSES = ("pending", "running", "failed", "stopped")
 sleep = asyncio.sleep
 
 
-def deployment_key(ctx: TaskContext, user: db.User, deployment: db.Deployment) -> dict:
+def deployment_key(ctx: TaskContext, user: db.User, deployment: db.Deployment) -> dict[str, Any]:
     """A read-only key for the deployment's model, with its expiry."""
     expires = int(ctx.hub.clock().timestamp()) + DEPLOY_KEY_SECONDS
     token = TransferToken(
@@ -42,7 +43,7 @@ def deployment_key(ctx: TaskContext, user: db.User, deployment: db.Deployment) -
     return {"user": user.name, "key": make_token(ctx.hub.secret, token), "expires": expires}
 
 
-def description(ctx: TaskContext, deployment: db.Deployment, key: dict) -> dict:
+def description(ctx: TaskContext, deployment: db.Deployment, key: dict[str, Any]) -> dict[str, Any]:
     """What the target is told."""
     base = ctx.params["base_url"]
     return {
@@ -62,7 +63,7 @@ def description(ctx: TaskContext, deployment: db.Deployment, key: dict) -> dict:
     }
 
 
-async def run_deploy(ctx: TaskContext) -> dict:
+async def run_deploy(ctx: TaskContext) -> dict[str, Any]:
     """Post the deployment to its target, retrying while the target is down."""
     database = ctx.hub.db
     deployment = await db.get_deployment(database, ctx.params["deployment"])
@@ -79,7 +80,7 @@ async def run_deploy(ctx: TaskContext) -> dict:
     return {"deployment": deployment.id, "instance": instance, "status": status}
 
 
-async def _post(ctx: TaskContext, deployment: db.Deployment) -> dict:
+async def _post(ctx: TaskContext, deployment: db.Deployment) -> dict[str, Any]:
     database = ctx.hub.db
     target = await db.get_deploy_target(database, deployment.target)
     user = await db.get_user(database, deployment.created_by)
@@ -113,7 +114,7 @@ async def _post(ctx: TaskContext, deployment: db.Deployment) -> dict:
     raise TaskFailed(problem)
 
 
-def _answer(text: str) -> dict:
+def _answer(text: str) -> dict[str, Any]:
     try:
         answer = json.loads(text)
     except ValueError:

@@ -77,13 +77,13 @@ class Peer:
     async def _api(self, method: str, path: str, ok: tuple[int, ...], body: Any = None):
         return await self._request(method, self.url + path, ok, headers=self._auth, json=body)
 
-    async def ensure_space(self, space: dict) -> None:
+    async def ensure_space(self, space: dict[str, Any]) -> None:
         """Create the space on the peer unless it is there already."""
         status, _ = await self._api("GET", f"/api/v1/spaces/{space['id']}", (200, 404))
         if status == 404:
             await self._api("POST", "/api/v1/spaces", (201,), space)
 
-    async def ensure_model(self, space_id: str, model: dict) -> None:
+    async def ensure_model(self, space_id: str, model: dict[str, Any]) -> None:
         """Create the model on the peer unless it is there already."""
         path = f"/api/v1/models/{space_id}/{model['id']}"
         status, _ = await self._api("GET", path, (200, 404))
@@ -92,7 +92,7 @@ class Peer:
 
     async def missing_objects(
         self, repo: str, ref: str, objects: list[tuple[str, int]]
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         """The batch API's upload answer for each object the peer still needs."""
         needed = []
         for start in range(0, len(objects), BATCH_OBJECTS):
@@ -118,7 +118,9 @@ class Peer:
                     needed.append(item)
         return needed
 
-    async def upload(self, item: dict, path: Path, sent: Callable[[int], Awaitable[None]]) -> None:
+    async def upload(
+        self, item: dict[str, Any], path: Path, sent: Callable[[int], Awaitable[None]]
+    ) -> None:
         """Send one object as the batch answer says, then verify it if asked to."""
         action = item["actions"]["upload"]
         headers = {

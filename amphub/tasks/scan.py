@@ -12,14 +12,15 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 from amphub import db
 from amphub.git.files import Entry, earlier_versions, read_object, walk_files
-from amphub.scan.findings import SCANNER_VERSION, worst
+from amphub.scan.findings import SCANNER_VERSION, VerdictJson, worst
 from amphub.services.hub import Hub
 from amphub.services.tasks import TaskContext, TaskFailed
 from amphub.tasks.scan_worker import leave_with_parent, scan_content
@@ -56,17 +57,24 @@ async def scan_processes(hub: Hub) -> AsyncIterator[None]:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def _scan(hub: Hub, name: str, file: Path | None, data: bytes | None, size: int):
+async def _scan(
+    hub: Hub, name: str, file: Path | None, data: bytes | None, size: int
+) -> VerdictJson:
     loop = asyncio.get_running_loop()
     source = str(file) if file else None
     return await loop.run_in_executor(hub.scan_pool, scan_content, name, source, data, size)
 
 
-async def _verdict(ctx: TaskContext, repo: Path, entry: Entry, known: dict[str, str]) -> dict:
+async def _verdict(
+    ctx: TaskContext, repo: Path, entry: Entry, known: dict[str, str]
+) -> Mapping[str, Any]:
     """A file's verdict, from earlier scans where the same content was seen."""
     hub, task = ctx.hub, ctx.task
-    if entry.content_id in known:
-        return json.loads(known[entry.content_id])
+    sha, content_id = entry.sha, entry.content_id
+    if sha is None or content_id is None:  # a folder: walk_files lists files only
+        raise TaskFailed(f"{entry.path} is not a file")
+    if content_id in known:
+        return json.loads(known[content_id])
     if entry.lfs:
         linked = await db.linked_object_sizes(hub.db, task.space_id, task.model_id, [entry.lfs.oid])
         stored = hub.objects.path(entry.lfs.oid)
@@ -74,13 +82,13 @@ async def _verdict(ctx: TaskContext, repo: Path, entry: Entry, known: dict[str, 
             return MISSING_LFS  # not stored: nothing to keep, the next scan tries again
         verdict = await _scan(hub, entry.path, stored, None, entry.lfs.size)
     else:
-        data = await hub.run_blocking(lambda: read_object(repo, entry.sha))
+        data = await hub.run_blocking(lambda: read_object(repo, sha))
         verdict = await _scan(hub, entry.path, None, data, len(data))
-    await db.store_verdict(hub.db, entry.content_id, SCANNER_VERSION, json.dumps(verdict))
+    await db.store_verdict(hub.db, content_id, SCANNER_VERSION, json.dumps(verdict))
     return verdict
 
 
-async def _history(ctx: TaskContext, repo: Path, commit: str, entry: Entry) -> list[dict]:
+async def _history(ctx: TaskContext, repo: Path, commit: str, entry: Entry) -> list[dict[str, Any]]:
     """Secrets in the earlier versions of a text file."""
     hub = ctx.hub
     versions = await hub.run_blocking(
@@ -97,14 +105,15 @@ async def _history(ctx: TaskContext, repo: Path, commit: str, entry: Entry) -> l
     return found
 
 
-async def run_scan(ctx: TaskContext) -> dict:
+async def run_scan(ctx: TaskContext) -> dict[str, Any]:
     """Scan every file of the task's commit and summarize."""
     hub, task = ctx.hub, ctx.task
     repo = hub.repos.path(task.space_id, task.model_id)
     if not repo.is_dir():
         raise TaskFailed(f"model {task.space_id}/{task.model_id} no longer exists")
-    commit, files = await hub.run_blocking(lambda: walk_files(repo, task.commit_id))
-    ids = [entry.content_id for entry in files]
+    _, commit_id = ctx.revision()
+    commit, files = await hub.run_blocking(lambda: walk_files(repo, commit_id))
+    ids = [entry.content_id for entry in files if entry.content_id]
     known = await db.scan_verdicts(hub.db, ids, SCANNER_VERSION)
     results: dict[str, dict] = {}
     for done, entry in enumerate(files):
@@ -119,7 +128,7 @@ async def run_scan(ctx: TaskContext) -> dict:
     return {"commit": commit, "summary": summarize(results), "files": results}
 
 
-def summarize(results: dict[str, dict]) -> dict:
+def summarize(results: dict[str, dict]) -> dict[str, Any]:
     """The model's summary: the worst status and how many files have each status."""
     counts: dict[str, int] = {}
     for verdict in results.values():

@@ -14,6 +14,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from amphub import db
 from amphub.git.files import qualify, walk_files
@@ -55,9 +56,10 @@ class Transfer:
         )
 
 
-async def run_sync(ctx: TaskContext) -> dict:
+async def run_sync(ctx: TaskContext) -> dict[str, Any]:
     """Sync the task's commit to its zone, retrying while the peer is unreachable."""
     task = ctx.task
+    ref, commit_id = ctx.revision()
     zone_name = ctx.params["zone"]
     zone = await db.get_zone(ctx.hub.db, zone_name)
     if zone is None:
@@ -74,13 +76,13 @@ async def run_sync(ctx: TaskContext) -> dict:
             raise TaskFailed(f"zone {zone.name} refused: {exc}") from None
         else:
             await db.record_replica(
-                ctx.hub.db, task.space_id, task.model_id, zone.name, task.ref, task.commit_id
+                ctx.hub.db, task.space_id, task.model_id, zone.name, ref, commit_id
             )
             return result
     raise AssertionError("unreachable")
 
 
-async def _sync_once(ctx: TaskContext, zone: db.Zone) -> dict:
+async def _sync_once(ctx: TaskContext, zone: db.Zone) -> dict[str, Any]:
     hub, task = ctx.hub, ctx.task
     database = hub.db
     space = await db.get_space(database, task.space_id)
@@ -88,11 +90,11 @@ async def _sync_once(ctx: TaskContext, zone: db.Zone) -> dict:
     path = hub.repos.path(task.space_id, task.model_id)
     if space is None or model is None or not path.is_dir():
         raise TaskFailed(f"model {task.space_id}/{task.model_id} no longer exists")
-    qualified, sha = await hub.run_blocking(lambda: qualify(path, task.ref))
-    ref = replica_ref(task.ref, qualified, task.commit_id)
-    if not qualified:
-        sha = task.commit_id
-    _, files = await hub.run_blocking(lambda: walk_files(path, task.commit_id))
+    rev, commit_id = ctx.revision()
+    named = await hub.run_blocking(lambda: qualify(path, rev))
+    qualified, sha = named if named else (None, commit_id)
+    ref = replica_ref(rev, qualified, commit_id)
+    _, files = await hub.run_blocking(lambda: walk_files(path, commit_id))
     objects = sorted({(f.lfs.oid, f.lfs.size) for f in files if f.lfs})
     key = unseal(hub.secret, zone.sealed_key)
     peer = Peer(zone.url, zone.user, key)
@@ -118,7 +120,7 @@ async def _sync_once(ctx: TaskContext, zone: db.Zone) -> dict:
     return {
         "zone": zone.name,
         "ref": ref,
-        "commit": task.commit_id,
+        "commit": commit_id,
         "lfs_objects": len(objects),
         "lfs_objects_sent": transfer.objects,
         "lfs_bytes_sent": transfer.bytes,
