@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from amphub import db
 from amphub.errors import BadRequest, Forbidden, NotFound
 from amphub.http import keys
-from amphub.http.access import require_model
+from amphub.http.access import actor, require_model, user_name
 from amphub.http.body import field, json_object
 from amphub.http.urls import model_ids
 from amphub.lfs.transfer import lfs_json
@@ -17,7 +19,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
-def lock_json(lock: db.LfsLock) -> dict:
+def lock_json(lock: db.LfsLock) -> dict[str, Any]:
     """A lock as the LFS API shows it."""
     return {
         "id": str(lock.id),
@@ -27,13 +29,14 @@ def lock_json(lock: db.LfsLock) -> dict:
     }
 
 
-def _ref_name(body: dict) -> str | None:
+def _ref_name(body: dict[str, Any]) -> str | None:
     ref = field(body, "ref", dict, {})
     name = ref.get("name")
     return name if isinstance(name, str) else None
 
 
-def _page(cursor: object, limit: object) -> tuple[int, int]:
+def _page(cursor: Any, limit: Any) -> tuple[int, int]:
+    """Cursor and limit as given: strings from a query, any JSON value from a body."""
     try:
         after = int(cursor) if cursor not in (None, "") else 0
         size = int(limit) if limit not in (None, "") else DEFAULT_LIMIT
@@ -42,7 +45,7 @@ def _page(cursor: object, limit: object) -> tuple[int, int]:
     return after, max(1, min(size, MAX_LIMIT))
 
 
-def _next_cursor(locks: list[db.LfsLock], limit: int) -> dict:
+def _next_cursor(locks: list[db.LfsLock], limit: int) -> dict[str, Any]:
     return {"next_cursor": str(locks[-1].id)} if len(locks) == limit else {}
 
 
@@ -55,7 +58,7 @@ async def post_lock(request: web.Request) -> web.Response:
     if not path or len(path) > 4096:
         raise BadRequest("path must be 1 to 4096 characters")
     database = request.app[keys.HUB].db
-    owner = request[keys.ACTOR].name
+    owner = user_name(actor(request))
     try:
         lock = await db.insert_lock(database, space_id, model_id, path, _ref_name(body), owner)
     except db.Conflict:

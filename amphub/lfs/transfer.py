@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import Any
 
 from aiohttp import web
 from yarl import URL
@@ -14,10 +15,11 @@ from amphub.errors import (
     LengthRequired,
     NotFound,
     PayloadTooLarge,
+    Unauthorized,
     Unprocessable,
 )
 from amphub.http import keys
-from amphub.http.access import require_model
+from amphub.http.access import SIGN_IN_NEEDED, require_model
 from amphub.http.body import BodyTooLong, field, json_object, read_body
 from amphub.http.errors import LFS_MEDIA_TYPE
 from amphub.http.urls import model_ids, model_url
@@ -39,16 +41,16 @@ ACTION_SECONDS = 3600
 WRITE_PIECE = 4 * 1024 * 1024
 
 
-def lfs_json(body: dict, status: int = 200) -> web.Response:
+def lfs_json(body: dict[str, Any], status: int = 200) -> web.Response:
     """An LFS answer with the LFS media type."""
     return web.json_response(body, status=status, content_type=LFS_MEDIA_TYPE)
 
 
-def _object_error(oid: object, size: object, code: int, message: str) -> dict:
+def _object_error(oid: object, size: object, code: int, message: str) -> dict[str, Any]:
     return {"oid": oid, "size": size, "error": {"code": code, "message": message}}
 
 
-def _requested_objects(body: dict) -> list[dict]:
+def _requested_objects(body: dict[str, Any]) -> list[dict[str, Any]]:
     objects = field(body, "objects", list)
     if len(objects) > MAX_BATCH_OBJECTS:
         raise PayloadTooLarge(f"a batch may name at most {MAX_BATCH_OBJECTS} objects")
@@ -77,6 +79,8 @@ async def transfer_token(request: web.Request, space_id: str, model_id: str) -> 
     if name is None:
         raise ValueError("an anonymous caller has no transfer token")
     user = await db.get_user(request.app[keys.HUB].db, name)
+    if user is None:  # removed since the request signed in
+        raise Unauthorized(SIGN_IN_NEEDED)
     expires = int(request.app[keys.HUB].clock().timestamp()) + ACTION_SECONDS
     token = TransferToken(name, f"{space_id}/{model_id}", key_fingerprint(user.key_hash), expires)
     held = request.get(keys.TOKEN)
