@@ -51,8 +51,8 @@ async def post_create_repo(request: web.Request) -> web.Response:
     model_id = check_model_id(field(body, "name", str))
     name = check_display_name(model_id)
     private = field(body, "private", bool, None)
-    visibility = field(body, "visibility", str, None) or {True: "private", False: "public"}.get(
-        private, "private"
+    visibility = field(body, "visibility", str, None) or (
+        "public" if private is False else "private"
     )
     if visibility not in ("private", "public"):
         raise BadRequest("visibility must be private or public")
