@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from amphub.search.postings import (
     Field,
@@ -144,7 +144,7 @@ class SearchState:
         for posting in state._all_postings():
             if len(posting) >= dense:
                 posting.densify(state.size)
-        used = sorted(state.slot_of.values(), key=state.keys.__getitem__)
+        used = sorted(state.slot_of.values(), key=state.key_of())
         for sort in SORTS:
             state.orders[sort] = state._sorted(sort, list(used))
         return state
@@ -251,6 +251,10 @@ class SearchState:
             yield from field.postings.values()
 
     # ------------------------------------------------------------ sort orders
+
+    def key_of(self) -> Callable[[int], tuple[str, str]]:
+        """`keys.__getitem__` for slots in use, whose key is never None."""
+        return cast(Callable[[int], tuple[str, str]], self.keys.__getitem__)
 
     def _sorted(self, sort: str, slots: list[int]) -> list[int]:
         """Slots (already in key order) in a sort's order; Python's sort is stable."""
@@ -382,13 +386,15 @@ class SearchState:
         self, hits: int, flags: bytes, sort: str, limit: int, offset: int
     ) -> list[tuple[str, str]]:
         """The keys of one page of hits in a sort's order."""
+        key_of = self.key_of()
+        chosen: Iterable[int]
         if hits.bit_count() * _FEW > self.size:  # many hits: the first ones along the order
             order = self.orders[sort]
             chosen = islice(compress(order, map(flags.__getitem__, order)), offset, offset + limit)
         else:  # few hits: sorted on their own
-            slots = sorted(self.slots(hits, flags), key=self.keys.__getitem__)
+            slots = sorted(self.slots(hits, flags), key=key_of)
             chosen = self._sorted(sort, slots)[offset : offset + limit]
-        return [self.keys[slot] for slot in chosen]  # type: ignore[misc]
+        return [key_of(slot) for slot in chosen]
 
 
 class SearchIndex:
