@@ -86,12 +86,12 @@ async def _admin(args: argparse.Namespace, config: Config) -> int:
             print(key)
             return 0
         if args.action == "reset-key":
-            key = await accounts.regenerate_key(database, args.name, by=OFFLINE)
-            if key is None:
+            new_key = await accounts.regenerate_key(database, args.name, by=OFFLINE)
+            if new_key is None:
                 print(f"amphub: no user {args.name}", file=sys.stderr)
                 return 1
             print(f"new key for {args.name}; the old one no longer works")
-            print(key)
+            print(new_key)
             return 0
         if args.action == "reindex":
             count = await reindex_all(hub)
