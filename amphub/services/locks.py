@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Set
 from dataclasses import dataclass
 
 
@@ -63,7 +63,7 @@ class LinkBatch:
     """Stored objects of one model that wait together for the space's quota lock to be linked."""
 
     sizes: dict[str, int]
-    linked: asyncio.Task
+    linked: asyncio.Task[None]
 
 
 @dataclass
@@ -86,7 +86,7 @@ class Reservations:
             del entries[oid]
         return entries
 
-    def reserved(self, space_id: str, *, excluding: set[str] = frozenset()) -> int:
+    def reserved(self, space_id: str, *, excluding: Set[str] = frozenset()) -> int:
         """Bytes reserved in the space, leaving out the given objects."""
         return sum(r.size for oid, r in self._live(space_id).items() if oid not in excluding)
 

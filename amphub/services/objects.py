@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 
 from amphub import db
 from amphub.services.hub import Hub
@@ -26,7 +27,7 @@ async def collect(hub: Hub, oids: Iterable[str]) -> int:
             if claims.claimed(oid):
                 continue
             if await db.forget_object_if_unreferenced(database, oid):
-                await hub.run_blocking(lambda o=oid: store.remove(o))
+                await hub.run_blocking(partial(store.remove, oid))
                 removed += 1
     return removed
 

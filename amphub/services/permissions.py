@@ -9,7 +9,8 @@ from amphub.policy import Actor, ModelTarget, SpaceTarget
 async def space_target(database: db.Database, space: db.Space, who: Actor) -> SpaceTarget:
     """The policy's view of a space, with the caller's granted role."""
     role = await db.space_role(database, space.id, who.name) if who.name else None
-    return SpaceTarget(creator=space.creator, roles={who.name: role} if role else {})
+    roles = {who.name: role} if who.name and role else {}
+    return SpaceTarget(creator=space.creator, roles=roles)
 
 
 def model_target(
@@ -17,8 +18,8 @@ def model_target(
 ) -> ModelTarget:
     """The policy's view of a model, with the roles granted to the caller."""
     return ModelTarget(
-        SpaceTarget(creator, {who.name: space_role} if space_role else {}),
+        SpaceTarget(creator, {who.name: space_role} if who.name and space_role else {}),
         owner=model.owner,
         visibility=model.visibility,
-        roles={who.name: model_role} if model_role else {},
+        roles={who.name: model_role} if who.name and model_role else {},
     )

@@ -112,10 +112,10 @@ async def link_reserved(hub: Hub, space_id: str, model_id: str, oid: str, size: 
     batch = batches.get((space_id, model_id))
     if batch is None:
         sizes: dict[str, int] = {}
-        linked = hub.background.spawn(
+        linking = hub.background.spawn(
             _link_batch(hub, space_id, model_id, sizes), f"link objects to {space_id}/{model_id}"
         )
-        batch = batches[(space_id, model_id)] = LinkBatch(sizes, linked)
+        batch = batches[(space_id, model_id)] = LinkBatch(sizes, linking)
     batch.sizes[oid] = size
     await asyncio.shield(batch.linked)
 

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from amphub import db
 from amphub.services.hub import Hub
@@ -39,9 +40,10 @@ class TaskContext:
     task: db.Task
 
     @property
-    def params(self) -> dict:
+    def params(self) -> dict[str, Any]:
         """The parameters the task was queued with."""
-        return json.loads(self.task.params)
+        params: dict[str, Any] = json.loads(self.task.params)
+        return params
 
     def revision(self) -> tuple[str, str]:
         """(ref, commit id) the task was queued on; the kinds that read files all have one."""
@@ -57,7 +59,7 @@ class TaskContext:
             raise TaskCanceled
 
 
-Runner = Callable[[TaskContext], Awaitable[dict]]
+Runner = Callable[[TaskContext], Awaitable[dict[str, Any]]]
 
 
 async def enqueue(
@@ -66,7 +68,7 @@ async def enqueue(
     model: db.Model,
     ref: str | None,
     commit_id: str | None,
-    params: dict,
+    params: dict[str, Any],
     created_by: str,
 ) -> db.Task:
     """Queue a task on a model and wake an idle worker."""
