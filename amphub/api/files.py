@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -31,6 +32,7 @@ from amphub.http.access import ModelAccess, require_model
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION
 
+T = TypeVar("T")
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 COMMITS_PER_PAGE = 30
 MAX_COMMITS_PER_PAGE = 100
@@ -44,7 +46,7 @@ async def model_repo(request: web.Request) -> tuple[ModelAccess, Path]:
     return access, request.app[keys.HUB].repos.path(access.space.id, access.model.id)
 
 
-async def _blocking(request: web.Request, work):
+async def _blocking(request: web.Request, work: Callable[[], T]) -> T:
     try:
         return await request.app[keys.HUB].run_blocking(work)
     except (RevisionNotFound, PathNotFound) as exc:

@@ -114,14 +114,15 @@ async def get_spaces(request: web.Request) -> web.Response:
     spaces only, which is what makes a page of a long list quick.
     """
     who = actor(request)
+    name = user_name(who)
     database = request.app[keys.HUB].db
-    roles = await db.user_space_roles(database, user_name(who))
+    roles = await db.user_space_roles(database, name)
     contains = name_filter(request)
     spaces = [
         space
         for space in await db.list_spaces(database)
         if space_status(request.app[keys.HUB], space) is not lifetime.Status.RELEASED
-        and allowed(who, Action.USE_SPACE, SpaceTarget(space.creator, _role(roles, space, who)))
+        and allowed(who, Action.USE_SPACE, SpaceTarget(space.creator, _role(roles, space, name)))
         and (contains in space.id or contains in space.name.lower())
     ]
     page = requested_page(request)
@@ -137,8 +138,8 @@ async def get_spaces(request: web.Request) -> web.Response:
     )
 
 
-def _role(roles: dict[str, str], space: db.Space, who) -> dict[str, str]:
-    return {who.name: roles[space.id]} if space.id in roles else {}
+def _role(roles: dict[str, str], space: db.Space, user: str) -> dict[str, str]:
+    return {user: roles[space.id]} if space.id in roles else {}
 
 
 async def get_space(request: web.Request) -> web.Response:
