@@ -74,7 +74,9 @@ class Peer:
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             raise PeerUnreachable(f"{type(exc).__name__}: {exc}") from None
 
-    async def _api(self, method: str, path: str, ok: tuple[int, ...], body: Any = None):
+    async def _api(
+        self, method: str, path: str, ok: tuple[int, ...], body: Any = None
+    ) -> tuple[int, Any]:
         return await self._request(method, self.url + path, ok, headers=self._auth, json=body)
 
     async def ensure_space(self, space: dict[str, Any]) -> None:
