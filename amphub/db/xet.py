@@ -16,7 +16,9 @@ XetChunk = tuple[str, int, str, int, int]
 """(xorb, chunk index, oid, offset, length)."""
 
 
-async def index_xet_chunks(db: Database, space_id: str, model_id: str, chunks: list[XetChunk]):
+async def index_xet_chunks(
+    db: Database, space_id: str, model_id: str, chunks: list[XetChunk]
+) -> None:
     """Remember where chunks were stored; a chunk stored twice keeps its first place."""
     async with db.transaction() as conn:
         await conn.executemany(
