@@ -128,8 +128,8 @@ async def post_preupload(request: web.Request) -> web.Response:
 async def _check_room(
     request: web.Request,
     access: ModelAccess,
-    files: list[dict],
-    answer: list[dict],
+    files: list[dict[str, Any]],
+    answer: list[dict[str, Any]],
     entries: dict[str, HubEntry],
 ) -> None:
     """Refuse large files that cannot fit, before any byte is sent.
