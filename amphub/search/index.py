@@ -285,7 +285,8 @@ class SearchState:
             size_a, size_b = self.parameters[a], self.parameters[b]
             if size_a != size_b:
                 return size_b is None or (size_a is not None and size_a > size_b)
-        return self.keys[a] < self.keys[b]  # type: ignore[operator]
+        key_of = self.key_of()
+        return key_of(a) < key_of(b)
 
     def _position(self, sort: str, order: list[int], slot: int) -> int:
         """Where `slot` stands, or would stand, in a sort order."""
