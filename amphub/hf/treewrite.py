@@ -9,8 +9,8 @@ checks out their content, not their pointers.
 from __future__ import annotations
 
 import stat
-import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -228,7 +228,12 @@ def _apply(editor: TreeEditor, plan: CommitPlan) -> None:
 
 
 def write_commit(
-    path: Path, lock: threading.Lock, rev: str, plan: CommitPlan, author: bytes, when: int
+    path: Path,
+    lock: AbstractContextManager[object],
+    rev: str,
+    plan: CommitPlan,
+    author: bytes,
+    when: int,
 ) -> RefUpdate:
     """Commit the plan on a branch's head and move the branch; the ref update made."""
     with lock, Repo(str(path)) as repo:
@@ -257,7 +262,7 @@ def write_commit(
 
 def create_ref(
     path: Path,
-    lock: threading.Lock,
+    lock: AbstractContextManager[object],
     ref: bytes,
     target: bytes,
     tagger: bytes,
