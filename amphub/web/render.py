@@ -59,7 +59,7 @@ def _parser() -> MarkdownIt:
         ["table", "strikethrough"]
     )
     md.options["highlight"] = _code_block
-    md.validateLink = _allowed_link
+    md.validateLink = _allowed_link  # type: ignore[method-assign]  # markdown-it's hook
     return md
 
 

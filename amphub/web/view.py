@@ -125,10 +125,8 @@ def link(request: web.Request, path: str | None = None, **changes: Any) -> str:
 
 def page(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
     """A page for the caller, with the security headers and a session for its forms."""
-    state = session.read(request)
-    fresh = state is None
-    if fresh:
-        state = session.new(request)
+    kept = session.read(request)
+    state = kept or session.new(request)
     text = (
         environment()
         .get_template(template)
@@ -143,7 +141,7 @@ def page(request: web.Request, template: str, *, status: int = 200, **context: A
     response = web.Response(
         text=text, content_type="text/html", status=status, headers=PAGE_HEADERS
     )
-    if fresh:
+    if kept is None:
         session.store(request, response, state)
     return response
 
