@@ -55,8 +55,13 @@ async def _blocking(request: web.Request, work: Callable[[], T]) -> T:
 
 async def get_refs(request: web.Request) -> web.Response:
     """Branches and tags."""
+    return web.json_response(await refs_json(request))
+
+
+async def refs_json(request: web.Request) -> dict[str, list[dict[str, str]]]:
+    """The branches and tags of the model the request names, as `get_refs` lists them."""
     _, path = await model_repo(request)
-    return web.json_response(await _blocking(request, lambda: list_refs(path)))
+    return await _blocking(request, lambda: list_refs(path))
 
 
 async def _entries_json(request: web.Request, entries: list[Entry]) -> list[dict[str, Any]]:
@@ -178,6 +183,11 @@ def _commit_page(request: web.Request) -> tuple[int, int]:
 
 async def get_commits(request: web.Request) -> web.Response:
     """The history of a branch, tag or commit, newest first, a page at a time."""
+    return web.json_response(await commits_json(request))
+
+
+async def commits_json(request: web.Request) -> dict[str, Any]:
+    """One page of history as `get_commits` answers it, and the next page's number."""
     _, path = await model_repo(request)
     page, per_page = _commit_page(request)
     rev = request.match_info["rev"]
@@ -185,12 +195,10 @@ async def get_commits(request: web.Request) -> web.Response:
     commits = await _blocking(
         request, lambda: list_commits(path, rev, (page - 1) * per_page, per_page + 1)
     )
-    return web.json_response(
-        {
-            "commits": [commit_json(commit) for commit in commits[:per_page]],
-            "next_page": page + 1 if len(commits) > per_page else None,
-        }
-    )
+    return {
+        "commits": [commit_json(commit) for commit in commits[:per_page]],
+        "next_page": page + 1 if len(commits) > per_page else None,
+    }
 
 
 def add_routes(app: web.Application) -> None:

@@ -47,7 +47,8 @@ def model_json(
     return answer
 
 
-async def _detail_json(request: web.Request, access: ModelAccess) -> dict[str, Any]:
+async def detail_json(request: web.Request, access: ModelAccess) -> dict[str, Any]:
+    """A model with its size, refs, card, replicas, deployments and last scan."""
     space_id, model_id = access.space.id, access.model.id
     hub = request.app[keys.HUB]
     path = hub.repos.path(space_id, model_id)
@@ -130,7 +131,7 @@ async def post_models(request: web.Request) -> web.Response:
     hub = request.app[keys.HUB]
     await create_model(hub, space.id, model_id, name, visibility, actor(request).name or "")
     access = await require_model(request, space.id, model_id, Action.VIEW)
-    return web.json_response(await _detail_json(request, access), status=201)
+    return web.json_response(await detail_json(request, access), status=201)
 
 
 def _page(request: web.Request) -> tuple[int, int]:
@@ -172,6 +173,11 @@ def model_search(request: web.Request, limit: int, offset: int) -> ModelSearch:
 
 async def get_models(request: web.Request) -> web.Response:
     """Search the models the caller may retrieve, with filters, sorting and facet counts."""
+    return web.json_response(await search_answer(request))
+
+
+async def search_answer(request: web.Request) -> dict[str, Any]:
+    """What `get_models` answers: one page of models, the total and the facet counts."""
     page, per_page = _page(request)
     search = model_search(request, per_page, (page - 1) * per_page)
     found = await search_models(request.app[keys.HUB], actor(request), search)
@@ -180,7 +186,7 @@ async def get_models(request: web.Request) -> web.Response:
         for (model, card), actions in zip(found.result.models, found.permissions, strict=True)
     ]
     result = found.result
-    return web.json_response({"models": models, "total": result.total, "facets": result.facets})
+    return {"models": models, "total": result.total, "facets": result.facets}
 
 
 def _card(card_json: str | None) -> dict[str, Any] | None:
@@ -194,7 +200,7 @@ def _model_ids(request: web.Request) -> tuple[str, str]:
 async def get_model(request: web.Request) -> web.Response:
     """One model."""
     access = await require_model(request, *_model_ids(request), Action.VIEW)
-    return web.json_response(await _detail_json(request, access))
+    return web.json_response(await detail_json(request, access))
 
 
 async def patch_model(request: web.Request) -> web.Response:
@@ -213,7 +219,7 @@ async def patch_model(request: web.Request) -> web.Response:
         visibility=visibility,
     )
     access = await require_model(request, *_model_ids(request), Action.VIEW)
-    return web.json_response(await _detail_json(request, access))
+    return web.json_response(await detail_json(request, access))
 
 
 async def delete_model(request: web.Request) -> web.Response:
@@ -226,12 +232,16 @@ async def delete_model(request: web.Request) -> web.Response:
 async def get_members(request: web.Request) -> web.Response:
     """The model's owner and granted members."""
     access = await require_model(request, *_model_ids(request), Action.EDIT)
-    granted = await db.list_model_members(
-        request.app[keys.HUB].db, access.space.id, access.model.id
-    )
+    return web.json_response({"members": await members_json(request, access)})
+
+
+async def members_json(request: web.Request, access: ModelAccess) -> list[dict[str, str]]:
+    """The model's owner, then its granted members, as `get_members` lists them."""
+    hub = request.app[keys.HUB]
+    granted = await db.list_model_members(hub.db, access.space.id, access.model.id)
     members = [{"user": access.model.owner, "role": "owner"}]
     members += [{"user": u, "role": r} for u, r in granted if u != access.model.owner]
-    return web.json_response({"members": members})
+    return members
 
 
 async def put_member(request: web.Request) -> web.Response:

@@ -13,12 +13,12 @@ from amphub.errors import BadRequest, Conflict, NotFound
 from amphub.http import keys
 from amphub.http.access import actor, require, require_space, user_name
 from amphub.http.body import field, json_object
-from amphub.policy import Action, SpaceTarget, allowed, lifetime
+from amphub.policy import Action, lifetime
 from amphub.policy.matrix import SPACE_ROLES
 from amphub.policy.names import check_display_name, check_space_id, space_id_from_name
 from amphub.services.hub import Hub
 from amphub.services.quota import space_usage, space_used
-from amphub.services.spaces import release_space, space_status
+from amphub.services.spaces import release_space, space_status, usable_spaces
 
 MAX_PERIOD = 100
 GRANTABLE_SPACE_ROLES = tuple(role for role in SPACE_ROLES if role != "owner")
@@ -113,33 +113,23 @@ async def get_spaces(request: web.Request) -> web.Response:
     the spaces with the text in their id or name. Usage is summed for the answered
     spaces only, which is what makes a page of a long list quick.
     """
+    return web.json_response(await spaces_answer(request))
+
+
+async def spaces_answer(request: web.Request) -> dict[str, Any]:
+    """What `get_spaces` answers: the spaces (or one page of them) with their usage."""
     who = actor(request)
-    name = user_name(who)
-    database = request.app[keys.HUB].db
-    roles = await db.user_space_roles(database, name)
-    contains = name_filter(request)
-    spaces = [
-        space
-        for space in await db.list_spaces(database)
-        if space_status(request.app[keys.HUB], space) is not lifetime.Status.RELEASED
-        and allowed(who, Action.USE_SPACE, SpaceTarget(space.creator, _role(roles, space, name)))
-        and (contains in space.id or contains in space.name.lower())
-    ]
+    user_name(who)  # refuses an anonymous caller
+    spaces = await usable_spaces(request.app[keys.HUB], who, name_filter(request))
     page = requested_page(request)
     if page is None:
-        return web.json_response({"spaces": [await space_json(request, s) for s in spaces]})
+        return {"spaces": [await space_json(request, s) for s in spaces]}
     shown = spaces[page.offset : page.offset + page.per_page]
-    return web.json_response(
-        {
-            "spaces": [await space_json(request, s) for s in shown],
-            "total": len(spaces),
-            "quota_unit": request.app[keys.HUB].config.quota_unit,
-        }
-    )
-
-
-def _role(roles: dict[str, str], space: db.Space, user: str) -> dict[str, str]:
-    return {user: roles[space.id]} if space.id in roles else {}
+    return {
+        "spaces": [await space_json(request, s) for s in shown],
+        "total": len(spaces),
+        "quota_unit": request.app[keys.HUB].config.quota_unit,
+    }
 
 
 async def get_space(request: web.Request) -> web.Response:
@@ -212,10 +202,15 @@ async def post_unsubscribe(request: web.Request) -> web.Response:
 async def get_members(request: web.Request) -> web.Response:
     """The space's owner and granted members."""
     space = await require_space(request, request.match_info["space"], Action.USE_SPACE)
+    return web.json_response({"members": await members_json(request, space)})
+
+
+async def members_json(request: web.Request, space: db.Space) -> list[dict[str, str]]:
+    """The space's owner, then its granted members, as `get_members` lists them."""
     granted = await db.list_space_members(request.app[keys.HUB].db, space.id)
     members = [{"user": space.creator, "role": "owner"}]
     members += [{"user": user, "role": role} for user, role in granted if user != space.creator]
-    return web.json_response({"members": members})
+    return members
 
 
 async def put_member(request: web.Request) -> web.Response:

@@ -131,6 +131,11 @@ async def get_tasks(request: web.Request) -> web.Response:
     to pass as `before` for the next ones. Tasks of models the caller may not see are
     skipped; one call looks at SCAN_LIMIT tasks at most.
     """
+    return web.json_response(await tasks_answer(request))
+
+
+async def tasks_answer(request: web.Request) -> dict[str, Any]:
+    """What `get_tasks` answers: the tasks and where the next ones start."""
     who = actor(request)
     if not who.signed_in:
         raise Unauthorized(SIGN_IN_NEEDED)
@@ -164,8 +169,8 @@ async def get_tasks(request: web.Request) -> web.Response:
                 if len(visible) == limit:
                     break
         if len(tasks) < limit:
-            return web.json_response({"tasks": visible, "next_before": None})
-    return web.json_response({"tasks": visible, "next_before": before})
+            return {"tasks": visible, "next_before": None}
+    return {"tasks": visible, "next_before": before}
 
 
 async def _may_see(request: web.Request, task: db.Task, seen: dict[tuple[str, str], bool]) -> bool:

@@ -42,13 +42,20 @@ async def get_me(request: web.Request) -> web.Response:
     return web.json_response(user_json(user))
 
 
-async def post_me_key(request: web.Request) -> web.Response:
-    """A new key for the caller; the old one stops working at once."""
+async def new_own_key(request: web.Request) -> str:
+    """A new key for the caller (never from a token); the old one stops working at once."""
     name = _signed_in(request)
     if keys.TOKEN in request:
         raise Forbidden("a token cannot replace a key; sign in with your key")
     key = await accounts.regenerate_key(request.app[keys.HUB].db, name, by=name)
-    return web.json_response({"key": key})
+    if key is None:
+        raise Unauthorized("your user no longer exists")
+    return key
+
+
+async def post_me_key(request: web.Request) -> web.Response:
+    """A new key for the caller; the old one stops working at once."""
+    return web.json_response({"key": await new_own_key(request)})
 
 
 async def get_users(request: web.Request) -> web.Response:

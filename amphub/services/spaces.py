@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from amphub import db
 from amphub.clock import parse_rfc3339
-from amphub.policy import lifetime
+from amphub.policy import Action, Actor, SpaceTarget, allowed, lifetime
 from amphub.services.hub import Hub
 from amphub.services.models import delete_model
 from amphub.services.objects import collect
@@ -30,6 +30,23 @@ def space_status(hub: Hub, space: db.Space) -> lifetime.Status:
     if space.released_at:
         return lifetime.Status.RELEASED
     return space_lifetime(hub, space).status(hub.clock())
+
+
+async def usable_spaces(hub: Hub, who: Actor, contains: str = "") -> list[db.Space]:
+    """The spaces the caller may use, released ones left out; `contains` in id or name."""
+    roles = await db.user_space_roles(hub.db, who.name) if who.name else {}
+    return [
+        space
+        for space in await db.list_spaces(hub.db)
+        if space_status(hub, space) is not lifetime.Status.RELEASED
+        and allowed(who, Action.USE_SPACE, _space_target(space, who, roles))
+        and (contains in space.id or contains in space.name.lower())
+    ]
+
+
+def _space_target(space: db.Space, who: Actor, roles: dict[str, str]) -> SpaceTarget:
+    granted = {who.name: roles[space.id]} if who.name and space.id in roles else {}
+    return SpaceTarget(space.creator, granted)
 
 
 async def release_space(hub: Hub, space_id: str) -> None:

@@ -15,7 +15,7 @@ from amphub.http.errors import status_of
 from amphub.http.headers import SIGN_IN_PATH
 from amphub.policy.access_keys import hash_key
 from amphub.policy.tokens import key_fingerprint
-from amphub.web.view import api_answer, page, redirect
+from amphub.web.view import page, redirect
 
 
 def safe_next(target: str | None) -> str:
@@ -73,9 +73,9 @@ async def get_key(request: web.Request) -> web.Response:
 
 
 async def post_key(request: web.Request) -> web.Response:
-    """A new key through the API's own handler, shown once; this browser stays signed in."""
+    """A new key made as the API makes it, shown once; this browser stays signed in."""
     _signed_in(request)
-    key = (await api_answer(users_api.post_me_key, request))["key"]
+    key = await users_api.new_own_key(request)
     response = page(request, "key.html", key=key)
     response.headers["Cache-Control"] = "no-store"
     state = session.read(request)

@@ -14,7 +14,7 @@ from amphub.errors import BadRequest
 from amphub.http.headers import DOWNLOAD_HEADERS
 from amphub.web import render
 from amphub.web.modelpage import header, viewable_model
-from amphub.web.view import api_answer, page, redirect
+from amphub.web.view import page, redirect
 
 REV = re.compile(r"[A-Za-z0-9._-]+")
 COMMIT_ID = re.compile(r"[0-9a-f]{40}")
@@ -64,7 +64,7 @@ async def get_files(request: web.Request) -> web.Response:
     access = await viewable_model(request)
     _, repo = await files_api.model_repo(request)
     rev, folder = request.match_info["rev"], request.match_info["path"].strip("/")
-    refs = await api_answer(files_api.get_refs, request)
+    refs = await files_api.refs_json(request)
     current = _page_number(request)
     total, entries = await files_api.tree_entries(
         request, repo, rev, folder, (current - 1) * ENTRIES_PER_PAGE, ENTRIES_PER_PAGE
@@ -149,10 +149,10 @@ def _commit_view(commit: dict, home: str) -> dict:
 async def get_commits_page(request: web.Request) -> web.Response:
     """The history of a branch, tag or commit, newest first, a page at a time."""
     access = await viewable_model(request)
-    found = await api_answer(files_api.get_commits, request)
+    found = await files_api.commits_json(request)
     rev = request.match_info["rev"]
     m = header(request, access, "commits", rev)
-    refs = await api_answer(files_api.get_refs, request)
+    refs = await files_api.refs_json(request)
     return page(
         request,
         "commits.html",

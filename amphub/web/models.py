@@ -7,10 +7,12 @@ import math
 from aiohttp import web
 
 from amphub.api import models as models_api
+from amphub.http.access import require_model
+from amphub.policy import Action
 from amphub.policy.matrix import VISIBILITIES
 from amphub.web import render
 from amphub.web.modelpage import header, viewable_model
-from amphub.web.view import api_answer, link, page, redirect
+from amphub.web.view import link, page, redirect
 
 PER_PAGE = 20  # the API's own default page size
 FACETS = (
@@ -62,7 +64,7 @@ def _facet_groups(request: web.Request, facets: dict, expand: bool) -> list[dict
 
 async def get_home(request: web.Request) -> web.Response:
     """Model cards the caller may retrieve, searched, filtered, sorted and paged."""
-    found = await api_answer(models_api.get_models, request)
+    found = await models_api.search_answer(request)
     per_page = int(request.query.get("per_page", PER_PAGE))
     current = int(request.query.get("page", 1))
     expand = request.query.get("expand") == "1"
@@ -98,7 +100,7 @@ async def get_model_page(request: web.Request) -> web.StreamResponse:
     if model_id.endswith(".git"):  # the clone URL pasted into a browser
         return redirect(f"/{request.match_info['space']}/{model_id[:-4]}")
     access = await viewable_model(request)
-    detail = await api_answer(models_api.get_model, request)
+    detail = await models_api.detail_json(request, access)
     card = detail.get("card") or {}
     rev = detail.get("card_commit") or "master"
     files, raw = _files_base(detail, rev)
@@ -117,15 +119,16 @@ async def get_model_page(request: web.Request) -> web.StreamResponse:
 async def get_settings(request: web.Request) -> web.Response:
     """Rename, visibility, members, tasks to start, deletion: for those who may edit."""
     access = await viewable_model(request)
-    detail = await api_answer(models_api.get_model, request)
-    members = await api_answer(models_api.get_members, request)
+    editable = await require_model(request, access.space.id, access.model.id, Action.EDIT)
+    detail = await models_api.detail_json(request, editable)
+    members = await models_api.members_json(request, editable)
     refs = detail.get("refs") or {"branches": [], "tags": []}
     return page(
         request,
         "settings.html",
         m=header(request, access, "settings"),
         model=detail,
-        members=members["members"],
+        members=members,
         roles=GRANTABLE_ROLES,
         visibilities=VISIBILITIES,
         refs=refs,

@@ -9,12 +9,12 @@ from amphub.errors import Forbidden
 from amphub.http.access import require_space
 from amphub.policy import Action
 from amphub.policy.matrix import VISIBILITIES
-from amphub.web.view import api_answer, page
+from amphub.web.view import page
 
 
 async def get_spaces_page(request: web.Request) -> web.Response:
     """The spaces the caller may use: size against quota, models, own usage, lifetime."""
-    found = await api_answer(spaces_api.get_spaces, request)
+    found = await spaces_api.spaces_answer(request)
     return page(request, "spaces.html", spaces=found["spaces"], q=request.query.get("q", ""))
 
 
@@ -28,13 +28,13 @@ async def _may_authorize(request: web.Request, space_id: str) -> bool:
 
 async def get_space_page(request: web.Request) -> web.Response:
     """One space; its members for the owner and maintainers, who may change them."""
-    space = await api_answer(spaces_api.get_space, request)
-    manage = await _may_authorize(request, space["id"])
-    members = (await api_answer(spaces_api.get_members, request))["members"] if manage else []
+    space = await require_space(request, request.match_info["space"], Action.USE_SPACE)
+    manage = await _may_authorize(request, space.id)
+    members = await spaces_api.members_json(request, space) if manage else []
     return page(
         request,
         "space.html",
-        space=space,
+        space=await spaces_api.space_json(request, space),
         manage=manage,
         members=members,
         roles=spaces_api.GRANTABLE_SPACE_ROLES,
@@ -43,7 +43,7 @@ async def get_space_page(request: web.Request) -> web.Response:
 
 async def get_new_model(request: web.Request) -> web.Response:
     """The form that creates a model in one of the caller's spaces."""
-    found = await api_answer(spaces_api.get_spaces, request)
+    found = await spaces_api.spaces_answer(request)
     return page(
         request,
         "new_model.html",

@@ -6,14 +6,14 @@ from aiohttp import web
 
 from amphub.api import tasks as tasks_api
 from amphub.http.access import actor
-from amphub.web.view import api_answer, page
+from amphub.web.view import page
 
 FINISHED = ("succeeded", "failed", "canceled")
 
 
 async def get_tasks_page(request: web.Request) -> web.Response:
     """Tasks the caller started (`?all=1`: every task they may see), newest first."""
-    found = await api_answer(tasks_api.get_tasks, request)
+    found = await tasks_api.tasks_answer(request)
     everyone = request.query.get("all") == "1"
     me = actor(request).name
     tasks = [task for task in found["tasks"] if everyone or task["created_by"] == me]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
-from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
@@ -149,17 +147,3 @@ def page(request: web.Request, template: str, *, status: int = 200, **context: A
 def redirect(location: str) -> web.Response:
     """See Other: after a form, or to the address a page really has."""
     return web.Response(status=303, headers={**PAGE_HEADERS, "Location": location})
-
-
-JsonHandler = Callable[[web.Request], Awaitable[web.Response]]
-
-
-async def api_answer(handler: JsonHandler, request: web.Request) -> Any:
-    """What a JSON API handler answers to this very request, as data for a page.
-
-    Pages whose address carries the same names as the API's (`space`, `model`, `rev`,
-    `path`; `q`, the filters, `sort`, `page`) show exactly what the API gives for them,
-    through the same code and the same permission check.
-    """
-    response = await handler(request)
-    return json.loads(response.text or "null")
