@@ -14,7 +14,11 @@ from aiohttp import web
 from amphub import db
 from amphub.clock import rfc3339
 from amphub.errors import BadRequest, NotFound, RangeNotSatisfiable
-from amphub.git.files import (
+from amphub.http import keys
+from amphub.http.access import ModelAccess, require_model
+from amphub.policy import Action
+from amphub.scan.findings import SCANNER_VERSION
+from amphub.storage.repo_files import (
     BINARY_PROBE,
     CommitInfo,
     Entry,
@@ -27,10 +31,6 @@ from amphub.git.files import (
     parse_pointer,
     read_blob,
 )
-from amphub.http import keys
-from amphub.http.access import ModelAccess, require_model
-from amphub.policy import Action
-from amphub.scan.findings import SCANNER_VERSION
 
 T = TypeVar("T")
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")

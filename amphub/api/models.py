@@ -9,7 +9,6 @@ from aiohttp import web
 
 from amphub import db
 from amphub.errors import BadRequest, NotFound
-from amphub.git.files import list_refs
 from amphub.http import keys
 from amphub.http.access import ModelAccess, actor, require_model, require_space, user_name
 from amphub.http.body import field, json_object
@@ -17,7 +16,7 @@ from amphub.http.urls import model_url
 from amphub.policy import Action
 from amphub.policy.matrix import MODEL_ACTIONS, MODEL_ROLES, VISIBILITIES
 from amphub.policy.names import check_display_name, check_model_id
-from amphub.services.models import change_model, create_model, remove_model
+from amphub.services.models import change_model, create_model, model_details, remove_model
 from amphub.services.search import ModelSearch, search_models
 
 D = TypeVar("D")
@@ -49,26 +48,17 @@ def model_json(
 
 async def detail_json(request: web.Request, access: ModelAccess) -> dict[str, Any]:
     """A model with its size, refs, card, replicas, deployments and last scan."""
-    space_id, model_id = access.space.id, access.model.id
-    hub = request.app[keys.HUB]
-    path = hub.repos.path(space_id, model_id)
-    size, refs = await hub.run_blocking(lambda: (hub.repos.size(path), list_refs(path)))
+    details = await model_details(request.app[keys.HUB], access.model)
     may = {action for action in MODEL_ACTIONS if access.may(action)}
-    database = request.app[keys.HUB].db
-    stored = await db.get_card(database, space_id, model_id)
-    scans = await db.list_tasks(
-        database, kind="scan", status="succeeded", space_id=space_id, model_id=model_id, limit=1
-    )
-    replicas = await db.list_replicas(database, space_id, model_id)
-    deployments = await db.list_deployments(database, space_id, model_id)
+    stored, refs, scan = details.card, details.refs, details.last_scan
     return {
-        **model_json(request, access.model, may, size),
+        **model_json(request, access.model, may, details.size),
         "card": _card(stored[1]) if stored else None,
         "card_commit": stored[0] if stored else None,
         "refs": refs,
-        "replicas": [_replica_json(replica, refs) for replica in replicas],
-        "deployments": [deployment_json(d) for d in deployments],
-        "scan": _scan_summary(scans[0]) if scans else None,
+        "replicas": [_replica_json(replica, refs) for replica in details.replicas],
+        "deployments": [deployment_json(d) for d in details.deployments],
+        "scan": _scan_summary(scan) if scan else None,
     }
 
 

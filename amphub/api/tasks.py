@@ -10,12 +10,12 @@ from aiohttp import web
 
 from amphub import db
 from amphub.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from amphub.git.files import RevisionNotFound, resolve
 from amphub.http import keys
 from amphub.http.access import SIGN_IN_NEEDED, ModelAccess, actor, require_model
 from amphub.http.body import field, json_object
 from amphub.policy import Action
 from amphub.services.tasks import FINISHED_STATES, enqueue
+from amphub.storage.repo_files import RevisionNotFound, resolve
 
 D = TypeVar("D")
 KINDS = ("scan", "sync", "deploy")

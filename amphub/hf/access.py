@@ -15,7 +15,6 @@ from typing import TypeVar
 from aiohttp import web
 
 from amphub.errors import NotFound, Unauthorized
-from amphub.git import files
 from amphub.hf.errors import (
     EntryNotFound,
     GatedRepo,
@@ -26,6 +25,7 @@ from amphub.hf.errors import (
 from amphub.http import keys
 from amphub.http.access import ModelAccess, actor, require_model
 from amphub.policy import Action
+from amphub.storage import repo_files
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ async def run_git(request: web.Request, work: Callable[[], T]) -> T:
     """Run blocking git work; a missing revision or path answers as the Hub's errors do."""
     try:
         return await request.app[keys.HUB].run_blocking(work)
-    except files.RevisionNotFound as exc:
+    except repo_files.RevisionNotFound as exc:
         raise RevisionNotFound(str(exc)) from None
-    except files.PathNotFound as exc:
+    except repo_files.PathNotFound as exc:
         raise EntryNotFound(str(exc)) from None

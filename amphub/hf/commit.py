@@ -19,7 +19,6 @@ from aiohttp import web
 
 from amphub import db
 from amphub.errors import BadRequest, NotOffered, PayloadTooLarge, QuotaExceeded
-from amphub.git.files import LfsPointer
 from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.paging import flag
 from amphub.hf.treewrite import Addition, CommitPlan, Deletion, write_commit
@@ -30,6 +29,7 @@ from amphub.policy import Action
 from amphub.services.push import push_target
 from amphub.services.quota import push_room
 from amphub.storage.objects import InvalidOid, check_oid
+from amphub.storage.repo_files import LfsPointer
 
 # Regular files come inline (large ones go to LFS, as the preupload answer says), so a
 # commit body is bounded; 256 MiB of base64 is 192 MiB of files.

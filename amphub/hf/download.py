@@ -15,13 +15,13 @@ from aiohttp.helpers import ETag
 
 from amphub import db
 from amphub.errors import NotFound, RangeNotSatisfiable
-from amphub.git.files import BINARY_PROBE, LfsPointer, PathNotFound, parse_pointer
 from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.errors import EntryNotFound
 from amphub.hf.repo import read_file, resolve_revision
 from amphub.http import keys
 from amphub.http.access import ModelAccess
 from amphub.policy import Action
+from amphub.storage.repo_files import BINARY_PROBE, LfsPointer, PathNotFound, parse_pointer
 
 
 class _StoredObject(web.FileResponse):

@@ -11,7 +11,6 @@ from aiohttp import web
 
 from amphub import db
 from amphub.clock import rfc3339
-from amphub.git.files import CommitInfo, list_commits, list_refs
 from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.paging import flag, paged_response, requested_page
 from amphub.hf.repo import (
@@ -25,6 +24,7 @@ from amphub.hf.repo import (
 from amphub.http import keys
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION
+from amphub.storage.repo_files import CommitInfo, list_commits, list_refs
 
 # The Hub's page sizes: expanding an entry walks the history, so those pages are short.
 TREE_PAGE = 1000

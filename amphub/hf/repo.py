@@ -16,7 +16,7 @@ from dulwich.objects import Blob, Commit, ObjectID, SubmoduleEncountered, Tree
 from dulwich.repo import Repo
 
 from amphub.clock import rfc3339
-from amphub.git.files import (
+from amphub.storage.repo_files import (
     LfsPointer,
     PathNotFound,
     RevisionNotFound,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amphub import db
 from amphub.services.cards import refresh_card
 from amphub.services.hub import Hub
 from amphub.services.objects import collect
+from amphub.storage.repo_files import list_refs
 
 
 async def create_model(
@@ -66,3 +69,33 @@ async def remove_model(hub: Hub, model: db.Model, by: str) -> None:
     audit = db.Audit(by, "delete_model", model.space_id, model.id)
     oids = await delete_model(hub, model, audit)
     hub.background.spawn(collect(hub, oids), f"collect objects of {model.id}")
+
+
+@dataclass(frozen=True)
+class ModelDetails:
+    """What a model's page and its API answer show beyond the model's row."""
+
+    size: int
+    refs: dict[str, list[dict[str, str]]]
+    card: tuple[str | None, str] | None  # (commit, card JSON) once indexed
+    last_scan: db.Task | None
+    replicas: list[db.Replica]
+    deployments: list[db.Deployment]
+
+
+async def model_details(hub: Hub, model: db.Model) -> ModelDetails:
+    """A model's size, branches and tags, card, last scan, replicas and deployments."""
+    space_id, model_id = model.space_id, model.id
+    path = hub.repos.path(space_id, model_id)
+    size, refs = await hub.run_blocking(lambda: (hub.repos.size(path), list_refs(path)))
+    scans = await db.list_tasks(
+        hub.db, kind="scan", status="succeeded", space_id=space_id, model_id=model_id, limit=1
+    )
+    return ModelDetails(
+        size=size,
+        refs=refs,
+        card=await db.get_card(hub.db, space_id, model_id),
+        last_scan=scans[0] if scans else None,
+        replicas=await db.list_replicas(hub.db, space_id, model_id),
+        deployments=await db.list_deployments(hub.db, space_id, model_id),
+    )

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from amphub import db
-from amphub.git.files import Entry, earlier_versions, read_object, walk_files
 from amphub.scan.findings import SCANNER_VERSION, VerdictJson, worst
 from amphub.services.hub import Hub
 from amphub.services.tasks import TaskContext, TaskFailed
+from amphub.storage.repo_files import Entry, earlier_versions, read_object, walk_files
 from amphub.tasks.scan_worker import leave_with_parent, scan_content
 
 # Earlier versions of a text file checked for secrets.

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from amphub import db
-from amphub.git.files import qualify, walk_files
 from amphub.git.push import PushInterrupted, PushRefused, push_ref
 from amphub.policy.sealed import unseal
 from amphub.services.tasks import TaskContext, TaskFailed
+from amphub.storage.repo_files import qualify, walk_files
 from amphub.tasks.peer import Peer, PeerRefused, PeerUnreachable
 
 # Waits between attempts when the peer cannot be reached; then the task fails.

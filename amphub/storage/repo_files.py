@@ -1,4 +1,4 @@
-"""Reading a model's files at any branch, tag or commit (blocking: run on git threads)."""
+"""Reading a model's files at any branch, tag or commit, its refs and history (blocking)."""
 
 from __future__ import annotations
 
