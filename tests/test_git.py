@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import aiohttp
+import pytest
 from dulwich.protocol import pkt_line
 
 from amphub import db
@@ -162,6 +163,31 @@ async def test_ref_outside_branches_and_tags_refused(hub, model_repo, tmp_path):
     assert "only branches (refs/heads/...) and tags (refs/tags/...) can be pushed" in result.stderr
     refs = (await git("ls-remote", hub.remote("team", "m1"))).stdout
     assert "refs/custom" not in refs
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "said"),
+    [
+        ("refs/heads/a", "refs/heads/a/b", "cannot create refs/heads/a/b: refs/heads/a exists"),
+        ("refs/heads/a/b", "refs/heads/a", "cannot create refs/heads/a: refs/heads/a/b exists"),
+        (None, "refs/heads/HEAD", "HEAD is not a valid branch name"),
+        (None, "refs/heads/" + "x" * 5000, "ref name longer than 1024 bytes"),
+    ],
+    ids=["file-then-folder", "folder-then-file", "HEAD", "long-name"],
+)
+async def test_refs_that_cannot_be_stored_are_refused_with_a_sentence(
+    hub, model_repo, tmp_path, first, second, said
+):
+    work = await clone(hub, tmp_path, "w")
+    if first:
+        await git("push", "origin", f"HEAD:{first}", cwd=work)
+    result = await git("push", "origin", f"HEAD:{second}", cwd=work, check=False)
+    assert result.returncode != 0
+    assert said in result.stderr
+    refs = (await git("ls-remote", hub.remote("team", "m1"))).stdout
+    assert f"\t{second}\n" not in refs + "\n"
+    # The server is fine afterwards: a push of an ordinary branch goes through.
+    await git("push", "origin", "HEAD:refs/heads/after", cwd=work)
 
 
 async def test_concurrent_pushes_to_one_branch_exactly_one_wins(hub, model_repo, tmp_path):

@@ -30,6 +30,8 @@ from amphub.storage.repos import DEFAULT_BRANCH
 
 ZERO = ObjectID(b"0" * 40)
 PUSHABLE = (b"refs/heads/", b"refs/tags/")
+# A ref is a file under refs/: its name must fit a file system's path limit with room.
+MAX_REF_NAME = 1024
 # A pack with no objects (header and checksum): what git sends for a new branch or tag at a
 # commit the repository has. Any object makes a pack longer, so it fits a full space.
 EMPTY_PACK_BYTES = 32
@@ -118,6 +120,14 @@ class AmphubReceivePackHandler(ReceivePackHandler):
         ref, new = command.ref, ObjectID(command.new)
         if not ref.startswith(PUSHABLE) or not check_ref_format(Ref(ref)):
             return b"only branches (refs/heads/...) and tags (refs/tags/...) can be pushed"
+        if len(ref) > MAX_REF_NAME:
+            return b"ref name longer than %d bytes" % MAX_REF_NAME
+        if ref == b"refs/heads/HEAD":
+            return b"HEAD is not a valid branch name"
+        if command.old == ZERO and new != ZERO:
+            clash = self._clashing_ref(ref)
+            if clash is not None:
+                return b"cannot create " + ref + b": " + clash + b" exists; delete it first"
         if new == ZERO:
             if ref == DEFAULT_BRANCH:
                 return b"master is the model's default branch and cannot be deleted"
@@ -127,6 +137,13 @@ class AmphubReceivePackHandler(ReceivePackHandler):
             return b"missing object " + new
         if ref.startswith(b"refs/heads/") and not isinstance(store[new], Commit):
             return b"a branch must point at a commit"
+        return None
+
+    def _clashing_ref(self, ref: bytes) -> bytes | None:
+        """A ref that `ref` cannot live beside: `a` blocks `a/b` and `a/b` blocks `a`."""
+        for existing in self.repo.refs.allkeys():
+            if existing.startswith(ref + b"/") or ref.startswith(existing + b"/"):
+                return existing
         return None
 
     def _move(self, command: RefUpdate) -> bytes | None:
