@@ -402,6 +402,7 @@ REQUEST_ERRORS = [
         err("bad_request", "the body is not valid JSON: Expecting value: line 1 column 1 (char 0)"),
     ),  # fmt: skip  # noqa: E501
     ("admin", "team", {"data": b"\xff\xfe{}"}, 400, None),
+    ("admin", "team", {"data": b"[" * 500_000}, 400, None),  # nested too deeply
     (
         "admin",
         "team",

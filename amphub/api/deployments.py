@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -13,7 +12,7 @@ from amphub.api.tasks import queue_on_ref, task_json
 from amphub.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
 from amphub.http import keys
 from amphub.http.access import actor, require_model, user_name
-from amphub.http.body import MAX_JSON_BODY, BodyTooLong, field, read_body
+from amphub.http.body import MAX_JSON_BODY, BodyTooLong, field, parse_json, read_body
 from amphub.http.urls import base_url
 from amphub.policy import Action
 from amphub.policy.sealed import unseal
@@ -115,10 +114,7 @@ async def post_status(request: web.Request) -> web.Response:
 
 def _report(raw: bytes) -> dict[str, Any]:
     """The fields of a status report, checked."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body is not valid JSON") from None
+    body = parse_json(raw, "the body is not valid JSON")
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     status = field(body, "status", str, None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,6 +23,7 @@ from amphub.hf.paging import flag
 from amphub.hf.treewrite import Addition, CommitPlan, Deletion, write_commit
 from amphub.http import keys
 from amphub.http.access import ModelAccess
+from amphub.http.body import parse_json
 from amphub.http.urls import base_url
 from amphub.policy import Action
 from amphub.services.push import push_target
@@ -129,10 +129,7 @@ async def read_plan(request: web.Request) -> CommitPlan:
     async for line in _lines(request):
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BadRequest("each line of a commit must be a JSON object") from None
+        item = parse_json(line, "each line of a commit must be a JSON object")
         value = item.get("value") if isinstance(item, dict) else None
         if not isinstance(value, dict):
             raise BadRequest("each line of a commit needs a key and a value object")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from amphub.hf.repo import HubEntry, default_branch, path_entries, read_optional
 from amphub.hf.treewrite import create_ref, lfs_routing
 from amphub.http import keys
 from amphub.http.access import ModelAccess, actor, require_space
-from amphub.http.body import BodyTooLong, field, json_object, read_body
+from amphub.http.body import BodyTooLong, field, json_object, parse_json, read_body
 from amphub.http.urls import base_url
 from amphub.policy import Action
 from amphub.policy.names import check_display_name, check_model_id
@@ -194,9 +193,10 @@ async def post_validate_yaml(request: web.Request) -> web.Response:
         raw = await read_body(request, MAX_README)
     except BodyTooLong:
         raise PayloadTooLarge(f"a README may be at most {MAX_README} bytes here") from None
-    try:
-        content = json.loads(raw).get("content", "")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        raise BadRequest("the body must be a JSON object with the README as content") from None
+    refusal = "the body must be a JSON object with the README as content"
+    body = parse_json(raw, refusal)
+    if not isinstance(body, dict):
+        raise BadRequest(refusal)
+    content = body.get("content", "")
     card = await request.app[keys.HUB].run_blocking(lambda: parse_card(str(content)))
     return web.json_response({"errors": [], "warnings": [{"message": w} for w in card.warnings]})

@@ -32,6 +32,18 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
+def parse_json(raw: bytes | str, refusal: str) -> Any:
+    """JSON a client sent; BadRequest(refusal) if it is not JSON or is nested too deeply.
+
+    Python's decoder recurses once per nested array or object: `[[[[…` of a few hundred
+    kilobytes would otherwise end in a RecursionError.
+    """
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadRequest(f"{refusal}: {exc}") from None
+
+
 async def json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object; an empty body counts as `{}`."""
     try:
@@ -40,10 +52,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         raise PayloadTooLarge(f"a JSON body may be at most {MAX_JSON_BODY} bytes") from None
     if not raw.strip():
         return {}
-    try:
-        value = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    value = parse_json(raw, "the body is not valid JSON")
     if not isinstance(value, dict):
         raise BadRequest("the body must be a JSON object")
     return value
