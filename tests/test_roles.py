@@ -6,6 +6,8 @@ import asyncio
 import os
 from pathlib import Path
 
+import pytest
+
 from amphub.http import keys
 from tests.conftest import Hub, git
 
@@ -162,3 +164,9 @@ async def test_audit_visibility(hub: Hub) -> None:
     assert (await hub.call("GET", "/api/v1/audit?space=team", user="bob"))[0] == 403
     assert (await hub.call("GET", "/api/v1/audit", user="ada"))[0] == 403
     assert (await hub.call("GET", "/api/v1/audit", user=""))[0] == 401
+
+
+@pytest.mark.parametrize("query", ["limit=-1", "limit=0", "after=-5", "limit=x"])
+async def test_audit_paging_out_of_range_is_refused(hub: Hub, query: str) -> None:
+    status, body = await hub.call("GET", f"/api/v1/audit?{query}")
+    assert status == 400 and body["error"]["code"] == "bad_request"

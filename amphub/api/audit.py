@@ -30,6 +30,8 @@ async def get_audit(request: web.Request) -> web.Response:
         limit = min(int(request.query.get("limit", "100")), MAX_LIMIT)
     except ValueError:
         raise BadRequest("after and limit must be whole numbers") from None
+    if limit < 1 or after < 0:
+        raise BadRequest(f"limit is 1 to {MAX_LIMIT}; after is 0 or more")
     entries = await db.list_audit(
         request.app[keys.HUB].db, space_id=space_id, after=after, limit=limit
     )
