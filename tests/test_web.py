@@ -121,7 +121,13 @@ async def test_pages_that_need_a_session_send_to_sign_in_and_back(models: Hub, b
     status, _, headers = await browser.get("/-/tasks?all=1")
     assert status == 303 and headers["Location"] == "/-/sign-in?next=%2F-%2Ftasks%3Fall%3D1"
     form = {"name": "bob", "key": models.keys["bob"]}
-    for target, lands in (("/-/tasks?all=1", "/-/tasks?all=1"), ("//evil.example/x", "/")):
+    for target, lands in (
+        ("/-/tasks?all=1", "/-/tasks?all=1"),
+        ("//evil.example/x", "/"),
+        ("/\t/evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("/\n/evil.example", "/"),
+    ):
         # Signing in starts a new session, so every sign-in needs a fresh token.
         form["csrf"] = await browser.csrf("/")
         status, _, headers = await browser.request(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -19,10 +20,21 @@ from amphub.web.view import page, redirect
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after signing in: a path on this site, never another site."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+    """Where to go after signing in: a path on this site, never another site.
+
+    Browsers drop tabs and line breaks from an address and read a backslash as a slash,
+    so a tab between two slashes would take them to another site: such paths are refused.
+    """
+    if not target or not target.startswith("/") or _unsafe_in_path(target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
         return "/"
     return "/" if target.startswith(SIGN_IN_PATH) else target
+
+
+def _unsafe_in_path(target: str) -> bool:
+    return "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)
 
 
 async def get_sign_in(request: web.Request) -> web.StreamResponse:
