@@ -62,6 +62,22 @@ async def test_refs_tree_and_blob(hub: Hub, tmp_path: Path) -> None:
         assert resp.status == 416
 
 
+async def test_files_are_sent_as_content_never_as_a_page(hub: Hub, tmp_path: Path) -> None:
+    await pushed_model(hub, tmp_path)
+    headers = {"Authorization": f"Bearer {hub.admin_key}"}
+    for path in (
+        "/api/v1/models/team/m1/blob/master/config.json",
+        "/api/v1/models/team/m1/blob/master/raw.dat",
+        "/api/v1/models/team/m1/blob/master/weights/model.safetensors",
+        "/team/m1/resolve/master/config.json",
+        "/team/m1/resolve/master/weights/model.safetensors",
+    ):
+        async with hub.session.get(hub.base + path, headers=headers) as resp:
+            assert resp.status == 200, path
+            assert resp.headers["X-Content-Type-Options"] == "nosniff", path
+            assert resp.headers["Content-Security-Policy"] == "default-src 'none'; sandbox", path
+
+
 async def test_missing_revisions_and_paths(hub: Hub, tmp_path: Path) -> None:
     await pushed_model(hub, tmp_path)
     cases = [

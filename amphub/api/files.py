@@ -16,6 +16,7 @@ from amphub.clock import rfc3339
 from amphub.errors import BadRequest, NotFound, RangeNotSatisfiable
 from amphub.http import keys
 from amphub.http.access import ModelAccess, require_model
+from amphub.http.headers import DOWNLOAD_HEADERS
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION
 from amphub.storage.repo_files import (
@@ -117,7 +118,7 @@ def _ranged(request: web.Request, data: bytes, content_type: str) -> web.Respons
     """The bytes, or the single range of them the request asks for."""
     header = request.headers.get("Range")
     match = RANGE.fullmatch(header.strip()) if header else None
-    ranges = {"Accept-Ranges": "bytes"}
+    ranges = {"Accept-Ranges": "bytes", **DOWNLOAD_HEADERS}
     if not match or match.groups() == ("", ""):
         return web.Response(body=data, content_type=content_type, headers=ranges)
     first, last = match.groups()
@@ -150,7 +151,8 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     stored = request.app[keys.HUB].objects.path(pointer.oid)
     if pointer.oid not in linked or not stored.is_file():
         raise NotFound(f"the LFS content of {file} is not stored on this server")
-    return web.FileResponse(stored, headers={"Content-Type": "application/octet-stream"})
+    headers = {"Content-Type": "application/octet-stream", **DOWNLOAD_HEADERS}
+    return web.FileResponse(stored, headers=headers)
 
 
 def _time(seconds: int) -> str:

@@ -20,6 +20,7 @@ from amphub.hf.errors import EntryNotFound
 from amphub.hf.repo import read_file, resolve_revision
 from amphub.http import keys
 from amphub.http.access import ModelAccess
+from amphub.http.headers import DOWNLOAD_HEADERS
 from amphub.policy import Action
 from amphub.storage.repo_files import BINARY_PROBE, LfsPointer, PathNotFound, parse_pointer
 
@@ -92,7 +93,8 @@ async def get_resolve(request: web.Request) -> web.StreamResponse:
     if blob_id is None:
         # With the commit, the client remembers that the file is absent from it.
         raise EntryNotFound(f"no {file} in {rev}", headers={"X-Repo-Commit": commit_id})
-    headers = {"X-Repo-Commit": commit_id, "Accept-Ranges": "bytes"}
+    # A model's file is the uploader's content: never run as a page of this origin.
+    headers = {"X-Repo-Commit": commit_id, "Accept-Ranges": "bytes", **DOWNLOAD_HEADERS}
     pointer = parse_pointer(data)
     if pointer is None:
         binary = b"\0" in data[:BINARY_PROBE]
