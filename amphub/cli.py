@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(config: Config) -> None:
+    os.umask(0o077)  # what the server writes (database, repositories, objects) is its own
     key = await bootstrap(config)
     if key:
         print("created user admin (administrator, space creator)")
@@ -59,13 +60,14 @@ async def _serve(config: Config) -> None:
     runner = web.AppRunner(create_app(config), access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, config.host, config.port).start()
-        url = config.base_url or f"http://{config.host}:{config.port}"
-        print(f"amphub listening on {url}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        await web.TCPSite(runner, config.host, config.port).start()
+        # Said once a stop signal is handled: whoever waits for this line may send one.
+        url = config.base_url or f"http://{config.host}:{config.port}"
+        print(f"amphub listening on {url}", flush=True)
         await stop.wait()
     finally:
         await runner.cleanup()

@@ -200,6 +200,22 @@ async def test_serve_prints_key_and_restart_keeps_data(tmp_path):
     assert returncode == 0, err
 
 
+async def test_serve_keeps_its_files_to_itself(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    proc, lines = await serve(data, free_port())
+    try:
+        assert lines[-1].startswith("amphub listening on"), lines
+        modes = {
+            path.relative_to(data).as_posix(): path.stat().st_mode & 0o777
+            for path in (data, data / "amphub.db", data / "secret.key", data / "repos")
+        }
+    finally:
+        returncode, err = await stop(proc)
+    assert returncode == 0, err
+    assert modes == {".": 0o700, "amphub.db": 0o600, "secret.key": 0o600, "repos": 0o700}
+
+
 async def test_serve_on_busy_port_fails_cleanly(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

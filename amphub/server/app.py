@@ -37,6 +37,8 @@ def prepare_data_dir(config: Config) -> None:
     shutil.rmtree(config.tmp_dir, ignore_errors=True)
     for folder in (config.data_dir, config.repos_dir, config.lfs_dir, config.tmp_dir):
         folder.mkdir(parents=True, exist_ok=True)
+    # Private models are files in here: other users of the host may not even look inside.
+    config.data_dir.chmod(0o700)
     if not config.secret_path.exists():
         fd = os.open(config.secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as secret:
