@@ -122,6 +122,14 @@ async def test_scan_of_an_unknown_ref_is_refused(hub, model_repo):
     assert status == 400 and "no branch, tag or commit nope" in body["error"]["message"]
 
 
+async def test_an_anonymous_caller_cannot_start_a_scan_of_a_public_model(hub):
+    await hub.space_and_model("team", "open", visibility="public")
+    status, body = await hub.call("POST", "/api/v1/models/team/open/scans", user="", json={})
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+    status, listed = await hub.call("GET", "/api/v1/tasks?model=team/open")
+    assert status == 200 and listed["tasks"] == []
+
+
 async def test_task_visibility_and_cancel_rights(hub, model_repo, tmp_path):
     await hub.user("eve")
     await hub.user("dev")

@@ -11,7 +11,7 @@ from aiohttp import web
 from amphub import db
 from amphub.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from amphub.http import keys
-from amphub.http.access import SIGN_IN_NEEDED, ModelAccess, actor, require_model
+from amphub.http.access import SIGN_IN_NEEDED, ModelAccess, actor, require_model, user_name
 from amphub.http.body import field, json_object
 from amphub.policy import Action
 from amphub.services.tasks import FINISHED_STATES, enqueue
@@ -64,7 +64,7 @@ async def queue_on_ref(
     except RevisionNotFound as exc:
         raise BadRequest(str(exc)) from None
     params = await prepare(body, ref, commit)
-    who = actor(request).name or ""
+    who = user_name(actor(request))  # a task names who started it: never an anonymous caller
     task = await enqueue(request.app[keys.HUB], kind, access.model, ref, commit, params, who)
     return access, task
 
