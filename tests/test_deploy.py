@@ -201,14 +201,24 @@ async def test_the_key_reads_only_its_model_and_dies_with_the_deployment(setup: 
     await git("add", "x.txt", cwd=clone)
     await git("commit", "-q", "-m", "x", cwd=clone)
     push = await git("push", "-q", "origin", "HEAD:master", cwd=clone, check=False)
-    assert push.returncode != 0 and "403" in push.stderr
-    async with hub.session.post(f"{hub.base}/api/v1/me/key", headers=as_key) as resp:
-        assert resp.status == 403
-    async with hub.session.patch(
-        f"{hub.base}/api/v1/models/team/m1", json={"visibility": "public"}, headers=as_key
-    ) as resp:
-        assert resp.status == 403
-        assert (await resp.json())["error"]["message"] == "a deployment key may only read its model"
+    assert push.returncode != 0 and "good only for moving its own model's files" in push.stderr
+    # Anywhere but its model's transfers a token is refused as if no credentials were sent.
+    for method, path in (
+        ("POST", "/api/v1/me/key"),
+        ("PATCH", "/api/v1/models/team/m1"),
+        ("GET", "/api/v1/models"),
+        ("GET", "/api/v1/spaces"),
+        ("GET", "/api/v1/me"),
+        ("GET", "/api/models"),
+        ("GET", "/api/whoami-v2"),
+    ):
+        async with hub.session.request(
+            method, f"{hub.base}{path}", json={"visibility": "public"}, headers=as_key
+        ) as resp:
+            assert resp.status == 401, (method, path)
+            assert "WWW-Authenticate" in resp.headers, (method, path)
+    async with hub.session.get(f"{hub.base}/", headers=as_key, allow_redirects=False) as resp:
+        assert resp.status == 303 and resp.headers["Location"].startswith("/-/sign-in")
 
     status, _ = await hub.call(
         "DELETE", f"/api/v1/models/team/m1/deployments/{task['deployment']['id']}"

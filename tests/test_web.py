@@ -146,6 +146,23 @@ async def test_wrong_key_is_shown_on_the_form_without_a_session(models: Hub, bro
     assert (await browser.get("/-/key"))[0] == 303
 
 
+async def test_a_transfer_token_cannot_sign_in(models: Hub, browser: Browser):
+    oid = "ab" * 32
+    status, answer = await models.call(
+        "POST",
+        "/team/open.git/info/lfs/objects/batch",
+        json={"operation": "upload", "objects": [{"oid": oid, "size": 3}]},
+        headers={"Accept": "application/vnd.git-lfs+json"},
+    )
+    assert status == 200, answer
+    token = json.loads(answer)["objects"][0]["actions"]["upload"]["header"]["Authorization"]
+    token = token.removeprefix("Bearer ")
+    form = {"csrf": await browser.csrf(), "name": "admin", "key": token, "next": "/"}
+    status, page, _ = await browser.request("POST", "/-/sign-in", data=form)
+    assert status == 200 and "authentication failed: wrong user name or key" in page
+    assert (await browser.get("/-/key"))[0] == 303  # no session was opened
+
+
 async def test_session_cookie_is_httponly_samesite_and_signed(models: Hub, browser: Browser):
     headers = await browser.sign_in("bob", models.keys["bob"])
     cookie = next(c for c in headers.getall("Set-Cookie") if c.startswith("amphub_session="))

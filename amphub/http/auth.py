@@ -12,12 +12,17 @@ from amphub import db
 from amphub.errors import Forbidden, TooManyRequests, Unauthorized
 from amphub.http import keys, session
 from amphub.http.errors import Handler, route_family
+from amphub.http.token_scope import token_may_use
 from amphub.policy import Actor
 from amphub.policy.access_keys import hash_key, key_matches
 from amphub.policy.matrix import ANONYMOUS
 from amphub.policy.tokens import InvalidToken, is_token, key_fingerprint, read_token
 
 AUTH_FAILED = "authentication failed: wrong user name or key"
+TOKEN_NOT_HERE = (
+    "a transfer or deploy token is good only for moving its own model's files;"
+    " sign in with your user name and key"
+)
 
 
 def parse_authorization(header: str) -> tuple[str | None, str]:
@@ -37,8 +42,13 @@ def parse_authorization(header: str) -> tuple[str | None, str]:
     raise Unauthorized("use HTTP Basic with user name and key, or Bearer with a key")
 
 
-async def authenticate(request: web.Request, name: str | None, key: str) -> db.User:
-    """The user a key belongs to (whose name, if given, must match); failures are counted."""
+async def authenticate(
+    request: web.Request, name: str | None, key: str, *, tokens: bool = True
+) -> db.User:
+    """The user a key (or, with `tokens`, a token) belongs to; failures are counted.
+
+    The name, if given, must be the user's.
+    """
     sign_ins = request.app[keys.HUB].sign_ins
     address = request.remote or "unknown"
     wait = sign_ins.retry_after(address)
@@ -49,7 +59,7 @@ async def authenticate(request: web.Request, name: str | None, key: str) -> db.U
             headers={"Retry-After": str(seconds)},
         )
     if is_token(key):
-        user = await _token_user(request, key)
+        user = await _token_user(request, key) if tokens else None
         if user and name not in (None, user.name):
             user = None
     else:
@@ -118,4 +128,6 @@ async def _token_user(request: web.Request, text: str) -> db.User | None:
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Attach the Actor before any handler runs."""
     request[keys.ACTOR] = await actor_for(request)
+    if keys.TOKEN in request and not token_may_use(request):
+        raise Unauthorized(TOKEN_NOT_HERE)
     return await handler(request)

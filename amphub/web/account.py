@@ -51,7 +51,7 @@ async def post_sign_in(request: web.Request) -> web.StreamResponse:
     name, key = str(form.get("name", "")).strip(), str(form.get("key", "")).strip()
     target = safe_next(str(form.get("next", "")))
     try:
-        user = await authenticate(request, name, key)
+        user = await authenticate(request, name, key, tokens=False)
     except ApiError as exc:
         # A wrong key is the form's business; 401 would make a browser ask for Basic auth.
         status = 200 if status_of(exc) == 401 else status_of(exc)
