@@ -196,12 +196,9 @@ def random_row(rng, model_id: str, name: str):
 
 
 def random_query(rng, people: dict, spaces: list[str]):
-    from amphub import db
-    from amphub.policy import Action
-    from amphub.policy.matrix import reach
+    from amphub.services.search import ModelSearch, model_query
 
     actor = people[rng.choice(sorted(people))]
-    can = reach(actor, Action.RETRIEVE)
     filters = {}
     for name, choices in (
         ("space", [*spaces, "nowhere"]),
@@ -214,20 +211,13 @@ def random_query(rng, people: dict, spaces: list[str]):
     ):
         if rng.random() < 0.08:
             filters[name] = rng.choice(choices)
-    return db.SearchQuery(
-        everything=can.everything,
-        user=actor.name,
-        visibilities=can.visibilities,
-        owner_sees=can.model_owner,
-        creator_sees=can.space_owner,
-        model_roles=can.model_roles,
-        space_roles=can.space_roles,
-        live_after="2026-01-10T00:00:00Z",
+    search = ModelSearch(
         text=rng.choice(TEXTS),
         filters=filters,
         min_parameters=rng.choice([None, None, None, None, 0, 10]),
         max_parameters=rng.choice([None, None, None, None, 10, 2_000_000_000]),
     )
+    return model_query(actor, search, live_after="2026-01-10T00:00:00Z")
 
 
 async def same_as_sql(database, index, rng, people, spaces, searches: int) -> None:
