@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+from yarl import URL
 
 from amphub import db
 from amphub.http import keys
@@ -189,6 +190,39 @@ async def test_batch_answers_follow_the_spec(hub, model_repo):
     status, answer, _ = await batch(hub, "download", bad)
     assert status == 200
     assert [o["error"]["code"] for o in answer["objects"]] == [422, 422, 422]
+
+
+async def test_an_upload_href_carries_a_signature_good_for_its_object_only(hub, model_repo):
+    """huggingface_hub PUTs to the href without the action's header: the href is signed."""
+    data, other = b"signed object", b"another object"
+    body = {
+        "operation": "upload",
+        "transfers": ["basic", "multipart"],
+        "objects": [{"oid": oid_of(data), "size": len(data)}],
+    }
+    url = f"{hub.base}/team/m1.git/info/lfs/objects/batch"
+    headers = {"Accept": LFS_JSON, "Content-Type": LFS_JSON, **auth(hub)}
+    async with hub.session.post(url, json=body, headers=headers) as resp:
+        action = (await resp.json(content_type=None))["objects"][0]["actions"]["upload"]
+    href = URL(action["href"])
+    assert href.user is None and href.password is None  # no key or token before the host
+    signature = href.query["signature"]
+    full_token = action["header"]["Authorization"].removeprefix("Bearer ")
+    elsewhere = href.with_path(href.path.replace(oid_of(data), oid_of(other)))
+
+    async def status(method: str, target: URL | str, **kwargs) -> int:
+        async with hub.session.request(method, target, **kwargs) as resp:
+            return resp.status
+
+    assert await status("PUT", elsewhere, data=other) == 401  # another object
+    assert await status("GET", href) == 401  # a download
+    assert await status("GET", f"{hub.base}/api/v1/me?signature={signature}") == 401
+    bearer = {"Authorization": f"Bearer {signature}"}
+    assert await status("GET", f"{hub.base}/api/v1/me", headers=bearer) == 401
+    # A transfer token, good for every object of the model, is never taken from a URL.
+    assert await status("PUT", elsewhere.with_query(signature=full_token), data=other) == 401
+    assert await status("PUT", href, data=data) == 200
+    assert stored(hub, data).read_bytes() == data
 
 
 async def test_a_transfer_token_follows_roles_keys_and_models_after_it_was_given(hub):

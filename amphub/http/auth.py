@@ -19,6 +19,8 @@ from amphub.policy.matrix import ANONYMOUS
 from amphub.policy.tokens import InvalidToken, is_token, key_fingerprint, read_token
 
 AUTH_FAILED = "authentication failed: wrong user name or key"
+# The query parameter of an upload href signed for one object (see `TransferToken.oid`).
+URL_TOKEN = "signature"
 TOKEN_NOT_HERE = (
     "a transfer or deploy token is good only for moving its own model's files;"
     " sign in with your user name and key"
@@ -77,10 +79,21 @@ async def authenticate(
 async def actor_for(request: web.Request) -> Actor:
     """The signed-in user, or the anonymous actor when no credentials were sent."""
     header = request.headers.get("Authorization")
-    if header is None:
+    if header is not None:
+        user = await authenticate(request, *parse_authorization(header))
+    elif URL_TOKEN in request.query:
+        user = await _url_token_user(request, request.query[URL_TOKEN])
+    else:
         return await _session_actor(request)
-    user = await authenticate(request, *parse_authorization(header))
     return Actor(user.name, admin=user.admin, creator=user.creator)
+
+
+async def _url_token_user(request: web.Request, text: str) -> db.User:
+    """The user of an href signed for one object: no other token is taken from a URL."""
+    user = await authenticate(request, None, text) if is_token(text) else None
+    if user is None or request[keys.TOKEN].oid is None:
+        raise Unauthorized(AUTH_FAILED)
+    return user
 
 
 async def _session_actor(request: web.Request) -> Actor:
@@ -128,6 +141,6 @@ async def _token_user(request: web.Request, text: str) -> db.User | None:
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Attach the Actor before any handler runs."""
     request[keys.ACTOR] = await actor_for(request)
-    if keys.TOKEN in request and not token_may_use(request):
+    if keys.TOKEN in request and not token_may_use(request, request[keys.TOKEN]):
         raise Unauthorized(TOKEN_NOT_HERE)
     return await handler(request)

@@ -20,6 +20,7 @@ from amphub.errors import (
 )
 from amphub.http import keys
 from amphub.http.access import SIGN_IN_NEEDED, require_model
+from amphub.http.auth import URL_TOKEN
 from amphub.http.body import BodyTooLong, field, json_object, read_body
 from amphub.http.errors import LFS_MEDIA_TYPE
 from amphub.http.urls import model_ids, model_url
@@ -95,20 +96,16 @@ async def transfer_token(request: web.Request, space_id: str, model_id: str) -> 
     return token
 
 
-async def _action_header(request: web.Request, space_id: str, model_id: str) -> dict[str, str]:
-    """The transfer token as the action's header, or nothing for an anonymous caller."""
-    if request[keys.ACTOR].name is None:
-        return {}
-    token = await transfer_token(request, space_id, model_id)
-    return {"Authorization": "Bearer " + make_token(request.app[keys.HUB].secret, token)}
+def _header(secret: bytes, token: TransferToken | None) -> dict[str, str]:
+    """The transfer token as an action's header; nothing for an anonymous caller."""
+    return {"Authorization": "Bearer " + make_token(secret, token)} if token else {}
 
 
-def _presigned(href: str, user: str | None, header: dict[str, str]) -> str:
-    """The href with the transfer token in it as user and password, like a pre-signed URL."""
-    if not user or not header:
+def _upload_href(secret: bytes, href: str, oid: str, token: TransferToken | None) -> str:
+    """The href, signed with a token good only for uploading this one object if given one."""
+    if token is None:
         return href
-    token = header["Authorization"].removeprefix("Bearer ")
-    return str(URL(href).with_user(user).with_password(token))
+    return str(URL(href).with_query({URL_TOKEN: make_token(secret, replace(token, oid=oid))}))
 
 
 async def post_batch(request: web.Request) -> web.Response:
@@ -130,10 +127,13 @@ async def post_batch(request: web.Request) -> web.Response:
     database = request.app[keys.HUB].db
     linked = await db.linked_object_sizes(database, space_id, model_id, list(wanted))
     href = f"{model_url(request, space_id, model_id)}/info/lfs"
-    header = await _action_header(request, space_id, model_id)
+    secret = request.app[keys.HUB].secret
+    signed_in = request[keys.ACTOR].name is not None
+    token = await transfer_token(request, space_id, model_id) if signed_in else None
+    header = _header(secret, token)
     # huggingface_hub, the client that also offers the Hub's own "multipart" transfer,
     # sends an upload to its href alone, without the action's header.
-    signer = request[keys.ACTOR].name if "multipart" in transfers else None
+    signer = token if "multipart" in transfers else None
     answer = []
     if operation == "upload":
         uploads = {o: s for o, s in wanted.items() if o not in linked}
@@ -149,7 +149,7 @@ async def post_batch(request: web.Request) -> web.Response:
         if operation == "upload" and oid not in linked:
             entry["actions"] = {
                 "upload": {
-                    "href": _presigned(f"{href}/objects/{oid}", signer, header),
+                    "href": _upload_href(secret, f"{href}/objects/{oid}", oid, signer),
                     "header": header,
                     "expires_in": ACTION_SECONDS,
                 },

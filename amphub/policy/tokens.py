@@ -25,7 +25,9 @@ class TransferToken:
     """What a valid token grants: the user's rights on one model, or only reading it.
 
     A deployment's token is read-only and names the deployment, so that deleting the
-    deployment revokes it.
+    deployment revokes it. An object's token (`oid`) is good only for uploading that object:
+    it is the one token that may travel in a URL, since what it lets anyone send must hash
+    to the oid its owner meant to upload.
     """
 
     user: str
@@ -34,6 +36,7 @@ class TransferToken:
     expires: int
     read_only: bool = False
     deployment: int | None = None
+    oid: str | None = None
 
 
 def _b64(data: bytes) -> str:
