@@ -13,7 +13,9 @@ import pytest
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from tests.conftest import Hub, git
+from amphub import db
+from amphub.http import keys
+from tests.conftest import GIB, Hub, git
 from tests.samples import SEED
 
 CSRF_REFUSED = "this form is out of date or came from another site; reload the page and try again"
@@ -161,6 +163,26 @@ async def test_a_transfer_token_cannot_sign_in(models: Hub, browser: Browser):
     status, page, _ = await browser.request("POST", "/-/sign-in", data=form)
     assert status == 200 and "authentication failed: wrong user name or key" in page
     assert (await browser.get("/-/key"))[0] == 303  # no session was opened
+
+
+async def test_no_new_space_is_called_api_and_cookies_never_open_git_or_lfs(
+    hub: Hub, browser: Browser
+):
+    space = {"name": "Api", "quota": 10 * GIB, "billing_mode": "monthly"}
+    status, answer = await hub.call("POST", "/api/v1/spaces", json={**space, "id": "api"})
+    assert status == 400 and "reserved" in answer["error"]["message"]
+    status, answer = await hub.call("POST", "/api/v1/spaces", json=space)
+    assert status == 201 and answer["id"] != "api"
+    # A hub from before the rule may have one: a cookie still opens no git or LFS route in it.
+    await db.insert_space(
+        hub.server.app[keys.HUB].db, "api", "Api", 10 * GIB, "monthly", None, "admin"
+    )
+    await hub.model("api", "m")
+    await browser.sign_in("admin", hub.admin_key)
+    for path in ("/api/m.git/info/refs?service=git-upload-pack", "/api/m.git/info/lfs/locks"):
+        status, _, headers = await browser.get(path)
+        assert status == 401 and "Authenticate" in str(headers)
+    assert (await browser.get("/api/v1/me"))[0] == 200  # the JSON API takes the cookie
 
 
 async def test_session_cookie_is_httponly_samesite_and_signed(models: Hub, browser: Browser):

@@ -15,7 +15,7 @@ from amphub.http.access import actor, require, require_space, user_name
 from amphub.http.body import field, json_object
 from amphub.policy import Action, lifetime
 from amphub.policy.matrix import SPACE_ROLES
-from amphub.policy.names import check_display_name, check_space_id, space_id_from_name
+from amphub.policy.names import check_display_name, check_new_space_id, space_id_from_name
 from amphub.services.hub import Hub
 from amphub.services.quota import space_usage, space_used
 from amphub.services.spaces import release_space, space_status, usable_spaces
@@ -89,7 +89,7 @@ async def post_spaces(request: web.Request) -> web.Response:
     mode, expires_at = _billing(request.app[keys.HUB], body)
     given = field(body, "id", str, None)
     candidates = (
-        [check_space_id(given)]
+        [check_new_space_id(given)]
         if given
         else [space_id_from_name(name), space_id_from_name(name, random_tail=True)]
     )

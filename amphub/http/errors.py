@@ -66,6 +66,14 @@ def status_of(exc: ApiError) -> int:
     return 400
 
 
+# The client each adapter package serves (static files, served by aiohttp, are pages).
+FAMILIES = {
+    "amphub.api": "api",
+    "amphub.git": "git",
+    "amphub.hf": "hf",
+    "amphub.lfs": "lfs",
+    "amphub.web": "web",
+}
 # The only paths git itself asks for; every other path outside the API and LFS is a page.
 GIT_SERVICE_PATH = re.compile(r"/(info/refs|git-upload-pack|git-receive-pack)$")
 # The paths of the Hugging Face Hub API that amphub serves (amphub.hf).
@@ -83,7 +91,14 @@ ERROR_PAGE = """<!doctype html>
 
 
 def route_family(request: web.Request) -> str:
-    """Which kind of client a path serves: `hf`, `api`, `lfs`, `git` or `web` (a browser)."""
+    """Which kind of client a route serves: `hf`, `api`, `lfs`, `git` or `web` (a browser).
+
+    A route's family is the adapter package of its handler. Only a path that no route
+    matches, which is answered with an error and nothing else, is judged by its look.
+    """
+    if request.match_info.http_exception is None:
+        module = getattr(request.match_info.handler, "__module__", "") or ""
+        return FAMILIES.get(".".join(module.split(".")[:2]), "web")
     path = request.path
     if HF_PATH.match(path):
         return "hf"

@@ -24,6 +24,9 @@ USER_RULE = (
     "a user name is 1 to 39 characters of lowercase letters a-z, digits, '.', '_' and '-',"
     " starting with a letter or digit"
 )
+# The first path segment of routes that are not a model's: a space by that name would share
+# its models' paths with them.
+RESERVED_SPACE_IDS = frozenset({"api"})
 PEER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 PEER_RULE = (
     "a zone or deploy target name is 1 to 63 characters of lowercase letters a-z, digits,"
@@ -36,6 +39,13 @@ def check_space_id(space_id: str) -> str:
     """Return the id if it follows the space rule, else raise InvalidName."""
     if not SPACE_ID.fullmatch(space_id):
         raise InvalidName(f"invalid space id {space_id!r}: {SPACE_RULE}")
+    return space_id
+
+
+def check_new_space_id(space_id: str) -> str:
+    """Return the id if a new space may take it, else raise InvalidName."""
+    if check_space_id(space_id) in RESERVED_SPACE_IDS:
+        raise InvalidName(f"the space id {space_id!r} is reserved: amphub's paths begin with it")
     return space_id
 
 
@@ -74,6 +84,6 @@ def space_id_from_name(name: str, *, random_tail: bool = False) -> str:
     """A space id made from a display name; a random tail is added when asked or needed."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:50].strip("-")
-    if len(slug) < 2:
+    if len(slug) < 2 or slug in RESERVED_SPACE_IDS:
         slug, random_tail = "space", True
     return f"{slug}-{secrets.token_hex(3)}" if random_tail else slug
