@@ -24,8 +24,14 @@ DEFAULT_LIMIT, MAX_LIMIT = 200, 500
 SCAN_LIMIT = 10_000
 
 
-def task_json(task: db.Task) -> dict[str, Any]:
-    """A task as the API shows it."""
+def task_json(task: db.Task, *, files: bool = True) -> dict[str, Any]:
+    """A task as the API shows it; without `files`, nothing that names a file of the model.
+
+    A visitor, who may not read the files, sees a scan's summary and no progress message.
+    """
+    result = json.loads(task.result) if task.result else None
+    if not files and isinstance(result, dict):
+        result = {key: value for key, value in result.items() if key != "files"}
     return {
         "id": task.id,
         "kind": task.kind,
@@ -34,8 +40,8 @@ def task_json(task: db.Task) -> dict[str, Any]:
         "commit": task.commit_id,
         "status": task.status,
         "progress": task.progress,
-        "message": task.message,
-        "result": json.loads(task.result) if task.result else None,
+        "message": task.message if files else "",
+        "result": result,
         "created_by": task.created_by,
         "created_at": task.created_at,
         "started_at": task.started_at,
@@ -92,7 +98,7 @@ async def post_sync(request: web.Request) -> web.Response:
     return web.json_response(task_json(task), status=201)
 
 
-async def _visible_task(request: web.Request) -> db.Task:
+async def _visible_task(request: web.Request) -> tuple[db.Task, ModelAccess]:
     """A task whose model the caller may view; 404 otherwise, as for the model itself."""
     task_id = int(request.match_info["id"])
     task = await db.get_task(request.app[keys.HUB].db, task_id)
@@ -101,15 +107,16 @@ async def _visible_task(request: web.Request) -> db.Task:
             raise Unauthorized(SIGN_IN_NEEDED)
         raise NotFound(f"no task {task_id}")
     try:
-        await require_model(request, task.space_id, task.model_id, Action.VIEW)
+        access = await require_model(request, task.space_id, task.model_id, Action.VIEW)
     except NotFound:
         raise NotFound(f"no task {task_id}") from None
-    return task
+    return task, access
 
 
 async def get_task(request: web.Request) -> web.Response:
     """One task, with its progress or result."""
-    return web.json_response(task_json(await _visible_task(request)))
+    task, access = await _visible_task(request)
+    return web.json_response(task_json(task, files=access.may(Action.READ_FILES)))
 
 
 def _whole(query: Mapping[str, str], name: str, default: D, low: int, high: int) -> int | D:
@@ -149,7 +156,7 @@ async def tasks_answer(request: web.Request) -> dict[str, Any]:
     if query.get("model"):
         space_id, _, model_id = query["model"].partition("/")
         await require_model(request, space_id, model_id, Action.VIEW)
-    seen: dict[tuple[str, str], bool] = {}
+    seen: dict[tuple[str, str], ModelAccess | None] = {}
     visible: list[dict[str, Any]] = []
     scanned = 0
     while len(visible) < limit and scanned < SCAN_LIMIT:
@@ -164,8 +171,9 @@ async def tasks_answer(request: web.Request) -> dict[str, Any]:
         )
         for task in tasks:
             before, scanned = task.id, scanned + 1
-            if await _may_see(request, task, seen):
-                visible.append(task_json(task))
+            access = await _access(request, task, seen)
+            if access is not None:
+                visible.append(task_json(task, files=access.may(Action.READ_FILES)))
                 if len(visible) == limit:
                     break
         if len(tasks) < limit:
@@ -173,21 +181,22 @@ async def tasks_answer(request: web.Request) -> dict[str, Any]:
     return {"tasks": visible, "next_before": before}
 
 
-async def _may_see(request: web.Request, task: db.Task, seen: dict[tuple[str, str], bool]) -> bool:
-    """Whether the caller may see the task's model, asked once per model in a listing."""
+async def _access(
+    request: web.Request, task: db.Task, seen: dict[tuple[str, str], ModelAccess | None]
+) -> ModelAccess | None:
+    """The caller's access to the task's model if they may view it; once per model."""
     model = (task.space_id, task.model_id)
     if model not in seen:
         try:
-            await require_model(request, *model, Action.VIEW)
-            seen[model] = True
+            seen[model] = await require_model(request, *model, Action.VIEW)
         except (NotFound, Forbidden):
-            seen[model] = False
+            seen[model] = None
     return seen[model]
 
 
 async def post_cancel(request: web.Request) -> web.Response:
     """Cancel a queued task, or ask a running one to stop; its creator or an admin."""
-    task = await _visible_task(request)
+    task, access = await _visible_task(request)
     who = actor(request)
     if not who.admin and who.name != task.created_by:
         raise Forbidden("only the task's creator or an administrator may cancel it")
@@ -196,7 +205,7 @@ async def post_cancel(request: web.Request) -> web.Response:
     canceled = await db.cancel_task(request.app[keys.HUB].db, task.id)
     if canceled is None:
         raise NotFound(f"no task {task.id}")
-    return web.json_response(task_json(canceled))
+    return web.json_response(task_json(canceled, files=access.may(Action.READ_FILES)))
 
 
 def add_routes(app: web.Application) -> None:
