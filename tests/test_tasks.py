@@ -149,6 +149,34 @@ async def test_task_visibility_and_cancel_rights(hub, model_repo, tmp_path):
     assert status == 400 and f"has {finished['status']} already" in body["error"]["message"]
 
 
+async def test_a_visitor_sees_a_scans_summary_but_no_file_names(hub, model_repo, tmp_path):
+    await hub.user("vis")
+    await hub.call("PUT", "/api/v1/models/team/m1/members/vis", json={"role": "visitor"})
+    await push(tmp_path / "w", {"secret-plans.txt": b"hello\n"}, clone=hub.remote("team", "m1"))
+    task = await scan(hub)
+    done = await wait_task(hub, task["id"])
+    assert "secret-plans.txt" in done["result"]["files"]
+    assert (await hub.call("GET", "/api/v1/models/team/m1/tree/master", user="vis"))[0] == 403
+    seen = (await hub.call("GET", f"/api/v1/tasks/{task['id']}", user="vis"))[1]
+    listed = (await hub.call("GET", "/api/v1/tasks?model=team/m1", user="vis"))[1]["tasks"]
+    for answer in (seen, listed[0]):
+        assert answer["result"]["summary"] == done["result"]["summary"]
+        assert "secret-plans" not in str(answer)
+
+
+async def test_tasks_go_with_their_model(hub, model_repo, tmp_path):
+    await push(tmp_path / "w", {"notes.txt": b"hello\n"}, clone=hub.remote("team", "m1"))
+    old = await wait_task(hub, (await scan(hub))["id"])
+    status, _ = await hub.call("DELETE", "/api/v1/models/team/m1")
+    assert status in (200, 202, 204)
+    await hub.model("team", "m1")
+    assert (await hub.call("GET", f"/api/v1/tasks/{old['id']}"))[0] == 404
+    listed = (await hub.call("GET", "/api/v1/tasks?model=team/m1"))[1]["tasks"]
+    assert listed == []
+    status, model = await hub.call("GET", "/api/v1/models/team/m1")
+    assert status == 200 and model["scan"] is None
+
+
 async def test_cancel_a_running_scan(hub, model_repo, tmp_path):
     await push(
         tmp_path / "w-m1",

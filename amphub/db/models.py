@@ -52,12 +52,17 @@ async def insert_model(
 async def delete_model_row(
     db: Database, space_id: str, model_id: str, audit: Audit | None = None
 ) -> None:
-    """Forget a model, its replicas and deployments (its repository is the caller's to remove)."""
+    """Forget a model, its tasks, replicas and deployments (the repository is the caller's).
+
+    Its tasks go with it: a model created later under the same id starts with none. A
+    running task finds its row gone at its next progress report and stops.
+    """
     async with db.transaction(audit) as conn:
         await conn.execute("DELETE FROM models WHERE space_id = ? AND id = ?", (space_id, model_id))
-        await conn.execute(
-            "DELETE FROM replicas WHERE space_id = ? AND model_id = ?", (space_id, model_id)
-        )
+        for table in ("replicas", "tasks"):
+            await conn.execute(
+                f"DELETE FROM {table} WHERE space_id = ? AND model_id = ?", (space_id, model_id)
+            )
         await conn.execute(
             "UPDATE deployments SET deleted_at = ? WHERE space_id = ? AND model_id = ?"
             " AND deleted_at IS NULL",

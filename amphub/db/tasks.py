@@ -114,7 +114,7 @@ async def requeue_interrupted(db: Database, max_attempts: int) -> None:
 
 
 async def set_task_progress(db: Database, task_id: int, progress: int, message: str) -> bool:
-    """Record progress; returns whether a cancel was asked for meanwhile."""
+    """Record progress; returns whether the task should stop: canceled, or its model gone."""
     async with db.transaction() as conn:
         await conn.execute(
             "UPDATE tasks SET progress = ?, message = ? WHERE id = ?",
@@ -123,7 +123,7 @@ async def set_task_progress(db: Database, task_id: int, progress: int, message: 
         row = await (
             await conn.execute("SELECT cancel_requested FROM tasks WHERE id = ?", (task_id,))
         ).fetchone()
-    return bool(row and row[0])
+    return row is None or bool(row[0])
 
 
 async def finish_task(
