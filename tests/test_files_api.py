@@ -106,3 +106,26 @@ async def test_files_need_read_permission(hub: Hub, tmp_path: Path) -> None:
     for path in ("refs", "tree/master", "blob/master/config.json"):
         assert (await hub.call("GET", f"/api/v1/models/team/m1/{path}", user="eve"))[0] == 403
         assert (await hub.call("GET", f"/api/v1/models/team/m1/{path}", user=""))[0] == 401
+
+
+async def test_a_commit_no_branch_or_tag_holds_is_not_served(hub: Hub, tmp_path: Path) -> None:
+    await hub.space_and_model("team", "m1")
+    work = tmp_path / "w"
+    kept = await push(work, {"a.txt": "kept\n"}, clone=hub.remote("team", "m1"))
+    gone = await push(work, {"b.txt": "deleted with its branch\n"}, branch="feature")
+    old_master = await push(work, {"c.txt": "rewound away\n"}, branch="master")
+    reads = (
+        "/api/v1/models/team/m1/tree/{}",
+        "/api/v1/models/team/m1/blob/{}/a.txt",
+        "/team/m1/resolve/{}/a.txt",
+        "/api/models/team/m1/revision/{}",
+    )
+    for commit in (kept, gone, old_master):
+        for read in reads:
+            assert (await hub.call("GET", read.format(commit)))[0] == 200, (read, commit)
+    await git("push", "-q", "origin", ":feature", cwd=work)
+    await git("push", "-q", "-f", "origin", f"{kept}:master", cwd=work)
+    for read in reads:
+        assert (await hub.call("GET", read.format(kept)))[0] == 200
+        for commit in (gone, old_master):
+            assert (await hub.call("GET", read.format(commit)))[0] == 404, (read, commit)

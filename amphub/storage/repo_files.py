@@ -81,9 +81,23 @@ def _commit(repo: Repo, rev: str) -> Commit:
                 return obj
     if re.fullmatch(r"[0-9a-f]{40}", rev) and ObjectID(rev.encode()) in repo.object_store:
         obj = repo[rev.encode()]
-        if isinstance(obj, Commit):
+        if isinstance(obj, Commit) and _reachable(repo, obj.id):
             return obj
     raise RevisionNotFound(f"no branch, tag or commit {rev}")
+
+
+def _reachable(repo: Repo, commit_id: ObjectID) -> bool:
+    """Whether a branch or tag holds the commit: what a deleted branch left is not served."""
+    tips = []
+    for ref in repo.refs.allkeys():
+        if ref.startswith((b"refs/heads/", b"refs/tags/")):
+            tip = repo.get_peeled(ref)
+            if tip == commit_id:
+                return True
+            if isinstance(repo[tip], Commit):
+                tips.append(tip)
+    # Newest first, so a recent commit is found after a short walk.
+    return any(entry.commit.id == commit_id for entry in repo.get_walker(include=tips))
 
 
 def read_as(repo: Repo, sha: bytes, kind: type[_Object]) -> _Object:
