@@ -29,6 +29,8 @@ class Config:
     quota_unit: int = 10 * GIB
     grace_days: int = 7
     retention_days: int = 15
+    # Commits a deleted or rewound branch left behind stay on disk this long, then go.
+    prune_days: int = 14
     workers: int = 2
     zone: str = "default"
 
@@ -65,6 +67,7 @@ SETTINGS: dict[str, type] = {
     "quota_unit": int,
     "grace_days": int,
     "retention_days": int,
+    "prune_days": int,
     "workers": int,
     "zone": str,
 }
@@ -76,6 +79,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "quota_unit": (1, 2**62),
     "grace_days": (0, 36500),
     "retention_days": (0, 36500),
+    "prune_days": (0, 36500),
     "workers": (1, 256),
 }
 

@@ -29,6 +29,7 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "quota_unit": (1024, "2048", "4096", (1024, 2048, 4096), 10 * 1024**3),
     "grace_days": (1, "2", "3", (1, 2, 3), 7),
     "retention_days": (10, "20", "30", (10, 20, 30), 15),
+    "prune_days": (1, "2", "3", (1, 2, 3), 14),
     "workers": (4, "5", "6", (4, 5, 6), 2),
     "zone": (
         "flag-zone",

@@ -13,8 +13,9 @@ import pytest
 from dulwich.protocol import pkt_line
 
 from amphub import db
+from amphub.git.prune import prune_left_behind
 from amphub.http import keys
-from tests.conftest import Hub, commit, git, running_hub
+from tests.conftest import FakeClock, Hub, commit, git, push, running_hub
 
 
 async def clone(hub: Hub, tmp_path: Path, name: str, *args: str, user: str = "admin") -> Path:
@@ -431,3 +432,35 @@ async def test_restart_keeps_data(tmp_path):
         copy = await clone(hub, tmp_path, "copy")
         assert (copy / "kept.txt").read_text() == "kept"
         assert (await git("rev-parse", "HEAD", cwd=copy)).stdout.strip() == head
+
+
+async def test_what_a_deleted_or_rewound_branch_left_is_pruned_after_prune_days(tmp_path):
+    clock = FakeClock()
+    async with running_hub(tmp_path / "data", clock, prune_days=14) as hub:
+        amphub = hub.server.app[keys.HUB]
+        await hub.space_and_model("team", "m1")
+        repo = amphub.repos.path("team", "m1")
+        work = tmp_path / "w"
+        first = await push(work, {"a.txt": "kept\n"}, clone=hub.remote("team", "m1"))
+        await push(work, {"leak.txt": "a secret pushed by mistake\n"}, branch="feature")
+        leak = (await git("rev-parse", "HEAD:leak.txt", cwd=work)).stdout.strip()
+        await git("checkout", "-q", "-B", "master", first, cwd=work)
+        await commit(work, {"b.txt": "next\n"}, "fast-forward")
+        await git("push", "-q", "origin", "master", cwd=work)
+        assert amphub.repos.rewritten_at(repo) is None  # a fast-forward leaves nothing
+
+        await git("push", "-q", "origin", ":feature", cwd=work)
+        assert amphub.repos.rewritten_at(repo) == clock().timestamp()
+        await prune_left_behind(amphub)
+        assert (await git("cat-file", "-e", leak, cwd=repo, check=False)).returncode == 0
+
+        clock.advance(days=15)
+        await prune_left_behind(amphub)
+        assert (await git("cat-file", "-e", leak, cwd=repo, check=False)).returncode != 0
+        assert amphub.repos.rewritten_at(repo) is None
+        await git("fsck", "--no-dangling", cwd=repo)
+        clone = tmp_path / "again"
+        await git("clone", "-q", hub.remote("team", "m1"), str(clone))
+        assert (clone / "b.txt").is_file() and not (clone / "leak.txt").exists()
+        await git("push", "-q", "-f", "origin", f"{first}:master", cwd=work)
+        assert amphub.repos.rewritten_at(repo) is not None  # a rewind marks it too

@@ -25,10 +25,9 @@ from dulwich.refs import Ref, check_ref_format
 from dulwich.server import ReceivePackHandler
 
 from amphub.git.backend import disk_repo
-from amphub.services.push import RefUpdate
+from amphub.services.push import ZERO, RefUpdate
 from amphub.storage.repos import DEFAULT_BRANCH
 
-ZERO = ObjectID(b"0" * 40)
 PUSHABLE = (b"refs/heads/", b"refs/tags/")
 # A ref is a file under refs/: its name must fit a file system's path limit with room.
 MAX_REF_NAME = 1024

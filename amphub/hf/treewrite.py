@@ -22,9 +22,8 @@ from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
 
 from amphub.errors import BadRequest, Conflict, PreconditionFailed
-from amphub.git.receive import ZERO
 from amphub.hf.repo import HUB_DEFAULT_BRANCH, default_branch
-from amphub.services.push import RefUpdate
+from amphub.services.push import ZERO, RefUpdate
 from amphub.storage.repo_files import LfsPointer, PathNotFound, RevisionNotFound, read_as
 
 FILE_MODE = 0o100644

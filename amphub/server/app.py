@@ -14,6 +14,7 @@ from amphub import api, db
 from amphub.clock import Clock, system_clock
 from amphub.config import Config
 from amphub.git import routes as git_routes
+from amphub.git.prune import pruning
 from amphub.hf import routes as hf_routes
 from amphub.hf.xet import sweep_abandoned_xorbs
 from amphub.http import auth, errors
@@ -67,6 +68,7 @@ async def running(hub: Hub) -> AsyncIterator[Hub]:
         stack.push_async_callback(hub.background.cancel_all)
         _start_background_steps(hub)
         await stack.enter_async_context(sweeping_spaces(hub))
+        await stack.enter_async_context(pruning(hub))
         await stack.enter_async_context(scan_processes(hub))
         await stack.enter_async_context(running_workers(hub, RUNNERS))
         yield hub

@@ -9,11 +9,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from amphub import db
 from amphub.services.cards import refresh_card
 from amphub.services.hub import Hub
+from amphub.storage.repo_files import is_ancestor
 from amphub.storage.repos import DEFAULT_BRANCH
+
+ZERO = b"0" * 40  # the old or new side of a ref update where the ref does not exist
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,15 @@ async def after_push(
         hub.background.spawn(refresh_card(hub, space_id, model_id), f"index {space_id}/{model_id}")
 
 
+def leaves_commits_behind(path: Path, update: RefUpdate) -> bool:
+    """Whether a ref update may leave objects that no branch or tag reaches (blocks)."""
+    if update.old == ZERO:
+        return False
+    if update.new == ZERO or not update.ref.startswith(b"refs/heads/"):
+        return True
+    return not is_ancestor(path, update.old.decode(), update.new.decode())
+
+
 @dataclass(frozen=True)
 class PushTarget:
     """Where a push goes and who makes it: what its record needs."""
@@ -59,6 +72,9 @@ class PushTarget:
         report, which is sent after this), and a shutdown cancels the handlers left.
         """
         if updated:
+            path = self.hub.repos.path(self.space_id, self.model_id)
+            if any(leaves_commits_behind(path, update) for update in updated):
+                self.hub.repos.mark_rewritten(path, self.hub.clock().timestamp())
             after = after_push(self.hub, self.space_id, self.model_id, self.user, updated)
             asyncio.run_coroutine_threadsafe(after, self.loop).result()
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from dulwich.graph import can_fast_forward
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
@@ -98,6 +99,15 @@ def _reachable(repo: Repo, commit_id: ObjectID) -> bool:
                 tips.append(tip)
     # Newest first, so a recent commit is found after a short walk.
     return any(entry.commit.id == commit_id for entry in repo.get_walker(include=tips))
+
+
+def is_ancestor(path: Path, ancestor: str, commit: str) -> bool:
+    """Whether moving a branch from `ancestor` to `commit` keeps every commit it held."""
+    with Repo(str(path)) as repo:
+        try:
+            return can_fast_forward(repo, ObjectID(ancestor.encode()), ObjectID(commit.encode()))
+        except (KeyError, AssertionError):  # not both commits of this repository
+            return False
 
 
 def read_as(repo: Repo, sha: bytes, kind: type[_Object]) -> _Object:

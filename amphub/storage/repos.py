@@ -23,6 +23,8 @@ DEFAULT_BRANCH = Ref(b"refs/heads/master")
 README = b"README.md"
 # Full-clone packs kept by amphub.git.upload; not part of the repository's size.
 PACK_CACHE_DIR = "amphub-cache"
+# In a repository: when (the hub clock's seconds) a push last left commits behind.
+REWRITTEN_FILE = "amphub-rewritten"
 # Xorbs of Xet uploads, kept in the repository folder until a shard names them.
 XET_STAGING_DIR = "xet"
 
@@ -217,6 +219,18 @@ class RepoStore(Protocol):
         """Bytes the repository takes."""
         ...
 
+    def mark_rewritten(self, path: Path, when: float) -> None:
+        """Note that a ref was deleted or rewound: objects may be left for pruning."""
+        ...
+
+    def rewritten_at(self, path: Path) -> float | None:
+        """When a ref was last deleted or rewound, if nothing was pruned since."""
+        ...
+
+    def clear_rewritten(self, path: Path, when: float) -> None:
+        """Forget the mark of `when`, unless a later rewrite replaced it."""
+        ...
+
 
 class LocalRepoStore:
     """Repositories under the data dir's `repos/`, locked per process."""
@@ -244,3 +258,19 @@ class LocalRepoStore:
     def size(self, path: Path) -> int:
         """Bytes the repository takes."""
         return repo_size(path)
+
+    def mark_rewritten(self, path: Path, when: float) -> None:
+        """Note that a ref was deleted or rewound: objects may be left for pruning."""
+        (path / REWRITTEN_FILE).write_text(f"{when:.0f}\n")
+
+    def rewritten_at(self, path: Path) -> float | None:
+        """When a ref was last deleted or rewound, if nothing was pruned since."""
+        try:
+            return float((path / REWRITTEN_FILE).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def clear_rewritten(self, path: Path, when: float) -> None:
+        """Forget the mark of `when`, unless a later rewrite replaced it."""
+        if self.rewritten_at(path) == when:
+            (path / REWRITTEN_FILE).unlink()
