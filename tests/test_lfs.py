@@ -18,7 +18,7 @@ from amphub.services.models import delete_model
 from amphub.services.objects import collect
 from amphub.storage.local_objects import LocalObjectStore, put_group
 from amphub.storage.objects import ObjectMismatch
-from tests.conftest import Hub, git, push, running_hub
+from tests.conftest import Hub, git, push, running_hub, wait_task
 
 MIB = 1024 * 1024
 LFS_JSON = "application/vnd.git-lfs+json"
@@ -84,6 +84,45 @@ async def test_push_and_clone_lfs_files_of_several_sizes(hub, model_repo, tmp_pa
     await git("lfs", "fsck", cwd=copy)
     pointer = (await git("show", "HEAD:weights/model.safetensors", cwd=copy)).stdout
     assert pointer.startswith("version https://git-lfs.github.com/spec/v1")
+
+
+async def test_objects_lost_or_damaged_on_disk_are_never_served_and_a_push_restores_them(
+    hub, model_repo, tmp_path
+):
+    await git("lfs", "install", "--skip-repo")
+    work = await lfs_clone(hub, tmp_path, "w")
+    files = {"lost.bin": os.urandom(1000), "cut.bin": os.urandom(2000)}
+    files["flipped.bin"] = os.urandom(5 * MIB)
+    await push(work, files, "add")
+    stored(hub, files["lost.bin"]).unlink()
+    stored(hub, files["cut.bin"]).write_bytes(files["cut.bin"][:100])
+    flipped = stored(hub, files["flipped.bin"])
+    flipped.write_bytes(bytes(b ^ 1 for b in files["flipped.bin"][:10]) + files["flipped.bin"][10:])
+
+    objects = [{"oid": oid_of(files[name]), "size": len(files[name])} for name in files]
+    _, answer, _ = await batch(hub, "download", objects)
+    assert answer["objects"][0]["error"]["code"] == 404  # lost
+    assert "lost this object" in answer["objects"][0]["error"]["message"]
+    blob = f"{hub.base}/api/v1/models/team/m1/blob/master/cut.bin"
+    async with hub.session.get(blob, headers=auth(hub)) as resp:
+        assert resp.status == 404  # a file of the wrong size is not served...
+    assert (hub.data_dir / "lfs" / "quarantine" / oid_of(files["cut.bin"])).is_file()  # ...but kept
+
+    status, task = await hub.call("POST", "/api/v1/models/team/m1/scans", json={"ref": "master"})
+    assert status == 201, task
+    verdicts = (await wait_task(hub, task["id"]))["result"]["files"]
+    assert verdicts["flipped.bin"]["status"] == "error"
+    assert "damaged" in verdicts["flipped.bin"]["findings"][0]["message"]
+    assert verdicts["lost.bin"]["status"] == verdicts["cut.bin"]["status"] == "error"
+    assert not flipped.exists()  # found damaged by the scan: moved aside, not served
+
+    _, answer, _ = await batch(hub, "upload", objects)
+    assert all("upload" in entry["actions"] for entry in answer["objects"])
+    await git("lfs", "push", "--all", "origin", cwd=work)
+    copy = await lfs_clone(hub, tmp_path, "copy")
+    for name, data in files.items():
+        assert (copy / name).read_bytes() == data
+    await git("lfs", "fsck", cwd=copy)
 
 
 async def test_lfs_pull_include_fetches_only_what_is_asked(hub, model_repo, tmp_path):
@@ -376,14 +415,16 @@ async def test_a_wrong_object_among_others_put_at_once_fails_alone(hub, model_re
 
 def test_a_group_of_objects_is_stored_together_and_each_failure_alone(tmp_path):
     store = LocalObjectStore(tmp_path / "objects", tmp_path / "tmp")
-    kept, new, bad = os.urandom(100), os.urandom(200), os.urandom(300)
-    assert put_group(store, [(oid_of(kept), kept)]) == [None]
-    before = store.path(oid_of(kept)).stat()
-    outcomes = put_group(store, [(oid_of(new), new), (oid_of(b"other"), bad), (oid_of(kept), kept)])
+    damaged, new, bad = os.urandom(100), os.urandom(200), os.urandom(300)
+    assert put_group(store, [(oid_of(damaged), damaged)]) == [None]
+    store.path(oid_of(damaged)).write_bytes(b"x" * 100)
+    outcomes = put_group(
+        store, [(oid_of(new), new), (oid_of(b"other"), bad), (oid_of(damaged), damaged)]
+    )
     assert outcomes[0] is None and outcomes[2] is None
     assert isinstance(outcomes[1], ObjectMismatch)
     assert store.path(oid_of(new)).read_bytes() == new
-    assert store.path(oid_of(kept)).stat().st_ino == before.st_ino  # stored already: kept
+    assert store.path(oid_of(damaged)).read_bytes() == damaged  # checked bytes replace it
     assert not store.path(oid_of(b"other")).exists()
     assert list((tmp_path / "objects").rglob("*.part")) == []
 

@@ -19,6 +19,7 @@ from amphub.http.access import ModelAccess, require_model
 from amphub.http.headers import DOWNLOAD_HEADERS
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION
+from amphub.services.objects import stored_object
 from amphub.storage.repo_files import (
     BINARY_PROBE,
     CommitInfo,
@@ -144,12 +145,9 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     if pointer is None:
         kind = "application/octet-stream" if b"\0" in data[:BINARY_PROBE] else "text/plain"
         return _ranged(request, data, kind)
-    space_id, model_id = access.space.id, access.model.id
-    linked = await db.linked_object_sizes(
-        request.app[keys.HUB].db, space_id, model_id, [pointer.oid]
-    )
-    stored = request.app[keys.HUB].objects.path(pointer.oid)
-    if pointer.oid not in linked or not stored.is_file():
+    hub = request.app[keys.HUB]
+    stored = await stored_object(hub, access.space.id, access.model.id, pointer.oid)
+    if stored is None:
         raise NotFound(f"the LFS content of {file} is not stored on this server")
     headers = {"Content-Type": "application/octet-stream", **DOWNLOAD_HEADERS}
     return web.FileResponse(stored, headers=headers)

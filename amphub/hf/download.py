@@ -13,7 +13,6 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.helpers import ETag
 
-from amphub import db
 from amphub.errors import NotFound, RangeNotSatisfiable
 from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.errors import EntryNotFound
@@ -22,6 +21,7 @@ from amphub.http import keys
 from amphub.http.access import ModelAccess
 from amphub.http.headers import DOWNLOAD_HEADERS
 from amphub.policy import Action
+from amphub.services.objects import stored_object
 from amphub.storage.repo_files import BINARY_PROBE, LfsPointer, PathNotFound, parse_pointer
 
 
@@ -76,10 +76,9 @@ def _ranged(request: web.Request, data: bytes, headers: dict[str, str]) -> web.R
 
 async def _stored(request: web.Request, access: ModelAccess, pointer: LfsPointer) -> Path:
     """Where the content of an LFS file of this model is stored."""
-    database = request.app[keys.HUB].db
-    linked = await db.linked_object_sizes(database, access.space.id, access.model.id, [pointer.oid])
-    stored = request.app[keys.HUB].objects.path(pointer.oid)
-    if pointer.oid not in linked or not stored.is_file():
+    hub = request.app[keys.HUB]
+    stored = await stored_object(hub, access.space.id, access.model.id, pointer.oid)
+    if stored is None:
         raise NotFound(f"the LFS content {pointer.oid} is not stored on this server")
     return stored
 

@@ -27,6 +27,7 @@ from amphub.http.urls import model_ids, model_url
 from amphub.policy import Action
 from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
 from amphub.services.hub import Hub
+from amphub.services.objects import stored_object
 from amphub.services.quota import IN_FLIGHT_SECONDS, link_reserved, reserve_quota
 from amphub.storage.objects import (
     InvalidOid,
@@ -37,6 +38,7 @@ from amphub.storage.objects import (
 )
 
 MAX_BATCH_OBJECTS = 1000
+OBJECT_LOST = "the server lost this object's content; push it again to restore it"
 ACTION_SECONDS = 3600
 # Upload bodies are handed to the writer thread in pieces of this size.
 WRITE_PIECE = 4 * 1024 * 1024
@@ -135,10 +137,14 @@ async def post_batch(request: web.Request) -> web.Response:
     # sends an upload to its href alone, without the action's header.
     signer = token if "multipart" in transfers else None
     answer = []
+    store: ObjectStore = request.app[keys.HUB].objects
+    # The disk is the truth: a linked object whose file is gone is asked for again.
+    missing = await request.app[keys.HUB].run_blocking(
+        lambda: {oid for oid in linked if not store.contains(oid)}
+    )
     if operation == "upload":
-        uploads = {o: s for o, s in wanted.items() if o not in linked}
+        uploads = {o: s for o, s in wanted.items() if o not in linked or o in missing}
         await reserve_quota(request.app[keys.HUB], space, uploads)
-        store: ObjectStore = request.app[keys.HUB].objects
         await request.app[keys.HUB].run_blocking(lambda: store.prepare_folders(uploads))
     for item in requested:
         if isinstance(item, dict):
@@ -146,7 +152,7 @@ async def post_batch(request: web.Request) -> web.Response:
             continue
         oid, size = item
         entry = {"oid": oid, "size": size, "authenticated": True}
-        if operation == "upload" and oid not in linked:
+        if operation == "upload" and (oid not in linked or oid in missing):
             entry["actions"] = {
                 "upload": {
                     "href": _upload_href(secret, f"{href}/objects/{oid}", oid, signer),
@@ -162,6 +168,8 @@ async def post_batch(request: web.Request) -> web.Response:
         elif operation == "download":
             if oid not in linked:
                 entry = _object_error(oid, size, 404, "object does not exist")
+            elif oid in missing:
+                entry = _object_error(oid, size, 404, OBJECT_LOST)
             else:
                 entry["size"] = linked[oid]
                 entry["actions"] = {
@@ -268,11 +276,10 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     space_id, model_id = model_ids(request)
     oid = _oid(request)
     await require_model(request, space_id, model_id, Action.READ_FILES)
-    linked = await db.linked_object_sizes(request.app[keys.HUB].db, space_id, model_id, [oid])
-    path = request.app[keys.HUB].objects.path(oid)
-    if oid not in linked or not path.is_file():
+    stored = await stored_object(request.app[keys.HUB], space_id, model_id, oid)
+    if stored is None:
         raise NotFound("object does not exist")
-    return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
+    return web.FileResponse(stored, headers={"Content-Type": "application/octet-stream"})
 
 
 async def post_verify(request: web.Request) -> web.Response:

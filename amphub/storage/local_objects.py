@@ -23,6 +23,7 @@ from amphub.storage.objects import ObjectMismatch, check_oid
 FOLDERS = 16**4  # lfs/objects/ab/cd
 PARENT_FOLDERS = 16**2  # lfs/objects/ab
 TEMP_SUFFIX = ".part"
+READ_PIECE = 1024 * 1024
 
 
 class LocalObjectStore:
@@ -31,6 +32,7 @@ class LocalObjectStore:
     def __init__(self, root: Path, tmp: Path) -> None:
         self.root = root
         self.tmp = tmp
+        self.quarantine_dir = root.parent / "quarantine"
         # An upload's paths are built as strings: pathlib spends more time per object than
         # the system calls they name.
         self._root = str(root)
@@ -73,26 +75,17 @@ class LocalObjectStore:
             self._durable_folders[_folder_index(oid)] = 1
             self._durable_parents[_folder_index(oid) >> 8] = 1
 
-    def folder_for(self, oid: str) -> bool:
-        """Make sure the object's folder is on disk; True if this call made it (so it is empty)."""
+    def folder_for(self, oid: str) -> None:
+        """Make sure the object's folder is on disk, with its name."""
         index = _folder_index(oid)
         if self._durable_folders[index]:
-            return False
-        folder = self.folder(oid)
-        try:
-            os.mkdir(folder)
-            made = True
-        except FileExistsError:
-            made = False  # maybe by another thread that has not made it durable yet
-        except FileNotFoundError:
-            os.makedirs(folder, exist_ok=True)
-            made = True
+            return
+        os.makedirs(self.folder(oid), exist_ok=True)
         if not self._durable_parents[index >> 8]:
             _fsync_path(self.root)
             self._durable_parents[index >> 8] = 1
-        _fsync_path(os.path.dirname(folder))
+        _fsync_path(os.path.dirname(self.folder(oid)))
         self._durable_folders[index] = 1
-        return made
 
     def temp_path(self, folder: str) -> str:
         """A new name for receiving an object in its folder."""
@@ -101,6 +94,25 @@ class LocalObjectStore:
     def remove(self, oid: str) -> None:
         """Delete an object's file if it is there."""
         self.path(oid).unlink(missing_ok=True)
+
+    def intact(self, oid: str, size: int) -> bool:
+        """Whether the object is stored with `size` bytes that hash to its oid (reads all)."""
+        digest = hashlib.sha256()
+        try:
+            with self.path(oid).open("rb") as file:
+                if os.fstat(file.fileno()).st_size != size:
+                    return False
+                while piece := file.read(READ_PIECE):
+                    digest.update(piece)
+        except FileNotFoundError:
+            return False
+        return digest.hexdigest() == oid
+
+    def quarantine(self, oid: str) -> None:
+        """Move a damaged object to lfs/quarantine/; a new upload replaces it."""
+        self.quarantine_dir.mkdir(mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self.path(oid), self.quarantine_dir / oid)
 
     def put_group(self, objects: Sequence[tuple[str, bytes]]) -> list[Exception | None]:
         """Store small objects received whole, with two disk flushes for all of them."""
@@ -129,7 +141,7 @@ class Upload:
         self.size = size
         self.received = 0
         self._hash = hashlib.sha256()
-        self._new_folder = store.folder_for(oid)
+        store.folder_for(oid)
         self._folder = store.folder(oid)
         temp = store.temp_path(self._folder)
         self._fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -157,15 +169,16 @@ class Upload:
         self._written += len(data)
 
     def commit(self) -> None:
-        """Check size and hash, make the bytes durable and move them into place."""
+        """Check size and hash, make the bytes durable and move them into place.
+
+        Checked bytes replace a file stored already: that one may have been damaged.
+        """
         try:
             if self.received != self.size:
                 raise ObjectMismatch(f"received {self.received} bytes, expected {self.size}")
             if self._hash.hexdigest() != self.oid:
                 raise ObjectMismatch("the content does not match its oid (sha256)")
             target = f"{self._folder}/{self.oid}"
-            if not self._new_folder and os.path.isfile(target):
-                return  # the same bytes are stored already
             if self._temp is None:
                 raise ObjectMismatch("the upload was given up already")
             os.fsync(self._fd)
@@ -192,7 +205,7 @@ def put_group(
     """Store objects received whole, with two disk flushes for all: their bytes, their names.
 
     Each is checked and written to a temporary file beside its place; once all their bytes
-    are on disk they are renamed into place (an object stored already keeps its file), and
+    are on disk they are renamed into place (over a file stored already), and
     the call returns once the names are on disk too. An object that fails fails alone: its
     entry is the exception, the others' None. A failed flush fails them all (raises).
     A group of one is flushed by fsyncs of its own (see `_flush`).
@@ -210,10 +223,7 @@ def put_group(
         if moves:
             _flush(store, [temp for temp, _ in moves])
             for temp, target in moves:
-                if os.path.isfile(target):
-                    os.unlink(temp)  # the same bytes are stored already
-                else:
-                    os.replace(temp, target)
+                os.replace(temp, target)  # checked bytes replace what may have been damaged
             folders, moves = [os.path.dirname(target) for _, target in moves], []
             _flush(store, folders)
     finally:

@@ -86,6 +86,14 @@ class ObjectStore(Protocol):
         """Delete an object if it is there."""
         ...
 
+    def intact(self, oid: str, size: int) -> bool:
+        """Whether the object is stored with `size` bytes that hash to its oid (reads all)."""
+        ...
+
+    def quarantine(self, oid: str) -> None:
+        """Move a damaged object out of the store, kept aside; a new upload replaces it."""
+        ...
+
     def remove_leftovers(self) -> int:
         """Delete what an earlier run left half-received; returns how many."""
         ...

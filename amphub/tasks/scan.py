@@ -19,26 +19,28 @@ from pathlib import Path
 from typing import Any
 
 from amphub import db
-from amphub.scan.findings import SCANNER_VERSION, VerdictJson, worst
+from amphub.scan.findings import SCANNER_VERSION, FindingJson, VerdictJson, worst
 from amphub.services.hub import Hub
+from amphub.services.objects import intact_object, stored_object
 from amphub.services.tasks import TaskContext, TaskFailed
 from amphub.storage.repo_files import Entry, earlier_versions, read_object, walk_files
 from amphub.tasks.scan_worker import leave_with_parent, scan_content
 
 # Earlier versions of a text file checked for secrets.
 HISTORY_LIMIT = 20
-MISSING_LFS = {
-    "status": "error",
-    "findings": [
-        {
-            "kind": "format",
-            "message": "the LFS content of this file is not stored on this server",
-            "severity": "suspicious",
-            "line": None,
-            "masked": None,
-        }
-    ],
-}
+
+
+def _unreadable(message: str) -> VerdictJson:
+    """The verdict of content that could not be read as it was pushed."""
+    finding: FindingJson = {"kind": "format", "message": message, "severity": "suspicious"}
+    return {"status": "error", "findings": [finding]}
+
+
+MISSING_LFS = _unreadable("the LFS content of this file is not stored on this server")
+DAMAGED_LFS = _unreadable(
+    "the LFS content of this file is damaged on this server (it does not hash to its oid);"
+    " it was moved aside: push it again"
+)
 
 
 @contextlib.asynccontextmanager
@@ -73,14 +75,18 @@ async def _verdict(
     sha, content_id = entry.sha, entry.content_id
     if sha is None or content_id is None:  # a folder: walk_files lists files only
         raise TaskFailed(f"{entry.path} is not a file")
-    if content_id in known:
-        return json.loads(known[content_id])
     if entry.lfs:
-        linked = await db.linked_object_sizes(hub.db, task.space_id, task.model_id, [entry.lfs.oid])
-        stored = hub.objects.path(entry.lfs.oid)
-        if entry.lfs.oid not in linked or not stored.is_file():
-            return MISSING_LFS  # not stored: nothing to keep, the next scan tries again
+        # The disk is checked before any verdict is given: nothing to keep either way.
+        stored = await stored_object(hub, task.space_id, task.model_id, entry.lfs.oid)
+        if stored is None:
+            return MISSING_LFS
+        if content_id in known:
+            return json.loads(known[content_id])
+        if not await intact_object(hub, entry.lfs.oid, entry.lfs.size):
+            return DAMAGED_LFS
         verdict = await _scan(hub, entry.path, stored, None, entry.lfs.size)
+    elif content_id in known:
+        return json.loads(known[content_id])
     else:
         data = await hub.run_blocking(lambda: read_object(repo, sha))
         verdict = await _scan(hub, entry.path, None, data, len(data))
