@@ -31,6 +31,8 @@ class Config:
     retention_days: int = 15
     workers: int = 2
     zone: str = "default"
+    # A README or file view rendering longer than this is shown as plain text instead.
+    render_seconds: int = 2
 
     @property
     def db_path(self) -> Path:
@@ -67,6 +69,7 @@ SETTINGS: dict[str, type] = {
     "retention_days": int,
     "workers": int,
     "zone": str,
+    "render_seconds": int,
 }
 
 
@@ -77,6 +80,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "grace_days": (0, 36500),
     "retention_days": (0, 36500),
     "workers": (1, 256),
+    "render_seconds": (1, 3600),
 }
 
 
