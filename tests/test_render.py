@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import multiprocessing
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.conftest import Hub, push, push_readme, running_hub
 # Each of these takes Markdown or Pygments from 15 s to minutes on this kind of machine.
 SLOW_README = "![" * 500_000
 SLOW_FILE = "<!" * 131_000
+WORKER = "amphub worker"  # the name of a render process
 # A hang guard on a loaded machine, not a speed check: without the budget it is minutes.
 PAGE_SECONDS = 15
 # Another request waits for no render; a loop held by one waits for all of it.
@@ -83,6 +85,19 @@ async def test_a_file_too_slow_to_highlight_is_shown_plain_and_holds_nobody(
     await push(tmp_path / "work", {"small.py": "x = 1\n"})
     status, body = await hub.call("GET", "/team/m1/blob/master/small.py", user="")
     assert status == 200 and '<span class="n">x</span>' in body
+
+
+async def test_a_render_whose_process_dies_is_shown_plain_and_tried_again(hub: Hub, tmp_path: Path):
+    await push_readme(hub, tmp_path, "team", "m1", SLOW_README)
+    view = asyncio.ensure_future(hub.call("GET", "/team/m1", user=""))
+    while not (workers := [p for p in multiprocessing.active_children() if p.name == WORKER]):
+        await asyncio.sleep(0.01)
+    workers[0].kill()  # as the kernel's out-of-memory killer would
+    status, body = await view
+    assert status == 200
+    assert "This README could not be rendered; it is shown as plain text." in body
+    status, body = await hub.call("GET", "/team/m1", user="")
+    assert status == 200 and "took longer than 1 s to render" in body
 
 
 async def test_a_file_over_the_highlight_cap_is_shown_plain_with_a_note(hub: Hub, tmp_path: Path):

@@ -27,7 +27,7 @@ T = TypeVar("T")
 # Threads for blocking work (dulwich, file system), apart from the loop's default pool.
 BLOCKING_THREADS = 32
 # Rendered READMEs and file views kept, in characters of HTML.
-RENDERED_CAPACITY = 64 * 1024 * 1024
+RENDERED_CAPACITY = 32 * 1024 * 1024
 
 
 @dataclass(eq=False, repr=False)

@@ -70,15 +70,17 @@ class _Worker:
             )
             self._process.start()
             theirs.close()
-        self._jobs.send((work, args))
-        if not self._jobs.poll(budget):
-            self.stop()
-            raise TimeoutError(f"the job ran past {budget:g} s")
         try:
-            done, answer = self._jobs.recv()
+            self._jobs.send((work, args))
+            answered = self._jobs.poll(budget)
+            if answered:
+                done, answer = self._jobs.recv()
         except (EOFError, OSError):
             self.stop()
             raise JobFailed("the worker process died") from None
+        if not answered:
+            self.stop()
+            raise TimeoutError(f"the job ran past {budget:g} s")
         if not done:
             raise JobFailed(answer)
         return answer  # type: ignore[no-any-return]  # what `work` returned

@@ -13,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Callable
 
 from markupsafe import Markup
 
 from amphub.services.hub import Hub
-from amphub.services.worker_processes import WorkerProcesses
+from amphub.services.worker_processes import JobFailed, WorkerProcesses
 from amphub.units import human_size
 from amphub.web import render
+
+log = logging.getLogger("amphub")
 
 
 @contextlib.asynccontextmanager
@@ -75,5 +78,8 @@ async def _render(
     except TimeoutError:
         note = f"This {what} took longer than {seconds} s to render; it is shown as plain text."
         html = render.plain(text, note)
+    except JobFailed as exc:  # not kept: the next view tries again
+        log.warning("rendering a %s failed: %s", what, exc)
+        return render.plain(text, f"This {what} could not be rendered; it is shown as plain text.")
     hub.rendered.put(key, html, len(html))
     return html
