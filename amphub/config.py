@@ -33,6 +33,8 @@ class Config:
     prune_days: int = 14
     workers: int = 2
     zone: str = "default"
+    # A README or file view rendering longer than this is shown as plain text instead.
+    render_seconds: int = 2
 
     @property
     def db_path(self) -> Path:
@@ -70,6 +72,7 @@ SETTINGS: dict[str, type] = {
     "prune_days": int,
     "workers": int,
     "zone": str,
+    "render_seconds": int,
 }
 
 
@@ -81,6 +84,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "retention_days": (0, 36500),
     "prune_days": (0, 36500),
     "workers": (1, 256),
+    "render_seconds": (1, 3600),
 }
 
 

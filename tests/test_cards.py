@@ -846,6 +846,23 @@ def test_a_100_mb_readme_is_quick(make):
     assert card.warnings[-1] == "Description: longer than 1 MiB; cut"
 
 
+@pytest.mark.parametrize(
+    "line,performance",
+    [
+        ("# a" + " \t" * 60_000 + "b", False),
+        ("```" + " " * 120_000 + "x", False),
+        ("## Results" + " " * 120_000, True),
+    ],
+    ids=["heading", "fence", "performance-heading"],
+)
+def test_a_long_line_of_blanks_is_quick(line, performance):
+    started = time.perf_counter()
+    card = parse_card(f"Intro\n{line}\nEnd\n")
+    assert time.perf_counter() - started < HANG_GUARD
+    split = (card.description, card.performance_text)
+    assert split == (("Intro", f"{line}\nEnd") if performance else (f"Intro\n{line}\nEnd", ""))
+
+
 # --- properties -------------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "retention_days": (10, "20", "30", (10, 20, 30), 15),
     "prune_days": (1, "2", "3", (1, 2, 3), 14),
     "workers": (4, "5", "6", (4, 5, 6), 2),
+    "render_seconds": (3, "4", "5", (3, 4, 5), 2),
     "zone": (
         "flag-zone",
         "env-zone",

@@ -480,10 +480,10 @@ def _training_data(value: Value, field: str, notes: _Notes) -> tuple[Dataset, ..
     return tuple(found)
 
 
-# A line that opens a heading or a code fence (in which "#" lines are not headings).
-_BLOCK = re.compile(
-    r"^ {0,3}(?:(#{1,6})(?:[ \t]([^\n]*?))?|(`{3,}|~{3,})([^\n]*?))[ \t]*\r?$", re.MULTILINE
-)
+# A line that opens a heading or a code fence (in which "#" lines are not headings). The rest
+# of the line is taken whole and stripped after: a lazy `[^\n]*?` before `[ \t]*$` tries every
+# split of a line of blanks, minutes for a README of one long line.
+_BLOCK = re.compile(r"^ {0,3}(?:(#{1,6})(?:[ \t]([^\n]*))?|(`{3,}|~{3,})([^\n]*))$", re.MULTILINE)
 _PERFORMANCE_WORDS = ("performance", "evaluation", "result", "benchmark", "评测", "性能", "评估")
 
 
@@ -495,6 +495,7 @@ def _split_body(body: str, cut: bool, notes: _Notes) -> tuple[str, str]:
     spans, fence, level, start = [], "", 0, 0
     for match in _BLOCK.finditer(body):
         hashes, title, marker, info = match.groups()
+        info = (info or "").strip()
         if fence:
             if marker and marker[0] == fence[0] and len(marker) >= len(fence) and not info:
                 fence = ""

@@ -29,6 +29,7 @@ from amphub.tasks.deploy import run_deploy
 from amphub.tasks.scan import run_scan, scan_processes
 from amphub.tasks.sync import run_sync
 from amphub.web import routes as web_routes
+from amphub.web.rendered import render_processes
 
 RUNNERS: dict[str, Runner] = {"scan": run_scan, "sync": run_sync, "deploy": run_deploy}
 
@@ -70,6 +71,7 @@ async def running(hub: Hub) -> AsyncIterator[Hub]:
         await stack.enter_async_context(sweeping_spaces(hub))
         await stack.enter_async_context(pruning(hub))
         await stack.enter_async_context(scan_processes(hub))
+        await stack.enter_async_context(render_processes(hub))
         await stack.enter_async_context(running_workers(hub, RUNNERS))
         yield hub
 

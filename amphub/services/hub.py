@@ -15,7 +15,9 @@ from amphub.policy.ratelimit import FailedSignIns
 from amphub.search.index import SearchIndex
 from amphub.services.background import Background
 from amphub.services.locks import Claims, KeyedLocks, LinkBatch, Reservations
+from amphub.services.lru import SizedLru
 from amphub.services.task_queue import TaskQueue
+from amphub.services.worker_processes import WorkerProcesses
 from amphub.storage.local_objects import LocalObjectStore
 from amphub.storage.objects import ObjectStore
 from amphub.storage.repos import LocalRepoStore, RepoStore
@@ -24,11 +26,13 @@ from amphub.storage.small_writes import SmallWrites
 T = TypeVar("T")
 # Threads for blocking work (dulwich, file system), apart from the loop's default pool.
 BLOCKING_THREADS = 32
+# Rendered READMEs and file views kept, in characters of HTML.
+RENDERED_CAPACITY = 32 * 1024 * 1024
 
 
 @dataclass(eq=False, repr=False)
 class Hub:
-    """What the services share; `db` and `scan_pool` are set while the server runs."""
+    """What the services share; `db` and the process pools are set while the server runs."""
 
     config: Config
     secret: bytes
@@ -45,8 +49,15 @@ class Hub:
     threads: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="git")
     )
+    # HTML of READMEs and file views, by what it was rendered from.
+    rendered: SizedLru[tuple[str, ...], str] = field(
+        default_factory=lambda: SizedLru(RENDERED_CAPACITY)
+    )
+    # The renders under way, by the same key: views asking at once share one.
+    rendering: dict[tuple[str, ...], asyncio.Future[str]] = field(default_factory=dict)
     db: Database = field(init=False)
     scan_pool: ProcessPoolExecutor = field(init=False)
+    render_pool: WorkerProcesses = field(init=False)
     objects: ObjectStore = field(init=False)
     repos: RepoStore = field(init=False)
     small_writes: SmallWrites = field(init=False)

@@ -23,8 +23,9 @@ from amphub.scan.findings import SCANNER_VERSION, FindingJson, VerdictJson, wors
 from amphub.services.hub import Hub
 from amphub.services.objects import intact_object, stored_object
 from amphub.services.tasks import TaskContext, TaskFailed
+from amphub.services.worker_processes import leave_with_parent
 from amphub.storage.repo_files import Entry, earlier_versions, read_object, walk_files
-from amphub.tasks.scan_worker import leave_with_parent, scan_content
+from amphub.tasks.scan_worker import scan_content
 
 # Earlier versions of a text file checked for secrets.
 HISTORY_LIMIT = 20

@@ -11,9 +11,10 @@ from aiohttp import web
 
 from amphub.api import files as files_api
 from amphub.errors import BadRequest
+from amphub.http import keys
 from amphub.http.headers import DOWNLOAD_HEADERS
-from amphub.web import render
 from amphub.web.modelpage import header, viewable_model
+from amphub.web.rendered import code_html
 from amphub.web.view import page, redirect
 
 REV = re.compile(r"[A-Za-z0-9._-]+")
@@ -100,7 +101,7 @@ async def get_blob_page(request: web.Request) -> web.Response:
     shown = None
     if not entry.get("lfs") and not entry.get("binary") and entry["size"] <= VIEW_LIMIT:
         text = (await files_api.file_data(request, repo, rev, file)).decode(errors="replace")
-        shown = render.highlighted(posixpath.basename(file), text)
+        shown = await code_html(request.app[keys.HUB], posixpath.basename(file), text)
     m = header(request, access, "files", rev)
     return page(
         request,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 from aiohttp import web
 
 from amphub.api import models as models_api
+from amphub.http import keys
 from amphub.http.access import require_model
 from amphub.policy import Action
 from amphub.policy.matrix import VISIBILITIES
-from amphub.web import render
 from amphub.web.modelpage import header, viewable_model
+from amphub.web.rendered import readme_html
 from amphub.web.view import link, page, redirect
 
 PER_PAGE = 20  # the API's own default page size
@@ -104,14 +106,19 @@ async def get_model_page(request: web.Request) -> web.StreamResponse:
     card = detail.get("card") or {}
     rev = detail.get("card_commit") or "master"
     files, raw = _files_base(detail, rev)
+    hub = request.app[keys.HUB]
+    readme, performance_text = await asyncio.gather(
+        readme_html(hub, card.get("description", ""), files, raw),
+        readme_html(hub, card.get("performance_text", ""), files, raw),
+    )
     return page(
         request,
         "model.html",
         m=header(request, access, "card"),
         model=detail,
         card=card,
-        readme=render.markdown(card.get("description", ""), files, raw),
-        performance_text=render.markdown(card.get("performance_text", ""), files, raw),
+        readme=readme,
+        performance_text=performance_text,
         metric_names=_metric_names(card.get("performance", [])),
     )
 

@@ -29,6 +29,8 @@ IMAGE_SCHEMES = frozenset({"http", "https"})
 SCHEME = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.\-]*):")
 # Highlighting is pure Python: past this many characters a file is shown as plain text.
 HIGHLIGHT_LIMIT = 256 * 1024
+# The same for a README (a model card's description is cut at 1 MiB already).
+MARKDOWN_LIMIT = 1024 * 1024
 LINK_REL = "nofollow noopener noreferrer"
 
 
@@ -103,13 +105,22 @@ def markdown(text: str, files: str = "", raw: str = "") -> Markup:
     return Markup(md.renderer.render(tokens, md.options, {}))
 
 
-def highlighted(name: str, text: str) -> Markup:
+def highlighted(text: str, name: str) -> Markup:
     """A source file highlighted for its file name, with line numbers."""
-    if len(text) > HIGHLIGHT_LIMIT:
-        return Markup('<pre class="plain">') + escape(text) + Markup("</pre>")
     try:
         lexer = get_lexer_for_filename(name, stripnl=False)
     except ClassNotFound:
         lexer = TextLexer(stripnl=False)
     formatter = HtmlFormatter(cssclass="hl", linenos="table", lineanchors="L", anchorlinenos=True)
     return Markup(highlight(text, lexer, formatter))
+
+
+def plain(text: str, note: str) -> Markup:
+    """Text shown as it is, under a note that says why it is not rendered."""
+    return (
+        Markup('<p class="render-note">')
+        + escape(note)
+        + Markup('</p><pre class="plain">')
+        + escape(text)
+        + Markup("</pre>")
+    )
