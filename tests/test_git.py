@@ -464,3 +464,43 @@ async def test_what_a_deleted_or_rewound_branch_left_is_pruned_after_prune_days(
         assert (clone / "b.txt").is_file() and not (clone / "leak.txt").exists()
         await git("push", "-q", "-f", "origin", f"{first}:master", cwd=work)
         assert amphub.repos.rewritten_at(repo) is not None  # a rewind marks it too
+
+
+async def test_a_restart_repairs_what_crashed_pushes_and_model_changes_left(tmp_path):
+    data_dir = tmp_path / "data"
+    async with running_hub(data_dir) as hub:
+        key, amphub = hub.admin_key, hub.server.app[keys.HUB]
+        await hub.space_and_model("team", "m1")
+        work = tmp_path / "w"
+        await push(work, {"a.txt": "one\n"}, clone=hub.remote("team", "m1"))
+        repo = amphub.repos.path("team", "m1")
+        _, before = await hub.call("GET", "/api/v1/spaces/team")
+        (repo / "objects" / "tmp_pack_x1").write_bytes(os.urandom(1024 * 1024))
+        _, during = await hub.call("GET", "/api/v1/spaces/team")
+        assert during["used"] == before["used"]  # a push's scratch never counts
+        # A creation killed after its row was written, before its repository was made.
+        await db.insert_model(amphub.db, "team", "half", "Half", "private", "admin")
+    pack_dir = repo / "objects" / "pack"
+    leftovers = [
+        repo / "objects" / "tmp_pack_x1",
+        pack_dir / f"pack-{'1' * 40}.pack",  # its index was never written
+        pack_dir / f"pack-{'1' * 40}.idx.lock",
+        repo / "refs" / "heads" / "master.lock",
+    ]
+    for leftover in leftovers:
+        leftover.write_bytes(b"left by a killed push")
+    # A deletion killed after the row went, before the repository did.
+    subprocess.run(["cp", "-a", str(repo), str(repo.with_name("ghost.git"))], check=True)
+
+    async with running_hub(data_dir) as hub:
+        hub.admin_key = key
+        assert not any(leftover.exists() for leftover in leftovers)
+        await git("remote", "set-url", "origin", hub.remote("team", "m1"), cwd=work)
+        await push(work, {"b.txt": "two\n"})
+        assert (await hub.call("GET", "/api/v1/models/team/half"))[0] == 200
+        await git("clone", "-q", hub.remote("team", "half"), str(tmp_path / "half"))
+        assert (tmp_path / "half" / "README.md").is_file()
+        assert not repo.with_name("ghost.git").exists()
+        (aside,) = (data_dir / "aside" / "repos" / "team").iterdir()
+        assert aside.name.startswith("ghost.git.") and (aside / "HEAD").is_file()
+        assert (await hub.call("GET", "/api/v1/models/team/ghost"))[0] == 404

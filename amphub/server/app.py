@@ -23,6 +23,7 @@ from amphub.lfs import routes as lfs_routes
 from amphub.services import accounts
 from amphub.services.hub import Hub
 from amphub.services.objects import collect_unreferenced
+from amphub.services.repair import repair_at_start
 from amphub.services.spaces import sweeping_spaces
 from amphub.services.tasks import Runner, running_workers
 from amphub.tasks.deploy import run_deploy
@@ -67,6 +68,7 @@ async def running(hub: Hub) -> AsyncIterator[Hub]:
         hub.db = await stack.enter_async_context(db.opened(hub.config.db_path, hub.clock))
         stack.callback(hub.threads.shutdown, wait=True, cancel_futures=True)
         stack.push_async_callback(hub.background.cancel_all)
+        await repair_at_start(hub)
         _start_background_steps(hub)
         await stack.enter_async_context(sweeping_spaces(hub))
         await stack.enter_async_context(pruning(hub))

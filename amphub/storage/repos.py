@@ -188,9 +188,40 @@ def repo_size(path: Path) -> int:
         if folder == str(path):
             subfolders[:] = [s for s in subfolders if s not in (PACK_CACHE_DIR, XET_STAGING_DIR)]
         for name in files:
+            if is_scratch(name):
+                continue
             with contextlib.suppress(FileNotFoundError):
                 total += os.stat(os.path.join(folder, name), follow_symlinks=False).st_size
     return total
+
+
+def is_scratch(name: str) -> bool:
+    """Whether a repository's file is one a write renames or removes when it is done.
+
+    dulwich receives a pack as `objects/tmp_pack_*` or `objects/pack/tmp*`, and writes
+    every ref, index and loose object as `<name>.lock` first.
+    """
+    return name.startswith("tmp") or name.endswith(".lock")
+
+
+def push_leftovers(path: Path) -> list[Path]:
+    """The scratch files of writes in a repository, and packs whose index was never written.
+
+    Only a process that writes no repository may remove them: at start, before serving.
+    """
+    pack_dir = path / "objects" / "pack"
+    found = [p for p in path.rglob("*") if is_scratch(p.name) and p.is_file()]
+    found += [p for p in pack_dir.glob("pack-*.pack") if not p.with_suffix(".idx").exists()]
+    return found
+
+
+def model_repositories(repos_dir: Path) -> list[tuple[str, str]]:
+    """(space id, model id) of every repository under `repos/`."""
+    return [
+        (repo.parent.name, repo.name.removesuffix(".git"))
+        for repo in repos_dir.glob("*/*.git")
+        if repo.is_dir()
+    ]
 
 
 class RepoStore(Protocol):
@@ -221,6 +252,18 @@ class RepoStore(Protocol):
 
     def mark_rewritten(self, path: Path, when: float) -> None:
         """Note that a ref was deleted or rewound: objects may be left for pruning."""
+        ...
+
+    def models(self) -> list[tuple[str, str]]:
+        """(space id, model id) of every repository there is."""
+        ...
+
+    def remove_leftovers(self, path: Path) -> int:
+        """Remove what interrupted writes left in a repository (at start only); how many."""
+        ...
+
+    def move_aside(self, path: Path) -> Path:
+        """Move a repository out of the way, kept whole; where it went."""
         ...
 
     def rewritten_at(self, path: Path) -> float | None:
@@ -262,6 +305,25 @@ class LocalRepoStore:
     def mark_rewritten(self, path: Path, when: float) -> None:
         """Note that a ref was deleted or rewound: objects may be left for pruning."""
         (path / REWRITTEN_FILE).write_text(f"{when:.0f}\n")
+
+    def models(self) -> list[tuple[str, str]]:
+        """(space id, model id) of every repository under `repos/`."""
+        return model_repositories(self.config.repos_dir)
+
+    def remove_leftovers(self, path: Path) -> int:
+        """Remove what interrupted writes left in a repository (at start only); how many."""
+        found = push_leftovers(path)
+        for leftover in found:
+            leftover.unlink(missing_ok=True)
+        return len(found)
+
+    def move_aside(self, path: Path) -> Path:
+        """Move a repository to `aside/repos/<space>/` with a time stamp, kept whole."""
+        target = self.config.data_dir / "aside" / "repos" / path.parent.name
+        target.mkdir(parents=True, exist_ok=True)
+        moved = target / f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}"
+        path.rename(moved)
+        return moved
 
     def rewritten_at(self, path: Path) -> float | None:
         """When a ref was last deleted or rewound, if nothing was pruned since."""
