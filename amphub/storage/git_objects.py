@@ -1,0 +1,195 @@
+"""Git objects read by their headers: sizes without inflating, blobs a chunk at a time."""
+
+from __future__ import annotations
+
+import mmap
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from dulwich.objects import ObjectID, RawObjectID, hex_to_sha
+from dulwich.pack import OFS_DELTA, REF_DELTA, Pack
+from dulwich.repo import Repo
+
+CHUNK = 1024 * 1024
+# A delta starts with two sizes (base, result) of at most 10 bytes each.
+DELTA_HEADER = 20
+# A loose object starts with `<kind> <size>\0`.
+LOOSE_HEADER = 32
+
+
+def object_header(data: mmap.mmap, offset: int) -> tuple[int, int, int, int | bytes | None]:
+    """Type, size, data start and delta base of a packed object.
+
+    The base is an offset for an OFS_DELTA, an id for a REF_DELTA, None for a whole object.
+    """
+    byte = data[offset]
+    type_num, size, shift, pos = (byte >> 4) & 7, byte & 15, 4, offset + 1
+    while byte & 0x80:
+        byte = data[pos]
+        size |= (byte & 0x7F) << shift
+        shift += 7
+        pos += 1
+    if type_num == OFS_DELTA:
+        byte = data[pos]
+        distance = byte & 0x7F
+        pos += 1
+        while byte & 0x80:
+            byte = data[pos]
+            distance = ((distance + 1) << 7) | (byte & 0x7F)
+            pos += 1
+        return type_num, size, pos, offset - distance
+    if type_num == REF_DELTA:
+        return type_num, size, pos + 20, data[pos : pos + 20]
+    return type_num, size, pos, None
+
+
+def delta_sizes(delta_start: bytes) -> tuple[int, int]:
+    """(base size, result size) from the first bytes of a delta."""
+    sizes = []
+    pos = 0
+    for _ in range(2):
+        size = shift = 0
+        while True:
+            byte = delta_start[pos]
+            pos += 1
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        sizes.append(size)
+    return sizes[0], sizes[1]
+
+
+def inflate_start(data: bytes | mmap.mmap, start: int, length: int) -> bytes:
+    """The first `length` inflated bytes of the zlib stream at `start`."""
+    return zlib.decompressobj().decompress(data[start : start + 4096 + length], length)
+
+
+def _pack_file(pack: Pack) -> mmap.mmap:
+    with open(pack._data_path, "rb") as file:  # dulwich keeps the data file's path here
+        return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def _find_packed(repo: Repo, sha: bytes) -> tuple[Pack, int] | None:
+    raw = RawObjectID(hex_to_sha(ObjectID(sha)))
+    for pack in repo.object_store.packs:
+        try:
+            return pack, pack.index.object_offset(raw)
+        except KeyError:
+            continue
+    return None
+
+
+def _loose_path(repo: Repo, sha: bytes) -> Path:
+    name = sha.decode()
+    return Path(repo.object_store.path) / name[:2] / name[2:]
+
+
+def _loose_header(path: Path) -> tuple[int, bytes]:
+    """(size, what follows the header in the first inflated bytes) of a loose object."""
+    with open(path, "rb") as file:
+        start = zlib.decompressobj().decompress(file.read(4096), LOOSE_HEADER)
+    header, _, rest = start.partition(b"\0")
+    return int(header.split(b" ")[1]), rest
+
+
+def object_size(repo: Repo, sha: bytes) -> int:
+    """The size of an object (hex id), read from headers without inflating the object."""
+    found = _find_packed(repo, sha)
+    if found is None:
+        loose = _loose_path(repo, sha)
+        if loose.is_file():
+            return _loose_header(loose)[0]
+        return len(repo[sha].as_raw_string())  # in an alternate store: let dulwich read it
+    pack, offset = found
+    with _pack_file(pack) as data:
+        type_num, size, start, _ = object_header(data, offset)
+        if type_num in (OFS_DELTA, REF_DELTA):
+            return delta_sizes(inflate_start(data, start, DELTA_HEADER))[1]
+        return size
+
+
+class BlobReader:
+    """A blob's bytes a chunk at a time: never more than a chunk of a whole object in memory.
+
+    A deltified object is rebuilt by dulwich in memory; receive-pack bounds its size and
+    its delta chain's depth.
+    """
+
+    def __init__(self, repo: Repo, sha: bytes) -> None:
+        self.size = object_size(repo, sha)
+        self._chunks = self._open(repo, sha)
+        self.head = b""  # the first bytes, read by `peek`
+
+    def _open(self, repo: Repo, sha: bytes) -> Iterator[bytes]:
+        found = _find_packed(repo, sha)
+        if found is not None:
+            pack, offset = found
+            data = _pack_file(pack)
+            type_num, _, start, _ = object_header(data, offset)
+            if type_num not in (OFS_DELTA, REF_DELTA):
+                return _inflated(data, start, skip_header=False)
+            data.close()
+        loose = _loose_path(repo, sha)
+        if found is None and loose.is_file():
+            with open(loose, "rb") as file:
+                data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+            return _inflated(data, 0, skip_header=True)
+        return iter(repo[sha].as_raw_chunks())
+
+    def peek(self, size: int) -> bytes:
+        """The first `size` bytes (or all, if fewer), which `read` still gives."""
+        while len(self.head) < min(size, self.size):
+            chunk = next(self._chunks, b"")
+            if not chunk:
+                break
+            self.head += chunk
+        return self.head[:size]
+
+    def read(self) -> bytes:
+        """The next chunk; b"" at the end."""
+        if self.head:
+            chunk, self.head = self.head, b""
+            return chunk
+        return next(self._chunks, b"")
+
+    def skip(self, count: int) -> bytes:
+        """Drop the first `count` bytes; the rest of the chunk they end in."""
+        while True:
+            chunk = self.read()
+            if len(chunk) > count or not chunk:
+                return chunk[count:]
+            count -= len(chunk)
+
+    def close(self) -> None:
+        """Release the mapped file."""
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def _inflated(data: mmap.mmap, start: int, skip_header: bool) -> Iterator[bytes]:
+    """The zlib stream at `start`, inflated a chunk at a time; closes `data` at the end."""
+    try:
+        inflater = zlib.decompressobj()
+        pos = start
+        pending = b""
+        while not inflater.eof:
+            if not inflater.unconsumed_tail:
+                pending = data[pos : pos + CHUNK]
+                pos += len(pending)
+                if not pending:
+                    raise ValueError("object ends early")
+            else:
+                pending = inflater.unconsumed_tail
+            chunk = inflater.decompress(pending, CHUNK)
+            if skip_header:
+                header_end = chunk.find(b"\0")
+                if header_end < 0:
+                    raise ValueError("loose object without a header")
+                chunk, skip_header = chunk[header_end + 1 :], False
+            if chunk:
+                yield chunk
+    finally:
+        data.close()
