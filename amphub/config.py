@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+MIB = 1024**2
 GIB = 1024**3
 
 
@@ -31,6 +32,8 @@ class Config:
     retention_days: int = 15
     workers: int = 2
     zone: str = "default"
+    # The largest file a push may store in git itself (larger ones belong in LFS).
+    max_git_file_size: int = 100 * MIB
 
     @property
     def db_path(self) -> Path:
@@ -67,6 +70,7 @@ SETTINGS: dict[str, type] = {
     "retention_days": int,
     "workers": int,
     "zone": str,
+    "max_git_file_size": int,
 }
 
 
@@ -77,6 +81,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "grace_days": (0, 36500),
     "retention_days": (0, 36500),
     "workers": (1, 256),
+    "max_git_file_size": (1024, 2**62),
 }
 
 

@@ -30,6 +30,7 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "grace_days": (1, "2", "3", (1, 2, 3), 7),
     "retention_days": (10, "20", "30", (10, 20, 30), 15),
     "workers": (4, "5", "6", (4, 5, 6), 2),
+    "max_git_file_size": (2048, "4096", "8192", (2048, 4096, 8192), 100 * 1024**2),
     "zone": (
         "flag-zone",
         "env-zone",

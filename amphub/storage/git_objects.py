@@ -18,7 +18,7 @@ DELTA_HEADER = 20
 LOOSE_HEADER = 32
 
 
-def object_header(data: mmap.mmap, offset: int) -> tuple[int, int, int, int | bytes | None]:
+def object_header(data: bytes | mmap.mmap, offset: int) -> tuple[int, int, int, int | bytes | None]:
     """Type, size, data start and delta base of a packed object.
 
     The base is an offset for an OFS_DELTA, an id for a REF_DELTA, None for a whole object.
