@@ -106,3 +106,34 @@ async def test_files_need_read_permission(hub: Hub, tmp_path: Path) -> None:
     for path in ("refs", "tree/master", "blob/master/config.json"):
         assert (await hub.call("GET", f"/api/v1/models/team/m1/{path}", user="eve"))[0] == 403
         assert (await hub.call("GET", f"/api/v1/models/team/m1/{path}", user=""))[0] == 401
+
+
+async def test_large_file_in_git_is_read_whole_through_every_route(hub: Hub, tmp_path: Path):
+    await hub.space_and_model("team", "m1")
+    work = tmp_path / "w"
+    first = os.urandom(3 * MIB)
+    await push(work, {"data/big.dat": first}, "big", clone=hub.remote("team", "m1"))
+    # A second version that git stores as a delta on the first.
+    second = first[:MIB] + b"changed" + first[MIB:]
+    await push(work, {"data/big.dat": second}, "changed")
+    headers = {"Authorization": f"Bearer {hub.admin_key}"}
+    for rev, data in (("master", second), ("master~1", first)):
+        commit = (await git("rev-parse", rev, cwd=work)).stdout.strip()
+        for path in (
+            f"/api/v1/models/team/m1/blob/{commit}/data/big.dat",
+            f"/team/m1/raw/{commit}/data/big.dat",
+            f"/team/m1/resolve/{commit}/data/big.dat",
+        ):
+            async with hub.session.get(hub.base + path, headers=headers) as resp:
+                assert resp.status == 200, path
+                assert resp.headers["Content-Length"] == str(len(data)), path
+                assert await resp.read() == data, path
+            ranged = {**headers, "Range": f"bytes={MIB - 5}-{2 * MIB}"}
+            async with hub.session.get(hub.base + path, headers=ranged) as resp:
+                assert resp.status == 206 and await resp.read() == data[MIB - 5 : 2 * MIB + 1]
+        status, tree = await hub.call("GET", f"/api/v1/models/team/m1/tree/{commit}/data")
+        assert tree["entries"] == [
+            {"path": "data/big.dat", "type": "file", "size": len(data), "binary": True}
+        ]
+    status, info = await hub.call("GET", "/api/models/team/m1/tree/main/data")
+    assert status == 200 and info[0]["size"] == len(second)
