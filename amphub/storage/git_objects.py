@@ -11,7 +11,9 @@ from dulwich.objects import ObjectID, RawObjectID, hex_to_sha
 from dulwich.pack import OFS_DELTA, REF_DELTA, Pack
 from dulwich.repo import Repo
 
-CHUNK = 1024 * 1024
+CHUNK = 256 * 1024
+# The longest header of a packed object: type and size, then a REF_DELTA's base id.
+PACKED_HEADER = 32
 # A delta starts with two sizes (base, result) of at most 10 bytes each.
 DELTA_HEADER = 20
 # A loose object starts with `<kind> <size>\0`.
@@ -61,14 +63,17 @@ def delta_sizes(delta_start: bytes) -> tuple[int, int]:
     return sizes[0], sizes[1]
 
 
-def inflate_start(data: bytes | mmap.mmap, start: int, length: int) -> bytes:
-    """The first `length` inflated bytes of the zlib stream at `start`."""
-    return zlib.decompressobj().decompress(data[start : start + 4096 + length], length)
+def _read_at(path: str, offset: int, size: int) -> bytes:
+    with open(path, "rb") as file:
+        file.seek(offset)
+        return file.read(size)
 
 
-def _pack_file(pack: Pack) -> mmap.mmap:
-    with open(pack._data_path, "rb") as file:  # dulwich keeps the data file's path here
-        return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+def _packed_header(pack: Pack, offset: int) -> tuple[int, int, int]:
+    """Type, size and data start of a packed object, read with a few bytes of its pack."""
+    # Read, not mapped: every mapping of a pack would count its pages in the server's RSS.
+    type_num, size, start, _ = object_header(_read_at(pack._data_path, offset, PACKED_HEADER), 0)
+    return type_num, size, offset + start
 
 
 def _find_packed(repo: Repo, sha: bytes) -> tuple[Pack, int] | None:
@@ -103,11 +108,11 @@ def object_size(repo: Repo, sha: bytes) -> int:
             return _loose_header(loose)[0]
         return len(repo[sha].as_raw_string())  # in an alternate store: let dulwich read it
     pack, offset = found
-    with _pack_file(pack) as data:
-        type_num, size, start, _ = object_header(data, offset)
-        if type_num in (OFS_DELTA, REF_DELTA):
-            return delta_sizes(inflate_start(data, start, DELTA_HEADER))[1]
-        return size
+    type_num, size, start = _packed_header(pack, offset)
+    if type_num in (OFS_DELTA, REF_DELTA):
+        compressed = _read_at(pack._data_path, start, 4096)
+        return delta_sizes(zlib.decompressobj().decompress(compressed, DELTA_HEADER))[1]
+    return size
 
 
 class BlobReader:
@@ -126,16 +131,12 @@ class BlobReader:
         found = _find_packed(repo, sha)
         if found is not None:
             pack, offset = found
-            data = _pack_file(pack)
-            type_num, _, start, _ = object_header(data, offset)
+            type_num, _, start = _packed_header(pack, offset)
             if type_num not in (OFS_DELTA, REF_DELTA):
-                return _inflated(data, start, skip_header=False)
-            data.close()
+                return _inflated(pack._data_path, start, skip_header=False)
         loose = _loose_path(repo, sha)
         if found is None and loose.is_file():
-            with open(loose, "rb") as file:
-                data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-            return _inflated(data, 0, skip_header=True)
+            return _inflated(str(loose), 0, skip_header=True)
         return iter(repo[sha].as_raw_chunks())
 
     def peek(self, size: int) -> bytes:
@@ -163,26 +164,21 @@ class BlobReader:
             count -= len(chunk)
 
     def close(self) -> None:
-        """Release the mapped file."""
+        """Release the open file."""
         close = getattr(self._chunks, "close", None)
         if close is not None:
             close()
 
 
-def _inflated(data: mmap.mmap, start: int, skip_header: bool) -> Iterator[bytes]:
-    """The zlib stream at `start`, inflated a chunk at a time; closes `data` at the end."""
-    try:
+def _inflated(path: str, start: int, skip_header: bool) -> Iterator[bytes]:
+    """The zlib stream at `start` of a file, inflated a chunk at a time."""
+    with open(path, "rb") as file:
+        file.seek(start)
         inflater = zlib.decompressobj()
-        pos = start
-        pending = b""
         while not inflater.eof:
-            if not inflater.unconsumed_tail:
-                pending = data[pos : pos + CHUNK]
-                pos += len(pending)
-                if not pending:
-                    raise ValueError("object ends early")
-            else:
-                pending = inflater.unconsumed_tail
+            pending = inflater.unconsumed_tail or file.read(CHUNK)
+            if not pending:
+                raise ValueError("object ends early")
             chunk = inflater.decompress(pending, CHUNK)
             if skip_header:
                 header_end = chunk.find(b"\0")
@@ -191,5 +187,3 @@ def _inflated(data: mmap.mmap, start: int, skip_header: bool) -> Iterator[bytes]
                 chunk, skip_header = chunk[header_end + 1 :], False
             if chunk:
                 yield chunk
-    finally:
-        data.close()
