@@ -135,5 +135,7 @@ async def test_large_file_in_git_is_read_whole_through_every_route(hub: Hub, tmp
         assert tree["entries"] == [
             {"path": "data/big.dat", "type": "file", "size": len(data), "binary": True}
         ]
+        async with hub.session.head(hub.base + path, headers=headers) as resp:
+            assert resp.headers["Content-Length"] == str(len(data))
     status, info = await hub.call("GET", "/api/models/team/m1/tree/main/data")
     assert status == 200 and info[0]["size"] == len(second)
