@@ -13,12 +13,15 @@ import mmap
 import os
 import tempfile
 import zlib
+from binascii import hexlify
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import BinaryIO
 
 from dulwich.object_store import PACK_MODE, DiskObjectStore, _bound_read_callables
+from dulwich.objects import RawObjectID
 from dulwich.pack import (
     OFS_DELTA,
     REF_DELTA,
@@ -30,9 +33,8 @@ from dulwich.pack import (
     apply_delta,
 )
 
-from amphub.git.packfile import raw_loader
 from amphub.git.reach import BLOB, COMMIT, TREE, TREE_ENTRY, TREE_MODE, commit_links
-from amphub.storage.git_objects import delta_sizes, object_header
+from amphub.storage.git_objects import delta_sizes, object_header, object_kind
 
 # An object's type and size fit in 10 bytes up to sizes of 2**60.
 HEADER_PEEK = 10
@@ -74,12 +76,12 @@ class CheckedPackCopier(PackStreamCopier):
         outfile: BinaryIO,
         indexer: PackIndexer,
         max_size: int,
-        load: Callable[[bytes], tuple[int, bytes]],
+        store: DiskObjectStore,
     ) -> None:
         super().__init__(hashlib.sha1, read_all, read_some, outfile, delta_iter=indexer)  # type: ignore[arg-type]
         self.max_size = max_size
         self.pushed = PushedObjects()
-        self._load = load
+        self._store = store
 
     def _peek(self, size: int) -> bytes:
         """The next `size` bytes of the stream, left to be read again."""
@@ -127,6 +129,9 @@ class CheckedPackCopier(PackStreamCopier):
         """Keep commit and tree texts (to name an oversized file), and whole blobs' ids."""
         kind, text = unpacked.obj_type_num, None
         base = unpacked.delta_base
+        if base is None and kind == BLOB:
+            self.pushed.blobs.add(unpacked.sha())
+            return
         if base is None:
             text = b"".join(unpacked.obj_chunks or [])
         else:
@@ -149,11 +154,9 @@ class CheckedPackCopier(PackStreamCopier):
             return self.pushed.by_offset.get(base)
         if base in self.pushed.texts:
             return self.pushed.texts[base]
-        try:
-            found = self._load(base)
-        except KeyError:
-            return None
-        return found if found[0] in (COMMIT, TREE) else None
+        if object_kind(self._store, hexlify(base)) not in (COMMIT, TREE):
+            return None  # absent, or a blob: not read whole to learn that
+        return self._store.get_raw(RawObjectID(base))
 
 
 def add_checked_pack(
@@ -163,7 +166,7 @@ def add_checked_pack(
     max_input_size: int | None,
     max_object_size: int,
     max_depth: int,
-) -> tuple[Pack, CheckedPackCopier]:
+) -> Pack:
     """`DiskObjectStore.add_thin_pack` with the copier that checks sizes, then the depth.
 
     A pack that fails a check is removed; the caller removes the partial file of a pack
@@ -176,9 +179,7 @@ def add_checked_pack(
     with os.fdopen(fd, "w+b") as file:
         os.chmod(path, PACK_MODE)
         indexer = PackIndexer(file, hashlib.sha1, resolve_ext_ref=store.get_raw)
-        copier = CheckedPackCopier(
-            read_all, read_some, file, indexer, max_object_size, raw_loader(store)
-        )
+        copier = CheckedPackCopier(read_all, read_some, file, indexer, max_object_size, store)
         copier.verify()
         file.flush()
         file.seek(0)
@@ -189,7 +190,7 @@ def add_checked_pack(
     if pack.name() not in stored_before and deepest_chain(pack) > max_depth:
         store._remove_pack(pack)
         raise ChainTooDeep(f"a delta chain deeper than {max_depth}")
-    return pack, copier
+    return pack
 
 
 def deepest_chain(pack: Pack) -> int:
@@ -227,8 +228,12 @@ def paths_of(
 
     found: dict[str, None] = {}
     seen: set[bytes] = set()
-    heads = [read(sha) for sha in commits]
-    pending = [(commit_links(text)[0], "") for kind, text in heads if kind == COMMIT]
+    pending = []
+    for sha in commits:
+        with suppress(KeyError):  # a tag: its commit is pushed under a branch too, if at all
+            kind, text = read(sha)
+            if kind == COMMIT:
+                pending.append((commit_links(text)[0], ""))
     while pending:
         tree, prefix = pending.pop()
         if tree in seen:

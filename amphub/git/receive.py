@@ -25,6 +25,7 @@ from dulwich.protocol import (
 from dulwich.refs import Ref, check_ref_format
 from dulwich.server import ReceivePackHandler
 
+from amphub.config import Config
 from amphub.git.backend import disk_repo
 from amphub.git.pack_limits import ChainTooDeep, ObjectTooLarge, add_checked_pack, paths_of
 from amphub.git.packfile import raw_loader
@@ -60,7 +61,7 @@ class AmphubReceivePackHandler(ReceivePackHandler):
     """
 
     max_pack_bytes: int = 0
-    max_file_size: int = 0
+    max_file_size: int = Config.max_git_file_size
     quota_refusal: str = ""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -94,7 +95,7 @@ class AmphubReceivePackHandler(ReceivePackHandler):
         if not isinstance(self.proto, ReceivableProtocol):
             raise TypeError("receive-pack reads the pack through a ReceivableProtocol")
         try:
-            pack, copier = add_checked_pack(
+            pack = add_checked_pack(
                 store,
                 self.proto.read,
                 self.proto.recv,
@@ -112,7 +113,10 @@ class AmphubReceivePackHandler(ReceivePackHandler):
             return b"file too large for git: track it with git lfs"
         except ChainTooDeep:
             self._discard_partial_packs()
-            self._tell(f"a delta chain is deeper than {MAX_DELTA_DEPTH}: repack with --depth=50")
+            self._tell(
+                f"a delta chain of the pack is deeper than {MAX_DELTA_DEPTH};"
+                " git writes chains of at most 50 unless its pack.depth is raised"
+            )
             return b"delta chain too deep"
         except PACK_ERRORS as exc:
             self._discard_partial_packs()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import mmap
 import zlib
+from binascii import hexlify
 from collections.abc import Iterator
 from pathlib import Path
 
+from dulwich.object_store import PackBasedObjectStore
 from dulwich.objects import ObjectID, RawObjectID, hex_to_sha
 from dulwich.pack import OFS_DELTA, REF_DELTA, Pack
 from dulwich.repo import Repo
@@ -18,6 +20,7 @@ PACKED_HEADER = 32
 DELTA_HEADER = 20
 # A loose object starts with `<kind> <size>\0`.
 LOOSE_HEADER = 32
+LOOSE_KINDS = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 
 
 def object_header(data: bytes | mmap.mmap, offset: int) -> tuple[int, int, int, int | bytes | None]:
@@ -76,9 +79,9 @@ def _packed_header(pack: Pack, offset: int) -> tuple[int, int, int]:
     return type_num, size, offset + start
 
 
-def _find_packed(repo: Repo, sha: bytes) -> tuple[Pack, int] | None:
+def _find_packed(store: PackBasedObjectStore, sha: bytes) -> tuple[Pack, int] | None:
     raw = RawObjectID(hex_to_sha(ObjectID(sha)))
-    for pack in repo.object_store.packs:
+    for pack in store.packs:
         try:
             return pack, pack.index.object_offset(raw)
         except KeyError:
@@ -86,26 +89,44 @@ def _find_packed(repo: Repo, sha: bytes) -> tuple[Pack, int] | None:
     return None
 
 
-def _loose_path(repo: Repo, sha: bytes) -> Path:
+def _loose_path(store: PackBasedObjectStore, sha: bytes) -> Path:
     name = sha.decode()
-    return Path(repo.object_store.path) / name[:2] / name[2:]
+    return Path(getattr(store, "path", "")) / name[:2] / name[2:]
 
 
-def _loose_header(path: Path) -> tuple[int, bytes]:
-    """(size, what follows the header in the first inflated bytes) of a loose object."""
+def _loose_header(path: Path) -> tuple[int, int]:
+    """(type, size) of a loose object."""
     with open(path, "rb") as file:
         start = zlib.decompressobj().decompress(file.read(4096), LOOSE_HEADER)
-    header, _, rest = start.partition(b"\0")
-    return int(header.split(b" ")[1]), rest
+    kind, size = start.partition(b"\0")[0].split(b" ")
+    return LOOSE_KINDS[kind], int(size)
+
+
+def object_kind(store: PackBasedObjectStore, sha: bytes) -> int | None:
+    """The type number of an object (hex id) read from headers, a delta's from its base's."""
+    found = _find_packed(store, sha)
+    if found is None:
+        loose = _loose_path(store, sha)
+        return _loose_header(loose)[0] if loose.is_file() else None
+    pack, offset = found
+    while True:
+        header = _read_at(pack._data_path, offset, PACKED_HEADER)
+        type_num, _, _, base = object_header(header, 0)
+        if isinstance(base, int):  # OFS_DELTA: the distance back, from offset 0 of `header`
+            offset += base
+        elif isinstance(base, bytes):  # REF_DELTA
+            return object_kind(store, hexlify(base))
+        else:
+            return type_num
 
 
 def object_size(repo: Repo, sha: bytes) -> int:
     """The size of an object (hex id), read from headers without inflating the object."""
-    found = _find_packed(repo, sha)
+    found = _find_packed(repo.object_store, sha)
     if found is None:
-        loose = _loose_path(repo, sha)
+        loose = _loose_path(repo.object_store, sha)
         if loose.is_file():
-            return _loose_header(loose)[0]
+            return _loose_header(loose)[1]
         return len(repo[sha].as_raw_string())  # in an alternate store: let dulwich read it
     pack, offset = found
     type_num, size, start = _packed_header(pack, offset)
@@ -128,13 +149,13 @@ class BlobReader:
         self.head = b""  # the first bytes, read by `peek`
 
     def _open(self, repo: Repo, sha: bytes) -> Iterator[bytes]:
-        found = _find_packed(repo, sha)
+        found = _find_packed(repo.object_store, sha)
         if found is not None:
             pack, offset = found
             type_num, _, start = _packed_header(pack, offset)
             if type_num not in (OFS_DELTA, REF_DELTA):
                 return _inflated(pack._data_path, start, skip_header=False)
-        loose = _loose_path(repo, sha)
+        loose = _loose_path(repo.object_store, sha)
         if found is None and loose.is_file():
             return _inflated(str(loose), 0, skip_header=True)
         return iter(repo[sha].as_raw_chunks())
