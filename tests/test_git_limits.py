@@ -153,3 +153,19 @@ async def test_delta_chain_deeper_than_the_limit_is_refused(hub, model_repo):
 
     assert b"unpack delta chain too deep" in answer
     assert await master(hub) == old and stored_packs(hub.data_dir) == before
+
+
+async def test_delta_whose_distance_is_another_objects_offset_is_stored(hub, model_repo):
+    # The blob takes 12 bytes, as the pack's header does: the delta's distance back (12)
+    # is also the offset of the tree, which a delta must not be read against.
+    old = await master(hub)
+    blob = b"aaaaa"
+    tree = b"100644 x\0" + object_id(3, blob)
+    commit = commit_on(old, object_id(2, tree))
+    delta = copy_all(5, 6, 1, b"y")
+    pack = build_pack([(2, tree, None), (3, blob, None), (7, delta, 1), (1, commit, None)])
+
+    answer = await push_pack(hub, old, object_id(1, commit), pack)
+
+    assert b"unpack ok" in answer
+    assert await master(hub) == object_id(1, commit).hex()

@@ -135,7 +135,7 @@ class CheckedPackCopier(PackStreamCopier):
         if base is None:
             text = b"".join(unpacked.obj_chunks or [])
         else:
-            known = self._base(base)
+            known = self._base(base, unpacked.offset or 0)
             if known is not None:
                 kind = known[0]
                 text = b"".join(apply_delta(known[1], b"".join(unpacked.decomp_chunks)))
@@ -149,9 +149,9 @@ class CheckedPackCopier(PackStreamCopier):
         if unpacked.offset is not None:
             self.pushed.by_offset[unpacked.offset] = (kind, text)
 
-    def _base(self, base: int | bytes) -> tuple[int, bytes] | None:
-        if isinstance(base, int):
-            return self.pushed.by_offset.get(base)
+    def _base(self, base: int | bytes, offset: int) -> tuple[int, bytes] | None:
+        if isinstance(base, int):  # an OFS_DELTA's distance back from its own offset
+            return self.pushed.by_offset.get(offset - base)
         if base in self.pushed.texts:
             return self.pushed.texts[base]
         if object_kind(self._store, hexlify(base)) not in (COMMIT, TREE):
