@@ -96,15 +96,17 @@ def read_as(repo: Repo, sha: bytes, kind: type[_Object]) -> _Object:
     return obj
 
 
-def _lookup(repo: Repo, tree_id: bytes, path: str) -> Tree | Blob:
-    obj = repo[tree_id]
-    for part in [p for p in path.split("/") if p]:
-        if not isinstance(obj, Tree) or part.encode() not in obj:
+def _folder(repo: Repo, tree_id: bytes, path: str) -> Tree:
+    """The tree of a folder, found without reading any file on the way."""
+    tree = read_as(repo, tree_id, Tree)
+    for part in [p.encode() for p in path.split("/") if p]:
+        if part not in tree:
             raise PathNotFound(f"no {path} in this revision")
-        obj = repo[obj[part.encode()][1]]
-    if not isinstance(obj, Tree | Blob):
-        raise PathNotFound(f"no {path} in this revision")
-    return obj
+        mode, sha = tree[part]
+        if not stat.S_ISDIR(mode):
+            raise PathNotFound(f"{path} is a file, not a folder")
+        tree = read_as(repo, sha, Tree)
+    return tree
 
 
 def _lookup_id(repo: Repo, tree_id: bytes, file: str) -> bytes:
@@ -149,9 +151,7 @@ def list_tree(
     page of a folder with ten thousand files costs no more than the page.
     """
     with Repo(str(path)) as repo:
-        tree = _lookup(repo, _commit(repo, rev).tree, folder)
-        if not isinstance(tree, Tree):
-            raise PathNotFound(f"{folder} is a file, not a folder")
+        tree = _folder(repo, _commit(repo, rev).tree, folder)
         # A gitlink (submodule) names a commit of another repository: nothing to list here.
         items = [item for item in tree.iteritems() if item.mode != GITLINK_MODE]
         items.sort(key=lambda item: (not stat.S_ISDIR(item.mode), item.path))
