@@ -41,6 +41,9 @@ HEADER_PEEK = 10
 PACK_HEADER = 12
 KIND_NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob"}
 INFLATE_CHUNK = 1024 * 1024
+# An oversized whole object is inflated (a chunk at a time) to learn its id and so its
+# path; past this size that would cost seconds of CPU, and the path is guessed instead.
+MAX_HASHED = 4 * 1024**3
 
 
 @dataclass
@@ -102,7 +105,8 @@ class CheckedPackCopier(PackStreamCopier):
     def _check_header(self, header: bytes) -> None:
         type_num, size, _, _ = object_header(header, 0)
         if size > self.max_size:
-            sha = None if type_num in (OFS_DELTA, REF_DELTA) else self._hash_next(type_num, size)
+            whole = type_num not in (OFS_DELTA, REF_DELTA) and size <= MAX_HASHED
+            sha = self._hash_next(type_num, size) if whole else None
             raise ObjectTooLarge(size, sha, self.pushed)
 
     def _hash_next(self, type_num: int, size: int) -> bytes | None:
