@@ -1,10 +1,10 @@
 """Benchmark: server memory while many clients read the largest file git may hold at once.
 
 One `amphub serve` on loopback; a model gets a random `--mib` MiB file committed without
-LFS (100 MiB, the default `max_git_file_size`) by `git push`. Then `--clients` clients
-read it at once, whole, through each route in turn: the blob API, the web page's raw
-download and the Hub's resolve. The server's resident memory (VmRSS of its process) is
-sampled every 10 ms throughout.
+LFS (100 MiB, the default `max_git_file_size`) by `git push`. The server is restarted,
+then `--clients` clients read the file at once, whole, through each route in turn: the
+blob API, the web page's raw download and the Hub's resolve. The server's resident memory
+(VmRSS of its process) is sampled every 10 ms throughout.
 
 Prints the baseline (after the push, before the reads), the peak during each route's
 reads, the growth over the baseline and whether it stays under 200 MB (the goal).
@@ -24,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import git_home, log, run_checked, start_amphub, stop_all
+from common import git_home, log, run_checked, start_amphub, stop_all, stop_process
 
 SPACE, MODEL, FILE = "bench", "big", "data/big.dat"
 TEMP_PARENT = Path("/work/tmp-bench")
@@ -61,6 +61,17 @@ class Sampler(threading.Thread):
 
     def reset(self) -> None:
         self.peak = rss_bytes(self.pid)
+
+
+def settled_rss(pid: int) -> int:
+    """The RSS once it is stable within 1 MB for 2 s (or after 20 s)."""
+    last, stable, deadline = rss_bytes(pid), 0, time.monotonic() + 20
+    while stable < 4 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = rss_bytes(pid)
+        stable = stable + 1 if abs(now - last) < 1e6 else 0
+        last = now
+    return last
 
 
 def read_whole(url: str, auth: str, size: int, errors: list[str]) -> None:
@@ -102,9 +113,11 @@ def main() -> int:
         run_checked(["git", "commit", "-q", "-m", "big"], cwd=work, env=env)
         log(f"pushing a {args.mib} MiB file without LFS")
         run_checked(["git", "push", "-q", "origin", "master"], cwd=work, env=env)
-        time.sleep(1)
+        # A fresh server for the reads: the baseline must not hold what the push freed.
+        stop_process(server.proc)
+        server = start_amphub(root, key=server.key)
+        baseline = settled_rss(server.proc.pid)
         sampler = Sampler(server.proc.pid)
-        baseline = rss_bytes(server.proc.pid)
         sampler.start()
         print(f"file {args.mib} MiB, {args.clients} clients at once; baseline RSS {mb(baseline)}")
         worst = 0
