@@ -4,12 +4,14 @@ One `amphub serve` on loopback; a model gets a random `--mib` MiB file committed
 LFS (100 MiB, the default `max_git_file_size`) by `git push`. The server is restarted,
 then `--clients` clients read the file at once, whole, through each route in turn: the
 blob API, the web page's raw download and the Hub's resolve. The server's resident memory
-(VmRSS of its process) is sampled every 10 ms throughout.
+(VmRSS of its process) is sampled every 10 ms throughout. With `--delta`, a change to the
+file is pushed too, which git sends (and amphub stores) as a delta: reads of it are served
+from the one rebuilt copy that the first read makes.
 
 Prints the baseline (after the push, before the reads), the peak during each route's
 reads, the growth over the baseline and whether it stays under 200 MB (the goal).
 
-    /work/venv/bin/python bench/memory_reads.py [--mib 100] [--clients 10] [--keep]
+    /work/venv/bin/python bench/memory_reads.py [--mib 100] [--clients 10] [--delta] [--keep]
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=100, help="size of the file (MiB)")
     parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument(
+        "--delta", action="store_true", help="read a second version, stored as a delta"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     size = args.mib * 1024 * 1024
@@ -113,13 +118,24 @@ def main() -> int:
         run_checked(["git", "commit", "-q", "-m", "big"], cwd=work, env=env)
         log(f"pushing a {args.mib} MiB file without LFS")
         run_checked(["git", "push", "-q", "origin", "master"], cwd=work, env=env)
+        if args.delta:
+            with (work / FILE).open("r+b") as out:
+                out.seek(size // 2)
+                out.write(b"changed")
+            run_checked(["git", "commit", "-q", "-am", "changed"], cwd=work, env=env)
+            log("pushing a change to it, which git sends as a delta")
+            run_checked(["git", "push", "-q", "origin", "master"], cwd=work, env=env)
         # A fresh server for the reads: the baseline must not hold what the push freed.
         stop_process(server.proc)
         server = start_amphub(root, key=server.key)
         baseline = settled_rss(server.proc.pid)
         sampler = Sampler(server.proc.pid)
         sampler.start()
-        print(f"file {args.mib} MiB, {args.clients} clients at once; baseline RSS {mb(baseline)}")
+        stored = "as a delta" if args.delta else "whole"
+        print(
+            f"file {args.mib} MiB stored {stored}, {args.clients} clients at once;"
+            f" baseline RSS {mb(baseline)}"
+        )
         worst = 0
         for name, path in ROUTES.items():
             sampler.reset()

@@ -169,3 +169,23 @@ async def test_delta_whose_distance_is_another_objects_offset_is_stored(hub, mod
 
     assert b"unpack ok" in answer
     assert await master(hub) == object_id(1, commit).hex()
+
+
+async def test_file_built_by_a_chain_of_deltas_reads_whole(hub, model_repo):
+    old = await master(hub)
+    base = os.urandom(3 * MIB // 2)
+    objects: list[tuple[int, bytes, int | None]] = [(3, base, None)]
+    data = base
+    for extra in (b"a", b"bc", b"def"):
+        objects.append((7, copy_all(len(data), len(data) + len(extra), 1, extra), len(objects) - 1))
+        data += extra
+    tree = b"100644 big.dat\0" + object_id(3, data)
+    commit = commit_on(old, object_id(2, tree))
+    pack = build_pack([*objects, (2, tree, None), (1, commit, None)])
+    assert b"unpack ok" in await push_pack(hub, old, object_id(1, commit), pack)
+
+    url = hub.base + "/api/v1/models/team/m1/blob/master/big.dat"
+    async with hub.session.get(url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as resp:
+        assert resp.status == 200 and await resp.read() == data
+    status, tree_json = await hub.call("GET", "/api/v1/models/team/m1/tree/master")
+    assert {e["path"]: e["size"] for e in tree_json["entries"]}["big.dat"] == len(data)

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import mmap
+import tempfile
 import zlib
 from binascii import hexlify
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import BinaryIO
 
 from dulwich.object_store import PackBasedObjectStore
 from dulwich.objects import ObjectID, RawObjectID, hex_to_sha
 from dulwich.pack import OFS_DELTA, REF_DELTA, Pack
 from dulwich.repo import Repo
 
+from amphub.storage.rebuilt_blobs import open_rebuilt, rebuilt_dir
+
 CHUNK = 256 * 1024
+# A delta with a larger result is rebuilt into a kept file, not in each reader's memory.
+REBUILT_ABOVE = 1024 * 1024
 # The longest header of a packed object: type and size, then a REF_DELTA's base id.
 PACKED_HEADER = 32
 # A delta starts with two sizes (base, result) of at most 10 bytes each.
@@ -139,8 +146,8 @@ def object_size(repo: Repo, sha: bytes) -> int:
 class BlobReader:
     """A blob's bytes a chunk at a time: never more than a chunk of a whole object in memory.
 
-    A deltified object is rebuilt by dulwich in memory; receive-pack bounds its size and
-    its delta chain's depth.
+    A small deltified object is rebuilt by dulwich in memory, a large one once into a kept
+    file through scratch files (`write_rebuilt`, `rebuilt_blobs`).
     """
 
     def __init__(self, repo: Repo, sha: bytes) -> None:
@@ -158,6 +165,14 @@ class BlobReader:
         loose = _loose_path(repo.object_store, sha)
         if found is None and loose.is_file():
             return _inflated(str(loose), 0, skip_header=True)
+        if found is not None and self.size > REBUILT_ABOVE:
+            store, (pack, offset) = repo.object_store, found
+            scratch = rebuilt_dir(Path(repo.path))
+
+            def rebuild(out: BinaryIO) -> None:
+                write_rebuilt(store, pack, offset, out, scratch)
+
+            return _plain(open_rebuilt(Path(repo.path), sha, rebuild))
         return iter(repo[sha].as_raw_chunks())
 
     def peek(self, size: int) -> bytes:
@@ -189,6 +204,87 @@ class BlobReader:
         close = getattr(self._chunks, "close", None)
         if close is not None:
             close()
+
+
+def _chain(
+    store: PackBasedObjectStore, pack: Pack, offset: int
+) -> tuple[tuple[str, int, bool], list[tuple[str, int]]]:
+    """The whole object under a delta chain, and the chain's deltas from it up.
+
+    The object is (file, data start, loose or not); each delta is (file, data start).
+    """
+    deltas: list[tuple[str, int]] = []
+    while True:
+        type_num, _, start, base = object_header(_read_at(pack._data_path, offset, 32), 0)
+        if base is None:
+            return (pack._data_path, offset + start, False), deltas[::-1]
+        deltas.append((pack._data_path, offset + start))
+        if isinstance(base, int):  # the distance back, from offset 0 of what was read
+            offset += base
+            continue
+        found = _find_packed(store, hexlify(base))
+        if found is None:
+            return (str(_loose_path(store, hexlify(base))), 0, True), deltas[::-1]
+        pack, offset = found
+
+
+def write_rebuilt(
+    store: PackBasedObjectStore, pack: Pack, offset: int, out: BinaryIO, scratch: Path
+) -> None:
+    """Write the object that a delta chain builds, through files: one delta in memory."""
+    (path, start, loose), deltas = _chain(store, pack, offset)
+    with ExitStack() as files:
+        base: BinaryIO = files.enter_context(tempfile.TemporaryFile(dir=scratch))
+        for chunk in _inflated(path, start, skip_header=loose):
+            base.write(chunk)
+        for i, (delta_path, delta_start) in enumerate(deltas):
+            last = i == len(deltas) - 1
+            result = out if last else files.enter_context(tempfile.TemporaryFile(dir=scratch))
+            _apply_delta(base, b"".join(_inflated(delta_path, delta_start, False)), result)
+            base.close()  # now, not at the end: a long chain would hold a file a step
+            base = result
+
+
+def _apply_delta(base: BinaryIO, delta: bytes, out: BinaryIO) -> None:
+    """Write what `delta` makes of the file `base` (git's copy and insert instructions)."""
+    pos = 0
+    for _ in range(2):  # the base's and the result's sizes
+        while delta[pos] & 0x80:
+            pos += 1
+        pos += 1
+    while pos < len(delta):
+        op = delta[pos]
+        pos += 1
+        if op & 0x80:  # copy: which offset and size bytes follow is in the low 7 bits
+            offset = size = 0
+            for i in range(4):
+                if op & (1 << i):
+                    offset |= delta[pos] << (8 * i)
+                    pos += 1
+            for i in range(3):
+                if op & (0x10 << i):
+                    size |= delta[pos] << (8 * i)
+                    pos += 1
+            base.seek(offset)
+            left = size or 0x10000
+            while left:
+                piece = base.read(min(left, CHUNK))
+                if not piece:
+                    raise ValueError("a delta copies past the end of its base")
+                out.write(piece)
+                left -= len(piece)
+        elif op:  # insert the next `op` bytes
+            out.write(delta[pos : pos + op])
+            pos += op
+        else:
+            raise ValueError("a delta with an instruction 0")
+
+
+def _plain(file: BinaryIO) -> Iterator[bytes]:
+    """A plain file a chunk at a time."""
+    with file:
+        while chunk := file.read(CHUNK):
+            yield chunk
 
 
 def _inflated(path: str, start: int, skip_header: bool) -> Iterator[bytes]:
