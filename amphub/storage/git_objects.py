@@ -215,7 +215,8 @@ def _chain(
     """
     deltas: list[tuple[str, int]] = []
     while True:
-        type_num, _, start, base = object_header(_read_at(pack._data_path, offset, 32), 0)
+        header = _read_at(pack._data_path, offset, PACKED_HEADER)
+        _, _, start, base = object_header(header, 0)
         if base is None:
             return (pack._data_path, offset + start, False), deltas[::-1]
         deltas.append((pack._data_path, offset + start))
