@@ -19,6 +19,7 @@ from amphub.services.cards import reindex_all
 
 OFFLINE = "amphub admin"
 CONSOLE_URL = "http://127.0.0.1:8080"
+SERVE_FLAGS = ("data_dir", "host", "port", "base_url", "max_git_file_size")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--base-url", dest="base_url", help="public URL of the server")
+    serve.add_argument(
+        "--max-git-file-size",
+        dest="max_git_file_size",
+        type=int,
+        help="largest file, in bytes, a push may store in git rather than LFS (default 100 MiB)",
+    )
 
     console = commands.add_parser("tui", help="the admin console, over a running server's API")
     console.add_argument("--url", help=f"the server (default $AMPHUB_URL, else {CONSOLE_URL})")
@@ -127,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "tui":
         return _console(args)
-    flags = {k: v for k, v in vars(args).items() if k in ("data_dir", "host", "port", "base_url")}
+    flags = {k: v for k, v in vars(args).items() if k in SERVE_FLAGS}
     try:
         config = load_config(flags)
     except ConfigError as exc:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+MIB = 1024**2
 GIB = 1024**3
 
 
@@ -35,6 +36,8 @@ class Config:
     zone: str = "default"
     # A README or file view rendering longer than this is shown as plain text instead.
     render_seconds: int = 2
+    # The largest file a push may store in git itself (larger ones belong in LFS).
+    max_git_file_size: int = 100 * MIB
 
     @property
     def db_path(self) -> Path:
@@ -73,6 +76,7 @@ SETTINGS: dict[str, type] = {
     "workers": int,
     "zone": str,
     "render_seconds": int,
+    "max_git_file_size": int,
 }
 
 
@@ -85,6 +89,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "prune_days": (0, 36500),
     "workers": (1, 256),
     "render_seconds": (1, 3600),
+    "max_git_file_size": (1024, 2**62),
 }
 
 

@@ -32,6 +32,7 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "prune_days": (1, "2", "3", (1, 2, 3), 14),
     "workers": (4, "5", "6", (4, 5, 6), 2),
     "render_seconds": (3, "4", "5", (3, 4, 5), 2),
+    "max_git_file_size": (2048, "4096", "8192", (2048, 4096, 8192), 100 * 1024**2),
     "zone": (
         "flag-zone",
         "env-zone",

@@ -129,3 +129,36 @@ async def test_a_commit_no_branch_or_tag_holds_is_not_served(hub: Hub, tmp_path:
         assert (await hub.call("GET", read.format(kept)))[0] == 200
         for commit in (gone, old_master):
             assert (await hub.call("GET", read.format(commit)))[0] == 404, (read, commit)
+
+
+async def test_large_file_in_git_is_read_whole_through_every_route(hub: Hub, tmp_path: Path):
+    await hub.space_and_model("team", "m1")
+    work = tmp_path / "w"
+    first = os.urandom(3 * MIB)
+    await push(work, {"data/big.dat": first}, "big", clone=hub.remote("team", "m1"))
+    # A second version that git stores as a delta on the first.
+    second = first[:MIB] + b"changed" + first[MIB:]
+    await push(work, {"data/big.dat": second}, "changed")
+    headers = {"Authorization": f"Bearer {hub.admin_key}"}
+    for rev, data in (("master", second), ("master~1", first)):
+        commit = (await git("rev-parse", rev, cwd=work)).stdout.strip()
+        for path in (
+            f"/api/v1/models/team/m1/blob/{commit}/data/big.dat",
+            f"/team/m1/raw/{commit}/data/big.dat",
+            f"/team/m1/resolve/{commit}/data/big.dat",
+        ):
+            async with hub.session.get(hub.base + path, headers=headers) as resp:
+                assert resp.status == 200, path
+                assert resp.headers["Content-Length"] == str(len(data)), path
+                assert await resp.read() == data, path
+            ranged = {**headers, "Range": f"bytes={MIB - 5}-{2 * MIB}"}
+            async with hub.session.get(hub.base + path, headers=ranged) as resp:
+                assert resp.status == 206 and await resp.read() == data[MIB - 5 : 2 * MIB + 1]
+        status, tree = await hub.call("GET", f"/api/v1/models/team/m1/tree/{commit}/data")
+        assert tree["entries"] == [
+            {"path": "data/big.dat", "type": "file", "size": len(data), "binary": True}
+        ]
+        async with hub.session.head(hub.base + path, headers=headers) as resp:
+            assert resp.headers["Content-Length"] == str(len(data))
+    status, info = await hub.call("GET", "/api/models/team/m1/tree/main/data")
+    assert status == 200 and info[0]["size"] == len(second)

@@ -16,12 +16,14 @@ from amphub.clock import rfc3339
 from amphub.errors import BadRequest, NotFound, RangeNotSatisfiable
 from amphub.http import keys
 from amphub.http.access import ModelAccess, require_model
+from amphub.http.blob_body import blob_response
 from amphub.http.headers import DOWNLOAD_HEADERS
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION
 from amphub.services.objects import stored_object
 from amphub.storage.repo_files import (
     BINARY_PROBE,
+    LFS_POINTER_MAX,
     CommitInfo,
     Entry,
     PathNotFound,
@@ -30,8 +32,8 @@ from amphub.storage.repo_files import (
     list_commits,
     list_refs,
     list_tree,
+    open_blob,
     parse_pointer,
-    read_blob,
 )
 
 T = TypeVar("T")
@@ -111,41 +113,52 @@ async def get_tree(request: web.Request) -> web.Response:
 
 
 async def file_data(request: web.Request, path: Path, rev: str, file: str) -> bytes:
-    """A file's bytes as stored in git: an LFS file gives its pointer."""
-    return await _blocking(request, lambda: read_blob(path, rev, file))
+    """A small file's bytes as stored in git: an LFS file gives its pointer."""
+
+    def read() -> bytes:
+        reader = open_blob(path, rev, file)
+        try:
+            return reader.skip(0) + b"".join(iter(reader.read, b""))
+        finally:
+            reader.close()
+
+    return await _blocking(request, read)
 
 
-def _ranged(request: web.Request, data: bytes, content_type: str) -> web.Response:
-    """The bytes, or the single range of them the request asks for."""
+def _span(request: web.Request, size: int) -> tuple[int, int] | None:
+    """The single range [start, stop) of the file the request asks for; None for all of it."""
     header = request.headers.get("Range")
     match = RANGE.fullmatch(header.strip()) if header else None
-    ranges = {"Accept-Ranges": "bytes", **DOWNLOAD_HEADERS}
     if not match or match.groups() == ("", ""):
-        return web.Response(body=data, content_type=content_type, headers=ranges)
+        return None
     first, last = match.groups()
-    size = len(data)
     start = int(first) if first else max(size - int(last), 0)
     end = min(int(last), size - 1) if first and last else size - 1
     if start >= size or start > end:
         raise RangeNotSatisfiable(f"{header} is outside the file's {size} bytes")
-    return web.Response(
-        status=206,
-        body=data[start : end + 1],
-        content_type=content_type,
-        headers={"Content-Range": f"bytes {start}-{end}/{size}", **ranges},
-    )
+    return start, end + 1
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
     """A file's content: LFS content where the file is a pointer, with Range either way."""
     access, path = await model_repo(request)
     rev, file = request.match_info["rev"], request.match_info["path"]
-    data = await file_data(request, path, rev, file)
-    pointer = parse_pointer(data)
-    if pointer is None:
-        kind = "application/octet-stream" if b"\0" in data[:BINARY_PROBE] else "text/plain"
-        return _ranged(request, data, kind)
     hub = request.app[keys.HUB]
+    reader = await _blocking(request, lambda: open_blob(path, rev, file))
+    try:
+        head = await hub.run_blocking(lambda: reader.peek(BINARY_PROBE))
+        pointer = parse_pointer(head) if reader.size <= LFS_POINTER_MAX else None
+        if pointer is None:
+            kind = "application/octet-stream" if b"\0" in head else "text/plain"
+            span = _span(request, reader.size)
+            headers = {"Content-Type": kind, "Accept-Ranges": "bytes", **DOWNLOAD_HEADERS}
+            if span:
+                headers["Content-Range"] = f"bytes {span[0]}-{span[1] - 1}/{reader.size}"
+            return blob_response(request, reader, headers, span)
+    except BaseException:
+        reader.close()
+        raise
+    reader.close()
     stored = await stored_object(hub, access.space.id, access.model.id, pointer.oid)
     if stored is None:
         raise NotFound(f"the LFS content of {file} is not stored on this server")

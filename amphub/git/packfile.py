@@ -18,6 +18,8 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import RawObjectID
 from dulwich.pack import OFS_DELTA, REF_DELTA, FilePackIndex, Pack, pack_object_header
 
+from amphub.storage.git_objects import object_header
+
 LOOSE_NAME = re.compile(r"[0-9a-f]{38}")
 COPY_CHUNK = 1024 * 1024
 
@@ -126,32 +128,6 @@ def read_index(pack: Pack) -> tuple[list[bytes], array[int]]:
     order = sorted(range(count), key=offsets.__getitem__)
     shas = [index[names + 20 * i : names + 20 * i + 20] for i in order]
     return shas, array("Q", [offsets[i] for i in order])
-
-
-def object_header(data: mmap.mmap, offset: int) -> tuple[int, int, int, int | bytes | None]:
-    """Type, size, data start and delta base of a packed object.
-
-    The base is an offset for an OFS_DELTA, an id for a REF_DELTA, None for a whole object.
-    """
-    byte = data[offset]
-    type_num, size, shift, pos = (byte >> 4) & 7, byte & 15, 4, offset + 1
-    while byte & 0x80:
-        byte = data[pos]
-        size |= (byte & 0x7F) << shift
-        shift += 7
-        pos += 1
-    if type_num == OFS_DELTA:
-        byte = data[pos]
-        distance = byte & 0x7F
-        pos += 1
-        while byte & 0x80:
-            byte = data[pos]
-            distance = ((distance + 1) << 7) | (byte & 0x7F)
-            pos += 1
-        return type_num, size, pos, offset - distance
-    if type_num == REF_DELTA:
-        return type_num, size, pos + 20, data[pos : pos + 20]
-    return type_num, size, pos, None
 
 
 def compressed_end(data: mmap.mmap, start: int) -> int:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from dulwich.pack import apply_delta
 
-from amphub.git.packfile import Load, PackFile, loose_ids, object_header
+from amphub.git.packfile import Load, PackFile, loose_ids
+from amphub.storage.git_objects import object_header
 
 COMMIT, TREE, BLOB, TAG = 1, 2, 3, 4
 TREE_MODE, GITLINK_MODE = b"40000", b"160000"

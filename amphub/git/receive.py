@@ -8,6 +8,7 @@ stores the pack and moves the refs.
 from __future__ import annotations
 
 import zlib
+from binascii import hexlify, unhexlify
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,13 @@ from dulwich.protocol import (
 from dulwich.refs import Ref, check_ref_format
 from dulwich.server import ReceivePackHandler
 
+from amphub.config import Config
 from amphub.git.backend import disk_repo
+from amphub.git.pack_limits import ChainTooDeep, ObjectTooLarge, add_checked_pack, paths_of
+from amphub.git.packfile import raw_loader
 from amphub.services.push import ZERO, RefUpdate
 from amphub.storage.repos import DEFAULT_BRANCH
+from amphub.units import human_size
 
 PUSHABLE = (b"refs/heads/", b"refs/tags/")
 # A ref is a file under refs/: its name must fit a file system's path limit with room.
@@ -34,6 +39,8 @@ MAX_REF_NAME = 1024
 # A pack with no objects (header and checksum): what git sends for a new branch or tag at a
 # commit the repository has. Any object makes a pack longer, so it fits a full space.
 EMPTY_PACK_BYTES = 32
+# Reading an object rebuilds its delta chain; git's own packs stop at 50.
+MAX_DELTA_DEPTH = 1000
 PACK_ERRORS = (
     OSError,
     ChecksumMismatch,
@@ -53,6 +60,7 @@ class AmphubReceivePackHandler(ReceivePackHandler):
     """
 
     max_pack_bytes: int = 0
+    max_file_size: int = Config.max_git_file_size
     quota_refusal: str = ""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -64,7 +72,7 @@ class AmphubReceivePackHandler(ReceivePackHandler):
     ) -> Iterator[tuple[bytes, bytes]]:
         commands = [RefUpdate(ref, old, new) for old, new, ref in refs]
         if any(c.new != ZERO for c in commands):
-            error = self._store_pack()
+            error = self._store_pack([unhexlify(c.new) for c in commands if c.new != ZERO])
             if error:
                 yield (b"unpack", error)
                 return
@@ -80,19 +88,35 @@ class AmphubReceivePackHandler(ReceivePackHandler):
                 self.updated.append(c)
             yield (c.ref, status or b"ok")
 
-    def _store_pack(self) -> bytes | None:
+    def _store_pack(self, commits: list[bytes]) -> bytes | None:
         """Read the pack into the store; the unpack error, or None when it was stored."""
         store = disk_repo(self.repo).object_store
         if not isinstance(self.proto, ReceivableProtocol):
             raise TypeError("receive-pack reads the pack through a ReceivableProtocol")
         try:
-            pack = store.add_thin_pack(
-                self.proto.read, self.proto.recv, max_input_size=self.max_pack_bytes or None
+            pack = add_checked_pack(
+                store,
+                self.proto.read,
+                self.proto.recv,
+                max_input_size=self.max_pack_bytes or None,
+                max_object_size=self.max_file_size,
+                max_depth=MAX_DELTA_DEPTH,
             )
         except PackInputTooLarge:
             self._discard_partial_packs()
             self._tell(self.quota_refusal)
             return b"quota exceeded"
+        except ObjectTooLarge as exc:
+            self._discard_partial_packs()
+            self._tell(self._too_large(exc, commits))
+            return b"file too large for git: track it with git lfs"
+        except ChainTooDeep:
+            self._discard_partial_packs()
+            self._tell(
+                f"a delta chain of the pack is deeper than {MAX_DELTA_DEPTH};"
+                " git writes chains of at most 50 unless its pack.depth is raised"
+            )
+            return b"delta chain too deep"
         except PACK_ERRORS as exc:
             self._discard_partial_packs()
             return f"error: {exc}".replace("\n", " ").encode()
@@ -104,6 +128,32 @@ class AmphubReceivePackHandler(ReceivePackHandler):
             # (dulwich 1.2's own way to drop a pack from the store and its cache.)
             store._remove_pack(pack)
         return None
+
+    def _too_large(self, exc: ObjectTooLarge, commits: list[bytes]) -> str:
+        """The refusal of an oversized file, naming it when the pushed trees tell which."""
+        store = self.repo.object_store
+        pushed = exc.pushed
+
+        def unknown(sha: bytes) -> bool:
+            if exc.sha:
+                return sha == exc.sha
+            return sha not in pushed.blobs and ObjectID(hexlify(sha)) not in store
+
+        try:
+            paths = paths_of(pushed, raw_loader(store), commits, unknown)
+        except (KeyError, ValueError):
+            paths = []
+        limit = human_size(self.max_file_size)
+        what = f"a file of {human_size(exc.size)}"
+        if len(paths) == 1:
+            what = f"{paths[0]} ({human_size(exc.size)})"
+        elif paths:
+            what += " (one of " + ", ".join(paths[:5]) + ")"
+        track = f'git lfs track "{paths[0]}"' if len(paths) == 1 else "git lfs track"
+        return (
+            f"{what} is larger than the {limit} a file may have in git on this server:"
+            f" track it with `{track}`, commit it again and push"
+        )
 
     def _discard_partial_packs(self) -> None:
         for partial in Path(disk_repo(self.repo).object_store.path).glob("tmp_pack_*"):

@@ -134,6 +134,7 @@ async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamRe
             handler = AmphubReceivePackHandler(backend, REPO_ARGS, proto, stateless_rpc=True)
             handler.max_pack_bytes = max(room, EMPTY_PACK_BYTES)
             handler.quota_refusal = refusal
+            handler.max_file_size = request.app[keys.HUB].config.max_git_file_size
             try:
                 with lock:
                     handler.handle()

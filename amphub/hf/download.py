@@ -16,13 +16,21 @@ from aiohttp.helpers import ETag
 from amphub.errors import NotFound, RangeNotSatisfiable
 from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.errors import EntryNotFound
-from amphub.hf.repo import read_file, resolve_revision
+from amphub.hf.repo import open_file, resolve_revision
 from amphub.http import keys
 from amphub.http.access import ModelAccess
+from amphub.http.blob_body import blob_response
 from amphub.http.headers import DOWNLOAD_HEADERS
 from amphub.policy import Action
 from amphub.services.objects import stored_object
-from amphub.storage.repo_files import BINARY_PROBE, LfsPointer, PathNotFound, parse_pointer
+from amphub.storage.git_objects import BlobReader
+from amphub.storage.repo_files import (
+    BINARY_PROBE,
+    LFS_POINTER_MAX,
+    LfsPointer,
+    PathNotFound,
+    parse_pointer,
+)
 
 
 class _StoredObject(web.FileResponse):
@@ -46,32 +54,30 @@ class _StoredObject(web.FileResponse):
         self.headers["ETag"] = self._content_etag
 
 
-def _read(path: Path, rev: str, file: str) -> tuple[str, str | None, bytes]:
-    """(commit id, blob id, bytes) of a file at a revision; (commit id, None, b"") if absent."""
+def _open(path: Path, rev: str, file: str) -> tuple[str, str | None, BlobReader | None]:
+    """(commit id, blob id, reader) of a file at a revision; (commit id, None, None) if absent."""
     commit_id = resolve_revision(path, rev)
     try:
-        return commit_id, *read_file(path, commit_id, file)
+        return commit_id, *open_file(path, commit_id, file)
     except PathNotFound:
-        return commit_id, None, b""
+        return commit_id, None, None
 
 
-def _ranged(request: web.Request, data: bytes, headers: dict[str, str]) -> web.Response:
-    """The bytes, or the one range of them that the request asks for."""
-    size = len(data)
+def _span(request: web.Request, size: int) -> tuple[int, int] | None:
+    """The one range [start, stop) of the file that the request asks for; None for all."""
     try:
         wanted = request.http_range
     except ValueError:
         wanted = None
-    if wanted is not None and wanted.start is None and wanted.stop is None:
-        return web.Response(body=data, headers=headers)
-    start, stop, _ = wanted.indices(size) if wanted else (size, size, 1)
+    if wanted is None or (wanted.start is None and wanted.stop is None):
+        return None
+    start, stop, _ = wanted.indices(size)
     if start >= stop:
         raise RangeNotSatisfiable(
             f"{request.headers['Range']} is outside the file's {size} bytes",
             headers={"Content-Range": f"bytes */{size}"},
         )
-    headers = {**headers, "Content-Range": f"bytes {start}-{stop - 1}/{size}"}
-    return web.Response(status=206, body=data[start:stop], headers=headers)
+    return start, stop
 
 
 async def _stored(request: web.Request, access: ModelAccess, pointer: LfsPointer) -> Path:
@@ -88,17 +94,27 @@ async def get_resolve(request: web.Request) -> web.StreamResponse:
     access = await require_repo(request, Action.READ_FILES)
     path = repository(request, access)
     rev, file = request.match_info["rev"], request.match_info["path"]
-    commit_id, blob_id, data = await run_git(request, lambda: _read(path, rev, file))
-    if blob_id is None:
+    commit_id, blob_id, reader = await run_git(request, lambda: _open(path, rev, file))
+    if blob_id is None or reader is None:
         # With the commit, the client remembers that the file is absent from it.
         raise EntryNotFound(f"no {file} in {rev}", headers={"X-Repo-Commit": commit_id})
     # A model's file is the uploader's content: never run as a page of this origin.
     headers = {"X-Repo-Commit": commit_id, "Accept-Ranges": "bytes", **DOWNLOAD_HEADERS}
-    pointer = parse_pointer(data)
-    if pointer is None:
-        binary = b"\0" in data[:BINARY_PROBE]
-        kind = "application/octet-stream" if binary else "text/plain; charset=utf-8"
-        return _ranged(request, data, {**headers, "ETag": f'"{blob_id}"', "Content-Type": kind})
+    try:
+        head = await run_git(request, lambda: reader.peek(BINARY_PROBE))
+        pointer = parse_pointer(head) if reader.size <= LFS_POINTER_MAX else None
+        if pointer is None:
+            binary = b"\0" in head
+            kind = "application/octet-stream" if binary else "text/plain; charset=utf-8"
+            span = _span(request, reader.size)
+            headers.update({"ETag": f'"{blob_id}"', "Content-Type": kind})
+            if span:
+                headers["Content-Range"] = f"bytes {span[0]}-{span[1] - 1}/{reader.size}"
+            return blob_response(request, reader, headers, span)
+    except BaseException:
+        reader.close()
+        raise
+    reader.close()
     etag = f'"{pointer.oid}"'
     headers.update(
         {

@@ -16,7 +16,9 @@ from dulwich.objects import Blob, Commit, ObjectID, SubmoduleEncountered, Tree
 from dulwich.repo import Repo
 
 from amphub.clock import rfc3339
+from amphub.storage.git_objects import BlobReader, object_size
 from amphub.storage.repo_files import (
+    LFS_POINTER_MAX,
     LfsPointer,
     PathNotFound,
     RevisionNotFound,
@@ -81,11 +83,11 @@ def _object_at(repo: Repo, commit_id: str, path: str) -> tuple[int, bytes]:
 def _entry(repo: Repo, name: str, mode: int, oid: bytes) -> HubEntry:
     if stat.S_ISDIR(mode):
         return HubEntry(name, "directory", oid.decode(), 0)
-    data = repo[oid].as_raw_string()
-    pointer = parse_pointer(data)
+    size = object_size(repo, oid)
+    pointer = parse_pointer(repo[oid].as_raw_string()) if size <= LFS_POINTER_MAX else None
     if pointer:
-        return HubEntry(name, "file", oid.decode(), pointer.size, pointer, len(data))
-    return HubEntry(name, "file", oid.decode(), len(data))
+        return HubEntry(name, "file", oid.decode(), pointer.size, pointer, size)
+    return HubEntry(name, "file", oid.decode(), size)
 
 
 def list_entries(path: Path, commit_id: str, folder: str, recursive: bool) -> list[HubEntry]:
@@ -131,6 +133,15 @@ def read_file(path: Path, commit_id: str, file: str) -> tuple[str, bytes]:
         if not isinstance(blob, Blob):
             raise PathNotFound(f"{file} is a folder, not a file")
         return oid.decode(), blob.as_raw_string()
+
+
+def open_file(path: Path, commit_id: str, file: str) -> tuple[str, BlobReader]:
+    """(blob id, a reader of its bytes as stored in git) of a file; LFS files give their pointer."""
+    with Repo(str(path)) as repo:
+        mode, oid = _object_at(repo, commit_id, file)
+        if stat.S_ISDIR(mode):
+            raise PathNotFound(f"{file} is a folder, not a file")
+        return oid.decode(), BlobReader(repo, oid)
 
 
 def read_optional(path: Path, commit_id: str, file: str) -> bytes:

@@ -13,6 +13,8 @@ from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
 
+from amphub.storage.git_objects import BlobReader
+
 LFS_POINTER_START = b"version https://git-lfs.github.com/spec/v1\n"
 LFS_POINTER_MAX = 1024
 # git's own test for binary content: a NUL byte in the first 8000 bytes.
@@ -118,15 +120,35 @@ def read_as(repo: Repo, sha: bytes, kind: type[_Object]) -> _Object:
     return obj
 
 
-def _lookup(repo: Repo, tree_id: bytes, path: str) -> Tree | Blob:
-    obj = repo[tree_id]
-    for part in [p for p in path.split("/") if p]:
-        if not isinstance(obj, Tree) or part.encode() not in obj:
+def _folder(repo: Repo, tree_id: bytes, path: str) -> Tree:
+    """The tree of a folder, found without reading any file on the way."""
+    tree = read_as(repo, tree_id, Tree)
+    for part in [p.encode() for p in path.split("/") if p]:
+        if part not in tree:
             raise PathNotFound(f"no {path} in this revision")
-        obj = repo[obj[part.encode()][1]]
-    if not isinstance(obj, Tree | Blob):
-        raise PathNotFound(f"no {path} in this revision")
-    return obj
+        mode, sha = tree[part]
+        if not stat.S_ISDIR(mode):
+            raise PathNotFound(f"{path} is a file, not a folder")
+        tree = read_as(repo, sha, Tree)
+    return tree
+
+
+def _lookup_id(repo: Repo, tree_id: bytes, file: str) -> bytes:
+    """The blob id of a file, read from its folders' trees alone."""
+    parts = [p.encode() for p in file.split("/") if p]
+    tree = read_as(repo, tree_id, Tree)
+    for i, part in enumerate(parts):
+        if part not in tree:
+            break
+        mode, sha = tree[part]
+        if i == len(parts) - 1:
+            if stat.S_ISDIR(mode) or mode == GITLINK_MODE:
+                raise PathNotFound(f"{file} is a folder, not a file")
+            return sha
+        if not stat.S_ISDIR(mode):
+            break
+        tree = read_as(repo, sha, Tree)
+    raise PathNotFound(f"no {file} in this revision")
 
 
 def resolve(path: Path, rev: str) -> str:
@@ -153,9 +175,7 @@ def list_tree(
     page of a folder with ten thousand files costs no more than the page.
     """
     with Repo(str(path)) as repo:
-        tree = _lookup(repo, _commit(repo, rev).tree, folder)
-        if not isinstance(tree, Tree):
-            raise PathNotFound(f"{folder} is a file, not a folder")
+        tree = _folder(repo, _commit(repo, rev).tree, folder)
         # A gitlink (submodule) names a commit of another repository: nothing to list here.
         items = [item for item in tree.iteritems() if item.mode != GITLINK_MODE]
         items.sort(key=lambda item: (not stat.S_ISDIR(item.mode), item.path))
@@ -166,26 +186,29 @@ def list_tree(
             if stat.S_ISDIR(item.mode):
                 entries.append(Entry(name, "directory", None))
             else:
-                entries.append(_file_entry(name, read_as(repo, item.sha, Blob)))
+                entries.append(_file_entry(repo, name, item.sha))
         return len(items), entries
 
 
 def file_entry(path: Path, rev: str, file: str) -> Entry:
     """One file of a revision, as its folder lists it."""
     with Repo(str(path)) as repo:
-        blob = _lookup(repo, _commit(repo, rev).tree, file)
-        if not isinstance(blob, Blob):
-            raise PathNotFound(f"{file} is a folder, not a file")
-        return _file_entry(file.strip("/"), blob)
+        blob_id = _lookup_id(repo, _commit(repo, rev).tree, file)
+        return _file_entry(repo, file.strip("/"), blob_id)
 
 
-def _file_entry(name: str, blob: Blob) -> Entry:
-    data = blob.as_raw_string()
-    sha = blob.id.decode()
-    pointer = parse_pointer(data)
+def _file_entry(repo: Repo, name: str, blob_id: bytes) -> Entry:
+    """A file's entry from its size and first bytes: the blob is never read whole."""
+    reader = BlobReader(repo, blob_id)
+    try:
+        head = reader.peek(BINARY_PROBE)
+    finally:
+        reader.close()
+    sha = blob_id.decode()
+    pointer = parse_pointer(head) if reader.size <= LFS_POINTER_MAX else None
     if pointer:
         return Entry(name, "file", pointer.size, pointer, None, sha)
-    return Entry(name, "file", len(data), None, b"\0" in data[:BINARY_PROBE], sha)
+    return Entry(name, "file", reader.size, None, b"\0" in head, sha)
 
 
 def walk_files(path: Path, rev: str) -> tuple[str, list[Entry]]:
@@ -200,11 +223,10 @@ def walk_files(path: Path, rev: str) -> tuple[str, list[Entry]]:
                 if item.mode == 0o160000:
                     continue  # a submodule: no content here
                 name = prefix + item.path.decode(errors="replace")
-                obj = repo[item.sha]
-                if isinstance(obj, Tree):
-                    pending.append((name + "/", obj))
-                elif isinstance(obj, Blob):
-                    files.append(_file_entry(name, obj))
+                if stat.S_ISDIR(item.mode):
+                    pending.append((name + "/", read_as(repo, item.sha, Tree)))
+                else:
+                    files.append(_file_entry(repo, name, item.sha))
         return commit.id.decode(), sorted(files, key=lambda e: e.path)
 
 
@@ -216,12 +238,12 @@ def earlier_versions(path: Path, commit_id: str, file: str, limit: int) -> list[
         include = [ObjectID(commit_id.encode())]
         for entry in repo.get_walker(include=include, paths=[file.encode()]):
             try:
-                blob = _lookup(repo, entry.commit.tree, file)
+                blob_id = _lookup_id(repo, entry.commit.tree, file)
             except PathNotFound:
                 continue
-            if isinstance(blob, Blob) and blob.id not in seen:
-                seen.add(blob.id)
-                versions.append((entry.commit.id.decode(), blob.id.decode()))
+            if blob_id not in seen:
+                seen.add(blob_id)
+                versions.append((entry.commit.id.decode(), blob_id.decode()))
             if len(versions) > limit:
                 break
         return versions[1:]  # the first is the file as it is in the commit itself
@@ -236,13 +258,11 @@ def read_object(path: Path, sha: str) -> bytes:
         return blob.as_raw_string()
 
 
-def read_blob(path: Path, rev: str, file: str) -> bytes:
-    """A file's bytes as stored in git (an LFS file gives its pointer)."""
+def open_blob(path: Path, rev: str, file: str) -> BlobReader:
+    """A file's bytes as stored in git (an LFS file gives its pointer), to read in chunks."""
     with Repo(str(path)) as repo:
-        blob = _lookup(repo, _commit(repo, rev).tree, file)
-        if not isinstance(blob, Blob):
-            raise PathNotFound(f"{file} is a folder, not a file")
-        return blob.as_raw_string()
+        blob_id = _lookup_id(repo, _commit(repo, rev).tree, file)
+        return BlobReader(repo, blob_id)
 
 
 def list_refs(path: Path) -> dict[str, list[dict[str, str]]]:
