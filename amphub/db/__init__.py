@@ -24,6 +24,7 @@ from amphub.db.core import (
     User,
     Zone,
     connect,
+    integrity_problems,
     migrate,
     opened,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "User",
     "Zone",
     "connect",
+    "integrity_problems",
     "migrate",
     "opened",
 ]
