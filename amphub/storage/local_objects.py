@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -118,6 +119,10 @@ class LocalObjectStore:
     def put_group(self, objects: Sequence[tuple[str, bytes]]) -> list[Exception | None]:
         """Store small objects received whole, with two disk flushes for all of them."""
         return put_group(self, objects)
+
+    def free_bytes(self) -> int:
+        """Bytes the file system under the store can still take."""
+        return shutil.disk_usage(self.root).free
 
     def stored(self) -> Iterator[tuple[str, int, float]]:
         """(oid, size, seconds since it was written) of every object stored."""

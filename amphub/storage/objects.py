@@ -94,6 +94,10 @@ class ObjectStore(Protocol):
         """Move a damaged object out of the store, kept aside; a new upload replaces it."""
         ...
 
+    def free_bytes(self) -> int:
+        """Bytes the store can still take."""
+        ...
+
     def stored(self) -> Iterator[tuple[str, int, float]]:
         """(oid, size, seconds since it was written) of every object stored."""
         ...
