@@ -1,26 +1,67 @@
-"""Run a blocking dulwich protocol handler in a thread while aiohttp streams its I/O.
+"""Run a blocking dulwich protocol handler in a thread while aiohttp streams its output.
 
-The thread pulls the request body chunk by chunk from the event loop and pushes its
-output back in chunks of about a mebibyte, waiting for each write to finish: memory stays
-flat however large the pack, and a slow client slows the producer instead of filling RAM.
+The request body is read on the event loop before the thread starts (into memory when
+small, into a temporary file when it is a pack): a git thread never waits for a client to
+send, so clients that send slowly cannot take every thread. The thread pushes its output
+back in chunks of about a mebibyte, waiting for each write to finish: memory stays flat
+however large the pack, and a slow reader slows the producer instead of filling RAM.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+import contextlib
+import io
+import tempfile
+from collections.abc import AsyncIterator, Callable, Coroutine
+from functools import partial
+from typing import Any, BinaryIO, TypeVar
 
 from aiohttp import web
 
 from amphub.http import keys
 
 OUTPUT_CHUNK = 1024 * 1024
+# A spooled body is written to its file in pieces of this size, each on a git thread.
+SPOOL_PIECE = 1024 * 1024
 T = TypeVar("T")
 
 
 class BodyTooLarge(Exception):
     """The request body passed the limit set for the route."""
+
+
+async def body_in_memory(request: web.Request, limit: int) -> BinaryIO:
+    """The whole body, read on the loop; BodyTooLarge past `limit` bytes."""
+    if (request.content_length or 0) > limit:
+        raise BodyTooLarge(f"request body larger than {limit} bytes")
+    body = io.BytesIO()
+    async for chunk in request.content.iter_any():
+        if body.tell() + len(chunk) > limit:
+            raise BodyTooLarge(f"request body larger than {limit} bytes")
+        body.write(chunk)
+    body.seek(0)
+    return body
+
+
+@contextlib.asynccontextmanager
+async def body_spooled(request: web.Request, limit: int) -> AsyncIterator[BinaryIO]:
+    """The body in an unnamed temporary file in the data dir, read on the loop.
+
+    Reading stops after `limit` bytes: the thread then reads a cut body and its handler
+    refuses it the way it refuses any body past its limit. The file has no name: it goes
+    when it is closed, or with the process.
+    """
+    hub = request.app[keys.HUB]
+    with tempfile.TemporaryFile(dir=hub.config.tmp_dir, prefix="body-") as spool:
+        received = 0
+        async for piece in request.content.iter_chunked(SPOOL_PIECE):
+            await hub.run_blocking(partial(spool.write, piece))
+            received += len(piece)
+            if received > limit:
+                break
+        spool.seek(0)
+        yield spool
 
 
 class StreamBridge:
@@ -31,14 +72,12 @@ class StreamBridge:
         request: web.Request,
         response: web.StreamResponse,
         loop: asyncio.AbstractEventLoop,
-        max_body: int | None = None,
+        body: BinaryIO,
     ) -> None:
         self.request = request
         self.response = response
         self.loop = loop
-        self.max_body = max_body
-        self.body_read = 0
-        self._in = bytearray()
+        self.body = body
         self._out = bytearray()
         self.started = False
 
@@ -47,15 +86,7 @@ class StreamBridge:
 
     def recv(self, size: int) -> bytes:
         """Up to `size` bytes of the request body; b'' at its end."""
-        if not self._in:
-            chunk = self._call(self.request.content.readany())
-            self.body_read += len(chunk)
-            if self.max_body is not None and self.body_read > self.max_body:
-                raise BodyTooLarge(f"request body larger than {self.max_body} bytes")
-            self._in += chunk
-        data = bytes(self._in[:size])
-        del self._in[:size]
-        return data
+        return self.body.read(size)
 
     def write(self, data: bytes) -> None:
         """Queue output; it is sent once a chunk is full or at `flush`."""
@@ -83,10 +114,10 @@ async def run_streamed(
     request: web.Request,
     response: web.StreamResponse,
     work: Callable[[StreamBridge], T],
-    max_body: int | None = None,
+    body: BinaryIO | None = None,
 ) -> tuple[T, StreamBridge]:
     """Run `work(bridge)` on a git thread, then flush what it left queued."""
-    bridge = StreamBridge(request, response, asyncio.get_running_loop(), max_body)
+    bridge = StreamBridge(request, response, asyncio.get_running_loop(), body or io.BytesIO())
 
     def run() -> T:
         result = work(bridge)
