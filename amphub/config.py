@@ -31,6 +31,16 @@ class Config:
     retention_days: int = 15
     workers: int = 2
     zone: str = "default"
+    # A connection whose request headers are not all in within this many seconds of its
+    # opening (or of its last answer) is closed: it also ends idle keep-alive connections.
+    header_timeout: int = 30
+    # A request body arriving slower than this many bytes a second, averaged over each
+    # window of body_rate_window seconds, is cut (408); 0 turns the check off.
+    min_body_rate: int = 1024
+    body_rate_window: int = 30
+    # Open connections from one client address, and in all (kept below the open-file limit).
+    connections_per_address: int = 64
+    max_connections: int = 4096
 
     @property
     def db_path(self) -> Path:
@@ -67,6 +77,11 @@ SETTINGS: dict[str, type] = {
     "retention_days": int,
     "workers": int,
     "zone": str,
+    "header_timeout": int,
+    "min_body_rate": int,
+    "body_rate_window": int,
+    "connections_per_address": int,
+    "max_connections": int,
 }
 
 
@@ -77,6 +92,11 @@ RANGES: dict[str, tuple[int, int]] = {
     "grace_days": (0, 36500),
     "retention_days": (0, 36500),
     "workers": (1, 256),
+    "header_timeout": (1, 3600),
+    "min_body_rate": (0, 2**40),
+    "body_rate_window": (1, 3600),
+    "connections_per_address": (1, 1_000_000),
+    "max_connections": (1, 1_000_000),
 }
 
 
