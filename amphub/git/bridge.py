@@ -1,7 +1,7 @@
 """Run a blocking dulwich protocol handler in a thread while aiohttp streams its output.
 
 The request body is read on the event loop before the thread starts (into memory when
-small, into a temporary file when it is a pack): a git thread never waits for a client to
+small, else into a temporary file): a git thread never waits for a client to
 send, so clients that send slowly cannot take every thread. The thread pushes its output
 back in chunks of about a mebibyte, waiting for each write to finish: memory stays flat
 however large the pack, and a slow reader slows the producer instead of filling RAM.
@@ -15,15 +15,17 @@ import io
 import tempfile
 from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import partial
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar, cast
 
 from aiohttp import web
 
 from amphub.http import keys
 
 OUTPUT_CHUNK = 1024 * 1024
-# A spooled body is written to its file in pieces of this size, each on a git thread.
-SPOOL_PIECE = 1024 * 1024
+# A body is written to its spool in pieces of about this size, each on a git thread; a
+# spool goes to disk past SPOOL_IN_MEMORY bytes.
+SPOOL_PIECE = 256 * 1024
+SPOOL_IN_MEMORY = 64 * 1024
 T = TypeVar("T")
 
 
@@ -31,37 +33,37 @@ class BodyTooLarge(Exception):
     """The request body passed the limit set for the route."""
 
 
-async def body_in_memory(request: web.Request, limit: int) -> BinaryIO:
-    """The whole body, read on the loop; BodyTooLarge past `limit` bytes."""
-    if (request.content_length or 0) > limit:
-        raise BodyTooLarge(f"request body larger than {limit} bytes")
-    body = io.BytesIO()
-    async for chunk in request.content.iter_any():
-        if body.tell() + len(chunk) > limit:
-            raise BodyTooLarge(f"request body larger than {limit} bytes")
-        body.write(chunk)
-    body.seek(0)
-    return body
-
-
 @contextlib.asynccontextmanager
-async def body_spooled(request: web.Request, limit: int) -> AsyncIterator[BinaryIO]:
-    """The body in an unnamed temporary file in the data dir, read on the loop.
+async def body_spooled(
+    request: web.Request, limit: int, *, cut: bool = False
+) -> AsyncIterator[BinaryIO]:
+    """The whole body, read on the loop into memory, or a temporary file in the data dir.
 
-    Reading stops after `limit` bytes: the thread then reads a cut body and its handler
-    refuses it the way it refuses any body past its limit. The file has no name: it goes
-    when it is closed, or with the process.
+    Past `limit` bytes: BodyTooLarge; with `cut`, reading stops there instead and the
+    thread reads a cut body, which its handler refuses as it refuses any body past its
+    limit. Bodies a client holds open stay on disk, not in memory: a file has no name
+    and goes when it is closed, or with the process.
     """
+    if not cut and (request.content_length or 0) > limit:
+        raise BodyTooLarge(f"request body larger than {limit} bytes")
     hub = request.app[keys.HUB]
-    with tempfile.TemporaryFile(dir=hub.config.tmp_dir, prefix="body-") as spool:
-        received = 0
-        async for piece in request.content.iter_chunked(SPOOL_PIECE):
-            await hub.run_blocking(partial(spool.write, piece))
-            received += len(piece)
+    with tempfile.SpooledTemporaryFile(
+        SPOOL_IN_MEMORY, "w+b", dir=str(hub.config.tmp_dir)
+    ) as spool:
+        received, parts = 0, bytearray()
+        async for chunk in request.content.iter_any():
+            received += len(chunk)
+            if received > limit and not cut:
+                raise BodyTooLarge(f"request body larger than {limit} bytes")
+            parts += chunk
+            if len(parts) >= SPOOL_PIECE or received > limit:
+                await hub.run_blocking(partial(spool.write, bytes(parts)))
+                parts.clear()
             if received > limit:
                 break
+        await hub.run_blocking(partial(spool.write, bytes(parts)))
         spool.seek(0)
-        yield spool
+        yield cast(BinaryIO, spool)
 
 
 class StreamBridge:

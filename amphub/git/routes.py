@@ -20,7 +20,6 @@ from amphub.git.backend import REPO_ARGS, one_repo_backend
 from amphub.git.bridge import (
     BodyTooLarge,
     StreamBridge,
-    body_in_memory,
     body_spooled,
     run_streamed,
 )
@@ -115,18 +114,18 @@ async def post_service(request: web.Request) -> web.StreamResponse:
 
 
 async def _upload_pack(request: web.Request, call: ServiceCall) -> web.StreamResponse:
-    try:
-        body = await body_in_memory(request, MAX_NEGOTIATION_BODY)
-    except BodyTooLarge:
-        raise PayloadTooLarge(
-            f"git request too large: more than {MAX_NEGOTIATION_BODY} bytes"
-        ) from None
     response = _result_response("git-upload-pack")
 
     def serve(bridge: StreamBridge) -> None:
         serve_upload_pack(call.path, bridge.recv, bridge.write)
 
-    await _run_service(request, response, call, serve, body)
+    try:
+        async with body_spooled(request, MAX_NEGOTIATION_BODY) as body:
+            await _run_service(request, response, call, serve, body)
+    except BodyTooLarge:
+        raise PayloadTooLarge(
+            f"git request too large: more than {MAX_NEGOTIATION_BODY} bytes"
+        ) from None
     return response
 
 
@@ -151,7 +150,8 @@ async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamRe
                 target.record(handler.updated)
 
     # Past the room left, the handler refuses the pack with the quota's sentence.
-    async with body_spooled(request, max(room, EMPTY_PACK_BYTES) + MAX_NEGOTIATION_BODY) as body:
+    limit = max(room, EMPTY_PACK_BYTES) + MAX_NEGOTIATION_BODY
+    async with body_spooled(request, limit, cut=True) as body:
         await _run_service(request, response, call, serve, body)
     return response
 
