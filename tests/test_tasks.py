@@ -269,9 +269,11 @@ async def test_a_scan_restarted_after_kill_9_keeps_what_it_had_judged(tmp_path):
         dense = pickle.dumps([(i, str(i)) for i in range(1_500_000)], protocol=4)
         await push(tmp_path / "w-m1", {"big.pkl": dense}, clone=hub.remote("team", "m1"))
         task = await scan(hub)
+        deadline = asyncio.get_running_loop().time() + 60
         while (await hub.call("GET", f"/api/v1/tasks/{task['id']}"))[1]["message"] != (
             "scanning big.pkl"
         ):
+            assert asyncio.get_running_loop().time() < deadline, "the scan never reached big.pkl"
             await asyncio.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         await asyncio.wait_for(proc.wait(), 30)
