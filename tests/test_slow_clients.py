@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from dulwich.protocol import pkt_line
 
+from amphub.git.bridge import SLOW_READER_SECONDS
 from amphub.services.hub import BLOCKING_THREADS
 
-from .conftest import Hub, git, running_hub
+from .conftest import Hub, git, push, running_hub
 
 GUARD = 10  # seconds: longer than any limit set here, far shorter than the defaults
 
@@ -156,3 +159,39 @@ async def test_a_flood_of_accept_errors_writes_a_few_lines(
                 )
     lines = [r for r in caplog.records if "out of system resource" in r.getMessage()]
     assert 1 <= len(lines) <= 10
+
+
+async def test_slow_readers_leave_git_working_for_others(tmp_path: Path):
+    """More clients than git threads ask for a large pack and never read it; git goes on."""
+    async with running_hub(tmp_path / "data") as hub:
+        await hub.space_and_model("team", "big", visibility="public")
+        await hub.model("team", "other")
+        work = tmp_path / "w"
+        tip = await push(
+            work, {"data.txt": os.urandom(6 * 1024 * 1024)}, clone=hub.remote("team", "big")
+        )
+        wants = pkt_line(f"want {tip} side-band-64k ofs-delta thin-pack\n".encode()) + b"0000"
+        body = wants + pkt_line(b"done\n")
+        head = request_head(
+            "POST",
+            "/team/big.git/git-upload-pack",
+            len(body),
+            "application/x-git-upload-pack-request",
+        )
+        async with connections(hub, BLOCKING_THREADS + 8) as readers:
+            for _, writer in readers:
+                writer.write(head + body)  # and never read the answer
+            await asyncio.sleep(1)  # every request has a git thread, or waits for one
+            async with asyncio.timeout(GUARD + SLOW_READER_SECONDS):
+                listed = await git("ls-remote", hub.remote("team", "other"))
+            assert "refs/heads/master" in listed.stdout
+            # A reader that starts reading late still gets the whole pack, to its end.
+            reader, _ = readers[0]
+            answer = b""
+            try:
+                async with asyncio.timeout(GUARD):
+                    while not answer.endswith(b"0000\r\n0\r\n\r\n"):
+                        answer += await reader.read(1024 * 1024)
+            except TimeoutError:
+                raise AssertionError((len(answer), answer[:300], answer[-100:])) from None
+        assert answer.startswith(b"HTTP/1.1 200") and len(answer) > 6 * 1024 * 1024

@@ -3,25 +3,31 @@
 The request body is read on the event loop before the thread starts (into memory when
 small, else into a temporary file): a git thread never waits for a client to
 send, so clients that send slowly cannot take every thread. The thread pushes its output
-back in chunks of about a mebibyte, waiting for each write to finish: memory stays flat
-however large the pack, and a slow reader slows the producer instead of filling RAM.
+back in chunks of about a mebibyte, waiting for each write to finish, so memory stays
+flat however large the pack. A client that reads slower than that (one chunk in
+SLOW_READER_SECONDS) does not hold the thread either: the rest of the answer goes to a
+temporary file at the thread's own pace, and the loop sends the file as the client reads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import io
+import os
 import tempfile
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
-from typing import Any, BinaryIO, TypeVar, cast
+from pathlib import Path
+from typing import BinaryIO, TypeVar, cast
 
 from aiohttp import web
 
 from amphub.http import keys
 
 OUTPUT_CHUNK = 1024 * 1024
+SLOW_READER_SECONDS = 5
 # A body is written to its spool in pieces of about this size, each on a git thread; a
 # spool goes to disk past SPOOL_IN_MEMORY bytes.
 SPOOL_PIECE = 256 * 1024
@@ -82,9 +88,7 @@ class StreamBridge:
         self.body = body
         self._out = bytearray()
         self.started = False
-
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        self.spill: Spill | None = None
 
     def recv(self, size: int) -> bytes:
         """Up to `size` bytes of the request body; b'' at its end."""
@@ -97,12 +101,21 @@ class StreamBridge:
             self.flush()
 
     def flush(self) -> None:
-        """Send what is queued, starting the response on the first call."""
+        """Send what is queued (starting the response the first time), or spill it."""
         if not self._out and self.started:
             return
         data = bytes(self._out)
         self._out.clear()
-        self._call(self._send(data))
+        if self.spill is not None:
+            self.spill.append(data)
+            return
+        sending = asyncio.run_coroutine_threadsafe(self._send(data), self.loop)
+        try:
+            sending.result(SLOW_READER_SECONDS)
+        except TimeoutError:
+            # The client reads slowly: the loop sends on, the thread goes its own pace.
+            tmp_dir = self.request.app[keys.HUB].config.tmp_dir
+            self.spill = Spill(tmp_dir, self.response, sending)
 
     async def _send(self, data: bytes) -> None:
         if not self.started:
@@ -110,6 +123,37 @@ class StreamBridge:
             await self.response.prepare(self.request)
         if data:
             await self.response.write(data)
+
+
+class Spill:
+    """The rest of an answer, written to a file by the thread and sent from it by the loop."""
+
+    def __init__(
+        self, tmp_dir: Path, response: web.StreamResponse, sending: concurrent.futures.Future[None]
+    ) -> None:
+        self._file = tempfile.TemporaryFile(dir=tmp_dir)  # noqa: SIM115 - closed by `close`
+        self._written = 0
+        self._response = response
+        self._sending = sending  # the write that was too slow, still under way
+
+    def append(self, data: bytes) -> None:
+        """On the thread: add to the answer, without waiting for the client."""
+        self._file.write(data)
+        self._written += len(data)
+
+    async def send(self, run_blocking: Callable[[Callable[[], bytes]], Awaitable[bytes]]) -> None:
+        """On the loop, once the thread is done: send the file as the client reads it."""
+        self._file.flush()
+        await asyncio.wrap_future(self._sending)
+        fd, offset = self._file.fileno(), 0
+        while offset < self._written:
+            chunk = await run_blocking(partial(os.pread, fd, OUTPUT_CHUNK, offset))
+            await self._response.write(chunk)
+            offset += len(chunk)
+
+    def close(self) -> None:
+        """Drop the file."""
+        self._file.close()
 
 
 async def run_streamed(
@@ -126,4 +170,12 @@ async def run_streamed(
         bridge.flush()
         return result
 
-    return await request.app[keys.HUB].run_blocking(run), bridge
+    hub = request.app[keys.HUB]
+    try:
+        result = await hub.run_blocking(run)
+        if bridge.spill is not None:
+            await bridge.spill.send(hub.run_blocking)
+    finally:
+        if bridge.spill is not None:
+            bridge.spill.close()
+    return result, bridge
