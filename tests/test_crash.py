@@ -1,7 +1,7 @@
 """Kill -9 at random moments of writes; after each restart the client's retry completes,
 the repository is whole, usage is what is stored and `amphub doctor` finds nothing.
 
-Marked `crash`: `pytest -m crash` runs it alone (about two minutes; 30 kills).
+Marked `crash`: `pytest -m crash` runs it alone (about three minutes; 36 kills).
 """
 
 from __future__ import annotations
@@ -19,12 +19,22 @@ import pytest
 from huggingface_hub import HfApi
 
 from amphub.storage.repos import PACK_CACHE_DIR, is_scratch
-from tests.conftest import Hub, commit, free_port, git, read_until, start_server, wait_task
+from tests.conftest import (
+    Hub,
+    commit,
+    free_port,
+    git,
+    read_until,
+    start_hub,
+    start_server,
+    wait_task,
+)
 from tests.test_doctor import doctor
 from tests.test_hf_download import hf, hf_home  # noqa: F401  (hf_home: autouse)
+from tests.test_sync import register_zone
 
 pytestmark = pytest.mark.crash
-KILLS_EACH = 6  # five kinds of write: 30 kills
+KILLS_EACH = 6  # six kinds of write: 36 kills
 MIB = 1024 * 1024
 
 
@@ -152,6 +162,34 @@ async def test_kill_9_during_writes_loses_nothing_acknowledged(tmp_path):
 
                 await crash_during(server, scan, rng)
                 await check(hub, tmp_path, "m1", 200 + n)
+
+            peer_server, peer_key = await start_hub(tmp_path / "peer")
+            try:
+                peer = Hub(peer_server, session, peer_key, tmp_path / "peer")
+                await peer.user("syncer", creator=True)
+                await register_zone(hub, peer, peer.keys["syncer"])
+                for n in range(KILLS_EACH):  # a sync to another zone: resumed after a restart
+                    await commit(work, {f"s/{n}.bin": os.urandom(2 * MIB)}, f"to sync {n}")
+                    await push()
+
+                    async def sync() -> None:
+                        status, task = await hub.call(
+                            "POST",
+                            "/api/v1/models/team/m1/syncs",
+                            json={"ref": "master", "zone": "eu"},
+                        )
+                        assert status == 201, task
+                        done = await wait_task(hub, task["id"])
+                        assert done["status"] == "succeeded", done
+
+                    await crash_during(server, sync, rng)
+                    await check(hub, tmp_path, "m1", 300 + n)
+                    theirs = tmp_path / f"theirs-{n}"
+                    await git("clone", "-q", peer.remote("team", "m1", "syncer"), str(theirs))
+                    await git("fsck", "--strict", cwd=theirs)
+                    await git("lfs", "fsck", cwd=theirs)
+            finally:
+                await peer_server.close()
 
             api = HfApi(endpoint=hub.base, token=hub.admin_key)
             await hf(api.create_repo, "team/hf1")
