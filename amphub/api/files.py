@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +12,7 @@ from aiohttp import web
 
 from amphub import db
 from amphub.clock import rfc3339
-from amphub.errors import BadRequest, NotFound, RangeNotSatisfiable
+from amphub.errors import BadRequest, NotFound
 from amphub.http import keys
 from amphub.http.access import ModelAccess, require_model
 from amphub.http.blob_body import blob_response
@@ -37,7 +36,6 @@ from amphub.storage.repo_files import (
 )
 
 T = TypeVar("T")
-RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 COMMITS_PER_PAGE = 30
 MAX_COMMITS_PER_PAGE = 100
 
@@ -125,20 +123,6 @@ async def file_data(request: web.Request, path: Path, rev: str, file: str) -> by
     return await _blocking(request, read)
 
 
-def _span(request: web.Request, size: int) -> tuple[int, int] | None:
-    """The single range [start, stop) of the file the request asks for; None for all of it."""
-    header = request.headers.get("Range")
-    match = RANGE.fullmatch(header.strip()) if header else None
-    if not match or match.groups() == ("", ""):
-        return None
-    first, last = match.groups()
-    start = int(first) if first else max(size - int(last), 0)
-    end = min(int(last), size - 1) if first and last else size - 1
-    if start >= size or start > end:
-        raise RangeNotSatisfiable(f"{header} is outside the file's {size} bytes")
-    return start, end + 1
-
-
 async def get_blob(request: web.Request) -> web.StreamResponse:
     """A file's content: LFS content where the file is a pointer, with Range either way."""
     access, path = await model_repo(request)
@@ -150,11 +134,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         pointer = parse_pointer(head) if reader.size <= LFS_POINTER_MAX else None
         if pointer is None:
             kind = "application/octet-stream" if b"\0" in head else "text/plain"
-            span = _span(request, reader.size)
-            headers = {"Content-Type": kind, "Accept-Ranges": "bytes", **DOWNLOAD_HEADERS}
-            if span:
-                headers["Content-Range"] = f"bytes {span[0]}-{span[1] - 1}/{reader.size}"
-            return blob_response(request, reader, headers, span)
+            return blob_response(request, reader, {"Content-Type": kind, **DOWNLOAD_HEADERS})
     except BaseException:
         reader.close()
         raise

@@ -9,12 +9,9 @@ push is half done; reads never see fewer objects than the refs need.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from binascii import hexlify
-from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, ExitStack
 from pathlib import Path
 
 from dulwich.objects import ObjectID
@@ -23,6 +20,7 @@ from dulwich.repo import Repo
 from amphub import db
 from amphub.git.packfile import PackFile, raw_loader, write_clone_pack
 from amphub.git.reach import read_all_objects, unreachable
+from amphub.services.background import every
 from amphub.services.hub import Hub
 
 log = logging.getLogger("amphub")
@@ -85,22 +83,6 @@ async def prune_left_behind(hub: Hub) -> None:
         log.info("pruned %d objects from %s/%s", dropped, model.space_id, model.id)
 
 
-@asynccontextmanager
-async def pruning(hub: Hub) -> AsyncIterator[None]:
+def pruning(hub: Hub) -> AbstractAsyncContextManager[None]:
     """Prune at start and then every hour."""
-
-    async def loop() -> None:
-        while True:
-            try:
-                await prune_left_behind(hub)
-            except Exception:
-                log.exception("pruning repositories failed")
-            await asyncio.sleep(SWEEP_SECONDS)
-
-    task = asyncio.create_task(loop(), name="prune repositories")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return every(SWEEP_SECONDS, lambda: prune_left_behind(hub), "pruning repositories")

@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.helpers import ETag
 
-from amphub.errors import NotFound, RangeNotSatisfiable
+from amphub.errors import NotFound
 from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.errors import EntryNotFound
 from amphub.hf.repo import open_file, resolve_revision
@@ -63,23 +63,6 @@ def _open(path: Path, rev: str, file: str) -> tuple[str, str | None, BlobReader 
         return commit_id, None, None
 
 
-def _span(request: web.Request, size: int) -> tuple[int, int] | None:
-    """The one range [start, stop) of the file that the request asks for; None for all."""
-    try:
-        wanted = request.http_range
-    except ValueError:
-        wanted = None
-    if wanted is None or (wanted.start is None and wanted.stop is None):
-        return None
-    start, stop, _ = wanted.indices(size)
-    if start >= stop:
-        raise RangeNotSatisfiable(
-            f"{request.headers['Range']} is outside the file's {size} bytes",
-            headers={"Content-Range": f"bytes */{size}"},
-        )
-    return start, stop
-
-
 async def _stored(request: web.Request, access: ModelAccess, pointer: LfsPointer) -> Path:
     """Where the content of an LFS file of this model is stored."""
     hub = request.app[keys.HUB]
@@ -106,11 +89,8 @@ async def get_resolve(request: web.Request) -> web.StreamResponse:
         if pointer is None:
             binary = b"\0" in head
             kind = "application/octet-stream" if binary else "text/plain; charset=utf-8"
-            span = _span(request, reader.size)
             headers.update({"ETag": f'"{blob_id}"', "Content-Type": kind})
-            if span:
-                headers["Content-Range"] = f"bytes {span[0]}-{span[1] - 1}/{reader.size}"
-            return blob_response(request, reader, headers, span)
+            return blob_response(request, reader, headers)
     except BaseException:
         reader.close()
         raise

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 log = logging.getLogger("amphub")
@@ -39,3 +40,26 @@ class Background:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def every(
+    seconds: float, step: Callable[[], Awaitable[object]], name: str
+) -> AsyncIterator[None]:
+    """Run `step` at once and then every `seconds` while the block runs; failures are logged."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                await step()
+            except Exception:
+                log.exception("%s failed", name)
+            await asyncio.sleep(seconds)
+
+    task = asyncio.create_task(loop(), name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from amphub import db
 from amphub.clock import parse_rfc3339
 from amphub.policy import Action, Actor, SpaceTarget, allowed, lifetime
+from amphub.services.background import every
 from amphub.services.hub import Hub
 from amphub.services.models import delete_model
 from amphub.services.objects import collect
@@ -68,22 +67,6 @@ async def release_due_spaces(hub: Hub) -> list[str]:
     return released
 
 
-@contextlib.asynccontextmanager
-async def sweeping_spaces(hub: Hub) -> AsyncIterator[None]:
+def sweeping_spaces(hub: Hub) -> contextlib.AbstractAsyncContextManager[None]:
     """Release due spaces at start and then every minute."""
-
-    async def loop() -> None:
-        while True:
-            try:
-                await release_due_spaces(hub)
-            except Exception:
-                log.exception("releasing spaces failed")
-            await asyncio.sleep(SWEEP_SECONDS)
-
-    task = asyncio.create_task(loop(), name="release spaces")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return every(SWEEP_SECONDS, lambda: release_due_spaces(hub), "releasing spaces")
