@@ -1,4 +1,4 @@
-"""The command line: amphub serve | tui | admin."""
+"""The command line: amphub serve | tui | admin | backup | restore."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
@@ -15,6 +16,7 @@ from amphub import db
 from amphub.config import Config, ConfigError, load_config
 from amphub.server.app import bootstrap, create_app, offline
 from amphub.services import accounts
+from amphub.services.backup import BackupError, backup, restore
 from amphub.services.cards import reindex_all
 
 OFFLINE = "amphub admin"
@@ -55,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     reindex = actions.add_parser("reindex", help="rebuild every model card from its repository")
     for action in (create, reset, grant, reindex):
         action.add_argument("--data", dest="data_dir", help="data dir (default ./amphub-data)")
+
+    copy = commands.add_parser(
+        "backup", help="copy a data dir, while its server runs, into a new or empty folder"
+    )
+    copy.add_argument("dest", type=Path, help="the folder to hold the backup")
+    copy.add_argument("--data", dest="data_dir", help="data dir (default ./amphub-data)")
+    back = commands.add_parser("restore", help="copy a backup into a new or empty data dir")
+    back.add_argument("source", type=Path, help="the backup's folder")
+    back.add_argument("--data", dest="data_dir", help="data dir (default ./amphub-data)")
     return parser
 
 
@@ -114,6 +125,22 @@ async def _admin(args: argparse.Namespace, config: Config) -> int:
         return 0
 
 
+def _copy(args: argparse.Namespace, config: Config) -> int:
+    """Run `backup` or `restore`, printing what was copied."""
+    os.umask(0o077)  # a backup holds private models and the server's secret
+    try:
+        if args.command == "backup":
+            said = backup(config, args.dest)
+        else:
+            said = restore(args.source, config)
+    except (BackupError, OSError) as exc:
+        print(f"amphub: {exc}", file=sys.stderr)
+        return 1
+    for sentence in said:
+        print(sentence)
+    return 0
+
+
 def _console(args: argparse.Namespace) -> int:
     """Run the admin console until it is quit; it needs a server and a key, not a data dir."""
     # Imported here so that serve and admin do not pay for loading Textual.
@@ -147,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"amphub: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.command in ("backup", "restore"):
+        return _copy(args, config)
     try:
         return asyncio.run(_admin(args, config))
     except Exception as exc:  # noqa: BLE001 - a sentence, not a traceback, for the admin
