@@ -18,6 +18,7 @@ push ended after the backup began. Its repository is whole either way.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 from pathlib import Path
@@ -62,13 +63,21 @@ def backup(config: Config, dest: Path) -> list[str]:
         if capture_refs(repo_path(config, *key), repo_path(copied, *key), copier)
     }
     db.copy_database(config.db_path, copied.db_path)
-    said = [_checked_database(copied.db_path)]
-    said += _copy_repositories(config, copied, captured, copier)
-    said += _copy_lfs_objects(config, copied, copier)
+    said, deleted = _copy_repositories(config, copied, captured, copier)
+    oids = db.snapshot_oids(copied.db_path)
+    missing = copy_lfs_objects(config.lfs_dir, copied.lfs_dir, oids, copier)
+    lost = asyncio.run(_forget(copied.db_path, deleted, missing)) if deleted or missing else []
+    said.append(f"copied {len(oids) - len(missing)} LFS objects")
+    if lost:
+        said.append(
+            f"{len(lost)} LFS objects the database names were not in the store (lost before"
+            " the backup): the restored server asks the next push of each for it"
+        )
     for name in SETTINGS_FILES:
         if (config.data_dir / name).is_file():
             copier.copy(config.data_dir / name, dest / name)
-    said.append(_linked_sentence(copier))
+    said.insert(0, _checked_database(copied.db_path))
+    said.append(_copied_sentence(copier))
     said.append(
         f"backup of {config.data_dir} finished in {dest} in {time.monotonic() - began:.1f} s;"
         f" restore it with: amphub restore {dest} --data DIR"
@@ -77,39 +86,44 @@ def backup(config: Config, dest: Path) -> list[str]:
     return said
 
 
+Key = tuple[str, str]
+
+
 def _copy_repositories(
-    config: Config, copied: Config, captured: set[tuple[str, str]], copier: Copier
-) -> list[str]:
-    """Copy the repository of each model of the database copy, whose refs are `captured`."""
+    config: Config, copied: Config, captured: set[Key], copier: Copier
+) -> tuple[list[str], list[Key]]:
+    """Copy the repository of each model of the database copy, whose refs are `captured`.
+
+    Returns what it did, and the models deleted since the database was copied.
+    """
     models = {(model.space_id, model.id): model for model in db.snapshot_models(copied.db_path)}
-    for key in captured - models.keys():  # deleted since: the database copy has no row
+    for key in captured - models.keys():  # deleted before the database was copied
         _remove_repository(repo_path(copied, *key))
-    said = []
+    said, deleted = [], []
     for key, model in models.items():
         source, target = repo_path(config, *key), repo_path(copied, *key)
         name = "/".join(key)
-        if key in captured or capture_refs(source, target, copier):
-            said += _copy_repository(source, target, copier, name)
-        else:  # its creation was under way: finish it as a restart would
+        if key not in captured and not capture_refs(source, target, copier):
+            # Its creation was under way: finish it as a restart would.
             create_model_repo(target, model.name, model.owner)
             said.append(f"model {name} had no repository yet: made it, with its first commit")
-    size = human_size(copier.copied.bytes)  # nothing but repositories copied so far
-    return [f"copied {len(models)} repositories ({size})", *said]
+            continue
+        missing = _copy_repository(source, target, copier)
+        if missing is None:  # what it held may have vanished before it was copied
+            _remove_repository(target)
+            deleted.append(key)
+            said.append(f"model {name} was deleted while the backup ran: left out")
+        elif missing:
+            said.append(f"repository {name}: the objects of {', '.join(missing)} were not copied")
+    return [f"copied {len(models) - len(deleted)} repositories", *said], deleted
 
 
-def _copy_lfs_objects(config: Config, copied: Config, copier: Copier) -> list[str]:
-    """Copy each LFS object the database copy has a row for."""
-    before = copier.copied.bytes
-    oids = db.snapshot_oids(copied.db_path)
-    missing = copy_lfs_objects(config.lfs_dir, copied.lfs_dir, oids, copier)
-    size = human_size(copier.copied.bytes - before)
-    said = [f"copied {len(oids) - len(missing)} LFS objects ({size})"]
-    if missing:
-        said.append(
-            f"{len(missing)} LFS objects the database names were not in the store (removed"
-            " since, or lost before): the restored server asks the next push for them"
-        )
-    return said
+async def _forget(path: Path, deleted: list[Key], missing: list[str]) -> list[str]:
+    """Drop from a database copy the models deleted since; the missing objects still linked."""
+    async with db.opened(path) as database:
+        for space_id, model_id in deleted:
+            await db.delete_model_row(database, space_id, model_id)
+        return [oid for oid in missing if not await db.forget_object_if_unreferenced(database, oid)]
 
 
 def restore(source: Path, config: Config) -> list[str]:
@@ -122,10 +136,9 @@ def restore(source: Path, config: Config) -> list[str]:
     config.data_dir.chmod(0o700)
     sync_file_system(config.data_dir)
     return [
-        f"copied {copier.copied.files} files ({human_size(copier.copied.bytes)}) from {source}"
-        f" into {config.data_dir}",
+        f"restored {source} into {config.data_dir}",
         _checked_database(config.db_path),
-        _linked_sentence(copier),
+        _copied_sentence(copier),
         f"start the server on it: amphub serve --data {config.data_dir}",
     ]
 
@@ -136,14 +149,19 @@ def _refuse_unless_empty(folder: Path, rule: str) -> None:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-def _copy_repository(source: Path, target: Path, copier: Copier, name: str) -> list[str]:
-    """Copy a repository whose refs are copied, going over it again while files vanish."""
+def _copy_repository(source: Path, target: Path, copier: Copier) -> list[str] | None:
+    """Copy a repository whose refs are copied, going over it again while files vanish.
+
+    Returns the refs whose objects it could not copy, or None when the repository is gone.
+    """
     for _ in range(REPOSITORY_PASSES):
         vanished = copy_repository(source, target, copier)
+        if not source.is_dir():
+            return None
         missing = missing_ref_targets(target)
         if not vanished and not missing:
-            return []
-    return [f"repository {name}: the objects of {', '.join(missing)} could not be copied"]
+            break
+    return missing
 
 
 def _remove_repository(path: Path) -> None:
@@ -160,13 +178,14 @@ def _checked_database(path: Path) -> str:
     return f"copied the database ({human_size(path.stat().st_size)}); SQLite checked it whole"
 
 
-def _linked_sentence(copier: Copier) -> str:
+def _copied_sentence(copier: Copier) -> str:
     copied = copier.copied
+    size = human_size(copied.bytes)
     if not copied.linked:
-        return f"copied all {copied.files} files (the folders are on different file systems)"
+        return f"copied {copied.files} files ({size}); no hard links: another file system"
     return (
-        f"hard-linked {copied.linked} of {copied.files} files (objects never change): both"
-        " folders are on one file system, so this copy does not survive that disk's failure"
+        f"copied {copied.files} files ({size}), {copied.linked} of them hard-linked (objects"
+        " never change): on the data dir's file system, so not a copy that survives its disk"
     )
 
 

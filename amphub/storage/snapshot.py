@@ -123,6 +123,7 @@ def copy_repository(source: Path, target: Path, copier: Copier) -> int:
     push indexes its pack before it moves any ref. So are amphub's caches.
     """
     vanished = copier.copied.vanished
+    (target / "objects").mkdir(parents=True, exist_ok=True)  # a repository even if all vanish
     for folder, subfolders, files in os.walk(source):
         here = Path(folder)
         if here == source:
