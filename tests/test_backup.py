@@ -19,6 +19,7 @@ from tests.test_cli import amphub, amphub_process
 
 WRITE_SECONDS = float(os.environ.get("BACKUP_WRITE_SECONDS", "8"))
 KIB = 1024
+DELETED = "deleted"
 
 
 def rows(db_path: Path, sql: str) -> list[tuple]:
@@ -27,11 +28,11 @@ def rows(db_path: Path, sql: str) -> list[tuple]:
 
 
 async def write_until(deadline: float, step, acknowledged: list[tuple[str, str]]) -> None:
-    """Run `step(i)` until the deadline, noting each (model, commit) it returns once it did."""
+    """Run `step(i)` until the deadline, noting the (model, commit or DELETED) it returns."""
     loop = asyncio.get_running_loop()
     i = 0
     while loop.time() < deadline:
-        acknowledged.append(await step(i))
+        acknowledged += await step(i)
         i += 1
 
 
@@ -44,19 +45,26 @@ async def test_a_backup_taken_during_writes_restores_clean(tmp_path, capsys, cap
         await hub.model("team", "m1")
 
         def pushes_to(model: str):
-            async def step(i: int) -> tuple[str, str]:
+            async def step(i: int) -> list[tuple[str, str]]:
                 files = {f"weights/w{i}.bin": os.urandom(64 * KIB * (1 + i % 8)), "log.txt": f"{i}"}
                 work = tmp_path / f"work-{model}"
-                return model, await push(work, files, f"step {i}", clone=hub.remote("team", model))
+                url = hub.remote("team", model)
+                return [(model, await push(work, files, f"step {i}", clone=url))]
 
             return step
 
-        async def new_model(i: int) -> tuple[str, str]:
+        async def new_model(i: int) -> list[tuple[str, str]]:
+            """A new model with an LFS file; every other step deletes one made before."""
             model = f"new{i}"
             await hub.model("team", model)
             work = tmp_path / f"work-{model}"
             files = {"model.safetensors": os.urandom(32 * KIB)}
-            return model, await push(work, files, "first", clone=hub.remote("team", model))
+            done = [(model, await push(work, files, "first", clone=hub.remote("team", model)))]
+            if i % 2:
+                status, _ = await hub.call("DELETE", f"/api/v1/models/team/new{i - 1}")
+                assert status == 204
+                done.append((f"new{i - 1}", DELETED))
+            return done
 
         deadline = asyncio.get_running_loop().time() + WRITE_SECONDS
         steps = (pushes_to("m0"), pushes_to("m1"), new_model)
@@ -76,7 +84,9 @@ async def test_a_backup_taken_during_writes_restores_clean(tmp_path, capsys, cap
     db_path = restored / "amphub.db"
     assert rows(db_path, "PRAGMA integrity_check") == [("ok",)]
     models = {model for _, model in rows(db_path, "SELECT space_id, id FROM models")}
-    assert {model for model, _ in before} <= models
+    ever_deleted = {model for model, commit in acknowledged if commit == DELETED}
+    assert {model for model, _ in before} - ever_deleted <= models
+    assert not {model for model, commit in before if commit == DELETED} & models
     assert set(model_repositories(restored / "repos")) == {("team", m) for m in models}
     for _, model in model_repositories(restored / "repos"):
         assert push_leftovers(restored / "repos" / "team" / f"{model}.git") == []
