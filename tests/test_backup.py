@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -131,3 +132,47 @@ async def test_backup_and_restore_go_only_into_empty_folders(tmp_path, capsys):
         f"amphub: {data} is not empty: a backup is restored into a new or empty data dir\n",
     )
     assert not (tmp_path / "new").exists()
+
+
+async def test_a_backup_of_what_a_crash_left_restores_with_nothing_to_repair(
+    tmp_path, capsys, caplog
+):
+    data, copy, restored = tmp_path / "data", tmp_path / "backup", tmp_path / "restored"
+    async with running_hub(data) as hub:
+        await hub.space_and_model("team", "m0")
+        for model in ("half-made", "half-deleted"):
+            await hub.model("team", model)
+        head = await push(tmp_path / "w", {"a.txt": "a"}, clone=hub.remote("team", "m0"))
+        admin_key = hub.admin_key
+    repos = data / "repos" / "team"
+    shutil.rmtree(repos / "half-made.git")  # a creation cut short: a row, no repository
+    with contextlib.closing(sqlite3.connect(data / "amphub.db")) as conn, conn:
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("DELETE FROM models WHERE id = 'half-deleted'")  # a deletion cut short
+    scratch = ["objects/tmp_pack_x", "objects/pack/pack-dead.pack", "refs/heads/master.lock"]
+    for name in [*scratch, "amphub-cache/clone.pack"]:
+        (repos / "m0.git" / name).parent.mkdir(exist_ok=True)
+        (repos / "m0.git" / name).write_bytes(b"left by a killed push")
+
+    made = amphub(capsys, "backup", str(copy), "--data", str(data))
+    assert made.returncode == 0, made.stderr
+    assert "model team/half-made had no repository yet: made it, with its first commit" in (
+        made.stdout.splitlines()
+    )
+    back = amphub(capsys, "restore", str(copy), "--data", str(restored))
+    assert back.returncode == 0, back.stderr
+    restored_m0 = restored / "repos" / "team" / "m0.git"
+    assert sorted(model_repositories(restored / "repos")) == [("team", "half-made"), ("team", "m0")]
+    assert push_leftovers(restored_m0) == []
+    assert not (restored_m0 / "amphub-cache").exists()
+
+    with caplog.at_level(logging.WARNING, logger="amphub"):
+        async with running_hub(restored) as hub:
+            hub.admin_key = admin_key
+            assert [r.message for r in caplog.records if "repair" in r.message] == []
+            for model in ("m0", "half-made"):
+                clone = tmp_path / "clones" / model
+                await git("clone", "-q", hub.remote("team", model), str(clone))
+                await git("fsck", "--full", "--strict", cwd=clone)
+            cloned = await git("rev-parse", "HEAD", cwd=tmp_path / "clones" / "m0")
+            assert cloned.stdout.strip() == head
