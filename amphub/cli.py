@@ -18,6 +18,7 @@ from amphub.server.app import bootstrap, create_app, offline
 from amphub.services import accounts
 from amphub.services.backup import BackupError, backup, restore
 from amphub.services.cards import reindex_all
+from amphub.services.doctor import examine
 
 OFFLINE = "amphub admin"
 CONSOLE_URL = "http://127.0.0.1:8080"
@@ -43,6 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     console = commands.add_parser("tui", help="the admin console, over a running server's API")
     console.add_argument("--url", help=f"the server (default $AMPHUB_URL, else {CONSOLE_URL})")
     console.add_argument("--key", help="an administrator's key (default $AMPHUB_KEY)")
+
+    doctor = commands.add_parser(
+        "doctor", help="check a data dir (a live server's too) and repair what can be repaired"
+    )
+    doctor.add_argument("--data", dest="data_dir", help="data dir (default ./amphub-data)")
+    doctor.add_argument("--repair", action="store_true", help="fix what can be fixed safely")
+    doctor.add_argument(
+        "--verify-objects", action="store_true", help="also hash every LFS object (reads all)"
+    )
 
     admin = commands.add_parser("admin", help="offline administration of a data dir")
     actions = admin.add_subparsers(dest="action", required=True)
@@ -141,6 +151,24 @@ def _copy(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+async def _doctor(args: argparse.Namespace, config: Config) -> int:
+    """Print what is wrong, as sentences; non-zero while anything is."""
+    async with offline(config) as hub:
+        result = await examine(hub, repair=args.repair, verify_objects=args.verify_objects)
+    for sentence in result.fixed:
+        print(f"fixed: {sentence}")
+    for sentence in result.fixable + result.problems:
+        print(f"wrong: {sentence}")
+    if result.fixable:
+        print(f"`amphub doctor --repair` fixes {len(result.fixable)} of these")
+    if result.problems:
+        print(f"{len(result.problems)} problems need a person (see above)")
+    if not (result.fixable or result.problems):
+        print("nothing is wrong" if not result.fixed else "nothing else is wrong")
+        return 0
+    return 1
+
+
 def _console(args: argparse.Namespace) -> int:
     """Run the admin console until it is quit; it needs a server and a key, not a data dir."""
     # Imported here so that serve and admin do not pay for loading Textual.
@@ -176,8 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command in ("backup", "restore"):
         return _copy(args, config)
+    command = _doctor if args.command == "doctor" else _admin
     try:
-        return asyncio.run(_admin(args, config))
+        return asyncio.run(command(args, config))
     except Exception as exc:  # noqa: BLE001 - a sentence, not a traceback, for the admin
         print(f"amphub: {exc}", file=sys.stderr)
         return 1

@@ -6,6 +6,8 @@ that gives each its HTTP status, and renders it in the dialect of the route's cl
 
 from __future__ import annotations
 
+import errno
+
 
 class ApiError(Exception):
     """An error meant for the client: a stable code, a sentence, and headers it reads."""
@@ -98,6 +100,23 @@ class QuotaExceeded(ApiError):
     """The space has no room for what is asked."""
 
     code = "quota_exceeded"
+
+
+class DiskFull(ApiError):
+    """The server's disk has no room for what is asked, whatever the quota says."""
+
+    code = "disk_full"
+
+
+DISK_FULL = "the server's disk is full; ask an administrator to make room"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an error says the disk (or the user's disk quota) is full."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    # SQLite's own words, from the database file or its write-ahead log.
+    return type(exc).__name__ == "OperationalError" and "database or disk is full" in str(exc)
 
 
 class TooManyRequests(ApiError):

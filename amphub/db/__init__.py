@@ -24,6 +24,7 @@ from amphub.db.core import (
     User,
     Zone,
     connect,
+    integrity_problems,
     migrate,
     opened,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "User",
     "Zone",
     "connect",
+    "integrity_problems",
     "migrate",
     "opened",
 ]

@@ -647,6 +647,12 @@ async def opened(path: Path, clock: Clock = system_clock) -> AsyncIterator[Datab
         await db.close()
 
 
+async def integrity_problems(db: Database) -> list[str]:
+    """What SQLite's own check finds wrong in the database file; empty when it is sound."""
+    rows = await fetch_all(db, "PRAGMA quick_check")
+    return [row[0] for row in rows if row[0] != "ok"]
+
+
 async def fetch_one(db: Database, sql: str, *args: object) -> sqlite3.Row | None:
     """The row of a query that gives at most one, or None."""
     rows = await fetch_all(db, sql, *args)

@@ -16,6 +16,7 @@ __all__ = [
     "model_oids",
     "forget_object_if_unreferenced",
     "unreferenced_oids",
+    "stored_object_sizes",
     "insert_lock",
     "find_lock",
     "list_locks",
@@ -143,6 +144,16 @@ async def unreferenced_oids(db: Database) -> list[str]:
         " WHERE NOT EXISTS (SELECT 1 FROM model_objects m WHERE m.oid = o.oid)",
     )
     return [row[0] for row in rows]
+
+
+async def stored_object_sizes(db: Database) -> dict[str, tuple[int, int]]:
+    """Every object the database says is stored: its size, and how many models link it."""
+    rows = await fetch_all(
+        db,
+        "SELECT o.oid, o.size, (SELECT count(*) FROM model_objects m WHERE m.oid = o.oid)"
+        " FROM lfs_objects o",
+    )
+    return {row[0]: (row[1], row[2]) for row in rows}
 
 
 _LOCK_COLUMNS = "id, space_id, model_id, path, ref, owner, locked_at"

@@ -26,6 +26,7 @@ from dulwich.refs import Ref, check_ref_format
 from dulwich.server import ReceivePackHandler
 
 from amphub.config import Config
+from amphub.errors import DISK_FULL, is_disk_full
 from amphub.git.backend import disk_repo
 from amphub.git.pack_limits import ChainTooDeep, ObjectTooLarge, add_checked_pack, paths_of
 from amphub.git.packfile import raw_loader
@@ -119,6 +120,9 @@ class AmphubReceivePackHandler(ReceivePackHandler):
             return b"delta chain too deep"
         except PACK_ERRORS as exc:
             self._discard_partial_packs()
+            if is_disk_full(exc):
+                self._tell(DISK_FULL)
+                return b"the server's disk is full"
             return f"error: {exc}".replace("\n", " ").encode()
         except BaseException:
             self._discard_partial_packs()

@@ -29,7 +29,7 @@ import tempfile
 import time
 from binascii import hexlify, unhexlify
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -206,11 +206,11 @@ class AmphubUploadPackHandler(UploadPackHandler):
         key = cache_key(refs, wants, caps)
         cached = cache.get(key)
         if cached is None:
-            with cache.put(key) as file:
+            with cache.put(key) as keep:
 
                 def both(data: bytes) -> None:
                     output.write(data)
-                    file.write(data)
+                    keep(data)
 
                 self._write_clone(both, wants, tagged)
             return
@@ -296,17 +296,39 @@ class PackCache:
         return file
 
     @contextmanager
-    def put(self, key: str) -> Iterator[BinaryIO]:
-        """A file to write the pack for `key` to; it becomes visible only once complete."""
-        self.root.mkdir(exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=self.root, prefix="tmp-", suffix=".partial")
+    def put(self, key: str) -> Iterator[Callable[[bytes], None]]:
+        """A function that writes the pack for `key`; it becomes visible only once complete.
+
+        The cache only saves work: where it cannot be written (a full disk), the writes go
+        nowhere and the clone goes on.
+        """
         try:
-            with os.fdopen(fd, "wb") as file:
-                yield file
-                file.flush()
-                os.fsync(file.fileno())  # so a crash cannot leave a short file at the name
-            os.replace(temp, self.root / f"{key}.pack")
+            self.root.mkdir(exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=self.root, prefix="tmp-", suffix=".partial")
+        except OSError:
+            yield lambda data: None
+            return
+        file = os.fdopen(fd, "wb")
+        failed = False
+
+        def write(data: bytes) -> None:
+            nonlocal failed
+            if not failed:
+                try:
+                    file.write(data)
+                except OSError:
+                    failed = True
+
+        try:
+            yield write
+            if not failed:
+                with suppress(OSError):  # not kept: the next clone writes it again
+                    file.flush()
+                    os.fsync(file.fileno())  # so a crash cannot leave a short file at the name
+                    os.replace(temp, self.root / f"{key}.pack")
         finally:
+            with suppress(OSError):
+                file.close()
             if os.path.exists(temp):
                 os.unlink(temp)
         self.prune()

@@ -14,9 +14,11 @@ from urllib.parse import quote
 from aiohttp import web
 
 from amphub.errors import (
+    DISK_FULL,
     ApiError,
     BadRequest,
     Conflict,
+    DiskFull,
     Forbidden,
     InvalidName,
     LengthRequired,
@@ -30,6 +32,7 @@ from amphub.errors import (
     Unauthorized,
     Unprocessable,
     UnsupportedMediaType,
+    is_disk_full,
 )
 from amphub.http.headers import PAGE_HEADERS, SIGN_IN_PATH, STATIC_PREFIX
 
@@ -55,6 +58,7 @@ STATUSES: dict[type[ApiError], int] = {
     TooManyRequests: 429,
     NotOffered: 501,
     QuotaExceeded: 507,
+    DiskFull: 507,
 }
 
 
@@ -204,6 +208,9 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except Exception:
+    except Exception as exc:
+        if is_disk_full(exc):
+            log.error("disk full on %s %s: %s", request.method, request.path, exc)
+            return render(request, 507, DiskFull.code, DISK_FULL)
         log.exception("unexpected error on %s %s", request.method, request.path)
         return render(request, 500, "internal_error", "internal server error")

@@ -11,6 +11,8 @@ from yarl import URL
 
 from amphub import db
 from amphub.errors import (
+    DISK_FULL,
+    DiskFull,
     HashAlgoUnsupported,
     LengthRequired,
     NotFound,
@@ -36,6 +38,7 @@ from amphub.storage.objects import (
     ObjectUpload,
     check_oid,
 )
+from amphub.units import human_size
 
 MAX_BATCH_OBJECTS = 1000
 OBJECT_LOST = "the server lost this object's content; push it again to restore it"
@@ -144,6 +147,12 @@ async def post_batch(request: web.Request) -> web.Response:
     )
     if operation == "upload":
         uploads = {o: s for o, s in wanted.items() if o not in linked or o in missing}
+        free = await request.app[keys.HUB].run_blocking(store.free_bytes)
+        if sum(uploads.values()) > free:
+            raise DiskFull(
+                f"{DISK_FULL}: it has {human_size(free)} free, and these objects need"
+                f" {human_size(sum(uploads.values()))}"
+            )
         await reserve_quota(request.app[keys.HUB], space, uploads)
         await request.app[keys.HUB].run_blocking(lambda: store.prepare_folders(uploads))
     for item in requested:

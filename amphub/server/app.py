@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
@@ -21,9 +22,9 @@ from amphub.http import auth, errors
 from amphub.http.keys import HUB
 from amphub.lfs import routes as lfs_routes
 from amphub.services import accounts
+from amphub.services.doctor import repair_at_start
 from amphub.services.hub import Hub
 from amphub.services.objects import collect_unreferenced
-from amphub.services.repair import repair_at_start
 from amphub.services.spaces import sweeping_spaces
 from amphub.services.tasks import Runner, running_workers
 from amphub.tasks.deploy import run_deploy
@@ -36,8 +37,7 @@ RUNNERS: dict[str, Runner] = {"scan": run_scan, "sync": run_sync, "deploy": run_
 
 
 def prepare_data_dir(config: Config) -> None:
-    """Create the data dir's folders and secret; clear scratch files a crash may have left."""
-    shutil.rmtree(config.tmp_dir, ignore_errors=True)
+    """Create the data dir's folders and secret (also for the offline commands: no clearing)."""
     for folder in (config.data_dir, config.repos_dir, config.lfs_dir, config.tmp_dir):
         folder.mkdir(parents=True, exist_ok=True)
     # Private models are files in here: other users of the host may not even look inside.
@@ -68,6 +68,8 @@ async def running(hub: Hub) -> AsyncIterator[Hub]:
         hub.db = await stack.enter_async_context(db.opened(hub.config.db_path, hub.clock))
         stack.callback(hub.threads.shutdown, wait=True, cancel_futures=True)
         stack.push_async_callback(hub.background.cancel_all)
+        # Scratch files of a run that ended; this one has written none yet.
+        await hub.run_blocking(lambda: _clear(hub.config.tmp_dir))
         await repair_at_start(hub)
         _start_background_steps(hub)
         await stack.enter_async_context(sweeping_spaces(hub))
@@ -88,6 +90,11 @@ async def offline(config: Config) -> AsyncIterator[Hub]:
             yield hub
     finally:
         hub.threads.shutdown(wait=True)
+
+
+def _clear(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
 
 
 def _start_background_steps(hub: Hub) -> None:

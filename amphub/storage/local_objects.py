@@ -15,7 +15,9 @@ import hashlib
 import itertools
 import os
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from amphub.storage.objects import ObjectMismatch, check_oid
@@ -117,6 +119,36 @@ class LocalObjectStore:
     def put_group(self, objects: Sequence[tuple[str, bytes]]) -> list[Exception | None]:
         """Store small objects received whole, with two disk flushes for all of them."""
         return put_group(self, objects)
+
+    def free_bytes(self) -> int:
+        """Bytes the file system under the store can still take."""
+        return shutil.disk_usage(self.root).free
+
+    def stored(self) -> Iterator[tuple[str, int, float]]:
+        """(oid, size, seconds since it was written) of every object stored."""
+        now = time.time()
+        for folder in self.root.glob("??/??"):
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if len(entry.name) == 64 and not entry.name.endswith(TEMP_SUFFIX):
+                        with contextlib.suppress(FileNotFoundError):
+                            info = entry.stat()
+                            yield entry.name, info.st_size, now - info.st_mtime
+
+    def scratch(self, older_than: float) -> list[Path]:
+        """Half-received objects untouched for `older_than` seconds (a live upload's are not)."""
+        now = time.time()
+        found = []
+        for temp in self.root.glob(f"*/*/*{TEMP_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                if now - temp.stat().st_mtime >= older_than:
+                    found.append(temp)
+        return found
+
+    def remove_scratch(self, found: list[Path]) -> None:
+        """Remove half-received objects that `scratch` found."""
+        for temp in found:
+            temp.unlink(missing_ok=True)
 
     def remove_leftovers(self) -> int:
         """Delete temporary files an earlier run left (a crash); returns how many."""

@@ -7,7 +7,7 @@ store (object storage) is added by writing one more implementation of `ObjectSto
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -92,6 +92,22 @@ class ObjectStore(Protocol):
 
     def quarantine(self, oid: str) -> None:
         """Move a damaged object out of the store, kept aside; a new upload replaces it."""
+        ...
+
+    def free_bytes(self) -> int:
+        """Bytes the store can still take."""
+        ...
+
+    def stored(self) -> Iterator[tuple[str, int, float]]:
+        """(oid, size, seconds since it was written) of every object stored."""
+        ...
+
+    def scratch(self, older_than: float) -> list[Path]:
+        """Half-received objects untouched for `older_than` seconds (a live upload's are not)."""
+        ...
+
+    def remove_scratch(self, found: list[Path]) -> None:
+        """Remove half-received objects that `scratch` found."""
         ...
 
     def remove_leftovers(self) -> int:

@@ -17,6 +17,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from amphub.config import Config
+from amphub.storage.repo_check import repository_problems
 from amphub.storage.repo_locks import RepoLocks
 
 DEFAULT_BRANCH = Ref(b"refs/heads/master")
@@ -205,14 +206,18 @@ def is_scratch(name: str) -> bool:
 
 
 def push_leftovers(path: Path) -> list[Path]:
-    """The scratch files of writes in a repository, and packs whose index was never written.
-
-    Only a process that writes no repository may remove them: at start, before serving.
-    """
+    """The scratch files of writes in a repository, and packs whose index was never written."""
     pack_dir = path / "objects" / "pack"
     found = [p for p in path.rglob("*") if is_scratch(p.name) and p.is_file()]
     found += [p for p in pack_dir.glob("pack-*.pack") if not p.with_suffix(".idx").exists()]
     return found
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return time.time()  # gone meanwhile: as if just touched, so left alone
 
 
 def model_repositories(repos_dir: Path) -> list[tuple[str, str]]:
@@ -258,8 +263,16 @@ class RepoStore(Protocol):
         """(space id, model id) of every repository there is."""
         ...
 
-    def remove_leftovers(self, path: Path) -> int:
-        """Remove what interrupted writes left in a repository (at start only); how many."""
+    def leftovers(self, path: Path, older_than: float) -> list[Path]:
+        """What interrupted writes left in a repository, untouched for `older_than` seconds."""
+        ...
+
+    def remove_leftovers(self, path: Path, older_than: float) -> int:
+        """Remove `leftovers(path, older_than)`; how many there were."""
+        ...
+
+    def check(self, path: Path) -> list[str]:
+        """What is wrong with a repository, as `git fsck` would say (reads every pack)."""
         ...
 
     def move_aside(self, path: Path) -> Path:
@@ -310,12 +323,25 @@ class LocalRepoStore:
         """(space id, model id) of every repository under `repos/`."""
         return model_repositories(self.config.repos_dir)
 
-    def remove_leftovers(self, path: Path) -> int:
-        """Remove what interrupted writes left in a repository (at start only); how many."""
-        found = push_leftovers(path)
+    def leftovers(self, path: Path, older_than: float) -> list[Path]:
+        """What interrupted writes left in a repository, untouched for `older_than` seconds.
+
+        A live write's scratch files are younger than any sensible `older_than`; only a
+        process that writes no repository (at start) may ask for all of them with 0.
+        """
+        now = time.time()
+        return [p for p in push_leftovers(path) if now - _modified(p) >= older_than]
+
+    def remove_leftovers(self, path: Path, older_than: float) -> int:
+        """Remove `leftovers(path, older_than)`; how many there were."""
+        found = self.leftovers(path, older_than)
         for leftover in found:
             leftover.unlink(missing_ok=True)
         return len(found)
+
+    def check(self, path: Path) -> list[str]:
+        """What is wrong with a repository, as `git fsck` would say (reads every pack)."""
+        return repository_problems(path)
 
     def move_aside(self, path: Path) -> Path:
         """Move a repository to `aside/repos/<space>/` with a time stamp, kept whole."""

@@ -1,0 +1,170 @@
+"""Kill -9 at random moments of writes; after each restart the client's retry completes,
+the repository is whole, usage is what is stored and `amphub doctor` finds nothing.
+
+Marked `crash`: `pytest -m crash` runs it alone (about two minutes; 30 kills).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from huggingface_hub import HfApi
+
+from amphub.storage.repos import PACK_CACHE_DIR, is_scratch
+from tests.conftest import Hub, commit, free_port, git, read_until, start_server, wait_task
+from tests.test_doctor import doctor
+from tests.test_hf_download import hf, hf_home  # noqa: F401  (hf_home: autouse)
+
+pytestmark = pytest.mark.crash
+KILLS_EACH = 6  # five kinds of write: 30 kills
+MIB = 1024 * 1024
+
+
+class Server:
+    """`amphub serve` in a process of its own, on one port across restarts."""
+
+    def __init__(self, data: Path) -> None:
+        self.data, self.port = data, free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.key = ""
+
+    async def start(self) -> None:
+        self.proc = await start_server(self.data, self.port)
+        lines = await read_until(self.proc, "listening")
+        for line in lines:
+            if line.startswith("administrator key"):
+                self.key = line.split(": ")[1]
+        self._drain = asyncio.ensure_future(self._read_rest())
+
+    async def _read_rest(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while await self.proc.stdout.readline():
+            pass
+
+    async def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(self.proc.wait(), 30)
+        await self._drain
+
+    async def stop(self) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        await asyncio.wait_for(self.proc.wait(), 30)
+        await self._drain
+
+
+async def crash_during(
+    server: Server, write: Callable[[], Awaitable[object]], rng: random.Random
+) -> None:
+    """Start `write`, kill the server at a random moment, restart it, and retry `write`."""
+    started = asyncio.ensure_future(write())
+    await asyncio.sleep(rng.uniform(0.02, 0.7))
+    await server.kill()
+    with contextlib.suppress(Exception):  # the client saw the server go, or finished first
+        await asyncio.wait_for(started, 120)
+    await server.start()
+    await asyncio.wait_for(write(), 120)
+
+
+async def check(hub: Hub, tmp_path: Path, model: str, n: int) -> None:
+    """A fresh clone is whole, usage is what is stored, and the doctor finds nothing."""
+    clone = tmp_path / f"check-{model}-{n}"
+    await git("clone", "-q", hub.remote("team", model), str(clone))
+    await git("fsck", "--strict", cwd=clone)
+    await git("lfs", "fsck", cwd=clone)
+    status, space = await hub.call("GET", "/api/v1/spaces/team")
+    assert status == 200, space
+    assert space["used"] == stored_bytes(hub.data_dir), (space["used"], model, n)
+    code, out = await doctor(hub)
+    assert code == 0, out
+
+
+def stored_bytes(data: Path) -> int:
+    """What the space's repositories and the LFS objects take on disk, counted here."""
+    total = 0
+    for repo in (data / "repos" / "team").glob("*.git"):
+        for folder, subfolders, files in os.walk(repo):
+            subfolders[:] = [s for s in subfolders if s not in (PACK_CACHE_DIR, "xet")]
+            total += sum(
+                os.path.getsize(os.path.join(folder, f)) for f in files if not is_scratch(f)
+            )
+    objects = data / "lfs" / "objects"
+    return total + sum(path.stat().st_size for path in objects.glob("*/*/*") if path.is_file())
+
+
+async def test_kill_9_during_writes_loses_nothing_acknowledged(tmp_path):
+    await git("lfs", "install", "--skip-repo")
+    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
+    print(f"random seed of this run: {rng.getstate()[1][0]}")
+    server = Server(tmp_path / "data")
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            hub = Hub(None, session, server.key, server.data, url=f"http://127.0.0.1:{server.port}")
+            await hub.space_and_model("team", "m1")
+            work = tmp_path / "w"
+            await git("clone", "-q", hub.remote("team", "m1"), str(work))
+
+            async def push() -> None:
+                await git("push", "-q", "origin", "HEAD", cwd=work)
+
+            for n in range(KILLS_EACH):  # a push of many commits
+                for i in range(60):
+                    await commit(work, {f"c/{n}.txt": f"{n} {i}\n"}, f"commit {n}.{i}")
+                await crash_during(server, push, rng)
+                await check(hub, tmp_path, "m1", n)
+
+            for n in range(KILLS_EACH):  # an LFS push
+                files = {f"w/{n}-{i}.bin": os.urandom(2 * MIB) for i in range(3)}
+                await commit(work, files, f"weights {n}")
+                await crash_during(server, push, rng)
+                await check(hub, tmp_path, "m1", 100 + n)
+
+            for n in range(KILLS_EACH):  # a model's creation
+
+                async def create(model: str = f"new{n}") -> None:
+                    status, body = await hub.call(
+                        "POST", "/api/v1/spaces/team/models", json={"id": model}
+                    )
+                    assert status in (201, 409), body
+
+                await crash_during(server, create, rng)
+                await check(hub, tmp_path, f"new{n}", n)
+
+            for n in range(KILLS_EACH):  # a scan: queued work is done after a restart
+
+                async def scan() -> None:
+                    status, task = await hub.call(
+                        "POST", "/api/v1/models/team/m1/scans", json={"ref": "master"}
+                    )
+                    assert status == 201, task
+                    done = await wait_task(hub, task["id"])
+                    assert done["status"] == "succeeded", done
+
+                await crash_during(server, scan, rng)
+                await check(hub, tmp_path, "m1", 200 + n)
+
+            api = HfApi(endpoint=hub.base, token=hub.admin_key)
+            await hf(api.create_repo, "team/hf1")
+            for n in range(KILLS_EACH):  # a huggingface_hub upload
+                folder = tmp_path / f"hf-{n}"
+                folder.mkdir()
+                for i in range(3):
+                    (folder / f"{i}.safetensors").write_bytes(os.urandom(2 * MIB))
+
+                async def upload(folder: Path = folder) -> None:
+                    await hf(api.upload_folder, repo_id="team/hf1", folder_path=folder)
+
+                await crash_during(server, upload, rng)
+                await check(hub, tmp_path, "hf1", n)
+    finally:
+        await server.stop()
