@@ -3,10 +3,10 @@
 One `amphub serve` on loopback takes, from three writers at once, git pushes with LFS files
 to two models, and new models (each with an LFS push) of which every other one is deleted
 again. Meanwhile `amphub backup` runs back to back. Afterwards each backup is restored into
-a new data dir and served, and checked: start-up repair found nothing, every model clones
-with `git fsck --strict` and `git lfs fsck` clean, every push acknowledged before that
-backup began is in it, no model deleted before it is, and the LFS store holds exactly the
-objects its database names. Prints how long backups took and how many came back clean
+a new data dir, checked by `amphub doctor`, and served: start-up repair found nothing, every
+model clones with `git fsck --strict` and `git lfs fsck` clean, every push acknowledged
+before that backup began is in it, no model deleted before it is, and the LFS store holds
+exactly the objects its database names. Prints how long backups took and how many came back clean
 (goal: all).
 
     /work/venv/bin/python bench/backup.py [--seconds 30] [--dest /dev/shm/backups] [--keep]
@@ -19,6 +19,7 @@ import os
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -93,6 +94,10 @@ def check(
     data = root / f"{backup.name}-data"
     restore = [PYTHON, "-m", "amphub", "restore", str(backup), "--data", str(data)]
     run_checked(restore, cwd=REPO_ROOT)
+    doctor = [PYTHON, "-m", "amphub", "doctor", "--data", str(data)]
+    found = subprocess.run(doctor, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    if found.returncode:
+        return [f"amphub doctor: {found.stdout}{found.stderr}"]
     with sqlite3.connect(data / "amphub.db") as conn:
         models = {m for (m,) in conn.execute("SELECT id FROM models")}
         rows = {oid for (oid,) in conn.execute("SELECT oid FROM lfs_objects")}
@@ -155,12 +160,14 @@ def main() -> int:
         for writer in writers:
             writer.start()
         backups: list[tuple[Path, float, float, list]] = []
+        caught = 0  # backups during which a model they copied was deleted
         while time.monotonic() < deadline - 1:
             dest = (args.dest or root / "backups") / f"b{len(backups)}"
             began = time.monotonic()
             acked = writes.before(began)
             cmd = [PYTHON, "-m", "amphub", "backup", str(dest), "--data", str(server.data)]
             said = run_checked(cmd, cwd=REPO_ROOT).stdout.decode()
+            caught += "was deleted while the backup ran" in said
             backups.append((dest, began, time.monotonic(), acked))
             time.sleep(0.2)
         for writer in writers:
@@ -184,6 +191,7 @@ def main() -> int:
             f" ({max(seconds):.2f} s at most, a process start included)"
         )
         print(f"writes acknowledged while a backup ran: {sum(during)} ({max(during)} at most)")
+        print(f"backups that caught a model's deletion under way: {caught}")
         print(f"restored clean: {clean} of {len(backups)} (goal: all)")
         return 0 if clean == len(backups) else 1
     finally:

@@ -82,6 +82,8 @@ async def test_a_backup_taken_during_writes_restores_clean(tmp_path, capsys, cap
 
     back = amphub(capsys, "restore", str(copy), "--data", str(restored))
     assert back.returncode == 0, back.stderr
+    doctor = await amphub_process("doctor", "--data", str(restored), cwd=tmp_path)
+    assert (doctor.returncode, doctor.stdout) == (0, "nothing is wrong\n")
     db_path = restored / "amphub.db"
     assert rows(db_path, "PRAGMA integrity_check") == [("ok",)]
     models = {model for _, model in rows(db_path, "SELECT space_id, id FROM models")}
@@ -161,6 +163,8 @@ async def test_a_backup_of_what_a_crash_left_restores_with_nothing_to_repair(
     )
     back = amphub(capsys, "restore", str(copy), "--data", str(restored))
     assert back.returncode == 0, back.stderr
+    doctor = await amphub_process("doctor", "--data", str(restored), cwd=tmp_path)
+    assert (doctor.returncode, doctor.stdout) == (0, "nothing is wrong\n")
     restored_m0 = restored / "repos" / "team" / "m0.git"
     assert sorted(model_repositories(restored / "repos")) == [("team", "half-made"), ("team", "m0")]
     assert push_leftovers(restored_m0) == []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from amphub.db.core import Model, row_to
 
-__all__ = ["copy_database", "database_problems", "snapshot_models", "snapshot_oids"]
+__all__ = ["copy_database", "database_problems", "models_in", "snapshot_oids"]
 
 
 def copy_database(source: Path, target: Path) -> None:
@@ -38,8 +38,8 @@ def database_problems(path: Path) -> list[str]:
     return [row[0] for row in rows if row[0] != "ok"]
 
 
-def snapshot_models(path: Path) -> list[Model]:
-    """Every model a database copy holds."""
+def models_in(path: Path) -> list[Model]:
+    """Every model a database file holds (a copy, or the live one: this only reads)."""
     with contextlib.closing(sqlite3.connect(path)) as conn:
         conn.row_factory = sqlite3.Row
         rows = conn.execute(

@@ -63,9 +63,17 @@ def backup(config: Config, dest: Path) -> list[str]:
         if capture_refs(repo_path(config, *key), repo_path(copied, *key), copier)
     }
     db.copy_database(config.db_path, copied.db_path)
-    said, deleted = _copy_repositories(config, copied, captured, copier)
+    models = {(model.space_id, model.id): model for model in db.models_in(copied.db_path)}
+    said, incomplete = _copy_repositories(config, copied, models, captured, copier)
     oids = db.snapshot_oids(copied.db_path)
     missing = copy_lfs_objects(config.lfs_dir, copied.lfs_dir, oids, copier)
+    deleted = _deleted_since(config, models)
+    for key in deleted:
+        _remove_repository(repo_path(copied, *key))
+        said.append(f"model {'/'.join(key)} was deleted while the backup ran: left out")
+    for key in incomplete.keys() - deleted:
+        refs = ", ".join(incomplete[key])
+        said.append(f"repository {'/'.join(key)}: the objects of {refs} were not copied")
     lost = asyncio.run(_forget(copied.db_path, deleted, missing)) if deleted or missing else []
     said.append(f"copied {len(oids) - len(missing)} LFS objects")
     if lost:
@@ -90,35 +98,41 @@ Key = tuple[str, str]
 
 
 def _copy_repositories(
-    config: Config, copied: Config, captured: set[Key], copier: Copier
-) -> tuple[list[str], list[Key]]:
+    config: Config, copied: Config, models: dict[Key, db.Model], captured: set[Key], copier: Copier
+) -> tuple[list[str], dict[Key, list[str]]]:
     """Copy the repository of each model of the database copy, whose refs are `captured`.
 
-    Returns what it did, and the models deleted since the database was copied.
+    Returns what it did, and the refs whose objects it could not copy, by repository.
     """
-    models = {(model.space_id, model.id): model for model in db.snapshot_models(copied.db_path)}
     for key in captured - models.keys():  # deleted before the database was copied
         _remove_repository(repo_path(copied, *key))
-    said, deleted = [], []
+    said, incomplete = [], {}
     for key, model in models.items():
         source, target = repo_path(config, *key), repo_path(copied, *key)
-        name = "/".join(key)
         if key not in captured and not capture_refs(source, target, copier):
             # Its creation was under way: finish it as a restart would.
             create_model_repo(target, model.name, model.owner)
-            said.append(f"model {name} had no repository yet: made it, with its first commit")
+            said.append(
+                f"model {'/'.join(key)} had no repository yet: made it, with its first commit"
+            )
             continue
         missing = _copy_repository(source, target, copier)
-        if missing is None:  # what it held may have vanished before it was copied
-            _remove_repository(target)
-            deleted.append(key)
-            said.append(f"model {name} was deleted while the backup ran: left out")
-        elif missing:
-            said.append(f"repository {name}: the objects of {', '.join(missing)} were not copied")
-    return [f"copied {len(models) - len(deleted)} repositories", *said], deleted
+        if missing:
+            incomplete[key] = missing
+    return [f"copied {len(models)} repositories", *said], incomplete
 
 
-async def _forget(path: Path, deleted: list[Key], missing: list[str]) -> list[str]:
+def _deleted_since(config: Config, models: dict[Key, db.Model]) -> set[Key]:
+    """The models of the database copy that the live database no longer has, as they were.
+
+    A deletion removes the row before the repository, then the objects no model links:
+    a model whose row is still there once everything is copied was copied whole.
+    """
+    live = {(model.space_id, model.id): model.created_at for model in db.models_in(config.db_path)}
+    return {key for key, model in models.items() if live.get(key) != model.created_at}
+
+
+async def _forget(path: Path, deleted: set[Key], missing: list[str]) -> list[str]:
     """Drop from a database copy the models deleted since; the missing objects still linked."""
     async with db.opened(path) as database:
         for space_id, model_id in deleted:
@@ -149,15 +163,13 @@ def _refuse_unless_empty(folder: Path, rule: str) -> None:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-def _copy_repository(source: Path, target: Path, copier: Copier) -> list[str] | None:
+def _copy_repository(source: Path, target: Path, copier: Copier) -> list[str]:
     """Copy a repository whose refs are copied, going over it again while files vanish.
 
-    Returns the refs whose objects it could not copy, or None when the repository is gone.
+    Returns the refs whose objects it could not copy.
     """
     for _ in range(REPOSITORY_PASSES):
         vanished = copy_repository(source, target, copier)
-        if not source.is_dir():
-            return None
         missing = missing_ref_targets(target)
         if not vanished and not missing:
             break
