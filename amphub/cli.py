@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -143,7 +144,7 @@ def _copy(args: argparse.Namespace, config: Config) -> int:
             said = backup(config, args.dest)
         else:
             said = restore(args.source, config)
-    except (BackupError, OSError) as exc:
+    except (BackupError, OSError, sqlite3.Error) as exc:
         print(f"amphub: {exc}", file=sys.stderr)
         return 1
     for sentence in said:
