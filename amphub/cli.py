@@ -16,6 +16,7 @@ from aiohttp import web
 from amphub import db
 from amphub.config import Config, ConfigError, load_config
 from amphub.server.app import bootstrap, create_app, offline
+from amphub.server.connections import HubRunner
 from amphub.services import accounts
 from amphub.services.backup import BackupError, backup, restore
 from amphub.services.cards import reindex_all
@@ -86,7 +87,7 @@ async def _serve(config: Config) -> None:
     if key:
         print("created user admin (administrator, space creator)")
         print(f"administrator key: {key}", flush=True)
-    runner = web.AppRunner(create_app(config), access_log=None)
+    runner = HubRunner(create_app(config), access_log=None)
     await runner.setup()
     try:
         stop = asyncio.Event()

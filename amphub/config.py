@@ -38,6 +38,16 @@ class Config:
     render_seconds: int = 2
     # The largest file a push may store in git itself (larger ones belong in LFS).
     max_git_file_size: int = 100 * MIB
+    # A connection whose request headers are not all in within this many seconds of its
+    # opening (or of its last answer) is closed: it also ends idle keep-alive connections.
+    header_timeout: int = 30
+    # A request body arriving slower than this many bytes a second, averaged over each
+    # window of body_rate_window seconds, is cut (408); 0 turns the check off.
+    min_body_rate: int = 1024
+    body_rate_window: int = 30
+    # Open connections from one client address, and in all (kept below the open-file limit).
+    connections_per_address: int = 64
+    max_connections: int = 4096
 
     @property
     def db_path(self) -> Path:
@@ -77,6 +87,11 @@ SETTINGS: dict[str, type] = {
     "zone": str,
     "render_seconds": int,
     "max_git_file_size": int,
+    "header_timeout": int,
+    "min_body_rate": int,
+    "body_rate_window": int,
+    "connections_per_address": int,
+    "max_connections": int,
 }
 
 
@@ -90,6 +105,11 @@ RANGES: dict[str, tuple[int, int]] = {
     "workers": (1, 256),
     "render_seconds": (1, 3600),
     "max_git_file_size": (1024, 2**62),
+    "header_timeout": (1, 3600),
+    "min_body_rate": (0, 2**40),
+    "body_rate_window": (1, 3600),
+    "connections_per_address": (1, 1_000_000),
+    "max_connections": (1, 1_000_000),
 }
 
 

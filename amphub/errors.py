@@ -72,6 +72,16 @@ class UnsupportedMediaType(ApiError):
     code = "unsupported_media_type"
 
 
+class RequestTimeout(ApiError, TimeoutError):
+    """The request body came in too slowly.
+
+    A TimeoutError too: aiohttp, draining what is left of a body after the answer, takes
+    that for its own linger timeout and closes the connection without logging a traceback.
+    """
+
+    code = "request_timeout"
+
+
 class LengthRequired(ApiError):
     """The upload did not say how long it is."""
 

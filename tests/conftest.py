@@ -24,6 +24,7 @@ from rich.console import Console
 from amphub.clock import system_clock
 from amphub.config import Config
 from amphub.server.app import bootstrap, create_app
+from amphub.server.connections import HubRunner
 from amphub.tui.app import ConsoleApp
 from amphub.tui.client import ApiClient
 
@@ -170,12 +171,19 @@ class FakeClock:
         self.now += timedelta(**delta)
 
 
+class HubTestServer(TestServer):
+    """aiohttp's test server, serving the app the way `amphub serve` does."""
+
+    async def _make_runner(self, **kwargs: Any) -> HubRunner:
+        return HubRunner(self.app, **kwargs)
+
+
 async def start_hub(
     data_dir: Path, clock: Callable[[], datetime] = system_clock, **settings: Any
 ) -> tuple[TestServer, str | None]:
     config = Config(data_dir=data_dir, **settings)
     key = await bootstrap(config, clock)
-    server = TestServer(create_app(config, clock), host="127.0.0.1")
+    server = HubTestServer(create_app(config, clock), host="127.0.0.1")
     await server.start_server()
     return server, key
 

@@ -40,6 +40,11 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
         ("flag-zone", "env-zone", "file-zone"),
         "default",
     ),  # noqa: E501
+    "header_timeout": (10, "20", "40", (10, 20, 40), 30),
+    "min_body_rate": (0, "100", "200", (0, 100, 200), 1024),
+    "body_rate_window": (5, "6", "7", (5, 6, 7), 30),
+    "connections_per_address": (8, "16", "32", (8, 16, 32), 64),
+    "max_connections": (100, "200", "300", (100, 200, 300), 4096),
 }
 LAYERS = ["flag", "env", "file", "default"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pickle
 import signal
@@ -251,6 +252,51 @@ async def test_scan_resumes_after_kill_9(tmp_path):
             conn.execute("SELECT attempts FROM tasks WHERE id = ?", (task["id"],)).fetchone()[0]
             == 2
         )
+
+
+async def test_a_scan_restarted_after_kill_9_keeps_what_it_had_judged(tmp_path):
+    data, port = tmp_path / "data", free_port()
+    proc = await start_server(data, port)
+    lines = await read_until(proc, "listening")
+    key = next(line.split(": ")[1] for line in lines if line.startswith("administrator key"))
+    async with aiohttp.ClientSession() as session:
+        hub = Hub(None, session, key, data, url=f"http://127.0.0.1:{port}")
+        await hub.space_and_model("team", "m1")
+        for version in range(3):
+            texts = {f"a{i}.txt": f"file {i} version {version}\n".encode() for i in range(5)}
+            await push(tmp_path / "w-m1", texts, clone=hub.remote("team", "m1"))
+        # Scanned after the text files and slowly: the server is killed while it runs.
+        dense = pickle.dumps([(i, str(i)) for i in range(1_500_000)], protocol=4)
+        await push(tmp_path / "w-m1", {"big.pkl": dense}, clone=hub.remote("team", "m1"))
+        task = await scan(hub)
+        deadline = asyncio.get_running_loop().time() + 60
+        while (await hub.call("GET", f"/api/v1/tasks/{task['id']}"))[1]["message"] != (
+            "scanning big.pkl"
+        ):
+            assert asyncio.get_running_loop().time() < deadline, "the scan never reached big.pkl"
+            await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), 30)
+        # What was judged before the kill is marked: a restarted scan that judged it again
+        # would not show the marker.
+        marker = {"kind": "secret", "message": "judged before the kill", "severity": "dangerous"}
+        verdict = json.dumps({"status": "suspicious", "findings": [marker]})
+        with sqlite3.connect(data / "amphub.db") as conn:
+            judged = conn.execute("SELECT count(*) FROM scan_results").fetchone()[0]
+            conn.execute("UPDATE scan_results SET verdict = ?", (verdict,))
+        proc = await start_server(data, port)
+        await read_until(proc, "listening")
+        done = await wait_task(hub, task["id"])
+    proc.terminate()
+    await proc.wait()
+    assert done["status"] == "succeeded", done
+    files = done["result"]["files"]
+    # Each text file now and in its two earlier versions, .gitattributes and README.md.
+    assert judged == 5 * 3 + 2
+    for i in range(5):
+        assert files[f"a{i}.txt"]["findings"] == [marker]
+        assert [entry["findings"] for entry in files[f"a{i}.txt"]["history"]] == [[marker]] * 2
+    assert files["big.pkl"]["status"] == "safe" and files["big.pkl"]["findings"] == []
 
 
 async def test_a_task_interrupted_three_times_fails(tmp_path):

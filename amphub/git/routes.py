@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from aiohttp import web
 from dulwich.errors import GitProtocolError, HangupException
@@ -17,7 +17,12 @@ from dulwich.server import ReceivePackHandler, UploadPackHandler
 from amphub import db
 from amphub.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from amphub.git.backend import REPO_ARGS, one_repo_backend
-from amphub.git.bridge import BodyTooLarge, StreamBridge, run_streamed
+from amphub.git.bridge import (
+    BodyTooLarge,
+    StreamBridge,
+    body_spooled,
+    run_streamed,
+)
 from amphub.git.receive import EMPTY_PACK_BYTES, AmphubReceivePackHandler
 from amphub.git.upload import serve_upload_pack
 from amphub.http import keys
@@ -109,14 +114,18 @@ async def post_service(request: web.Request) -> web.StreamResponse:
 
 
 async def _upload_pack(request: web.Request, call: ServiceCall) -> web.StreamResponse:
-    if (request.content_length or 0) > MAX_NEGOTIATION_BODY:
-        raise PayloadTooLarge(f"git request too large: more than {MAX_NEGOTIATION_BODY} bytes")
     response = _result_response("git-upload-pack")
 
     def serve(bridge: StreamBridge) -> None:
         serve_upload_pack(call.path, bridge.recv, bridge.write)
 
-    await _run_service(request, response, call, serve, MAX_NEGOTIATION_BODY)
+    try:
+        async with body_spooled(request, MAX_NEGOTIATION_BODY) as body:
+            await _run_service(request, response, call, serve, body)
+    except BodyTooLarge:
+        raise PayloadTooLarge(
+            f"git request too large: more than {MAX_NEGOTIATION_BODY} bytes"
+        ) from None
     return response
 
 
@@ -141,7 +150,10 @@ async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamRe
             finally:
                 target.record(handler.updated)
 
-    await _run_service(request, response, call, serve, None)
+    # Past the room left, the handler refuses the pack with the quota's sentence.
+    limit = max(room, EMPTY_PACK_BYTES) + MAX_NEGOTIATION_BODY
+    async with body_spooled(request, limit, cut=True) as body:
+        await _run_service(request, response, call, serve, body)
     return response
 
 
@@ -156,18 +168,16 @@ async def _run_service(
     response: web.StreamResponse,
     call: ServiceCall,
     serve: Callable[[StreamBridge], T],
-    max_body: int | None,
+    body: BinaryIO,
 ) -> T | None:
-    """Run a service; a failure before any output is a clean 400 or 413."""
+    """Run a service; a failure before any output is a clean 400."""
     try:
-        result, _ = await run_streamed(request, response, serve, max_body=max_body)
-    except (BodyTooLarge, GitProtocolError, HangupException) as exc:
+        result, _ = await run_streamed(request, response, serve, body)
+    except (GitProtocolError, HangupException) as exc:
         if response.prepared:
             log.warning("git request to %s/%s ended early: %s", call.space.id, call.model.id, exc)
             response.force_close()
             return None
-        if isinstance(exc, BodyTooLarge):
-            raise PayloadTooLarge(f"git request too large: {exc}") from None
         raise BadRequest(f"malformed git request: {exc}") from None
     return result
 

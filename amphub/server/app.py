@@ -18,7 +18,7 @@ from amphub.git import routes as git_routes
 from amphub.git.prune import pruning
 from amphub.hf import routes as hf_routes
 from amphub.hf.xet import sweep_abandoned_xorbs
-from amphub.http import auth, errors
+from amphub.http import auth, body_rate, errors
 from amphub.http.keys import HUB
 from amphub.lfs import routes as lfs_routes
 from amphub.services import accounts
@@ -109,7 +109,7 @@ def _start_background_steps(hub: Hub) -> None:
 def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
     """The aiohttp application serving git, LFS, the API and everything else."""
     hub = build_hub(config, clock)
-    app = web.Application(middlewares=[errors.middleware, auth.middleware])
+    app = web.Application(middlewares=[body_rate.middleware, errors.middleware, auth.middleware])
     app[HUB] = hub
 
     async def run_hub(app: web.Application) -> AsyncIterator[None]:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 import stat
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from dulwich.diff_tree import TreeChange
 from dulwich.graph import can_fast_forward
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
+from dulwich.walk import WalkEntry
 
 from amphub.storage.git_objects import BlobReader
 
@@ -230,23 +233,84 @@ def walk_files(path: Path, rev: str) -> tuple[str, list[Entry]]:
         return commit.id.decode(), sorted(files, key=lambda e: e.path)
 
 
-def earlier_versions(path: Path, commit_id: str, file: str, limit: int) -> list[tuple[str, str]]:
-    """(commit id, blob id) of the earlier contents of a file, newest first, at most `limit`."""
+@dataclass(frozen=True)
+class EarlierVersions:
+    """The earlier contents of files, found by one walk of a commit's history."""
+
+    commits: int  # commits read by the walk
+    versions: dict[str, list[tuple[str, str]]]  # file -> (commit id, blob id), newest first
+
+
+def earlier_versions(
+    path: Path, commit_id: str, files: Collection[str], limit: int
+) -> EarlierVersions:
+    """(commit id, blob id) of the earlier contents of each file, at most `limit` each.
+
+    One walk of the history serves every file. A commit counts for a file where a walk
+    limited to that file (`git log --full-history -- file`) lists it: the file, or a folder
+    of that name, changed in it. Each content is listed once, at the newest commit that
+    has it; the walk ends early once every file has its `limit`.
+    """
     with Repo(str(path)) as repo:
-        seen: set[bytes] = set()
-        versions = []
-        include = [ObjectID(commit_id.encode())]
-        for entry in repo.get_walker(include=include, paths=[file.encode()]):
+        found: dict[bytes, list[tuple[bytes, bytes]]] = {f.encode(): [] for f in files}
+        pending = set(found)  # files with fewer than limit + 1 contents so far
+        commits = 0
+        for entry in repo.get_walker(include=[ObjectID(commit_id.encode())]):
+            if not pending:
+                break
+            commits += 1
+            for name, blob_id in _changed_files(repo, entry, pending).items():
+                versions = found[name]
+                if all(blob_id != seen for _, seen in versions):
+                    versions.append((entry.commit.id, blob_id))
+                if len(versions) > limit:
+                    pending.discard(name)
+        # The first content of each file is the one in the commit itself.
+        return EarlierVersions(
+            commits,
+            {
+                name.decode(): [(c.decode(), b.decode()) for c, b in versions[1:]]
+                for name, versions in found.items()
+            },
+        )
+
+
+def _changed_files(repo: Repo, entry: WalkEntry, wanted: set[bytes]) -> dict[bytes, bytes]:
+    """The blob ids, in the entry's commit, of the wanted files that it changed."""
+    blobs: dict[bytes, bytes | None] = {}  # None: no file there, or not known from the diff
+    for change in _flat_changes(entry.changes()):
+        for side in (change.old, change.new):
+            if side is None or side.path is None:
+                continue
+            parts = side.path.split(b"/")
+            for depth in range(1, len(parts) + 1):  # a folder's change matches its name too
+                name = b"/".join(parts[:depth])
+                if name in wanted:
+                    blobs.setdefault(name, None)
+        new = change.new
+        if new is not None and new.path in wanted and new.mode != GITLINK_MODE:
+            assert new.sha is not None  # a diff's side with a path has an id
+            blobs[new.path] = new.sha
+    changed = {}
+    for name, blob_id in blobs.items():
+        if blob_id is None:
             try:
-                blob_id = _lookup_id(repo, entry.commit.tree, file)
+                blob_id = _lookup_id(repo, entry.commit.tree, name.decode())
             except PathNotFound:
                 continue
-            if blob_id not in seen:
-                seen.add(blob_id)
-                versions.append((entry.commit.id.decode(), blob_id.decode()))
-            if len(versions) > limit:
-                break
-        return versions[1:]  # the first is the file as it is in the commit itself
+        changed[name] = blob_id
+    return changed
+
+
+def _flat_changes(changes: list[TreeChange] | list[list[TreeChange | None]]) -> list[TreeChange]:
+    """A commit's changes; those of a merge come as one list per path that changed."""
+    flat: list[TreeChange] = []
+    for change in changes:
+        if isinstance(change, list):
+            flat.extend(c for c in change if c is not None)
+        else:
+            flat.append(change)
+    return flat
 
 
 def read_object(path: Path, sha: str) -> bytes:

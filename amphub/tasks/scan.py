@@ -95,13 +95,11 @@ async def _verdict(
     return verdict
 
 
-async def _history(ctx: TaskContext, repo: Path, commit: str, entry: Entry) -> list[dict[str, Any]]:
-    """Secrets in the earlier versions of a text file."""
-    hub = ctx.hub
-    versions = await hub.run_blocking(
-        lambda: earlier_versions(repo, commit, entry.path, HISTORY_LIMIT)
-    )
-    known = await db.scan_verdicts(hub.db, [sha for _, sha in versions], SCANNER_VERSION)
+async def _history(
+    ctx: TaskContext, repo: Path, entry: Entry, versions: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """Secrets in the earlier versions (commit id, blob id) of a text file."""
+    known = await db.scan_verdicts(ctx.hub.db, [sha for _, sha in versions], SCANNER_VERSION)
     found = []
     for commit_id, sha in versions:
         earlier = Entry(entry.path, "file", None, sha=sha)
@@ -120,14 +118,17 @@ async def run_scan(ctx: TaskContext) -> dict[str, Any]:
         raise TaskFailed(f"model {task.space_id}/{task.model_id} no longer exists")
     _, commit_id = ctx.revision()
     commit, files = await hub.run_blocking(lambda: walk_files(repo, commit_id))
+    text = [entry.path for entry in files if not entry.lfs and not entry.binary]
+    await ctx.progress(0, len(files), f"reading the history of {len(text)} text files")
+    earlier = await hub.run_blocking(lambda: earlier_versions(repo, commit, text, HISTORY_LIMIT))
     ids = [entry.content_id for entry in files if entry.content_id]
     known = await db.scan_verdicts(hub.db, ids, SCANNER_VERSION)
     results: dict[str, dict] = {}
     for done, entry in enumerate(files):
         await ctx.progress(done, len(files), f"scanning {entry.path}")
         verdict = dict(await _verdict(ctx, repo, entry, known))
-        if not entry.lfs and not entry.binary:
-            history = await _history(ctx, repo, commit, entry)
+        if entry.path in earlier.versions:
+            history = await _history(ctx, repo, entry, earlier.versions[entry.path])
             if history:
                 verdict["history"] = history
                 verdict["status"] = worst([verdict["status"], "unsafe"])
