@@ -1,4 +1,4 @@
-"""The command line: amphub serve | tui | admin."""
+"""The command line: amphub serve | tui | admin | backup | restore."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
@@ -16,6 +18,7 @@ from amphub.config import Config, ConfigError, load_config
 from amphub.server.app import bootstrap, create_app, offline
 from amphub.server.connections import HubRunner
 from amphub.services import accounts
+from amphub.services.backup import BackupError, backup, restore
 from amphub.services.cards import reindex_all
 from amphub.services.doctor import examine
 
@@ -66,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     reindex = actions.add_parser("reindex", help="rebuild every model card from its repository")
     for action in (create, reset, grant, reindex):
         action.add_argument("--data", dest="data_dir", help="data dir (default ./amphub-data)")
+
+    copy = commands.add_parser(
+        "backup", help="copy a data dir, while its server runs, into a new or empty folder"
+    )
+    copy.add_argument("dest", type=Path, help="the folder to hold the backup")
+    copy.add_argument("--data", dest="data_dir", help="data dir (default ./amphub-data)")
+    back = commands.add_parser("restore", help="copy a backup into a new or empty data dir")
+    back.add_argument("source", type=Path, help="the backup's folder")
+    back.add_argument("--data", dest="data_dir", help="data dir (default ./amphub-data)")
     return parser
 
 
@@ -125,6 +137,22 @@ async def _admin(args: argparse.Namespace, config: Config) -> int:
         return 0
 
 
+def _copy(args: argparse.Namespace, config: Config) -> int:
+    """Run `backup` or `restore`, printing what was copied."""
+    os.umask(0o077)  # a backup holds private models and the server's secret
+    try:
+        if args.command == "backup":
+            said = backup(config, args.dest)
+        else:
+            said = restore(args.source, config)
+    except (BackupError, OSError, sqlite3.Error) as exc:
+        print(f"amphub: {exc}", file=sys.stderr)
+        return 1
+    for sentence in said:
+        print(sentence)
+    return 0
+
+
 async def _doctor(args: argparse.Namespace, config: Config) -> int:
     """Print what is wrong, as sentences; non-zero while anything is."""
     async with offline(config) as hub:
@@ -176,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"amphub: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.command in ("backup", "restore"):
+        return _copy(args, config)
     command = _doctor if args.command == "doctor" else _admin
     try:
         return asyncio.run(command(args, config))

@@ -34,6 +34,7 @@ from amphub.db.members import *  # noqa: F403
 from amphub.db.models import *  # noqa: F403
 from amphub.db.peers import *  # noqa: F403
 from amphub.db.replicas import *  # noqa: F403
+from amphub.db.snapshot import *  # noqa: F403
 from amphub.db.spaces import *  # noqa: F403
 from amphub.db.tasks import *  # noqa: F403
 from amphub.db.users import *  # noqa: F403

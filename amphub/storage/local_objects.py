@@ -72,7 +72,7 @@ class LocalObjectStore:
         for oid in made:
             self.path(oid).parent.mkdir(parents=True, exist_ok=True)
         if made:
-            _sync_file_system(self.root)
+            sync_file_system(self.root)
         for oid in made:
             self._durable_folders[_folder_index(oid)] = 1
             self._durable_parents[_folder_index(oid) >> 8] = 1
@@ -84,9 +84,9 @@ class LocalObjectStore:
             return
         os.makedirs(self.folder(oid), exist_ok=True)
         if not self._durable_parents[index >> 8]:
-            _fsync_path(self.root)
+            fsync_path(self.root)
             self._durable_parents[index >> 8] = 1
-        _fsync_path(os.path.dirname(self.folder(oid)))
+        fsync_path(os.path.dirname(self.folder(oid)))
         self._durable_folders[index] = 1
 
     def temp_path(self, folder: str) -> str:
@@ -216,7 +216,7 @@ class Upload:
             os.fsync(self._fd)
             os.replace(self._temp, target)
             self._temp = None
-            _fsync_path(self._folder)
+            fsync_path(self._folder)
         finally:
             self.abort()
 
@@ -296,12 +296,12 @@ def _flush(store: LocalObjectStore, paths: list[str]) -> None:
     an object uploaded alone (a quiet server) waits for nothing but itself.
     """
     if len(paths) == 1:
-        _fsync_path(paths[0])
+        fsync_path(paths[0])
     else:
-        _sync_file_system(store.root)
+        sync_file_system(store.root)
 
 
-def _fsync_path(path: Path | str) -> None:
+def fsync_path(path: Path | str) -> None:
     """Write a folder or a file to disk (a file opened for reading: fsync writes its data)."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -326,7 +326,7 @@ _SYNC_FILE_RANGE = _load_libc_function(
 SYNC_FILE_RANGE_WRITE = 2
 
 
-def _sync_file_system(path: Path) -> None:
+def sync_file_system(path: Path) -> None:
     """Write out everything changed on the file system of `path`, with one disk flush."""
     if _SYNCFS is None:
         os.sync()  # every file system: only where syncfs is missing
