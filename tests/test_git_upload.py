@@ -12,6 +12,7 @@ import pytest
 from dulwich.protocol import pkt_line
 
 from amphub.git import upload
+from amphub.storage import rebuilt_blobs
 from amphub.storage.repos import PACK_CACHE_DIR, repo_size
 from tests.conftest import Hub, commit, git
 
@@ -218,7 +219,7 @@ async def test_leftover_temp_files_are_never_served_and_get_removed(hub, model_r
     cache.mkdir()
     stale = cache / "tmp-crashed.partial"
     stale.write_bytes(b"PACK" + os.urandom(64))
-    old = time.time() - 2 * upload.STALE_TEMP_SECONDS
+    old = time.time() - 2 * rebuilt_blobs.STALE_TEMP_SECONDS
     os.utime(stale, (old, old))
     await bare_clone(hub, tmp_path, "copy")
     assert not stale.exists()

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import time
 from binascii import hexlify, unhexlify
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
@@ -54,12 +53,12 @@ from amphub.git.packfile import (
     write_fetch_pack,
 )
 from amphub.git.reach import add_tags, fetch_objects, read_all_objects, unreachable, walk_fetch
+from amphub.storage.rebuilt_blobs import prune_cache
 from amphub.storage.repos import PACK_CACHE_DIR, prepare_repo
 
 SIDEBAND_DATA = 65515  # the payload of one side-band-64k pkt-line
 CACHE_KEEP = 3
 BULK_FETCH_COMMITS = 500
-STALE_TEMP_SECONDS = 3600
 CACHE_FORMAT = b"amphub pack cache 1\n"
 # Lines of a request's first section that dulwich must see: it answers them itself.
 SPECIAL_LINES = (b"shallow ", b"deepen", b"filter ")
@@ -335,15 +334,4 @@ class PackCache:
 
     def prune(self) -> None:
         """Keep the newest packs and drop temp files that a crash left behind."""
-        packs = sorted(self.root.glob("*.pack"), key=_mtime, reverse=True)
-        stale = time.time() - STALE_TEMP_SECONDS
-        temps = [p for p in self.root.glob("tmp-*.partial") if _mtime(p) < stale]
-        for path in packs[self.keep :] + temps:
-            path.unlink(missing_ok=True)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return 0.0
+        prune_cache(self.root.glob("*.pack"), self.keep, self.root.glob("tmp-*.partial"))

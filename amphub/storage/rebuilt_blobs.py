@@ -12,7 +12,7 @@ import fcntl
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -56,10 +56,14 @@ def open_rebuilt(repo_path: Path, sha: bytes, rebuild: Callable[[BinaryIO], None
 
 def _prune(root: Path) -> None:
     """Keep the most recently read files; drop temporary files a crash left."""
-    kept = sorted((p for p in root.iterdir() if len(p.name) == 40), key=_mtime, reverse=True)
+    prune_cache([p for p in root.iterdir() if len(p.name) == 40], KEEP, root.glob("tmp-*"))
+
+
+def prune_cache(kept: Iterable[Path], keep: int, temps: Iterable[Path]) -> None:
+    """Keep the `keep` newest of a cache's files; drop temporary ones untouched for an hour."""
     stale = time.time() - STALE_TEMP_SECONDS
-    temps = [p for p in root.glob("tmp-*") if _mtime(p) < stale]
-    for path in kept[KEEP:] + temps:
+    newest = sorted(kept, key=_mtime, reverse=True)
+    for path in newest[keep:] + [temp for temp in temps if _mtime(temp) < stale]:
         path.unlink(missing_ok=True)
 
 
