@@ -36,7 +36,6 @@ from tests.test_sync import register_zone
 pytestmark = pytest.mark.crash
 KILLS_EACH = 5  # six kinds of write: 30 kills
 MIB = 1024 * 1024
-UNFINISHED = ("queued", "running")
 
 
 class Server:
@@ -89,6 +88,14 @@ async def crash_during(
     with contextlib.suppress(Exception):  # the client saw the server go, or finished first
         await asyncio.wait_for(started, 120)
     await asyncio.wait_for(write(), 120)
+
+
+async def every_task_finished(hub: Hub, kind: str) -> None:
+    """Wait for the tasks of a kind (the interrupted ones, queued again); all succeeded."""
+    _, listed = await hub.call("GET", f"/api/v1/tasks?kind={kind}&model=team/m1")
+    for task in listed["tasks"]:
+        done = await wait_task(hub, task["id"])
+        assert done["status"] == "succeeded", done
 
 
 async def check(hub: Hub, tmp_path: Path, model: str, n: int) -> None:
@@ -165,6 +172,7 @@ async def test_kill_9_during_writes_loses_nothing_acknowledged(tmp_path):
                     assert status == 201, task
                     done = await wait_task(hub, task["id"])
                     assert done["status"] == "succeeded", done
+                    await every_task_finished(hub, "scan")
 
                 await crash_during(server, scan, rng)
                 await check(hub, tmp_path, "m1", 200 + n)
@@ -179,21 +187,17 @@ async def test_kill_9_during_writes_loses_nothing_acknowledged(tmp_path):
                     await push()
 
                     async def sync() -> None:
-                        # The retry of a sync is the interrupted task, queued again at
-                        # start; a second sync of the ref alongside it may lose the race.
-                        _, listed = await hub.call("GET", "/api/v1/tasks?kind=sync&model=team/m1")
-                        waiting = [t for t in listed["tasks"] if t["status"] in UNFINISHED]
-                        if waiting:
-                            task = waiting[0]
-                        else:
-                            status, task = await hub.call(
-                                "POST",
-                                "/api/v1/models/team/m1/syncs",
-                                json={"ref": "master", "zone": "eu"},
-                            )
-                            assert status == 201, task
+                        # The retry is a new sync beside the interrupted one, which the
+                        # restart queued again: both must succeed.
+                        status, task = await hub.call(
+                            "POST",
+                            "/api/v1/models/team/m1/syncs",
+                            json={"ref": "master", "zone": "eu"},
+                        )
+                        assert status == 201, task
                         done = await wait_task(hub, task["id"])
                         assert done["status"] == "succeeded", done
+                        await every_task_finished(hub, "sync")
 
                     await crash_during(server, sync, rng)
                     await check(hub, tmp_path, "m1", 300 + n)

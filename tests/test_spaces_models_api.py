@@ -11,6 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from amphub import db
+from amphub.http import keys
 from tests.conftest import GIB, FakeClock, Hub, git, start_hub
 
 UNIT = 10 * GIB
@@ -507,3 +509,13 @@ async def test_internal_model_visible_to_signed_in_users_only(people):
     status, body, headers = await raw(hub, "GET", "/api/v1/models/team/int")
     assert (status, body) == (401, err("unauthorized", SIGN_IN))
     assert "WWW-Authenticate" in headers
+
+
+async def test_a_model_whose_repository_is_still_being_made_answers_as_empty(hub):
+    await hub.space_and_model("team", "m1")
+    # The moment between a creation's row and its repository, held still.
+    await db.insert_model(hub.server.app[keys.HUB].db, "team", "m2", "m2", "private", "admin")
+    status, model = await hub.call("GET", "/api/v1/models/team/m2")
+    assert status == 200, model
+    assert model["size"] == 0
+    assert model["refs"] == {"branches": [], "tags": []}

@@ -176,6 +176,17 @@ async def test_second_sync_sends_nothing_and_a_new_commit_sends_only_itself(zone
     assert await remote_ref(peer, "refs/heads/master", "syncer") == head
 
 
+async def test_syncs_of_one_ref_started_together_all_succeed(zones, tmp_path):
+    source, peer = zones.source, zones.peer
+    work = tmp_path / "work"
+    files = {f"w{i}.bin": os.urandom(MIB) for i in range(3)}
+    head = await push(work, files, "weights", clone=source.remote("team", "m1"))
+    done = await asyncio.gather(*(sync(source, "master") for _ in range(4)))
+    assert [task["status"] for task in done] == ["succeeded"] * 4, [t.get("message") for t in done]
+    assert sum(task["result"]["lfs_objects_sent"] for task in done) >= 3
+    assert await remote_ref(peer, "refs/heads/master", "syncer") == head
+
+
 async def test_wrong_key_ends_the_task_with_the_peers_message(zones, tmp_path):
     source, peer = zones.source, zones.peer
     await register_zone(source, peer, "not-the-key", name="bad")

@@ -61,6 +61,15 @@ def push_ref(path: Path, url: str, user: str, key: str, repo: str, ref: str, sha
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise PushInterrupted(f"{type(exc).__name__}: {exc}") from None
     refused = {name.decode(): why for name, why in (result.ref_status or {}).items() if why}
-    if refused:
+    if refused and not _holds(client, repo, ref, sha):
         raise PushRefused("; ".join(f"{name}: {why}" for name, why in refused.items()))
     return sent
+
+
+def _holds(client: HttpGitClient, repo: str, ref: str, sha: str) -> bool:
+    """Whether the peer's ref points at `sha` already (another push of it won the race)."""
+    try:
+        refs = client.get_refs(f"{repo}.git")
+    except (GitProtocolError, OSError, urllib3.exceptions.HTTPError):
+        return False
+    return refs.refs.get(Ref(ref.encode())) == ObjectID(sha.encode())

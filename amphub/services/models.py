@@ -87,7 +87,13 @@ async def model_details(hub: Hub, model: db.Model) -> ModelDetails:
     """A model's size, branches and tags, card, last scan, replicas and deployments."""
     space_id, model_id = model.space_id, model.id
     path = hub.repos.path(space_id, model_id)
-    size, refs = await hub.run_blocking(lambda: (hub.repos.size(path), list_refs(path)))
+
+    def read() -> tuple[int, dict[str, list[dict[str, str]]]]:
+        if not path.is_dir():  # its creation is still making the repository
+            return 0, {"branches": [], "tags": []}
+        return hub.repos.size(path), list_refs(path)
+
+    size, refs = await hub.run_blocking(read)
     scans = await db.list_tasks(
         hub.db, kind="scan", status="succeeded", space_id=space_id, model_id=model_id, limit=1
     )

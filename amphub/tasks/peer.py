@@ -81,16 +81,25 @@ class Peer:
 
     async def ensure_space(self, space: dict[str, Any]) -> None:
         """Create the space on the peer unless it is there already."""
-        status, _ = await self._api("GET", f"/api/v1/spaces/{space['id']}", (200, 404))
-        if status == 404:
-            await self._api("POST", "/api/v1/spaces", (201,), space)
+        await self._ensure(f"/api/v1/spaces/{space['id']}", "/api/v1/spaces", space)
 
     async def ensure_model(self, space_id: str, model: dict[str, Any]) -> None:
         """Create the model on the peer unless it is there already."""
         path = f"/api/v1/models/{space_id}/{model['id']}"
+        await self._ensure(path, f"/api/v1/spaces/{space_id}/models", model)
+
+    async def _ensure(self, path: str, collection: str, body: dict[str, Any]) -> None:
+        """Create what `path` names by a POST to `collection`, unless it is there.
+
+        A 409 may mean that another sync made it meanwhile; if it is still not there for
+        this key, the id is taken by one the key may not see, as the peer's sentence says.
+        """
         status, _ = await self._api("GET", path, (200, 404))
-        if status == 404:
-            await self._api("POST", f"/api/v1/spaces/{space_id}/models", (201,), model)
+        if status == 200:
+            return
+        status, answer = await self._api("POST", collection, (201, 409), body)
+        if status == 409 and (await self._api("GET", path, (200, 404)))[0] == 404:
+            raise PeerRefused(peer_message(status, json.dumps(answer)))
 
     async def missing_objects(
         self, repo: str, ref: str, objects: list[tuple[str, int]]
