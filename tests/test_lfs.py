@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import pytest
 from yarl import URL
 
 from amphub import db
@@ -123,6 +124,36 @@ async def test_objects_lost_or_damaged_on_disk_are_never_served_and_a_push_resto
     for name, data in files.items():
         assert (copy / name).read_bytes() == data
     await git("lfs", "fsck", cwd=copy)
+
+
+async def test_an_object_damaged_without_changing_size_is_never_sent_whole(
+    hub, model_repo, tmp_path
+):
+    await git("lfs", "install", "--skip-repo")
+    work = await lfs_clone(hub, tmp_path, "w")
+    data = os.urandom(3 * MIB)
+    await push(work, {"w.bin": data}, "add")
+    path = stored(hub, data)
+    damaged = data[: 2 * MIB] + bytes([data[2 * MIB] ^ 1]) + data[2 * MIB + 1 :]
+    lfs_get = f"{hub.base}/team/m1.git/info/lfs/objects/{oid_of(data)}"
+    blob = f"{hub.base}/api/v1/models/team/m1/blob/master/w.bin"
+    resolve = f"{hub.base}/team/m1/resolve/master/w.bin"
+    for url in (lfs_get, blob, resolve):
+        path.write_bytes(damaged)
+        async with hub.session.get(url, headers={**auth(hub), "Range": "bytes=0-99"}) as resp:
+            assert resp.status == 206 and await resp.read() == damaged[:100]  # a range: as stored
+        async with hub.session.get(url, headers=auth(hub)) as resp:
+            assert resp.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):  # cut short: never the whole
+                await resp.read()
+        assert not path.exists(), url  # quarantined
+        async with hub.session.get(url, headers=auth(hub)) as resp:
+            assert resp.status == 404, url
+        path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    async with hub.session.get(resolve, headers=auth(hub)) as resp:
+        assert resp.status == 200 and await resp.read() == data
+        assert resp.headers["ETag"] == f'"{oid_of(data)}"'
 
 
 async def test_lfs_pull_include_fetches_only_what_is_asked(hub, model_repo, tmp_path):

@@ -17,6 +17,7 @@ from amphub.http import keys
 from amphub.http.access import ModelAccess, require_model
 from amphub.http.blob_body import blob_response
 from amphub.http.headers import DOWNLOAD_HEADERS
+from amphub.http.object_body import ObjectResponse
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION
 from amphub.services.objects import stored_object
@@ -143,7 +144,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     if stored is None:
         raise NotFound(f"the LFS content of {file} is not stored on this server")
     headers = {"Content-Type": "application/octet-stream", **DOWNLOAD_HEADERS}
-    return web.FileResponse(stored, headers=headers)
+    return ObjectResponse(hub, pointer.oid, stored, headers)
 
 
 def _time(seconds: int) -> str:

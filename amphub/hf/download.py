@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.helpers import ETag
 
 from amphub.errors import NotFound
 from amphub.hf.access import repository, require_repo, run_git
@@ -21,6 +20,7 @@ from amphub.http import keys
 from amphub.http.access import ModelAccess
 from amphub.http.blob_body import blob_response
 from amphub.http.headers import DOWNLOAD_HEADERS
+from amphub.http.object_body import ObjectResponse
 from amphub.policy import Action
 from amphub.services.objects import stored_object
 from amphub.storage.git_objects import BlobReader
@@ -31,27 +31,6 @@ from amphub.storage.repo_files import (
     PathNotFound,
     parse_pointer,
 )
-
-
-class _StoredObject(web.FileResponse):
-    """An LFS object sent with sendfile, under the Hub's ETag (its sha256).
-
-    aiohttp's FileResponse sets an ETag made of the file's mtime and size just before it
-    sends the headers; this one keeps the content's.
-    """
-
-    def __init__(self, path: Path, headers: dict[str, str]) -> None:
-        super().__init__(path, headers=headers)
-        self._content_etag = headers["ETag"]
-
-    @property
-    def etag(self) -> ETag | None:
-        """The ETag header, parsed."""
-        return super().etag
-
-    @etag.setter
-    def etag(self, value: object) -> None:
-        self.headers["ETag"] = self._content_etag
 
 
 def _open(path: Path, rev: str, file: str) -> tuple[str, str | None, BlobReader | None]:
@@ -104,4 +83,5 @@ async def get_resolve(request: web.Request) -> web.StreamResponse:
             "Content-Type": "application/octet-stream",
         }
     )
-    return _StoredObject(await _stored(request, access, pointer), headers)
+    stored = await _stored(request, access, pointer)
+    return ObjectResponse(request.app[keys.HUB], pointer.oid, stored, headers)

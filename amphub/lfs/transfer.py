@@ -25,6 +25,7 @@ from amphub.http.access import SIGN_IN_NEEDED, require_model
 from amphub.http.auth import URL_TOKEN
 from amphub.http.body import BodyTooLong, field, json_object, read_body
 from amphub.http.errors import LFS_MEDIA_TYPE
+from amphub.http.object_body import ObjectResponse
 from amphub.http.urls import model_ids, model_url
 from amphub.policy import Action
 from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
@@ -285,10 +286,11 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     space_id, model_id = model_ids(request)
     oid = _oid(request)
     await require_model(request, space_id, model_id, Action.READ_FILES)
-    stored = await stored_object(request.app[keys.HUB], space_id, model_id, oid)
+    hub = request.app[keys.HUB]
+    stored = await stored_object(hub, space_id, model_id, oid)
     if stored is None:
         raise NotFound("object does not exist")
-    return web.FileResponse(stored, headers={"Content-Type": "application/octet-stream"})
+    return ObjectResponse(hub, oid, stored, {"Content-Type": "application/octet-stream"})
 
 
 async def post_verify(request: web.Request) -> web.Response:

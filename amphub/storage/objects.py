@@ -6,6 +6,8 @@ store (object storage) is added by writing one more implementation of `ObjectSto
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -27,6 +29,22 @@ def check_oid(oid: str) -> str:
     if not OID.fullmatch(oid):
         raise InvalidOid(f"invalid oid {oid[:80]!r}: expected 64 lowercase hex characters")
     return oid
+
+
+def hashes_to(fileno: int, size: int, oid: str, piece: int = 1024 * 1024) -> bool:
+    """Whether the first `size` bytes of an open file hash to `oid`.
+
+    Reads by offset, so whoever else reads the same file (sendfile) is not disturbed.
+    """
+    digest = hashlib.sha256()
+    offset = 0
+    while offset < size:
+        data = os.pread(fileno, min(piece, size - offset), offset)
+        if not data:
+            return False
+        digest.update(data)
+        offset += len(data)
+    return digest.hexdigest() == oid
 
 
 class ObjectUpload(Protocol):
