@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import re
+import signal
 import socket
 import sqlite3
 import sys
@@ -304,6 +305,51 @@ async def read_until(proc, marker: str) -> list[str]:
         lines.append(line.strip())
         if marker in line:
             return lines
+
+
+class ServerProcess:
+    """`amphub serve` in a process of its own, on one port across restarts."""
+
+    def __init__(self, data: Path) -> None:
+        self.data, self.port = data, free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.key = ""
+
+    @property
+    def url(self) -> str:
+        """Where it listens."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """The running process's id."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def start(self) -> None:
+        self.proc = await start_server(self.data, self.port)
+        lines = await read_until(self.proc, "listening")
+        for line in lines:
+            if line.startswith("administrator key"):
+                self.key = line.split(": ")[1]
+        self._drain = asyncio.ensure_future(self._read_rest())
+
+    async def _read_rest(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while await self.proc.stdout.readline():
+            pass
+
+    async def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(self.proc.wait(), 30)
+        await asyncio.wait_for(self._drain, 30)  # children holding the output end too
+
+    async def stop(self) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        await asyncio.wait_for(self.proc.wait(), 30)
+        await asyncio.wait_for(self._drain, 30)
 
 
 async def write_from_outside(db_path: Path, *statements: tuple[str, tuple]) -> None:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import random
-import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -21,12 +20,10 @@ from huggingface_hub import HfApi
 from amphub.storage.repos import PACK_CACHE_DIR, is_scratch
 from tests.conftest import (
     Hub,
+    ServerProcess,
     commit,
-    free_port,
     git,
-    read_until,
     start_hub,
-    start_server,
     wait_task,
 )
 from tests.test_doctor import doctor
@@ -38,42 +35,8 @@ KILLS_EACH = 5  # six kinds of write: 30 kills
 MIB = 1024 * 1024
 
 
-class Server:
-    """`amphub serve` in a process of its own, on one port across restarts."""
-
-    def __init__(self, data: Path) -> None:
-        self.data, self.port = data, free_port()
-        self.proc: asyncio.subprocess.Process | None = None
-        self.key = ""
-
-    async def start(self) -> None:
-        self.proc = await start_server(self.data, self.port)
-        lines = await read_until(self.proc, "listening")
-        for line in lines:
-            if line.startswith("administrator key"):
-                self.key = line.split(": ")[1]
-        self._drain = asyncio.ensure_future(self._read_rest())
-
-    async def _read_rest(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        while await self.proc.stdout.readline():
-            pass
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(self.proc.wait(), 30)
-        await self._drain
-
-    async def stop(self) -> None:
-        assert self.proc is not None
-        self.proc.terminate()
-        await asyncio.wait_for(self.proc.wait(), 30)
-        await self._drain
-
-
 async def crash_during(
-    server: Server, write: Callable[[], Awaitable[object]], rng: random.Random
+    server: ServerProcess, write: Callable[[], Awaitable[object]], rng: random.Random
 ) -> None:
     """Start `write`, kill the server at a random moment, restart it, and retry `write`.
 
@@ -128,11 +91,11 @@ async def test_kill_9_during_writes_loses_nothing_acknowledged(tmp_path):
     await git("lfs", "install", "--skip-repo")
     rng = random.Random(int.from_bytes(os.urandom(4), "big"))
     print(f"random seed of this run: {rng.getstate()[1][0]}")
-    server = Server(tmp_path / "data")
+    server = ServerProcess(tmp_path / "data")
     await server.start()
     try:
         async with aiohttp.ClientSession() as session:
-            hub = Hub(None, session, server.key, server.data, url=f"http://127.0.0.1:{server.port}")
+            hub = Hub(None, session, server.key, server.data, url=server.url)
             await hub.space_and_model("team", "m1")
             work = tmp_path / "w"
             await git("clone", "-q", hub.remote("team", "m1"), str(work))

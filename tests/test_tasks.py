@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import pickle
-import signal
 import sqlite3
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from tests.conftest import (
     Hub,
+    ServerProcess,
     free_port,
     git,
     push,
@@ -220,12 +220,10 @@ async def scan_processes_of(server: int) -> list[int]:
 
 
 async def test_scan_resumes_after_kill_9(tmp_path):
-    data, port = tmp_path / "data", free_port()
-    proc = await start_server(data, port)
-    lines = await read_until(proc, "listening")
-    key = next(line.split(": ")[1] for line in lines if line.startswith("administrator key"))
+    server = ServerProcess(tmp_path / "data")
+    await server.start()
     async with aiohttp.ClientSession() as session:
-        hub = Hub(None, session, key, data, url=f"http://127.0.0.1:{port}")
+        hub = Hub(None, session, server.key, server.data, url=server.url)
         await hub.space_and_model("team", "m1")
         dense = pickle.dumps([(i, str(i)) for i in range(1_500_000)], protocol=4)
         await push(
@@ -235,19 +233,16 @@ async def test_scan_resumes_after_kill_9(tmp_path):
         )
         task = await scan(hub)
         await wait_task(hub, task["id"], until=("running",))
-        workers = await scan_processes_of(proc.pid)
-        proc.send_signal(signal.SIGKILL)
+        workers = await scan_processes_of(server.pid)
         # The scan processes end with the server: until they do they hold its output open.
-        await asyncio.wait_for(proc.wait(), 30)
+        await server.kill()
         assert not [pid for pid in workers if running(pid)]
-        proc = await start_server(data, port)
-        await read_until(proc, "listening")
+        await server.start()
         done = await wait_task(hub, task["id"])
         assert done["status"] == "succeeded", done
         assert done["result"]["files"]["big.pkl"]["status"] == "safe"
-    proc.terminate()
-    await proc.wait()
-    with sqlite3.connect(data / "amphub.db") as conn:
+    await server.stop()
+    with sqlite3.connect(server.data / "amphub.db") as conn:
         assert (
             conn.execute("SELECT attempts FROM tasks WHERE id = ?", (task["id"],)).fetchone()[0]
             == 2
@@ -255,12 +250,10 @@ async def test_scan_resumes_after_kill_9(tmp_path):
 
 
 async def test_a_scan_restarted_after_kill_9_keeps_what_it_had_judged(tmp_path):
-    data, port = tmp_path / "data", free_port()
-    proc = await start_server(data, port)
-    lines = await read_until(proc, "listening")
-    key = next(line.split(": ")[1] for line in lines if line.startswith("administrator key"))
+    server = ServerProcess(tmp_path / "data")
+    await server.start()
     async with aiohttp.ClientSession() as session:
-        hub = Hub(None, session, key, data, url=f"http://127.0.0.1:{port}")
+        hub = Hub(None, session, server.key, server.data, url=server.url)
         await hub.space_and_model("team", "m1")
         for version in range(3):
             texts = {f"a{i}.txt": f"file {i} version {version}\n".encode() for i in range(5)}
@@ -275,20 +268,17 @@ async def test_a_scan_restarted_after_kill_9_keeps_what_it_had_judged(tmp_path):
         ):
             assert asyncio.get_running_loop().time() < deadline, "the scan never reached big.pkl"
             await asyncio.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(proc.wait(), 30)
+        await server.kill()
         # What was judged before the kill is marked: a restarted scan that judged it again
         # would not show the marker.
         marker = {"kind": "secret", "message": "judged before the kill", "severity": "dangerous"}
         verdict = json.dumps({"status": "suspicious", "findings": [marker]})
-        with sqlite3.connect(data / "amphub.db") as conn:
+        with sqlite3.connect(server.data / "amphub.db") as conn:
             judged = conn.execute("SELECT count(*) FROM scan_results").fetchone()[0]
             conn.execute("UPDATE scan_results SET verdict = ?", (verdict,))
-        proc = await start_server(data, port)
-        await read_until(proc, "listening")
+        await server.start()
         done = await wait_task(hub, task["id"])
-    proc.terminate()
-    await proc.wait()
+    await server.stop()
     assert done["status"] == "succeeded", done
     files = done["result"]["files"]
     # Each text file now and in its two earlier versions, .gitattributes and README.md.
