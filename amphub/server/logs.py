@@ -1,13 +1,25 @@
-"""A bound on repeated log lines: a flood of one failure writes a few lines, not megabytes.
+"""How `amphub serve` logs: each line with the node's name, as text or JSON lines.
 
-asyncio logs each failed accept ("Too many open files") with its traceback, and aiohttp
-each failed request: a client opening connections by the thousand would fill the disk.
+A request is logged when answered (`AccessLogger`). Repeated lines are bounded: asyncio
+logs each failed accept ("Too many open files") with its traceback, and aiohttp each
+failed request: a client opening connections by the thousand would fill the disk.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web import BaseRequest, StreamResponse
+
+from amphub.config import Config
+
+ACCESS_LOGGER = "amphub.access"
 
 # The loggers that write a line per connection or per request.
 NOISY_LOGGERS = ("asyncio", "aiohttp.server", "aiohttp.web")
@@ -53,3 +65,63 @@ def quiet_repeated_lines() -> None:
     """Put the filter on the noisy loggers (once, however many servers start)."""
     for name in NOISY_LOGGERS:
         logging.getLogger(name).addFilter(_FILTER)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per answered request; the query is left out, since a signed href has a token."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether lines are written at all (not in tests, where no handler is set up)."""
+        return self.logger.isEnabledFor(logging.INFO)
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        """Write the request's line."""
+        fields = {
+            "remote": request.remote,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status,
+            "bytes": response.body_length,
+            "ms": round(time * 1000, 1),
+            "agent": request.headers.get("User-Agent", ""),
+        }
+        self.logger.info('%s "%s %s" %s %s %sms "%s"', *fields.values(), extra={"access": fields})
+
+
+class JsonLines(logging.Formatter):
+    """A record as one JSON object: time, node, level, logger, message (and a request's fields)."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self.node = node
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record's line."""
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "node": self.node,
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(getattr(record, "access", {}))
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def log_to_stderr(config: Config) -> None:
+    """Write amphub's lines (from INFO on) and everyone else's warnings, naming the node."""
+    handler = logging.StreamHandler(sys.stderr)
+    if config.log_format == "json":
+        handler.setFormatter(JsonLines(config.node))
+    else:
+        node = config.node.replace("%", "%%")
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s {node} %(levelname)s %(name)s: %(message)s")
+        )
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("amphub").setLevel(logging.INFO)
