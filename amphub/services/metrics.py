@@ -58,15 +58,27 @@ class Metrics:
             ["verdict"],
             registry=self.registry,
         )
+        # The series a request touches, by (family, status): labels() takes a lock and
+        # builds a key each time, two thirds of the counting's cost (bench/operations.py).
+        self._children: dict[tuple[str, int], tuple[Counter, Histogram, Counter, Counter]] = {}
 
     def request_answered(
         self, family: str, status: int, seconds: float, bytes_in: int, bytes_out: int
     ) -> None:
         """Count one answered request."""
-        self.requests.labels(family, str(status)).inc()
-        self.latency.labels(family).observe(seconds)
-        self.body_bytes.labels(family, "in").inc(bytes_in)
-        self.body_bytes.labels(family, "out").inc(bytes_out)
+        children = self._children.get((family, status))
+        if children is None:
+            children = self._children[family, status] = (
+                self.requests.labels(family, str(status)),
+                self.latency.labels(family),
+                self.body_bytes.labels(family, "in"),
+                self.body_bytes.labels(family, "out"),
+            )
+        answered, latency, received, sent = children
+        answered.inc()
+        latency.observe(seconds)
+        received.inc(bytes_in)
+        sent.inc(bytes_out)
 
     def exposition(self, unfinished_tasks: dict[str, int]) -> bytes:
         """Every metric in Prometheus's text format, with the task queue's current depth."""
