@@ -132,7 +132,9 @@ async def test_access_lines_as_json_name_the_node_and_leave_out_the_query(tmp_pa
         "status": 401,
     }
     assert "secret-token" not in "\n".join(lines) + rest
-    assert json.loads(rest.splitlines()[0])["message"].startswith("stopping")
+    said = [json.loads(line) for line in rest.splitlines()]
+    assert [line["message"] for line in said][-1] == "stopped"
+    assert {line["node"] for line in said} == {"n1"}
     assert proc.returncode == 0
 
 
