@@ -42,17 +42,20 @@ async def test_health_and_ready_answer_without_a_key(node_hub: Hub):
     assert await hub.call("GET", "/-/ready", user="") == (200, {"status": "ready", "node": "n7"})
 
 
-async def test_ready_says_what_is_unreachable(node_hub: Hub):
+@pytest.mark.parametrize(
+    ("folder", "part"), [("repos", "repositories"), ("lfs/objects", "object store")]
+)
+async def test_ready_says_what_is_unreachable(node_hub: Hub, folder: str, part: str):
     hub = node_hub
-    repos = hub.data_dir / "repos"
-    repos.rename(hub.data_dir / "repos-away")
+    there, away = hub.data_dir / folder, hub.data_dir / "away"
+    there.rename(away)
     try:
         status, body = await hub.call("GET", "/-/ready", user="")
     finally:
-        (hub.data_dir / "repos-away").rename(repos)
+        away.rename(there)
     assert (status, body) == (
         503,
-        {"status": "unready", "node": "n7", "reasons": ["repositories: FileNotFoundError"]},
+        {"status": "unready", "node": "n7", "reasons": [f"{part}: FileNotFoundError"]},
     )
     assert (await hub.call("GET", "/-/ready", user=""))[0] == 200
 

@@ -32,7 +32,11 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     if response.prepared:
         # A streamed answer: ended here rather than by aiohttp just after, so that its
         # length is known (ending it twice does nothing).
-        await response.write_eof()
+        try:
+            await response.write_eof()
+        except ConnectionError:
+            _count(request, CLIENT_GONE, started, 0)
+            return response  # aiohttp meets the same and closes the connection
         sent = response.body_length
     else:
         sent = response.content_length or 0  # sent by aiohttp after this, as it is
