@@ -18,7 +18,7 @@ from amphub import db
 from amphub.config import Config, ConfigError, load_config
 from amphub.server.app import bootstrap, create_app, offline
 from amphub.server.connections import HubRunner
-from amphub.server.logs import log_to_stderr
+from amphub.server.logs import logging_to_stderr
 from amphub.services import accounts
 from amphub.services.backup import BackupError, backup, restore
 from amphub.services.cards import reindex_all
@@ -91,23 +91,24 @@ async def _serve(config: Config) -> None:
     if key:
         print("created user admin (administrator, space creator)")
         print(f"administrator key: {key}", flush=True)
-    log_to_stderr(config)
-    runner = HubRunner(create_app(config))
-    await runner.setup()
-    try:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await web.TCPSite(runner, config.host, config.port).start()
-        # Said once a stop signal is handled: whoever waits for this line may send one.
-        url = config.base_url or f"http://{config.host}:{config.port}"
-        print(f"amphub listening on {url}", flush=True)
-        await stop.wait()
-        log.info("stopping: requests under way get %d seconds to finish", config.shutdown_timeout)
-    finally:
-        await runner.cleanup()
-    log.info("stopped")
+    with logging_to_stderr(config):
+        runner = HubRunner(create_app(config))
+        await runner.setup()
+        try:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await web.TCPSite(runner, config.host, config.port).start()
+            # Said once a stop signal is handled: whoever waits for this line may send one.
+            url = config.base_url or f"http://{config.host}:{config.port}"
+            print(f"amphub listening on {url}", flush=True)
+            await stop.wait()
+            seconds = config.shutdown_timeout
+            log.info("stopping: requests under way get %d seconds to finish", seconds)
+        finally:
+            await runner.cleanup()
+        log.info("stopped")
 
 
 async def _admin(args: argparse.Namespace, config: Config) -> int:

@@ -290,3 +290,26 @@ async def test_a_push_past_the_shutdown_timeout_is_cut(tmp_path: Path):
     assert proc.returncode == 0
     assert result.returncode != 0
     assert stopped < 10  # the one second, not aiohttp's own minute
+
+
+async def test_a_log_reader_that_stops_reading_holds_no_request(tmp_path: Path):
+    # 300 access lines of 2 KB: more than the pipe and the reader's buffer hold (192 KiB)
+    # before the test reads them at the end.
+    port = free_port()
+    proc = await start_server(tmp_path / "data", port)
+    await read_until(proc, "listening")
+    agent = "a" * 2000
+
+    async def ask(session: aiohttp.ClientSession) -> None:
+        for _ in range(300):
+            url = f"http://127.0.0.1:{port}/-/health"
+            async with session.get(url, headers={"User-Agent": agent}) as resp:
+                assert resp.status == 200
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            await asyncio.wait_for(ask(session), 60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = (await asyncio.wait_for(proc.communicate(), 30))[0].decode()
+    assert output.count('"GET /-/health" 200') == 300  # each written once it could be

@@ -7,10 +7,14 @@ failed request: a client opening connections by the thousand would fill the disk
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +24,8 @@ from aiohttp.web import BaseRequest, StreamResponse
 from amphub.config import Config
 
 ACCESS_LOGGER = "amphub.access"
+# Lines waiting for the writer thread at most; past that they are dropped, not waited for.
+QUEUED_LINES = 10_000
 
 # The loggers that write a line per connection or per request.
 NOISY_LOGGERS = ("asyncio", "aiohttp.server", "aiohttp.web")
@@ -111,17 +117,49 @@ class JsonLines(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def log_to_stderr(config: Config) -> None:
-    """Write amphub's lines (from INFO on) and everyone else's warnings, naming the node."""
+class QueuedLines(logging.handlers.QueueHandler):
+    """Hands each record to the writer thread, or drops it when that thread is far behind.
+
+    The event loop never writes to standard error itself: a reader that stops reading (a
+    full pipe, a stuck terminal) would otherwise hold every request at its access line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(queue.Queue(QUEUED_LINES))
+        self.dropped = 0
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        """Queue the record, or count it as dropped."""
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+
+@contextlib.contextmanager
+def logging_to_stderr(config: Config) -> Iterator[None]:
+    """Write amphub's lines (from INFO on) and everyone else's warnings, naming the node.
+
+    Lines are written by a thread of their own; those still queued are written at the end.
+    """
     handler = logging.StreamHandler(sys.stderr)
     if config.log_format == "json":
         handler.setFormatter(JsonLines(config.node))
     else:
         node = config.node.replace("%", "%%")
-        handler.setFormatter(
-            logging.Formatter(f"%(asctime)s {node} %(levelname)s %(name)s: %(message)s")
-        )
+        text = f"%(asctime)s {node} %(levelname)s %(name)s: %(message)s"
+        handler.setFormatter(logging.Formatter(text))
+    queued = QueuedLines()
+    writer = logging.handlers.QueueListener(queued.queue, handler)
     root = logging.getLogger()
-    root.addHandler(handler)
+    root.addHandler(queued)
     root.setLevel(logging.WARNING)
     logging.getLogger("amphub").setLevel(logging.INFO)
+    writer.start()
+    try:
+        yield
+    finally:
+        root.removeHandler(queued)
+        writer.stop()
+        if queued.dropped:
+            sys.stderr.write(f"{queued.dropped} log lines were dropped: stderr was not read\n")
