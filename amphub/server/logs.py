@@ -96,7 +96,10 @@ class AccessLogger(AbstractAccessLogger):
 
 
 class JsonLines(logging.Formatter):
-    """A record as one JSON object: time, node, level, logger, message (and a request's fields)."""
+    """A record as one JSON object: time, node, level, logger, message (and a request's fields).
+
+    The message holds the traceback, if any: records reach it through `QueuedLines`.
+    """
 
     def __init__(self, node: str) -> None:
         super().__init__()
@@ -112,8 +115,6 @@ class JsonLines(logging.Formatter):
             "message": record.getMessage(),
         }
         line.update(getattr(record, "access", {}))
-        if record.exc_info:
-            line["traceback"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
 
 
