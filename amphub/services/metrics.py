@@ -36,7 +36,8 @@ class Metrics:
         )
         self.body_bytes = Counter(
             "amphub_body_bytes",
-            "Request and response body bytes, by route family and direction (in, out)",
+            "Bytes of request bodies in and answers out (a streamed one with its headers),"
+            " by route family and direction",
             ["family", "direction"],
             registry=self.registry,
         )
