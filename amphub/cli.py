@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sqlite3
@@ -17,14 +18,16 @@ from amphub import db
 from amphub.config import Config, ConfigError, load_config
 from amphub.server.app import bootstrap, create_app, offline
 from amphub.server.connections import HubRunner
+from amphub.server.logs import logging_to_stderr
 from amphub.services import accounts
 from amphub.services.backup import BackupError, backup, restore
 from amphub.services.cards import reindex_all
 from amphub.services.doctor import examine
 
+log = logging.getLogger("amphub")
 OFFLINE = "amphub admin"
 CONSOLE_URL = "http://127.0.0.1:8080"
-SERVE_FLAGS = ("data_dir", "host", "port", "base_url", "max_git_file_size")
+SERVE_FLAGS = ("data_dir", "host", "port", "base_url", "max_git_file_size", "node")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="largest file, in bytes, a push may store in git rather than LFS (default 100 MiB)",
     )
+    serve.add_argument("--node", help="this process's name in tasks and logs (default host name)")
 
     console = commands.add_parser("tui", help="the admin console, over a running server's API")
     console.add_argument("--url", help=f"the server (default $AMPHUB_URL, else {CONSOLE_URL})")
@@ -87,20 +91,24 @@ async def _serve(config: Config) -> None:
     if key:
         print("created user admin (administrator, space creator)")
         print(f"administrator key: {key}", flush=True)
-    runner = HubRunner(create_app(config), access_log=None)
-    await runner.setup()
-    try:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await web.TCPSite(runner, config.host, config.port).start()
-        # Said once a stop signal is handled: whoever waits for this line may send one.
-        url = config.base_url or f"http://{config.host}:{config.port}"
-        print(f"amphub listening on {url}", flush=True)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    with logging_to_stderr(config):
+        runner = HubRunner(create_app(config))
+        await runner.setup()
+        try:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await web.TCPSite(runner, config.host, config.port).start()
+            # Said once a stop signal is handled: whoever waits for this line may send one.
+            url = config.base_url or f"http://{config.host}:{config.port}"
+            print(f"amphub listening on {url}", flush=True)
+            await stop.wait()
+            seconds = config.shutdown_timeout
+            log.info("stopping: requests under way get %d seconds to finish", seconds)
+        finally:
+            await runner.cleanup()
+        log.info("stopped")
 
 
 async def _admin(args: argparse.Namespace, config: Config) -> int:

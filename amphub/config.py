@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import socket
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,12 @@ class Config:
     # Open connections from one client address, and in all (kept below the open-file limit).
     connections_per_address: int = 64
     max_connections: int = 4096
+    # This process's name in task records, logs and metrics: one per node of a hub.
+    node: str = field(default_factory=socket.gethostname)
+    # On SIGTERM, requests under way get this long to finish before they are cut.
+    shutdown_timeout: int = 30
+    # How `amphub serve` writes its log and access lines: `text`, or `json` (one object a line).
+    log_format: str = "text"
 
     @property
     def db_path(self) -> Path:
@@ -92,6 +100,9 @@ SETTINGS: dict[str, type] = {
     "body_rate_window": int,
     "connections_per_address": int,
     "max_connections": int,
+    "node": str,
+    "shutdown_timeout": int,
+    "log_format": str,
 }
 
 
@@ -110,6 +121,17 @@ RANGES: dict[str, tuple[int, int]] = {
     "body_rate_window": (1, 3600),
     "connections_per_address": (1, 1_000_000),
     "max_connections": (1, 1_000_000),
+    "shutdown_timeout": (0, 3600),
+}
+
+# The form of each text setting that has one, and what to say when it is not met.
+FORMS: dict[str, tuple[re.Pattern[str], str]] = {
+    # A node name is written into log lines: nothing that could start a line of its own.
+    "node": (
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}"),
+        "a host name (letters, digits, ._-)",
+    ),
+    "log_format": (re.compile(r"text|json"), "text or json"),
 }
 
 
@@ -132,6 +154,10 @@ def _convert(name: str, value: Any, source: str) -> Any:
         return _whole_number(name, value, source)
     if not isinstance(value, str):
         raise ConfigError(f"{source}: {name} must be text, not {value!r}")
+    if name in FORMS:
+        pattern, form = FORMS[name]
+        if not pattern.fullmatch(value):
+            raise ConfigError(f"{source}: {name} must be {form}, not {value!r}")
     return value.rstrip("/") if name == "base_url" else value
 
 

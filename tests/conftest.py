@@ -30,6 +30,8 @@ from amphub.tui.app import ConsoleApp
 from amphub.tui.client import ApiClient
 
 GIB = 1024**3
+# The `nginx` fixture: a load balancer in front of amphub nodes.
+pytest_plugins = ["tests.load_balancer"]
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,9 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "body_rate_window": (5, "6", "7", (5, 6, 7), 30),
     "connections_per_address": (8, "16", "32", (8, 16, 32), 64),
     "max_connections": (100, "200", "300", (100, 200, 300), 4096),
+    "node": ("n1", "n2.example", '"n-3"', ("n1", "n2.example", "n-3"), socket.gethostname()),
+    "shutdown_timeout": (0, "5", "60", (0, 5, 60), 30),
+    "log_format": ("json", "json", '"json"', ("json", "json", "json"), "text"),
 }
 LAYERS = ["flag", "env", "file", "default"]
 
@@ -146,6 +150,19 @@ BAD = [
     ({}, "host = 5\n", {}, "{toml}: host must be text, not 5"),
     ({}, "port = [1]\n", {}, "{toml}: port must be a whole number, not [1]"),
     ({}, None, {"port": "x"}, "--port: port must be a whole number, not 'x'"),
+    (
+        {"AMPHUB_LOG_FORMAT": "xml"},
+        None,
+        {},
+        "AMPHUB_LOG_FORMAT: log_format must be text or json, not 'xml'",
+    ),
+    (
+        {},
+        None,
+        {"node": "a\nb"},
+        "--node: node must be a host name (letters, digits, ._-), not 'a\\nb'",
+    ),
+    ({}, 'node = "-x"\n', {}, "{toml}: node must be a host name (letters, digits, ._-), not '-x'"),
 ]
 
 

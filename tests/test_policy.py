@@ -14,7 +14,12 @@ SPACE_OWNER = "sam"  # created the space
 MODEL_OWNER = "olive"  # created the model
 ME = "ann"  # the actor of each row, unless anonymous or an administrator
 
-GLOBAL_COLUMNS = (Action.MANAGE_USERS, Action.MANAGE_PEERS, Action.CREATE_SPACE)
+GLOBAL_COLUMNS = (
+    Action.MANAGE_USERS,
+    Action.MANAGE_PEERS,
+    Action.CREATE_SPACE,
+    Action.READ_METRICS,
+)
 SPACE_COLUMNS = (
     Action.USE_SPACE,
     Action.CREATE_MODEL,
@@ -54,13 +59,13 @@ def flags(expected: str, columns: tuple[Action, ...]) -> dict[Action, bool]:
     return {action: mark == "x" for action, mark in zip(columns, expected, strict=True)}
 
 
-# Global roles: manage users, manage zones and deploy targets, create space.
+# Global roles: manage users, manage zones and deploy targets, create space, read metrics.
 GLOBAL = [
-    ("anonymous", "..."),
-    ("plain", "..."),
-    ("creator", "..x"),
-    ("admin", "xx."),  # the administrator grants roles; creating spaces is the creator role
-    ("admin+creator", "xxx"),
+    ("anonymous", "...."),
+    ("plain", "...."),
+    ("creator", "..x."),
+    ("admin", "xx.x"),  # the administrator grants roles; creating spaces is the creator role
+    ("admin+creator", "xxxx"),
 ]
 
 

@@ -46,6 +46,7 @@ def task_json(task: db.Task, *, files: bool = True) -> dict[str, Any]:
         "created_at": task.created_at,
         "started_at": task.started_at,
         "finished_at": task.finished_at,
+        "node": task.node,
     }
 
 

@@ -416,6 +416,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) WITHOUT ROWID
         """,
     ),
+    # The node (the `node` setting) that last started each task.
+    ("ALTER TABLE tasks ADD COLUMN node TEXT",),
 ]
 
 
@@ -772,6 +774,7 @@ class Task:
     finished_at: str | None
     attempts: int
     cancel_requested: bool
+    node: str | None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ __all__ = [
     "list_tasks",
     "claim_task",
     "requeue_interrupted",
+    "hand_back_task",
+    "count_unfinished_tasks",
     "set_task_progress",
     "finish_task",
     "cancel_task",
@@ -20,7 +22,7 @@ __all__ = [
 
 _COLUMNS = (
     "id, kind, space_id, model_id, ref, commit_id, params, status, progress, message, result,"
-    " created_by, created_at, started_at, finished_at, attempts, cancel_requested"
+    " created_by, created_at, started_at, finished_at, attempts, cancel_requested, node"
 )
 
 
@@ -84,15 +86,16 @@ async def list_tasks(
     return [row_to(Task, row) for row in rows]
 
 
-async def claim_task(db: Database) -> Task | None:
-    """Take the oldest queued task and mark it running, or None when there is none."""
+async def claim_task(db: Database, node: str) -> Task | None:
+    """Take the oldest queued task and mark it running on `node`, or None when there is none."""
     async with db.transaction() as conn:
         row = await (
             await conn.execute(
-                "UPDATE tasks SET status = 'running', started_at = ?, attempts = attempts + 1"
+                "UPDATE tasks SET status = 'running', started_at = ?, attempts = attempts + 1,"
+                " node = ?"
                 " WHERE id = (SELECT id FROM tasks WHERE status = 'queued' ORDER BY id LIMIT 1)"
                 f" RETURNING {_COLUMNS}",
-                (db.now(),),
+                (db.now(), node),
             )
         ).fetchone()
     return row_to(Task, row) if row else None
@@ -111,6 +114,26 @@ async def requeue_interrupted(db: Database, max_attempts: int) -> None:
             "UPDATE tasks SET status = 'queued', message = 'interrupted by a restart; queued again'"
             " WHERE status = 'running'"
         )
+
+
+async def hand_back_task(db: Database, task_id: int) -> None:
+    """Queue a running task again, its start not counted: its node stopped it on purpose."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE tasks SET status = 'queued', attempts = max(attempts - 1, 0),"
+            " message = 'handed back by a stopping node; queued again'"
+            " WHERE id = ? AND status = 'running'",
+            (task_id,),
+        )
+
+
+async def count_unfinished_tasks(db: Database) -> dict[str, int]:
+    """How many tasks are queued and how many running."""
+    rows = await fetch_all(
+        db,
+        "SELECT status, count(*) FROM tasks WHERE status IN ('queued', 'running') GROUP BY status",
+    )
+    return {"queued": 0, "running": 0} | {row[0]: row[1] for row in rows}
 
 
 async def set_task_progress(db: Database, task_id: int, progress: int, message: str) -> bool:

@@ -79,6 +79,7 @@ FAMILIES = {
     "amphub.hf": "hf",
     "amphub.lfs": "lfs",
     "amphub.web": "web",
+    "amphub.server": "api",  # /-/health, /-/ready and /-/metrics answer JSON too
 }
 # The only paths git itself asks for; every other path outside the API and LFS is a page.
 GIT_SERVICE_PATH = re.compile(r"/(info/refs|git-upload-pack|git-receive-pack)$")

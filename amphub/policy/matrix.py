@@ -13,6 +13,7 @@ class Action(StrEnum):
     # global
     MANAGE_USERS = "manage_users"
     MANAGE_PEERS = "manage_peers"  # zones and deploy targets
+    READ_METRICS = "read_metrics"  # /-/metrics
     CREATE_SPACE = "create_space"
     # on a space
     USE_SPACE = "use_space"
@@ -127,7 +128,7 @@ class ModelTarget:
 
 def allowed(actor: Actor, action: Action, target: SpaceTarget | ModelTarget | None = None) -> bool:
     """Whether `actor` may do `action` on `target` (None for the global actions)."""
-    if action in (Action.MANAGE_USERS, Action.MANAGE_PEERS):
+    if action in (Action.MANAGE_USERS, Action.MANAGE_PEERS, Action.READ_METRICS):
         return actor.admin
     if action is Action.CREATE_SPACE:
         return actor.creator

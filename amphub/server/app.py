@@ -18,9 +18,10 @@ from amphub.git import routes as git_routes
 from amphub.git.prune import pruning
 from amphub.hf import routes as hf_routes
 from amphub.hf.xet import sweep_abandoned_xorbs
-from amphub.http import auth, body_rate, errors
+from amphub.http import auth, body_rate, errors, request_metrics
 from amphub.http.keys import HUB
 from amphub.lfs import routes as lfs_routes
+from amphub.server import operations
 from amphub.services import accounts
 from amphub.services.doctor import repair_at_start
 from amphub.services.hub import Hub
@@ -109,14 +110,21 @@ def _start_background_steps(hub: Hub) -> None:
 def create_app(config: Config, clock: Clock = system_clock) -> web.Application:
     """The aiohttp application serving git, LFS, the API and everything else."""
     hub = build_hub(config, clock)
-    app = web.Application(middlewares=[body_rate.middleware, errors.middleware, auth.middleware])
+    middlewares = [request_metrics.middleware, body_rate.middleware, errors.middleware]
+    app = web.Application(middlewares=[*middlewares, auth.middleware])
     app[HUB] = hub
 
     async def run_hub(app: web.Application) -> AsyncIterator[None]:
         async with running(hub):
             yield
 
+    async def hand_back_tasks(app: web.Application) -> None:
+        # At once when shutdown begins, while requests under way are given time to finish.
+        await hub.tasks.stop_workers()
+
     app.cleanup_ctx.append(run_hub)
+    app.on_shutdown.append(hand_back_tasks)
+    operations.add_routes(app)
     api.add_routes(app)
     git_routes.add_routes(app)
     lfs_routes.add_routes(app)

@@ -1,4 +1,4 @@
-"""How amphub is served: connection limits per address and in all, and a header timeout.
+"""How amphub is served: connection limits, a header timeout, access lines, a graceful stop.
 
 aiohttp accepts every connection and waits for request headers as long as a client likes:
 thousands of half-sent requests then take every file descriptor, and the server can
@@ -20,13 +20,15 @@ from aiohttp.web_protocol import RequestHandler
 
 from amphub.config import Config
 from amphub.http.keys import HUB
-from amphub.server.logs import quiet_repeated_lines
+from amphub.server.logs import ACCESS_LOGGER, AccessLogger, quiet_repeated_lines
 
 log = logging.getLogger("amphub")
 
 # Descriptors kept for everything that is not a client connection: the database, the
 # repository and object files being read and written, the scan processes' pipes.
 RESERVED_FILES = 256
+# How often a stopping server looks whether the requests under way have ended.
+SHUTDOWN_POLL_SECONDS = 0.05
 
 
 def connection_bound(config: Config) -> int:
@@ -88,13 +90,49 @@ class GuardedServer(web.Server):
             if not self.open_from[address]:
                 del self.open_from[address]
 
+    def pre_shutdown(self) -> None:
+        """At a stop, close the idle connections; the busy ones go in `shutdown`."""
+        for handler in self._busy(False):
+            handler.close()
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Give the requests under way `timeout` seconds to end, still reading their bodies.
+
+        aiohttp's own shutdown first marks every connection closed, and a closed connection
+        drops what arrives (aio-libs/aiohttp#2298): a push or upload whose body was still
+        coming would wait for it until cut. Here each busy connection is closed only once
+        its answer is sent; what is still running at the deadline is cancelled by aiohttp.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (60.0 if timeout is None else timeout)
+        busy = set(self._busy(True))
+        while busy and loop.time() < deadline:
+            for handler in busy - set(self._busy(True)):
+                handler.close()
+                busy.discard(handler)
+            await asyncio.sleep(SHUTDOWN_POLL_SECONDS)
+        # aiohttp takes a timeout of 0 for none at all: a moment is the least it is given.
+        await super().shutdown(max(SHUTDOWN_POLL_SECONDS, deadline - loop.time()))
+
+    def _busy(self, busy: bool) -> list[RequestHandler]:
+        """The connections with (or without) a request under way."""
+        return [h for h in self._connections if h._request_in_progress == busy]
+
 
 class HubRunner(web.AppRunner):
     """An AppRunner for amphub's app, serving it within the limits of its settings."""
 
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
         config = app[HUB].config
-        super().__init__(app, keepalive_timeout=config.header_timeout, **kwargs)
+        kwargs.setdefault("access_log", logging.getLogger(ACCESS_LOGGER))
+        super().__init__(
+            app,
+            keepalive_timeout=config.header_timeout,
+            # How long a stop waits for the requests under way (aiohttp then cancels them).
+            shutdown_timeout=config.shutdown_timeout,
+            access_log_class=AccessLogger,
+            **kwargs,
+        )
 
     async def _make_server(self) -> web.Server:
         quiet_repeated_lines()

@@ -16,6 +16,7 @@ from amphub.search.index import SearchIndex
 from amphub.services.background import Background
 from amphub.services.locks import Claims, KeyedLocks, LinkBatch, Reservations
 from amphub.services.lru import SizedLru
+from amphub.services.metrics import Metrics
 from amphub.services.task_queue import TaskQueue
 from amphub.services.worker_processes import WorkerProcesses
 from amphub.storage.local_objects import LocalObjectStore
@@ -45,6 +46,7 @@ class Hub:
     link_batches: dict[tuple[str, str], LinkBatch] = field(default_factory=dict)
     background: Background = field(default_factory=Background)
     tasks: TaskQueue = field(default_factory=TaskQueue)
+    metrics: Metrics = field(default_factory=Metrics)
     search: SearchIndex = field(default_factory=SearchIndex)
     threads: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="git")

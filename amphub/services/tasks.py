@@ -1,8 +1,9 @@
 """The task workers: rows in the database, N workers in the server process, crash-safe.
 
 A task that was running when the process died is queued again at start; after
-`MAX_ATTEMPTS` starts it fails with a message instead. Cancelling a running task asks it to
-stop; it does at its next progress report.
+`MAX_ATTEMPTS` starts it fails with a message instead. A node that is stopping (SIGTERM)
+hands its running tasks back to the queue at once, their start not counted. Cancelling a
+running task asks it to stop; it does at its next progress report.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ async def enqueue(
 async def work(hub: Hub, runners: Mapping[str, Runner]) -> None:
     """One worker: run queued tasks one after another, forever."""
     while True:
-        task = await db.claim_task(hub.db)
+        task = await db.claim_task(hub.db, hub.config.node)
         if task is None:
             await hub.tasks.idle(IDLE_POLL_SECONDS)
             continue
@@ -90,6 +91,12 @@ async def work(hub: Hub, runners: Mapping[str, Runner]) -> None:
 
 
 async def _run(hub: Hub, runners: Mapping[str, Runner], task: db.Task) -> None:
+    outcome = await _outcome(hub, runners, task)
+    hub.metrics.task_outcomes.labels(task.kind, outcome).inc()
+
+
+async def _outcome(hub: Hub, runners: Mapping[str, Runner], task: db.Task) -> str:
+    """Run a task and record how it ended; returns that outcome."""
     runner = runners.get(task.kind)
     try:
         if runner is None:
@@ -97,28 +104,36 @@ async def _run(hub: Hub, runners: Mapping[str, Runner], task: db.Task) -> None:
         result = await runner(TaskContext(hub, task))
     except TaskCanceled:
         await db.finish_task(hub.db, task.id, "canceled", "canceled")
+        return "canceled"
     except TaskFailed as exc:
         await db.finish_task(hub.db, task.id, "failed", str(exc))
+        return "failed"
     except asyncio.CancelledError:
-        raise  # the server is stopping: the task stays running and is resumed at start
+        # The node is stopping: the task goes back to the queue for the next start (or
+        # another node). Were this write cut short too, start-up requeues it all the same.
+        await db.hand_back_task(hub.db, task.id)
+        hub.metrics.task_outcomes.labels(task.kind, "handed_back").inc()
+        raise
     except Exception:
         log.exception("task %s (%s) failed", task.id, task.kind)
         await db.finish_task(hub.db, task.id, "failed", "failed: internal error")
-    else:
-        await db.finish_task(hub.db, task.id, "succeeded", "done", json.dumps(result))
+        return "failed"
+    await db.finish_task(hub.db, task.id, "succeeded", "done", json.dumps(result))
+    return "succeeded"
 
 
 @contextlib.asynccontextmanager
 async def running_workers(hub: Hub, runners: Mapping[str, Runner]) -> AsyncIterator[None]:
-    """Requeue interrupted tasks, then run the configured number of workers."""
+    """Requeue interrupted tasks, then run the configured number of workers.
+
+    They stop at the end of the block, or earlier when the server begins to shut down.
+    """
     await db.requeue_interrupted(hub.db, MAX_ATTEMPTS)
-    workers = [
+    hub.tasks.add_workers(
         asyncio.create_task(work(hub, runners), name=f"task worker {n}")
         for n in range(hub.config.workers)
-    ]
+    )
     try:
         yield
     finally:
-        for worker in workers:
-            worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await hub.tasks.stop_workers()

@@ -133,7 +133,10 @@ async def run_scan(ctx: TaskContext) -> dict[str, Any]:
                 verdict["history"] = history
                 verdict["status"] = worst([verdict["status"], "unsafe"])
         results[entry.path] = verdict
-    return {"commit": commit, "summary": summarize(results), "files": results}
+    summary = summarize(results)
+    for status, count in summary["counts"].items():
+        hub.metrics.scan_verdicts.labels(status).inc(count)
+    return {"commit": commit, "summary": summary, "files": results}
 
 
 def summarize(results: dict[str, dict]) -> dict[str, Any]:
