@@ -6,7 +6,7 @@ import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,20 @@ class Config:
     # Open connections from one client address, and in all (kept below the open-file limit).
     connections_per_address: int = 64
     max_connections: int = 4096
+    # Where LFS objects live: `local` (lfs/objects/ in the data dir) or s3://BUCKET[/PREFIX].
+    storage: str = "local"
+    # The S3-compatible service (None: AWS S3 of s3_region), and `path` or `virtual` addressing.
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_addressing: str = "path"
+    # 1: downloads go from the bucket to the client by presigned URL; 0: amphub streams them
+    # (for a store the clients cannot reach).
+    s3_redirect: int = 1
+    # Objects larger than this go to S3 in parts of this size (S3's least is 5 MiB).
+    s3_part_size: int = 64 * MIB
+    # Credentials, when not in the AWS_* variables; never printed.
+    s3_access_key_id: str | None = field(default=None, repr=False)
+    s3_secret_access_key: str | None = field(default=None, repr=False)
 
     @property
     def db_path(self) -> Path:
@@ -92,6 +106,14 @@ SETTINGS: dict[str, type] = {
     "body_rate_window": int,
     "connections_per_address": int,
     "max_connections": int,
+    "storage": str,
+    "s3_endpoint": str,
+    "s3_region": str,
+    "s3_addressing": str,
+    "s3_redirect": int,
+    "s3_part_size": int,
+    "s3_access_key_id": str,
+    "s3_secret_access_key": str,
 }
 
 
@@ -110,7 +132,12 @@ RANGES: dict[str, tuple[int, int]] = {
     "body_rate_window": (1, 3600),
     "connections_per_address": (1, 1_000_000),
     "max_connections": (1, 1_000_000),
+    "s3_redirect": (0, 1),
+    "s3_part_size": (64 * 1024, 5 * GIB),
 }
+
+# The values a text setting may take, where they are few.
+CHOICES: dict[str, tuple[str, ...]] = {"s3_addressing": ("path", "virtual")}
 
 
 def _whole_number(name: str, value: Any, source: str) -> int:
@@ -132,7 +159,11 @@ def _convert(name: str, value: Any, source: str) -> Any:
         return _whole_number(name, value, source)
     if not isinstance(value, str):
         raise ConfigError(f"{source}: {name} must be text, not {value!r}")
-    return value.rstrip("/") if name == "base_url" else value
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ConfigError(f"{source}: {name} must be {' or '.join(CHOICES[name])}, not {value!r}")
+    if name == "storage" and value != "local" and not value.startswith("s3://"):
+        raise ConfigError(f"{source}: storage must be local or s3://BUCKET[/PREFIX], not {value!r}")
+    return value.rstrip("/") if name in ("base_url", "storage") else value
 
 
 def _from_file(path: Path) -> dict[str, Any]:

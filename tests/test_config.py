@@ -45,6 +45,26 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "body_rate_window": (5, "6", "7", (5, 6, 7), 30),
     "connections_per_address": (8, "16", "32", (8, 16, 32), 64),
     "max_connections": (100, "200", "300", (100, 200, 300), 4096),
+    "storage": (
+        "s3://flag/p/",
+        "s3://env",
+        '"local"',
+        ("s3://flag/p", "s3://env", "local"),
+        "local",
+    ),
+    "s3_endpoint": (
+        "http://a:1",
+        "http://b:2",
+        '"http://c:3"',
+        ("http://a:1", "http://b:2", "http://c:3"),
+        None,
+    ),  # noqa: E501
+    "s3_region": ("eu-1", "eu-2", '"eu-3"', ("eu-1", "eu-2", "eu-3"), "us-east-1"),
+    "s3_addressing": ("virtual", "virtual", '"virtual"', ("virtual",) * 3, "path"),
+    "s3_redirect": (0, "0", "0", (0, 0, 0), 1),
+    "s3_part_size": (65536, "131072", "262144", (65536, 131072, 262144), 64 * 1024**2),
+    "s3_access_key_id": ("k1", "k2", '"k3"', ("k1", "k2", "k3"), None),
+    "s3_secret_access_key": ("s1", "s2", '"s3"', ("s1", "s2", "s3"), None),
 }
 LAYERS = ["flag", "env", "file", "default"]
 
@@ -146,7 +166,24 @@ BAD = [
     ({}, "host = 5\n", {}, "{toml}: host must be text, not 5"),
     ({}, "port = [1]\n", {}, "{toml}: port must be a whole number, not [1]"),
     ({}, None, {"port": "x"}, "--port: port must be a whole number, not 'x'"),
+    (
+        {"AMPHUB_S3_ADDRESSING": "dns"},
+        None,
+        {},
+        "AMPHUB_S3_ADDRESSING: s3_addressing must be path or virtual, not 'dns'",
+    ),
+    (
+        {},
+        'storage = "/mnt/x"\n',
+        {},
+        "{toml}: storage must be local or s3://BUCKET[/PREFIX], not '/mnt/x'",
+    ),
 ]
+
+
+def test_s3_secrets_are_never_printed(tmp_path: Path):
+    config = load_config({"data_dir": str(tmp_path)}, {"AMPHUB_S3_SECRET_ACCESS_KEY": "hush"})
+    assert config.s3_secret_access_key == "hush" and "hush" not in repr(config)
 
 
 @pytest.mark.parametrize(("environ", "toml", "flags", "message"), BAD)

@@ -17,6 +17,7 @@ from amphub.http import keys
 from amphub.http.access import ModelAccess, require_model
 from amphub.http.blob_body import blob_response
 from amphub.http.headers import DOWNLOAD_HEADERS
+from amphub.http.object_body import object_response
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION
 from amphub.services.objects import stored_object
@@ -139,11 +140,11 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         reader.close()
         raise
     reader.close()
-    stored = await stored_object(hub, access.space.id, access.model.id, pointer.oid)
-    if stored is None:
+    size = await stored_object(hub, access.space.id, access.model.id, pointer.oid)
+    if size is None:
         raise NotFound(f"the LFS content of {file} is not stored on this server")
     headers = {"Content-Type": "application/octet-stream", **DOWNLOAD_HEADERS}
-    return web.FileResponse(stored, headers=headers)
+    return await object_response(request, pointer.oid, size, headers)
 
 
 def _time(seconds: int) -> str:

@@ -25,6 +25,7 @@ from amphub.http.access import SIGN_IN_NEEDED, require_model
 from amphub.http.auth import URL_TOKEN
 from amphub.http.body import BodyTooLong, field, json_object, read_body
 from amphub.http.errors import LFS_MEDIA_TYPE
+from amphub.http.object_body import object_response
 from amphub.http.urls import model_ids, model_url
 from amphub.policy import Action
 from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
@@ -35,7 +36,6 @@ from amphub.storage.objects import (
     InvalidOid,
     ObjectMismatch,
     ObjectStore,
-    ObjectUpload,
     check_oid,
 )
 from amphub.units import human_size
@@ -141,20 +141,19 @@ async def post_batch(request: web.Request) -> web.Response:
     signer = token if "multipart" in transfers else None
     answer = []
     store: ObjectStore = request.app[keys.HUB].objects
-    # The disk is the truth: a linked object whose file is gone is asked for again.
-    missing = await request.app[keys.HUB].run_blocking(
-        lambda: {oid for oid in linked if not store.contains(oid)}
-    )
+    # The store is the truth: a linked object whose bytes are gone is asked for again.
+    sizes = await asyncio.gather(*(store.size(oid) for oid in linked))
+    missing = {oid for oid, size in zip(linked, sizes, strict=True) if size is None}
     if operation == "upload":
         uploads = {o: s for o, s in wanted.items() if o not in linked or o in missing}
-        free = await request.app[keys.HUB].run_blocking(store.free_bytes)
+        free = await store.free_bytes()
         if sum(uploads.values()) > free:
             raise DiskFull(
                 f"{DISK_FULL}: it has {human_size(free)} free, and these objects need"
                 f" {human_size(sum(uploads.values()))}"
             )
         await reserve_quota(request.app[keys.HUB], space, uploads)
-        await request.app[keys.HUB].run_blocking(lambda: store.prepare_folders(uploads))
+        await store.prepare_folders(uploads)
     for item in requested:
         if isinstance(item, dict):
             answer.append(item)
@@ -182,14 +181,26 @@ async def post_batch(request: web.Request) -> web.Response:
             else:
                 entry["size"] = linked[oid]
                 entry["actions"] = {
-                    "download": {
-                        "href": f"{href}/objects/{oid}",
-                        "header": header,
-                        "expires_in": ACTION_SECONDS,
-                    }
+                    "download": await _download(request.app[keys.HUB], href, oid, header, token)
                 }
         answer.append(entry)
     return lfs_json({"transfer": "basic", "objects": answer, "hash_algo": "sha256"})
+
+
+async def _download(
+    hub: Hub, href: str, oid: str, header: dict[str, str], token: TransferToken | None
+) -> dict[str, Any]:
+    """Where to download an object: the store's URL, expiring with the token, or amphub's.
+
+    The store's where it gives URLs and redirection is on.
+    """
+    seconds = ACTION_SECONDS
+    if token is not None:
+        seconds = max(1, min(seconds, token.expires - int(hub.clock().timestamp())))
+    url = await hub.objects.download_url(oid, seconds) if hub.config.s3_redirect else None
+    if url is None:
+        return {"href": f"{href}/objects/{oid}", "header": header, "expires_in": seconds}
+    return {"href": url, "expires_in": seconds}
 
 
 def _oid(request: web.Request) -> str:
@@ -249,7 +260,7 @@ async def _receive_small(request: web.Request, oid: str, size: int) -> None:
 async def _receive_large(request: web.Request, oid: str, size: int) -> None:
     hub = request.app[keys.HUB]
     store: ObjectStore = hub.objects
-    upload = await hub.run_blocking(lambda: store.open_upload(oid, size))
+    upload = await store.open_upload(oid, size)
     try:
         pending: asyncio.Future | None = None
         parts: list[bytes] = []
@@ -262,22 +273,18 @@ async def _receive_large(request: web.Request, oid: str, size: int) -> None:
                 if pending:
                     await pending
                 piece, parts, buffered = b"".join(parts), [], 0
-                pending = _hash_and_write(hub, upload, piece)
+                pending = asyncio.ensure_future(upload.add(piece))
         if pending:
             await pending
-        await _hash_and_write(hub, upload, b"".join(parts))
+        await upload.add(b"".join(parts))
         async with hub.locks.hold(("object", oid)):
-            await hub.run_blocking(upload.commit)
+            await upload.commit()
     except BaseException:
-        await hub.run_blocking(upload.abort)
+        if pending and not pending.done():
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        await upload.abort()
         raise
-
-
-def _hash_and_write(hub: Hub, upload: ObjectUpload, piece: bytes) -> asyncio.Future:
-    return asyncio.gather(
-        hub.run_blocking(lambda: upload.hash(piece)),
-        hub.run_blocking(lambda: upload.write(piece)),
-    )
 
 
 async def get_object(request: web.Request) -> web.StreamResponse:
@@ -285,10 +292,11 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     space_id, model_id = model_ids(request)
     oid = _oid(request)
     await require_model(request, space_id, model_id, Action.READ_FILES)
-    stored = await stored_object(request.app[keys.HUB], space_id, model_id, oid)
-    if stored is None:
+    size = await stored_object(request.app[keys.HUB], space_id, model_id, oid)
+    if size is None:
         raise NotFound("object does not exist")
-    return web.FileResponse(stored, headers={"Content-Type": "application/octet-stream"})
+    headers = {"Content-Type": "application/octet-stream"}
+    return await object_response(request, oid, size, headers)
 
 
 async def post_verify(request: web.Request) -> web.Response:

@@ -67,6 +67,8 @@ async def running(hub: Hub) -> AsyncIterator[Hub]:
     async with contextlib.AsyncExitStack() as stack:
         hub.db = await stack.enter_async_context(db.opened(hub.config.db_path, hub.clock))
         stack.callback(hub.threads.shutdown, wait=True, cancel_futures=True)
+        await hub.objects.open()
+        stack.push_async_callback(hub.objects.close)
         stack.push_async_callback(hub.background.cancel_all)
         # Scratch files of a run that ended; this one has written none yet.
         await hub.run_blocking(lambda: _clear(hub.config.tmp_dir))
@@ -87,7 +89,11 @@ async def offline(config: Config) -> AsyncIterator[Hub]:
     try:
         async with db.opened(config.db_path, hub.clock) as database:
             hub.db = database
-            yield hub
+            await hub.objects.open()
+            try:
+                yield hub
+            finally:
+                await hub.objects.close()
     finally:
         hub.threads.shutdown(wait=True)
 
@@ -101,7 +107,7 @@ def _start_background_steps(hub: Hub) -> None:
     """Build the search index, and remove what crashes and abandoned uploads left."""
     background = hub.background
     background.spawn(db.warm_search_index(hub.db, hub.search), "build search index")
-    background.spawn(hub.run_blocking(hub.objects.remove_leftovers), "remove leftover uploads")
+    background.spawn(hub.objects.remove_leftovers(), "remove leftover uploads")
     background.spawn(collect_unreferenced(hub), "collect unreferenced objects")
     background.spawn(sweep_abandoned_xorbs(hub), "remove abandoned Xet uploads")
 

@@ -1,0 +1,140 @@
+"""LFS objects in an S3 bucket (a real SeaweedFS): where the bytes go and come from."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from amphub.config import Config
+from amphub.server.app import build_hub
+from amphub.storage.objects import StoreUnusable
+from tests.conftest import GIB, S3_KEY, StoredBytes, git, push, running_hub
+from tests.test_lfs import auth, batch, lfs_clone, put_object
+
+MIB = 1024 * 1024
+
+
+def oid_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_objects_live_in_the_bucket_and_downloads_come_from_it(
+    tmp_path: Path, s3_bucket: dict, seaweedfs
+):
+    stored = StoredBytes(tmp_path / "data", s3_bucket, seaweedfs)
+    async with running_hub(tmp_path / "data", **s3_bucket) as hub:
+        hub.stored = stored
+        await hub.space_and_model("team", "m1")
+        await git("lfs", "install", "--skip-repo")
+        work = await lfs_clone(hub, tmp_path, "w")
+        files = {"model.safetensors": os.urandom(3 * MIB), "small.bin": b"tiny"}
+        await push(work, files, "add")
+        for data in files.values():
+            assert stored.read(oid_of(data)) == data
+        assert not [p for p in (tmp_path / "data" / "lfs").rglob("*") if p.is_file()]
+
+        wanted = [{"oid": oid_of(data), "size": len(data)} for data in files.values()]
+        _, answer, _ = await batch(hub, "download", wanted)
+        for entry in answer["objects"]:
+            action = entry["actions"]["download"]
+            assert action["href"].startswith(seaweedfs.endpoint + "/")
+            assert "header" not in action  # the URL is presigned: no amphub key goes there
+            assert 0 < action["expires_in"] <= 3600
+        copy = await lfs_clone(hub, tmp_path, "copy")
+        for name, data in files.items():
+            assert (copy / name).read_bytes() == data
+
+        # The blob API redirects to the bucket too; Range goes to the store.
+        blob = f"{hub.base}/api/v1/models/team/m1/blob/master/model.safetensors"
+        async with hub.session.get(blob, headers=auth(hub), allow_redirects=False) as resp:
+            assert resp.status == 302
+            assert resp.headers["Location"].startswith(seaweedfs.endpoint + "/")
+        ranged = {**auth(hub), "Range": "bytes=100-199"}
+        async with hub.session.get(blob, headers=ranged) as resp:
+            assert resp.status == 206 and await resp.read() == files["model.safetensors"][100:200]
+
+
+async def test_with_redirection_off_amphub_streams_with_range(tmp_path: Path, s3_bucket: dict):
+    async with running_hub(tmp_path / "data", s3_redirect=0, **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1")
+        data = os.urandom(5 * MIB + 123)
+        assert (await put_object(hub, data))[0] == 200
+        _, answer, _ = await batch(hub, "download", [{"oid": oid_of(data), "size": len(data)}])
+        action = answer["objects"][0]["actions"]["download"]
+        assert action["href"].startswith(hub.base + "/")
+        async with hub.session.get(action["href"], headers=action["header"]) as resp:
+            assert resp.status == 200 and await resp.read() == data
+        ranged = {**action["header"], "Range": "bytes=4194000-"}
+        async with hub.session.get(action["href"], headers=ranged) as resp:
+            assert resp.status == 206
+            assert resp.headers["Content-Range"] == f"bytes 4194000-{len(data) - 1}/{len(data)}"
+            assert await resp.read() == data[4194000:]
+
+
+async def test_a_large_upload_goes_in_parts_and_a_wrong_one_leaves_nothing(
+    tmp_path: Path, s3_bucket: dict, seaweedfs
+):
+    stored = StoredBytes(tmp_path / "data", s3_bucket, seaweedfs)
+    part = 5 * MIB
+    async with running_hub(tmp_path / "data", s3_part_size=part, **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1")
+        data = os.urandom(3 * part + 1000)
+        assert (await put_object(hub, data))[0] == 200
+        assert stored.read(oid_of(data)) == data
+        head = seaweedfs.client().head_object(Bucket=stored.bucket, Key=stored._key(oid_of(data)))
+        parts = int(head["ETag"].strip('"').rpartition("-")[2])
+        assert 2 <= parts <= 3  # a multipart upload: parts of at least s3_part_size
+
+        wrong = oid_of(b"something else")
+        status, body = await put_object(hub, data, oid=wrong)
+        assert status == 422 and "does not match its oid" in body
+        assert stored.read(wrong) is None and stored.half_received() == []
+
+
+async def test_a_bucket_that_cannot_be_used_stops_the_start_with_one_sentence(
+    tmp_path: Path, seaweedfs
+):
+    config = Config(
+        data_dir=tmp_path / "data",
+        storage="s3://no-such-bucket",
+        s3_endpoint=seaweedfs.endpoint,
+        s3_access_key_id=S3_KEY,
+        s3_secret_access_key="wrong secret",
+    )
+    hub = build_hub(config)
+    with pytest.raises(StoreUnusable) as info:
+        await hub.objects.open()
+    message = str(info.value)
+    assert message.startswith(f"the bucket no-such-bucket at {seaweedfs.endpoint} cannot be used")
+    assert "wrong secret" not in message and message.count(".") <= 3
+    hub.threads.shutdown()
+
+
+@pytest.mark.parametrize("quota", [GIB])
+async def test_quota_counts_objects_in_the_bucket(tmp_path: Path, s3_bucket: dict, quota: int):
+    async with running_hub(tmp_path / "data", quota_unit=quota, **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1")
+        data = os.urandom(2 * MIB)
+        assert (await put_object(hub, data))[0] == 200
+        _, space = await hub.call("GET", "/api/v1/spaces/team")
+        assert len(data) <= space["used"] < len(data) + MIB
+
+
+async def test_serve_says_what_is_wrong_with_the_bucket_and_stops(tmp_path: Path, seaweedfs):
+    import asyncio
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "amphub", "serve", "--data", str(tmp_path / "data"),
+        "--port", "0", "--storage", "s3://missing-bucket", "--s3-endpoint", seaweedfs.endpoint,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": "not it"},
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("amphub: the bucket missing-bucket at ")
+    assert "not it" not in lines[0]
