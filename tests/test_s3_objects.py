@@ -138,3 +138,52 @@ async def test_serve_says_what_is_wrong_with_the_bucket_and_stops(tmp_path: Path
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("amphub: the bucket missing-bucket at ")
     assert "not it" not in lines[0]
+
+
+async def test_sync_from_a_data_dir_to_a_peer_on_a_bucket(
+    tmp_path: Path, s3_bucket: dict, seaweedfs
+):
+    import aiohttp
+
+    from tests.conftest import Hub, start_hub
+    from tests.test_sync import register_zone, sync
+
+    await git("lfs", "install", "--skip-repo")
+    peer_objects = StoredBytes(tmp_path / "peer", s3_bucket, seaweedfs)
+    async with running_hub(tmp_path / "data") as source:
+        server, key = await start_hub(tmp_path / "peer", **s3_bucket)
+        try:
+            async with aiohttp.ClientSession() as session:
+                peer = Hub(server, session, key, tmp_path / "peer")
+                await peer.user("syncer", creator=True)
+                await register_zone(source, peer, peer.keys["syncer"])
+                await source.space_and_model("team", "m1")
+                files = {"weights.bin": os.urandom(3 * MIB), "config.json": b"{}"}
+                await push(tmp_path / "work", files, "first", clone=source.remote("team", "m1"))
+                done = await sync(source, "master")
+                assert done["status"] == "succeeded", done
+                assert done["result"]["lfs_objects_sent"] == 1
+                assert peer_objects.read(oid_of(files["weights.bin"])) == files["weights.bin"]
+                copy = tmp_path / "copy"
+                await git("clone", "-q", peer.remote("team", "m1", "syncer"), str(copy))
+                assert (copy / "weights.bin").read_bytes() == files["weights.bin"]
+        finally:
+            await server.close()
+
+
+async def test_hf_resolve_redirects_to_the_bucket_with_the_hubs_headers(
+    tmp_path: Path, s3_bucket: dict, seaweedfs
+):
+    await git("lfs", "install", "--skip-repo")
+    async with running_hub(tmp_path / "data", **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1")
+        data = os.urandom(MIB)
+        await push(tmp_path / "w", {"w.bin": data}, "add", clone=hub.remote("team", "m1"))
+        url = f"{hub.base}/team/m1/resolve/main/w.bin"
+        headers = {"Authorization": f"Bearer {hub.admin_key}"}
+        async with hub.session.head(url, headers=headers, allow_redirects=False) as resp:
+            assert resp.status == 302
+            assert resp.headers["Location"].startswith(seaweedfs.endpoint + "/")
+            assert resp.headers["X-Linked-Size"] == str(len(data))
+            assert resp.headers["X-Linked-Etag"] == f'"{oid_of(data)}"'
+            assert len(resp.headers["X-Repo-Commit"]) == 40
