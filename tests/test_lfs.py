@@ -224,15 +224,18 @@ async def test_batch_answers_follow_the_spec(hub, model_repo):
     assert answer["transfer"] == "basic" and answer["hash_algo"] == "sha256"
     assert set(entry["actions"]) == {"upload", "verify"}
     assert entry["actions"]["upload"]["expires_in"] > 0
-    assert entry["actions"]["upload"]["header"]["Authorization"].startswith("Bearer amptok.")
-    # The token in the action works for the transfer and for nothing else.
     token_headers = entry["actions"]["upload"]["header"]
     async with hub.session.put(
         entry["actions"]["upload"]["href"], data=data, headers=token_headers
     ) as resp:
         assert resp.status == 200
-    async with hub.session.get(f"{hub.base}/api/v1/users", headers=token_headers) as resp:
-        assert resp.status == 401
+    if entry["actions"]["upload"]["href"].startswith(hub.base):
+        assert token_headers["Authorization"].startswith("Bearer amptok.")
+        # The token in the action works for the transfer and for nothing else.
+        async with hub.session.get(f"{hub.base}/api/v1/users", headers=token_headers) as resp:
+            assert resp.status == 401
+    else:  # straight to the bucket, which takes only the bytes of this checksum
+        assert set(token_headers) == {"x-amz-checksum-sha256"}
     verify = entry["actions"]["verify"]
     async with hub.session.post(
         verify["href"], json={"oid": oid_of(data), "size": 5}, headers=verify["header"]
@@ -280,7 +283,9 @@ async def test_an_upload_href_carries_a_signature_good_for_its_object_only(hub, 
     assert content(hub, data) == data
 
 
-async def test_a_transfer_token_follows_roles_keys_and_models_after_it_was_given(hub):
+async def test_a_transfer_token_follows_roles_keys_and_models_after_it_was_given(hub, storage):
+    if storage:
+        pytest.skip("transfers go straight to the bucket by presigned URL: no amphub token")
     await hub.space_and_model("team", "m1")
     await hub.model("team", "m2")
     await hub.user("dev")

@@ -187,3 +187,60 @@ async def test_hf_resolve_redirects_to_the_bucket_with_the_hubs_headers(
             assert resp.headers["X-Linked-Size"] == str(len(data))
             assert resp.headers["X-Linked-Etag"] == f'"{oid_of(data)}"'
             assert len(resp.headers["X-Repo-Commit"]) == 40
+
+
+async def test_direct_uploads_take_only_the_right_bytes_and_link_only_when_verified(
+    tmp_path: Path, s3_bucket: dict, seaweedfs
+):
+    import aiohttp
+
+    stored = StoredBytes(tmp_path / "data", s3_bucket, seaweedfs)
+    async with running_hub(tmp_path / "data", **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1")
+        await hub.model("team", "m2")
+        data = os.urandom(300_000)
+        oid = oid_of(data)
+        _, answer, _ = await batch(hub, "upload", [{"oid": oid, "size": len(data)}])
+        upload = answer["objects"][0]["actions"]["upload"]
+        verify = answer["objects"][0]["actions"]["verify"]
+        assert upload["href"].startswith(seaweedfs.endpoint + "/")  # the probe proved it
+
+        async with aiohttp.ClientSession() as raw:
+            wrong = os.urandom(len(data))
+            async with raw.put(upload["href"], data=wrong, headers=upload["header"]) as resp:
+                assert resp.status >= 400  # the store checks the signed checksum
+            async with raw.put(upload["href"], data=wrong) as resp:
+                assert resp.status >= 400  # and the header is part of the signature
+            body = {"oid": oid, "size": len(data)}
+            async with raw.post(verify["href"], json=body, headers=verify["header"]) as resp:
+                assert resp.status == 404  # nothing put: nothing linked
+            async with raw.put(upload["href"], data=data, headers=upload["header"]) as resp:
+                assert resp.status == 200
+            assert stored.read(oid) is None  # not in its place before it is verified
+            _, space = await hub.call("GET", "/api/v1/spaces/team")
+            before = space["used"]
+            # The oid known, but put by another model's upload: m2 links nothing.
+            other = f"{hub.base}/team/m2.git/info/lfs/verify"
+            async with raw.post(other, json=body, headers=verify["header"]) as resp:
+                assert resp.status in (401, 404)
+            m2_verify = f"{hub.base}/team/m2.git/info/lfs/verify"
+            admin = {"Authorization": f"Bearer {hub.admin_key}"}
+            async with raw.post(m2_verify, json=body, headers=admin) as resp:
+                assert resp.status == 404
+            async with raw.post(verify["href"], json=body, headers=verify["header"]) as resp:
+                assert resp.status == 200
+        assert stored.read(oid) == data
+        _, space = await hub.call("GET", "/api/v1/spaces/team")
+        assert space["used"] >= before + len(data)
+        _, answer, _ = await batch(hub, "download", [{"oid": oid, "size": len(data)}])
+        assert "download" in answer["objects"][0]["actions"]
+        _, answer, _ = await batch(hub, "download", [{"oid": oid, "size": len(data)}], model="m2")
+        assert answer["objects"][0]["error"]["code"] == 404
+
+
+async def test_without_signature_checks_uploads_go_through_amphub(tmp_path: Path, s3_bucket):
+    async with running_hub(tmp_path / "data", s3_redirect=0, **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1")
+        data = os.urandom(1000)
+        _, answer, _ = await batch(hub, "upload", [{"oid": oid_of(data), "size": len(data)}])
+        assert answer["objects"][0]["actions"]["upload"]["href"].startswith(hub.base + "/")

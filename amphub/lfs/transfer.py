@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from dataclasses import replace
 from typing import Any
 
@@ -137,8 +139,11 @@ async def post_batch(request: web.Request) -> web.Response:
     token = await transfer_token(request, space_id, model_id) if signed_in else None
     header = _header(secret, token)
     # huggingface_hub, the client that also offers the Hub's own "multipart" transfer,
-    # sends an upload to its href alone, without the action's header.
+    # sends an upload to its href alone, without the action's header: its uploads come
+    # through amphub, since a presigned PUT to the store needs its checksum header.
     signer = token if "multipart" in transfers else None
+    hub = request.app[keys.HUB]
+    direct = hub.objects.direct_uploads and signer is None and token is not None
     answer = []
     store: ObjectStore = request.app[keys.HUB].objects
     # The store is the truth: a linked object whose bytes are gone is asked for again.
@@ -161,12 +166,15 @@ async def post_batch(request: web.Request) -> web.Response:
         oid, size = item
         entry = {"oid": oid, "size": size, "authenticated": True}
         if operation == "upload" and (oid not in linked or oid in missing):
+            upload = {
+                "href": _upload_href(secret, f"{href}/objects/{oid}", oid, signer),
+                "header": header,
+                "expires_in": ACTION_SECONDS,
+            }
+            if direct:
+                upload = await _direct_upload(hub, space_id, model_id, oid, token)
             entry["actions"] = {
-                "upload": {
-                    "href": _upload_href(secret, f"{href}/objects/{oid}", oid, signer),
-                    "header": header,
-                    "expires_in": ACTION_SECONDS,
-                },
+                "upload": upload,
                 "verify": {
                     "href": f"{href}/verify",
                     "header": header,
@@ -180,11 +188,35 @@ async def post_batch(request: web.Request) -> web.Response:
                 entry = _object_error(oid, size, 404, OBJECT_LOST)
             else:
                 entry["size"] = linked[oid]
-                entry["actions"] = {
-                    "download": await _download(request.app[keys.HUB], href, oid, header, token)
-                }
+                entry["actions"] = {"download": await _download(hub, href, oid, header, token)}
         answer.append(entry)
     return lfs_json({"transfer": "basic", "objects": answer, "hash_algo": "sha256"})
+
+
+def _seconds(hub: Hub, token: TransferToken | None) -> int:
+    """How long an action stays good: an hour, and no longer than the token."""
+    if token is None:
+        return ACTION_SECONDS
+    return max(1, min(ACTION_SECONDS, token.expires - int(hub.clock().timestamp())))
+
+
+def upload_ticket(hub: Hub, space_id: str, model_id: str, oid: str) -> str:
+    """The name of a model's direct upload of an object: unguessable, the same at verify."""
+    message = f"{space_id}/{model_id}/{oid}".encode()
+    return hmac.new(hub.secret, message, hashlib.sha256).hexdigest()[:32]
+
+
+async def _direct_upload(
+    hub: Hub, space_id: str, model_id: str, oid: str, token: TransferToken | None
+) -> dict[str, Any]:
+    """An upload action straight to the store: its presigned PUT and the headers it signs."""
+    seconds = _seconds(hub, token)
+    ticket = upload_ticket(hub, space_id, model_id, oid)
+    presigned = await hub.objects.presign_upload(oid, ticket, seconds)
+    if presigned is None:
+        raise ValueError("the object store gives no upload URLs")
+    url, headers = presigned
+    return {"href": url, "header": headers, "expires_in": seconds}
 
 
 async def _download(
@@ -194,13 +226,31 @@ async def _download(
 
     The store's where it gives URLs and redirection is on.
     """
-    seconds = ACTION_SECONDS
-    if token is not None:
-        seconds = max(1, min(seconds, token.expires - int(hub.clock().timestamp())))
+    seconds = _seconds(hub, token)
     url = await hub.objects.download_url(oid, seconds) if hub.config.s3_redirect else None
     if url is None:
         return {"href": f"{href}/objects/{oid}", "header": header, "expires_in": seconds}
     return {"href": url, "expires_in": seconds}
+
+
+async def _link_direct_upload(
+    hub: Hub, space: db.Space, model_id: str, oid: str, size: int, linked: dict[str, int]
+) -> dict[str, int]:
+    """Adopt and link an object this model put into the store; {oid: size} once linked."""
+    ticket = upload_ticket(hub, space.id, model_id, oid)
+    with hub.claims.claim(oid):  # garbage collection waits for the link
+        async with hub.locks.hold(("object", oid)):
+            stored = await hub.objects.adopt(oid, ticket)
+        if stored is None:
+            return {}
+        if stored != size:
+            raise Unprocessable(f"object has size {stored}, not {size}")
+        if oid in linked:
+            return linked
+        if not hub.reservations.holds(space.id, oid):
+            await reserve_quota(hub, space, {oid: size})
+        await link_reserved(hub, space.id, model_id, oid, size)
+    return {oid: size}
 
 
 def _oid(request: web.Request) -> str:
@@ -300,15 +350,22 @@ async def get_object(request: web.Request) -> web.StreamResponse:
 
 
 async def post_verify(request: web.Request) -> web.Response:
-    """Confirm that an uploaded object is stored and linked to this model."""
+    """Confirm that an uploaded object is stored and linked to this model.
+
+    An object put straight into the store is linked here, once it is found with its size
+    under this model's upload ticket: the store took only bytes that hash to the oid.
+    """
     space_id, model_id = model_ids(request)
-    await require_model(request, space_id, model_id, Action.WRITE_FILES)
+    space = (await require_model(request, space_id, model_id, Action.WRITE_FILES)).space
     body = await json_object(request)
     checked = _valid(body)
     if isinstance(checked, dict):
         raise Unprocessable(checked["error"]["message"])
     oid, size = checked
-    linked = await db.linked_object_sizes(request.app[keys.HUB].db, space_id, model_id, [oid])
+    hub = request.app[keys.HUB]
+    linked = await db.linked_object_sizes(hub.db, space_id, model_id, [oid])
+    if hub.objects.direct_uploads:  # also for a linked object the store had lost
+        linked = {**await _link_direct_upload(hub, space, model_id, oid, size, linked), **linked}
     if oid not in linked:
         raise NotFound("object does not exist")
     if linked[oid] != size:

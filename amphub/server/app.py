@@ -21,6 +21,7 @@ from amphub.hf.xet import sweep_abandoned_xorbs
 from amphub.http import auth, body_rate, errors
 from amphub.http.keys import HUB
 from amphub.lfs import routes as lfs_routes
+from amphub.server.upload_probe import probe_direct_uploads
 from amphub.services import accounts
 from amphub.services.doctor import repair_at_start
 from amphub.services.hub import Hub
@@ -69,6 +70,8 @@ async def running(hub: Hub) -> AsyncIterator[Hub]:
         stack.callback(hub.threads.shutdown, wait=True, cancel_futures=True)
         await hub.objects.open()
         stack.push_async_callback(hub.objects.close)
+        if hub.config.s3_redirect:  # clients that reach the store may upload to it too
+            hub.objects.direct_uploads = await probe_direct_uploads(hub.objects)
         stack.push_async_callback(hub.background.cancel_all)
         # Scratch files of a run that ended; this one has written none yet.
         await hub.run_blocking(lambda: _clear(hub.config.tmp_dir))

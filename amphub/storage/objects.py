@@ -69,6 +69,8 @@ class ObjectStore(Protocol):
     """Where LFS objects are kept."""
 
     tmp: Path
+    # Whether clients upload straight to the store by `presign_upload` (set by a probe).
+    direct_uploads: bool
 
     async def open(self) -> None:
         """Get ready, checking that the store can be read and written; raises StoreUnusable."""
@@ -88,6 +90,19 @@ class ObjectStore(Protocol):
 
     async def download_url(self, oid: str, seconds: int) -> str | None:
         """A URL the client fetches the object from itself for `seconds`; None: ask amphub."""
+        ...
+
+    async def presign_upload(
+        self, oid: str, ticket: str, seconds: int
+    ) -> tuple[str, dict[str, str]] | None:
+        """A URL and headers to PUT the object to, taking only its bytes; None: use amphub.
+
+        The bytes land in a place of the upload's own, named by `ticket`, until `adopt`.
+        """
+        ...
+
+    async def adopt(self, oid: str, ticket: str) -> int | None:
+        """Move an object put by `presign_upload` into its place; its size, None if not put."""
         ...
 
     async def open_upload(self, oid: str, size: int) -> ObjectUpload:

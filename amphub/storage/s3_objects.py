@@ -24,13 +24,22 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from amphub.config import Config
-from amphub.storage.objects import PIECE, ObjectMismatch, Runner, StoreUnusable, check_oid
+from amphub.storage.objects import (
+    OID,
+    PIECE,
+    ObjectMismatch,
+    Runner,
+    StoreUnusable,
+    check_oid,
+)
 
 # A bucket has no free-space figure: the quota is what limits uploads.
 UNLIMITED = 2**62
 # A multipart upload untouched this long was given up (or its node died).
 LEFTOVER_SECONDS = 24 * 3600
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+# Under the prefix: objects put by presigned PUT, by ticket, until verified.
+INCOMING = "incoming"
 
 
 def split_location(storage: str) -> tuple[str, str]:
@@ -54,6 +63,7 @@ class S3ObjectStore:
         self.tmp = config.tmp_dir
         self.bucket, self.prefix = split_location(config.storage)
         self.part_size = config.s3_part_size
+        self.direct_uploads = False
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
 
@@ -143,6 +153,42 @@ class S3ObjectStore:
         )
         return url
 
+    def incoming_key(self, oid: str, ticket: str) -> str:
+        """Where an upload by presigned PUT lands until it is verified and adopted."""
+        return f"{self.prefix}{INCOMING}/{ticket}/{check_oid(oid)}"
+
+    async def presign_upload(
+        self, oid: str, ticket: str, seconds: int
+    ) -> tuple[str, dict[str, str]]:
+        """A presigned PUT whose signature covers x-amz-checksum-sha256, the oid in base64.
+
+        A store that checks signatures and checksums then takes no other bytes: the PUT
+        must send the header (it is signed) and the body must hash to it. Whether this
+        store does is for the start-up probe to prove (`direct_uploads`). The object lands
+        under the upload's ticket, not in its place: only the client that put it there can
+        have it linked to its model (an oid alone, known from elsewhere, links nothing).
+        """
+        key = self.incoming_key(oid, ticket)
+        params = {"Bucket": self.bucket, "Key": key, "ChecksumSHA256": checksum(oid)}
+        url: str = await self.client.generate_presigned_url(
+            "put_object", Params=params, ExpiresIn=seconds
+        )
+        return url, {"x-amz-checksum-sha256": checksum(oid)}
+
+    async def adopt(self, oid: str, ticket: str) -> int | None:
+        """Copy an object put by presigned PUT into its place (in the store), then drop it."""
+        incoming = self.incoming_key(oid, ticket)
+        try:
+            head = await self.client.head_object(Bucket=self.bucket, Key=incoming)
+        except ClientError as exc:
+            if _not_found(exc):
+                return None
+            raise
+        source = {"Bucket": self.bucket, "Key": incoming}
+        await self.client.copy_object(Bucket=self.bucket, Key=self.key(oid), CopySource=source)
+        await self.client.delete_object(Bucket=self.bucket, Key=incoming)
+        return int(head["ContentLength"])
+
     async def open_upload(self, oid: str, size: int) -> S3Upload:
         """Start receiving an object, to be hashed on the way."""
         return S3Upload(self, check_oid(oid), size)
@@ -200,14 +246,25 @@ class S3ObjectStore:
         )
         async for page in pages:
             for item in page.get("Contents", []):
-                rest = item["Key"][len(self.prefix) :].split("/")
-                if len(rest) == 3 and len(rest[2]) == 64:
-                    yield rest[2], int(item["Size"]), now - item["LastModified"].timestamp()
+                first, second, oid = (item["Key"][len(self.prefix) :].split("/") + ["", ""])[:3]
+                if OID.fullmatch(oid) and (first, second) == (oid[:2], oid[2:4]):
+                    yield oid, int(item["Size"]), now - item["LastModified"].timestamp()
 
     async def scratch(self, older_than: float) -> list[str]:
-        """Multipart uploads started `older_than` seconds ago or more, as `key upload-id`."""
+        """Uploads started `older_than` seconds ago or more and never finished.
+
+        Multipart uploads, as `key upload-id`, and objects put by presigned PUT and never
+        verified, as their key.
+        """
         found = []
         now = time.time()
+        incoming = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}{INCOMING}/"
+        )
+        async for page in incoming:
+            for item in page.get("Contents", []):
+                if now - item["LastModified"].timestamp() >= older_than:
+                    found.append(item["Key"])
         pages = self.client.get_paginator("list_multipart_uploads").paginate(
             Bucket=self.bucket, Prefix=self.prefix
         )
@@ -220,11 +277,14 @@ class S3ObjectStore:
     async def remove_scratch(self, found: list[str]) -> None:
         """Abort the multipart uploads `scratch` found."""
         for item in found:
-            key, upload_id = item.split(" ", 1)
+            key, _, upload_id = item.partition(" ")
             with contextlib.suppress(ClientError):
-                await self.client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id
-                )
+                if upload_id:
+                    await self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=key, UploadId=upload_id
+                    )
+                else:
+                    await self.client.delete_object(Bucket=self.bucket, Key=key)
 
     async def remove_leftovers(self) -> int:
         """Abort multipart uploads untouched for a day: other nodes may be uploading now."""
