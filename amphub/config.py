@@ -48,6 +48,9 @@ class Config:
     # Open connections from one client address, and in all (kept below the open-file limit).
     connections_per_address: int = 64
     max_connections: int = 4096
+    # An object no model links is deleted only once it was last written this long ago: an
+    # upload that stored it anew (on another node too) has that long to link it.
+    object_grace_seconds: int = 3600
     # Where LFS objects live: `local` (lfs/objects/ in the data dir) or s3://BUCKET[/PREFIX].
     storage: str = "local"
     # The S3-compatible service (None: AWS S3 of s3_region), and `path` or `virtual` addressing.
@@ -57,8 +60,9 @@ class Config:
     # 1: downloads go from the bucket to the client by presigned URL; 0: amphub streams them
     # (for a store the clients cannot reach).
     s3_redirect: int = 1
-    # Objects larger than this go to S3 in parts of this size (S3's least is 5 MiB).
-    s3_part_size: int = 64 * MIB
+    # Objects larger than this go to S3 in parts of at least this size (S3's least is 5 MiB;
+    # at most 10,000 parts: 160 GB objects). amphub holds about two parts per upload.
+    s3_part_size: int = 16 * MIB
     # Credentials, when not in the AWS_* variables; never printed.
     s3_access_key_id: str | None = field(default=None, repr=False)
     s3_secret_access_key: str | None = field(default=None, repr=False)
@@ -106,6 +110,7 @@ SETTINGS: dict[str, type] = {
     "body_rate_window": int,
     "connections_per_address": int,
     "max_connections": int,
+    "object_grace_seconds": int,
     "storage": str,
     "s3_endpoint": str,
     "s3_region": str,
@@ -132,6 +137,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "body_rate_window": (1, 3600),
     "connections_per_address": (1, 1_000_000),
     "max_connections": (1, 1_000_000),
+    "object_grace_seconds": (0, 10**8),
     "s3_redirect": (0, 1),
     "s3_part_size": (64 * 1024, 5 * GIB),
 }

@@ -45,6 +45,7 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "body_rate_window": (5, "6", "7", (5, 6, 7), 30),
     "connections_per_address": (8, "16", "32", (8, 16, 32), 64),
     "max_connections": (100, "200", "300", (100, 200, 300), 4096),
+    "object_grace_seconds": (0, "60", "120", (0, 60, 120), 3600),
     "storage": (
         "s3://flag/p/",
         "s3://env",
@@ -62,7 +63,7 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "s3_region": ("eu-1", "eu-2", '"eu-3"', ("eu-1", "eu-2", "eu-3"), "us-east-1"),
     "s3_addressing": ("virtual", "virtual", '"virtual"', ("virtual",) * 3, "path"),
     "s3_redirect": (0, "0", "0", (0, 0, 0), 1),
-    "s3_part_size": (65536, "131072", "262144", (65536, 131072, 262144), 64 * 1024**2),
+    "s3_part_size": (65536, "131072", "262144", (65536, 131072, 262144), 16 * 1024**2),
     "s3_access_key_id": ("k1", "k2", '"k3"', ("k1", "k2", "k3"), None),
     "s3_secret_access_key": ("s1", "s2", '"s3"', ("s1", "s2", "s3"), None),
 }

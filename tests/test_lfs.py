@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -610,7 +611,14 @@ async def test_locks_api_paging_and_filters(hub, model_repo):
     assert len(verify["ours"]) == 5 and verify["theirs"] == []
 
 
+def no_grace(hub: Hub) -> None:
+    """Collect unreferenced objects however recently written (the grace has its own test)."""
+    amphub = hub.server.app[keys.HUB]
+    amphub.config = dataclasses.replace(amphub.config, object_grace_seconds=0)
+
+
 async def test_deleting_a_model_removes_objects_no_other_model_references(hub, tmp_path):
+    no_grace(hub)
     await hub.space_and_model("team", "m1")
     await hub.model("team", "m2")
     shared, own = os.urandom(3000), os.urandom(4000)
@@ -636,6 +644,7 @@ async def test_garbage_collection_leaves_an_object_an_upload_claims(hub, model_r
     # An upload that found the object stored already has not linked it yet: a collection
     # between the two (its last model deleted meanwhile) must not take the file away.
     amphub = hub.server.app[keys.HUB]
+    no_grace(hub)
     await hub.model("team", "m2")
     data = os.urandom(5000)
     status, _, _ = await batch(hub, "upload", [{"oid": oid_of(data), "size": 5000}], model="m2")

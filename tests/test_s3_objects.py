@@ -244,3 +244,71 @@ async def test_without_signature_checks_uploads_go_through_amphub(tmp_path: Path
         data = os.urandom(1000)
         _, answer, _ = await batch(hub, "upload", [{"oid": oid_of(data), "size": len(data)}])
         assert answer["objects"][0]["actions"]["upload"]["href"].startswith(hub.base + "/")
+
+
+async def test_an_unreferenced_object_is_kept_through_its_grace_period(
+    tmp_path: Path, storage: dict, stored_bytes: StoredBytes
+):
+    import dataclasses
+
+    from amphub.http import keys
+
+    async with running_hub(tmp_path / "data", object_grace_seconds=3600, **storage) as hub:
+        await hub.space_and_model("team", "m1")
+        data = os.urandom(5000)
+        assert (await put_object(hub, data))[0] == 200
+        assert (await hub.call("DELETE", "/api/v1/models/team/m1"))[0] == 204
+        amphub = hub.server.app[keys.HUB]
+        await amphub.background.drain()
+        assert stored_bytes.read(oid_of(data)) == data  # written a moment ago: kept
+        amphub.config = dataclasses.replace(amphub.config, object_grace_seconds=1)
+        import asyncio
+
+        from amphub.services.objects import collect_unreferenced
+
+        await asyncio.sleep(2.1)  # S3's LastModified has whole seconds
+        assert await collect_unreferenced(amphub) == 1
+        assert stored_bytes.read(oid_of(data)) is None
+
+
+async def test_collection_racing_an_upload_of_the_same_object_never_loses_it(
+    tmp_path: Path, storage: dict, stored_bytes: StoredBytes
+):
+    """m1, the object's last model, goes while m2 uploads the same bytes, slowly."""
+    import asyncio
+
+    from amphub.http import keys
+    from amphub.services.objects import collect_unreferenced
+    from tests.test_lfs import auth
+
+    data = os.urandom(12 * MIB)
+    oid = oid_of(data)
+    async with running_hub(tmp_path / "data", object_grace_seconds=3600, **storage) as hub:
+        await hub.space_and_model("team", "m1")
+        await hub.model("team", "m2")
+        assert (await put_object(hub, data))[0] == 200
+        amphub = hub.server.app[keys.HUB]
+        reader, writer = await asyncio.open_connection(hub.server.host, hub.server.port)
+        writer.write(
+            (
+                f"PUT /team/m2.git/info/lfs/objects/{oid} HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: {auth(hub)['Authorization']}\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n"
+            ).encode()
+            + data[: 6 * MIB]
+        )
+        await writer.drain()
+        assert (await hub.call("DELETE", "/api/v1/models/team/m1"))[0] == 204
+        for _ in range(5):  # collections while the upload is under way, and the sweep's
+            await amphub.background.drain()
+            await collect_unreferenced(amphub)
+            await asyncio.sleep(0.05)
+        writer.write(data[6 * MIB :])
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 60)
+        assert b" 200 " in status_line
+        writer.close()
+        await collect_unreferenced(amphub)
+        assert stored_bytes.read(oid) == data
+        _, answer, _ = await batch(hub, "download", [{"oid": oid, "size": len(data)}], model="m2")
+        assert "download" in answer["objects"][0]["actions"]

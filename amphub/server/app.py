@@ -25,7 +25,7 @@ from amphub.server.upload_probe import probe_direct_uploads
 from amphub.services import accounts
 from amphub.services.doctor import repair_at_start
 from amphub.services.hub import Hub
-from amphub.services.objects import collect_unreferenced
+from amphub.services.objects import collecting
 from amphub.services.spaces import sweeping_spaces
 from amphub.services.tasks import Runner, running_workers
 from amphub.tasks.deploy import run_deploy
@@ -78,6 +78,7 @@ async def running(hub: Hub) -> AsyncIterator[Hub]:
         await repair_at_start(hub)
         _start_background_steps(hub)
         await stack.enter_async_context(sweeping_spaces(hub))
+        await stack.enter_async_context(collecting(hub))
         await stack.enter_async_context(pruning(hub))
         await stack.enter_async_context(scan_processes(hub))
         await stack.enter_async_context(render_processes(hub))
@@ -111,7 +112,6 @@ def _start_background_steps(hub: Hub) -> None:
     background = hub.background
     background.spawn(db.warm_search_index(hub.db, hub.search), "build search index")
     background.spawn(hub.objects.remove_leftovers(), "remove leftover uploads")
-    background.spawn(collect_unreferenced(hub), "collect unreferenced objects")
     background.spawn(sweep_abandoned_xorbs(hub), "remove abandoned Xet uploads")
 
 

@@ -10,7 +10,11 @@ from functools import partial
 from pathlib import Path
 
 from amphub import db
+from amphub.services.background import every
 from amphub.services.hub import Hub
+
+# How often objects no model links are looked for.
+COLLECT_SECONDS = 600
 
 
 async def stored_object(hub: Hub, space_id: str, model_id: str, oid: str) -> int | None:
@@ -71,16 +75,23 @@ async def collect(hub: Hub, oids: Iterable[str]) -> int:
     Under the object's lock, which an upload holds while it moves its file into place.
     An upload claims the object before that and until it is linked, and a claimed object
     is left alone: either the removal comes first and the upload stores the object anew,
-    or the object stays until the upload links it.
+    or the object stays until the upload links it. An upload elsewhere (another node, a
+    direct upload) claims nothing here: an object written within the grace period is left
+    for a later sweep, so that the upload that wrote it has that long to link it.
     """
     database = hub.db
     store = hub.objects
     claims = hub.claims
+    grace = hub.config.object_grace_seconds
     removed = 0
     for oid in oids:
         async with hub.locks.hold(("object", oid)):
             if claims.claimed(oid):
                 continue
+            if grace:
+                age = await store.written_ago(oid)
+                if age is not None and age < grace:
+                    continue
             if await db.forget_object_if_unreferenced(database, oid):
                 await store.remove(oid)
                 removed += 1
@@ -90,3 +101,8 @@ async def collect(hub: Hub, oids: Iterable[str]) -> int:
 async def collect_unreferenced(hub: Hub) -> int:
     """Remove every stored object that no model links (after a crash or a deletion)."""
     return await collect(hub, await db.unreferenced_oids(hub.db))
+
+
+def collecting(hub: Hub) -> contextlib.AbstractAsyncContextManager[None]:
+    """Remove unreferenced objects at start and then every few minutes (past their grace)."""
+    return every(COLLECT_SECONDS, lambda: collect_unreferenced(hub), "collecting objects")

@@ -91,6 +91,10 @@ class LocalObjectStore:
         finally:
             file.close()
 
+    async def written_ago(self, oid: str) -> float | None:
+        """Seconds since the object's file was last written; None if there is none."""
+        return await self.run(partial(_written_ago, self.path(oid)))
+
     async def download_url(self, oid: str, seconds: int) -> None:
         """None: the bytes come from amphub (with sendfile)."""
         return None
@@ -373,6 +377,13 @@ def _write_temp(store: LocalObjectStore, oid: str, data: bytes) -> tuple[str, st
 def _unlink_all(paths: list[str]) -> None:
     for path in paths:
         Path(path).unlink(missing_ok=True)
+
+
+def _written_ago(path: Path) -> float | None:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return None
 
 
 def _size(path: Path) -> int | None:

@@ -88,6 +88,10 @@ class ObjectStore(Protocol):
         """The object's bytes from `start` up to `end` (exclusive), in pieces."""
         ...
 
+    async def written_ago(self, oid: str) -> float | None:
+        """Seconds since the object was last written; None if it is not stored."""
+        ...
+
     async def download_url(self, oid: str, seconds: int) -> str | None:
         """A URL the client fetches the object from itself for `seconds`; None: ask amphub."""
         ...

@@ -127,13 +127,24 @@ class S3ObjectStore:
 
     async def size(self, oid: str) -> int | None:
         """The stored object's size (a HEAD request), None if it is not stored."""
+        head = await self._head(oid)
+        return None if head is None else int(head["ContentLength"])
+
+    async def written_ago(self, oid: str) -> float | None:
+        """Seconds since the object was last written, by the store's clock; None if absent."""
+        head = await self._head(oid)
+        return None if head is None else time.time() - head["LastModified"].timestamp()
+
+    async def _head(self, oid: str) -> dict[str, Any] | None:
         try:
-            head = await self.client.head_object(Bucket=self.bucket, Key=self.key(oid))
+            head: dict[str, Any] = await self.client.head_object(
+                Bucket=self.bucket, Key=self.key(oid)
+            )
         except ClientError as exc:
             if _not_found(exc):
                 return None
             raise
-        return int(head["ContentLength"])
+        return head
 
     async def read(self, oid: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """The object's bytes from `start` up to `end` (exclusive), streamed from the bucket."""
