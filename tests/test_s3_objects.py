@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from pathlib import Path
@@ -312,3 +313,66 @@ async def test_collection_racing_an_upload_of_the_same_object_never_loses_it(
         assert stored_bytes.read(oid) == data
         _, answer, _ = await batch(hub, "download", [{"oid": oid, "size": len(data)}], model="m2")
         assert "download" in answer["objects"][0]["actions"]
+
+
+async def test_a_backup_names_the_bucket_objects_and_copies_the_rest(
+    tmp_path: Path, s3_bucket: dict
+):
+    from amphub.config import Config
+    from amphub.services.backup import backup
+
+    async with running_hub(tmp_path / "data", **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1")
+        data = os.urandom(4000)
+        assert (await put_object(hub, data))[0] == 200
+        config = Config(data_dir=tmp_path / "data", **s3_bucket)
+        said = await asyncio.to_thread(backup, config, tmp_path / "backup")
+    assert (tmp_path / "backup" / "lfs-objects.txt").read_text() == oid_of(data) + "\n"
+    assert any("named in lfs-objects.txt" in sentence for sentence in said)
+    assert not any("were not in the store" in sentence for sentence in said)
+
+
+async def test_the_pages_download_link_goes_to_the_bucket_under_the_files_name(
+    tmp_path: Path, s3_bucket: dict, seaweedfs
+):
+    await git("lfs", "install", "--skip-repo")
+    async with running_hub(tmp_path / "data", **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1", visibility="public")
+        data = os.urandom(MIB)
+        await push(tmp_path / "w", {"w.bin": data}, "add", clone=hub.remote("team", "m1"))
+        raw = f"{hub.base}/team/m1/raw/master/w.bin"
+        async with hub.session.get(raw, allow_redirects=False) as resp:
+            assert resp.status == 302
+            assert resp.headers["Location"].startswith(seaweedfs.endpoint + "/")
+        async with hub.session.get(raw) as resp:
+            assert resp.status == 200 and await resp.read() == data
+            assert 'filename="w.bin"' in resp.headers["Content-Disposition"]
+
+
+async def test_doctor_lists_the_bucket_and_verifies_by_streaming(
+    tmp_path: Path, s3_bucket: dict, seaweedfs
+):
+    from amphub.server.app import offline
+    from amphub.services.doctor import examine
+
+    stored = StoredBytes(tmp_path / "data", s3_bucket, seaweedfs)
+    objects = {name: os.urandom(3000 + i) for i, name in enumerate(("lost", "flipped", "ok"))}
+    async with running_hub(tmp_path / "data", **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1")
+        for data in objects.values():
+            assert (await put_object(hub, data))[0] == 200
+    stored.delete(oid_of(objects["lost"]))
+    flipped = bytes([objects["flipped"][0] ^ 1]) + objects["flipped"][1:]
+    stored.write(oid_of(objects["flipped"]), flipped)
+    orphan = os.urandom(100)
+    stored.write(oid_of(orphan), orphan)
+    config = Config(data_dir=tmp_path / "data", **s3_bucket)
+    async with offline(config) as hub:
+        found = await examine(hub, repair=True, verify_objects=True, scratch_age=0)
+    said = "\n".join(found.problems + found.fixed)
+    assert f"object {oid_of(objects['lost'])}" in said and "is missing" in said
+    assert f"object {oid_of(objects['flipped'])} does not hash to its oid" in said
+    assert f"object {oid_of(orphan)} is stored but no model has it: removed" in said
+    assert oid_of(objects["ok"]) not in said
+    assert stored.read(oid_of(orphan)) is None and stored.read(oid_of(objects["flipped"])) is None
+    assert stored.quarantined(oid_of(objects["flipped"]))

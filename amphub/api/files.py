@@ -124,8 +124,12 @@ async def file_data(request: web.Request, path: Path, rev: str, file: str) -> by
     return await _blocking(request, read)
 
 
-async def get_blob(request: web.Request) -> web.StreamResponse:
-    """A file's content: LFS content where the file is a pointer, with Range either way."""
+async def get_blob(request: web.Request, disposition: str | None = None) -> web.StreamResponse:
+    """A file's content: LFS content where the file is a pointer, with Range either way.
+
+    `disposition` (a Content-Disposition) goes on the answer, and into the store's URL
+    where LFS content is redirected there, so that a browser saves it under its name.
+    """
     access, path = await model_repo(request)
     rev, file = request.match_info["rev"], request.match_info["path"]
     hub = request.app[keys.HUB]
@@ -144,6 +148,8 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     if size is None:
         raise NotFound(f"the LFS content of {file} is not stored on this server")
     headers = {"Content-Type": "application/octet-stream", **DOWNLOAD_HEADERS}
+    if disposition:
+        headers["Content-Disposition"] = disposition
     return await object_response(request, pointer.oid, size, headers)
 
 

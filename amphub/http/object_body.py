@@ -26,7 +26,7 @@ async def object_response(
     hub = request.app[keys.HUB]
     store = hub.objects
     if hub.config.s3_redirect:
-        url = await store.download_url(oid, REDIRECT_SECONDS)
+        url = await store.download_url(oid, REDIRECT_SECONDS, headers.get("Content-Disposition"))
         if url is not None:
             return web.Response(status=302, headers={**headers, "Location": url})
     path = store.file(oid)

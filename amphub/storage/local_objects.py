@@ -95,7 +95,7 @@ class LocalObjectStore:
         """Seconds since the object's file was last written; None if there is none."""
         return await self.run(partial(_written_ago, self.path(oid)))
 
-    async def download_url(self, oid: str, seconds: int) -> None:
+    async def download_url(self, oid: str, seconds: int, disposition: str | None = None) -> None:
         """None: the bytes come from amphub (with sendfile)."""
         return None
 

@@ -92,8 +92,13 @@ class ObjectStore(Protocol):
         """Seconds since the object was last written; None if it is not stored."""
         ...
 
-    async def download_url(self, oid: str, seconds: int) -> str | None:
-        """A URL the client fetches the object from itself for `seconds`; None: ask amphub."""
+    async def download_url(
+        self, oid: str, seconds: int, disposition: str | None = None
+    ) -> str | None:
+        """A URL the client fetches the object from itself for `seconds`; None: ask amphub.
+
+        The store answers it with `disposition` as Content-Disposition, if given.
+        """
         ...
 
     async def presign_upload(

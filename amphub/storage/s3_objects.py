@@ -156,9 +156,11 @@ class S3ObjectStore:
             async for piece in body.iter_chunks(PIECE):
                 yield piece
 
-    async def download_url(self, oid: str, seconds: int) -> str:
+    async def download_url(self, oid: str, seconds: int, disposition: str | None = None) -> str:
         """A presigned GET URL of the object, good for `seconds`."""
         params = {"Bucket": self.bucket, "Key": self.key(oid)}
+        if disposition:
+            params["ResponseContentDisposition"] = disposition
         url: str = await self.client.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=seconds
         )
