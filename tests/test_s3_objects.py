@@ -205,6 +205,9 @@ async def test_direct_uploads_take_only_the_right_bytes_and_link_only_when_verif
         upload = answer["objects"][0]["actions"]["upload"]
         verify = answer["objects"][0]["actions"]["verify"]
         assert upload["href"].startswith(seaweedfs.endpoint + "/")  # the probe proved it
+        huge = [{"oid": oid_of(b"huge"), "size": 6 * GIB}]  # past one PUT: through amphub
+        _, answer, _ = await batch(hub, "upload", huge)
+        assert answer["objects"][0]["actions"]["upload"]["href"].startswith(hub.base + "/")
 
         async with aiohttp.ClientSession() as raw:
             wrong = os.urandom(len(data))

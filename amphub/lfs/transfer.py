@@ -166,13 +166,14 @@ async def post_batch(request: web.Request) -> web.Response:
         oid, size = item
         entry = {"oid": oid, "size": size, "authenticated": True}
         if operation == "upload" and (oid not in linked or oid in missing):
-            upload = {
+            upload = None
+            if direct:
+                upload = await _direct_upload(hub, space_id, model_id, oid, size, token)
+            upload = upload or {
                 "href": _upload_href(secret, f"{href}/objects/{oid}", oid, signer),
                 "header": header,
                 "expires_in": ACTION_SECONDS,
             }
-            if direct:
-                upload = await _direct_upload(hub, space_id, model_id, oid, token)
             entry["actions"] = {
                 "upload": upload,
                 "verify": {
@@ -207,14 +208,14 @@ def upload_ticket(hub: Hub, space_id: str, model_id: str, oid: str) -> str:
 
 
 async def _direct_upload(
-    hub: Hub, space_id: str, model_id: str, oid: str, token: TransferToken | None
-) -> dict[str, Any]:
-    """An upload action straight to the store: its presigned PUT and the headers it signs."""
+    hub: Hub, space_id: str, model_id: str, oid: str, size: int, token: TransferToken | None
+) -> dict[str, Any] | None:
+    """An upload action straight to the store (presigned PUT, signed headers), if it takes it."""
     seconds = _seconds(hub, token)
     ticket = upload_ticket(hub, space_id, model_id, oid)
-    presigned = await hub.objects.presign_upload(oid, ticket, seconds)
+    presigned = await hub.objects.presign_upload(oid, size, ticket, seconds)
     if presigned is None:
-        raise ValueError("the object store gives no upload URLs")
+        return None
     url, headers = presigned
     return {"href": url, "header": headers, "expires_in": seconds}
 

@@ -25,7 +25,7 @@ async def probe_direct_uploads(store: ObjectStore) -> bool:
     data = b"amphub upload probe " + secrets.token_bytes(16)
     oid = hashlib.sha256(data).hexdigest()
     ticket = "probe-" + secrets.token_hex(8)
-    presigned = await store.presign_upload(oid, ticket, PROBE_SECONDS)
+    presigned = await store.presign_upload(oid, len(data), ticket, PROBE_SECONDS)
     if presigned is None:
         return False
     url, headers = presigned

@@ -99,7 +99,7 @@ class LocalObjectStore:
         """None: the bytes come from amphub (with sendfile)."""
         return None
 
-    async def presign_upload(self, oid: str, ticket: str, seconds: int) -> None:
+    async def presign_upload(self, oid: str, size: int, ticket: str, seconds: int) -> None:
         """None: the bytes go through amphub."""
         return None
 

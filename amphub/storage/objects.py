@@ -102,7 +102,7 @@ class ObjectStore(Protocol):
         ...
 
     async def presign_upload(
-        self, oid: str, ticket: str, seconds: int
+        self, oid: str, size: int, ticket: str, seconds: int
     ) -> tuple[str, dict[str, str]] | None:
         """A URL and headers to PUT the object to, taking only its bytes; None: use amphub.
 

@@ -38,6 +38,8 @@ UNLIMITED = 2**62
 # A multipart upload untouched this long was given up (or its node died).
 LEFTOVER_SECONDS = 24 * 3600
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+# The largest object one PUT (or one copy) takes.
+SINGLE_PUT_LIMIT = 5 * 1024**3
 # Under the prefix: objects put by presigned PUT, by ticket, until verified.
 INCOMING = "incoming"
 
@@ -171,8 +173,8 @@ class S3ObjectStore:
         return f"{self.prefix}{INCOMING}/{ticket}/{check_oid(oid)}"
 
     async def presign_upload(
-        self, oid: str, ticket: str, seconds: int
-    ) -> tuple[str, dict[str, str]]:
+        self, oid: str, size: int, ticket: str, seconds: int
+    ) -> tuple[str, dict[str, str]] | None:
         """A presigned PUT whose signature covers x-amz-checksum-sha256, the oid in base64.
 
         A store that checks signatures and checksums then takes no other bytes: the PUT
@@ -180,7 +182,11 @@ class S3ObjectStore:
         store does is for the start-up probe to prove (`direct_uploads`). The object lands
         under the upload's ticket, not in its place: only the client that put it there can
         have it linked to its model (an oid alone, known from elsewhere, links nothing).
+        None past S3's single PUT (and copy) limit: such an object goes through amphub, in
+        parts.
         """
+        if size > SINGLE_PUT_LIMIT:
+            return None
         key = self.incoming_key(oid, ticket)
         params = {"Bucket": self.bucket, "Key": key, "ChecksumSHA256": checksum(oid)}
         url: str = await self.client.generate_presigned_url(
