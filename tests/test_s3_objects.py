@@ -199,8 +199,11 @@ async def test_direct_uploads_take_only_the_right_bytes_and_link_only_when_verif
     async with running_hub(tmp_path / "data", **s3_bucket) as hub:
         await hub.space_and_model("team", "m1")
         await hub.model("team", "m2")
-        data = os.urandom(300_000)
+        data = os.urandom(5 * MIB)
         oid = oid_of(data)
+        small = [{"oid": oid_of(b"small"), "size": 5}]  # one request to the store: via amphub
+        _, answer, _ = await batch(hub, "upload", small)
+        assert answer["objects"][0]["actions"]["upload"]["href"].startswith(hub.base + "/")
         _, answer, _ = await batch(hub, "upload", [{"oid": oid, "size": len(data)}])
         upload = answer["objects"][0]["actions"]["upload"]
         verify = answer["objects"][0]["actions"]["verify"]

@@ -167,7 +167,9 @@ async def post_batch(request: web.Request) -> web.Response:
         entry = {"oid": oid, "size": size, "authenticated": True}
         if operation == "upload" and (oid not in linked or oid in missing):
             upload = None
-            if direct:
+            # A small object through amphub is one request to the store, not the four of a
+            # direct upload (presigned PUT; HEAD, copy and delete at verify).
+            if direct and size > WRITE_PIECE:
                 upload = await _direct_upload(hub, space_id, model_id, oid, size, token)
             upload = upload or {
                 "href": _upload_href(secret, f"{href}/objects/{oid}", oid, signer),
