@@ -131,10 +131,10 @@ async def post_batch(request: web.Request) -> web.Response:
     space = (await require_model(request, space_id, model_id, action)).space
     requested = [_valid(item) for item in _requested_objects(body)]
     wanted = dict(item for item in requested if isinstance(item, tuple))
-    database = request.app[keys.HUB].db
-    linked = await db.linked_object_sizes(database, space_id, model_id, list(wanted))
+    hub = request.app[keys.HUB]
+    linked = await db.linked_object_sizes(hub.db, space_id, model_id, list(wanted))
     href = f"{model_url(request, space_id, model_id)}/info/lfs"
-    secret = request.app[keys.HUB].secret
+    secret = hub.secret
     signed_in = request[keys.ACTOR].name is not None
     token = await transfer_token(request, space_id, model_id) if signed_in else None
     header = _header(secret, token)
@@ -142,10 +142,9 @@ async def post_batch(request: web.Request) -> web.Response:
     # sends an upload to its href alone, without the action's header: its uploads come
     # through amphub, since a presigned PUT to the store needs its checksum header.
     signer = token if "multipart" in transfers else None
-    hub = request.app[keys.HUB]
     direct = hub.objects.direct_uploads and signer is None and token is not None
     answer = []
-    store: ObjectStore = request.app[keys.HUB].objects
+    store: ObjectStore = hub.objects
     # The store is the truth: a linked object whose bytes are gone is asked for again.
     sizes = await asyncio.gather(*(store.size(oid) for oid in linked))
     missing = {oid for oid, size in zip(linked, sizes, strict=True) if size is None}
@@ -157,7 +156,7 @@ async def post_batch(request: web.Request) -> web.Response:
                 f"{DISK_FULL}: it has {human_size(free)} free, and these objects need"
                 f" {human_size(sum(uploads.values()))}"
             )
-        await reserve_quota(request.app[keys.HUB], space, uploads)
+        await reserve_quota(hub, space, uploads)
         await store.prepare_folders(uploads)
     for item in requested:
         if isinstance(item, dict):
