@@ -1,4 +1,4 @@
-"""What reads LFS content (HF downloads and uploads, scans, sync), again on an S3 bucket.
+"""What reads LFS content (HF downloads and uploads, Xet, scans, sync), again on S3.
 
 The tests are those of their own modules, collected here a second time with a `hub`
 whose objects live in a SeaweedFS bucket; the peer of the sync tests keeps the data dir's.
@@ -19,6 +19,9 @@ from tests.test_hf_download import (  # noqa: F401 - fixtures and tests collecte
     pushed,
     test_hf_hub_download_fills_the_cache_as_from_the_hub,
     test_snapshot_download_at_branch_tag_and_commit_with_patterns,
+)
+from tests.test_hf_xet import (  # noqa: F401
+    test_a_later_upload_reuses_chunks_the_client_sent_before,
 )
 from tests.test_sync import (  # noqa: F401
     test_sync_a_branch_a_tag_and_a_commit_then_clone_from_the_peer,

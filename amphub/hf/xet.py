@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -304,10 +304,29 @@ async def _segment_chunks(
         for found in chunks:
             yield found
         return
-    for index in range(segment.start, segment.end):
-        where = placed[(segment.xorb, index)]
-        stop = where.offset + where.length
-        yield index, b"".join([p async for p in hub.objects.read(where.oid, where.offset, stop)])
+    for run in _contiguous([placed[(segment.xorb, i)] for i in range(segment.start, segment.end)]):
+        first, last = run[0], run[-1]
+        stop = last.offset + last.length
+        data = b"".join([p async for p in hub.objects.read(first.oid, first.offset, stop)])
+        for where in run:
+            start = where.offset - first.offset
+            yield where.chunk, data[start : start + where.length]
+
+
+def _contiguous(chunks: list[Placed], most: int = WRITE_PIECE) -> Iterator[list[Placed]]:
+    """Chunks in runs that lie back to back in one object, read with one ranged read each."""
+    run: list[Placed] = []
+    for where in chunks:
+        if run and (
+            where.oid != run[-1].oid
+            or where.offset != run[-1].offset + run[-1].length
+            or where.offset + where.length - run[0].offset > most
+        ):
+            yield run
+            run = []
+        run.append(where)
+    if run:
+        yield run
 
 
 def _xorb_chunks(xorb: Path, segment: Segment) -> list[tuple[int, bytes]]:
