@@ -1,7 +1,7 @@
 """The LFS object store: objects by sha256, written whole or not at all, behind one protocol.
 
 `LocalObjectStore` (amphub.storage.local_objects) keeps them in the data dir and
-`S3ObjectStore` (amphub.storage.s3_objects) in an S3-compatible bucket; `open_object_store`
+`S3ObjectStore` (amphub.storage.s3_objects) in an S3-compatible bucket; `object_stores.object_store`
 picks one by the `storage` setting. Every method is async and streams: the S3 store waits
 on the network without holding a thread, the local store runs its file work on the
 hub's threads.
