@@ -23,11 +23,24 @@ from amphub.services import accounts
 from amphub.services.backup import BackupError, backup, restore
 from amphub.services.cards import reindex_all
 from amphub.services.doctor import examine
+from amphub.storage.objects import StoreUnusable
 
 log = logging.getLogger("amphub")
 OFFLINE = "amphub admin"
 CONSOLE_URL = "http://127.0.0.1:8080"
-SERVE_FLAGS = ("data_dir", "host", "port", "base_url", "max_git_file_size", "node")
+SERVE_FLAGS = (
+    "data_dir",
+    "host",
+    "port",
+    "base_url",
+    "max_git_file_size",
+    "node",
+    "storage",
+    "s3_endpoint",
+    "s3_region",
+    "s3_addressing",
+    "s3_redirect",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +59,18 @@ def _parser() -> argparse.ArgumentParser:
         help="largest file, in bytes, a push may store in git rather than LFS (default 100 MiB)",
     )
     serve.add_argument("--node", help="this process's name in tasks and logs (default host name)")
+    serve.add_argument(
+        "--storage", help="where LFS objects live: local (default) or s3://BUCKET[/PREFIX]"
+    )
+    serve.add_argument("--s3-endpoint", dest="s3_endpoint", help="URL of the S3-compatible store")
+    serve.add_argument("--s3-region", dest="s3_region", help="the bucket's region (us-east-1)")
+    serve.add_argument("--s3-addressing", dest="s3_addressing", help="path (default) or virtual")
+    serve.add_argument(
+        "--s3-redirect",
+        dest="s3_redirect",
+        type=int,
+        help="1 (default): downloads go straight from the bucket; 0: amphub streams them",
+    )
 
     console = commands.add_parser("tui", help="the admin console, over a running server's API")
     console.add_argument("--url", help=f"the server (default $AMPHUB_URL, else {CONSOLE_URL})")
@@ -208,6 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         try:
             asyncio.run(_serve(config))
+        except StoreUnusable as exc:
+            print(f"amphub: {exc}", file=sys.stderr)
+            return 1
         except OSError as exc:
             print(f"amphub: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
             return 1

@@ -56,6 +56,24 @@ class Config:
     shutdown_timeout: int = 30
     # How `amphub serve` writes its log and access lines: `text`, or `json` (one object a line).
     log_format: str = "text"
+    # An object no model links is deleted only once it was last written this long ago: an
+    # upload that stored it anew (on another node too) has that long to link it.
+    object_grace_seconds: int = 3600
+    # Where LFS objects live: `local` (lfs/objects/ in the data dir) or s3://BUCKET[/PREFIX].
+    storage: str = "local"
+    # The S3-compatible service (None: AWS S3 of s3_region), and `path` or `virtual` addressing.
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_addressing: str = "path"
+    # 1: downloads go from the bucket to the client by presigned URL; 0: amphub streams them
+    # (for a store the clients cannot reach).
+    s3_redirect: int = 1
+    # Objects larger than this go to S3 in parts of at least this size (S3's least is 5 MiB;
+    # at most 10,000 parts: 160 GB objects). amphub holds about two parts per upload.
+    s3_part_size: int = 16 * MIB
+    # Credentials, when not in the AWS_* variables; never printed.
+    s3_access_key_id: str | None = field(default=None, repr=False)
+    s3_secret_access_key: str | None = field(default=None, repr=False)
 
     @property
     def db_path(self) -> Path:
@@ -103,6 +121,15 @@ SETTINGS: dict[str, type] = {
     "node": str,
     "shutdown_timeout": int,
     "log_format": str,
+    "object_grace_seconds": int,
+    "storage": str,
+    "s3_endpoint": str,
+    "s3_region": str,
+    "s3_addressing": str,
+    "s3_redirect": int,
+    "s3_part_size": int,
+    "s3_access_key_id": str,
+    "s3_secret_access_key": str,
 }
 
 
@@ -122,6 +149,9 @@ RANGES: dict[str, tuple[int, int]] = {
     "connections_per_address": (1, 1_000_000),
     "max_connections": (1, 1_000_000),
     "shutdown_timeout": (0, 3600),
+    "object_grace_seconds": (0, 10**8),
+    "s3_redirect": (0, 1),
+    "s3_part_size": (64 * 1024, 5 * GIB),
 }
 
 # The form of each text setting that has one, and what to say when it is not met.
@@ -132,6 +162,8 @@ FORMS: dict[str, tuple[re.Pattern[str], str]] = {
         "a host name (letters, digits, ._-)",
     ),
     "log_format": (re.compile(r"text|json"), "text or json"),
+    "s3_addressing": (re.compile(r"path|virtual"), "path or virtual"),
+    "storage": (re.compile(r"local|s3://.+"), "local or s3://BUCKET[/PREFIX]"),
 }
 
 
@@ -158,7 +190,7 @@ def _convert(name: str, value: Any, source: str) -> Any:
         pattern, form = FORMS[name]
         if not pattern.fullmatch(value):
             raise ConfigError(f"{source}: {name} must be {form}, not {value!r}")
-    return value.rstrip("/") if name == "base_url" else value
+    return value.rstrip("/") if name in ("base_url", "storage") else value
 
 
 def _from_file(path: Path) -> dict[str, Any]:

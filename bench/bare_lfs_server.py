@@ -29,17 +29,12 @@ LFS_JSON = "application/vnd.git-lfs+json"
 
 
 def make_app(store: LocalObjectStore) -> web.Application:
-    threads = ThreadPoolExecutor(BLOCKING_THREADS)
-
-    async def blocking(work):
-        return await asyncio.get_running_loop().run_in_executor(threads, work)
-
-    small_writes = SmallWrites(store, blocking)
+    small_writes = SmallWrites(store)
 
     async def batch(request: web.Request) -> web.Response:
         body = await request.json()
         sizes = {item["oid"]: item["size"] for item in body["objects"]}
-        await blocking(lambda: store.prepare_folders(sizes))
+        await store.prepare_folders(sizes)
         base = f"http://{request.host}/objects"
         answer = [
             {"oid": oid, "size": size, "actions": {"upload": {"href": f"{base}/{oid}"}}}
@@ -63,7 +58,12 @@ def main() -> None:
     port, data = int(sys.argv[1]), Path(sys.argv[2])
     (data / "objects").mkdir(parents=True, exist_ok=True)
     (data / "tmp").mkdir(exist_ok=True)
-    store = LocalObjectStore(data / "objects", data / "tmp")
+    threads = ThreadPoolExecutor(BLOCKING_THREADS)
+
+    async def blocking(work):
+        return await asyncio.get_running_loop().run_in_executor(threads, work)
+
+    store = LocalObjectStore(data / "objects", data / "tmp", blocking)
     web.run_app(make_app(store), host="127.0.0.1", port=port, print=None)
 
 

@@ -130,16 +130,23 @@ class Server:
         return f"http://{user}:{key or self.key}@127.0.0.1:{port}/{space}/{model}.git"
 
 
-def start_amphub(root: Path, name: str = "amphub", key: str | None = None) -> Server:
+def start_amphub(
+    root: Path,
+    name: str = "amphub",
+    key: str | None = None,
+    flags: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> Server:
     """Start `amphub serve` on a free port with its data under `root/<name>-data`.
 
-    `key` is the administrator's key of a data dir that a server started before.
+    `key` is the administrator's key of a data dir that a server started before; `flags`
+    and `env` are added to the command line and the environment.
     """
     port = free_port()
     data = root / f"{name}-data"
     log_file = (root / f"{name}.log").open("ab")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPHUB_")}
-    cmd = [PYTHON, "-m", "amphub", "serve", "--data", str(data), "--port", str(port)]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AMPHUB_")}, **(env or {})}
+    cmd = [PYTHON, "-m", "amphub", "serve", "--data", str(data), "--port", str(port), *flags]
     proc = spawn(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=log_file)
     assert proc.stdout is not None
     for raw in proc.stdout:

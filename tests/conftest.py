@@ -89,6 +89,7 @@ class Hub:
     data_dir: Path
     keys: dict[str, str] = field(default_factory=dict)
     url: str | None = None  # a server started as a separate process
+    stored: Any = None  # a StoredBytes of its object store, where a test gave one
 
     @property
     def base(self) -> str:
@@ -428,3 +429,188 @@ def shown(widget: Any) -> str:
     out = Console(width=160, record=True, file=io.StringIO())
     out.print(widget.content)
     return out.export_text()
+
+
+# LFS objects in an S3 bucket: one SeaweedFS for the whole run, a fresh bucket per test.
+
+S3_KEY, S3_SECRET = "amphub-test", "amphub-test-secret"
+# One bucket, a prefix per test: each bucket is a SeaweedFS collection with volumes of its own.
+S3_BUCKET = "amphub-tests"
+# A SeaweedFS with an identity checks every signature, so a presigned PUT that signs
+# x-amz-checksum-sha256 is refused without that header: the direct-upload probe passes.
+S3_IDENTITIES = {
+    "identities": [
+        {
+            "name": "amphub",
+            "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+    ]
+}
+
+
+@dataclass
+class SeaweedFS:
+    endpoint: str
+
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+            config=BotoConfig(s3={"addressing_style": "path"}, signature_version="s3v4"),
+        )
+
+
+def _free_port_pair() -> int:
+    """A free port whose gRPC twin (port + 10000, as weed picks it) is free too."""
+    while True:
+        port = free_port()
+        if port >= 55000:
+            continue
+        with contextlib.suppress(OSError), socket.socket() as twin:
+            twin.bind(("127.0.0.1", port + 10000))
+            return port
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One SeaweedFS (master, volume, filer and S3 gateway) on loopback ports for the run."""
+    import json
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    root = tmp_path_factory.mktemp("seaweedfs")
+    (root / "data").mkdir()
+    (root / "s3.json").write_text(json.dumps(S3_IDENTITIES))
+    ports = {name: _free_port_pair() for name in ("s3", "master", "volume", "filer")}
+    command = [
+        weed, "server", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "-s3", f"-s3.port={ports['s3']}", f"-s3.config={root / 's3.json'}",
+        f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
+        f"-filer.port={ports['filer']}", "-master.volumeSizeLimitMB=64",
+        # Off: the catalog listeners' fixed ports would clash between runs; no reports out.
+        "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
+    ]  # fmt: skip
+    log = (root / "weed.log").open("wb")
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    store = SeaweedFS(f"http://127.0.0.1:{ports['s3']}")
+    try:
+        client = store.client()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.create_bucket(Bucket=S3_BUCKET)
+                client.put_object(Bucket=S3_BUCKET, Key="probe", Body=b"x")
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError((root / "weed.log").read_text()[-3000:]) from None
+                time.sleep(0.2)
+        yield store
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def s3_bucket(seaweedfs: SeaweedFS) -> dict[str, Any]:
+    """A hub's settings for objects under a new prefix of the bucket, with credentials."""
+    import secrets
+
+    return {
+        "storage": f"s3://{S3_BUCKET}/{secrets.token_hex(6)}",
+        "s3_endpoint": seaweedfs.endpoint,
+        "s3_access_key_id": S3_KEY,
+        "s3_secret_access_key": S3_SECRET,
+    }
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The settings of each object store in turn: the data dir's, then an S3 bucket."""
+    if request.param == "local":
+        return {}
+    return request.getfixturevalue("s3_bucket")
+
+
+class StoredBytes:
+    """Objects' bytes as the hub's store keeps them, read and changed behind the hub's back."""
+
+    def __init__(self, data_dir: Path, settings: Mapping[str, Any], s3: SeaweedFS | None):
+        self.root = data_dir / "lfs"
+        self.s3 = s3.client() if s3 else None
+        location = str(settings.get("storage", "")).removeprefix("s3://")
+        self.bucket, _, prefix = location.partition("/")
+        self.prefix = f"{prefix}/" if prefix else ""
+
+    def _key(self, oid: str) -> str:
+        return f"{self.prefix}{oid[:2]}/{oid[2:4]}/{oid}"
+
+    def _path(self, oid: str) -> Path:
+        return self.root / "objects" / oid[:2] / oid[2:4] / oid
+
+    def read(self, oid: str) -> bytes | None:
+        if self.s3 is None:
+            path = self._path(oid)
+            return path.read_bytes() if path.is_file() else None
+        try:
+            return self.s3.get_object(Bucket=self.bucket, Key=self._key(oid))["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
+    def write(self, oid: str, data: bytes) -> None:
+        if self.s3 is None:
+            self._path(oid).write_bytes(data)
+        else:
+            self.s3.put_object(Bucket=self.bucket, Key=self._key(oid), Body=data)
+
+    def delete(self, oid: str) -> None:
+        if self.s3 is None:
+            self._path(oid).unlink()
+        else:
+            self.s3.delete_object(Bucket=self.bucket, Key=self._key(oid))
+
+    def quarantined(self, oid: str) -> bool:
+        if self.s3 is None:
+            return (self.root / "quarantine" / oid).is_file()
+        found = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=f"{self.prefix}quarantine/{oid}")
+        return found.get("KeyCount", 0) == 1
+
+    def half_received(self) -> list[str]:
+        """Objects being received: temporary files beside their place, or multipart uploads."""
+        if self.s3 is None:
+            return [str(p) for p in self.root.rglob("*.part")]
+        listed = self.s3.list_multipart_uploads(Bucket=self.bucket, Prefix=self.prefix)
+        uploads = listed.get("Uploads", [])
+        return [upload["Key"] for upload in uploads]
+
+    def keys(self) -> list[str]:
+        """Every key under the hub's prefix (S3 only)."""
+        assert self.s3 is not None
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+@pytest.fixture
+def stored_bytes(
+    tmp_path: Path, storage: dict[str, Any], request: pytest.FixtureRequest
+) -> StoredBytes:
+    """The objects of the hub on `tmp_path / "data"` with `storage`'s store."""
+    s3 = request.getfixturevalue("seaweedfs") if storage else None
+    return StoredBytes(tmp_path / "data", storage, s3)

@@ -49,6 +49,27 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "node": ("n1", "n2.example", '"n-3"', ("n1", "n2.example", "n-3"), socket.gethostname()),
     "shutdown_timeout": (0, "5", "60", (0, 5, 60), 30),
     "log_format": ("json", "json", '"json"', ("json", "json", "json"), "text"),
+    "object_grace_seconds": (0, "60", "120", (0, 60, 120), 3600),
+    "storage": (
+        "s3://flag/p/",
+        "s3://env",
+        '"local"',
+        ("s3://flag/p", "s3://env", "local"),
+        "local",
+    ),
+    "s3_endpoint": (
+        "http://a:1",
+        "http://b:2",
+        '"http://c:3"',
+        ("http://a:1", "http://b:2", "http://c:3"),
+        None,
+    ),  # noqa: E501
+    "s3_region": ("eu-1", "eu-2", '"eu-3"', ("eu-1", "eu-2", "eu-3"), "us-east-1"),
+    "s3_addressing": ("virtual", "virtual", '"virtual"', ("virtual",) * 3, "path"),
+    "s3_redirect": (0, "0", "0", (0, 0, 0), 1),
+    "s3_part_size": (65536, "131072", "262144", (65536, 131072, 262144), 16 * 1024**2),
+    "s3_access_key_id": ("k1", "k2", '"k3"', ("k1", "k2", "k3"), None),
+    "s3_secret_access_key": ("s1", "s2", '"s3"', ("s1", "s2", "s3"), None),
 }
 LAYERS = ["flag", "env", "file", "default"]
 
@@ -163,7 +184,24 @@ BAD = [
         "--node: node must be a host name (letters, digits, ._-), not 'a\\nb'",
     ),
     ({}, 'node = "-x"\n', {}, "{toml}: node must be a host name (letters, digits, ._-), not '-x'"),
+    (
+        {"AMPHUB_S3_ADDRESSING": "dns"},
+        None,
+        {},
+        "AMPHUB_S3_ADDRESSING: s3_addressing must be path or virtual, not 'dns'",
+    ),
+    (
+        {},
+        'storage = "/mnt/x"\n',
+        {},
+        "{toml}: storage must be local or s3://BUCKET[/PREFIX], not '/mnt/x'",
+    ),
 ]
+
+
+def test_s3_secrets_are_never_printed(tmp_path: Path):
+    config = load_config({"data_dir": str(tmp_path)}, {"AMPHUB_S3_SECRET_ACCESS_KEY": "hush"})
+    assert config.s3_secret_access_key == "hush" and "hush" not in repr(config)
 
 
 @pytest.mark.parametrize(("environ", "toml", "flags", "message"), BAD)

@@ -17,7 +17,7 @@ from amphub.http import keys
 from amphub.http.access import ModelAccess, require_model
 from amphub.http.blob_body import blob_response
 from amphub.http.headers import DOWNLOAD_HEADERS
-from amphub.http.object_body import ObjectResponse
+from amphub.http.object_body import object_response
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION
 from amphub.services.objects import stored_object
@@ -124,8 +124,12 @@ async def file_data(request: web.Request, path: Path, rev: str, file: str) -> by
     return await _blocking(request, read)
 
 
-async def get_blob(request: web.Request) -> web.StreamResponse:
-    """A file's content: LFS content where the file is a pointer, with Range either way."""
+async def get_blob(request: web.Request, disposition: str | None = None) -> web.StreamResponse:
+    """A file's content: LFS content where the file is a pointer, with Range either way.
+
+    `disposition` (a Content-Disposition) goes on the answer, and into the store's URL
+    where LFS content is redirected there, so that a browser saves it under its name.
+    """
     access, path = await model_repo(request)
     rev, file = request.match_info["rev"], request.match_info["path"]
     hub = request.app[keys.HUB]
@@ -140,11 +144,13 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         reader.close()
         raise
     reader.close()
-    stored = await stored_object(hub, access.space.id, access.model.id, pointer.oid)
-    if stored is None:
+    size = await stored_object(hub, access.space.id, access.model.id, pointer.oid)
+    if size is None:
         raise NotFound(f"the LFS content of {file} is not stored on this server")
     headers = {"Content-Type": "application/octet-stream", **DOWNLOAD_HEADERS}
-    return ObjectResponse(hub, pointer.oid, stored, headers)
+    if disposition:
+        headers["Content-Disposition"] = disposition
+    return await object_response(request, pointer.oid, size, headers)
 
 
 def _time(seconds: int) -> str:

@@ -155,7 +155,7 @@ async def _link_lfs(request: web.Request, access: ModelAccess, plan: CommitPlan)
         if not isinstance(op, Addition) or not op.lfs:
             continue
         oid, size = op.lfs.oid, op.lfs.size
-        if oid not in linked or not store.contains(oid):
+        if oid not in linked or await store.size(oid) is None:
             raise BadRequest(
                 f"{op.path}: LFS object {oid} was not uploaded to this model; upload it"
                 " through the LFS batch API (…/info/lfs/objects/batch) first"

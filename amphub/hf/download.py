@@ -3,7 +3,8 @@
 huggingface_hub keys its cache by these headers: X-Repo-Commit (the commit the revision
 named), ETag (a file's git blob id; an LFS file's sha256) and, for LFS files, X-Linked-Etag
 and X-Linked-Size (the content's sha256 and size). It resumes a broken download with
-Range, so every answer honours one. Files are served here, never redirected.
+Range, so every answer honours one. LFS content comes from the object store by redirect
+where it gives URLs (the clients follow it, as they follow the Hub's to its CDN).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from amphub.http import keys
 from amphub.http.access import ModelAccess
 from amphub.http.blob_body import blob_response
 from amphub.http.headers import DOWNLOAD_HEADERS
-from amphub.http.object_body import ObjectResponse
+from amphub.http.object_body import object_response
 from amphub.policy import Action
 from amphub.services.objects import stored_object
 from amphub.storage.git_objects import BlobReader
@@ -42,13 +43,13 @@ def _open(path: Path, rev: str, file: str) -> tuple[str, str | None, BlobReader 
         return commit_id, None, None
 
 
-async def _stored(request: web.Request, access: ModelAccess, pointer: LfsPointer) -> Path:
-    """Where the content of an LFS file of this model is stored."""
+async def _stored(request: web.Request, access: ModelAccess, pointer: LfsPointer) -> int:
+    """The size of the content of an LFS file of this model, which is stored."""
     hub = request.app[keys.HUB]
-    stored = await stored_object(hub, access.space.id, access.model.id, pointer.oid)
-    if stored is None:
+    size = await stored_object(hub, access.space.id, access.model.id, pointer.oid)
+    if size is None:
         raise NotFound(f"the LFS content {pointer.oid} is not stored on this server")
-    return stored
+    return size
 
 
 async def get_resolve(request: web.Request) -> web.StreamResponse:
@@ -83,5 +84,5 @@ async def get_resolve(request: web.Request) -> web.StreamResponse:
             "Content-Type": "application/octet-stream",
         }
     )
-    stored = await _stored(request, access, pointer)
-    return ObjectResponse(request.app[keys.HUB], pointer.oid, stored, headers)
+    size = await _stored(request, access, pointer)
+    return await object_response(request, pointer.oid, size, headers)

@@ -17,8 +17,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -58,7 +57,7 @@ from amphub.policy import Action
 from amphub.policy.tokens import make_token
 from amphub.services.hub import Hub
 from amphub.services.quota import IN_FLIGHT_SECONDS, link_reserved, reserve_quota
-from amphub.storage.objects import ObjectMismatch, ObjectStore, ObjectUpload
+from amphub.storage.objects import ObjectMismatch, ObjectStore
 from amphub.storage.repos import XET_STAGING_DIR
 
 MAX_SHARD = 64 * 1024 * 1024
@@ -204,7 +203,7 @@ class Placed:
 
     xorb: str
     chunk: int
-    path: Path
+    oid: str
     offset: int
     length: int
 
@@ -257,14 +256,11 @@ async def _store_file(request: web.Request, access: ModelAccess, file: ShardFile
     await _reserve(hub, access.space, {oid: size})
     if reservations.holds(space_id, oid):
         reservations.reserve(space_id, {oid: size}, IN_FLIGHT_SECONDS)
-    store: ObjectStore = hub.objects
     staged = _staged(request, access)
     with hub.claims.claim(oid):  # garbage collection waits for the link
         try:
             async with hub.locks.hold(("object", oid)):
-                chunks = await hub.run_blocking(
-                    lambda: _rebuild(store, staged, oid, size, file.segments, placed)
-                )
+                chunks = await _rebuild(hub, staged, oid, size, file.segments, placed)
         except BaseException:
             reservations.release(space_id, oid)
             raise
@@ -279,7 +275,6 @@ async def _placed_chunks(
     hub = request.app[keys.HUB]
     space_id, model_id = access.space.id, access.model.id
     staged = _staged(request, access)
-    store: ObjectStore = hub.objects
     placed: dict[tuple[str, int], Placed] = {}
     for segment in file.segments:
         if (staged / segment.xorb).is_file():
@@ -296,30 +291,53 @@ async def _placed_chunks(
                 " upload to it was deleted, clear hf_xet's cache (~/.cache/huggingface/xet)"
             )
         for xorb, chunk, oid, offset, length in rows:
-            placed[(xorb, chunk)] = Placed(xorb, chunk, store.path(oid), offset, length)
+            placed[(xorb, chunk)] = Placed(xorb, chunk, oid, offset, length)
     return placed
 
 
-def _segment_chunks(
-    staged: Path, segment: Segment, placed: dict[tuple[str, int], Placed]
-) -> Iterator[tuple[int, bytes]]:
+async def _segment_chunks(
+    hub: Hub, staged: Path, segment: Segment, placed: dict[tuple[str, int], Placed]
+) -> AsyncIterator[tuple[int, bytes]]:
     """(index, bytes) of each chunk of a segment, from its xorb or from where it was stored."""
-    xorb = staged / segment.xorb
     if (segment.xorb, segment.start) not in placed:
-        with xorb.open("rb") as stream:
-            length = os.fstat(stream.fileno()).st_size
-            chunks = read_chunks(stream, length, segment.start, segment.end)
-            yield from enumerate(chunks, start=segment.start)
+        chunks = await hub.run_blocking(partial(_xorb_chunks, staged / segment.xorb, segment))
+        for found in chunks:
+            yield found
         return
-    for index in range(segment.start, segment.end):
-        where = placed[(segment.xorb, index)]
-        with where.path.open("rb") as stream:
-            stream.seek(where.offset)
-            yield index, stream.read(where.length)
+    for run in _contiguous([placed[(segment.xorb, i)] for i in range(segment.start, segment.end)]):
+        first, last = run[0], run[-1]
+        stop = last.offset + last.length
+        data = b"".join([p async for p in hub.objects.read(first.oid, first.offset, stop)])
+        for where in run:
+            start = where.offset - first.offset
+            yield where.chunk, data[start : start + where.length]
 
 
-def _rebuild(
-    store: ObjectStore,
+def _contiguous(chunks: list[Placed], most: int = WRITE_PIECE) -> Iterator[list[Placed]]:
+    """Chunks in runs that lie back to back in one object, read with one ranged read each."""
+    run: list[Placed] = []
+    for where in chunks:
+        if run and (
+            where.oid != run[-1].oid
+            or where.offset != run[-1].offset + run[-1].length
+            or where.offset + where.length - run[0].offset > most
+        ):
+            yield run
+            run = []
+        run.append(where)
+    if run:
+        yield run
+
+
+def _xorb_chunks(xorb: Path, segment: Segment) -> list[tuple[int, bytes]]:
+    with xorb.open("rb") as stream:
+        length = os.fstat(stream.fileno()).st_size
+        chunks = read_chunks(stream, length, segment.start, segment.end)
+        return list(enumerate(chunks, start=segment.start))
+
+
+async def _rebuild(
+    hub: Hub,
     staged: Path,
     oid: str,
     size: int,
@@ -327,39 +345,31 @@ def _rebuild(
     placed: dict[tuple[str, int], Placed],
 ) -> list[db.XetChunk]:
     """Write a file from its chunks into the store; returns where each chunk landed."""
-    upload = store.open_upload(oid, size)
+    upload = await hub.objects.open_upload(oid, size)
     landed: list[db.XetChunk] = []
     offset = 0
     piece: list[bytes] = []
     buffered = 0
     try:
-        with ThreadPoolExecutor(1) as hasher:
-            for segment in segments:
-                for index, data in _segment_chunks(staged, segment, placed):
-                    upload.accept(len(data))
-                    landed.append((segment.xorb, index, oid, offset, len(data)))
-                    offset += len(data)
-                    piece.append(data)
-                    buffered += len(data)
-                    if buffered >= WRITE_PIECE:
-                        _hash_and_write(upload, hasher, piece)
-                        piece, buffered = [], 0
-            _hash_and_write(upload, hasher, piece)
-        upload.commit()
+        for segment in segments:
+            async for index, data in _segment_chunks(hub, staged, segment, placed):
+                upload.accept(len(data))
+                landed.append((segment.xorb, index, oid, offset, len(data)))
+                offset += len(data)
+                piece.append(data)
+                buffered += len(data)
+                if buffered >= WRITE_PIECE:
+                    await upload.add(b"".join(piece))
+                    piece, buffered = [], 0
+        await upload.add(b"".join(piece))
+        await upload.commit()
     except (MalformedXet, ObjectMismatch) as exc:
-        upload.abort()
+        await upload.abort()
         raise XetRefused(f"file {oid} cannot be rebuilt from the upload: {exc}") from None
     except BaseException:
-        upload.abort()
+        await upload.abort()
         raise
     return landed
-
-
-def _hash_and_write(upload: ObjectUpload, hasher: ThreadPoolExecutor, piece: list[bytes]) -> None:
-    data = b"".join(piece)
-    hashed = hasher.submit(upload.hash, data)
-    upload.write(data)
-    hashed.result()
 
 
 async def _drop_placed_xorbs(

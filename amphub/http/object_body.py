@@ -1,11 +1,12 @@
-"""An LFS object's file sent as an answer's body with sendfile, checked against its oid.
+"""An LFS object as the body of an answer: a redirect to the store, sendfile, or streamed.
 
 Objects are hashed when they are stored, but a disk may damage one later without its size
-changing. So a whole-object answer is hashed while sendfile sends it, and its last bytes
-wait for the hash: damaged bytes are never sent whole. The connection is cut instead (the
-client sees a short body, not a complete wrong file) and the object is quarantined, so the
-next request answers 404 and the next push stores it again. A range cannot be checked on
-its own and is sent as stored; scans and `amphub doctor --verify-objects` check those.
+changing. So a whole object sent from a local file is hashed while sendfile sends it, and
+its last bytes wait for the hash: damaged bytes are never sent whole. The connection is cut
+instead (the client sees a short body, not a complete wrong file) and the object is
+quarantined, so the next request answers 404 and the next push stores it again. A range
+cannot be checked on its own and is sent as stored; scans and `amphub doctor
+--verify-objects` check those. An object store checks its own bytes (S3's checksums).
 """
 
 from __future__ import annotations
@@ -21,20 +22,55 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import ETag
 
+from amphub.http import keys
+from amphub.http.blob_body import requested_span
 from amphub.services.hub import Hub
 from amphub.services.objects import intact_object
 from amphub.storage.objects import hashes_to
 
 log = logging.getLogger("amphub")
+# How long a redirect to the object store stays good.
+REDIRECT_SECONDS = 3600
 # Sent only once the hash matched: enough that a client never holds the whole object.
 HELD_BACK = 64 * 1024
+
+
+async def object_response(
+    request: web.Request,
+    oid: str,
+    size: int,
+    headers: dict[str, str],
+) -> web.StreamResponse:
+    """A stored object's bytes, with Range, from wherever the store serves them best.
+
+    Where the store gives URLs and redirection is on, the client is sent there (the bytes do
+    not pass through amphub); a local store's file goes out with sendfile; else it streams.
+    """
+    hub = request.app[keys.HUB]
+    store = hub.objects
+    if hub.config.s3_redirect:
+        url = await store.download_url(oid, REDIRECT_SECONDS, headers.get("Content-Disposition"))
+        if url is not None:
+            return web.Response(status=302, headers={**headers, "Location": url})
+    path = store.file(oid)
+    if path is not None:
+        return ObjectResponse(hub, oid, path, headers)
+    span = requested_span(request, size)
+    start, stop = span or (0, size)
+    headers = {**headers, "Accept-Ranges": "bytes", "Content-Length": str(stop - start)}
+    if span:
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    status = 206 if span else 200
+    if request.method == "HEAD":
+        return web.Response(status=status, headers=headers)
+    return web.Response(status=status, headers=headers, body=store.read(oid, start, stop))
 
 
 class ObjectResponse(web.FileResponse):
     """An LFS object, with Range support, sendfile, and its hash checked as it is sent.
 
-    With `etag`, the answer keeps that ETag (the Hub's clients expect the content's
-    sha256) instead of the one aiohttp makes of the file's mtime and size.
+    An ETag in `headers` is kept (the Hub's clients expect the content's sha256) instead
+    of the one aiohttp makes of the file's mtime and size.
     """
 
     def __init__(self, hub: Hub, oid: str, path: Path, headers: dict[str, str]) -> None:

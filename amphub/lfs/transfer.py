@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from dataclasses import replace
 from typing import Any
 
@@ -25,7 +27,7 @@ from amphub.http.access import SIGN_IN_NEEDED, require_model
 from amphub.http.auth import URL_TOKEN
 from amphub.http.body import BodyTooLong, field, json_object, read_body
 from amphub.http.errors import LFS_MEDIA_TYPE
-from amphub.http.object_body import ObjectResponse
+from amphub.http.object_body import object_response
 from amphub.http.urls import model_ids, model_url
 from amphub.policy import Action
 from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
@@ -36,7 +38,6 @@ from amphub.storage.objects import (
     InvalidOid,
     ObjectMismatch,
     ObjectStore,
-    ObjectUpload,
     check_oid,
 )
 from amphub.units import human_size
@@ -130,32 +131,33 @@ async def post_batch(request: web.Request) -> web.Response:
     space = (await require_model(request, space_id, model_id, action)).space
     requested = [_valid(item) for item in _requested_objects(body)]
     wanted = dict(item for item in requested if isinstance(item, tuple))
-    database = request.app[keys.HUB].db
-    linked = await db.linked_object_sizes(database, space_id, model_id, list(wanted))
+    hub = request.app[keys.HUB]
+    linked = await db.linked_object_sizes(hub.db, space_id, model_id, list(wanted))
     href = f"{model_url(request, space_id, model_id)}/info/lfs"
-    secret = request.app[keys.HUB].secret
+    secret = hub.secret
     signed_in = request[keys.ACTOR].name is not None
     token = await transfer_token(request, space_id, model_id) if signed_in else None
     header = _header(secret, token)
     # huggingface_hub, the client that also offers the Hub's own "multipart" transfer,
-    # sends an upload to its href alone, without the action's header.
+    # sends an upload to its href alone, without the action's header: its uploads come
+    # through amphub, since a presigned PUT to the store needs its checksum header.
     signer = token if "multipart" in transfers else None
+    direct = hub.objects.direct_uploads and signer is None and token is not None
     answer = []
-    store: ObjectStore = request.app[keys.HUB].objects
-    # The disk is the truth: a linked object whose file is gone is asked for again.
-    missing = await request.app[keys.HUB].run_blocking(
-        lambda: {oid for oid in linked if not store.contains(oid)}
-    )
+    store: ObjectStore = hub.objects
+    # The store is the truth: a linked object whose bytes are gone is asked for again.
+    sizes = await asyncio.gather(*(store.size(oid) for oid in linked))
+    missing = {oid for oid, size in zip(linked, sizes, strict=True) if size is None}
     if operation == "upload":
         uploads = {o: s for o, s in wanted.items() if o not in linked or o in missing}
-        free = await request.app[keys.HUB].run_blocking(store.free_bytes)
+        free = await store.free_bytes()
         if sum(uploads.values()) > free:
             raise DiskFull(
                 f"{DISK_FULL}: it has {human_size(free)} free, and these objects need"
                 f" {human_size(sum(uploads.values()))}"
             )
-        await reserve_quota(request.app[keys.HUB], space, uploads)
-        await request.app[keys.HUB].run_blocking(lambda: store.prepare_folders(uploads))
+        await reserve_quota(hub, space, uploads)
+        await store.prepare_folders(uploads)
     for item in requested:
         if isinstance(item, dict):
             answer.append(item)
@@ -163,12 +165,18 @@ async def post_batch(request: web.Request) -> web.Response:
         oid, size = item
         entry = {"oid": oid, "size": size, "authenticated": True}
         if operation == "upload" and (oid not in linked or oid in missing):
+            upload = None
+            # A small object through amphub is one request to the store, not the four of a
+            # direct upload (presigned PUT; HEAD, copy and delete at verify).
+            if direct and size > WRITE_PIECE:
+                upload = await _direct_upload(hub, space_id, model_id, oid, size, token)
+            upload = upload or {
+                "href": _upload_href(secret, f"{href}/objects/{oid}", oid, signer),
+                "header": header,
+                "expires_in": ACTION_SECONDS,
+            }
             entry["actions"] = {
-                "upload": {
-                    "href": _upload_href(secret, f"{href}/objects/{oid}", oid, signer),
-                    "header": header,
-                    "expires_in": ACTION_SECONDS,
-                },
+                "upload": upload,
                 "verify": {
                     "href": f"{href}/verify",
                     "header": header,
@@ -182,15 +190,69 @@ async def post_batch(request: web.Request) -> web.Response:
                 entry = _object_error(oid, size, 404, OBJECT_LOST)
             else:
                 entry["size"] = linked[oid]
-                entry["actions"] = {
-                    "download": {
-                        "href": f"{href}/objects/{oid}",
-                        "header": header,
-                        "expires_in": ACTION_SECONDS,
-                    }
-                }
+                entry["actions"] = {"download": await _download(hub, href, oid, header, token)}
         answer.append(entry)
     return lfs_json({"transfer": "basic", "objects": answer, "hash_algo": "sha256"})
+
+
+def _seconds(hub: Hub, token: TransferToken | None) -> int:
+    """How long an action stays good: an hour, and no longer than the token."""
+    if token is None:
+        return ACTION_SECONDS
+    return max(1, min(ACTION_SECONDS, token.expires - int(hub.clock().timestamp())))
+
+
+def upload_ticket(hub: Hub, space_id: str, model_id: str, oid: str) -> str:
+    """The name of a model's direct upload of an object: unguessable, the same at verify."""
+    message = f"{space_id}/{model_id}/{oid}".encode()
+    return hmac.new(hub.secret, message, hashlib.sha256).hexdigest()[:32]
+
+
+async def _direct_upload(
+    hub: Hub, space_id: str, model_id: str, oid: str, size: int, token: TransferToken | None
+) -> dict[str, Any] | None:
+    """An upload action straight to the store (presigned PUT, signed headers), if it takes it."""
+    seconds = _seconds(hub, token)
+    ticket = upload_ticket(hub, space_id, model_id, oid)
+    presigned = await hub.objects.presign_upload(oid, size, ticket, seconds)
+    if presigned is None:
+        return None
+    url, headers = presigned
+    return {"href": url, "header": headers, "expires_in": seconds}
+
+
+async def _download(
+    hub: Hub, href: str, oid: str, header: dict[str, str], token: TransferToken | None
+) -> dict[str, Any]:
+    """Where to download an object: the store's URL, expiring with the token, or amphub's.
+
+    The store's where it gives URLs and redirection is on.
+    """
+    seconds = _seconds(hub, token)
+    url = await hub.objects.download_url(oid, seconds) if hub.config.s3_redirect else None
+    if url is None:
+        return {"href": f"{href}/objects/{oid}", "header": header, "expires_in": seconds}
+    return {"href": url, "expires_in": seconds}
+
+
+async def _link_direct_upload(
+    hub: Hub, space: db.Space, model_id: str, oid: str, size: int, linked: dict[str, int]
+) -> dict[str, int]:
+    """Adopt and link an object this model put into the store; {oid: size} once linked."""
+    ticket = upload_ticket(hub, space.id, model_id, oid)
+    with hub.claims.claim(oid):  # garbage collection waits for the link
+        async with hub.locks.hold(("object", oid)):
+            stored = await hub.objects.adopt(oid, ticket)
+        if stored is None:
+            return {}
+        if stored != size:
+            raise Unprocessable(f"object has size {stored}, not {size}")
+        if oid in linked:
+            return linked
+        if not hub.reservations.holds(space.id, oid):
+            await reserve_quota(hub, space, {oid: size})
+        await link_reserved(hub, space.id, model_id, oid, size)
+    return {oid: size}
 
 
 def _oid(request: web.Request) -> str:
@@ -250,7 +312,7 @@ async def _receive_small(request: web.Request, oid: str, size: int) -> None:
 async def _receive_large(request: web.Request, oid: str, size: int) -> None:
     hub = request.app[keys.HUB]
     store: ObjectStore = hub.objects
-    upload = await hub.run_blocking(lambda: store.open_upload(oid, size))
+    upload = await store.open_upload(oid, size)
     try:
         pending: asyncio.Future | None = None
         parts: list[bytes] = []
@@ -263,22 +325,18 @@ async def _receive_large(request: web.Request, oid: str, size: int) -> None:
                 if pending:
                     await pending
                 piece, parts, buffered = b"".join(parts), [], 0
-                pending = _hash_and_write(hub, upload, piece)
+                pending = asyncio.ensure_future(upload.add(piece))
         if pending:
             await pending
-        await _hash_and_write(hub, upload, b"".join(parts))
+        await upload.add(b"".join(parts))
         async with hub.locks.hold(("object", oid)):
-            await hub.run_blocking(upload.commit)
+            await upload.commit()
     except BaseException:
-        await hub.run_blocking(upload.abort)
+        if pending and not pending.done():
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        await upload.abort()
         raise
-
-
-def _hash_and_write(hub: Hub, upload: ObjectUpload, piece: bytes) -> asyncio.Future:
-    return asyncio.gather(
-        hub.run_blocking(lambda: upload.hash(piece)),
-        hub.run_blocking(lambda: upload.write(piece)),
-    )
 
 
 async def get_object(request: web.Request) -> web.StreamResponse:
@@ -286,23 +344,30 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     space_id, model_id = model_ids(request)
     oid = _oid(request)
     await require_model(request, space_id, model_id, Action.READ_FILES)
-    hub = request.app[keys.HUB]
-    stored = await stored_object(hub, space_id, model_id, oid)
-    if stored is None:
+    size = await stored_object(request.app[keys.HUB], space_id, model_id, oid)
+    if size is None:
         raise NotFound("object does not exist")
-    return ObjectResponse(hub, oid, stored, {"Content-Type": "application/octet-stream"})
+    headers = {"Content-Type": "application/octet-stream"}
+    return await object_response(request, oid, size, headers)
 
 
 async def post_verify(request: web.Request) -> web.Response:
-    """Confirm that an uploaded object is stored and linked to this model."""
+    """Confirm that an uploaded object is stored and linked to this model.
+
+    An object put straight into the store is linked here, once it is found with its size
+    under this model's upload ticket: the store took only bytes that hash to the oid.
+    """
     space_id, model_id = model_ids(request)
-    await require_model(request, space_id, model_id, Action.WRITE_FILES)
+    space = (await require_model(request, space_id, model_id, Action.WRITE_FILES)).space
     body = await json_object(request)
     checked = _valid(body)
     if isinstance(checked, dict):
         raise Unprocessable(checked["error"]["message"])
     oid, size = checked
-    linked = await db.linked_object_sizes(request.app[keys.HUB].db, space_id, model_id, [oid])
+    hub = request.app[keys.HUB]
+    linked = await db.linked_object_sizes(hub.db, space_id, model_id, [oid])
+    if hub.objects.direct_uploads:  # also for a linked object the store had lost
+        linked = {**await _link_direct_upload(hub, space, model_id, oid, size, linked), **linked}
     if oid not in linked:
         raise NotFound("object does not exist")
     if linked[oid] != size:

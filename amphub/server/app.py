@@ -22,10 +22,11 @@ from amphub.http import auth, body_rate, errors, request_metrics
 from amphub.http.keys import HUB
 from amphub.lfs import routes as lfs_routes
 from amphub.server import operations
+from amphub.server.upload_probe import probe_direct_uploads
 from amphub.services import accounts
 from amphub.services.doctor import repair_at_start
 from amphub.services.hub import Hub
-from amphub.services.objects import collect_unreferenced
+from amphub.services.objects import collecting
 from amphub.services.spaces import sweeping_spaces
 from amphub.services.tasks import Runner, running_workers
 from amphub.tasks.deploy import run_deploy
@@ -68,12 +69,17 @@ async def running(hub: Hub) -> AsyncIterator[Hub]:
     async with contextlib.AsyncExitStack() as stack:
         hub.db = await stack.enter_async_context(db.opened(hub.config.db_path, hub.clock))
         stack.callback(hub.threads.shutdown, wait=True, cancel_futures=True)
+        await hub.objects.open()
+        stack.push_async_callback(hub.objects.close)
+        if hub.config.s3_redirect:  # clients that reach the store may upload to it too
+            hub.objects.direct_uploads = await probe_direct_uploads(hub.objects)
         stack.push_async_callback(hub.background.cancel_all)
         # Scratch files of a run that ended; this one has written none yet.
         await hub.run_blocking(lambda: _clear(hub.config.tmp_dir))
         await repair_at_start(hub)
         _start_background_steps(hub)
         await stack.enter_async_context(sweeping_spaces(hub))
+        await stack.enter_async_context(collecting(hub))
         await stack.enter_async_context(pruning(hub))
         await stack.enter_async_context(scan_processes(hub))
         await stack.enter_async_context(render_processes(hub))
@@ -88,7 +94,11 @@ async def offline(config: Config) -> AsyncIterator[Hub]:
     try:
         async with db.opened(config.db_path, hub.clock) as database:
             hub.db = database
-            yield hub
+            await hub.objects.open()
+            try:
+                yield hub
+            finally:
+                await hub.objects.close()
     finally:
         hub.threads.shutdown(wait=True)
 
@@ -102,8 +112,7 @@ def _start_background_steps(hub: Hub) -> None:
     """Build the search index, and remove what crashes and abandoned uploads left."""
     background = hub.background
     background.spawn(db.warm_search_index(hub.db, hub.search), "build search index")
-    background.spawn(hub.run_blocking(hub.objects.remove_leftovers), "remove leftover uploads")
-    background.spawn(collect_unreferenced(hub), "collect unreferenced objects")
+    background.spawn(hub.objects.remove_leftovers(), "remove leftover uploads")
     background.spawn(sweep_abandoned_xorbs(hub), "remove abandoned Xet uploads")
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from amphub import db
@@ -66,7 +67,11 @@ def backup(config: Config, dest: Path) -> list[str]:
     models = {(model.space_id, model.id): model for model in db.models_in(copied.db_path)}
     said, incomplete = _copy_repositories(config, copied, models, captured, copier)
     oids = db.snapshot_oids(copied.db_path)
-    missing = copy_lfs_objects(config.lfs_dir, copied.lfs_dir, oids, copier)
+    if config.storage == "local":
+        missing = copy_lfs_objects(config.lfs_dir, copied.lfs_dir, oids, copier)
+    else:
+        missing = []
+        said.append(_name_bucket_objects(config, dest, oids))
     deleted = _deleted_since(config, models)
     for key in deleted:
         _remove_repository(repo_path(copied, *key))
@@ -95,6 +100,18 @@ def backup(config: Config, dest: Path) -> list[str]:
 
 
 Key = tuple[str, str]
+# In a backup of a server whose LFS objects live in a bucket: the oids its database needs.
+BUCKET_OBJECTS = "lfs-objects.txt"
+
+
+def _name_bucket_objects(config: Config, dest: Path, oids: Iterable[str]) -> str:
+    """List the objects the backup needs; the bucket is backed up by the store itself."""
+    needed = sorted(oids)
+    (dest / BUCKET_OBJECTS).write_text("".join(f"{oid}\n" for oid in needed))
+    return (
+        f"{len(needed)} LFS objects in {config.storage} are named in {BUCKET_OBJECTS}, not"
+        " copied: the bucket's own versioning or replication keeps them"
+    )
 
 
 def _copy_repositories(

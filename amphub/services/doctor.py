@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from functools import partial
 
 from amphub import db
 from amphub.clock import parse_rfc3339
@@ -137,7 +136,7 @@ async def check_objects(
     """Every object the database names is stored whole; nothing else is, for long."""
     store = hub.objects
     rows = await db.stored_object_sizes(hub.db)
-    files = await hub.run_blocking(lambda: list(store.stored()))
+    files = [found async for found in store.stored()]
     on_disk = {oid for oid, _, _ in files}
     for oid in sorted(set(rows) - on_disk):
         size, models = rows[oid]
@@ -150,7 +149,7 @@ async def check_objects(
         if oid not in rows:
             if age >= scratch_age:
                 if repair:
-                    await hub.run_blocking(partial(store.remove, oid))
+                    await store.remove(oid)
                 result.found(
                     f"object {oid} is stored but no model has it" + (": removed" if repair else ""),
                     repair=repair,
@@ -158,21 +157,21 @@ async def check_objects(
             continue
         if size != rows[oid][0]:
             reason = f"has {size} bytes, not {rows[oid][0]}"
-        elif verify and not await hub.run_blocking(partial(store.intact, oid, size)):
+        elif verify and not await store.intact(oid, size):
             reason = "does not hash to its oid"
         else:
             continue
         if repair:
-            await hub.run_blocking(partial(store.quarantine, oid))
+            await store.quarantine(oid)
         result.found(
             f"object {oid} {reason}"
             + (": moved to the quarantine; push it again" if repair else ""),
             repair=repair,
         )
-    scratch = await hub.run_blocking(partial(store.scratch, scratch_age))
+    scratch = await store.scratch(scratch_age)
     if scratch:
         if repair:
-            await hub.run_blocking(partial(store.remove_scratch, scratch))
+            await store.remove_scratch(scratch)
         result.found(
             f"{_count(len(scratch), 'half-received object')}" + (": removed" if repair else ""),
             repair=repair,

@@ -19,7 +19,7 @@ from amphub.services.lru import SizedLru
 from amphub.services.metrics import Metrics
 from amphub.services.task_queue import TaskQueue
 from amphub.services.worker_processes import WorkerProcesses
-from amphub.storage.local_objects import LocalObjectStore
+from amphub.storage.object_stores import object_store
 from amphub.storage.objects import ObjectStore
 from amphub.storage.repos import LocalRepoStore, RepoStore
 from amphub.storage.small_writes import SmallWrites
@@ -65,9 +65,9 @@ class Hub:
     small_writes: SmallWrites = field(init=False)
 
     def __post_init__(self) -> None:
-        self.objects = LocalObjectStore(self.config.lfs_dir, self.config.tmp_dir)
+        self.objects = object_store(self.config, self.run_blocking)
         self.repos = LocalRepoStore(self.config)
-        self.small_writes = SmallWrites(self.objects, self.run_blocking)
+        self.small_writes = SmallWrites(self.objects)
 
     async def run_blocking(self, work: Callable[[], T]) -> T:
         """Run blocking work (dulwich, the file system) on the hub's threads."""

@@ -1,52 +1,72 @@
-"""Reading a model's objects as the disk has them, and removing those no model references."""
+"""Reading a model's objects as the store has them, and removing those no model references."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterable
 from functools import partial
 from pathlib import Path
 
 from amphub import db
+from amphub.services.background import every
 from amphub.services.hub import Hub
 
+# How often objects no model links are looked for.
+COLLECT_SECONDS = 600
 
-async def stored_object(hub: Hub, space_id: str, model_id: str, oid: str) -> Path | None:
-    """Where a model's object can be read: linked to it, and stored with its size.
 
-    A file of another size is damaged: it is moved aside, not served, and the next push of
-    the object stores it again (the batch API asks for what the disk lacks).
+async def stored_object(hub: Hub, space_id: str, model_id: str, oid: str) -> int | None:
+    """The size of a model's object, if it is linked to the model and stored with that size.
+
+    An object of another size is damaged: it is moved aside, not served, and the next push
+    of the object stores it again (the batch API asks for what the store lacks).
     """
     linked = await db.linked_object_sizes(hub.db, space_id, model_id, [oid])
     if oid not in linked:
         return None
-    path = hub.objects.path(oid)
-    if await hub.run_blocking(partial(_size, path)) == linked[oid]:
-        return path
+    if await hub.objects.size(oid) == linked[oid]:
+        return linked[oid]
     async with hub.locks.hold(("object", oid)):  # an upload may be putting it right
-        size = await hub.run_blocking(partial(_size, path))
+        size = await hub.objects.size(oid)
         if size == linked[oid]:
-            return path
+            return size
         if size is not None:
-            await hub.run_blocking(partial(hub.objects.quarantine, oid))
+            await hub.objects.quarantine(oid)
     return None
 
 
 async def intact_object(hub: Hub, oid: str, size: int) -> bool:
     """Whether a stored object's bytes hash to its oid (all read); a damaged one is moved aside."""
-    if await hub.run_blocking(partial(hub.objects.intact, oid, size)):
+    if await hub.objects.intact(oid, size):
         return True
     async with hub.locks.hold(("object", oid)):  # an upload may be putting it right
-        if await hub.run_blocking(partial(hub.objects.intact, oid, size)):
+        if await hub.objects.intact(oid, size):
             return True
-        await hub.run_blocking(partial(hub.objects.quarantine, oid))
+        await hub.objects.quarantine(oid)
     return False
 
 
-def _size(path: Path) -> int | None:
+@contextlib.asynccontextmanager
+async def object_file(hub: Hub, oid: str) -> AsyncIterator[Path]:
+    """A file of the object for work that needs one (the scanner's processes).
+
+    The store's own file where it is a local disk, else a copy streamed into scratch space
+    and removed afterwards.
+    """
+    own = hub.objects.file(oid)
+    if own is not None:
+        yield own
+        return
+    fd, name = tempfile.mkstemp(dir=hub.objects.tmp, prefix="object-")
     try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return None
+        with os.fdopen(fd, "wb") as copy:
+            async for piece in hub.objects.read(oid):
+                await hub.run_blocking(partial(copy.write, piece))
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 async def collect(hub: Hub, oids: Iterable[str]) -> int:
@@ -55,18 +75,25 @@ async def collect(hub: Hub, oids: Iterable[str]) -> int:
     Under the object's lock, which an upload holds while it moves its file into place.
     An upload claims the object before that and until it is linked, and a claimed object
     is left alone: either the removal comes first and the upload stores the object anew,
-    or the object stays until the upload links it.
+    or the object stays until the upload links it. An upload elsewhere (another node, a
+    direct upload) claims nothing here: an object written within the grace period is left
+    for a later sweep, so that the upload that wrote it has that long to link it.
     """
     database = hub.db
     store = hub.objects
     claims = hub.claims
+    grace = hub.config.object_grace_seconds
     removed = 0
     for oid in oids:
         async with hub.locks.hold(("object", oid)):
             if claims.claimed(oid):
                 continue
+            if grace:
+                age = await store.written_ago(oid)
+                if age is not None and age < grace:
+                    continue
             if await db.forget_object_if_unreferenced(database, oid):
-                await hub.run_blocking(partial(store.remove, oid))
+                await store.remove(oid)
                 removed += 1
     return removed
 
@@ -74,3 +101,8 @@ async def collect(hub: Hub, oids: Iterable[str]) -> int:
 async def collect_unreferenced(hub: Hub) -> int:
     """Remove every stored object that no model links (after a crash or a deletion)."""
     return await collect(hub, await db.unreferenced_oids(hub.db))
+
+
+def collecting(hub: Hub) -> contextlib.AbstractAsyncContextManager[None]:
+    """Remove unreferenced objects at start and then every few minutes (past their grace)."""
+    return every(COLLECT_SECONDS, lambda: collect_unreferenced(hub), "collecting objects")

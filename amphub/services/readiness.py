@@ -7,12 +7,11 @@ that hangs (a lost network file system) counts as a failure after `CHECK_SECONDS
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable
-from pathlib import Path
 
 from amphub import db
 from amphub.services.hub import Hub
+from amphub.storage.local_objects import usable_folder
 
 CHECK_SECONDS = 5.0
 
@@ -21,8 +20,8 @@ async def unready_reasons(hub: Hub) -> list[str]:
     """Why the node cannot serve now, one sentence a part; empty when it can."""
     checks = {
         "database": db.count_unfinished_tasks(hub.db),
-        "object store": hub.run_blocking(hub.objects.free_bytes),
-        "repositories": hub.run_blocking(lambda: _usable_folder(hub.config.repos_dir)),
+        "object store": hub.objects.reachable(),
+        "repositories": hub.run_blocking(lambda: usable_folder(hub.config.repos_dir)),
     }
     results = await asyncio.gather(*(_within(check) for check in checks.values()))
     return [f"{part}: {reason}" for part, reason in zip(checks, results, strict=True) if reason]
@@ -39,11 +38,3 @@ async def _within(check: Awaitable[object]) -> str | None:
         # logged either: a balancer asking every few seconds would fill the log.
         return type(exc).__name__
     return None
-
-
-def _usable_folder(folder: Path) -> None:
-    """Raise unless the folder is there and this process may read and write in it."""
-    if not folder.is_dir():
-        raise FileNotFoundError(folder)
-    if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
-        raise PermissionError(folder)

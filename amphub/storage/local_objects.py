@@ -9,6 +9,7 @@ so those of an earlier run (a crash) can be told apart and removed while uploads
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import hashlib
@@ -17,10 +18,14 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
-from amphub.storage.objects import ObjectMismatch, check_oid
+from amphub.storage.objects import PIECE, ObjectMismatch, Runner, check_oid
+
+T = TypeVar("T")
 
 FOLDERS = 16**4  # lfs/objects/ab/cd
 PARENT_FOLDERS = 16**2  # lfs/objects/ab
@@ -28,12 +33,21 @@ TEMP_SUFFIX = ".part"
 READ_PIECE = 1024 * 1024
 
 
-class LocalObjectStore:
-    """Objects under `root`; other scratch files in `tmp`, on the same file system."""
+async def _to_thread(work: Callable[[], T]) -> T:
+    return await asyncio.to_thread(work)
 
-    def __init__(self, root: Path, tmp: Path) -> None:
+
+class LocalObjectStore:
+    """Objects under `root`; other scratch files in `tmp`, on the same file system.
+
+    File work runs on the threads `run` gives (the hub's).
+    """
+
+    def __init__(self, root: Path, tmp: Path, run: Runner = _to_thread) -> None:
         self.root = root
         self.tmp = tmp
+        self.run = run
+        self.direct_uploads = False
         self.quarantine_dir = root.parent / "quarantine"
         # An upload's paths are built as strings: pathlib spends more time per object than
         # the system calls they name.
@@ -45,24 +59,72 @@ class LocalObjectStore:
         self._durable_folders = bytearray(FOLDERS)
         self._durable_parents = bytearray(PARENT_FOLDERS)
 
+    async def open(self) -> None:
+        """Nothing to open: the folders are made with the data dir."""
+
+    async def reachable(self) -> None:
+        """Return once the store's folder was found usable; raises OSError if it is not."""
+        await self.run(partial(usable_folder, self.root))
+
     def path(self, oid: str) -> Path:
         """Where an object lives."""
         return Path(self.folder(oid), oid)
+
+    def file(self, oid: str) -> Path:
+        """The object's file."""
+        return self.path(oid)
+
+    async def size(self, oid: str) -> int | None:
+        """The stored object's size, None if it is not stored."""
+        return await self.run(partial(_size, self.path(oid)))
+
+    async def read(self, oid: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The object's bytes from `start` up to `end` (exclusive), in pieces."""
+        file = await self.run(partial(open, self.path(oid), "rb"))
+        try:
+            await self.run(partial(file.seek, start))
+            remaining = None if end is None else end - start
+            while remaining is None or remaining > 0:
+                wanted = PIECE if remaining is None else min(remaining, PIECE)
+                piece = await self.run(partial(file.read, wanted))
+                if not piece:
+                    break
+                if remaining is not None:
+                    remaining -= len(piece)
+                yield piece
+        finally:
+            file.close()
+
+    async def written_ago(self, oid: str) -> float | None:
+        """Seconds since the object's file was last written; None if there is none."""
+        return await self.run(partial(_written_ago, self.path(oid)))
+
+    async def download_url(self, oid: str, seconds: int, disposition: str | None = None) -> None:
+        """None: the bytes come from amphub (with sendfile)."""
+        return None
+
+    async def presign_upload(self, oid: str, size: int, ticket: str, seconds: int) -> None:
+        """None: the bytes go through amphub."""
+        return None
+
+    async def adopt(self, oid: str, ticket: str) -> None:
+        """None: nothing is put but through amphub."""
+        return None
 
     def folder(self, oid: str) -> str:
         """The folder an object lives in."""
         check_oid(oid)
         return f"{self._root}/{oid[:2]}/{oid[2:4]}"
 
-    def contains(self, oid: str) -> bool:
-        """Whether the object is stored."""
-        return self.path(oid).is_file()
-
-    def open_upload(self, oid: str, size: int) -> Upload:
+    async def open_upload(self, oid: str, size: int) -> Upload:
         """Start receiving an object."""
-        return Upload(self, check_oid(oid), size)
+        return await self.run(partial(Upload, self, check_oid(oid), size))
 
-    def prepare_folders(self, oids: Iterable[str]) -> None:
+    async def prepare_folders(self, oids: Iterable[str]) -> None:
+        """Make the folders of objects about to be uploaded durable (see `_prepare_folders`)."""
+        await self.run(partial(self._prepare_folders, list(oids)))
+
+    def _prepare_folders(self, oids: Iterable[str]) -> None:
         """Make the folders of objects about to be uploaded durable, all with one disk flush.
 
         An object whose folder is durable already costs two disk flushes (its bytes, its
@@ -93,12 +155,15 @@ class LocalObjectStore:
         """A new name for receiving an object in its folder."""
         return f"{folder}/{self._tag}-{next(self._temp_numbers)}{TEMP_SUFFIX}"
 
-    def remove(self, oid: str) -> None:
+    async def remove(self, oid: str) -> None:
         """Delete an object's file if it is there."""
-        self.path(oid).unlink(missing_ok=True)
+        await self.run(partial(self.path(oid).unlink, missing_ok=True))
 
-    def intact(self, oid: str, size: int) -> bool:
+    async def intact(self, oid: str, size: int) -> bool:
         """Whether the object is stored with `size` bytes that hash to its oid (reads all)."""
+        return await self.run(partial(self._intact, oid, size))
+
+    def _intact(self, oid: str, size: int) -> bool:
         digest = hashlib.sha256()
         try:
             with self.path(oid).open("rb") as file:
@@ -110,22 +175,29 @@ class LocalObjectStore:
             return False
         return digest.hexdigest() == oid
 
-    def quarantine(self, oid: str) -> None:
+    async def quarantine(self, oid: str) -> None:
         """Move a damaged object to lfs/quarantine/; a new upload replaces it."""
+        await self.run(partial(self._quarantine, oid))
+
+    def _quarantine(self, oid: str) -> None:
         self.quarantine_dir.mkdir(mode=0o700, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.replace(self.path(oid), self.quarantine_dir / oid)
 
-    def put_group(self, objects: Sequence[tuple[str, bytes]]) -> list[Exception | None]:
+    async def put_group(self, objects: Sequence[tuple[str, bytes]]) -> list[Exception | None]:
         """Store small objects received whole, with two disk flushes for all of them."""
-        return put_group(self, objects)
+        return await self.run(partial(put_group, self, objects))
 
-    def free_bytes(self) -> int:
+    async def free_bytes(self) -> int:
         """Bytes the file system under the store can still take."""
-        return shutil.disk_usage(self.root).free
+        return (await self.run(partial(shutil.disk_usage, self.root))).free
 
-    def stored(self) -> Iterator[tuple[str, int, float]]:
+    async def stored(self) -> AsyncIterator[tuple[str, int, float]]:
         """(oid, size, seconds since it was written) of every object stored."""
+        for found in await self.run(lambda: list(self._stored())):
+            yield found
+
+    def _stored(self) -> Iterable[tuple[str, int, float]]:
         now = time.time()
         for folder in self.root.glob("??/??"):
             with os.scandir(folder) as entries:
@@ -135,23 +207,31 @@ class LocalObjectStore:
                             info = entry.stat()
                             yield entry.name, info.st_size, now - info.st_mtime
 
-    def scratch(self, older_than: float) -> list[Path]:
+    async def scratch(self, older_than: float) -> list[str]:
         """Half-received objects untouched for `older_than` seconds (a live upload's are not)."""
+        return await self.run(partial(self._scratch, older_than))
+
+    def _scratch(self, older_than: float) -> list[str]:
         now = time.time()
         found = []
         for temp in self.root.glob(f"*/*/*{TEMP_SUFFIX}"):
             with contextlib.suppress(FileNotFoundError):
                 if now - temp.stat().st_mtime >= older_than:
-                    found.append(temp)
+                    found.append(str(temp))
         return found
 
-    def remove_scratch(self, found: list[Path]) -> None:
+    async def remove_scratch(self, found: list[str]) -> None:
         """Remove half-received objects that `scratch` found."""
-        for temp in found:
-            temp.unlink(missing_ok=True)
+        await self.run(partial(_unlink_all, found))
 
-    def remove_leftovers(self) -> int:
+    async def remove_leftovers(self) -> int:
         """Delete temporary files an earlier run left (a crash); returns how many."""
+        return await self.run(self._remove_leftovers)
+
+    async def close(self) -> None:
+        """Nothing to let go of."""
+
+    def _remove_leftovers(self) -> int:
         removed = 0
         for temp in self.root.glob(f"*/*/*{TEMP_SUFFIX}"):
             if not temp.name.startswith(f"{self._tag}-"):
@@ -186,6 +266,11 @@ class Upload:
         if self.received > self.size:
             raise ObjectMismatch(f"more than the announced {self.size} bytes were sent")
 
+    async def add(self, data: bytes) -> None:
+        """Hash and write a piece on two threads at once (hashlib and writes release the GIL)."""
+        run = self.store.run
+        await asyncio.gather(run(partial(self.hash, data)), run(partial(self.write, data)))
+
     def hash(self, data: bytes) -> None:
         """Feed a piece to the hash."""
         self._hash.update(data)
@@ -200,8 +285,16 @@ class Upload:
             _start_writeback(self._fd, self._written, len(data))
         self._written += len(data)
 
-    def commit(self) -> None:
-        """Check size and hash, make the bytes durable and move them into place.
+    async def commit(self) -> None:
+        """Check size and hash, make the bytes durable and move them into place."""
+        await self.store.run(self.commit_now)
+
+    async def abort(self) -> None:
+        """Drop whatever was received (nothing once committed)."""
+        await self.store.run(self.abort_now)
+
+    def commit_now(self) -> None:
+        """Check size and hash, make the bytes durable and move them into place (blocks).
 
         Checked bytes replace a file stored already: that one may have been damaged.
         """
@@ -218,10 +311,10 @@ class Upload:
             self._temp = None
             fsync_path(self._folder)
         finally:
-            self.abort()
+            self.abort_now()
 
-    def abort(self) -> None:
-        """Drop whatever was received (nothing once committed)."""
+    def abort_now(self) -> None:
+        """Drop whatever was received, nothing once committed (blocks)."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -285,6 +378,25 @@ def _write_temp(store: LocalObjectStore, oid: str, data: bytes) -> tuple[str, st
     return temp, f"{folder}/{oid}"
 
 
+def _unlink_all(paths: list[str]) -> None:
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+
+
+def _written_ago(path: Path) -> float | None:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
 def _folder_index(oid: str) -> int:
     return int(oid[:4], 16)
 
@@ -345,3 +457,11 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
     # acknowledgement of a large upload does not wait for a gigabyte of dirty pages.
     if _SYNC_FILE_RANGE is not None and length:
         _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)
+
+
+def usable_folder(folder: Path) -> None:
+    """Raise unless the folder is there and this process may read and write in it."""
+    if not folder.is_dir():
+        raise FileNotFoundError(folder)
+    if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+        raise PermissionError(folder)

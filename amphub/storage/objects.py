@@ -1,7 +1,10 @@
 """The LFS object store: objects by sha256, written whole or not at all, behind one protocol.
 
-`LocalObjectStore` (amphub.storage.local_objects) keeps them in the data dir; another
-store (object storage) is added by writing one more implementation of `ObjectStore`.
+`LocalObjectStore` (amphub.storage.local_objects) keeps them in the data dir and
+`S3ObjectStore` (amphub.storage.s3_objects) in an S3-compatible bucket; `object_stores.object_store`
+picks one by the `storage` setting. Every method is async and streams: the S3 store waits
+on the network without holding a thread, the local store runs its file work on the
+hub's threads.
 """
 
 from __future__ import annotations
@@ -9,11 +12,17 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+# Runs blocking work on a thread (the hub's `run_blocking`).
+Runner = Callable[[Callable[[], T]], Awaitable[T]]
 
 OID = re.compile(r"[0-9a-f]{64}")
+# Objects are read, written and hashed in pieces of this size.
+PIECE = 4 * 1024 * 1024
 
 
 class InvalidOid(ValueError):
@@ -22,6 +31,10 @@ class InvalidOid(ValueError):
 
 class ObjectMismatch(ValueError):
     """The bytes received are not the object that was announced."""
+
+
+class StoreUnusable(RuntimeError):
+    """The object store cannot be reached or written; the message says why, in one sentence."""
 
 
 def check_oid(oid: str) -> str:
@@ -50,84 +63,123 @@ def hashes_to(fileno: int, size: int, oid: str, piece: int = 1024 * 1024) -> boo
 class ObjectUpload(Protocol):
     """One object being received: counted, hashed and written, then stored whole.
 
-    `hash` and `write` of one piece may run at the same time on two threads; pieces come
-    in order. Every call but `accept` blocks.
+    Pieces come in order; `add` of one piece may overlap the reading of the next.
     """
 
     def accept(self, length: int) -> None:
         """Count bytes about to come; raises ObjectMismatch past the announced size."""
         ...
 
-    def hash(self, data: bytes) -> None:
-        """Add a piece to the hash."""
+    async def add(self, data: bytes) -> None:
+        """Hash and write a piece."""
         ...
 
-    def write(self, data: bytes) -> None:
-        """Write a piece."""
-        ...
-
-    def commit(self) -> None:
+    async def commit(self) -> None:
         """Check size and hash, then store the object; raises ObjectMismatch if wrong."""
         ...
 
-    def abort(self) -> None:
+    async def abort(self) -> None:
         """Drop what was received."""
         ...
 
 
 class ObjectStore(Protocol):
-    """Where LFS objects are kept. Every method but `path` blocks."""
+    """Where LFS objects are kept."""
 
     tmp: Path
+    # Whether clients upload straight to the store by `presign_upload` (set by a probe).
+    direct_uploads: bool
 
-    def path(self, oid: str) -> Path:
-        """Where an object's bytes can be read."""
+    async def open(self) -> None:
+        """Get ready, checking that the store can be read and written; raises StoreUnusable."""
         ...
 
-    def contains(self, oid: str) -> bool:
-        """Whether the object is stored."""
+    async def reachable(self) -> None:
+        """Return once the store answered; raises what stops it (for a readiness check)."""
         ...
 
-    def open_upload(self, oid: str, size: int) -> ObjectUpload:
+    def file(self, oid: str) -> Path | None:
+        """The object's file where the store is a local disk (for sendfile); None elsewhere."""
+        ...
+
+    async def size(self, oid: str) -> int | None:
+        """The stored object's size, None if it is not stored."""
+        ...
+
+    def read(self, oid: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The object's bytes from `start` up to `end` (exclusive), in pieces."""
+        ...
+
+    async def written_ago(self, oid: str) -> float | None:
+        """Seconds since the object was last written; None if it is not stored."""
+        ...
+
+    async def download_url(
+        self, oid: str, seconds: int, disposition: str | None = None
+    ) -> str | None:
+        """A URL the client fetches the object from itself for `seconds`; None: ask amphub.
+
+        The store answers it with `disposition` as Content-Disposition, if given.
+        """
+        ...
+
+    async def presign_upload(
+        self, oid: str, size: int, ticket: str, seconds: int
+    ) -> tuple[str, dict[str, str]] | None:
+        """A URL and headers to PUT the object to, taking only its bytes; None: use amphub.
+
+        The bytes land in a place of the upload's own, named by `ticket`, until `adopt`.
+        """
+        ...
+
+    async def adopt(self, oid: str, ticket: str) -> int | None:
+        """Move an object put by `presign_upload` into its place; its size, None if not put."""
+        ...
+
+    async def open_upload(self, oid: str, size: int) -> ObjectUpload:
         """Start receiving an object."""
         ...
 
-    def put_group(self, objects: Sequence[tuple[str, bytes]]) -> list[Exception | None]:
+    async def put_group(self, objects: Sequence[tuple[str, bytes]]) -> list[Exception | None]:
         """Store small objects received whole; per object, None or what refused it."""
         ...
 
-    def prepare_folders(self, oids: Iterable[str]) -> None:
+    async def prepare_folders(self, oids: Iterable[str]) -> None:
         """Get ready for objects about to be uploaded."""
         ...
 
-    def remove(self, oid: str) -> None:
+    async def remove(self, oid: str) -> None:
         """Delete an object if it is there."""
         ...
 
-    def intact(self, oid: str, size: int) -> bool:
+    async def intact(self, oid: str, size: int) -> bool:
         """Whether the object is stored with `size` bytes that hash to its oid (reads all)."""
         ...
 
-    def quarantine(self, oid: str) -> None:
+    async def quarantine(self, oid: str) -> None:
         """Move a damaged object out of the store, kept aside; a new upload replaces it."""
         ...
 
-    def free_bytes(self) -> int:
+    async def free_bytes(self) -> int:
         """Bytes the store can still take."""
         ...
 
-    def stored(self) -> Iterator[tuple[str, int, float]]:
+    def stored(self) -> AsyncIterator[tuple[str, int, float]]:
         """(oid, size, seconds since it was written) of every object stored."""
         ...
 
-    def scratch(self, older_than: float) -> list[Path]:
+    async def scratch(self, older_than: float) -> list[str]:
         """Half-received objects untouched for `older_than` seconds (a live upload's are not)."""
         ...
 
-    def remove_scratch(self, found: list[Path]) -> None:
+    async def remove_scratch(self, found: list[str]) -> None:
         """Remove half-received objects that `scratch` found."""
         ...
 
-    def remove_leftovers(self) -> int:
+    async def remove_leftovers(self) -> int:
         """Delete what an earlier run left half-received; returns how many."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of connections."""
         ...

@@ -8,22 +8,15 @@ upload, each taking the GIL back after every system call.
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 from amphub.storage.objects import ObjectStore
 
-T = TypeVar("T")
-Runner = Callable[[Callable[[], T]], Awaitable[T]]
-
 
 class SmallWrites:
-    """Writes objects received whole, one group at a time, on a thread `run` gives."""
+    """Writes objects received whole into the store, one group at a time."""
 
-    def __init__(self, store: ObjectStore, run: Runner) -> None:
+    def __init__(self, store: ObjectStore) -> None:
         self.store = store
-        self._run = run
         self._waiting: list[tuple[str, bytes, asyncio.Future[None]]] = []
         self._writer: asyncio.Task | None = None
 
@@ -42,7 +35,7 @@ class SmallWrites:
                 group, self._waiting = self._waiting, []
                 objects = [(oid, data) for oid, data, _ in group]
                 try:
-                    outcomes = await self._run(functools.partial(self.store.put_group, objects))
+                    outcomes = await self.store.put_group(objects)
                 except Exception as exc:  # a flush failed: nothing of the group is stored
                     outcomes = [exc] * len(group)
                 for (_, _, stored), failure in zip(group, outcomes, strict=True):

@@ -7,10 +7,8 @@ times out is `PeerUnreachable`, which the caller may retry.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -130,7 +128,10 @@ class Peer:
         return needed
 
     async def upload(
-        self, item: dict[str, Any], path: Path, sent: Callable[[int], Awaitable[None]]
+        self,
+        item: dict[str, Any],
+        content: AsyncIterator[bytes],
+        sent: Callable[[int], Awaitable[None]],
     ) -> None:
         """Send one object as the batch answer says, then verify it if asked to."""
         action = item["actions"]["upload"]
@@ -140,7 +141,7 @@ class Peer:
             "Content-Length": str(item["size"]),
         }
         await self._request(
-            "PUT", action["href"], (200, 201), data=_read_pieces(path, sent), headers=headers
+            "PUT", action["href"], (200, 201), data=_reported(content, sent), headers=headers
         )
         verify = item["actions"].get("verify")
         if verify:
@@ -153,10 +154,10 @@ class Peer:
             )
 
 
-async def _read_pieces(path: Path, sent: Callable[[int], Awaitable[None]]) -> AsyncIterator[bytes]:
-    """A file's bytes in pieces read off the event loop, reporting each piece sent."""
-    loop = asyncio.get_running_loop()
-    with path.open("rb") as file:
-        while piece := await loop.run_in_executor(None, file.read, READ_PIECE):
-            yield piece
-            await sent(len(piece))
+async def _reported(
+    content: AsyncIterator[bytes], sent: Callable[[int], Awaitable[None]]
+) -> AsyncIterator[bytes]:
+    """An object's bytes as the store reads them, reporting each piece sent."""
+    async for piece in content:
+        yield piece
+        await sent(len(piece))

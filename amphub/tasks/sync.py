@@ -13,7 +13,6 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from amphub import db
@@ -138,7 +137,7 @@ async def _send_objects(
     )
     store = hub.objects
     for oid, _ in objects:
-        if oid not in linked or not store.path(oid).is_file():
+        if oid not in linked or await store.size(oid) is None:
             raise TaskFailed(f"LFS object {oid} of this commit is not stored here; push it first")
     needed = await peer.missing_objects(repo, ref, objects)
     transfer = Transfer(total_objects=len(needed), total_bytes=sum(item["size"] for item in needed))
@@ -152,8 +151,7 @@ async def _send_objects(
             await ctx.progress(transfer.bytes, transfer.total_bytes, transfer.message())
 
     for item in needed:
-        path: Path = store.path(item["oid"])
-        await peer.upload(item, path, sent)
+        await peer.upload(item, store.read(item["oid"]), sent)
         transfer.objects += 1
         await ctx.progress(transfer.bytes, transfer.total_bytes, transfer.message())
     return transfer

@@ -127,10 +127,9 @@ def content_disposition(name: str) -> str:
 async def get_raw(request: web.Request) -> web.StreamResponse:
     """Download a file, LFS content included, through the API's own blob handler."""
     await viewable_model(request)
-    response = await files_api.get_blob(request)
-    response.headers["Content-Disposition"] = content_disposition(
-        posixpath.basename(request.match_info["path"])
-    )
+    disposition = content_disposition(posixpath.basename(request.match_info["path"]))
+    response = await files_api.get_blob(request, disposition)
+    response.headers["Content-Disposition"] = disposition
     response.headers.update(DOWNLOAD_HEADERS)
     return response
 
