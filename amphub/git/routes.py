@@ -24,7 +24,7 @@ from amphub.git.bridge import (
     run_streamed,
 )
 from amphub.git.receive import EMPTY_PACK_BYTES, AmphubReceivePackHandler
-from amphub.git.upload import serve_upload_pack
+from amphub.git.upload import AmphubUploadPackHandler, serve_upload_pack
 from amphub.http import keys
 from amphub.http.access import require_model
 from amphub.http.urls import model_ids
@@ -38,7 +38,7 @@ log = logging.getLogger("amphub.git")
 
 ServiceHandler = type[UploadPackHandler] | type[ReceivePackHandler]
 SERVICES: dict[str, tuple[ServiceHandler, Action]] = {
-    "git-upload-pack": (UploadPackHandler, Action.READ_FILES),
+    "git-upload-pack": (AmphubUploadPackHandler, Action.READ_FILES),
     "git-receive-pack": (AmphubReceivePackHandler, Action.WRITE_FILES),
 }
 # Wants and haves of a fetch, as git http-backend's GIT_HTTP_MAX_REQUEST_BUFFER; a pack
@@ -108,7 +108,7 @@ async def post_service(request: web.Request) -> web.StreamResponse:
     call = await _open_service(request, service)
     if request.content_type != f"application/x-{service}-request":
         raise UnsupportedMediaType(f"expected Content-Type application/x-{service}-request")
-    if call.handler_cls is UploadPackHandler:
+    if call.handler_cls is AmphubUploadPackHandler:
         return await _upload_pack(request, call)
     return await _receive_pack(request, call)
 
@@ -148,7 +148,7 @@ async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamRe
                 with lock:
                     handler.handle()
             finally:
-                target.record(handler.updated)
+                target.record(handler.updated, handler.push_options)
 
     # Past the room left, the handler refuses the pack with the quota's sentence.
     limit = max(room, EMPTY_PACK_BYTES) + MAX_NEGOTIATION_BODY
