@@ -5,10 +5,21 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Hub, git, write_files
 
 DAY = 86400
 START = 1_700_000_000
+
+
+@pytest.fixture(params=[0, 2], ids=["v0", "v2"])
+def protocol(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Every git command of the test speaks this protocol version (git 2.39 asks for 2)."""
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "protocol.version")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", str(request.param))
+    return int(request.param)
 
 
 async def dated_history(hub: Hub, tmp_path: Path, commits: int = 6) -> Path:
@@ -38,7 +49,7 @@ async def missing_objects(repo: Path) -> list[str]:
     return [line[1:] for line in out.stdout.split() if line.startswith("?")]
 
 
-async def test_fetch_of_a_commit_that_no_ref_points_at(hub, model_repo, tmp_path):
+async def test_fetch_of_a_commit_that_no_ref_points_at(hub, model_repo, tmp_path, protocol):
     work = await dated_history(hub, tmp_path)
     old = await rev(work, "master~3")
     ci = tmp_path / "ci"
@@ -49,7 +60,7 @@ async def test_fetch_of_a_commit_that_no_ref_points_at(hub, model_repo, tmp_path
     await git("fsck", "--strict", cwd=ci)
 
 
-async def test_commits_no_ref_reaches_stay_refused(hub, model_repo, tmp_path):
+async def test_commits_no_ref_reaches_stay_refused(hub, model_repo, tmp_path, protocol):
     work = await dated_history(hub, tmp_path, commits=1)
     await git("checkout", "-q", "-b", "gone", cwd=work)
     write_files(work, {"secret.txt": "secret\n"})
@@ -67,7 +78,7 @@ async def test_commits_no_ref_reaches_stay_refused(hub, model_repo, tmp_path):
         assert (await git("cat-file", "-e", sha, cwd=ci, check=False)).returncode != 0
 
 
-async def test_deepen_shallow_since_and_shallow_exclude(hub, model_repo, tmp_path):
+async def test_deepen_shallow_since_and_shallow_exclude(hub, model_repo, tmp_path, protocol):
     work = await dated_history(hub, tmp_path)
     await git("tag", "day2", "master~3", cwd=work)
     await git("push", "-q", "origin", "day2", cwd=work)
@@ -93,7 +104,7 @@ async def test_deepen_shallow_since_and_shallow_exclude(hub, model_repo, tmp_pat
     await git("fsck", "--strict", cwd=exclude)
 
 
-async def test_blob_none_clone_checks_out_older_commits(hub, model_repo, tmp_path):
+async def test_blob_none_clone_checks_out_older_commits(hub, model_repo, tmp_path, protocol):
     work = await dated_history(hub, tmp_path)
     partial = tmp_path / "partial"
     await git("clone", "-q", "--filter=blob:none", hub.remote("team", "m1"), str(partial))
@@ -111,7 +122,7 @@ async def test_blob_none_clone_checks_out_older_commits(hub, model_repo, tmp_pat
     assert (partial / "later.txt").read_text() == "later\n"
 
 
-async def test_blob_limit_and_tree_depth_clones(hub, model_repo, tmp_path):
+async def test_blob_limit_and_tree_depth_clones(hub, model_repo, tmp_path, protocol):
     await dated_history(hub, tmp_path)
     url = hub.remote("team", "m1")
     limited = tmp_path / "limited"
@@ -140,3 +151,17 @@ async def test_push_options_are_accepted_and_reach_the_record(hub, model_repo, t
     await git("push", "-q", "-o", "ci.skip", "-o", "note=a b", cwd=work)
     assert await rev(work, "HEAD") in (await git("ls-remote", hub.remote("team", "m1"))).stdout
     assert "with options ['ci.skip', 'note=a b']" in caplog.text
+
+
+async def test_protocol_v2_ls_refs_with_a_prefix(hub, model_repo, tmp_path, protocol):
+    work = await dated_history(hub, tmp_path, commits=1)
+    await git("tag", "-a", "v1", "-m", "release", cwd=work)
+    await git("push", "-q", "origin", "v1", cwd=work)
+    url = hub.remote("team", "m1")
+    heads = await git("ls-remote", "--heads", url, GIT_TRACE_PACKET="1")
+    assert heads.stdout.split() == [await rev(work, "master"), "refs/heads/master"]
+    assert ("ls-remote< version 2" in heads.stderr) is (protocol == 2)
+    assert ("ref-prefix refs/heads/" in heads.stderr) is (protocol == 2)
+    every = (await git("ls-remote", url)).stdout.split()
+    assert every[every.index("refs/tags/v1^{}") - 1] == await rev(work, "master")
+    assert every[every.index("HEAD") - 1] == await rev(work, "master")

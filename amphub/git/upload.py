@@ -160,32 +160,48 @@ class AmphubUploadPackHandler(UploadPackHandler):
         refs = {ref: sha for ref, sha in repo.get_refs().items() if sha in store}
         # dulwich accepts the wants it is shown as refs: add those a ref reaches.
         wanted = {Ref(b"want/" + hexlify(sha)): ObjectID(hexlify(sha)) for sha in request.wants}
-        wants = walker.determine_wants({**refs, **self._reachable(refs, wanted)})
-        cut = self._cut(refs) if request.deepens and request.wants else NO_CUT
+        wants = walker.determine_wants({**refs, **self.reachable(refs, wanted)})
+        cut = self.cut(refs) if request.deepens and request.wants else NO_CUT
         if request.deepens and request.wants:
-            for sha in sorted(cut.new_shallow()):
-                self.proto.write_pkt_line(b"shallow " + hexlify(sha) + b"\n")
-            for sha in sorted(cut.unshallow):
-                self.proto.write_pkt_line(b"unshallow " + hexlify(sha) + b"\n")
+            self.write_shallow_lines(cut)
             self.proto.write_pkt_line(None)
         if not wants:
             return
         haves = store.find_common_revisions(walker)
         if not walker.handle_done(not self.has_capability(CAPABILITY_NO_DONE), self._done_received):
             return
+        self.send_pack(refs, wants, haves, cut, keep)
+
+    def send_pack(
+        self,
+        refs: Mapping[Ref, ObjectID],
+        wants: Iterable[ObjectID],
+        haves: Iterable[ObjectID],
+        cut: Cut,
+        keep: ObjectFilter,
+    ) -> None:
+        """Send the pack of the checked wants, for a client that has `haves`."""
         self._start_pack_send_phase()
         output = SidebandOutput(self.write_pack_data)
         # dulwich finds no repository behind a DictBackend's Repo unless given one.
-        tagged = {unhexlify(k): unhexlify(v) for k, v in self.get_tagged(refs, repo).items()}
+        tagged = {unhexlify(k): unhexlify(v) for k, v in self.get_tagged(refs, self.repo).items()}
         binary_wants = {unhexlify(w) for w in wants}
-        if haves or cut is not NO_CUT or keep is not NO_FILTER:
-            self._send_fetch(output, binary_wants, [unhexlify(h) for h in haves], tagged, cut, keep)
+        binary_haves = [unhexlify(h) for h in haves]
+        if binary_haves or cut is not NO_CUT or keep is not NO_FILTER:
+            self._send_fetch(output, binary_wants, binary_haves, tagged, cut, keep)
         else:
             self._send_clone(output, refs, binary_wants, tagged)
         output.flush()
         self.proto.write_pkt_line(None)
 
-    def _reachable(
+    def write_shallow_lines(self, cut: Cut) -> None:
+        """The `shallow` and `unshallow` lines that tell the client where its history ends."""
+        for sha in sorted(cut.new_shallow()):
+            self.proto.write_pkt_line(b"shallow " + hexlify(sha) + b"\n")
+        for sha in sorted(cut.unshallow):
+            self.proto.write_pkt_line(b"unshallow " + hexlify(sha) + b"\n")
+
+    def reachable(
         self, refs: Mapping[Ref, ObjectID], wanted: Mapping[Ref, ObjectID]
     ) -> dict[Ref, ObjectID]:
         """The wants not at a ref that a ref reaches (allow-reachable-sha1-in-want)."""
@@ -209,7 +225,7 @@ class AmphubUploadPackHandler(UploadPackHandler):
         refused = unreached_wants(load, kind_of, list(tips), asked, everything)
         return {ref: sha for ref, sha in wanted.items() if unhexlify(sha) not in refused}
 
-    def _cut(self, refs: Mapping[Ref, ObjectID]) -> Cut:
+    def cut(self, refs: Mapping[Ref, ObjectID]) -> Cut:
         """Where the history of a shallow fetch ends; the wants were checked."""
         request = self.request
         load = raw_loader(self.repo.object_store)

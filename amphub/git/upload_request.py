@@ -78,22 +78,22 @@ def parse_request(head: bytes) -> UploadRequest:
     request = UploadRequest()
     wants = []
     end = 0
-    for number, (raw, line_end) in enumerate(request_lines(head)):
+    for index, (raw, line_end) in enumerate(request_lines(head)):
         end = line_end
         line = raw.rstrip(b"\n")
         command, _, value = line.partition(b" ")
         if command == b"want":
             sha, _, caps = value.partition(b" ")
-            if number == 0:
+            if index == 0:
                 request.capabilities = set(caps.split())
-            request.wants.append(_binary_id(sha))
+            request.wants.append(binary_id(sha))
             wants.append(pkt_line(raw))
         elif command == b"shallow":
-            request.client_shallow.add(_binary_id(value))
+            request.client_shallow.add(binary_id(value))
         elif command == b"deepen":
-            request.depth = _number(value)
+            request.depth = number(value)
         elif command == b"deepen-since":
-            request.since = _number(value)
+            request.since = number(value)
         elif command == b"deepen-not":
             request.not_refs.append(value)
         elif command == b"filter":
@@ -106,7 +106,8 @@ def parse_request(head: bytes) -> UploadRequest:
     return request
 
 
-def _binary_id(value: bytes) -> bytes:
+def binary_id(value: bytes) -> bytes:
+    """The binary id of a hex object id on a request line."""
     try:
         sha = unhexlify(value)
     except ValueError:
@@ -116,7 +117,8 @@ def _binary_id(value: bytes) -> bytes:
     return sha
 
 
-def _number(value: bytes) -> int:
+def number(value: bytes) -> int:
+    """A number on a request line."""
     if not value.isdigit():
         raise GitProtocolError(f"not a number: {value!r}")
     return int(value)
