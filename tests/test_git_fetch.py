@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
 
+from amphub.storage.repos import PACK_CACHE_DIR
 from tests.conftest import Hub, git, write_files
 
 DAY = 86400
@@ -106,12 +108,20 @@ async def test_deepen_shallow_since_and_shallow_exclude(hub, model_repo, tmp_pat
 
 async def test_blob_none_clone_checks_out_older_commits(hub, model_repo, tmp_path, protocol):
     work = await dated_history(hub, tmp_path)
+    cache = hub.data_dir / "repos/team/m1.git" / PACK_CACHE_DIR
+    shutil.rmtree(cache)  # the first clone's
     partial = tmp_path / "partial"
     await git("clone", "-q", "--filter=blob:none", hub.remote("team", "m1"), str(partial))
     assert len(await missing_objects(partial)) == 10  # older versions of the two files
     await git("checkout", "-q", "master~4", cwd=partial)
     assert (partial / "d/big.txt").read_text() == "1\n" * 2000
     await git("fsck", "--strict", cwd=partial)
+    # The pack of the clone was kept (the lazy fetches' were not), and serves the next one.
+    assert len(list(cache.glob("*.pack"))) == 1
+    again = tmp_path / "again"
+    await git("clone", "-q", "--filter=blob:none", hub.remote("team", "m1"), str(again))
+    assert len(await missing_objects(again)) == 10
+    assert len(list(cache.glob("*.pack"))) == 1
     # A later fetch of new commits stays partial and checks out.
     write_files(work, {"later.txt": "later\n"})
     await git("add", "later.txt", cwd=work)

@@ -30,6 +30,7 @@ class ObjectFilter:
 
 
 NO_FILTER = ObjectFilter()
+BLOB_NONE = ObjectFilter(blob_limit=0)
 
 
 def parse_filter(spec: bytes | None) -> ObjectFilter:
@@ -38,7 +39,7 @@ def parse_filter(spec: bytes | None) -> ObjectFilter:
         return NO_FILTER
     kind, _, value = spec.partition(b":")
     if spec == b"blob:none":
-        return ObjectFilter(blob_limit=0)
+        return BLOB_NONE
     if kind == b"blob" and value.startswith(b"limit="):
         number = value.removeprefix(b"limit=").lower()
         unit = number[-1:] if number[-1:] in UNITS else b""

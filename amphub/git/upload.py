@@ -52,7 +52,7 @@ from dulwich.repo import Repo
 from dulwich.server import UploadPackHandler, _ProtocolGraphWalker
 
 from amphub.git.backend import REPO_ARGS, disk_repo, one_repo_backend
-from amphub.git.object_filter import NO_FILTER, ObjectFilter, parse_filter
+from amphub.git.object_filter import BLOB_NONE, NO_FILTER, ObjectFilter, parse_filter
 from amphub.git.packfile import (
     COPY_CHUNK,
     PackFile,
@@ -61,6 +61,7 @@ from amphub.git.packfile import (
     write_fetch_pack,
 )
 from amphub.git.reach import (
+    BLOB,
     NO_CUT,
     Cut,
     add_tags,
@@ -81,6 +82,7 @@ SIDEBAND_DATA = 65515  # the payload of one side-band-64k pkt-line
 CACHE_KEEP = 3
 BULK_FETCH_COMMITS = 500
 CACHE_FORMAT = b"amphub pack cache 1\n"
+NOT_TEXT = (None, BLOB)
 
 
 def serve_upload_pack(
@@ -187,10 +189,14 @@ class AmphubUploadPackHandler(UploadPackHandler):
         tagged = {unhexlify(k): unhexlify(v) for k, v in self.get_tagged(refs, self.repo).items()}
         binary_wants = {unhexlify(w) for w in wants}
         binary_haves = [unhexlify(h) for h in haves]
-        if binary_haves or cut is not NO_CUT or keep is not NO_FILTER:
-            self._send_fetch(output, binary_wants, binary_haves, tagged, cut, keep)
+        # A clone of ref tips (whole or blob:none) is read in one pass and its pack kept;
+        # the lazy fetches of a partial clone (wants no ref points at) are not.
+        tips = {unhexlify(sha) for sha in refs.values()}
+        plain = cut is NO_CUT and keep in (NO_FILTER, BLOB_NONE) and binary_wants <= tips
+        if plain and not binary_haves:
+            self._send_clone(output, refs, binary_wants, tagged, keep)
         else:
-            self._send_clone(output, refs, binary_wants, tagged)
+            self._send_fetch(output, binary_wants, binary_haves, tagged, cut, keep)
         output.flush()
         self.proto.write_pkt_line(None)
 
@@ -282,19 +288,22 @@ class AmphubUploadPackHandler(UploadPackHandler):
         refs: Mapping[Ref, ObjectID],
         wants: set[bytes],
         tagged: Mapping[bytes, bytes],
+        keep: ObjectFilter,
     ) -> None:
         cache = PackCache(Path(disk_repo(self.repo).path) / PACK_CACHE_DIR)
         caps = [c for c in (CAPABILITY_INCLUDE_TAG, CAPABILITY_OFS_DELTA) if self.has_capability(c)]
+        if keep is BLOB_NONE:
+            caps.append(b"filter=blob:none")
         key = cache_key(refs, wants, caps)
         cached = cache.get(key)
         if cached is None:
-            with cache.put(key) as keep:
+            with cache.put(key) as store:
 
                 def both(data: bytes) -> None:
                     output.write(data)
-                    keep(data)
+                    store(data)
 
-                self._write_clone(both, wants, tagged)
+                self._write_clone(both, wants, tagged, keep)
             return
         with cached:
             count = int.from_bytes(cached.read(12)[8:], "big")
@@ -304,13 +313,19 @@ class AmphubUploadPackHandler(UploadPackHandler):
                 output.write(chunk)
 
     def _write_clone(
-        self, out: Callable[[bytes], None], wants: set[bytes], tagged: Mapping[bytes, bytes]
+        self,
+        out: Callable[[bytes], None],
+        wants: set[bytes],
+        tagged: Mapping[bytes, bytes],
+        keep: ObjectFilter,
     ) -> None:
         store = disk_repo(self.repo).object_store
         with ExitStack() as stack:
             packs = [stack.enter_context(PackFile(pack, indexed=True)) for pack in store.packs]
             objects = read_all_objects(packs, Path(store.path), raw_loader(store))
             send = objects.ids - unreachable(objects, wants)
+            if keep is BLOB_NONE:  # objects whose text is not kept are blobs
+                send = {sha for sha in send if sha in wants or objects.kind_of(sha) not in NOT_TEXT}
             add_tags(objects.load, send, tagged)
             self.progress(f"counting objects: {len(send)}, done.\n".encode())
             write_clone_pack(out, packs, objects.load, send)
