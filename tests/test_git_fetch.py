@@ -116,8 +116,10 @@ async def test_blob_none_clone_checks_out_older_commits(hub, model_repo, tmp_pat
     await git("checkout", "-q", "master~4", cwd=partial)
     assert (partial / "d/big.txt").read_text() == "1\n" * 2000
     await git("fsck", "--strict", cwd=partial)
-    # The pack of the clone was kept (the lazy fetches' were not), and serves the next one.
+    # The pack of the clone was kept (the lazy fetches' were not), and serves the next one;
+    # the objects the refs reach were listed once for the lazy fetches.
     assert len(list(cache.glob("*.pack"))) == 1
+    assert len(list(cache.glob("*.reachable"))) == 1
     again = tmp_path / "again"
     await git("clone", "-q", "--filter=blob:none", hub.remote("team", "m1"), str(again))
     assert len(await missing_objects(again)) == 10

@@ -31,6 +31,7 @@ import tempfile
 from binascii import hexlify, unhexlify
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -83,6 +84,7 @@ CACHE_KEEP = 3
 BULK_FETCH_COMMITS = 500
 CACHE_FORMAT = b"amphub pack cache 1\n"
 NOT_TEXT = (None, BLOB)
+REACHABLE = ".reachable"  # the ids every ref reaches, beside the full-clone packs
 
 
 def serve_upload_pack(
@@ -225,10 +227,16 @@ class AmphubUploadPackHandler(UploadPackHandler):
                 objects = read_all_objects(packs, Path(store.path), load)
                 return objects.ids - unreachable(objects, tips)
 
+        # The lazy fetches of a partial clone come one after another: the set is kept.
+        cache = PackCache(Path(repo.path) / PACK_CACHE_DIR)
+        key = cache_key(refs, [], [b"reachable"])
+
         def kind_of(sha: bytes) -> int | None:
             return object_kind(store, hexlify(sha))
 
-        refused = unreached_wants(load, kind_of, list(tips), asked, everything)
+        refused = unreached_wants(
+            load, kind_of, list(tips), asked, partial(cache.reachable, key, everything)
+        )
         return {ref: sha for ref, sha in wanted.items() if unhexlify(sha) not in refused}
 
     def cut(self, refs: Mapping[Ref, ObjectID]) -> Cut:
@@ -392,9 +400,24 @@ class PackCache:
         os.utime(file.fileno())  # recently served packs are kept longest
         return file
 
+    def reachable(self, key: str, compute: Callable[[], set[bytes]]) -> set[bytes]:
+        """The ids of the objects the refs reach, kept under `key` (which names the refs)."""
+        path = self.root / f"{key}{REACHABLE}"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        if data and len(data) % 20 == 0:
+            os.utime(path)
+            return {data[at : at + 20] for at in range(0, len(data), 20)}
+        ids = compute()
+        with self.put(key, REACHABLE) as write:
+            write(b"".join(sorted(ids)))
+        return ids
+
     @contextmanager
-    def put(self, key: str) -> Iterator[Callable[[bytes], None]]:
-        """A function that writes the pack for `key`; it becomes visible only once complete.
+    def put(self, key: str, suffix: str = ".pack") -> Iterator[Callable[[bytes], None]]:
+        """A function that writes the file for `key`; it becomes visible only once complete.
 
         The cache only saves work: where it cannot be written (a full disk), the writes go
         nowhere and the clone goes on.
@@ -422,7 +445,7 @@ class PackCache:
                 with suppress(OSError):  # not kept: the next clone writes it again
                     file.flush()
                     os.fsync(file.fileno())  # so a crash cannot leave a short file at the name
-                    os.replace(temp, self.root / f"{key}.pack")
+                    os.replace(temp, self.root / f"{key}{suffix}")
         finally:
             with suppress(OSError):
                 file.close()
@@ -431,5 +454,6 @@ class PackCache:
         self.prune()
 
     def prune(self) -> None:
-        """Keep the newest packs and drop temp files that a crash left behind."""
+        """Keep the newest packs and sets of ids; drop temp files that a crash left behind."""
         prune_cache(self.root.glob("*.pack"), self.keep, self.root.glob("tmp-*.partial"))
+        prune_cache(self.root.glob(f"*{REACHABLE}"), self.keep, [])
