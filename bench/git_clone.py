@@ -5,7 +5,8 @@ serves it from amphub and from `git http-backend` behind a small streaming CGI b
 times a full `git clone --bare` and a one-commit `git fetch` against each (median of
 `--runs`); then a push of the whole history into an empty repository, a
 `git clone --filter=blob:none` followed by a checkout of a commit 1,000 back (whose blobs
-come by lazy fetches), and a `git clone --depth 1` of a commit holding a 90 MB file.
+come by lazy fetches), a `git clone --depth 1` of a commit holding a 90 MB file, and a
+`git ls-remote --heads` (protocol v2, `ref-prefix refs/heads/`) beside 10,000 tags.
 amphub keeps the pack of a full clone for the next one with the same refs, so
 each amphub run first clones with that cache removed ("cold", as after a push), then again
 ("warm"). While amphub serves a clone, its RSS is sampled from /proc every 20 ms.
@@ -55,6 +56,7 @@ COPY_CHUNK = 64 * 1024
 SPACE, MODEL = "bench", "big"
 PROFILE_RATE = 250
 GOALS = {"clone": 1.5, "fetch": 2.0, "memory_mb": 150, "push": 1.5, "partial": 1.5, "depth": 1.5}
+TAGS = 10_000
 BIG_FILE = 90 * 1000 * 1000
 LAZY_BACK = 1000  # the partial clone checks out master~LAZY_BACK
 
@@ -530,6 +532,7 @@ class Results:
     lazy_checkout: dict[str, list[float]] = field(default_factory=dict)
     depth_clone: dict[str, list[float]] = field(default_factory=dict)
     depth_memory_mb: list[float] = field(default_factory=list)
+    ls_remote: dict[str, list[float]] = field(default_factory=dict)
 
 
 def measure_clones(
@@ -673,6 +676,37 @@ def measure_depth(
             shutil.rmtree(dest)
 
 
+def add_tags(src: Path, repos: list[Path], env: dict[str, str]) -> None:
+    """TAGS lightweight tags on master's history, written into each server's repository.
+
+    Written in place: git 2.39's own `git push` of 10,000 tags spends minutes in
+    send-pack before it sends anything.
+    """
+    commits = git(["-C", str(src), "rev-list", "master"], env, capture=True).split()
+    lines = "".join(f"create refs/tags/t{i:05} {commits[i % len(commits)]}\n" for i in range(TAGS))
+    for repo in repos:
+        subprocess.run(
+            ["git", "-C", str(repo), "update-ref", "--stdin"],
+            input=lines.encode(),
+            env=env,
+            check=True,
+        )
+    log(f"wrote {TAGS} tags into each server's repository")
+
+
+def measure_ls_remote(servers: list[Server], runs: int, env: dict[str, str], res: Results) -> None:
+    """`git ls-remote --heads`: protocol v2 asks for `refs/heads/` only."""
+    for run in range(runs):
+        for server in servers:
+            start = time.perf_counter()
+            out = git(["ls-remote", "--heads", server.url], env, capture=True)
+            seconds = time.perf_counter() - start
+            if "refs/heads/master" not in out:
+                raise RuntimeError(f"ls-remote of {server.name} lists no master")
+            res.ls_remote.setdefault(server.name, []).append(seconds)
+            log(f"ls-remote --heads {run + 1}/{runs} {server.name}: {seconds * 1000:.0f} ms")
+
+
 def profile(server: Server, what: str, action: Callable[[], float]) -> None:
     py_spy = shutil.which("py-spy") or str(Path(PYTHON).parent / "py-spy")
     if not Path(py_spy).exists():
@@ -764,6 +798,7 @@ def print_summary(res: Results) -> None:
         ("clone --filter=blob:none", res.partial_clone, GOALS["partial"]),
         (f"checkout {LAZY_BACK} back (lazy fetches)", res.lazy_checkout, GOALS["partial"]),
         ("clone --depth 1 of a 90 MB file", res.depth_clone, GOALS["depth"]),
+        (f"ls-remote --heads beside {TAGS} tags", res.ls_remote, GOALS["clone"]),
     ):
         if times:
             a, c = (statistics.median(times[n]) for n in (amp, cgit))
@@ -814,6 +849,9 @@ def run(args: argparse.Namespace, root: Path) -> None:
     for server in servers:
         git(["-C", str(src), "push", "-q", server.url, "weights"], env)
     measure_depth(servers, clones, args.runs, env, res)
+    repos = [root / "amphub-data" / "repos" / SPACE / f"{MODEL}.git", root / "cgit" / "bench.git"]
+    add_tags(src, repos, env)
+    measure_ls_remote(servers, args.runs, env, res)
 
     print_summary(res)
     if args.profile:
