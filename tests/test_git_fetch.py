@@ -88,7 +88,8 @@ async def test_deepen_shallow_since_and_shallow_exclude(hub, model_repo, tmp_pat
 
     shallow = tmp_path / "shallow"
     await git("clone", "-q", "--depth", "1", url, str(shallow))
-    await git("fetch", "-q", "--deepen=2", cwd=shallow)
+    deepen = await git("fetch", "-q", "--deepen=2", cwd=shallow, GIT_TRACE_PACKET="1")
+    assert ("fetch< version 2" in deepen.stderr) is (protocol == 2)
     assert await count(shallow, "HEAD") == 3
     assert (shallow / ".git/shallow").read_text().split() == [await rev(work, "master~2")]
 
@@ -111,7 +112,9 @@ async def test_blob_none_clone_checks_out_older_commits(hub, model_repo, tmp_pat
     cache = hub.data_dir / "repos/team/m1.git" / PACK_CACHE_DIR
     shutil.rmtree(cache)  # the first clone's
     partial = tmp_path / "partial"
-    await git("clone", "-q", "--filter=blob:none", hub.remote("team", "m1"), str(partial))
+    url = hub.remote("team", "m1")
+    clone = await git("clone", "-q", "--filter=blob:none", url, str(partial), GIT_TRACE_PACKET="1")
+    assert ("clone< version 2" in clone.stderr) is (protocol == 2)
     assert len(await missing_objects(partial)) == 10  # older versions of the two files
     await git("checkout", "-q", "master~4", cwd=partial)
     assert (partial / "d/big.txt").read_text() == "1\n" * 2000
