@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from dulwich.protocol import pkt_line
 
 from amphub.storage.repos import PACK_CACHE_DIR
 from tests.conftest import Hub, git, write_files
@@ -180,3 +181,25 @@ async def test_protocol_v2_ls_refs_with_a_prefix(hub, model_repo, tmp_path, prot
     every = (await git("ls-remote", url)).stdout.split()
     assert every[every.index("refs/tags/v1^{}") - 1] == await rev(work, "master")
     assert every[every.index("HEAD") - 1] == await rev(work, "master")
+
+
+async def test_protocol_v2_object_info_gives_sizes_of_reachable_objects_only(
+    hub, model_repo, tmp_path
+):
+    work = await dated_history(hub, tmp_path, commits=1)
+    blob = await rev(work, "HEAD:d/big.txt")
+
+    async def object_info(oid: str) -> tuple[int, str]:
+        body = pkt_line(b"command=object-info\n") + b"0001" + pkt_line(b"size\n")
+        body += pkt_line(b"oid %s\n" % oid.encode()) + pkt_line(None)
+        headers = {
+            "Git-Protocol": "version=2",
+            "Content-Type": "application/x-git-upload-pack-request",
+        }
+        return await hub.call("POST", "/team/m1.git/git-upload-pack", data=body, headers=headers)
+
+    status, answer = await object_info(blob)
+    assert status == 200
+    assert answer == "0009size\n" + pkt_line(b"%s 4000\n" % blob.encode()).decode() + "0000"
+    status, _ = await object_info("3" * 40)
+    assert status == 400

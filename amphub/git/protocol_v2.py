@@ -1,4 +1,4 @@
-"""git protocol v2 for upload-pack over smart HTTP: capabilities, ls-refs and fetch.
+"""git protocol v2 for upload-pack over smart HTTP: capabilities, ls-refs, fetch, object-info.
 
 A v2 request is one command with its arguments; the fetch reuses amphub's v0 handler for
 what it sends (the checked wants, the shallow cut, the filter, the pack). receive-pack
@@ -30,6 +30,7 @@ from amphub.git.object_filter import parse_filter
 from amphub.git.reach import NO_CUT
 from amphub.git.upload import AmphubUploadPackHandler
 from amphub.git.upload_request import UploadRequest, binary_id, number
+from amphub.storage.git_objects import object_size
 from amphub.storage.repos import prepare_repo
 
 DELIM = b"0001"
@@ -39,6 +40,7 @@ ADVERTISEMENT = (
     b"ls-refs=unborn\n",
     b"fetch=shallow filter\n",
     b"object-format=sha1\n",
+    b"object-info\n",
 )
 # v2 fetch arguments that are v0 capabilities of the same name.
 FLAG_ARGUMENTS = {
@@ -96,6 +98,8 @@ def serve(path: Path, body: bytes, write: Callable[[bytes], None]) -> None:
             write(ls_refs(repo, arguments))
         elif command == b"command=fetch":
             fetch(repo, arguments, write)
+        elif command == b"command=object-info":
+            write(object_info(repo, arguments))
         else:
             raise GitProtocolError(f"unknown command {command.decode(errors='replace')}")
 
@@ -140,6 +144,31 @@ def _refs_under(repo: Repo, prefixes: list[bytes]) -> dict[Ref, ObjectID]:
     return found
 
 
+def object_info(repo: Repo, arguments: list[bytes]) -> bytes:
+    """The sizes of objects a ref reaches, read from their headers."""
+    oids = [binary_id(a.removeprefix(b"oid ")) for a in arguments if a.startswith(b"oid ")]
+    handler = _handler(repo, ReceivableProtocol(lambda size: b"", lambda data: None))
+    refs = _refs(repo)
+    asked = {Ref(b"want/%d" % i): ObjectID(hexlify(sha)) for i, sha in enumerate(oids)}
+    allowed = set(refs.values()) | set(handler.reachable(refs, asked).values())
+    out = [pkt_line(b"size\n")] if b"size" in arguments else []
+    for sha in asked.values():
+        if sha not in allowed:
+            raise GitProtocolError(f"object-info: not our object {sha.decode()}")
+        if out:
+            out.append(pkt_line(sha + b" %d\n" % object_size(repo, sha)))
+    return b"".join(out) + pkt_line(None)
+
+
+def _handler(repo: Repo, proto: ReceivableProtocol) -> AmphubUploadPackHandler:
+    return AmphubUploadPackHandler(one_repo_backend(repo), REPO_ARGS, proto, stateless_rpc=True)
+
+
+def _refs(repo: Repo) -> dict[Ref, ObjectID]:
+    """The refs whose objects are stored, as upload-pack serves them."""
+    return {ref: sha for ref, sha in repo.get_refs().items() if sha in repo.object_store}
+
+
 def fetch(repo: Repo, arguments: list[bytes], write: Callable[[bytes], None]) -> None:
     """A v2 fetch: acknowledgments until the client is done, then shallow-info and the pack."""
     request = UploadRequest(capabilities={CAPABILITY_SIDE_BAND_64K})
@@ -172,10 +201,10 @@ def fetch(repo: Repo, arguments: list[bytes], write: Callable[[bytes], None]) ->
             raise GitProtocolError(f"unknown fetch argument {name.decode(errors='replace')}")
     keep = parse_filter(request.filter_spec)
     proto = ReceivableProtocol(lambda size: b"", write)
-    handler = AmphubUploadPackHandler(one_repo_backend(repo), REPO_ARGS, proto, stateless_rpc=True)
+    handler = _handler(repo, proto)
     handler.set_client_capabilities(list(request.capabilities))
     handler.request = request
-    refs = {ref: sha for ref, sha in repo.get_refs().items() if sha in repo.object_store}
+    refs = _refs(repo)
     wanted_refs = {}
     for ref in want_refs:
         if ref not in refs:
