@@ -267,16 +267,19 @@ def _commits_found(load: Load, tips: list[bytes], looked_for: set[bytes]) -> set
     tip_commits, _ = peel(load, tips, set())
     found: set[bytes] = set()
     seen = set(tip_commits)
-    queue = [(-commit_time(load(sha)[1]), sha) for sha in seen]
-    heapq.heapify(queue)
+    queue: list[tuple[int, bytes, bytes]] = []
+    for sha in seen:
+        text = load(sha)[1]
+        heapq.heappush(queue, (-commit_time(text), sha, text))
     while queue and found != looked_for:
-        _, sha = heapq.heappop(queue)
+        _, sha, text = heapq.heappop(queue)
         if sha in looked_for:
             found.add(sha)
-        for parent in commit_links(load(sha)[1])[1]:
+        for parent in commit_links(text)[1]:
             if parent not in seen:
                 seen.add(parent)
-                heapq.heappush(queue, (-commit_time(load(parent)[1]), parent))
+                parent_text = load(parent)[1]
+                heapq.heappush(queue, (-commit_time(parent_text), parent, parent_text))
     return found
 
 
