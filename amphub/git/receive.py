@@ -7,7 +7,6 @@ stores the pack and moves the refs.
 
 from __future__ import annotations
 
-import bisect
 import zlib
 from binascii import hexlify, unhexlify
 from collections.abc import Iterator
@@ -70,7 +69,6 @@ class AmphubReceivePackHandler(ReceivePackHandler):
         super().__init__(*args, **kwargs)
         self.updated: list[RefUpdate] = []
         self.push_options: list[str] = []
-        self._ref_names: list[bytes] | None = None
 
     def capabilities(self) -> list[bytes]:
         """dulwich's, with push options (`git push -o`)."""
@@ -204,23 +202,10 @@ class AmphubReceivePackHandler(ReceivePackHandler):
         return None
 
     def _clashing_ref(self, ref: bytes) -> bytes | None:
-        """A ref that `ref` cannot live beside: `a` blocks `a/b` and `a/b` blocks `a`.
-
-        The refs are listed once per push and looked up by bisection: a push of 10,000
-        tags compared each with every ref, listing them anew each time.
-        """
-        if self._ref_names is None:
-            self._ref_names = sorted(self.repo.refs.allkeys())
-        names = self._ref_names
-        parts = ref.split(b"/")
-        for end in range(1, len(parts)):
-            folder = b"/".join(parts[:end])
-            at = bisect.bisect_left(names, folder)
-            if at < len(names) and names[at] == folder:
-                return folder
-        at = bisect.bisect_left(names, ref + b"/")
-        if at < len(names) and names[at].startswith(ref + b"/"):
-            return names[at]
+        """A ref that `ref` cannot live beside: `a` blocks `a/b` and `a/b` blocks `a`."""
+        for existing in self.repo.refs.allkeys():
+            if existing.startswith(ref + b"/") or ref.startswith(existing + b"/"):
+                return existing
         return None
 
     def _move(self, command: RefUpdate) -> bytes | None:
