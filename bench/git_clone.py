@@ -3,7 +3,11 @@
 Builds a deterministic repository (default 5,000 commits, ~70,000 objects) in a temp dir,
 serves it from amphub and from `git http-backend` behind a small streaming CGI bridge, and
 times a full `git clone --bare` and a one-commit `git fetch` against each (median of
-`--runs`). amphub keeps the pack of a full clone for the next one with the same refs, so
+`--runs`); then a push of the whole history into an empty repository, a
+`git clone --filter=blob:none` followed by a checkout of a commit 1,000 back (whose blobs
+come by lazy fetches), a `git clone --depth 1` of a commit holding a 90 MB file, and a
+`git ls-remote --heads` (protocol v2, `ref-prefix refs/heads/`) beside 10,000 tags.
+amphub keeps the pack of a full clone for the next one with the same refs, so
 each amphub run first clones with that cache removed ("cold", as after a push), then again
 ("warm"). While amphub serves a clone, its RSS is sampled from /proc every 20 ms.
 
@@ -51,7 +55,10 @@ EPOCH = 1_700_000_000
 COPY_CHUNK = 64 * 1024
 SPACE, MODEL = "bench", "big"
 PROFILE_RATE = 250
-GOALS = {"clone": 1.5, "fetch": 2.0, "memory_mb": 150}
+GOALS = {"clone": 1.5, "fetch": 2.0, "memory_mb": 150, "push": 1.5, "partial": 1.5, "depth": 1.5}
+TAGS = 10_000
+BIG_FILE = 90 * 1000 * 1000
+LAZY_BACK = 1000  # the partial clone checks out master~LAZY_BACK
 
 
 # --- the repository ---------------------------------------------------------------------
@@ -321,6 +328,8 @@ def start_cgit(root: Path, src: Path, env: dict[str, str]) -> Server:
     # --no-local: the objects come through pack-objects, as with a push, and no bitmap.
     git(["clone", "-q", "--bare", "--no-local", str(src), str(repo)], env)
     git(["-C", str(repo), "config", "http.receivepack", "true"], env)
+    for name in ("uploadpack.allowFilter", "uploadpack.allowAnySHA1InWant"):  # partial clones
+        git(["-C", str(repo), "config", name, "true"], env)
     port = free_port()
     proc = spawn(
         [PYTHON, __file__, "--serve-cgi", str(project_root), "--port", str(port)],
@@ -518,6 +527,12 @@ class Results:
     cold_clone: list[float] = field(default_factory=list)  # amphub without its cached pack
     fetch: dict[str, list[float]] = field(default_factory=dict)
     memory_mb: list[float] = field(default_factory=list)
+    push: dict[str, list[float]] = field(default_factory=dict)
+    partial_clone: dict[str, list[float]] = field(default_factory=dict)
+    lazy_checkout: dict[str, list[float]] = field(default_factory=dict)
+    depth_clone: dict[str, list[float]] = field(default_factory=dict)
+    depth_memory_mb: list[float] = field(default_factory=list)
+    ls_remote: dict[str, list[float]] = field(default_factory=dict)
 
 
 def measure_clones(
@@ -581,6 +596,115 @@ def measure_fetches(
             shutil.rmtree(work)
             res.fetch.setdefault(server.name, []).append(seconds)
             log(f"fetch {run + 1}/{runs} {server.name}: {seconds * 1000:.0f} ms")
+
+
+def measure_pushes(
+    root: Path,
+    servers: tuple[Server, Server, str],
+    src: Path,
+    runs: int,
+    env: dict[str, str],
+    res: Results,
+) -> None:
+    """Push the whole history into a new, empty repository of each server."""
+    amphub, cgit, key = servers
+    base = "http://" + amphub.url.split("@", 1)[1].rsplit(f"/{SPACE}/", 1)[0]
+    for run in range(runs):
+        name = f"push{run}"
+        api(base, key, f"/api/v1/spaces/{SPACE}/models", {"id": name})
+        bare = root / "cgit" / f"{name}.git"
+        git(["init", "-q", "--bare", str(bare)], env)
+        git(["-C", str(bare), "config", "http.receivepack", "true"], env)
+        for server_name, url in (
+            (amphub.name, amphub.url.replace(f"/{MODEL}.git", f"/{name}.git")),
+            (cgit.name, cgit.url.replace("/bench.git", f"/{name}.git")),
+        ):
+            seconds = timed_git(["-C", str(src), "push", "-q", "--force", url, "master"], env)
+            res.push.setdefault(server_name, []).append(seconds)
+            log(f"push {run + 1}/{runs} {server_name}: {seconds:.2f} s")
+
+
+def measure_partial(
+    servers: list[Server], clones: Path, runs: int, env: dict[str, str], res: Results
+) -> None:
+    """A blob:none clone, then a checkout whose blobs come by lazy fetches."""
+    for run in range(runs):
+        for server in servers:
+            dest = clones / "partial"
+            clone = ["clone", "-q", "--no-checkout", "--filter=blob:none", server.url, str(dest)]
+            seconds = timed_git(clone, env)
+            res.partial_clone.setdefault(server.name, []).append(seconds)
+            checkout = ["-C", str(dest), "checkout", "-q", f"master~{LAZY_BACK}"]
+            lazy = timed_git(checkout, env)
+            res.lazy_checkout.setdefault(server.name, []).append(lazy)
+            log(f"partial clone {run + 1}/{runs} {server.name}: {seconds:.2f} s, "
+                f"checkout {LAZY_BACK} back {lazy:.2f} s")  # fmt: skip
+            shutil.rmtree(dest)
+
+
+def add_big_file(src: Path, env: dict[str, str]) -> None:
+    """A branch `weights` whose commit adds a 90 MB file (incompressible, as weights are)."""
+    data = os.urandom(BIG_FILE)
+    stamp = f"Bench <bench@example.com> {EPOCH} +0000"
+    record = (
+        f"commit refs/heads/weights\ncommitter {stamp}\ndata 8\nweights\n"
+        f"from refs/heads/master^0\nM 100644 inline weights.bin\ndata {len(data)}\n"
+    ).encode()
+    fast_import(src, iter([record, data, b"\n"]), env)
+
+
+def measure_depth(
+    servers: list[Server], clones: Path, runs: int, env: dict[str, str], res: Results
+) -> None:
+    """`git clone --depth 1` of the branch with the 90 MB file."""
+    for run in range(runs):
+        for server in servers:
+            dest = clones / "depth"
+            args = ["clone", "-q", "--bare", "--depth", "1", "--branch", "weights"]
+            args += [server.url, str(dest)]
+            extra = ""
+            if server.name == "amphub":
+                with RssSampler(server.proc.pid) as rss:
+                    seconds = timed_git(args, env)
+                res.depth_memory_mb.append(rss.growth_mb)
+                extra = f", RSS +{rss.growth_mb:.0f} MB"
+            else:
+                seconds = timed_git(args, env)
+            res.depth_clone.setdefault(server.name, []).append(seconds)
+            log(f"depth-1 clone of a 90 MB file {run + 1}/{runs} {server.name}: "
+                f"{seconds:.2f} s{extra}")  # fmt: skip
+            shutil.rmtree(dest)
+
+
+def add_tags(src: Path, repos: list[Path], env: dict[str, str]) -> None:
+    """TAGS lightweight tags on master's history, written into each server's repository.
+
+    Written in place: git 2.39's own `git push` of 10,000 tags spends minutes in
+    send-pack before it sends anything.
+    """
+    commits = git(["-C", str(src), "rev-list", "master"], env, capture=True).split()
+    lines = "".join(f"create refs/tags/t{i:05} {commits[i % len(commits)]}\n" for i in range(TAGS))
+    for repo in repos:
+        subprocess.run(
+            ["git", "-C", str(repo), "update-ref", "--stdin"],
+            input=lines.encode(),
+            env=env,
+            check=True,
+        )
+    log(f"wrote {TAGS} tags into each server's repository")
+
+
+def measure_ls_remote(servers: list[Server], runs: int, env: dict[str, str], res: Results) -> None:
+    """`git ls-remote --heads`: protocol v2 asks for `refs/heads/` only."""
+    for run in range(runs):
+        for server in servers:
+            start = time.perf_counter()
+            out = git(["ls-remote", "--heads", server.url], env, capture=True)
+            seconds = time.perf_counter() - start
+            if "refs/heads/master" not in out:
+                raise RuntimeError(f"ls-remote of {server.name} lists no master")
+            res.ls_remote.setdefault(server.name, []).append(seconds)
+            log(f"ls-remote --heads {run + 1}/{runs} {server.name}: {seconds * 1000:.0f} ms")
 
 
 def profile(server: Server, what: str, action: Callable[[], float]) -> None:
@@ -669,6 +793,22 @@ def print_summary(res: Results) -> None:
         f"amphub memory growth during clone: {max(res.memory_mb):.0f} MB "
         f"(goal < {GOALS['memory_mb']} MB)"
     )
+    for what, times, goal in (
+        ("push into an empty repository", res.push, GOALS["push"]),
+        ("clone --filter=blob:none", res.partial_clone, GOALS["partial"]),
+        (f"checkout {LAZY_BACK} back (lazy fetches)", res.lazy_checkout, GOALS["partial"]),
+        ("clone --depth 1 of a 90 MB file", res.depth_clone, GOALS["depth"]),
+        (f"ls-remote --heads beside {TAGS} tags", res.ls_remote, GOALS["clone"]),
+    ):
+        if times:
+            a, c = (statistics.median(times[n]) for n in (amp, cgit))
+            print(f"{what}: amphub {a:.2f} s, git http-backend {c:.2f} s, "
+                  f"ratio {a / c:.2f} (goal <= {goal})")  # fmt: skip
+    if res.depth_memory_mb:
+        print(
+            f"amphub memory growth during the depth-1 clone: {max(res.depth_memory_mb):.0f} MB "
+            f"(goal < {GOALS['memory_mb']} MB)"
+        )
 
 
 # --- main -------------------------------------------------------------------------------
@@ -688,7 +828,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
     log(f"built {args.commits} commits, {objects} objects, {size_mb:.1f} MB in {took:.1f} s")
 
     cgit = start_cgit(root, src, env)
-    amphub, _ = start_amphub(root, amphub_source(root, args.amphub_rev, env), env)
+    amphub, key = start_amphub(root, amphub_source(root, args.amphub_rev, env), env)
     servers = [amphub, cgit]
     push = timed_git(["-C", str(src), "push", "-q", "--force", amphub.url, "master"], env)
     log(f"pushed to amphub in {push:.2f} s; {cgit.name} serves a bare clone")
@@ -703,6 +843,15 @@ def run(args: argparse.Namespace, root: Path) -> None:
         git(["-C", str(src), "push", "-q", server.url, "master"], env)
     log(f"pushed one more commit {head[:12]} to both servers")
     measure_fetches(servers, bases, clones, args.runs, head, env, res)
+    measure_pushes(root, (amphub, cgit, key), src, args.runs, env, res)
+    measure_partial(servers, clones, args.runs, env, res)
+    add_big_file(src, env)
+    for server in servers:
+        git(["-C", str(src), "push", "-q", server.url, "weights"], env)
+    measure_depth(servers, clones, args.runs, env, res)
+    repos = [root / "amphub-data" / "repos" / SPACE / f"{MODEL}.git", root / "cgit" / "bench.git"]
+    add_tags(src, repos, env)
+    measure_ls_remote(servers, args.runs, env, res)
 
     print_summary(res)
     if args.profile:

@@ -8,10 +8,9 @@ import shutil
 import time
 from pathlib import Path
 
-import pytest
 from dulwich.protocol import pkt_line
 
-from amphub.git import upload
+from amphub.git import upload, upload_request
 from amphub.storage import rebuilt_blobs
 from amphub.storage.repos import PACK_CACHE_DIR, repo_size
 from tests.conftest import Hub, commit, git
@@ -248,24 +247,18 @@ async def test_repo_size_leaves_out_the_cache(hub, model_repo, tmp_path):
     assert repo_size(repo_dir(hub)) == before
 
 
-@pytest.mark.parametrize(
-    ("lines", "plain"),
-    [
-        ([WANT + b" side-band-64k ofs-delta\n"], True),
-        ([WANT + b" side-band-64k\n", WANT + b"\n"], True),
-        ([WANT + b"\n", b"shallow " + b"2" * 40 + b"\n"], False),
-        ([WANT + b"\n", b"deepen 1\n"], False),
-        ([WANT + b"\n", b"deepen-since 1700000000\n"], False),
-        ([WANT + b"\n", b"filter blob:none\n"], False),
-        ([WANT + b" filter=blob:none\n"], False),
-    ],
-)
-def test_requests_dulwich_answers_itself(lines, plain):
+def test_request_head_is_parsed_and_dulwich_sees_only_the_wants():
+    shallow = b"shallow " + b"2" * 40 + b"\n"
+    lines = [WANT + b" side-band-64k deepen-relative\n", shallow, b"deepen 3\n"]
+    lines.append(b"filter blob:limit=1k\n")
     body = b"".join(pkt_line(line) for line in lines) + pkt_line(None) + pkt_line(b"done\n")
     chunks = [body[:7], body[7:]]
-    head = upload.read_request_head(lambda size: chunks.pop(0) if chunks else b"")
-    assert upload.is_plain_request(head) is plain
-    assert head == body[: len(head)]
+    head = upload_request.read_request_head(lambda size: chunks.pop(0) if chunks else b"")
+    request = upload_request.parse_request(head)
+    assert request.wants == [b"\x11" * 20]
+    assert request.client_shallow == {b"\x22" * 20}
+    assert (request.depth, request.relative, request.filter_spec) == (3, True, b"blob:limit=1k")
+    assert request.negotiation == pkt_line(lines[0]) + pkt_line(None) + pkt_line(b"done\n")
 
 
 def test_replay_returns_the_head_then_the_rest():

@@ -178,11 +178,14 @@ class PackWriter:
         self._out(data)
         self.offset += len(data)
 
+    def _emit_range(self, data: mmap.mmap, start: int, end: int) -> None:
+        """Emit stored bytes a chunk at a time: a large object is never one copy in memory."""
+        for at in range(start, end, COPY_CHUNK):
+            self._emit(data[at : min(at + COPY_CHUNK, end)])
+
     def copy_pack(self, pack: PackFile) -> None:
         """Copy a whole pack's objects: their deltas stay valid as they are."""
-        end = len(pack.data) - 20
-        for start in range(12, end, COPY_CHUNK):
-            self._emit(pack.data[start : min(start + COPY_CHUNK, end)])
+        self._emit_range(pack.data, 12, len(pack.data) - 20)
 
     def copy_object(self, pack: PackFile, offset: int, sha: bytes) -> None:
         """Copy one stored object, re-pointing or expanding a delta whose base moved."""
@@ -192,7 +195,7 @@ class PackWriter:
         if isinstance(base, int):  # OFS_DELTA
             base_at = self._written.get((id(pack), base))
             if base_at is not None and here - base_at == offset - base:
-                self._emit(pack.data[offset:end])
+                self._emit_range(pack.data, offset, end)
             elif base_at is not None:
                 self._emit_delta(size, here - base_at, pack.data[start:end])
             elif (base_sha := pack.sha_at(base)) is not None and self._sendable(base_sha):
@@ -202,7 +205,7 @@ class PackWriter:
         elif isinstance(base, bytes) and not self._sendable(base):  # REF_DELTA
             self.write_whole(sha)
         else:
-            self._emit(pack.data[offset:end])
+            self._emit_range(pack.data, offset, end)
         self._written[(id(pack), offset)] = here
 
     def _emit_delta(self, size: int, base: int | bytes, compressed: bytes) -> None:

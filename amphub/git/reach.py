@@ -7,12 +7,14 @@ import re
 import zlib
 from binascii import unhexlify
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from dulwich.pack import apply_delta
 
+from amphub.git.object_filter import NO_FILTER, ObjectFilter
 from amphub.git.packfile import Load, PackFile, loose_ids
 from amphub.storage.git_objects import object_header
 
@@ -235,7 +237,69 @@ def references(objects: AllObjects, sha: bytes) -> list[bytes]:
     return [tree, *parents]
 
 
+# --- which objects may be wanted ----------------------------------------------------
+
+
+def unreached_wants(
+    load: Load,
+    kind_of: Callable[[bytes], int | None],
+    tips: list[bytes],
+    wants: set[bytes],
+    reachable: Callable[[], set[bytes]],
+) -> set[bytes]:
+    """The wants that no tip (an object a ref points at) reaches, or that do not exist.
+
+    Commits are looked for by walking from the tips, newest first; trees and blobs (the
+    lazy fetches of a partial clone) are checked against every object `reachable` lists.
+    """
+    kinds = {sha: kind_of(sha) for sha in wants - set(tips)}
+    commits = {sha for sha, kind in kinds.items() if kind == COMMIT}
+    others = {sha for sha, kind in kinds.items() if kind in (TREE, BLOB, TAG)}
+    if commits:
+        commits -= _commits_found(load, tips, commits)
+    if others:
+        others -= reachable()
+    return {sha for sha, kind in kinds.items() if kind is None} | commits | others
+
+
+def _commits_found(load: Load, tips: list[bytes], looked_for: set[bytes]) -> set[bytes]:
+    """Which of `looked_for` the tips reach; the walk stops once all are found."""
+    tip_commits, _ = peel(load, tips, set())
+    found: set[bytes] = set()
+    seen = set(tip_commits)
+    queue: list[tuple[int, bytes, bytes]] = []
+    for sha in seen:
+        text = load(sha)[1]
+        heapq.heappush(queue, (-commit_time(text), sha, text))
+    while queue and found != looked_for:
+        _, sha, text = heapq.heappop(queue)
+        if sha in looked_for:
+            found.add(sha)
+        for parent in commit_links(text)[1]:
+            if parent not in seen:
+                seen.add(parent)
+                parent_text = load(parent)[1]
+                heapq.heappush(queue, (-commit_time(parent_text), parent, parent_text))
+    return found
+
+
 # --- which objects: a fetch ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Where the history of a shallow fetch ends (see `amphub.git.shallow`)."""
+
+    boundary: set[bytes] = field(default_factory=set)  # sent, their parents not
+    unshallow: set[bytes] = field(default_factory=set)  # client's shallow commits now deeper
+    client: set[bytes] = field(default_factory=set)  # the client's shallow commits
+
+    def new_shallow(self) -> set[bytes]:
+        """The `shallow` lines of the answer: boundary commits the client does not know."""
+        return self.boundary - self.client
+
+
+NO_CUT = Cut()
 
 
 @dataclass(frozen=True)
@@ -248,32 +312,45 @@ class FetchWalk:
     others: list[bytes]  # wanted trees and blobs
 
 
-def walk_fetch(load: Load, wants: set[bytes], haves: list[bytes]) -> FetchWalk:
-    """The commits a client with `haves` lacks to have `wants`."""
+def walk_fetch(load: Load, wants: set[bytes], haves: list[bytes], cut: Cut = NO_CUT) -> FetchWalk:
+    """The commits a client with `haves` lacks to have `wants`, within a shallow fetch's cut."""
     tags: set[bytes] = set()
-    want_commits, others = _peel(load, wants, tags)
-    have_commits, _ = _peel(load, haves, set())
-    missing, edge = missing_commits(load, want_commits, have_commits)
+    want_commits, others = peel(load, wants, tags)
+    # An unshallowed commit's parents are new to the client, as git's upload-pack has it.
+    want_commits += [p for sha in cut.unshallow for p in commit_links(load(sha)[1])[1]]
+    have_commits, _ = peel(load, haves, set())
+    missing, edge = missing_commits(load, want_commits, have_commits, cut)
     return FetchWalk(missing, edge, tags, others)
 
 
 def fetch_objects(
-    load: Load, walk: FetchWalk, tagged: Mapping[bytes, bytes]
+    load: Load,
+    walk: FetchWalk,
+    tagged: Mapping[bytes, bytes],
+    keep: ObjectFilter = NO_FILTER,
+    size: Callable[[bytes], int] = lambda sha: 0,
 ) -> tuple[set[bytes], set[bytes]]:
-    """What the client lacks, and objects it is known to have (bases for thin deltas)."""
+    """What the client lacks, and objects it is known to have (bases for thin deltas).
+
+    Objects the filter `keep` leaves out are not sent, except those wanted by name.
+    """
     send = set(walk.missing) | walk.tags
     has: set[bytes] = set()
     bases = [commit_links(load(c)[1])[0] for c in walk.edge]
-    roots = [commit_links(load(c)[1])[0] for c in walk.missing]
+    roots = [commit_links(load(c)[1])[0] for c in walk.missing] if keep.keeps(0) else []
     kinds = {sha: load(sha)[0] for sha in walk.others}
-    for root in roots + [sha for sha, kind in kinds.items() if kind == TREE]:
-        diff_tree(load, root, bases, send, has)
-    send.update(sha for sha, kind in kinds.items() if kind == BLOB)
+    for root in roots:
+        diff_tree(load, root, bases, send, has, keep, size)
+    for sha, kind in kinds.items():
+        if kind == TREE:
+            diff_tree(load, sha, [], send, has, keep, size)
+        else:
+            send.add(sha)
     add_tags(load, send, tagged)
     return send, has
 
 
-def _peel(load: Load, shas: Iterable[bytes], tags: set[bytes]) -> tuple[list[bytes], list[bytes]]:
+def peel(load: Load, shas: Iterable[bytes], tags: set[bytes]) -> tuple[list[bytes], list[bytes]]:
     """The commits and other objects that `shas` are or point at; tags go to `tags`."""
     commits: list[bytes] = []
     others: list[bytes] = []
@@ -288,12 +365,14 @@ def _peel(load: Load, shas: Iterable[bytes], tags: set[bytes]) -> tuple[list[byt
 
 
 def missing_commits(
-    load: Load, wants: list[bytes], haves: list[bytes]
+    load: Load, wants: list[bytes], haves: list[bytes], cut: Cut = NO_CUT
 ) -> tuple[list[bytes], set[bytes]]:
     """Commits reachable from wants and not from haves, and the have-side parents they have.
 
     Walks newest first, as `git rev-list wants --not haves` does, and stops once every
-    commit left to visit is reachable from a have: a few commits for a small fetch.
+    commit left to visit is reachable from a have: a few commits for a small fetch. A
+    shallow fetch's boundary commits are sent without their parents, and the client's
+    shallow commits say nothing of their parents, which it lacks.
     """
     seen: dict[bytes, bool] = {}  # commit -> reachable from a have
     queue: list[tuple[int, bytes]] = []
@@ -307,6 +386,11 @@ def missing_commits(
         texts[sha] = load(sha)[1]
         heapq.heappush(queue, (-commit_time(texts[sha]), sha))
 
+    def parents(sha: bytes) -> list[bytes]:
+        if sha in (cut.client if seen[sha] else cut.boundary):
+            return []
+        return commit_links(texts[sha])[1]
+
     for sha in haves:
         push(sha, True)
     for sha in wants:
@@ -317,19 +401,29 @@ def missing_commits(
         uninteresting = seen[sha]
         if not uninteresting:
             missing.append(sha)
-        for parent in commit_links(texts[sha])[1]:
+        for parent in parents(sha):
             push(parent, uninteresting)
-    edge = {p for c in missing for p in commit_links(texts[c])[1] if seen[p]}
+    edge = {p for c in missing for p in parents(c) if seen[p]}
     return missing, edge
 
 
 def diff_tree(
-    load: Load, root: bytes, bases: list[bytes], send: set[bytes], has: set[bytes]
+    load: Load,
+    root: bytes,
+    bases: list[bytes],
+    send: set[bytes],
+    has: set[bytes],
+    keep: ObjectFilter = NO_FILTER,
+    size: Callable[[bytes], int] = lambda sha: 0,
 ) -> None:
-    """Add what of `root` the client lacks to `send`, comparing with trees it has by path."""
-    stack = [(root, bases)]
+    """Add what of `root` the client lacks to `send`, comparing with trees it has by path.
+
+    `root` is sent; what it holds only where the filter `keep` lets it through (`size`
+    gives a blob's size).
+    """
+    stack = [(root, bases, 0)]
     while stack:
-        tree, base_trees = stack.pop()
+        tree, base_trees, depth = stack.pop()
         if tree in send or tree in has:
             continue
         send.add(tree)
@@ -339,10 +433,12 @@ def diff_tree(
                 has.add(sha)
                 if mode == TREE_MODE:
                     known.setdefault(name, []).append(sha)
+        below = depth + 1
         for mode, name, sha in TREE_ENTRY.findall(load(tree)[1]):
             if mode == GITLINK_MODE or sha in send or sha in has:
                 continue
             if mode == TREE_MODE:
-                stack.append((sha, known.get(name, [])))
-            else:
+                if keep.keeps(below):
+                    stack.append((sha, known.get(name, []), below))
+            elif keep.keeps_blob(below, partial(size, sha)):
                 send.add(sha)

@@ -18,6 +18,7 @@ from dulwich.object_store import PackInputTooLarge
 from dulwich.objects import Commit, ObjectID
 from dulwich.protocol import (
     CAPABILITY_ATOMIC,
+    CAPABILITY_PUSH_OPTIONS,
     CAPABILITY_SIDE_BAND_64K,
     SIDE_BAND_CHANNEL_PROGRESS,
     ReceivableProtocol,
@@ -67,10 +68,18 @@ class AmphubReceivePackHandler(ReceivePackHandler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.updated: list[RefUpdate] = []
+        self.push_options: list[str] = []
+
+    def capabilities(self) -> list[bytes]:
+        """dulwich's, with push options (`git push -o`)."""
+        return [*super().capabilities(), CAPABILITY_PUSH_OPTIONS]
 
     def _apply_pack(
         self, refs: list[tuple[ObjectID, ObjectID, Ref]]
     ) -> Iterator[tuple[bytes, bytes]]:
+        if self.has_capability(CAPABILITY_PUSH_OPTIONS):  # sent between commands and pack
+            while (line := self.proto.read_pkt_line()) is not None:
+                self.push_options.append(line.decode(errors="replace"))
         commands = [RefUpdate(ref, old, new) for old, new, ref in refs]
         if any(c.new != ZERO for c in commands):
             error = self._store_pack([unhexlify(c.new) for c in commands if c.new != ZERO])

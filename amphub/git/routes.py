@@ -16,6 +16,7 @@ from dulwich.server import ReceivePackHandler, UploadPackHandler
 
 from amphub import db
 from amphub.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from amphub.git import protocol_v2
 from amphub.git.backend import REPO_ARGS, one_repo_backend
 from amphub.git.bridge import (
     BodyTooLarge,
@@ -24,7 +25,7 @@ from amphub.git.bridge import (
     run_streamed,
 )
 from amphub.git.receive import EMPTY_PACK_BYTES, AmphubReceivePackHandler
-from amphub.git.upload import serve_upload_pack
+from amphub.git.upload import AmphubUploadPackHandler, serve_upload_pack
 from amphub.http import keys
 from amphub.http.access import require_model
 from amphub.http.urls import model_ids
@@ -38,7 +39,7 @@ log = logging.getLogger("amphub.git")
 
 ServiceHandler = type[UploadPackHandler] | type[ReceivePackHandler]
 SERVICES: dict[str, tuple[ServiceHandler, Action]] = {
-    "git-upload-pack": (UploadPackHandler, Action.READ_FILES),
+    "git-upload-pack": (AmphubUploadPackHandler, Action.READ_FILES),
     "git-receive-pack": (AmphubReceivePackHandler, Action.WRITE_FILES),
 }
 # Wants and haves of a fetch, as git http-backend's GIT_HTTP_MAX_REQUEST_BUFFER; a pack
@@ -89,6 +90,10 @@ async def get_info_refs(request: web.Request) -> web.StreamResponse:
         headers={"Content-Type": f"application/x-{service}-advertisement", **NO_CACHE}
     )
 
+    if call.handler_cls is AmphubUploadPackHandler and speaks_v2(request):
+        await run_streamed(request, response, lambda bridge: protocol_v2.advertise(bridge.write))
+        return response
+
     def advertise(bridge: StreamBridge) -> None:
         bridge.write(pkt_line(f"# service={service}\n".encode()) + pkt_line(None))
         with Repo(str(call.path)) as repo:
@@ -108,7 +113,7 @@ async def post_service(request: web.Request) -> web.StreamResponse:
     call = await _open_service(request, service)
     if request.content_type != f"application/x-{service}-request":
         raise UnsupportedMediaType(f"expected Content-Type application/x-{service}-request")
-    if call.handler_cls is UploadPackHandler:
+    if call.handler_cls is AmphubUploadPackHandler:
         return await _upload_pack(request, call)
     return await _receive_pack(request, call)
 
@@ -117,7 +122,12 @@ async def _upload_pack(request: web.Request, call: ServiceCall) -> web.StreamRes
     response = _result_response("git-upload-pack")
 
     def serve(bridge: StreamBridge) -> None:
-        serve_upload_pack(call.path, bridge.recv, bridge.write)
+        if v2:
+            protocol_v2.serve(call.path, bridge.recv(MAX_NEGOTIATION_BODY), bridge.write)
+        else:
+            serve_upload_pack(call.path, bridge.recv, bridge.write)
+
+    v2 = speaks_v2(request)
 
     try:
         async with body_spooled(request, MAX_NEGOTIATION_BODY) as body:
@@ -148,13 +158,18 @@ async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamRe
                 with lock:
                     handler.handle()
             finally:
-                target.record(handler.updated)
+                target.record(handler.updated, handler.push_options)
 
     # Past the room left, the handler refuses the pack with the quota's sentence.
     limit = max(room, EMPTY_PACK_BYTES) + MAX_NEGOTIATION_BODY
     async with body_spooled(request, limit, cut=True) as body:
         await _run_service(request, response, call, serve, body)
     return response
+
+
+def speaks_v2(request: web.Request) -> bool:
+    """Whether the client asks for protocol v2 (upload-pack only; receive-pack stays v0)."""
+    return protocol_v2.wants_v2(request.headers.get("Git-Protocol", ""))
 
 
 def _result_response(service: str) -> web.StreamResponse:

@@ -15,8 +15,10 @@ negotiation, side-band) and replaces the two costly steps:
 
 The pack of a full clone (no haves) is kept under `<repo>/amphub-cache/`, named by a hash
 of the refs and capabilities it depends on, so the next clone of unchanged refs streams a
-file. Requests with shallow, deepen or filter lines, SHA-256 repositories and
-repositories with alternates go to dulwich's own handler unchanged.
+file. Shallow, deepen and filtered requests take the fetch path, their history cut
+(`amphub.git.shallow`) and their trees filtered (`amphub.git.object_filter`); any object
+a ref reaches may be wanted. SHA-256 repositories and repositories with alternates go to
+dulwich's own handler unchanged.
 
 Object ids are binary (20 bytes) here; hex only at dulwich's protocol boundary.
 """
@@ -29,12 +31,18 @@ import tempfile
 from binascii import hexlify, unhexlify
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
+from dulwich.errors import GitProtocolError
 from dulwich.object_format import SHA1
 from dulwich.objects import ObjectID
 from dulwich.protocol import (
+    CAPABILITY_ALLOW_REACHABLE_SHA1_IN_WANT,
+    CAPABILITY_DEEPEN_NOT,
+    CAPABILITY_DEEPEN_RELATIVE,
+    CAPABILITY_DEEPEN_SINCE,
     CAPABILITY_INCLUDE_TAG,
     CAPABILITY_NO_DONE,
     CAPABILITY_OFS_DELTA,
@@ -45,6 +53,7 @@ from dulwich.repo import Repo
 from dulwich.server import UploadPackHandler, _ProtocolGraphWalker
 
 from amphub.git.backend import REPO_ARGS, disk_repo, one_repo_backend
+from amphub.git.object_filter import BLOB_NONE, NO_FILTER, ObjectFilter, parse_filter
 from amphub.git.packfile import (
     COPY_CHUNK,
     PackFile,
@@ -52,7 +61,21 @@ from amphub.git.packfile import (
     write_clone_pack,
     write_fetch_pack,
 )
-from amphub.git.reach import add_tags, fetch_objects, read_all_objects, unreachable, walk_fetch
+from amphub.git.reach import (
+    BLOB,
+    NO_CUT,
+    Cut,
+    add_tags,
+    fetch_objects,
+    peel,
+    read_all_objects,
+    unreachable,
+    unreached_wants,
+    walk_fetch,
+)
+from amphub.git.shallow import ancestors, cut_by_depth, cut_by_rev_list
+from amphub.git.upload_request import UploadRequest, parse_request, read_request_head
+from amphub.storage.git_objects import object_kind, object_size
 from amphub.storage.rebuilt_blobs import prune_cache
 from amphub.storage.repos import PACK_CACHE_DIR, prepare_repo
 
@@ -60,8 +83,8 @@ SIDEBAND_DATA = 65515  # the payload of one side-band-64k pkt-line
 CACHE_KEEP = 3
 BULK_FETCH_COMMITS = 500
 CACHE_FORMAT = b"amphub pack cache 1\n"
-# Lines of a request's first section that dulwich must see: it answers them itself.
-SPECIAL_LINES = (b"shallow ", b"deepen", b"filter ")
+NOT_TEXT = (None, BLOB)
+REACHABLE = ".reachable"  # the ids every ref reaches, beside the full-clone packs
 
 
 def serve_upload_pack(
@@ -70,61 +93,25 @@ def serve_upload_pack(
     """Answer one stateless upload-pack request read with `recv`, written with `write`."""
     prepare_repo(path)
     head = read_request_head(recv)
-    replay = _Replay(head, recv)
     with Repo(str(path)) as repo:
-        proto = ReceivableProtocol(replay.recv, write)
         backend = one_repo_backend(repo)
-        plain = (
-            repo.object_format is SHA1
-            and not repo.object_store.alternates
-            and is_plain_request(head)
-        )
-        handler_cls = AmphubUploadPackHandler if plain else UploadPackHandler
-        handler_cls(backend, REPO_ARGS, proto, stateless_rpc=True).handle()
+        if not served_by_amphub(repo):
+            proto = ReceivableProtocol(_Replay(head, recv).recv, write)
+            UploadPackHandler(backend, REPO_ARGS, proto, stateless_rpc=True).handle()
+            return
+        request = parse_request(head)
+        proto = ReceivableProtocol(_Replay(request.negotiation, recv).recv, write)
+        handler = AmphubUploadPackHandler(backend, REPO_ARGS, proto, stateless_rpc=True)
+        handler.request = request
+        handler.handle()
+
+
+def served_by_amphub(repo: Repo) -> bool:
+    """Whether amphub's handler serves the repository (SHA-1, no alternates: all it makes)."""
+    return repo.object_format is SHA1 and not repo.object_store.alternates
 
 
 # --- the request --------------------------------------------------------------------
-
-
-def read_request_head(recv: Callable[[int], bytes]) -> bytes:
-    """The request's bytes up to its first flush-pkt (or less if it is malformed)."""
-    data = bytearray()
-    pos = 0
-    while True:
-        while len(data) < pos + 4:
-            chunk = recv(65536)
-            if not chunk:
-                return bytes(data)
-            data += chunk
-        try:
-            size = int(data[pos : pos + 4], 16)
-        except ValueError:
-            return bytes(data)
-        if size < 4:
-            return bytes(data)
-        pos += size
-
-
-def request_lines(head: bytes) -> Iterator[bytes]:
-    """The pkt-line payloads of a request head read by `read_request_head`."""
-    pos = 0
-    while pos + 4 <= len(head):
-        try:
-            size = int(head[pos : pos + 4], 16)
-        except ValueError:
-            return
-        if size < 4:
-            return
-        yield head[pos + 4 : pos + size]
-        pos += size
-
-
-def is_plain_request(head: bytes) -> bool:
-    """Whether the wants come without shallow, deepen or filter lines."""
-    for number, line in enumerate(request_lines(head)):
-        if line.startswith(SPECIAL_LINES) or (number == 0 and b" filter=" in line):
-            return False
-    return True
 
 
 class _Replay:
@@ -146,32 +133,133 @@ class _Replay:
 
 
 class AmphubUploadPackHandler(UploadPackHandler):
-    """Negotiates as dulwich does, then sends a pack built from the stored packs."""
+    """Negotiates as dulwich does, then sends a pack built from the stored packs.
+
+    The first section of the request was read by `parse_request`: dulwich sees only
+    its want lines; shallow, deepen and filter lines are answered here.
+    """
+
+    request = UploadRequest()
+
+    def capabilities(self) -> list[bytes]:
+        """dulwich's, with fetches by commit id and every way to deepen."""
+        if not served_by_amphub(disk_repo(self.repo)):
+            return super().capabilities()
+        return [
+            *super().capabilities(),
+            CAPABILITY_ALLOW_REACHABLE_SHA1_IN_WANT,
+            CAPABILITY_DEEPEN_SINCE,
+            CAPABILITY_DEEPEN_NOT,
+            CAPABILITY_DEEPEN_RELATIVE,
+        ]
 
     def handle(self) -> None:
         """Answer the wants and haves of one request, with a pack once the client is done."""
         self._processing_have_lines = True
         repo = self.repo
         store = repo.object_store
+        request = self.request
+        keep = parse_filter(request.filter_spec)
         walker = _ProtocolGraphWalker(self, store, repo.get_peeled, repo.refs.get_symrefs)
         refs = {ref: sha for ref, sha in repo.get_refs().items() if sha in store}
-        wants = walker.determine_wants(refs)
+        # dulwich accepts the wants it is shown as refs: add those a ref reaches.
+        wanted = {Ref(b"want/" + hexlify(sha)): ObjectID(hexlify(sha)) for sha in request.wants}
+        wants = walker.determine_wants({**refs, **self.reachable(refs, wanted)})
+        cut = self.cut(refs) if request.deepens and request.wants else NO_CUT
+        if request.deepens and request.wants:
+            self.write_shallow_lines(cut)
+            self.proto.write_pkt_line(None)
         if not wants:
             return
         haves = store.find_common_revisions(walker)
         if not walker.handle_done(not self.has_capability(CAPABILITY_NO_DONE), self._done_received):
             return
+        self.send_pack(refs, wants, haves, cut, keep)
+
+    def send_pack(
+        self,
+        refs: Mapping[Ref, ObjectID],
+        wants: Iterable[ObjectID],
+        haves: Iterable[ObjectID],
+        cut: Cut,
+        keep: ObjectFilter,
+    ) -> None:
+        """Send the pack of the checked wants, for a client that has `haves`."""
         self._start_pack_send_phase()
         output = SidebandOutput(self.write_pack_data)
         # dulwich finds no repository behind a DictBackend's Repo unless given one.
-        tagged = {unhexlify(k): unhexlify(v) for k, v in self.get_tagged(refs, repo).items()}
+        tagged = {unhexlify(k): unhexlify(v) for k, v in self.get_tagged(refs, self.repo).items()}
         binary_wants = {unhexlify(w) for w in wants}
-        if haves:
-            self._send_fetch(output, binary_wants, [unhexlify(h) for h in haves], tagged)
+        binary_haves = [unhexlify(h) for h in haves]
+        # A clone of ref tips (whole or blob:none) is read in one pass and its pack kept;
+        # the lazy fetches of a partial clone (wants no ref points at) are not.
+        tips = {unhexlify(sha) for sha in refs.values()}
+        plain = cut is NO_CUT and keep in (NO_FILTER, BLOB_NONE) and binary_wants <= tips
+        if plain and not binary_haves:
+            self._send_clone(output, refs, binary_wants, tagged, keep)
         else:
-            self._send_clone(output, refs, binary_wants, tagged)
+            self._send_fetch(output, binary_wants, binary_haves, tagged, cut, keep)
         output.flush()
         self.proto.write_pkt_line(None)
+
+    def write_shallow_lines(self, cut: Cut) -> None:
+        """The `shallow` and `unshallow` lines that tell the client where its history ends."""
+        for sha in sorted(cut.new_shallow()):
+            self.proto.write_pkt_line(b"shallow " + hexlify(sha) + b"\n")
+        for sha in sorted(cut.unshallow):
+            self.proto.write_pkt_line(b"unshallow " + hexlify(sha) + b"\n")
+
+    def reachable(
+        self, refs: Mapping[Ref, ObjectID], wanted: Mapping[Ref, ObjectID]
+    ) -> dict[Ref, ObjectID]:
+        """The wants not at a ref that a ref reaches (allow-reachable-sha1-in-want)."""
+        tips = {unhexlify(sha) for sha in refs.values()}
+        asked = {unhexlify(sha) for sha in wanted.values()} - tips
+        if not asked:
+            return {}
+        repo = disk_repo(self.repo)
+        store = repo.object_store
+        load = raw_loader(store)
+
+        def everything() -> set[bytes]:
+            with ExitStack() as stack:
+                packs = [stack.enter_context(PackFile(p, indexed=True)) for p in store.packs]
+                objects = read_all_objects(packs, Path(store.path), load)
+                return objects.ids - unreachable(objects, tips)
+
+        # The lazy fetches of a partial clone come one after another: the set is kept.
+        cache = PackCache(Path(repo.path) / PACK_CACHE_DIR)
+        key = cache_key(refs, [], [b"reachable"])
+
+        def kind_of(sha: bytes) -> int | None:
+            return object_kind(store, hexlify(sha))
+
+        refused = unreached_wants(
+            load, kind_of, list(tips), asked, partial(cache.reachable, key, everything)
+        )
+        return {ref: sha for ref, sha in wanted.items() if unhexlify(sha) not in refused}
+
+    def cut(self, refs: Mapping[Ref, ObjectID]) -> Cut:
+        """Where the history of a shallow fetch ends; the wants were checked."""
+        request = self.request
+        load = raw_loader(self.repo.object_store)
+        wants, _ = peel(load, request.wants, set())
+        if request.depth is not None:
+            starts = sorted(request.client_shallow) if request.relative else wants
+            depth = request.depth + 1 if request.relative else request.depth
+            return cut_by_depth(load, starts, depth, request.client_shallow)
+        not_tips = []
+        for name in request.not_refs:
+            sha = (
+                refs.get(Ref(name))
+                or refs.get(Ref(b"refs/heads/" + name))
+                or refs.get(Ref(b"refs/tags/" + name))
+            )
+            if sha is None:
+                raise GitProtocolError(f"deepen-not: no ref {name.decode(errors='replace')}")
+            not_tips.append(unhexlify(sha))
+        excluded = ancestors(load, peel(load, not_tips, set())[0])
+        return cut_by_rev_list(load, wants, self.request.since, excluded, request.client_shallow)
 
     def _send_fetch(
         self,
@@ -179,9 +267,12 @@ class AmphubUploadPackHandler(UploadPackHandler):
         wants: set[bytes],
         haves: list[bytes],
         tagged: Mapping[bytes, bytes],
+        cut: Cut,
+        keep: ObjectFilter,
     ) -> None:
-        store = disk_repo(self.repo).object_store
-        walk = walk_fetch(raw_loader(store), wants, haves)
+        repo = disk_repo(self.repo)
+        store = repo.object_store
+        walk = walk_fetch(raw_loader(store), wants, haves, cut)
         # Past a few hundred commits one pass over the packs beats lookups one by one.
         bulk = len(walk.missing) > BULK_FETCH_COMMITS
         with ExitStack() as stack:
@@ -189,7 +280,13 @@ class AmphubUploadPackHandler(UploadPackHandler):
             load = raw_loader(store)
             if bulk:
                 load = read_all_objects(packs, Path(store.path), raw_loader(store)).load
-            send, has = fetch_objects(load, walk, tagged)
+
+            def size(sha: bytes) -> int:
+                return object_size(repo, hexlify(sha))
+
+            send, has = fetch_objects(load, walk, tagged, keep, size)
+            if keep is not NO_FILTER:
+                has = set()  # a partial clone may lack what it has the trees of
             self.progress(f"counting objects: {len(send)}, done.\n".encode())
             write_fetch_pack(output.write, packs, load, send, has)
 
@@ -199,19 +296,22 @@ class AmphubUploadPackHandler(UploadPackHandler):
         refs: Mapping[Ref, ObjectID],
         wants: set[bytes],
         tagged: Mapping[bytes, bytes],
+        keep: ObjectFilter,
     ) -> None:
         cache = PackCache(Path(disk_repo(self.repo).path) / PACK_CACHE_DIR)
         caps = [c for c in (CAPABILITY_INCLUDE_TAG, CAPABILITY_OFS_DELTA) if self.has_capability(c)]
+        if keep is BLOB_NONE:
+            caps.append(b"filter=blob:none")
         key = cache_key(refs, wants, caps)
         cached = cache.get(key)
         if cached is None:
-            with cache.put(key) as keep:
+            with cache.put(key) as store:
 
                 def both(data: bytes) -> None:
                     output.write(data)
-                    keep(data)
+                    store(data)
 
-                self._write_clone(both, wants, tagged)
+                self._write_clone(both, wants, tagged, keep)
             return
         with cached:
             count = int.from_bytes(cached.read(12)[8:], "big")
@@ -221,13 +321,19 @@ class AmphubUploadPackHandler(UploadPackHandler):
                 output.write(chunk)
 
     def _write_clone(
-        self, out: Callable[[bytes], None], wants: set[bytes], tagged: Mapping[bytes, bytes]
+        self,
+        out: Callable[[bytes], None],
+        wants: set[bytes],
+        tagged: Mapping[bytes, bytes],
+        keep: ObjectFilter,
     ) -> None:
         store = disk_repo(self.repo).object_store
         with ExitStack() as stack:
             packs = [stack.enter_context(PackFile(pack, indexed=True)) for pack in store.packs]
             objects = read_all_objects(packs, Path(store.path), raw_loader(store))
             send = objects.ids - unreachable(objects, wants)
+            if keep is BLOB_NONE:  # objects whose text is not kept are blobs
+                send = {sha for sha in send if sha in wants or objects.kind_of(sha) not in NOT_TEXT}
             add_tags(objects.load, send, tagged)
             self.progress(f"counting objects: {len(send)}, done.\n".encode())
             write_clone_pack(out, packs, objects.load, send)
@@ -294,9 +400,24 @@ class PackCache:
         os.utime(file.fileno())  # recently served packs are kept longest
         return file
 
+    def reachable(self, key: str, compute: Callable[[], set[bytes]]) -> set[bytes]:
+        """The ids of the objects the refs reach, kept under `key` (which names the refs)."""
+        path = self.root / f"{key}{REACHABLE}"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        if data and len(data) % 20 == 0:
+            os.utime(path)
+            return {data[at : at + 20] for at in range(0, len(data), 20)}
+        ids = compute()
+        with self.put(key, REACHABLE) as write:
+            write(b"".join(sorted(ids)))
+        return ids
+
     @contextmanager
-    def put(self, key: str) -> Iterator[Callable[[bytes], None]]:
-        """A function that writes the pack for `key`; it becomes visible only once complete.
+    def put(self, key: str, suffix: str = ".pack") -> Iterator[Callable[[bytes], None]]:
+        """A function that writes the file for `key`; it becomes visible only once complete.
 
         The cache only saves work: where it cannot be written (a full disk), the writes go
         nowhere and the clone goes on.
@@ -324,7 +445,7 @@ class PackCache:
                 with suppress(OSError):  # not kept: the next clone writes it again
                     file.flush()
                     os.fsync(file.fileno())  # so a crash cannot leave a short file at the name
-                    os.replace(temp, self.root / f"{key}.pack")
+                    os.replace(temp, self.root / f"{key}{suffix}")
         finally:
             with suppress(OSError):
                 file.close()
@@ -333,5 +454,6 @@ class PackCache:
         self.prune()
 
     def prune(self) -> None:
-        """Keep the newest packs and drop temp files that a crash left behind."""
+        """Keep the newest packs and sets of ids; drop temp files that a crash left behind."""
         prune_cache(self.root.glob("*.pack"), self.keep, self.root.glob("tmp-*.partial"))
+        prune_cache(self.root.glob(f"*{REACHABLE}"), self.keep, [])

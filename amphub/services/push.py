@@ -7,7 +7,8 @@ Every way of moving refs (git push, a Hugging Face commit, a new branch or tag) 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from amphub.services.cards import refresh_card
 from amphub.services.hub import Hub
 from amphub.storage.repo_files import is_ancestor
 from amphub.storage.repos import DEFAULT_BRANCH
+
+log = logging.getLogger("amphub.push")
 
 ZERO = b"0" * 40  # the old or new side of a ref update where the ref does not exist
 
@@ -30,9 +33,19 @@ class RefUpdate:
 
 
 async def after_push(
-    hub: Hub, space_id: str, model_id: str, user: str, updated: list[RefUpdate]
+    hub: Hub,
+    space_id: str,
+    model_id: str,
+    user: str,
+    updated: list[RefUpdate],
+    options: Sequence[str] = (),
 ) -> None:
-    """Record a push that moved refs, and re-read the card if master moved."""
+    """Record a push that moved refs, and re-read the card if master moved.
+
+    `options` are the push's `git push -o` values: logged; none changes what happens yet.
+    """
+    if options:
+        log.info("push to %s/%s by %s with options %s", space_id, model_id, user, list(options))
     database = hub.db
     now = database.now()
     pushes = [
@@ -63,7 +76,7 @@ class PushTarget:
     model_id: str
     user: str
 
-    def record(self, updated: list[RefUpdate]) -> None:
+    def record(self, updated: list[RefUpdate], options: Sequence[str] = ()) -> None:
         """On the git thread that moved the refs: run `after_push` and wait for it.
 
         Every way of moving refs (git push, a Hugging Face commit, branch or tag) ends here.
@@ -75,7 +88,7 @@ class PushTarget:
             path = self.hub.repos.path(self.space_id, self.model_id)
             if any(leaves_commits_behind(path, update) for update in updated):
                 self.hub.repos.mark_rewritten(path, self.hub.clock().timestamp())
-            after = after_push(self.hub, self.space_id, self.model_id, self.user, updated)
+            after = after_push(self.hub, self.space_id, self.model_id, self.user, updated, options)
             asyncio.run_coroutine_threadsafe(after, self.loop).result()
 
     def moving(self, move: Callable[[], RefUpdate]) -> Callable[[], RefUpdate]:
