@@ -277,6 +277,8 @@ def _scan_other(
             for finding in text.scan_text(path, data):
                 where = f"{path}: " if depth else ""  # a member: say which
                 report.findings.append(replace(finding, message=where + finding.message))
+            if path.lower().endswith(".json") and b'"class_name"' in data:
+                formats.scan_keras_json(data, report)
             return
     if skip:
         report.skipped = True

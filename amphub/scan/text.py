@@ -1,7 +1,7 @@
 """Scan a text file: leaked secrets in any file, risky calls in Python, chat templates.
 
 ``scan_text`` is the entry point; ``secrets`` and ``code`` hold the first two checks,
-this module the third.
+``notebooks`` applies both to each cell of a notebook, this module holds the third.
 
 A chat template is Jinja that ``transformers`` renders in a sandbox whenever the
 tokenizer formats a conversation. The sandbox has been escaped before through
@@ -27,6 +27,7 @@ from pathlib import PurePosixPath
 
 from amphub.scan.code import scan_python
 from amphub.scan.findings import Finding
+from amphub.scan.notebooks import scan_notebook
 from amphub.scan.secrets import mask, scan_secrets
 
 __all__ = ["mask", "scan_chat_template", "scan_text"]
@@ -76,6 +77,10 @@ def scan_text(path: str, data: bytes) -> list[Finding]:
     """
     name = PurePosixPath(path).name.lower()
     suffix = PurePosixPath(name).suffix
+    if suffix == ".ipynb":
+        notebook = scan_notebook(data.decode("utf-8", "replace"))
+        if notebook is not None:
+            return notebook
     findings = scan_secrets(data, code=suffix in _CODE_SUFFIXES)
     if suffix == ".py":
         findings += scan_python(data.decode("utf-8", "replace"))
