@@ -15,8 +15,11 @@ import json
 import random
 import string
 
+import pytest
+
 from amphub.scan.dispatch import scan_blob
 from amphub.scan.findings import FileVerdict
+from amphub.scan.text import scan_text
 
 ALNUM = string.ascii_letters + string.digits
 
@@ -88,3 +91,75 @@ def test_a_clean_notebook_with_images_is_safe():
     )
     verdict = scan(nb, "eval.ipynb")
     assert verdict.status == "safe", verdict
+
+
+# --- obfuscated Python ------------------------------------------------------------
+
+OBFUSCATED = [
+    ("getattr-concat", "import os\ngetattr(os, 'sys' + 'tem')('id')", "dangerous"),
+    ("getattr-fstring", "import os\nx = 'tem'\ngetattr(os, f'sys{x}')('id')", "dangerous"),
+    ("getattr-join", "import os\ngetattr(os, ''.join(['sy', 'st', 'em']))('id')", "dangerous"),
+    ("getattr-reversed", "import os as o\ngetattr(o, 'metsys'[::-1])('id')", "dangerous"),
+    ("getattr-chr", "import os\ngetattr(os, 'sys' + chr(116) + 'em')('id')", "dangerous"),
+    ("getattr-unresolved", "import os\nname = input()\ngetattr(os, name)('id')", "suspicious"),
+    ("builtins-dict", "__builtins__.__dict__['ex' + 'ec'](payload)", "dangerous"),
+    ("builtins-subscript", "__builtins__['ev' + 'al'](payload)", "dangerous"),
+    ("vars-builtins", "import builtins\nvars(builtins)['ev' + 'al'](payload)", "dangerous"),
+    ("globals-builtins", "b = globals()['__builtins__']", "suspicious"),
+    ("globals-eval", "globals()['ev' + 'al'](payload)", "dangerous"),
+    ("importlib-computed", "import importlib\nimportlib.import_module(name)", "suspicious"),
+    ("importlib-alias", "from importlib import import_module as im\nim(n)", "suspicious"),
+    (
+        "kwargs-shell",
+        "import subprocess\nopts = dict(shell=True)\nsubprocess.run(cmd, **opts)",
+        "dangerous",
+    ),
+    (
+        "kwargs-literal",
+        "import subprocess\nsubprocess.Popen(cmd, **{'shell': True})",
+        "dangerous",
+    ),
+    (
+        "kwargs-subscript",
+        "import subprocess\nkw = {}\nkw['shell'] = True\nsubprocess.call(cmd, **kw)",
+        "dangerous",
+    ),
+    ("eval-alias", "e = eval\ne(payload)", "dangerous"),
+    ("eval-alias-builtins", "import builtins\nrun = builtins.exec\nrun(payload)", "dangerous"),
+    ("getattr-alias", "import os\nf = getattr(os, 'sys' + 'tem')\nf('id')", "dangerous"),
+]
+
+
+@pytest.mark.parametrize(
+    ("source", "severity"), [c[1:] for c in OBFUSCATED], ids=[c[0] for c in OBFUSCATED]
+)
+def test_names_built_at_run_time_are_found_on_their_line(source, severity):
+    findings = scan_text("model/modeling_custom.py", source.encode())
+    last = source.count("\n") + 1
+    assert any(f.severity == severity and f.line == last for f in findings), findings
+
+
+HONEST_CODE = [
+    "import logging\nlevel = getattr(logging, args.level.upper())",
+    "import os\nhome = getattr(os, 'environ').get('HOME')",
+    "import sys\nif getattr(sys, 'frozen', False):\n    pass",
+    "model_cls = globals()[config.model_type]",
+    "import subprocess\nsubprocess.run(cmd, **kwargs)",
+    "import subprocess\nopts = dict(check=True)\nsubprocess.run(['ls'], **opts)",
+    "import os\nsep = os.__dict__['sep']",
+    "x = 'abc'[::-1] + chr(65)",
+    "mod = sys.modules[__name__]",
+]
+
+
+@pytest.mark.parametrize("source", HONEST_CODE)
+def test_honest_dynamic_code_is_not_reported(source):
+    assert scan_text("train.py", source.encode()) == []
+
+
+def test_folding_deep_expressions_is_bounded():
+    source = "import os\ngetattr(os, " + " + ".join(["'a'"] * 5000) + ")"
+    findings = scan_text("x.py", source.encode())
+    assert all(f.severity != "dangerous" for f in findings)
+    nested = "import os\n" + "getattr(" * 150 + "os" + ", 'x')" * 150
+    scan_text("y.py", nested.encode())  # no exception
