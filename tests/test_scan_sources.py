@@ -163,3 +163,74 @@ def test_folding_deep_expressions_is_bounded():
     assert all(f.severity != "dangerous" for f in findings)
     nested = "import os\n" + "getattr(" * 150 + "os" + ", 'x')" * 150
     scan_text("y.py", nested.encode())  # no exception
+
+
+# --- text in UTF-16 and UTF-32 ----------------------------------------------------
+
+ENV_FILE = f"# deployment settings\nHF_HOME=/data/hf\nGITHUB_TOKEN={GH_TOKEN}\n"
+ENCODINGS = ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_secrets_in_utf16_and_utf32_text_are_found_on_their_line(encoding):
+    verdict = scan(ENV_FILE.encode(encoding), "deploy.env")
+    assert verdict.status == "unsafe", verdict
+    secrets = [f for f in verdict.findings if f.kind == "secret"]
+    assert [(f.message, f.line) for f in secrets] == [("GitHub token found", 3)]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_utf16_and_utf32_text_without_secrets_is_safe(encoding):
+    notes = "Model card notes\nTrained on 8 GPUs for 3 days; loss 1.82.\nCafé ünïcödé ✓\n"
+    assert scan((notes * 20).encode(encoding), "NOTES.txt").status == "safe"
+
+
+def test_small_integers_are_not_taken_for_utf16_text():
+    int16 = b"".join(i.to_bytes(2, "little") for i in range(1, 31)) * 100
+    assert scan(int16, "labels.dat").status == "skipped"
+    int32 = b"".join(i.to_bytes(4, "little") for i in range(1, 31)) * 100
+    assert scan(int32, "labels.dat").status == "skipped"
+
+
+# --- secrets split across string literals -----------------------------------------
+
+T = GH_TOKEN
+SPLITS = [
+    ("py-adjacent", "config.py", f'TOKEN = ("{GH_TOKEN[:10]}"\n         "{GH_TOKEN[10:]}")\n'),
+    (
+        "py-plus",
+        "config.py",
+        f'token = "{GH_TOKEN[:4]}" + "{GH_TOKEN[4:20]}" + "{GH_TOKEN[20:]}"\n',
+    ),
+    ("py-backslash", "config.py", f"token = '{GH_TOKEN[:6]}' \\\n    '{GH_TOKEN[6:]}'\n"),
+    ("js-plus", "app.js", f"const token = '{GH_TOKEN[:8]}' +\n  '{GH_TOKEN[8:]}';\n"),
+    ("js-template", "app.ts", f"const t = `{GH_TOKEN[:8]}` + `{GH_TOKEN[8:]}`;\n"),
+    ("generic", "settings.py", 'api_key = "a8Fq2LzX" + "9wPm4RtK" + "c7Vb1NsJ"\n'),
+]
+
+
+@pytest.mark.parametrize(("path", "source"), [c[1:] for c in SPLITS], ids=[c[0] for c in SPLITS])
+def test_a_secret_split_across_literals_is_reassembled(path, source):
+    findings = [f for f in scan_text(path, source.encode()) if f.kind == "secret"]
+    assert len(findings) == 1, findings
+    assert "split across string literals" in findings[0].message
+    assert findings[0].line == 1
+
+
+def test_a_whole_secret_is_reported_once():
+    source = f'TOKEN = "{GH_TOKEN}" + "\\n"\nOTHER = "a" "b"\n'
+    findings = scan_text("x.py", source.encode())
+    assert [(f.message, f.line) for f in findings] == [("GitHub token found", 1)]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'msg = "Hello, " + name + "!"\n',
+        'path = "models/" + "bert-base-uncased" + "/config.json"\n',
+        'parser.add_argument("--token", help="your Hugging Face " "access token")\n',
+        "const url = 'https://huggingface.co/' + repo + '/resolve/main/' + file;\n",
+    ],
+)
+def test_joined_ordinary_strings_are_not_reported(source):
+    assert scan_text("x.py", source.encode()) == []

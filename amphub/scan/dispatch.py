@@ -68,6 +68,7 @@ _DATA_MAGIC = {b"lmgg": "GGML", b"fmgg": "GGMF", b"tjgg": "GGJT", b"\xba\x16\x4f
 _PICKLE_START = frozenset(b"(}])cNILFSVUTXKJMGBCP\x82\x83\x84\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x95")
 _NAMED_FORMATS = (".npy", ".npz", ".keras", ".h5", ".hdf5", ".gguf")  # with their own magic
 _MAX_CONFIG = 64 * 1024**2
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 DEFAULT_LIMITS = Limits()
 # What zipfile and the decompressors raise on damaged input.
 _UNREADABLE: tuple[type[Exception], ...] = (
@@ -263,17 +264,14 @@ def _sniff_pickle(f: Stream, path: str, report: Report, budget: Budget, depth: i
 def _scan_other(
     f: Stream, size: int, path: str, report: Report, budget: Budget, *, depth: int, skip: bool
 ) -> None:
-    """Text goes to the text scanners; other binaries are skipped (if ``skip``)."""
-    head = f.read(8192)
-    if size <= budget.limits.max_text_bytes and b"\0" not in head:
-        data = head + f.read(size - len(head))
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            from amphub.scan import text  # late: the text scanners are a separate concern
+    """Text (UTF-8, -16 or -32) goes to the text scanners; other binaries are skipped."""
+    from amphub.scan import literals, text  # late: the text scanners are a separate concern
 
+    head = f.read(8192)
+    wide = b"\0" in head and (head.startswith(_WIDE_BOMS) or literals.wide_codec(head))
+    if size <= budget.limits.max_text_bytes and (b"\0" not in head or wide):
+        data = literals.as_utf8(head + f.read(size - len(head)))
+        if data is not None:
             for finding in text.scan_text(path, data):
                 where = f"{path}: " if depth else ""  # a member: say which
                 report.findings.append(replace(finding, message=where + finding.message))

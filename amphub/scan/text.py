@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import PurePosixPath
 
 from amphub.scan.code import scan_python
 from amphub.scan.findings import Finding
+from amphub.scan.literals import joined_literals
 from amphub.scan.notebooks import scan_notebook
 from amphub.scan.secrets import mask, scan_secrets
 
@@ -82,6 +84,8 @@ def scan_text(path: str, data: bytes) -> list[Finding]:
         if notebook is not None:
             return notebook
     findings = scan_secrets(data, code=suffix in _CODE_SUFFIXES)
+    if suffix in _CODE_SUFFIXES:
+        findings += _split_secrets(data, findings)
     if suffix == ".py":
         findings += scan_python(data.decode("utf-8", "replace"))
     if name in _TEMPLATE_CONFIGS:
@@ -89,6 +93,22 @@ def scan_text(path: str, data: bytes) -> list[Finding]:
     elif suffix == ".jinja":
         findings += scan_chat_template(data.decode("utf-8", "replace"))
     return findings
+
+
+def _split_secrets(data: bytes, found: list[Finding]) -> list[Finding]:
+    """Secrets split across string literals that the code joins (see ``literals``)."""
+    joined, origins = joined_literals(data)
+    if not joined:
+        return []
+    seen = {(f.line, f.masked) for f in found}
+    out = []
+    for finding in scan_secrets(joined, code=True):
+        line = origins[finding.line - 1] if finding.line else None
+        if (line, finding.masked) not in seen and line is not None:
+            seen.add((line, finding.masked))
+            message = f"{finding.message} (split across string literals)"
+            out.append(replace(finding, message=message, line=line))
+    return out
 
 
 def scan_chat_template(
