@@ -92,7 +92,6 @@ _RISKY_TEXT = tuple(
 )
 
 
-_RISKY_MODULE_WORDS = tuple(obfuscation.RISKY_MODULES)
 # What a file must contain for a rule to match, as groups of words of which each must
 # have one present: a call resolves to a rule's name only through the module and function
 # names it spells out, in the call or in the import that aliases it. A file that meets no
@@ -109,15 +108,60 @@ _RULE_WORDS: tuple[tuple[tuple[str, ...], ...], ...] = (
     (("numpy",), ("allow_pickle",), ("True",)),
     (("trust_remote_code",), ("True",)),
     (("verify",), ("False",)),
-    # Names built at run time (see ``obfuscation``).
-    (("getattr", "__dict__", "vars("), _RISKY_MODULE_WORDS),
-    (("__builtins__", "globals(", "locals(", "importlib"),),
+    (("importlib",),),
     (("**",), ("shell",)),
+)
+# What a file must contain for a rule to match, as groups of words of which each must
+# have one present: a call resolves to a rule's name only through the module and function
+# names it spells out, in the call or in the import that aliases it. A file that meets no
+# rule's words is not parsed at all (the parse is most of the cost of scanning Python).
+_RULE_WORDS: tuple[tuple[tuple[str, ...], ...], ...] = (
+    (("eval", "exec"),),
+    (("os", "posix"), ("system", "popen")),
+    (("subprocess",), ("getoutput", "getstatusoutput", "shell")),
+    (("asyncio",), ("create_subprocess_shell",)),
+    (("ickle", "dill", "joblib"), ("load", "Unpickler", "read_pickle")),
+    (("torch",), ("load",)),
+    (("yaml",), ("load",)),
+    (("__import__",),),
+    (("numpy",), ("allow_pickle",), ("True",)),
+    (("trust_remote_code",), ("True",)),
+    (("verify",), ("False",)),
+    (("importlib",),),
+    (("**",), ("shell",)),
+)
+# Names built at run time (see ``obfuscation``): a lookup in a risky module, by name or
+# through an alias (`import os as o`), or in the builtins or globals.
+_RISKY = "|".join(sorted(obfuscation.RISKY_MODULES))
+_LOOKUP_HINT = re.compile(
+    rf"(?:getattr\(\s*|vars\(\s*)(?:{_RISKY}|__builtins__)\b|\b(?:{_RISKY})\.__dict__"
+    rf"|__builtins__|(?:globals|locals)\(\)\s*\[|import\s+(?:{_RISKY})\s+as\s"
 )
 
 
 def _may_match(source: str) -> bool:
     return any(all(any(word in source for word in group) for group in rule) for rule in _RULE_WORDS)
+
+
+# Names built at run time (see ``obfuscation``): a lookup in a risky module, by name or
+# through an alias (`import os as o`), or in the builtins or globals. Each pattern
+# begins with a literal and runs only if a substring test passes: an alternation in
+# front would make ``re`` try every position.
+_RISKY = "|".join(sorted(obfuscation.RISKY_MODULES))
+_LOOKUP_HINTS = (
+    ("getattr(", re.compile(rf"getattr\(\s*(?:{_RISKY}|__builtins__)\b")),
+    ("getattr(", re.compile(rf"import\s+(?:{_RISKY})\s+as\s")),
+    ("vars(", re.compile(rf"vars\(\s*(?:{_RISKY}|__builtins__)\b")),
+    ("__dict__", re.compile(r"\.__dict__\s*\[")),
+    ("__builtins__", re.compile("__builtins__")),
+    ("globals()", re.compile(r"globals\(\)\s*\[")),
+    ("locals()", re.compile(r"locals\(\)\s*\[")),
+)
+
+
+def _has_lookups(source: str) -> bool:
+    """Whether the source may look a name up in a risky module or the builtins."""
+    return any(word in source and hint.search(source) for word, hint in _LOOKUP_HINTS)
 
 
 def scan_python(source: str) -> list[Finding]:
@@ -129,7 +173,8 @@ def scan_python(source: str) -> list[Finding]:
     Returns:
         Findings of kind ``code`` in line order; one info finding if it does not parse.
     """
-    if not _may_match(source):
+    lookups_used = _has_lookups(source)
+    if not lookups_used and not _may_match(source):
         return []
     if len(source) > MAX_PARSE_CHARS:
         return _scan_by_text(source)
@@ -145,15 +190,18 @@ def scan_python(source: str) -> list[Finding]:
     aliases: dict[str, str] = {}
     calls, lookups, assigns = [], [], []
     for node in ast.walk(tree):  # one pass: a big tree costs seconds per walk
-        if isinstance(node, ast.Call):
+        # `type(…) is` costs less than isinstance, on millions of nodes.
+        if type(node) is ast.Call:
             calls.append(node)
-        elif isinstance(node, ast.Subscript):
+        elif type(node) is ast.Subscript:
             lookups.append(node)
-        elif isinstance(node, ast.Assign):
+        elif type(node) is ast.Assign:
             assigns.append(node)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
+        elif type(node) is ast.Import or type(node) is ast.ImportFrom:
             _add_aliases(node, aliases)
-    names = _Names(aliases, obfuscation.string_constants(tree), obfuscation.shell_dicts(assigns))
+    consts = obfuscation.string_constants(tree) if lookups_used else {}
+    shells = obfuscation.shell_dicts(assigns) if "shell" in source else set()
+    names = _Names(aliases, consts, shells, lookups_used)
     _add_assigned_aliases(assigns, names)
     findings = [
         Finding("code", message, severity, line=call.lineno)
@@ -162,7 +210,7 @@ def scan_python(source: str) -> list[Finding]:
     ]
     findings += [
         Finding("code", message, severity, line=node.lineno)
-        for node in lookups
+        for node in (lookups if lookups_used else ())
         for severity, message in obfuscation.check(node, names.aliases, names.consts)
     ]
     return sorted(findings, key=lambda f: f.line or 0)
@@ -175,16 +223,33 @@ class _Names:
     aliases: dict[str, str]
     consts: dict[str, str]
     shell_kwargs: set[str]
+    lookups: bool  # whether the source may look names up at run time (see _has_lookups)
+
+
+_ALIAS_LAST = frozenset(name.rpartition(".")[2] for name in _ALIASABLE)
 
 
 def _add_assigned_aliases(assigns: list[ast.Assign], names: _Names) -> None:
     """`e = eval`, `run = getattr(os, 'sys' + 'tem')`: the name stands for the risky call."""
-    for node in sorted(assigns, key=lambda n: n.lineno):
+    for node in sorted(assigns, key=_line):
         target = node.targets[0] if len(node.targets) == 1 else None
+        value = node.value
+        if type(value) is ast.Call or type(value) is ast.Subscript:
+            if not names.lookups:  # only getattr(…) or a namespace lookup can stand for one
+                continue
+        elif type(value) is ast.Attribute:
+            if value.attr not in _ALIAS_LAST:
+                continue
+        elif type(value) is not ast.Name:
+            continue
         if isinstance(target, ast.Name):
             resolved = obfuscation.resolve(node.value, names.aliases, names.consts)
             if resolved in _ALIASABLE:
                 names.aliases[target.id] = resolved
+
+
+def _line(node: ast.stmt) -> int:
+    return node.lineno
 
 
 def _add_aliases(node: ast.Import | ast.ImportFrom, aliases: dict[str, str]) -> None:
@@ -242,7 +307,8 @@ def _check_call(node: ast.Call, names: _Names) -> Iterator[tuple[Severity, str]]
     name = obfuscation.resolve(node.func, aliases, names.consts)
     keywords = {k.arg: k.value for k in node.keywords if k.arg}
     first = node.args[0] if node.args else None
-    yield from obfuscation.check(node, aliases, names.consts)
+    if names.lookups:
+        yield from obfuscation.check(node, aliases, names.consts)
     if name in _SUBPROCESS and any(
         k.arg is None and obfuscation.carries_shell(k.value, names.shell_kwargs)
         for k in node.keywords

@@ -26,14 +26,18 @@ _BOMS = (
 _SAMPLE = 4096
 _PRINTABLE_SHARE = 0.95
 
-# A literal without escapes; group 1, 2 or 3 is its content.
-_LITERAL = (
-    rb"""(?:[rRuUfF]{0,2}"([^"\\\n]{0,256}+)"|[rRuUfF]{0,2}'([^'\\\n]{0,256}+)'"""
-    rb"""|`([^`\\$]{0,256}+)`)"""
-)
+# A literal without escapes; group 1, 2 or 3 is its content. It begins at its quote
+# (a prefix letter like f or r is simply left before it), so ``re`` can skip to quotes;
+# empty literals are left out, which keeps triple-quoted strings (docstrings) out too.
+_LITERAL = rb"""(?:"([^"\\\n]{1,256}+)"|'([^'\\\n]{1,256}+)'|`([^`\\$]{1,256}+)`)"""
 _PARTS = re.compile(_LITERAL)
-_SEPARATOR = rb"[ \t\r\n\\]{0,64}+\+?[ \t\r\n\\]{0,64}+"
+_SEPARATOR = rb"[ \t\r\n\\]{0,64}+\+?[ \t\r\n\\]{0,64}+[rRuUfF]{0,2}"
 _CHAIN = re.compile(_LITERAL + rb"(?:" + _SEPARATOR + _LITERAL + rb"){1,15}+")
+# Two literals with only a separator between: files without one have no chain.
+_JOIN_HINT = re.compile(
+    rb"""["'`][ \t]{0,64}+(?:\+[ \t\r\n\\]{0,64}+|\\?\r?\n[ \t]{0,64}+\+?[ \t]{0,64}+)?"""
+    rb"""[rRuUfF]{0,2}["'`]"""
+)
 _PREFIX = 80  # characters kept before a chain: enough for `api_key = `
 MAX_CHAINS = 10_000
 
@@ -99,6 +103,8 @@ def joined_literals(data: bytes) -> tuple[bytes, list[int]]:
     lines: list[bytes] = []
     origins: list[int] = []
     line, pos = 1, 0
+    if _JOIN_HINT.search(data) is None:
+        return b"", origins
     for match in _CHAIN.finditer(data):
         if len(lines) == MAX_CHAINS:
             break
