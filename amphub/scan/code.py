@@ -111,32 +111,6 @@ _RULE_WORDS: tuple[tuple[tuple[str, ...], ...], ...] = (
     (("importlib",),),
     (("**",), ("shell",)),
 )
-# What a file must contain for a rule to match, as groups of words of which each must
-# have one present: a call resolves to a rule's name only through the module and function
-# names it spells out, in the call or in the import that aliases it. A file that meets no
-# rule's words is not parsed at all (the parse is most of the cost of scanning Python).
-_RULE_WORDS: tuple[tuple[tuple[str, ...], ...], ...] = (
-    (("eval", "exec"),),
-    (("os", "posix"), ("system", "popen")),
-    (("subprocess",), ("getoutput", "getstatusoutput", "shell")),
-    (("asyncio",), ("create_subprocess_shell",)),
-    (("ickle", "dill", "joblib"), ("load", "Unpickler", "read_pickle")),
-    (("torch",), ("load",)),
-    (("yaml",), ("load",)),
-    (("__import__",),),
-    (("numpy",), ("allow_pickle",), ("True",)),
-    (("trust_remote_code",), ("True",)),
-    (("verify",), ("False",)),
-    (("importlib",),),
-    (("**",), ("shell",)),
-)
-# Names built at run time (see ``obfuscation``): a lookup in a risky module, by name or
-# through an alias (`import os as o`), or in the builtins or globals.
-_RISKY = "|".join(sorted(obfuscation.RISKY_MODULES))
-_LOOKUP_HINT = re.compile(
-    rf"(?:getattr\(\s*|vars\(\s*)(?:{_RISKY}|__builtins__)\b|\b(?:{_RISKY})\.__dict__"
-    rf"|__builtins__|(?:globals|locals)\(\)\s*\[|import\s+(?:{_RISKY})\s+as\s"
-)
 
 
 def _may_match(source: str) -> bool:
