@@ -29,10 +29,19 @@ _PRINTABLE_SHARE = 0.95
 # A literal without escapes; group 1, 2 or 3 is its content. It begins at its quote
 # (a prefix letter like f or r is simply left before it), so ``re`` can skip to quotes;
 # empty literals are left out, which keeps triple-quoted strings (docstrings) out too.
-_LITERAL = rb"""(?:"([^"\\\n]{1,256}+)"|'([^'\\\n]{1,256}+)'|`([^`\\$]{1,256}+)`)"""
-_PARTS = re.compile(_LITERAL)
+_QUOTED = rb""""([^"\\\n]{1,256}+)"|'([^'\\\n]{1,256}+)'"""
+_TEMPLATE = rb"""|`([^`\\$]{1,256}+)`"""  # JavaScript only: Python docs quote code in backticks
 _SEPARATOR = rb"[ \t\r\n\\]{0,64}+\+?[ \t\r\n\\]{0,64}+[rRuUfF]{0,2}"
-_CHAIN = re.compile(_LITERAL + rb"(?:" + _SEPARATOR + _LITERAL + rb"){1,15}+")
+
+
+def _chain(literal: bytes) -> re.Pattern[bytes]:
+    return re.compile(literal + rb"(?:" + _SEPARATOR + literal + rb"){1,15}+")
+
+
+_LITERAL = rb"(?:" + _QUOTED + rb")"
+_LITERAL_JS = rb"(?:" + _QUOTED + _TEMPLATE + rb")"
+_PARTS = re.compile(_LITERAL_JS)
+_CHAINS = {False: _chain(_LITERAL), True: _chain(_LITERAL_JS)}
 # Two literals with only a separator between: files without one have no chain.
 _JOIN_HINT = re.compile(
     rb"""["'`][ \t]{0,64}+(?:\+[ \t\r\n\\]{0,64}+|\\?\r?\n[ \t]{0,64}+\+?[ \t]{0,64}+)?"""
@@ -94,8 +103,12 @@ def _decoded(data: bytes, codec: str) -> bytes | None:
     return text.encode("utf-8")
 
 
-def joined_literals(data: bytes) -> tuple[bytes, list[int]]:
+def joined_literals(data: bytes, *, templates: bool) -> tuple[bytes, list[int]]:
     """Each chain of joined string literals as a line of its own, and its line in ``data``.
+
+    Args:
+        data: The source.
+        templates: Whether backticks quote strings (JavaScript and TypeScript).
 
     Returns:
         The lines (newline-separated) and, for each, the 1-based line it came from.
@@ -105,7 +118,7 @@ def joined_literals(data: bytes) -> tuple[bytes, list[int]]:
     line, pos = 1, 0
     if _JOIN_HINT.search(data) is None:
         return b"", origins
-    for match in _CHAIN.finditer(data):
+    for match in _CHAINS[templates].finditer(data):
         if len(lines) == MAX_CHAINS:
             break
         start = match.start()

@@ -40,6 +40,7 @@ _CODE_SUFFIXES = frozenset(
     | {".java", ".kt", ".scala", ".c", ".h", ".cc", ".cpp", ".hpp", ".cs", ".rb", ".php"}
     | {".swift", ".lua", ".jl", ".r"}
 )
+_JS_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx"})
 _TEMPLATE_CONFIGS = frozenset({"tokenizer_config.json", "chat_template.json"})
 _DUNDERS = (
     "__globals__",
@@ -85,7 +86,7 @@ def scan_text(path: str, data: bytes) -> list[Finding]:
             return notebook
     findings = scan_secrets(data, code=suffix in _CODE_SUFFIXES)
     if suffix in _CODE_SUFFIXES:
-        findings += _split_secrets(data, findings)
+        findings += _split_secrets(data, findings, templates=suffix in _JS_SUFFIXES)
     if suffix == ".py":
         findings += scan_python(data.decode("utf-8", "replace"))
     if name in _TEMPLATE_CONFIGS:
@@ -95,9 +96,9 @@ def scan_text(path: str, data: bytes) -> list[Finding]:
     return findings
 
 
-def _split_secrets(data: bytes, found: list[Finding]) -> list[Finding]:
+def _split_secrets(data: bytes, found: list[Finding], *, templates: bool) -> list[Finding]:
     """Secrets split across string literals that the code joins (see ``literals``)."""
-    joined, origins = joined_literals(data)
+    joined, origins = joined_literals(data, templates=templates)
     if not joined:
         return []
     seen = {(f.line, f.masked) for f in found}
