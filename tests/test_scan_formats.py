@@ -266,3 +266,74 @@ def test_worst():
     assert worst(["error", "unsafe"]) == "unsafe"
     assert worst(["skipped", "safe"]) == "safe"
     assert worst([]) == "skipped"
+
+
+# --- Keras architecture JSON ------------------------------------------------------
+
+KERAS2_JSON = {
+    "class_name": "Sequential",
+    "config": {
+        "name": "sequential",
+        "layers": [
+            {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 4]}},
+            {"class_name": "Dense", "config": {"units": 3, "activation": "relu"}},
+        ],
+    },
+    "keras_version": "2.15.0",
+    "backend": "tensorflow",
+}
+KERAS3_CONFIG = {
+    "module": "keras",
+    "class_name": "Functional",
+    "config": {
+        "layers": [
+            {
+                "module": "keras.layers",
+                "class_name": "Dense",
+                "config": {"units": 3, "activation": "relu"},
+                "registered_name": None,
+            }
+        ]
+    },
+    "registered_name": "Functional",
+}
+LAMBDA_LAYER = {"class_name": "Lambda", "config": {"function": ["4wEAAAAAAAAA", None, None]}}
+OS_FUNCTION = {"module": "os", "class_name": "function", "config": "system"}
+CUSTOM = {"module": "my_layers", "class_name": "Fancy", "config": {}}
+
+
+def with_layer(config: dict, layer: dict) -> bytes:
+    config = json.loads(json.dumps(config))
+    config["config"]["layers"].append(layer)
+    return json.dumps(config, indent=2).encode()
+
+
+@pytest.mark.parametrize("base", [KERAS2_JSON, KERAS3_CONFIG], ids=["keras2", "keras3"])
+@pytest.mark.parametrize(
+    ("layer", "status"),
+    [(LAMBDA_LAYER, "unsafe"), (OS_FUNCTION, "unsafe"), (CUSTOM, "suspicious")],
+)
+@pytest.mark.parametrize("name", ["model.json", "config.json", "keras/architecture.json"])
+def test_keras_architecture_json_is_checked_like_a_keras_file(base, layer, status, name):
+    verdict = scan(with_layer(base, layer), name)
+    assert verdict.status == status, verdict
+    assert "Keras" in messages(verdict)
+
+
+def test_keras_json_inside_a_model_config_dump_is_found():
+    data = json.dumps({"model_config": json.loads(with_layer(KERAS2_JSON, LAMBDA_LAYER))})
+    assert scan(data.encode(), "model.json").status == "unsafe"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        json.dumps(KERAS2_JSON).encode(),
+        json.dumps(KERAS3_CONFIG).encode(),
+        b'{"architectures": ["BertModel"], "hidden_size": 768, "model_type": "bert"}',
+        b'{"class_name": "MyTokenizer", "vocab_size": 3}',
+        b'{"class_name": "Dense", "config": {"units": 3}} trailing',
+    ],
+)
+def test_benign_json_is_safe(data):
+    assert scan(data, "config.json").status == "safe"

@@ -29,7 +29,9 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+from amphub.scan import obfuscation
 from amphub.scan.findings import Finding, Severity
 
 _EVAL = frozenset({"eval", "exec", "builtins.eval", "builtins.exec"})
@@ -52,12 +54,15 @@ _UNPICKLE = frozenset(
     for name in ("load", "loads", "Unpickler")
 ) | {"joblib.load", "pandas.read_pickle"}
 _YAML_LOAD = frozenset({"yaml.load", "yaml.load_all"})
+_ALIASABLE = _EVAL | _SHELL | _SUBPROCESS | _UNPICKLE | {"torch.load", "yaml.load", "compile"}
 _YAML_UNSAFE = frozenset(
     {"yaml.unsafe_load", "yaml.unsafe_load_all", "yaml.full_load", "yaml.full_load_all"}
 )
 _YAML_SAFE_LOADERS = frozenset({"SafeLoader", "CSafeLoader", "BaseLoader", "CBaseLoader"})
 _HTTP_METHODS = frozenset({"get", "post", "put", "patch", "delete", "head", "options", "request"})
-_IMPORT = frozenset({"__import__", "builtins.__import__"})
+_IMPORT = frozenset(
+    {"__import__", "builtins.__import__", "importlib.import_module", "importlib.__import__"}
+)
 
 # ast.parse builds about one Python object per two bytes of dense code, at a few
 # microseconds each: 256 KiB parses in about a second, and fewer than 0.2% of real
@@ -103,11 +108,34 @@ _RULE_WORDS: tuple[tuple[tuple[str, ...], ...], ...] = (
     (("numpy",), ("allow_pickle",), ("True",)),
     (("trust_remote_code",), ("True",)),
     (("verify",), ("False",)),
+    (("importlib",),),
+    (("**",), ("shell",)),
 )
 
 
 def _may_match(source: str) -> bool:
     return any(all(any(word in source for word in group) for group in rule) for rule in _RULE_WORDS)
+
+
+# Names built at run time (see ``obfuscation``): a lookup in a risky module, by name or
+# through an alias (`import os as o`), or in the builtins or globals. Each pattern
+# begins with a literal and runs only if a substring test passes: an alternation in
+# front would make ``re`` try every position.
+_RISKY = "|".join(sorted(obfuscation.RISKY_MODULES))
+_LOOKUP_HINTS = (
+    ("getattr(", re.compile(rf"getattr\(\s*(?:{_RISKY}|__builtins__)\b")),
+    ("getattr(", re.compile(rf"import\s+(?:{_RISKY})\s+as\s")),
+    ("vars(", re.compile(rf"vars\(\s*(?:{_RISKY}|__builtins__)\b")),
+    ("__dict__", re.compile(r"\.__dict__\s*\[")),
+    ("__builtins__", re.compile("__builtins__")),
+    ("globals()", re.compile(r"globals\(\)\s*\[")),
+    ("locals()", re.compile(r"locals\(\)\s*\[")),
+)
+
+
+def _has_lookups(source: str) -> bool:
+    """Whether the source may look a name up in a risky module or the builtins."""
+    return any(word in source and hint.search(source) for word, hint in _LOOKUP_HINTS)
 
 
 def scan_python(source: str) -> list[Finding]:
@@ -119,7 +147,8 @@ def scan_python(source: str) -> list[Finding]:
     Returns:
         Findings of kind ``code`` in line order; one info finding if it does not parse.
     """
-    if not _may_match(source):
+    lookups_used = _has_lookups(source)
+    if not lookups_used and not _may_match(source):
         return []
     if len(source) > MAX_PARSE_CHARS:
         return _scan_by_text(source)
@@ -133,18 +162,68 @@ def scan_python(source: str) -> list[Finding]:
         # CPython reports nesting too deep for its parser as these.
         return [Finding("code", "Python too deeply nested to parse; code checks skipped", "info")]
     aliases: dict[str, str] = {}
-    calls = []
+    calls, lookups, assigns = [], [], []
     for node in ast.walk(tree):  # one pass: a big tree costs seconds per walk
-        if isinstance(node, ast.Call):
+        # `type(…) is` costs less than isinstance, on millions of nodes.
+        if type(node) is ast.Call:
             calls.append(node)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
+        elif type(node) is ast.Subscript:
+            lookups.append(node)
+        elif type(node) is ast.Assign:
+            assigns.append(node)
+        elif type(node) is ast.Import or type(node) is ast.ImportFrom:
             _add_aliases(node, aliases)
+    consts = obfuscation.string_constants(tree) if lookups_used else {}
+    shells = obfuscation.shell_dicts(assigns) if "shell" in source else set()
+    names = _Names(aliases, consts, shells, lookups_used)
+    _add_assigned_aliases(assigns, names)
     findings = [
         Finding("code", message, severity, line=call.lineno)
         for call in calls
-        for severity, message in _check_call(call, aliases)
+        for severity, message in _check_call(call, names)
+    ]
+    findings += [
+        Finding("code", message, severity, line=node.lineno)
+        for node in (lookups if lookups_used else ())
+        for severity, message in obfuscation.check(node, names.aliases, names.consts)
     ]
     return sorted(findings, key=lambda f: f.line or 0)
+
+
+@dataclass(frozen=True)
+class _Names:
+    """What the module's names stand for: imports, assigned aliases, strings, shell kwargs."""
+
+    aliases: dict[str, str]
+    consts: dict[str, str]
+    shell_kwargs: set[str]
+    lookups: bool  # whether the source may look names up at run time (see _has_lookups)
+
+
+_ALIAS_LAST = frozenset(name.rpartition(".")[2] for name in _ALIASABLE)
+
+
+def _add_assigned_aliases(assigns: list[ast.Assign], names: _Names) -> None:
+    """`e = eval`, `run = getattr(os, 'sys' + 'tem')`: the name stands for the risky call."""
+    for node in sorted(assigns, key=_line):
+        target = node.targets[0] if len(node.targets) == 1 else None
+        value = node.value
+        if type(value) is ast.Call or type(value) is ast.Subscript:
+            if not names.lookups:  # only getattr(…) or a namespace lookup can stand for one
+                continue
+        elif type(value) is ast.Attribute:
+            if value.attr not in _ALIAS_LAST:
+                continue
+        elif type(value) is not ast.Name:
+            continue
+        if isinstance(target, ast.Name):
+            resolved = obfuscation.resolve(node.value, names.aliases, names.consts)
+            if resolved in _ALIASABLE:
+                names.aliases[target.id] = resolved
+
+
+def _line(node: ast.stmt) -> int:
+    return node.lineno
 
 
 def _add_aliases(node: ast.Import | ast.ImportFrom, aliases: dict[str, str]) -> None:
@@ -192,27 +271,23 @@ def _scan_by_text(source: str) -> list[Finding]:
     return findings
 
 
-def _qualname(expr: ast.expr, aliases: dict[str, str]) -> str | None:
-    """``sp.run`` → ``subprocess.run``; None for anything but a dotted name."""
-    parts = []
-    while isinstance(expr, ast.Attribute):  # a loop: attribute chains can be long
-        parts.append(expr.attr)
-        expr = expr.value
-    if not isinstance(expr, ast.Name):
-        return None
-    parts.append(aliases.get(expr.id, expr.id))
-    return ".".join(reversed(parts))
-
-
 def _is_const(node: ast.expr | None, value: object) -> bool:
     return isinstance(node, ast.Constant) and node.value is value
 
 
-def _check_call(node: ast.Call, aliases: dict[str, str]) -> Iterator[tuple[Severity, str]]:
+def _check_call(node: ast.Call, names: _Names) -> Iterator[tuple[Severity, str]]:
     """Yield (severity, message) for each risk in one call."""
-    name = _qualname(node.func, aliases)
+    aliases = names.aliases
+    name = obfuscation.resolve(node.func, aliases, names.consts)
     keywords = {k.arg: k.value for k in node.keywords if k.arg}
     first = node.args[0] if node.args else None
+    if names.lookups:
+        yield from obfuscation.check(node, aliases, names.consts)
+    if name in _SUBPROCESS and any(
+        k.arg is None and obfuscation.carries_shell(k.value, names.shell_kwargs)
+        for k in node.keywords
+    ):
+        yield "dangerous", f"`{name}` with shell=True passed in **kwargs runs a shell command"
     if name in _EVAL:
         if isinstance(first, ast.Constant):
             yield "suspicious", f"`{name}` of a constant string"
@@ -238,7 +313,7 @@ def _check_call(node: ast.Call, aliases: dict[str, str]) -> Iterator[tuple[Sever
     elif name in _YAML_UNSAFE:
         yield "suspicious", f"`{name}` can construct arbitrary Python objects"
     elif name in _IMPORT and first is not None and not isinstance(first, ast.Constant):
-        yield "suspicious", "`__import__` of a module named at run time"
+        yield "suspicious", f"`{name}` of a module named at run time"
     elif name == "numpy.load" and _is_const(keywords.get("allow_pickle"), True):
         yield "suspicious", "`numpy.load` with allow_pickle=True can run any code"
     if _is_const(keywords.get("trust_remote_code"), True):
@@ -257,7 +332,7 @@ def _check_yaml_load(
     if loader is None:
         yield "suspicious", f"`{name}` without a Loader: PyYAML before 6 picks an unsafe default"
         return
-    loader_name = _qualname(loader, aliases) or "a computed Loader"
+    loader_name = obfuscation.resolve(loader, aliases, {}) or "a computed Loader"
     if loader_name.rpartition(".")[2] not in _YAML_SAFE_LOADERS:
         yield "suspicious", f"`{name}` with {loader_name}, not a safe Loader"
 

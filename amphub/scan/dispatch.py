@@ -13,6 +13,10 @@ Rules, with the reason next to each:
   header (whose name must match the central directory's); the entry count and the
   central directory's size are checked before ``zipfile`` reads it, and entries that
   overlap (a zip bomb's trick) are refused.
+- Compressed files (by magic) and tar archives are opened as the loaders open them
+  and what they hold is scanned like a file (see ``archives``).
+- A file that begins with a pickle opcode is also read as a pickle, whatever else it
+  is (the GGUF magic is BINFLOAT): the verdict is the worst of the readings.
 - Fail closed: a parse error or a limit makes the file ``error``; a file with a
   pickle's extension that is no known format is an error too. Only unknown binaries
   with other names are ``skipped``; empty files are skipped as harmless.
@@ -20,17 +24,17 @@ Rules, with the reason next to each:
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import logging
 import lzma
 import struct
+import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import BinaryIO
 
-from amphub.scan import formats
+from amphub.scan import archives, formats
 from amphub.scan.findings import (
     Budget,
     FileVerdict,
@@ -40,7 +44,7 @@ from amphub.scan.findings import (
     ScanError,
     Stream,
 )
-from amphub.scan.pickles import PickleScan, scan_pickles
+from amphub.scan.pickles import PickleScan, scan_legacy_torch_member, scan_pickles
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +60,15 @@ PICKLE_SUFFIXES: tuple[str, ...] = (
     ".p",
 )
 PICKLE_SUFFIXES += (".pck", ".pcl", ".dill", ".pkl.gz", ".joblib.gz", ".z")
-_COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz", b"\x5d\x00\x00": "xz"}
-_COMPRESSED |= {b"\x78\x01": "zlib", b"\x78\x5e": "zlib", b"\x78\x9c": "zlib", b"\x78\xda": "zlib"}
+# zlib's magic is two bytes that text can begin with: only trusted with a pickle's name.
+_ZLIB = (b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda")
+_CODEC_SUFFIXES = (".gz", ".bz2", ".xz", ".lzma", ".z")
 _DATA_MAGIC = {b"lmgg": "GGML", b"fmgg": "GGMF", b"tjgg": "GGJT", b"\xba\x16\x4f\x2f": "fastText"}
 # Opcodes a pickle can start with (the unpickler needs no PROTO): worth a try.
 _PICKLE_START = frozenset(b"(}])cNILFSVUTXKJMGBCP\x82\x83\x84\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x95")
 _NAMED_FORMATS = (".npy", ".npz", ".keras", ".h5", ".hdf5", ".gguf")  # with their own magic
 _MAX_CONFIG = 64 * 1024**2
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 DEFAULT_LIMITS = Limits()
 # What zipfile and the decompressors raise on damaged input.
 _UNREADABLE: tuple[type[Exception], ...] = (
@@ -72,7 +78,7 @@ _UNREADABLE: tuple[type[Exception], ...] = (
     EOFError,
     OSError,
 )
-_UNREADABLE += (NotImplementedError, UnicodeDecodeError)
+_UNREADABLE += (NotImplementedError, UnicodeDecodeError, tarfile.TarError)
 
 
 def scan_blob(
@@ -103,20 +109,40 @@ def scan_blob(
     return report.verdict()
 
 
-def _scan(f: Stream, size: int, path: str, report: Report, budget: Budget, depth: int) -> None:
-    """Scan a file (or a zip member) positioned at its start."""
+def _scan(
+    f: Stream,
+    size: int,
+    path: str,
+    report: Report,
+    budget: Budget,
+    depth: int,
+    *,
+    text: bool = False,
+) -> None:
+    """Scan a file (or a member) positioned at its start; ``text``: read text members too."""
     if depth > budget.limits.max_depth:
         raise LimitReached(f"nesting limit of {budget.limits.max_depth} reached in {path}")
-    head = f.read(16)
+    head = archives.read_head(f)
     f.seek(0)
     name = path.lower()
+    # A file can be two formats at once (GGUF's magic is a pickle opcode too): a loader
+    # that takes it for a pickle runs it, so it is read as one too and the worst wins.
+    sniffed = False
+    if head and head[0] in _PICKLE_START and not name.endswith(PICKLE_SUFFIXES):
+        sniffed = head[:2] != b"PK" and _sniff_pickle(f, path, report, budget, depth)
+        f.seek(0)
     if not head:
         report.skipped = True
         report.add("format", "empty file", "info")
     elif head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         _scan_zip(f, size, path, report, budget, depth)
+    elif archives.is_tar(head):
+        for member, n, content in archives.tar_members(f, path, report, budget, forward=False):
+            _scan(content, n, f"{path}:{member}", report, budget, depth + 1, text=True)
+    elif codec := archives.codec_of(head):
+        _scan_compressed(f, codec, path, report, budget, depth)
     elif head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        _merge(scan_pickles(f, budget, depth=depth), report, path, strict=True)
+        _scan_proto_pickle(f, path, report, budget, depth)
     elif head.startswith(b"\x93NUMPY"):
         _scan_npy(f, path, report, budget, depth)
     elif head.startswith(b"GGUF"):
@@ -132,21 +158,97 @@ def _scan(f: Stream, size: int, path: str, report: Report, budget: Budget, depth
         report.add("format", f"{kind} model data", "info")
     elif name.endswith(PICKLE_SUFFIXES + _NAMED_FORMATS):
         _scan_pickle_named(f, head, path, report, budget, depth)
-    elif head[0] in _PICKLE_START and _sniff_pickle(f, path, report, budget, depth):
-        pass
-    elif depth == 0:  # zip members of no known format are data: not read further
+    elif depth == 0 or text:  # zip members of no known format are data: not read further
+        _scan_other(f, size, path, report, budget, depth=depth, skip=depth == 0 and not sniffed)
+
+
+def known_format(head: bytes, name: str) -> bool:
+    """Whether a file's first bytes (or its name) say it is a format the scanner reads."""
+    name = name.lower()
+    return (
+        head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY", b"GGUF", b"\x89HDF"))
+        or head[:1] == b"\x80"
+        or archives.is_tar(head)
+        or archives.codec_of(head) is not None
+        or name.endswith(PICKLE_SUFFIXES + _NAMED_FORMATS + (".safetensors", ".onnx"))
+        or (head[8:9] == b"{" and _u64(head) < DEFAULT_LIMITS.max_header_bytes)
+        or (bool(head) and head[0] in _PICKLE_START and b"\0" in head)  # a binary pickle
+    )
+
+
+def _scan_compressed(
+    f: Stream, codec: str, path: str, report: Report, budget: Budget, depth: int
+) -> None:
+    """A compressed file, whatever its name: what it holds is scanned like a file."""
+    if depth >= budget.limits.max_depth:
+        raise LimitReached(f"nesting limit of {budget.limits.max_depth} reached in {path}")
+    stream = _Counted(archives.decompressed(codec, f), budget, unpacked=True)
+    report.add("format", f"{path}: {codec} compressed, read decompressed", "info")
+    inner = path[: -len(s)] if (s := _codec_suffix(path)) else path
+    _scan_forward(stream, inner, report, budget, depth, top=depth == 0, rewinds=True)
+
+
+def _codec_suffix(path: str) -> str:
+    return next((s for s in _CODEC_SUFFIXES if path.lower().endswith(s)), "")
+
+
+def _scan_forward(
+    f: Stream,
+    path: str,
+    report: Report,
+    budget: Budget,
+    depth: int,
+    *,
+    top: bool,
+    rewinds: bool = False,
+) -> None:
+    """Scan content that is read forward once: a decompressed file, a compressed tar's member.
+
+    A tar is read as it streams (when ``f`` can go back to its start, as a decompressor
+    can; a tar member holding a tar is copied first); content of a known format is
+    copied to a spooled file (the scanners seek), text up to the text limit; other data
+    is not read.
+    """
+    head = archives.read_head(f)
+    if archives.is_tar(head) and rewinds:
         f.seek(0)
-        _scan_other(f, size, path, report, budget)
+        members = archives.tar_members(f, path, report, budget, forward=True)
+        for member, _, content in members:
+            _scan_forward(content, f"{path}:{member}", report, budget, depth + 1, top=False)
+        return
+    if known_format(head, path):
+        limit = budget.limits.max_unpacked_bytes
+    elif b"\0" not in head:
+        limit = budget.limits.max_text_bytes
+    else:
+        report.skipped |= top
+        report.add("format", f"{path}: data of no known model format, not read", "info")
+        return
+    copy, size = archives.spool(head, f, budget, limit)
+    with copy:
+        if size > limit:
+            report.skipped |= top
+            report.add("format", f"{path}: text over {limit} bytes, not read", "info")
+            return
+        _scan(copy, size, path, report, budget, depth + 1, text=True)
+
+
+def _scan_proto_pickle(f: Stream, path: str, report: Report, budget: Budget, depth: int) -> None:
+    """A pickle; the members of a legacy torch tar that mix pickles and raw records too."""
+    legacy = path.rpartition(":")[2]
+    if ":" in path and legacy in ("storages", "tensors"):
+        scan = scan_legacy_torch_member(f, legacy, budget, depth)
+    else:
+        scan = scan_pickles(f, budget, depth=depth)
+    _merge(scan, report, path, strict=True)
 
 
 def _scan_pickle_named(
     f: Stream, head: bytes, path: str, report: Report, budget: Budget, depth: int
 ) -> None:
     """A file whose name says pickle (or a format it failed to be): fail closed."""
-    codec = next((c for m, c in _COMPRESSED.items() if head.startswith(m)), None)
-    if codec and not path.lower().endswith(_NAMED_FORMATS):
-        stream = _decompressor(codec, f)
-        _merge(scan_pickles(_Counted(stream, budget, unpacked=True), budget), report, path, True)
+    if head.startswith(_ZLIB) and not path.lower().endswith(_NAMED_FORMATS):
+        _scan_compressed(f, "zlib", path, report, budget, depth)
         return
     if path.lower().endswith(PICKLE_SUFFIXES):
         _merge(scan_pickles(f, budget, depth=depth), report, path, strict=True)
@@ -159,23 +261,26 @@ def _sniff_pickle(f: Stream, path: str, report: Report, budget: Budget, depth: i
     return _merge(scan_pickles(f, budget, depth=depth), report, path, strict=False)
 
 
-def _scan_other(f: Stream, size: int, path: str, report: Report, budget: Budget) -> None:
-    """Text goes to the text scanners; other binaries are skipped."""
-    head = f.read(8192)
-    if size <= budget.limits.max_text_bytes and b"\0" not in head:
-        data = head + f.read(size - len(head))
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            from amphub.scan import text  # late: the text scanners are a separate concern
+def _scan_other(
+    f: Stream, size: int, path: str, report: Report, budget: Budget, *, depth: int, skip: bool
+) -> None:
+    """Text (UTF-8, -16 or -32) goes to the text scanners; other binaries are skipped."""
+    from amphub.scan import literals, text  # late: the text scanners are a separate concern
 
+    head = f.read(8192)
+    wide = b"\0" in head and (head.startswith(_WIDE_BOMS) or literals.wide_codec(head))
+    if size <= budget.limits.max_text_bytes and (b"\0" not in head or wide):
+        data = literals.as_utf8(head + f.read(size - len(head)))
+        if data is not None:
             for finding in text.scan_text(path, data):
-                report.findings.append(finding)
+                where = f"{path}: " if depth else ""  # a member: say which
+                report.findings.append(replace(finding, message=where + finding.message))
+            if path.lower().endswith(".json") and b'"class_name"' in data:
+                formats.scan_keras_json(data, report)
             return
-    report.skipped = True
-    report.add("format", "binary file of no known model format", "info")
+    if skip:
+        report.skipped = True
+        report.add("format", "binary file of no known model format", "info")
 
 
 def _merge(scan: PickleScan, report: Report, where: str, strict: bool) -> bool:
@@ -201,7 +306,8 @@ def _scan_npy(f: Stream, path: str, report: Report, budget: Budget, depth: int) 
     has_object, offset = formats.npy_header(f)
     if has_object:  # np.load(allow_pickle=True) unpickles the data
         report.add("format", f"{path}: NumPy object array (a pickle)", "info")
-        _merge(scan_pickles(_Window(f, offset, None), budget, depth=depth + 1), report, path, True)
+        data = archives.Window(f, offset, None)
+        _merge(scan_pickles(data, budget, depth=depth + 1), report, path, True)
     else:
         report.add("format", f"{path}: NumPy array, data not read", "info")
 
@@ -293,18 +399,7 @@ def _open_member(
     if info.compress_size != info.file_size:
         raise ScanError(f"stored zip member {info.filename} with two sizes")
     start = info.header_offset + 30 + name_len + extra_len
-    return _Window(f, start, info.file_size)
-
-
-def _decompressor(codec: str, f: Stream) -> Stream:
-    if codec == "gzip":
-        return gzip.GzipFile(fileobj=f)
-    if codec == "bz2":
-        return bz2.BZ2File(f)
-    if codec == "xz":
-        # typeshed asks for IO[bytes]; LZMAFile only calls read and seek, as BZ2File does.
-        return lzma.LZMAFile(f)  # type: ignore[arg-type]
-    return _ZlibReader(f)
+    return archives.Window(f, start, info.file_size)
 
 
 def _u64(head: bytes) -> int:
@@ -338,70 +433,6 @@ class _Counted:
 
     def tell(self) -> int:
         return self.f.tell()
-
-    def seekable(self) -> bool:
-        return True
-
-
-class _Window:
-    """A view of ``length`` bytes (None: to the end) of a file from ``start``."""
-
-    def __init__(self, f: Stream, start: int, length: int | None) -> None:
-        if length is None:
-            length = f.seek(0, 2) - start
-        self.f, self.start, self.length, self.pos = f, start, length, 0
-
-    def read(self, n: int = -1) -> bytes:
-        n = self.length - self.pos if n < 0 else min(n, self.length - self.pos)
-        if n <= 0:
-            return b""
-        self.f.seek(self.start + self.pos)
-        data = self.f.read(n)
-        self.pos += len(data)
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self.pos = max(0, offset + (0, self.pos, self.length)[whence])
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seekable(self) -> bool:
-        return True
-
-
-class _ZlibReader:
-    """joblib's zlib files: one zlib stream, read forward (seeks by decompressing)."""
-
-    def __init__(self, f: Stream) -> None:
-        self.f, self.start = f, f.tell()
-        self._restart()
-
-    def _restart(self) -> None:
-        self.f.seek(self.start)
-        self.z, self.pos, self.buf = zlib.decompressobj(), 0, b""
-
-    def read(self, n: int = -1) -> bytes:
-        while (n < 0 or len(self.buf) < n) and not self.z.eof:
-            chunk = self.f.read(65536)
-            if not chunk:
-                break
-            self.buf += self.z.decompress(chunk)
-        data, self.buf = (self.buf, b"") if n < 0 else (self.buf[:n], self.buf[n:])
-        self.pos += len(data)
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        target = offset + (0, self.pos)[whence]
-        if target < self.pos:
-            self._restart()
-        while self.pos < target and self.read(min(target - self.pos, 1 << 20)):
-            pass
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
 
     def seekable(self) -> bool:
         return True

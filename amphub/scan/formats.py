@@ -6,10 +6,11 @@ r"""Model formats other than pickles: headers checked, tensor bytes skipped, not
   attempt (or damage), so overlaps, holes and out-of-range offsets are suspicious;
   duplicate keys too, since JSON parsers disagree on which one wins.
 - Keras: a ``Lambda`` layer carries marshalled Python bytecode that runs on load.
-  ``.keras`` is a zip whose ``config.json`` is parsed; for ``.h5`` (no h5py here)
-  the raw bytes of the file's head are searched for the config's ``class_name``
-  values, with JSON escapes decoded — and ASCII letters written as ``\u00XX``
-  (which ``json.dumps`` never does) are reported as obfuscation.
+  ``.keras`` is a zip whose ``config.json`` is parsed, as are JSON files holding a
+  Keras architecture (``model.to_json()``, Keras 2 and 3 ``config.json``); for
+  ``.h5`` (no h5py here) the raw bytes of the file's head are searched for the
+  config's ``class_name`` values, with JSON escapes decoded — and ASCII letters
+  written as ``\u00XX`` (which ``json.dumps`` never does) are reported as obfuscation.
 - GGUF: metadata keys are walked to find embedded chat templates (Jinja that some
   runtimes render), tensor infos and data are not read.
 - ONNX: the protobuf wire format is walked (no onnx package) down to each tensor's
@@ -181,6 +182,32 @@ def scan_keras_config(data: bytes, report: Report) -> None:
         config = json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise ScanError(f"Keras config.json is not valid JSON: {exc}") from None
+    _walk_keras(config, report)
+
+
+def scan_keras_json(data: bytes, report: Report) -> None:
+    """Check a JSON file that holds a Keras architecture, like a ``.keras`` config.
+
+    ``model.to_json()`` files and the ``config.json`` of Keras 2 and 3 models are
+    rebuilt by ``model_from_json`` and ``load_model``: a ``Lambda`` layer or a module
+    outside Keras runs code there too. Other JSON (and JSON that does not parse) is
+    left to the text checks.
+    """
+    try:
+        config = json.loads(data)
+    except (ValueError, RecursionError):
+        return
+    if isinstance(config, dict) and "model_config" in config:  # Keras 2 HDF5-style dump
+        config = config["model_config"]
+    if (
+        isinstance(config, dict)
+        and isinstance(config.get("class_name"), str)
+        and isinstance(config.get("config"), dict | list)
+    ):
+        _walk_keras(config, report)
+
+
+def _walk_keras(config: object, report: Report) -> None:
     stack, seen = [config], 0
     while stack:
         node = stack.pop()

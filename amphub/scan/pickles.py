@@ -27,8 +27,10 @@ Rules, with the reason next to each (several are picklescan bypasses):
 from __future__ import annotations
 
 import _compat_pickle
+import contextlib
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from amphub.scan.findings import Budget, LimitReached, Safety, ScanError, Stream
@@ -76,6 +78,7 @@ ALLOWED = _pairs(
     argparse: Namespace
     pathlib: PosixPath WindowsPath PurePosixPath PureWindowsPath
     torch: {" ".join(s + "Storage" for s in _STORAGES.split())} {_TORCH_DTYPES}
+    torch: {" ".join(s + "Tensor" for s in _STORAGES.split() if s != "Untyped")}
     torch: Size device Tensor strided sparse_coo sparse_csr sparse_csc sparse_bsr sparse_bsc
     torch: contiguous_format channels_last channels_last_3d preserve_format
     torch: per_tensor_affine per_channel_affine per_tensor_symmetric per_channel_symmetric
@@ -224,7 +227,7 @@ def scan_pickles(f: Stream, budget: Budget, *, depth: int = 0) -> PickleScan:
     """
     result = PickleScan()
     walker = _JoblibWalker(f, budget, result, depth)
-    try:
+    with _reading(result, walker):
         legacy = _LEGACY_TORCH.match(walker.peek(32)) is not None
         while True:
             start = walker.tell()
@@ -239,6 +242,74 @@ def scan_pickles(f: Stream, budget: Budget, *, depth: int = 0) -> PickleScan:
             if legacy and result.pickles == 5:
                 result.notes.append("legacy torch file: storage bytes after the pickles skipped")
                 break
+    return result
+
+
+# Bytes per element of torch's legacy storage classes (``torch.FloatStorage`` …).
+_ELEMENT_SIZES = {"Double": 8, "Long": 8, "ComplexFloat": 8, "ComplexDouble": 16, "Float": 4}
+_ELEMENT_SIZES |= {"Int": 4, "QInt32": 4, "Half": 2, "BFloat16": 2, "Short": 2}
+_ELEMENT_SIZES |= {"Char": 1, "Byte": 1, "Bool": 1, "QUInt8": 1, "QInt8": 1, "QUInt4x2": 1}
+
+
+def scan_legacy_torch_member(f: Stream, member: str, budget: Budget, depth: int) -> PickleScan:
+    """Read the ``storages`` or ``tensors`` member of torch's oldest (tar) checkpoints.
+
+    Each holds pickles, and after each storage's or tensor's pickle a raw record that
+    torch reads itself: a storage's element count and bytes (the element size from the
+    storage class the pickle names), or a tensor's dimensions, strides and offset.
+    """
+    result = PickleScan()
+    sink = _LastGlobal(result)
+    walker = Walker(f, budget, sink, depth)
+    end = f.seek(0, 2)
+    walker.seek(0)
+    with _reading(result, walker):
+        while walker.peek(1):
+            sink.last = None
+            walker.walk_one(track=False)
+            result.pickles += 1
+            if sink.last is not None and sink.last[0] == "torch":
+                at = walker.tell()
+                walker.seek(at + _legacy_record(f, at, member, sink.last[1]))
+                if walker.tell() > end:
+                    raise Malformed(f"legacy torch {member} record runs past the member")
+    return result
+
+
+def _legacy_record(f: Stream, at: int, member: str, name: str) -> int:
+    f.seek(at)
+    if member == "storages" and name.removesuffix("Storage") in _ELEMENT_SIZES:
+        raw = f.read(8)
+        count = int.from_bytes(raw, "little", signed=True) if len(raw) == 8 else -1
+        if count < 0:
+            raise Malformed("legacy torch storage without a size")
+        return 8 + count * _ELEMENT_SIZES[name.removesuffix("Storage")]
+    if member == "tensors" and name.endswith("Tensor"):
+        raw = f.read(4)
+        ndim = int.from_bytes(raw, "little", signed=True) if len(raw) == 4 else -1
+        if not 0 <= ndim <= 64:
+            raise Malformed("legacy torch tensor record without its dimensions")
+        return 8 + 16 * ndim + 8
+    return 0
+
+
+class _LastGlobal:
+    """Records globals in a scan and remembers the last one met."""
+
+    def __init__(self, scan: PickleScan) -> None:
+        self.scan = scan
+        self.last: tuple[str, str] | None = None
+
+    def add_global(self, module: str | None, name: str | None, proto: int) -> tuple[str, str]:
+        self.last = self.scan.add_global(module, name, proto)
+        return self.last
+
+
+@contextlib.contextmanager
+def _reading(result: PickleScan, walker: Walker) -> Iterator[None]:
+    """Turn why reading stopped into the scan's error, keeping what was found."""
+    try:
+        yield
     except LimitReached as exc:
         result.error, result.limit = str(exc), True
     except Malformed as exc:
@@ -248,7 +319,6 @@ def scan_pickles(f: Stream, budget: Budget, *, depth: int = 0) -> PickleScan:
     except Exception as exc:  # a failing decompressor or zip member: keep what was found
         log.debug("reading a pickle failed", exc_info=True)
         result.error = f"could not read the pickle: {exc!r}"
-    return result
 
 
 _JOBLIB_WRAPPERS = frozenset(

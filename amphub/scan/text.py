@@ -1,7 +1,7 @@
 """Scan a text file: leaked secrets in any file, risky calls in Python, chat templates.
 
 ``scan_text`` is the entry point; ``secrets`` and ``code`` hold the first two checks,
-this module the third.
+``notebooks`` applies both to each cell of a notebook, this module holds the third.
 
 A chat template is Jinja that ``transformers`` renders in a sandbox whenever the
 tokenizer formats a conversation. The sandbox has been escaped before through
@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import PurePosixPath
 
 from amphub.scan.code import scan_python
 from amphub.scan.findings import Finding
+from amphub.scan.literals import joined_literals
+from amphub.scan.notebooks import scan_notebook
 from amphub.scan.secrets import mask, scan_secrets
 
 __all__ = ["mask", "scan_chat_template", "scan_text"]
@@ -37,6 +40,7 @@ _CODE_SUFFIXES = frozenset(
     | {".java", ".kt", ".scala", ".c", ".h", ".cc", ".cpp", ".hpp", ".cs", ".rb", ".php"}
     | {".swift", ".lua", ".jl", ".r"}
 )
+_JS_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx"})
 _TEMPLATE_CONFIGS = frozenset({"tokenizer_config.json", "chat_template.json"})
 _DUNDERS = (
     "__globals__",
@@ -76,7 +80,13 @@ def scan_text(path: str, data: bytes) -> list[Finding]:
     """
     name = PurePosixPath(path).name.lower()
     suffix = PurePosixPath(name).suffix
+    if suffix == ".ipynb":
+        notebook = scan_notebook(data.decode("utf-8", "replace"))
+        if notebook is not None:
+            return notebook
     findings = scan_secrets(data, code=suffix in _CODE_SUFFIXES)
+    if suffix in _CODE_SUFFIXES:
+        findings += _split_secrets(data, findings, templates=suffix in _JS_SUFFIXES)
     if suffix == ".py":
         findings += scan_python(data.decode("utf-8", "replace"))
     if name in _TEMPLATE_CONFIGS:
@@ -84,6 +94,22 @@ def scan_text(path: str, data: bytes) -> list[Finding]:
     elif suffix == ".jinja":
         findings += scan_chat_template(data.decode("utf-8", "replace"))
     return findings
+
+
+def _split_secrets(data: bytes, found: list[Finding], *, templates: bool) -> list[Finding]:
+    """Secrets split across string literals that the code joins (see ``literals``)."""
+    joined, origins = joined_literals(data, templates=templates)
+    if not joined:
+        return []
+    seen = {(f.line, f.masked) for f in found}
+    out = []
+    for finding in scan_secrets(joined, code=True):
+        line = origins[finding.line - 1] if finding.line else None
+        if (line, finding.masked) not in seen and line is not None:
+            seen.add((line, finding.masked))
+            message = f"{finding.message} (split across string literals)"
+            out.append(replace(finding, message=message, line=line))
+    return out
 
 
 def scan_chat_template(
