@@ -194,6 +194,25 @@ ERROR_CASES = [
         "field 'disabled' must be bool",
     ),  # noqa: E501
     ("admin", "PATCH", "/api/v1/users/nobody", {"admin": True}, 404, "not_found", "no user nobody"),
+    # an administrator cannot lock themselves out: another one must do it
+    (
+        "admin",
+        "PATCH",
+        "/api/v1/users/admin",
+        {"creator": False, "admin": False},
+        403,
+        "forbidden",
+        "you cannot take your own administrator role; another administrator can",
+    ),
+    (
+        "admin",
+        "PATCH",
+        "/api/v1/users/admin",
+        {"disabled": True},
+        403,
+        "forbidden",
+        "you cannot disable yourself; another administrator can",
+    ),
     ("admin", "POST", "/api/v1/users/nobody/key", None, 404, "not_found", "no user nobody"),
 ] + [
     (
@@ -218,6 +237,17 @@ async def test_user_api_errors(hub, bob, who, method, path, json, status, code, 
     assert (got_status, body) == (status, err(code, message))
     if status == 401:
         assert_challenge(headers)
+
+
+async def test_refused_self_change_changes_nothing_and_another_admin_may(hub):
+    await hub.call("PATCH", "/api/v1/users/admin", json={"creator": False, "admin": False})
+    status, me = await hub.call("GET", "/api/v1/me")
+    assert (status, me["admin"], me["creator"], me["disabled"]) == (200, True, True, False)
+    await hub.user("root2", admin=True)
+    status, admin = await hub.call(
+        "PATCH", "/api/v1/users/admin", json={"admin": False, "disabled": True}, user="root2"
+    )
+    assert (status, admin["admin"], admin["disabled"]) == (200, False, True)
 
 
 async def test_user_name_limits_accepted(hub):

@@ -92,12 +92,8 @@ async def patch_user(request: web.Request) -> web.Response:
     who = require(request, Action.MANAGE_USERS)
     body = await json_object(request)
     flags = {name: field(body, name, bool, None) for name in ("admin", "creator", "disabled")}
-    changed = ", ".join(f"{name}={value}" for name, value in flags.items() if value is not None)
-    audit = db.Audit(
-        user_name(who), "change_user", target=request.match_info["name"], detail=changed
-    )
-    user = await db.update_user_flags(
-        request.app[keys.HUB].db, request.match_info["name"], audit=audit, **flags
+    user = await accounts.change_user(
+        request.app[keys.HUB].db, request.match_info["name"], by=user_name(who), **flags
     )
     if user is None:
         raise NotFound(f"no user {request.match_info['name']}")

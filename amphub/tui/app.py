@@ -105,16 +105,19 @@ class ConsoleApp(App[None]):
         active = self.screen_stack[0].query_one(TabbedContent).active
         return self.screen_stack[0].query_one(f"#{active.removeprefix('tab-')}", Pane)
 
-    async def ask(self, call: Awaitable[T]) -> T | None:
+    async def ask(self, call: Awaitable[T], *, raise_refused: bool = False) -> T | None:
         """The answer to one API call, or None after telling the user what went wrong.
 
-        A refusal becomes a notification with the server's own sentence; no answer at
-        all marks the connection lost until a later call gets through.
+        A refusal becomes a notification with the server's own sentence, or is raised
+        for a caller that shows it itself (a form); no answer at all marks the
+        connection lost until a later call gets through.
         """
         try:
             answer = await call
         except RequestRefused as exc:
             self._answered()
+            if raise_refused:
+                raise
             title = f"{exc.status} {exc.code}".strip()
             self.notify(exc.message, title=title, severity="error", timeout=8)
             return None

@@ -36,8 +36,11 @@ class Console(Protocol):
         """Whether the server answered the last call; None before the first."""
         ...
 
-    async def ask(self, call: Awaitable[T]) -> T | None:
-        """The answer, or None after telling the user what went wrong."""
+    async def ask(self, call: Awaitable[T], *, raise_refused: bool = False) -> T | None:
+        """The answer, or None after telling the user what went wrong.
+
+        With `raise_refused`, the server's refusal is raised as RequestRefused instead.
+        """
         ...
 
 

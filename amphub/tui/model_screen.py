@@ -236,16 +236,13 @@ class ModelScreen(ServerAccess, Screen):
     async def action_visibility(self) -> None:
         """Make the model private, internal or public."""
         current = self.model["visibility"] if self.model else None
-        values = await self.app.push_screen_wait(
+        changed = await self.app.push_screen_wait(
             FormScreen(
                 f"Visibility of {self.space_id}/{self.model_id}",
                 [ChoiceField("visibility", "Visibility", VISIBILITIES, current)],
+                lambda values: self.client.change_model(self.space_id, self.model_id, **values),
+                action="Change visibility",
             )
-        )
-        if values is None:
-            return
-        changed = await self.ask(
-            self.client.change_model(self.space_id, self.model_id, visibility=values["visibility"])
         )
         if changed is not None:
             self.post_message(ModelChanged(changed))
