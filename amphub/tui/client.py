@@ -46,8 +46,12 @@ class ApiClient:
 
     def __init__(self, url: str, key: str) -> None:
         self.url = url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {key}"}
         self._session: aiohttp.ClientSession | None = None
+        self.use_key(key)
+
+    def use_key(self, key: str) -> None:
+        """Send `key` from the next call on."""
+        self._headers = {"Authorization": f"Bearer {key}"}
 
     async def close(self) -> None:
         """Close the connections; the client opens new ones if it is used again."""
@@ -65,10 +69,10 @@ class ApiClient:
             ServerUnreachable: the server did not answer.
         """
         if self._session is None:
-            self._session = aiohttp.ClientSession(headers=self._headers, timeout=TIMEOUT)
+            self._session = aiohttp.ClientSession(timeout=TIMEOUT)
         try:
             async with self._session.request(
-                method, self.url + API + path, json=json, params=params
+                method, self.url + API + path, json=json, params=params, headers=self._headers
             ) as response:
                 return await _answer(response)
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:

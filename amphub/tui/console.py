@@ -32,6 +32,11 @@ class Console(Protocol):
         ...
 
     @property
+    def key_refused(self) -> str:
+        """Why the server refused the key, empty while it takes it."""
+        ...
+
+    @property
     def connected(self) -> bool | None:
         """Whether the server answered the last call; None before the first."""
         ...
