@@ -5,7 +5,7 @@ from __future__ import annotations
 from amphub.tui.forms import ConfirmScreen, FormScreen
 from amphub.tui.members import MembersScreen
 from amphub.tui.messages import MembersChanged, SpaceChanged, SpaceUnsubscribed
-from amphub.tui.spaces import SpacesPane
+from amphub.tui.spaces import COLUMNS, SpacesPane
 from tests.conftest import GIB, Hub, console, posted, until
 
 UNIT = 10 * GIB
@@ -134,3 +134,26 @@ def _is(read, expected):
         return await read() == expected
 
     return check
+
+
+async def test_columns_fit_the_width_the_least_important_left_out_first(hub: Hub):
+    await hub.space("a-team-with-a-long-id", name="A name long enough to be clipped by the tab")
+    widths = {}
+    for size in ((160, 30), (120, 30), (80, 24), (60, 24)):
+        async with console(hub, size=size) as (app, pilot):
+            table = await _open_spaces(app, pilot, "a-team-with-a-long-id")
+            await until(pilot, lambda t=table: t.shown and t.row_count, "the columns")
+            # Nothing is cut off at the right edge: what does not fit is left out whole.
+            assert table.virtual_size.width <= table.size.width
+            widths[size[0]] = table.shown_keys
+            detail = app.query_one("#spaces-detail")
+            assert "a-team-with-a-long-id" in str(detail.render())
+    everything = [c.key for c in COLUMNS]
+    assert widths[160] == widths[120] == everything
+    assert widths[80] == ["id", "usage", "status", "expires"]
+    assert widths[60] == ["id", "usage", "status"]
+    # What is left out is always less important than anything shown.
+    drop = {c.key: c.drop for c in COLUMNS}
+    for shown in widths.values():
+        left_out = [drop[key] for key in everything if key not in shown]
+        assert all(drop[key] < min(left_out, default=99) for key in shown)

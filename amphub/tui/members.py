@@ -9,10 +9,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from amphub.tui.fitted_table import cursor_key
 from amphub.tui.forms import ChoiceField, ConfirmScreen, Field, FormScreen, TextField
 from amphub.tui.header import ConsoleHeader
 from amphub.tui.messages import MembersChanged
-from amphub.tui.paged_table import cursor_key
 from amphub.tui.pane import ServerAccess
 
 

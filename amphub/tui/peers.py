@@ -10,9 +10,9 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from amphub.tui import formatting as fmt
+from amphub.tui.fitted_table import cursor_key
 from amphub.tui.forms import ConfirmScreen, Field, FormScreen, TextField
 from amphub.tui.messages import PeersChanged
-from amphub.tui.paged_table import cursor_key
 from amphub.tui.pane import Pane
 
 

@@ -10,10 +10,11 @@ from textual.widgets import DataTable, Input, Static
 
 from amphub.tui import formatting as fmt
 from amphub.tui.client import Page
+from amphub.tui.fitted_table import Column
 from amphub.tui.forms import ChoiceField, FormScreen, Invalid, NumberField, TextField
 from amphub.tui.members import MembersScreen
 from amphub.tui.messages import SpaceChanged, SpaceUnsubscribed
-from amphub.tui.paged_table import Column, PagedTable
+from amphub.tui.paged_table import PagedTable
 from amphub.tui.pane import PagedPane
 
 # Each space in a page has its usage summed on the server, so pages are smaller here.
@@ -23,13 +24,13 @@ BILLING_MODES = ("monthly", "yearly", "pay_as_you_go")
 SPACE_ROLES = ("maintainer", "user")
 COLUMNS = [
     Column("id", "Space"),
-    Column("name", "Name"),
+    Column("name", "Name", drop=3),
     Column("usage", "Used / quota"),
-    Column("models", "Models"),
-    Column("billing", "Billing"),
-    Column("status", "Status"),
-    Column("expires", "Expires"),
-    Column("creator", "Creator"),
+    Column("models", "Models", drop=5),
+    Column("billing", "Billing", drop=6),
+    Column("status", "Status", drop=1),
+    Column("expires", "Expires", drop=2),
+    Column("creator", "Creator", drop=4),
 ]
 
 

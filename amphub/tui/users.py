@@ -10,18 +10,19 @@ from textual.widgets import Input, Static
 
 from amphub.tui import formatting as fmt
 from amphub.tui.client import Page
+from amphub.tui.fitted_table import Column
 from amphub.tui.forms import ConfirmScreen, FlagField, FormScreen, KeyScreen, TextField
 from amphub.tui.messages import KeyRegenerated, UserChanged, UserCreated
-from amphub.tui.paged_table import Column, PagedTable
+from amphub.tui.paged_table import PagedTable
 from amphub.tui.pane import PagedPane
 
 PER_PAGE = 100
 COLUMNS = [
     Column("name", "Name"),
     Column("admin", "Admin"),
-    Column("creator", "Creator"),
+    Column("creator", "Creator", drop=1),
     Column("disabled", "Disabled"),
-    Column("created", "Created"),
+    Column("created", "Created", drop=2),
 ]
 # The changes asked before they are made, by flag and new value.
 TOGGLE_QUESTIONS = {
