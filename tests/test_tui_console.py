@@ -16,6 +16,7 @@ from amphub.services.accounts import create_user
 from amphub.tui.commands import ActionCommands, bindings_of
 from amphub.tui.forms import FormScreen
 from amphub.tui.header import ConsoleHeader
+from amphub.tui.help import HelpScreen
 from amphub.tui.messages import ConnectionLost, ConnectionRegained
 from amphub.tui.model_screen import ModelScreen
 from amphub.tui.users import UsersPane
@@ -119,10 +120,14 @@ async def test_a_wrong_key_is_shown_until_a_good_one_is_entered(hub: Hub):
 async def test_palette_has_an_entry_for_every_action(hub: Hub):
     await hub.space_and_model("team", "m1")
     async with console(hub) as (app, pilot):
-        entries = [hit.text async for hit in ActionCommands(app.screen).discover()]
+        hits = {hit.text: hit.help async for hit in ActionCommands(app.screen).discover()}
+        entries = list(hits)
         for pane in app.panes:
             for binding in bindings_of(pane):
                 assert f"{app.tab_title(pane)}: {binding.description}" in entries
+        # Each entry says its key, so the palette teaches the keys.
+        assert hits["Spaces: New"].startswith("n · Create a space")
+        assert hits["Console: Keys"].startswith("? · ")
         assert "Console: Spaces tab" in entries and "Console: Quit" in entries
         await pilot.press("ctrl+p")
         await pilot.press(*"spaces new")
@@ -135,6 +140,32 @@ async def test_palette_has_an_entry_for_every_action(hub: Hub):
         await until(pilot, lambda: isinstance(app.screen, ModelScreen), "the model screen")
         entries = [hit.text async for hit in ActionCommands(app.screen).discover()]
         assert {"Model: Scan", "Model: Sync", "Model: Deploy", "Model: Members"} <= set(entries)
+
+
+async def test_question_mark_lists_every_key_of_the_screen(hub: Hub):
+    await hub.space_and_model("team", "m1")
+    async with console(hub) as (app, pilot):
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the keys")
+        sections = dict(app.screen.sections())
+        for pane in app.panes:
+            listed = sections[f"{app.tab_title(pane)} tab"]
+            for binding in bindings_of(pane):
+                assert (app.get_key_display(binding), binding.description) in listed
+        assert ("n", "New") in sections["Users tab"]
+        assert ("enter", "Open the selected line") in sections["Models tab"]
+        assert {("?", "Keys"), ("^p", "Find an action by name"), ("2", "Spaces tab")} <= set(
+            sections["Everywhere"]
+        )
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen), "closed")
+        app.push_screen(ModelScreen("team", "m1"))
+        await until(pilot, lambda: isinstance(app.screen, ModelScreen), "the model screen")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the model's keys")
+        assert {("s", "Scan"), ("e", "README"), ("esc", "Back")} <= set(
+            dict(app.screen.sections())["Model"]
+        )
 
 
 def test_cli_needs_a_key(capsys):

@@ -111,22 +111,22 @@ async def test_members_added_changed_and_removed(hub: Hub):
         await pilot.press("a")
         await _form(app, pilot)
         await pilot.press(*"bob", "enter")
-        await until(pilot, _is(role, "maintainer"), "bob added")
+        await until(pilot, _is(role, "user"), "bob added with the least role")
         await until(pilot, lambda: members.selected is not None, "the members listed")
         table = members.query_one("#members-table")
         await until(pilot, lambda: table.row_count == 2, "bob listed")
         table.move_cursor(row=table.get_row_index("bob"))
         await pilot.press("e")
         await _form(app, pilot)
-        await pilot.press("enter", "down", "enter", "ctrl+s")  # the drop-down: user
+        await pilot.press("enter", "up", "enter", "ctrl+s")  # the drop-down: maintainer
         await until(pilot, lambda: isinstance(app.screen, MembersScreen), "back to the members")
-        await until(pilot, _is(role, "user"), "bob's role changed")
+        await until(pilot, _is(role, "maintainer"), "bob's role changed")
         await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
         await pilot.press("y")
         await until(pilot, _is(role, None), "bob removed")
     roles = [m.role for m in posted(messages, MembersChanged)]
-    assert roles == ["maintainer", "user", None]
+    assert roles == ["user", "maintainer", None]
 
 
 def _is(read, expected):

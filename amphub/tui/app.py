@@ -16,6 +16,7 @@ from amphub.tui.client import ApiClient, RequestRefused, ServerUnreachable
 from amphub.tui.commands import ActionCommands
 from amphub.tui.forms import FormScreen, TextField
 from amphub.tui.header import ConsoleHeader
+from amphub.tui.help import HelpScreen
 from amphub.tui.messages import ConnectionLost, ConnectionRegained, TaskStarted
 from amphub.tui.models import ModelsPane
 from amphub.tui.pane import Pane
@@ -47,6 +48,7 @@ class ConsoleApp(App[None]):
             Binding(str(number), f"show_tab('{name}')", f"{title} tab", show=False)
             for number, (name, title, _) in enumerate(TABS, start=1)
         ),
+        Binding("question_mark", "help", "Keys"),
         Binding("ctrl+k", "enter_key", "Enter a key"),
     ]
 
@@ -243,6 +245,11 @@ class ConsoleApp(App[None]):
         tasks = self.screen_stack[0].query_one("#tasks", Pane)
         if tasks.loaded:
             tasks.reload()
+
+    def action_help(self) -> None:
+        """Every key of the screen shown, and those that work everywhere."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
 
     def action_show_tab(self, name: str) -> None:
         """Go back to the tabs and show one (none while signed out: their lists are refused)."""

@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.suggester import Suggester
 from textual.widget import Widget
 from textual.widgets import Checkbox, Footer, Input, Label, Select, Static
 
@@ -32,11 +33,17 @@ class TextField:
     placeholder: str = ""
     required: bool = True
     password: bool = False
+    suggester: Suggester | None = None
 
     def widget(self) -> Widget:
-        """The input for this field."""
+        """The input for this field, completing what is typed if it has a suggester."""
         return Input(
-            self.default, self.placeholder, password=self.password, compact=True, id=self.name
+            self.default,
+            self.placeholder,
+            password=self.password,
+            suggester=self.suggester,
+            compact=True,
+            id=self.name,
         )
 
     def read(self, widget: Any) -> str:

@@ -7,17 +7,43 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.suggester import Suggester
 from textual.widgets import DataTable, Footer, Static
 
+from amphub.tui.client import ApiClient, RequestRefused, ServerUnreachable
 from amphub.tui.fitted_table import cursor_key
 from amphub.tui.forms import ChoiceField, ConfirmScreen, Field, FormScreen, TextField
 from amphub.tui.header import ConsoleHeader
 from amphub.tui.messages import MembersChanged
 from amphub.tui.pane import ServerAccess
 
+SUGGESTED = 20  # names asked for at once; the list is filtered on the server
+
+
+class UserNames(Suggester):
+    """Completes a user name from the names the server knows that start with what is typed.
+
+    Asked of the client directly, not through the console: a suggestion is a help, and
+    one that cannot be had (the caller may not list users) is simply not offered.
+    """
+
+    def __init__(self, client: ApiClient) -> None:
+        super().__init__(case_sensitive=False)
+        self.client = client
+
+    async def get_suggestion(self, value: str) -> str | None:
+        """The first user name that starts with `value`."""
+        if not value:
+            return None
+        try:
+            page = await self.client.users(1, SUGGESTED, value)
+        except (RequestRefused, ServerUnreachable):
+            return None
+        return next((u["name"] for u in page.items if u["name"].startswith(value)), None)
+
 
 class MembersScreen(ServerAccess, Screen):
-    """Who holds which role in `scope` (`spaces/ID` or `models/SPACE/ID`)."""
+    """Who holds which role in `scope` (`spaces/ID` or `models/SPACE/ID`), roles most first."""
 
     BINDINGS = [
         Binding("a", "add", "Add"),
@@ -69,9 +95,10 @@ class MembersScreen(ServerAccess, Screen):
     @work(group="members-change")
     async def action_add(self) -> None:
         """Give a user a role, the least one unless another is chosen."""
+        user = TextField("user", "User", suggester=UserNames(self.client))
         await self._grant_form(
             "Add a member",
-            [TextField("user", "User"), ChoiceField("role", "Role", self.roles)],
+            [user, ChoiceField("role", "Role", self.roles, self.roles[-1])],
             "Add member",
         )
 

@@ -25,6 +25,7 @@ COLUMNS = [
     Column("model", "Model"),
     Column("ref", "Ref", drop=3),
     Column("status", "Status"),
+    Column("verdict", "Verdict"),
     Column("progress", "Progress", drop=2),
     Column("created", "Created", drop=5),
     Column("message", "Message", drop=1),
@@ -40,6 +41,7 @@ def task_row(task: dict) -> list:
         task["model"],
         task["ref"] or "–",
         fmt.status(task["status"]),
+        fmt.status(fmt.verdict(task)) if fmt.verdict(task) else "",
         fmt.progress(task["progress"], task["status"]),
         fmt.when(task["created_at"]),
         fmt.clip(task["message"], MESSAGE_WIDTH),
@@ -50,6 +52,8 @@ def describe_task(task: dict) -> str:
     """A task in one sentence, its whole message included, for the line under the table."""
     ref = f" at {task['ref']}" if task["ref"] else ""
     message = f" · {task['message']}" if task["message"] else ""
+    found = fmt.verdict(task)
+    message = f" · verdict {found}{message}" if found else message
     return (
         f"task {task['id']} · {task['kind']} of {task['model']}{ref} ·"
         f" {task['status']} {task['progress']}% · by {task['created_by']}{message}"
