@@ -376,3 +376,39 @@ def test_failed_sign_ins_memory_bounded_forgets_stalest():
     limiter.record_failure("c")
     assert limiter.retry_after("a") == 0.0  # the stalest was forgotten
     assert limiter.retry_after("b") > 0
+
+
+# Bodies and routes the API does not know
+
+
+async def test_a_misspelled_field_is_refused_and_nothing_is_made(hub):
+    await hub.space("team")
+    status, body = await hub.call(
+        "POST", "/api/v1/spaces/team/models", json={"id": "m1", "visiblity": "public"}
+    )
+    assert (status, body) == (
+        400,
+        err("bad_request", "unknown field 'visiblity'; the fields here are id, name, visibility"),
+    )
+    assert (await hub.call("GET", "/api/v1/models/team/m1"))[0] == 404
+    status, body = await hub.call("PATCH", "/api/v1/users/admin", json={"admn": True})
+    assert (status, body) == (
+        400,
+        err("bad_request", "unknown field 'admn'; the fields here are admin, creator, disabled"),
+    )
+
+
+async def test_unknown_routes_and_methods_answer_in_the_api_shape(hub):
+    status, body, headers = await raw(hub, "GET", "/api/v1/nothing-here")
+    assert (status, body) == (
+        404,
+        err(
+            "not_found", "no API route /api/v1/nothing-here; the routes are in /api/v1/openapi.json"
+        ),
+    )
+    status, body, headers = await raw(hub, "DELETE", "/api/v1/me", f"Bearer {hub.admin_key}")
+    assert (status, body) == (
+        405,
+        err("method_not_allowed", "DELETE is not allowed on /api/v1/me; allowed: GET, HEAD"),
+    )
+    assert sorted(m.strip() for m in headers["Allow"].split(",")) == ["GET", "HEAD"]
