@@ -133,10 +133,8 @@ class FormScreen(ModalScreen[Any]):
     to the form, never to the list behind it.
     """
 
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+s", "submit", "Submit"),
-    ]
+    # ctrl+s is bound for each form, named by its action.
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(
         self, title: str, fields: list[Field], submit: Submit, *, action: str, note: str = ""
