@@ -25,7 +25,7 @@ COLUMNS = [
     Column("created", "Created", drop=2),
 ]
 # The changes asked before they are made, by flag and new value.
-TOGGLE_QUESTIONS = {
+ASKED_FIRST = {
     ("admin", True): "Make {name} an administrator? They may then do everything here.",
     ("admin", False): "Take the administrator role from {name}?",
     ("disabled", True): "Disable {name}? Their key and tokens stop working at once.",
@@ -115,7 +115,7 @@ class UsersPane(PagedPane):
         if user is None:
             return
         value = not user[flag]
-        question = TOGGLE_QUESTIONS.get((flag, value))
+        question = ASKED_FIRST.get((flag, value))
         if question and not await self.app.push_screen_wait(
             ConfirmScreen(question.format(name=user["name"]))
         ):
