@@ -10,12 +10,13 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
-from amphub import db
-from amphub.config import Config, ConfigError, load_config
+from amphub import __version__, db
+from amphub.config import SETTINGS, Config, ConfigError, load_config
 from amphub.server.app import bootstrap, create_app, offline
 from amphub.server.connections import HubRunner
 from amphub.server.logs import logging_to_stderr
@@ -27,6 +28,27 @@ from amphub.storage.objects import StoreUnusable
 
 log = logging.getLogger("amphub")
 OFFLINE = "amphub admin"
+
+
+@dataclass(frozen=True)
+class UserChange:
+    """An admin command that sets flags of a user: its help, the flags, the sentence after."""
+
+    help: str
+    flags: dict[str, bool]
+    done: str
+
+
+USER_CHANGES = {
+    "grant-creator": UserChange(
+        "let a user create spaces", {"creator": True}, "may now create spaces"
+    ),
+    "grant-admin": UserChange(
+        "make a user an administrator", {"admin": True}, "is now an administrator"
+    ),
+    "disable": UserChange("stop a user's key and tokens", {"disabled": True}, "is now disabled"),
+    "enable": UserChange("let a disabled user in again", {"disabled": False}, "is now enabled"),
+}
 CONSOLE_URL = "http://127.0.0.1:8080"
 SERVE_FLAGS = (
     "data_dir",
@@ -43,11 +65,31 @@ SERVE_FLAGS = (
 )
 
 
+def _serve_epilog() -> str:
+    """Where settings come from, every one of them, and what the first start prints."""
+    names = "\n".join(f"  {name:<24} AMPHUB_{name.upper()}" for name in SETTINGS)
+    return (
+        "settings, the first found wins: a flag above, the environment variable\n"
+        "AMPHUB_<NAME>, then <NAME> in amphub.toml in the data dir (AMPHUB_DATA or --data\n"
+        "names the data dir itself), then the default. In amphub.toml: port = 9000\n\n"
+        f"{names}\n\n"
+        "first start: on an empty data dir, the server creates the user admin and prints\n"
+        "its key once. Keep it: only its hash is stored (`amphub admin reset-key admin\n"
+        "--data DIR` makes a new one)."
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amphub", description="A self-hosted model hub.")
+    parser.add_argument("--version", action="version", version=f"amphub {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the server")
+    serve = commands.add_parser(
+        "serve",
+        help="run the server",
+        epilog=_serve_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--data", dest="data_dir", help="data dir (default ./amphub-data)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
@@ -93,11 +135,18 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--creator", action="store_true", help="let the user create spaces")
     reset = actions.add_parser("reset-key", help="give a user a new key and print it")
     reset.add_argument("name")
-    grant = actions.add_parser("grant-creator", help="let a user create spaces")
-    grant.add_argument("name")
+    listed = actions.add_parser("list-users", help="every user and their roles")
+    changes = [
+        actions.add_parser(action, help=change.help) for action, change in USER_CHANGES.items()
+    ]
+    for change in changes:
+        change.add_argument("name")
     reindex = actions.add_parser("reindex", help="rebuild every model card from its repository")
-    for action in (create, reset, grant, reindex):
+    for action in (create, reset, listed, *changes, reindex):
         action.add_argument("--data", dest="data_dir", help="data dir (default ./amphub-data)")
+        action.add_argument(
+            "--init", action="store_true", help="create the data dir if it does not exist"
+        )
 
     copy = commands.add_parser(
         "backup", help="copy a data dir, while its server runs, into a new or empty folder"
@@ -162,12 +211,36 @@ async def _admin(args: argparse.Namespace, config: Config) -> int:
             count = await reindex_all(hub)
             print(f"indexed {count} models")
             return 0
-        audit = db.Audit(OFFLINE, "grant_creator", target=args.name)
-        if await db.update_user_flags(database, args.name, creator=True, audit=audit) is None:
+        if args.action == "list-users":
+            for user in await db.list_users(database):
+                print(_user_line(user))
+            return 0
+        change = USER_CHANGES[args.action]
+        if await accounts.change_user(database, args.name, by=OFFLINE, **change.flags) is None:
             print(f"amphub: no user {args.name}", file=sys.stderr)
             return 1
-        print(f"{args.name} may now create spaces")
+        print(f"{args.name} {change.done}")
         return 0
+
+
+def _user_line(user: db.User) -> str:
+    roles = [word for word, held in (("admin", user.admin), ("creator", user.creator)) if held]
+    state = "disabled" if user.disabled else "enabled"
+    return f"{user.name}\t{','.join(roles) or '-'}\t{state}\t{user.created_at}"
+
+
+def _no_data_dir(args: argparse.Namespace, config: Config) -> str | None:
+    """Why an admin command refuses the data dir; None if it may go on.
+
+    A mistyped --data would otherwise make a new, empty data dir and print a key that
+    no server knows.
+    """
+    if args.command != "admin" or args.init or config.db_path.exists():
+        return None
+    return (
+        f"{config.data_dir} holds no amphub data (no {config.db_path.name}); check --data,"
+        " or give --init to start a new data dir there"
+    )
 
 
 def _copy(args: argparse.Namespace, config: Config) -> int:
@@ -242,6 +315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command in ("backup", "restore"):
         return _copy(args, config)
+    refusal = _no_data_dir(args, config)
+    if refusal:
+        print(f"amphub: {refusal}", file=sys.stderr)
+        return 2
     command = _doctor if args.command == "doctor" else _admin
     try:
         return asyncio.run(command(args, config))

@@ -18,7 +18,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from amphub import __version__ as amphub_version
 from amphub.cli import main
+from amphub.config import SETTINGS
 from tests.conftest import free_port, start_hub, start_server
 
 USER_RULE = (
@@ -82,7 +84,7 @@ async def whoami(data_dir: Path, *credentials: tuple[str, str]) -> list[tuple[in
 
 def test_create_user_prints_a_working_key(tmp_path, capsys):
     data = str(tmp_path / "data")
-    ada = amphub(capsys, "admin", "create-user", "ada", "--creator", "--data", data)
+    ada = amphub(capsys, "admin", "create-user", "ada", "--creator", "--data", data, "--init")
     assert ada.returncode == 0, ada.stderr
     root = amphub(capsys, "admin", "create-user", "root", "--admin", "--data", data)
     assert root.returncode == 0, root.stderr
@@ -98,8 +100,8 @@ def test_create_user_prints_a_working_key(tmp_path, capsys):
 
 def test_create_user_duplicate_and_invalid_name_fail_cleanly(tmp_path, capsys):
     data, other = str(tmp_path / "data"), str(tmp_path / "other")
-    first = amphub(capsys, "admin", "create-user", "ada", "--data", data)
-    invalid = amphub(capsys, "admin", "create-user", "Bad Name", "--data", other)
+    first = amphub(capsys, "admin", "create-user", "ada", "--data", data, "--init")
+    invalid = amphub(capsys, "admin", "create-user", "Bad Name", "--data", other, "--init")
     assert first.returncode == 0, first.stderr
     assert_clean_failure(invalid, f"invalid user name 'Bad Name': {USER_RULE}")
     assert_clean_failure(
@@ -113,10 +115,10 @@ def test_create_user_duplicate_and_invalid_name_fail_cleanly(tmp_path, capsys):
 
 def test_reset_key_and_grant_creator(tmp_path, capsys):
     data = str(tmp_path / "data")
-    created = amphub(capsys, "admin", "create-user", "ada", "--data", data)
+    created = amphub(capsys, "admin", "create-user", "ada", "--data", data, "--init")
     unknown = [
-        amphub(capsys, "admin", "reset-key", "nobody", "--data", str(tmp_path / "a")),
-        amphub(capsys, "admin", "grant-creator", "nobody", "--data", str(tmp_path / "b")),
+        amphub(capsys, "admin", "reset-key", "nobody", "--data", data),
+        amphub(capsys, "admin", "grant-creator", "nobody", "--data", data),
     ]
     for result in unknown:
         assert_clean_failure(result, "no user nobody")
@@ -133,6 +135,61 @@ def test_reset_key_and_grant_creator(tmp_path, capsys):
     )
     assert old_status == 401
     assert (status, me["name"], me["creator"]) == (200, "ada", True)
+
+
+def test_admin_refuses_a_data_dir_that_is_not_one_unless_init(tmp_path, capsys):
+    typo = tmp_path / "typo"
+    refused = amphub(capsys, "admin", "create-user", "ada", "--data", str(typo))
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"amphub: {typo} holds no amphub data (no amphub.db); check --data, or give --init"
+        " to start a new data dir there\n"
+    )
+    assert not typo.exists()
+    made = amphub(capsys, "admin", "create-user", "ada", "--data", str(typo), "--init")
+    assert made.returncode == 0, made.stderr
+    again = amphub(capsys, "admin", "list-users", "--data", str(typo))
+    assert (again.returncode, again.stdout.split("\t")[:3]) == (0, ["ada", "-", "enabled"])
+
+
+def test_list_users_grant_admin_disable_enable(tmp_path, capsys):
+    data = str(tmp_path / "data")
+    created = amphub(capsys, "admin", "create-user", "ada", "--data", data, "--init")
+    amphub(capsys, "admin", "create-user", "bob", "--creator", "--data", data)
+    key = last_line(created.stdout)
+    said = [
+        amphub(capsys, "admin", action, "ada", "--data", data).stdout
+        for action in ("grant-admin", "disable")
+    ]
+    assert said == ["ada is now an administrator\n", "ada is now disabled\n"]
+    listed = amphub(capsys, "admin", "list-users", "--data", data).stdout.splitlines()
+    assert [line.split("\t")[:3] for line in listed] == [
+        ["ada", "admin", "disabled"],
+        ["bob", "creator", "enabled"],
+    ]
+    [(status, _)] = asyncio.run(whoami(tmp_path / "data", ("ada", key)))
+    assert status == 403
+    enabled = amphub(capsys, "admin", "enable", "ada", "--data", data)
+    assert enabled.stdout == "ada is now enabled\n"
+    [(status, me)] = asyncio.run(whoami(tmp_path / "data", ("ada", key)))
+    assert (status, me["admin"]) == (200, True)
+    assert_clean_failure(
+        amphub(capsys, "admin", "disable", "nobody", "--data", data), "no user nobody"
+    )
+
+
+def test_version_and_serve_help(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out == f"amphub {amphub_version}\n"
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = capsys.readouterr().out
+    assert "AMPHUB_<NAME>" in text and "amphub.toml" in text
+    for setting in SETTINGS:
+        assert f"AMPHUB_{setting.upper()}" in text
+    assert "creates the user admin and prints\nits key once" in text
 
 
 async def serve(data: Path, port: int) -> tuple[asyncio.subprocess.Process, list[str]]:

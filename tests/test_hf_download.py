@@ -285,6 +285,7 @@ async def test_listings_of_files_refs_commits_and_tree(hub, pushed, api):
 
     refs = await hf(api.list_repo_refs, "team/m1")
     assert {(b.name, b.ref, b.target_commit) for b in refs.branches} == {
+        ("main", "refs/heads/main", pushed.master),  # the Hub's name of the default branch
         ("master", "refs/heads/master", pushed.master),
         ("feature/x", "refs/heads/feature/x", pushed.branch),
     }

@@ -16,10 +16,11 @@ from amphub.services.accounts import create_user
 from amphub.tui.commands import ActionCommands, bindings_of
 from amphub.tui.forms import FormScreen
 from amphub.tui.header import ConsoleHeader
+from amphub.tui.help import HelpScreen
 from amphub.tui.messages import ConnectionLost, ConnectionRegained
 from amphub.tui.model_screen import ModelScreen
 from amphub.tui.users import UsersPane
-from tests.conftest import Hub, console, posted, start_hub, until
+from tests.conftest import Hub, console, posted, shown, start_hub, until
 
 
 def _header(app) -> str:
@@ -86,24 +87,47 @@ async def test_a_user_who_is_not_an_administrator_is_told(hub: Hub):
     ]
 
 
-async def test_a_wrong_key_is_told_and_nothing_breaks(hub: Hub):
+async def test_a_wrong_key_is_shown_until_a_good_one_is_entered(hub: Hub):
     messages: list = []
     async with console(hub, key="amp_wrong", messages=messages, signed_in=False) as (app, pilot):
-        await until(pilot, lambda: _notes(messages), "the refusal")
-        await pilot.press("2", "3", "4", "5", "6", "1", "r")
-        await until(pilot, lambda: len(_notes(messages)) >= 3, "more refusals")
-        assert _header(app) == f"amphub · {hub.base} · not signed in · ● connected"
-    titles = {title for title, _ in _notes(messages)}
-    assert titles == {"401 unauthorized"}
+        await until(pilot, lambda: isinstance(app.screen, FormScreen), "the offer of a key")
+        form = app.screen
+        assert form.title_text == "Sign in"
+        assert "refused the key: authentication failed" in form.note
+        await pilot.press(*"amp_still_wrong", "enter")
+        await until(pilot, lambda: form.error, "the refusal in the form")
+        assert form.error.startswith("401 unauthorized: authentication failed")
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, FormScreen), "signed out")
+        # The refusal stays, in place of lists that could only come back empty.
+        assert _header(app).startswith(f"amphub · {hub.base} · ✕ key refused")
+        signed_out = app.screen.query_one("#signed-out")
+        assert signed_out.display and not app.screen.query_one("#tabs").display
+        assert "Press ctrl+k to enter an administrator's key" in shown(signed_out)
+        await pilot.press("2", "1", "n")
+        await pilot.pause()
+        assert app.screen is app.screen_stack[0]
+        await pilot.press("ctrl+k")
+        await until(pilot, lambda: isinstance(app.screen, FormScreen), "the offer again")
+        await pilot.press(*hub.admin_key, "enter")
+        await until(pilot, lambda: app.active_pane.loaded, "the list loaded")
+        assert _header(app) == f"amphub · {hub.base} · admin (administrator) · ● connected"
+        assert app.screen.query_one("#tabs").display and not signed_out.display
+        assert not app.check_action("enter_key", ())
+    assert not [m for m in posted(messages, Notify) if m.notification.severity == "error"]
 
 
 async def test_palette_has_an_entry_for_every_action(hub: Hub):
     await hub.space_and_model("team", "m1")
     async with console(hub) as (app, pilot):
-        entries = [hit.text async for hit in ActionCommands(app.screen).discover()]
+        hits = {hit.text: hit.help async for hit in ActionCommands(app.screen).discover()}
+        entries = list(hits)
         for pane in app.panes:
             for binding in bindings_of(pane):
                 assert f"{app.tab_title(pane)}: {binding.description}" in entries
+        # Each entry says its key, so the palette teaches the keys.
+        assert hits["Spaces: New"].startswith("n · Create a space")
+        assert hits["Console: Keys"].startswith("? · ")
         assert "Console: Spaces tab" in entries and "Console: Quit" in entries
         await pilot.press("ctrl+p")
         await pilot.press(*"spaces new")
@@ -116,6 +140,32 @@ async def test_palette_has_an_entry_for_every_action(hub: Hub):
         await until(pilot, lambda: isinstance(app.screen, ModelScreen), "the model screen")
         entries = [hit.text async for hit in ActionCommands(app.screen).discover()]
         assert {"Model: Scan", "Model: Sync", "Model: Deploy", "Model: Members"} <= set(entries)
+
+
+async def test_question_mark_lists_every_key_of_the_screen(hub: Hub):
+    await hub.space_and_model("team", "m1")
+    async with console(hub) as (app, pilot):
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the keys")
+        sections = dict(app.screen.sections())
+        for pane in app.panes:
+            listed = sections[f"{app.tab_title(pane)} tab"]
+            for binding in bindings_of(pane):
+                assert (app.get_key_display(binding), binding.description) in listed
+        assert ("n", "New") in sections["Users tab"]
+        assert ("enter", "Open the selected line") in sections["Models tab"]
+        assert {("?", "Keys"), ("^p", "Find an action by name"), ("2", "Spaces tab")} <= set(
+            sections["Everywhere"]
+        )
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen), "closed")
+        app.push_screen(ModelScreen("team", "m1"))
+        await until(pilot, lambda: isinstance(app.screen, ModelScreen), "the model screen")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the model's keys")
+        assert {("s", "Scan"), ("e", "README"), ("esc", "Back")} <= set(
+            dict(app.screen.sections())["Model"]
+        )
 
 
 def test_cli_needs_a_key(capsys):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
+
+from rich.console import Console as RichConsole
+from textual.widgets import Markdown
+from textual.widgets._markdown import MarkdownH1
 
 from amphub.tui.forms import FormScreen
 from amphub.tui.members import MembersScreen
 from amphub.tui.messages import ModelChanged, TaskStarted
-from amphub.tui.model_screen import ModelScreen
+from amphub.tui.model_screen import ModelScreen, replicas
 from amphub.tui.models import ModelsPane, parse_filter
 from tests.conftest import Hub, console, posted, push_readme, shown, until
 
@@ -114,6 +119,11 @@ async def test_details_show_card_refs_size_and_scan(hub: Hub, tmp_path: Path):
         await until(pilot, scanned, "the scan to finish")
         await pilot.press("r")
         await until(pilot, lambda: "safe" in shown(screen.query_one("#model-scan")), "the scan")
+        await pilot.press("e")
+        readme = screen.query_one("#model-readme", Markdown)
+        await until(pilot, lambda: readme.query(MarkdownH1), "the README rendered")
+        assert readme.query_one(MarkdownH1).source.strip() == "# gpt2"
+        assert "---" not in readme.source.split("\n", 1)[0]  # the front matter is left out
     _, tasks = await hub.call("GET", "/api/v1/tasks?kind=scan")
     assert [(t["model"], t["ref"]) for t in tasks["tasks"]] == [("team/gpt2", "master")]
 
@@ -133,7 +143,11 @@ async def test_visibility_and_members(hub: Hub, tmp_path: Path):
         await until(pilot, lambda: isinstance(app.screen, MembersScreen), "the members")
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, FormScreen), "the member form")
-        await pilot.press(*"bob", "tab", "enter", "down", "enter", "ctrl+s")  # developer
+        form = app.screen
+        assert form.query_one("#role").value == "visitor"  # the least role unless chosen
+        await pilot.press(*"bo", "right")  # the name completed from the server's users
+        assert form.query_one("#user").value == "bob"
+        await pilot.press("tab", "enter", "up", "up", "enter", "ctrl+s")  # developer
         await until(pilot, lambda: isinstance(app.screen, MembersScreen), "back")
         members = app.screen.query_one("#members-table")
         await until(pilot, lambda: members.row_count == 2, "bob listed")
@@ -168,3 +182,17 @@ async def test_sync_and_deploy_queue_tasks(hub: Hub, tmp_path: Path):
     assert (deploy["kind"], deploy["model"], deploy["ref"]) == ("deploy", "team/gpt2", "master")
     _, tasks = await hub.call("GET", "/api/v1/tasks")
     assert {t["kind"] for t in tasks["tasks"]} == {"sync", "deploy"}
+
+
+def test_a_replica_behind_says_so_in_words():
+    model = {
+        "replicas": [
+            {"zone": "eu", "ref": "master", "commit": "a" * 40, "synced_at": None, "behind": True},
+            {"zone": "us", "ref": "v1", "commit": "b" * 40, "synced_at": None, "behind": False},
+        ]
+    }
+    out = RichConsole(width=100, record=True, file=io.StringIO())
+    out.print(replicas(model))
+    text = out.export_text()
+    assert re.search(r"eu .* behind", text) and re.search(r"us .* up to date", text)
+    assert "True" not in text and "False" not in text

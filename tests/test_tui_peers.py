@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from textual.notifications import Notify
 
 from amphub.tui.forms import ConfirmScreen, FormScreen
 from amphub.tui.messages import PeersChanged
@@ -53,9 +52,10 @@ async def test_a_bad_url_is_refused_with_the_servers_sentence(hub: Hub):
         for value in ("eu", "ftp://eu", "syncer", "k"):
             await pilot.press(*value, "tab")
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: posted(messages, Notify), "the refusal")
-        (note,) = [m.notification for m in posted(messages, Notify)]
-        assert (note.title, note.severity) == ("400 bad_request", "error")
-        assert note.message == "url must be an http:// or https:// address, not 'ftp://eu'"
+        await until(pilot, lambda: app.screen.error, "the refusal")
+        assert app.screen.error == (
+            "400 bad_request: url must be an http:// or https:// address, not 'ftp://eu'"
+        )
+        assert isinstance(app.screen, FormScreen)
         assert pane.peers == {}
     assert (await hub.call("GET", "/api/v1/zones"))[1] == {"zones": []}

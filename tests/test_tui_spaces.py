@@ -5,7 +5,7 @@ from __future__ import annotations
 from amphub.tui.forms import ConfirmScreen, FormScreen
 from amphub.tui.members import MembersScreen
 from amphub.tui.messages import MembersChanged, SpaceChanged, SpaceUnsubscribed
-from amphub.tui.spaces import SpacesPane
+from amphub.tui.spaces import COLUMNS, SpacesPane
 from tests.conftest import GIB, Hub, console, posted, until
 
 UNIT = 10 * GIB
@@ -84,11 +84,10 @@ async def test_unsubscribe_asks_for_the_space_id(hub: Hub):
         form = await _form(app, pilot)
         assert "Type the space id to confirm" in str(form.query_one(".dialog-note").render())
         await pilot.press(*"keep", "enter")
-        await until(pilot, lambda: not isinstance(app.screen, FormScreen), "the form closed")
+        await until(pilot, lambda: form.error, "the refusal")
+        assert form.error == "'keep' is not 'team'"
         assert (await hub.call("GET", "/api/v1/spaces/team"))[0] == 200
-        await pilot.press("u")
-        await _form(app, pilot)
-        await pilot.press(*"team", "enter")
+        await pilot.press(*["backspace"] * 4, *"team", "enter")
         await until(pilot, lambda: "team" not in table.items, "the space gone from the list")
     assert (await hub.call("GET", "/api/v1/spaces/team"))[0] == 404
     assert (await hub.call("GET", "/api/v1/spaces/keep"))[0] == 200
@@ -112,22 +111,22 @@ async def test_members_added_changed_and_removed(hub: Hub):
         await pilot.press("a")
         await _form(app, pilot)
         await pilot.press(*"bob", "enter")
-        await until(pilot, _is(role, "maintainer"), "bob added")
+        await until(pilot, _is(role, "user"), "bob added with the least role")
         await until(pilot, lambda: members.selected is not None, "the members listed")
         table = members.query_one("#members-table")
         await until(pilot, lambda: table.row_count == 2, "bob listed")
         table.move_cursor(row=table.get_row_index("bob"))
         await pilot.press("e")
         await _form(app, pilot)
-        await pilot.press("enter", "down", "enter", "ctrl+s")  # the drop-down: user
+        await pilot.press("enter", "up", "enter", "ctrl+s")  # the drop-down: maintainer
         await until(pilot, lambda: isinstance(app.screen, MembersScreen), "back to the members")
-        await until(pilot, _is(role, "user"), "bob's role changed")
+        await until(pilot, _is(role, "maintainer"), "bob's role changed")
         await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
         await pilot.press("y")
         await until(pilot, _is(role, None), "bob removed")
     roles = [m.role for m in posted(messages, MembersChanged)]
-    assert roles == ["maintainer", "user", None]
+    assert roles == ["user", "maintainer", None]
 
 
 def _is(read, expected):
@@ -135,3 +134,26 @@ def _is(read, expected):
         return await read() == expected
 
     return check
+
+
+async def test_columns_fit_the_width_the_least_important_left_out_first(hub: Hub):
+    await hub.space("a-team-with-a-long-id", name="A name long enough to be clipped by the tab")
+    widths = {}
+    for size in ((160, 30), (120, 30), (80, 24), (60, 24)):
+        async with console(hub, size=size) as (app, pilot):
+            table = await _open_spaces(app, pilot, "a-team-with-a-long-id")
+            await until(pilot, lambda t=table: t.shown and t.row_count, "the columns")
+            # Nothing is cut off at the right edge: what does not fit is left out whole.
+            assert table.virtual_size.width <= table.size.width
+            widths[size[0]] = table.shown_keys
+            detail = app.query_one("#spaces-detail")
+            assert "a-team-with-a-long-id" in str(detail.render())
+    everything = [c.key for c in COLUMNS]
+    assert widths[160] == widths[120] == everything
+    assert widths[80] == ["id", "usage", "status", "expires"]
+    assert widths[60] == ["id", "usage", "status"]
+    # What is left out is always less important than anything shown.
+    drop = {c.key: c.drop for c in COLUMNS}
+    for shown in widths.values():
+        left_out = [drop[key] for key in everything if key not in shown]
+        assert all(drop[key] < min(left_out, default=99) for key in shown)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,8 @@ async def test_live_list_follows_a_scan_to_its_end(hub: Hub):
         await until(pilot, lambda: key in pane.tasks, "the new task listed")
         await until(pilot, lambda: pane.tasks[key]["status"] == "succeeded", "the scan done")
         row = [str(cell) for cell in pane.table.get_row(key)]
-        assert row[1:5] == ["scan", "team/m1", "master", "succeeded"]
-        assert row[5] == "██████████ 100%"
+        assert row[1:6] == ["scan", "team/m1", "master", "succeeded", "safe"]
+        assert row[6] == "██████████ 100%"
 
 
 async def test_details_show_scan_findings_per_file(hub: Hub, tmp_path: Path):
@@ -51,6 +52,10 @@ async def test_details_show_scan_findings_per_file(hub: Hub, tmp_path: Path):
         pane = await _tasks(app, pilot)
         key = str(task["id"])
         await until(pilot, lambda: key in pane.tasks, "the scan listed")
+        await until(pilot, lambda: pane.tasks[key]["status"] == "succeeded", "the scan done")
+        # A scan that found something is not just "succeeded": its verdict is beside it.
+        verdict = str(pane.table.get_row(key)[pane.table.shown_keys.index("verdict")])
+        assert verdict in ("suspicious", "unsafe")
         pane.table.move_cursor(row=pane.table.get_row_index(key))
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, TaskScreen), "the task screen")
@@ -66,7 +71,8 @@ async def test_details_show_scan_findings_per_file(hub: Hub, tmp_path: Path):
         assert "suspicious" in lines["train.py"] or "unsafe" in lines["train.py"]
         assert "os.system" in result and "eval" in result
         assert "Overall" in result and "3 files" in result
-        assert "succeeded" in shown(screen.query_one("#task-facts"))
+        facts = shown(screen.query_one("#task-facts"))
+        assert "succeeded" in facts and re.search(rf"Verdict +{verdict}", facts)
 
 
 @pytest.fixture

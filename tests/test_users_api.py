@@ -194,6 +194,25 @@ ERROR_CASES = [
         "field 'disabled' must be bool",
     ),  # noqa: E501
     ("admin", "PATCH", "/api/v1/users/nobody", {"admin": True}, 404, "not_found", "no user nobody"),
+    # an administrator cannot lock themselves out: another one must do it
+    (
+        "admin",
+        "PATCH",
+        "/api/v1/users/admin",
+        {"creator": False, "admin": False},
+        403,
+        "forbidden",
+        "you cannot take your own administrator role; another administrator can",
+    ),
+    (
+        "admin",
+        "PATCH",
+        "/api/v1/users/admin",
+        {"disabled": True},
+        403,
+        "forbidden",
+        "you cannot disable yourself; another administrator can",
+    ),
     ("admin", "POST", "/api/v1/users/nobody/key", None, 404, "not_found", "no user nobody"),
 ] + [
     (
@@ -218,6 +237,17 @@ async def test_user_api_errors(hub, bob, who, method, path, json, status, code, 
     assert (got_status, body) == (status, err(code, message))
     if status == 401:
         assert_challenge(headers)
+
+
+async def test_refused_self_change_changes_nothing_and_another_admin_may(hub):
+    await hub.call("PATCH", "/api/v1/users/admin", json={"creator": False, "admin": False})
+    status, me = await hub.call("GET", "/api/v1/me")
+    assert (status, me["admin"], me["creator"], me["disabled"]) == (200, True, True, False)
+    await hub.user("root2", admin=True)
+    status, admin = await hub.call(
+        "PATCH", "/api/v1/users/admin", json={"admin": False, "disabled": True}, user="root2"
+    )
+    assert (status, admin["admin"], admin["disabled"]) == (200, False, True)
 
 
 async def test_user_name_limits_accepted(hub):
@@ -346,3 +376,39 @@ def test_failed_sign_ins_memory_bounded_forgets_stalest():
     limiter.record_failure("c")
     assert limiter.retry_after("a") == 0.0  # the stalest was forgotten
     assert limiter.retry_after("b") > 0
+
+
+# Bodies and routes the API does not know
+
+
+async def test_a_misspelled_field_is_refused_and_nothing_is_made(hub):
+    await hub.space("team")
+    status, body = await hub.call(
+        "POST", "/api/v1/spaces/team/models", json={"id": "m1", "visiblity": "public"}
+    )
+    assert (status, body) == (
+        400,
+        err("bad_request", "unknown field 'visiblity'; the fields here are id, name, visibility"),
+    )
+    assert (await hub.call("GET", "/api/v1/models/team/m1"))[0] == 404
+    status, body = await hub.call("PATCH", "/api/v1/users/admin", json={"admn": True})
+    assert (status, body) == (
+        400,
+        err("bad_request", "unknown field 'admn'; the fields here are admin, creator, disabled"),
+    )
+
+
+async def test_unknown_routes_and_methods_answer_in_the_api_shape(hub):
+    status, body, headers = await raw(hub, "GET", "/api/v1/nothing-here")
+    assert (status, body) == (
+        404,
+        err(
+            "not_found", "no API route /api/v1/nothing-here; the routes are in /api/v1/openapi.json"
+        ),
+    )
+    status, body, headers = await raw(hub, "DELETE", "/api/v1/me", f"Bearer {hub.admin_key}")
+    assert (status, body) == (
+        405,
+        err("method_not_allowed", "DELETE is not allowed on /api/v1/me; allowed: GET, HEAD"),
+    )
+    assert sorted(m.strip() for m in headers["Allow"].split(",")) == ["GET", "HEAD"]

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from amphub.api import audit, deployments, files, models, peers, spaces, tasks, users
+from amphub.api import audit, deployments, files, models, openapi, peers, spaces, tasks, users
 
 
 def add_routes(app: web.Application) -> None:
@@ -15,3 +15,4 @@ def add_routes(app: web.Application) -> None:
     tasks.add_routes(app)
     peers.add_routes(app)
     deployments.add_routes(app)
+    openapi.add_routes(app)

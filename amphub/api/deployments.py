@@ -54,7 +54,9 @@ async def post_deployment(request: web.Request) -> web.Response:
         created.append(deployment)
         return {"deployment": deployment.id, "params": params, "base_url": base_url(request)}
 
-    _, task = await queue_on_ref(request, "deploy", Action.WRITE_FILES, prepare)
+    _, task = await queue_on_ref(
+        request, "deploy", Action.WRITE_FILES, prepare, ("target", "service", "replicas", "params")
+    )
     answer = {**task_json(task), "deployment": deployment_json(created[0])}
     return web.json_response(answer, status=201)
 

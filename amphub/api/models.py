@@ -114,7 +114,7 @@ def _visibility(body: dict[str, Any], default: D) -> str | D:
 async def post_models(request: web.Request) -> web.Response:
     """Create a model: its row, then its repository with a first commit on master."""
     space = await require_space(request, request.match_info["space"], Action.CREATE_MODEL)
-    body = await json_object(request)
+    body = await json_object(request, ("id", "name", "visibility"))
     model_id = check_model_id(field(body, "id", str))
     name = check_display_name(field(body, "name", str, model_id))
     visibility = _visibility(body, "private")
@@ -196,7 +196,7 @@ async def get_model(request: web.Request) -> web.Response:
 async def patch_model(request: web.Request) -> web.Response:
     """Rename a model or change its visibility."""
     access = await require_model(request, *_model_ids(request), Action.EDIT)
-    body = await json_object(request)
+    body = await json_object(request, ("name", "visibility"))
     name = field(body, "name", str, None)
     name = check_display_name(name) if name is not None else None
     visibility = _visibility(body, None)
@@ -238,7 +238,7 @@ async def put_member(request: web.Request) -> web.Response:
     """Grant or change a member's role on the model."""
     access = await require_model(request, *_model_ids(request), Action.EDIT)
     user = request.match_info["user"]
-    role = field(await json_object(request), "role", str)
+    role = field(await json_object(request, ("role",)), "role", str)
     if role not in GRANTABLE_MODEL_ROLES:
         raise BadRequest(f"role must be one of {', '.join(GRANTABLE_MODEL_ROLES)}")
     database = request.app[keys.HUB].db

@@ -56,7 +56,7 @@ async def get_zones(request: web.Request) -> web.Response:
 async def post_zone(request: web.Request) -> web.Response:
     """Register a peer amphub and the user to write there as."""
     who = require(request, Action.MANAGE_PEERS)
-    body = await json_object(request)
+    body = await json_object(request, ("name", "url", "user", "key"))
     name = check_peer_name(field(body, "name", str))
     url, user = _http_url(body), check_user_name(field(body, "user", str))
     sealed = seal(request.app[keys.HUB].secret, _secret(body, "key"))
@@ -85,7 +85,7 @@ async def get_targets(request: web.Request) -> web.Response:
 async def post_target(request: web.Request) -> web.Response:
     """Register an inference service and the secret that signs what passes between us."""
     who = require(request, Action.MANAGE_PEERS)
-    body = await json_object(request)
+    body = await json_object(request, ("name", "url", "secret"))
     name, url = check_peer_name(field(body, "name", str)), _http_url(body)
     sealed = seal(request.app[keys.HUB].secret, _secret(body, "secret"))
     audit = db.Audit(user_name(who), "add_deploy_target", target=name, detail=url)

@@ -83,7 +83,7 @@ def _prepaid(space: db.Space) -> None:
 async def post_spaces(request: web.Request) -> web.Response:
     """Create a space; the caller becomes its owner."""
     who = require(request, Action.CREATE_SPACE)
-    body = await json_object(request)
+    body = await json_object(request, ("name", "id", "quota", "billing_mode", "period"))
     name = check_display_name(field(body, "name", str))
     quota = _quota(request.app[keys.HUB], body)
     mode, expires_at = _billing(request.app[keys.HUB], body)
@@ -141,7 +141,7 @@ async def get_space(request: web.Request) -> web.Response:
 async def patch_space(request: web.Request) -> web.Response:
     """Rename a space."""
     space = await require_space(request, request.match_info["space"], Action.AUTHORIZE_SPACE)
-    body = await json_object(request)
+    body = await json_object(request, ("name",))
     name = check_display_name(field(body, "name", str))
     audit = db.Audit(user_name(actor(request)), "rename_space", space.id, detail=name)
     space = _changed(
@@ -154,7 +154,7 @@ async def post_quota(request: web.Request) -> web.Response:
     """Set a prepaid space's quota, never below what it uses."""
     space = await require_space(request, request.match_info["space"], Action.AUTHORIZE_SPACE)
     _prepaid(space)
-    quota = _quota(request.app[keys.HUB], await json_object(request))
+    quota = _quota(request.app[keys.HUB], await json_object(request, ("quota",)))
     used = await space_used(request.app[keys.HUB], space.id)
     if quota < used:
         raise BadRequest(f"quota {quota} is below the {used} bytes the space uses")
@@ -171,7 +171,7 @@ async def post_renew(request: web.Request) -> web.Response:
     """Extend a prepaid space by periods, from its expiration or from now if that has passed."""
     space = await require_space(request, request.match_info["space"], Action.RENEW_SPACE)
     _prepaid(space)
-    period = _period(await json_object(request))
+    period = _period(await json_object(request, ("period",)))
     now = request.app[keys.HUB].clock()
     start = max(parse_rfc3339(space.expires_at), now) if space.expires_at else now
     until = lifetime.expiration(space.billing_mode, start, period)
@@ -189,7 +189,7 @@ async def post_renew(request: web.Request) -> web.Response:
 async def post_unsubscribe(request: web.Request) -> web.Response:
     """Release a space now: its models and data are deleted by a background step."""
     space = await require_space(request, request.match_info["space"], Action.UNSUBSCRIBE_SPACE)
-    if field(await json_object(request), "confirm", str, "") != space.id:
+    if field(await json_object(request, ("confirm",)), "confirm", str, "") != space.id:
         raise BadRequest(f'type the space id to confirm: {{"confirm": "{space.id}"}}')
     audit = db.Audit(user_name(actor(request)), "unsubscribe_space", space.id)
     await db.mark_space_released(request.app[keys.HUB].db, space.id, audit)
@@ -217,7 +217,7 @@ async def put_member(request: web.Request) -> web.Response:
     """Grant or change a member's role."""
     space = await require_space(request, request.match_info["space"], Action.AUTHORIZE_SPACE)
     user = request.match_info["user"]
-    role = field(await json_object(request), "role", str)
+    role = field(await json_object(request, ("role",)), "role", str)
     if role not in GRANTABLE_SPACE_ROLES:
         raise BadRequest(f"role must be one of {', '.join(GRANTABLE_SPACE_ROLES)}")
     database = request.app[keys.HUB].db

@@ -54,16 +54,17 @@ Prepare = Callable[[dict[str, Any], str, str], Awaitable[dict[str, Any]]]
 
 
 async def queue_on_ref(
-    request: web.Request, kind: str, action: Action, prepare: Prepare
+    request: web.Request, kind: str, action: Action, prepare: Prepare, fields: tuple[str, ...] = ()
 ) -> tuple[ModelAccess, db.Task]:
     """Queue a task of `kind` on the branch, tag or commit the body names.
 
-    `prepare(body, ref, commit)` checks the rest of the body and gives the task's params.
+    `prepare(body, ref, commit)` checks the rest of the body, `fields` besides `ref`, and
+    gives the task's params.
     """
     access = await require_model(
         request, request.match_info["space"], request.match_info["model"], action
     )
-    body = await json_object(request)
+    body = await json_object(request, ("ref", *fields))
     ref = field(body, "ref", str, "master")
     path = request.app[keys.HUB].repos.path(access.space.id, access.model.id)
     try:
@@ -95,7 +96,7 @@ async def post_sync(request: web.Request) -> web.Response:
             raise BadRequest(f"no zone {zone}; an administrator registers zones")
         return {"zone": zone}
 
-    _, task = await queue_on_ref(request, "sync", Action.WRITE_FILES, prepare)
+    _, task = await queue_on_ref(request, "sync", Action.WRITE_FILES, prepare, ("zone",))
     return web.json_response(task_json(task), status=201)
 
 

@@ -15,6 +15,8 @@ from amphub.http.body import field, json_object
 from amphub.policy import Action
 from amphub.services import accounts
 
+USER_FLAGS = ("admin", "creator", "disabled")
+
 
 def user_json(user: db.User) -> dict[str, Any]:
     """A user as the API shows it."""
@@ -76,7 +78,7 @@ async def get_users(request: web.Request) -> web.Response:
 async def post_users(request: web.Request) -> web.Response:
     """Create a user; the answer carries its key, shown this once."""
     who = require(request, Action.MANAGE_USERS)
-    body = await json_object(request)
+    body = await json_object(request, ("name", "admin", "creator"))
     user, key = await accounts.create_user(
         request.app[keys.HUB].db,
         field(body, "name", str),
@@ -90,14 +92,10 @@ async def post_users(request: web.Request) -> web.Response:
 async def patch_user(request: web.Request) -> web.Response:
     """Grant or revoke the global roles, disable or enable a user."""
     who = require(request, Action.MANAGE_USERS)
-    body = await json_object(request)
-    flags = {name: field(body, name, bool, None) for name in ("admin", "creator", "disabled")}
-    changed = ", ".join(f"{name}={value}" for name, value in flags.items() if value is not None)
-    audit = db.Audit(
-        user_name(who), "change_user", target=request.match_info["name"], detail=changed
-    )
-    user = await db.update_user_flags(
-        request.app[keys.HUB].db, request.match_info["name"], audit=audit, **flags
+    body = await json_object(request, USER_FLAGS)
+    flags = {name: field(body, name, bool, None) for name in USER_FLAGS}
+    user = await accounts.change_user(
+        request.app[keys.HUB].db, request.match_info["name"], by=user_name(who), **flags
     )
     if user is None:
         raise NotFound(f"no user {request.match_info['name']}")

@@ -14,8 +14,10 @@ from amphub.clock import rfc3339
 from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.paging import flag, paged_response, requested_page
 from amphub.hf.repo import (
+    HUB_DEFAULT_BRANCH,
     CommitSummary,
     HubEntry,
+    default_branch,
     last_commits,
     list_entries,
     path_entries,
@@ -126,9 +128,16 @@ async def get_refs(request: web.Request) -> web.Response:
             for r in refs[kind]
         ]
 
+    branches = listed("branches", "refs/heads/")
+    names = {b["name"] for b in branches}
+    if HUB_DEFAULT_BRANCH not in names and default_branch() in names:
+        # The Hub's clients look for `main`, which names master here: list it first as such.
+        master = next(b for b in branches if b["name"] == default_branch())
+        main = {**master, "name": HUB_DEFAULT_BRANCH, "ref": "refs/heads/" + HUB_DEFAULT_BRANCH}
+        branches.insert(0, main)
     return web.json_response(
         {
-            "branches": listed("branches", "refs/heads/"),
+            "branches": branches,
             "converts": [],
             "tags": listed("tags", "refs/tags/"),
             "pullRequests": [],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from amphub.hf import commit, download, info, listing, upload, xet
+from amphub.hf import commit, download, info, listing, manage, upload, xet
 
 
 def add_routes(app: web.Application) -> None:
@@ -26,7 +26,10 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(api + f"/preupload/{rev}", upload.post_preupload)
     app.router.add_post(api + f"/commit/{rev}", commit.post_commit)
     app.router.add_post(api + "/branch/{branch:[^/]+}", upload.post_branch)
+    app.router.add_delete(api + "/branch/{branch:[^/]+}", upload.delete_branch)
     app.router.add_post(api + f"/tag/{rev}", upload.post_tag)
+    app.router.add_delete(api + f"/tag/{rev}", upload.delete_tag)
+    app.router.add_put(api + "/settings", manage.put_settings)
     app.router.add_get(api + "/xet-write-token/" + rev, xet.get_xet_token)
     app.router.add_get(api + "/xet-read-token/" + rev, xet.get_xet_read_token)
     # The Xet storage (CAS) paths that hf_xet uses under the casUrl a write token names.
@@ -34,5 +37,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(api + "/xet/v1/xorbs/default/{hash}", xet.post_xorb)
     app.router.add_post(api + "/xet/v1/shards", xet.post_shard)
     app.router.add_post("/api/repos/create", upload.post_create_repo)
+    app.router.add_delete("/api/repos/delete", manage.delete_repo)
     app.router.add_post("/api/validate-yaml", upload.post_validate_yaml)
     app.router.add_get("/api/whoami-v2", info.get_whoami)

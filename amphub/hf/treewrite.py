@@ -25,6 +25,7 @@ from amphub.errors import BadRequest, Conflict, PreconditionFailed
 from amphub.hf.repo import HUB_DEFAULT_BRANCH, default_branch
 from amphub.services.push import ZERO, RefUpdate
 from amphub.storage.repo_files import LfsPointer, PathNotFound, RevisionNotFound, read_as
+from amphub.storage.repos import DEFAULT_BRANCH
 
 FILE_MODE = 0o100644
 EXECUTABLE_MODE = 0o100755
@@ -286,3 +287,23 @@ def create_ref(
         if not repo.refs.add_if_new(Ref(ref), value):
             raise Conflict(f"{ref.decode()} exists already")
         return RefUpdate(ref, ZERO, value)
+
+
+def delete_ref(
+    path: Path, lock: AbstractContextManager[object], ref: bytes, kind: str
+) -> RefUpdate:
+    """Delete a branch or tag; never the default branch (nor `main` where it names it)."""
+    name = ref.decode(errors="replace").split("/", 2)[-1]
+    with lock, Repo(str(path)) as repo:
+        old = repo.refs.read_ref(Ref(ref)) if check_ref_format(Ref(ref)) else None
+        if ref == DEFAULT_BRANCH or (
+            name == HUB_DEFAULT_BRANCH and kind == "branch" and old is None
+        ):
+            raise BadRequest(
+                f"{default_branch()} is the model's default branch and cannot be deleted"
+            )
+        if old is None:
+            raise RevisionNotFound(f"no {kind} {name}")
+        if not repo.refs.remove_if_equals(Ref(ref), ObjectID(old)):
+            raise Conflict(f"{kind} {name} was changed meanwhile; try again")
+        return RefUpdate(ref, old, ZERO)

@@ -21,7 +21,7 @@ from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.commit import NO_PULL_REQUESTS
 from amphub.hf.paging import flag
 from amphub.hf.repo import HubEntry, default_branch, path_entries, read_optional, resolve_revision
-from amphub.hf.treewrite import create_ref, lfs_routing
+from amphub.hf.treewrite import create_ref, delete_ref, lfs_routing
 from amphub.http import keys
 from amphub.http.access import ModelAccess, actor, require_space
 from amphub.http.body import BodyTooLong, field, json_object, parse_json, read_body
@@ -185,6 +185,27 @@ async def post_tag(request: web.Request) -> web.Response:
     return await _new_ref(
         request, access, ref, request.match_info["rev"], field(body, "message", str, "")
     )
+
+
+async def delete_branch(request: web.Request) -> web.Response:
+    """Delete a branch, as a push that deletes it would."""
+    return await _delete_ref(request, b"refs/heads/", "branch", request.match_info["branch"])
+
+
+async def delete_tag(request: web.Request) -> web.Response:
+    """Delete a tag, as a push that deletes it would."""
+    return await _delete_ref(request, b"refs/tags/", "tag", request.match_info["rev"])
+
+
+async def _delete_ref(request: web.Request, prefix: bytes, kind: str, name: str) -> web.Response:
+    access = await require_repo(request, Action.WRITE_FILES)
+    path = repository(request, access)
+    user = request[keys.ACTOR].name or ""
+    pushed = push_target(request.app[keys.HUB], user, access.space.id, access.model.id)
+    lock = request.app[keys.HUB].repos.lock(path)
+    ref = prefix + name.encode()
+    await run_git(request, pushed.moving(lambda: delete_ref(path, lock, ref, kind)))
+    return web.Response(status=204)
 
 
 async def post_validate_yaml(request: web.Request) -> web.Response:

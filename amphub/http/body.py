@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any, TypeVar, overload
 
 from aiohttp import web
@@ -44,8 +45,14 @@ def parse_json(raw: bytes | str, refusal: str) -> Any:
         raise BadRequest(f"{refusal}: {exc}") from None
 
 
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object; an empty body counts as `{}`."""
+async def json_object(
+    request: web.Request, fields: Collection[str] | None = None
+) -> dict[str, Any]:
+    """The request body as a JSON object; an empty body counts as `{}`.
+
+    With `fields`, a name outside them is refused: a misspelled optional field would
+    otherwise be ignored, and its default used without a word.
+    """
     try:
         raw = await read_body(request, MAX_JSON_BODY)
     except BodyTooLong:
@@ -55,6 +62,11 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     value = parse_json(raw, "the body is not valid JSON")
     if not isinstance(value, dict):
         raise BadRequest("the body must be a JSON object")
+    unknown = sorted(set(value) - set(fields)) if fields is not None else []
+    if unknown:
+        raise BadRequest(
+            f"unknown field {unknown[0]!r}; the fields here are {', '.join(sorted(fields or ()))}"
+        )
     return value
 
 

@@ -183,6 +183,16 @@ def _unauthorized(request: web.Request, exc: ApiError) -> web.Response:
     return response
 
 
+def _api_sentence(request: web.Request, exc: web.HTTPException) -> str:
+    """What an API client did wrong, for a path or method no route takes."""
+    if exc.status == 405 and "Allow" in exc.headers:
+        allowed = ", ".join(sorted(m.strip() for m in exc.headers["Allow"].split(",")))
+        return f"{request.method} is not allowed on {request.path}; allowed: {allowed}"
+    if exc.status == 404 and request.match_info.http_exception is not None:
+        return f"no API route {request.path}; the routes are in /api/v1/openapi.json"
+    return exc.reason
+
+
 def _challenge_headers(request: web.Request) -> dict[str, str]:
     name = "LFS-Authenticate" if route_family(request) == "lfs" else "WWW-Authenticate"
     return {name: CHALLENGE}
@@ -207,7 +217,8 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         if exc.status < 400:
             raise
         code = exc.reason.lower().replace(" ", "_")
-        response = render(request, exc.status, code, exc.reason)
+        message = _api_sentence(request, exc) if route_family(request) == "api" else exc.reason
+        response = render(request, exc.status, code, message)
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from amphub import db
+from amphub.errors import Forbidden
 from amphub.policy.access_keys import hash_key, new_key
 from amphub.policy.names import check_user_name
 
@@ -20,6 +21,31 @@ async def create_user(
         database, check_user_name(name), hash_key(key), admin=admin, creator=creator, audit=audit
     )
     return user, key
+
+
+async def change_user(
+    database: db.Database,
+    name: str,
+    *,
+    by: str,
+    admin: bool | None = None,
+    creator: bool | None = None,
+    disabled: bool | None = None,
+) -> db.User | None:
+    """Set the given flags of a user; None: no such user.
+
+    Raises:
+        Forbidden: a user would take their own administrator role or disable
+            themselves; another administrator must, so one is always left to undo it.
+    """
+    if name == by and admin is False:
+        raise Forbidden("you cannot take your own administrator role; another administrator can")
+    if name == by and disabled:
+        raise Forbidden("you cannot disable yourself; another administrator can")
+    flags = {"admin": admin, "creator": creator, "disabled": disabled}
+    changed = ", ".join(f"{flag}={value}" for flag, value in flags.items() if value is not None)
+    audit = db.Audit(by, "change_user", target=name, detail=changed)
+    return await db.update_user_flags(database, name, audit=audit, **flags)
 
 
 async def regenerate_key(database: db.Database, name: str, *, by: str) -> str | None:

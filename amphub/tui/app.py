@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from textual import work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from amphub.tui.client import ApiClient, RequestRefused, ServerUnreachable
 from amphub.tui.commands import ActionCommands
+from amphub.tui.forms import FormScreen, TextField
 from amphub.tui.header import ConsoleHeader
+from amphub.tui.help import HelpScreen
 from amphub.tui.messages import ConnectionLost, ConnectionRegained, TaskStarted
 from amphub.tui.models import ModelsPane
 from amphub.tui.pane import Pane
@@ -41,13 +43,18 @@ class ConsoleApp(App[None]):
     TITLE = "amphub console"
     CSS_PATH = "console.tcss"
     COMMANDS = App.COMMANDS | {ActionCommands}
-    BINDINGS = [
-        Binding(str(number), f"show_tab('{name}')", f"{title} tab", show=False)
-        for number, (name, title, _) in enumerate(TABS, start=1)
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(str(number), f"show_tab('{name}')", f"{title} tab", show=False)
+            for number, (name, title, _) in enumerate(TABS, start=1)
+        ),
+        Binding("question_mark", "help", "Keys"),
+        Binding("ctrl+k", "enter_key", "Enter a key"),
     ]
 
     user_label: reactive[str] = reactive("")
     connected: reactive[bool | None] = reactive(None)
+    key_refused: reactive[str] = reactive("")
 
     def __init__(self, client: ApiClient, *, retry_seconds: float = RETRY_SECONDS) -> None:
         super().__init__()
@@ -58,6 +65,7 @@ class ConsoleApp(App[None]):
     def compose(self) -> ComposeResult:
         """Header, the tabs (numbered by the key that shows them), footer."""
         yield ConsoleHeader(id="header")
+        yield Static("", id="signed-out", markup=False)
         with TabbedContent(id="tabs"):
             for number, (name, title, make) in enumerate(TABS, start=1):
                 with TabPane(f"{number} {title}", id=f"tab-{name}"):
@@ -105,16 +113,22 @@ class ConsoleApp(App[None]):
         active = self.screen_stack[0].query_one(TabbedContent).active
         return self.screen_stack[0].query_one(f"#{active.removeprefix('tab-')}", Pane)
 
-    async def ask(self, call: Awaitable[T]) -> T | None:
+    async def ask(self, call: Awaitable[T], *, raise_refused: bool = False) -> T | None:
         """The answer to one API call, or None after telling the user what went wrong.
 
-        A refusal becomes a notification with the server's own sentence; no answer at
-        all marks the connection lost until a later call gets through.
+        A refusal becomes a notification with the server's own sentence, or is raised
+        for a caller that shows it itself (a form); no answer at all marks the
+        connection lost until a later call gets through.
         """
         try:
             answer = await call
         except RequestRefused as exc:
             self._answered()
+            if raise_refused:
+                raise
+            if exc.status == 401:
+                self._key_was_refused(exc.message)
+                return None
             title = f"{exc.status} {exc.code}".strip()
             self.notify(exc.message, title=title, severity="error", timeout=8)
             return None
@@ -155,8 +169,11 @@ class ConsoleApp(App[None]):
     @work(group="sign-in", exclusive=True)
     async def _sign_in(self) -> None:
         me = await self.ask(self.client.me())
-        if me is None:
-            return
+        if me is not None:
+            self._signed_in(me)
+
+    def _signed_in(self, me: dict) -> None:
+        self.key_refused = ""
         self.user_name = me["name"]
         self.user_label = f"{me['name']} (administrator)" if me["admin"] else me["name"]
         if not me["admin"]:
@@ -170,10 +187,56 @@ class ConsoleApp(App[None]):
             pane.reload()
         pane.focus_list()
 
+    def _key_was_refused(self, reason: str) -> None:
+        first = not self.key_refused
+        self.key_refused = reason
+        self.user_name = self.user_label = ""
+        if first:
+            self.action_enter_key()
+
+    def watch_key_refused(self, reason: str) -> None:
+        """Without a key the server takes, the tabs give way to the refusal and the way out."""
+        main = self.screen_stack[0] if self.screen_stack else None
+        if main is None or not main.query("#signed-out"):
+            return
+        main.query_one("#signed-out", Static).update(
+            f"Not signed in: the server refused the key ({reason}).\n"
+            "Press ctrl+k to enter an administrator's key, or ctrl+q to quit."
+        )
+        main.query_one("#signed-out").display = bool(reason)
+        main.query_one(TabbedContent).display = not reason
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer ctrl+k only while signed out."""
+        if action == "enter_key":
+            return bool(self.key_refused)
+        return True
+
+    @work(group="enter-key")
+    async def action_enter_key(self) -> None:
+        """Sign in with another key."""
+        if not self.key_refused or isinstance(self.screen, FormScreen):
+            return
+
+        async def sign_in(values: dict) -> dict:
+            self.client.use_key(values["key"])
+            return await self.client.me()
+
+        note = (
+            f"The server refused the key: {self.key_refused}."
+            " Enter an administrator's key; esc stays signed out."
+        )
+        field = TextField("key", "Key", password=True)
+        me = await self.push_screen_wait(
+            FormScreen("Sign in", [field], sign_in, action="Sign in", note=note)
+        )
+        if me is not None:
+            self._signed_in(me)
+
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """Load a tab's list the first time it is shown."""
         pane = self.active_pane
-        if not pane.loaded and self.connected:
+        if not pane.loaded and self.connected and not self.key_refused:
             pane.reload()
         pane.focus_list()
 
@@ -183,8 +246,15 @@ class ConsoleApp(App[None]):
         if tasks.loaded:
             tasks.reload()
 
+    def action_help(self) -> None:
+        """Every key of the screen shown, and those that work everywhere."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
     def action_show_tab(self, name: str) -> None:
-        """Go back to the tabs and show one."""
+        """Go back to the tabs and show one (none while signed out: their lists are refused)."""
+        if self.key_refused:
+            return
         while len(self.screen_stack) > 1:
             self.pop_screen()
         self.screen_stack[0].query_one(TabbedContent).active = f"tab-{name}"

@@ -46,8 +46,12 @@ class ApiClient:
 
     def __init__(self, url: str, key: str) -> None:
         self.url = url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {key}"}
         self._session: aiohttp.ClientSession | None = None
+        self.use_key(key)
+
+    def use_key(self, key: str) -> None:
+        """Send `key` from the next call on."""
+        self._headers = {"Authorization": f"Bearer {key}"}
 
     async def close(self) -> None:
         """Close the connections; the client opens new ones if it is used again."""
@@ -56,20 +60,28 @@ class ApiClient:
             self._session = None
 
     async def call(
-        self, method: str, path: str, *, json: Any = None, params: dict | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        text: bool = False,
     ) -> Any:
-        """One request; the decoded answer, `{}` for an empty one.
+        """One request; the decoded answer, `{}` for an empty one; with `text`, the text.
 
         Raises:
             RequestRefused: the server answered with an error.
             ServerUnreachable: the server did not answer.
         """
         if self._session is None:
-            self._session = aiohttp.ClientSession(headers=self._headers, timeout=TIMEOUT)
+            self._session = aiohttp.ClientSession(timeout=TIMEOUT)
         try:
             async with self._session.request(
-                method, self.url + API + path, json=json, params=params
+                method, self.url + API + path, json=json, params=params, headers=self._headers
             ) as response:
+                if text and response.status < 400:
+                    return (await response.read()).decode("utf-8", errors="replace")
                 return await _answer(response)
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise ServerUnreachable(str(exc) or type(exc).__name__) from None
@@ -152,6 +164,16 @@ class ApiClient:
     async def refs(self, space: str, model: str) -> dict:
         """A model's branches and tags."""
         return await self.call("GET", f"/models/{_segment(space)}/{_segment(model)}/refs")
+
+    async def readme(self, space: str, model: str, ref: str) -> str:
+        """The README.md at `ref`; empty if there is none."""
+        path = f"/models/{_segment(space)}/{_segment(model)}/blob/{_segment(ref)}/README.md"
+        try:
+            return await self.call("GET", path, text=True)
+        except RequestRefused as exc:
+            if exc.status == 404:
+                return ""
+            raise
 
     async def change_model(self, space: str, model: str, **fields: str) -> dict:
         """Rename a model or change its visibility."""

@@ -56,6 +56,12 @@ def explain(node: DOMNode, action: str) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
+def help_line(node: DOMNode, binding: Binding) -> str:
+    """The entry's key, then what its action does: `n · Create a space …`."""
+    key = node.app.get_key_display(binding)
+    return " · ".join(part for part in (key, explain(node, binding.action)) if part)
+
+
 class ActionCommands(Provider):
     """Palette entries named `Area: action`, for the tabs or the screen it was opened on."""
 
@@ -68,16 +74,16 @@ class ActionCommands(Provider):
                 for binding in bindings_of(pane):
                     text = f"{app.tab_title(pane)}: {binding.description}"
                     run_in_tab = partial(app.run_pane_action, pane.id or "", binding.action)
-                    yield text, explain(pane, binding.action), run_in_tab
+                    yield text, help_line(pane, binding), run_in_tab
         else:
             area = type(self.screen).__name__.removesuffix("Screen")
             for binding in bindings_of(self.screen):
                 text = f"{area}: {binding.description}"
                 run_on_screen = partial(app.run_action, binding.action, self.screen)
-                yield text, explain(self.screen, binding.action), run_on_screen
+                yield text, help_line(self.screen, binding), run_on_screen
         for binding in bindings_of(app):
             run = partial(app.run_action, binding.action)
-            yield f"Console: {binding.description}", explain(app, binding.action), run
+            yield f"Console: {binding.description}", help_line(app, binding), run
 
     async def discover(self) -> Hits:
         """Every entry, before anything is typed."""

@@ -32,12 +32,20 @@ class Console(Protocol):
         ...
 
     @property
+    def key_refused(self) -> str:
+        """Why the server refused the key, empty while it takes it."""
+        ...
+
+    @property
     def connected(self) -> bool | None:
         """Whether the server answered the last call; None before the first."""
         ...
 
-    async def ask(self, call: Awaitable[T]) -> T | None:
-        """The answer, or None after telling the user what went wrong."""
+    async def ask(self, call: Awaitable[T], *, raise_refused: bool = False) -> T | None:
+        """The answer, or None after telling the user what went wrong.
+
+        With `raise_refused`, the server's refusal is raised as RequestRefused instead.
+        """
         ...
 
 

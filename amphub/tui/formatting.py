@@ -70,6 +70,16 @@ def status(value: str | None) -> Text:
     return Text(value.replace("_", " "), style=STATUS_STYLES.get(value, ""))
 
 
+def verdict(task: dict) -> str | None:
+    """A finished scan's verdict (safe, suspicious, unsafe or error); None for other tasks."""
+    if task.get("verdict"):
+        return task["verdict"]
+    result = task.get("result")
+    if task["kind"] != "scan" or not isinstance(result, dict):
+        return None
+    return (result.get("summary") or {}).get("status")
+
+
 def bar(fraction: float, width: int = BAR_WIDTH, style: str = "green") -> Text:
     """A horizontal bar filled to `fraction` (0 to 1) in eighths of a cell."""
     fraction = min(max(fraction, 0.0), 1.0)

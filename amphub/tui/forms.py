@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.suggester import Suggester
 from textual.widget import Widget
 from textual.widgets import Checkbox, Footer, Input, Label, Select, Static
+
+from amphub.tui.client import RequestRefused
+from amphub.tui.console import console_of
 
 
 class Invalid(Exception):
@@ -27,11 +33,17 @@ class TextField:
     placeholder: str = ""
     required: bool = True
     password: bool = False
+    suggester: Suggester | None = None
 
     def widget(self) -> Widget:
-        """The input for this field."""
+        """The input for this field, completing what is typed if it has a suggester."""
         return Input(
-            self.default, self.placeholder, password=self.password, compact=True, id=self.name
+            self.default,
+            self.placeholder,
+            password=self.password,
+            suggester=self.suggester,
+            compact=True,
+            id=self.name,
         )
 
     def read(self, widget: Any) -> str:
@@ -108,24 +120,36 @@ class FlagField:
 
 
 Field = TextField | NumberField | ChoiceField | FlagField
+# Sends a form's values, by field name, and answers what the server made of them.
+Submit = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
-class FormScreen(ModalScreen[dict | None]):
-    """Fields to fill in; answers their values by name, or None when dismissed."""
+class FormScreen(ModalScreen[Any]):
+    """Fields to fill in for one action, open until the server accepts them.
 
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+s", "submit", "Save"),
-    ]
+    `submit` sends the values and answers what the server made of them; the form
+    answers that, or None when dismissed. A refusal, of a field or by the server, is
+    shown in the form, which stays open for another try: the keys typed next still go
+    to the form, never to the list behind it.
+    """
 
-    def __init__(self, title: str, fields: list[Field], note: str = "") -> None:
+    # ctrl+s is bound for each form, named by its action.
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(
+        self, title: str, fields: list[Field], submit: Submit, *, action: str, note: str = ""
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.fields = fields
+        self.submit = submit
+        self.action_name = action
         self.note = note
+        self.sending = False
+        self._bindings.bind("ctrl+s", "submit", action)
 
     def compose(self) -> ComposeResult:
-        """The title, an optional note and one line per field."""
+        """The title, an optional note, one line per field and the place for a refusal."""
         with Vertical(classes="dialog"):
             yield Static(self.title_text, classes="dialog-title", markup=False)
             if self.note:
@@ -135,22 +159,53 @@ class FormScreen(ModalScreen[dict | None]):
                     label = "" if isinstance(field, FlagField) else field.label
                     yield Label(label, classes="field-label")
                     yield field.widget()
-            yield Static("enter or ctrl+s: save · esc: cancel", classes="dialog-hint", markup=False)
+            yield Static("", id="form-error", classes="dialog-error", markup=False)
+            yield Static(
+                f"enter or ctrl+s: {self.action_name} · esc: cancel",
+                classes="dialog-hint",
+                markup=False,
+            )
         yield Footer(compact=True)
 
+    @property
+    def error(self) -> str:
+        """The refusal shown, empty if none."""
+        return str(self.query_one("#form-error", Static).render())
+
+    def _refused(self, message: str) -> None:
+        self.query_one("#form-error", Static).update(message)
+        self.query_one("#form-error").display = bool(message)
+
+    def on_mount(self) -> None:
+        """No refusal yet."""
+        self._refused("")
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Enter in any line saves the form."""
+        """Enter in any line submits the form."""
         event.stop()
         self.action_submit()
 
-    def action_submit(self) -> None:
-        """Check every field and answer their values, or say what is wrong."""
+    @work(group="form-submit")
+    async def action_submit(self) -> None:
+        """Check every field and send them; close with the answer, or say what is wrong."""
+        if self.sending:
+            return
+        self.sending = True
         try:
             values = {f.name: f.read(self.query_one(f"#{f.name}")) for f in self.fields}
+            answer = await console_of(self).ask(self.submit(values), raise_refused=True)
         except Invalid as exc:
-            self.notify(str(exc), title="not saved", severity="warning")
+            self._refused(str(exc))
             return
-        self.dismiss(values)
+        except RequestRefused as exc:
+            self._refused(f"{exc.status} {exc.code}: {exc.message}".replace(" :", ":"))
+            return
+        finally:
+            self.sending = False
+        if answer is None:
+            self._refused("not sent: the server does not answer; try again")
+            return
+        self.dismiss(answer)
 
     def action_cancel(self) -> None:
         """Close without an answer."""

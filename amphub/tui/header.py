@@ -13,7 +13,7 @@ class ConsoleHeader(Static):
 
     def on_mount(self) -> None:
         """Draw again whenever the user or the connection changes."""
-        for name in ("user_label", "connected"):
+        for name in ("user_label", "connected", "key_refused"):
             self.watch(self.app, name, self._changed)
 
     def _changed(self, _value: object) -> None:
@@ -28,12 +28,16 @@ class ConsoleHeader(Static):
             state = Text("● connected", style="green")
         else:
             state = Text("✕ connection lost, retrying", style="bold red")
+        if console.key_refused:
+            user = Text("✕ key refused: ctrl+k to enter a key", style="bold red")
+        else:
+            user = Text(console.user_label or "not signed in", style="bold")
         return Text.assemble(
             ("amphub", "bold"),
             " · ",
             (console.client.url, "underline"),
             " · ",
-            (console.user_label or "not signed in", "bold"),
+            user,
             " · ",
             state,
         )

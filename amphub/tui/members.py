@@ -7,17 +7,43 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.suggester import Suggester
 from textual.widgets import DataTable, Footer, Static
 
-from amphub.tui.forms import ChoiceField, ConfirmScreen, FormScreen, TextField
+from amphub.tui.client import ApiClient, RequestRefused, ServerUnreachable
+from amphub.tui.fitted_table import cursor_key
+from amphub.tui.forms import ChoiceField, ConfirmScreen, Field, FormScreen, TextField
 from amphub.tui.header import ConsoleHeader
 from amphub.tui.messages import MembersChanged
-from amphub.tui.paged_table import cursor_key
 from amphub.tui.pane import ServerAccess
+
+SUGGESTED = 20  # names asked for at once; the list is filtered on the server
+
+
+class UserNames(Suggester):
+    """Completes a user name from the names the server knows that start with what is typed.
+
+    Asked of the client directly, not through the console: a suggestion is a help, and
+    one that cannot be had (the caller may not list users) is simply not offered.
+    """
+
+    def __init__(self, client: ApiClient) -> None:
+        super().__init__(case_sensitive=False)
+        self.client = client
+
+    async def get_suggestion(self, value: str) -> str | None:
+        """The first user name that starts with `value`."""
+        if not value:
+            return None
+        try:
+            page = await self.client.users(1, SUGGESTED, value)
+        except (RequestRefused, ServerUnreachable):
+            return None
+        return next((u["name"] for u in page.items if u["name"].startswith(value)), None)
 
 
 class MembersScreen(ServerAccess, Screen):
-    """Who holds which role in `scope` (`spaces/ID` or `models/SPACE/ID`)."""
+    """Who holds which role in `scope` (`spaces/ID` or `models/SPACE/ID`), roles most first."""
 
     BINDINGS = [
         Binding("a", "add", "Add"),
@@ -68,15 +94,13 @@ class MembersScreen(ServerAccess, Screen):
 
     @work(group="members-change")
     async def action_add(self) -> None:
-        """Give a user a role."""
-        values = await self.app.push_screen_wait(
-            FormScreen(
-                "Add a member",
-                [TextField("user", "User"), ChoiceField("role", "Role", self.roles)],
-            )
+        """Give a user a role, the least one unless another is chosen."""
+        user = TextField("user", "User", suggester=UserNames(self.client))
+        await self._grant_form(
+            "Add a member",
+            [user, ChoiceField("role", "Role", self.roles, self.roles[-1])],
+            "Add member",
         )
-        if values is not None:
-            await self._grant(values["user"], values["role"])
 
     @work(group="members-change")
     async def action_change(self) -> None:
@@ -86,17 +110,25 @@ class MembersScreen(ServerAccess, Screen):
             return
         current = str(self.query_one(DataTable).get_row(user)[1])
         default = current if current in self.roles else None
-        values = await self.app.push_screen_wait(
-            FormScreen(f"Role of {user}", [ChoiceField("role", "Role", self.roles, default)])
+        await self._grant_form(
+            f"Role of {user}",
+            [ChoiceField("role", "Role", self.roles, default)],
+            "Change role",
+            user,
         )
-        if values is not None:
-            await self._grant(user, values["role"])
 
-    async def _grant(self, user: str, role: str) -> None:
-        if await self.ask(self.client.set_member(self.scope, user, role)) is None:
+    async def _grant_form(
+        self, title: str, fields: list[Field], action: str, user: str | None = None
+    ) -> None:
+        async def grant(values: dict) -> dict:
+            return await self.client.set_member(self.scope, user or values["user"], values["role"])
+
+        granted = await self.app.push_screen_wait(FormScreen(title, fields, grant, action=action))
+        if granted is None:
             return
-        self.post_message(MembersChanged(self.scope, user, role))
-        self.notify(f"{user} is now {role}")
+        name = granted.get("user", user)
+        self.post_message(MembersChanged(self.scope, name, granted["role"]))
+        self.notify(f"{name} is now {granted['role']}")
         self.action_reload()
 
     @work(group="members-change")

@@ -11,21 +11,35 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Markdown, Static, TabbedContent, TabPane
 
 from amphub.tui import formatting as fmt
 from amphub.tui.forms import ChoiceField, FormScreen
 from amphub.tui.header import ConsoleHeader
 from amphub.tui.members import MembersScreen
 from amphub.tui.messages import ModelChanged
-from amphub.tui.model_tasks import start_deploy, start_scan, start_sync
+from amphub.tui.model_tasks import DEFAULT_REF, start_deploy, start_scan, start_sync
 from amphub.tui.pane import ServerAccess
 from amphub.tui.task_screen import TaskScreen
 
 VISIBILITIES = ("private", "internal", "public")
 MODEL_ROLES = ("maintainer", "developer", "user", "visitor")
 DESCRIPTION_LINES = 6
+# Markdown is laid out in full, so a huge README would hold the screen up.
+README_SHOWN = 100_000
+NO_README = "*This model has no README.md.*"
 SECTIONS = ("facts", "card", "scan", "refs", "replicas", "deployments")
+
+
+def without_front_matter(readme: str) -> str:
+    """The README below its front matter, which the card section shows already."""
+    lines = readme.lstrip("\ufeff").splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        return readme
+    for number, line in enumerate(lines[1:], start=1):
+        if line.rstrip("\r\n") == "---":
+            return "".join(lines[number + 1 :])
+    return readme
 
 
 def _section(title: str, body: RenderableType) -> Group:
@@ -132,11 +146,11 @@ def replicas(model: dict) -> Group:
             r["ref"],
             fmt.short_commit(r["commit"]),
             fmt.when(r["synced_at"]),
-            str(r["behind"]),
+            Text("behind", style="yellow") if r["behind"] else Text("up to date", style="green"),
         ]
         for r in model.get("replicas") or []
     ]
-    headings = ("Zone", "Ref", "Commit", "Synced", "Behind")
+    headings = ("Zone", "Ref", "Commit", "Synced", "State")
     return _section("Replicas", _rows(headings, rows, "not replicated"))
 
 
@@ -167,6 +181,8 @@ class ModelScreen(ServerAccess, Screen):
         Binding("v", "visibility", "Visibility"),
         Binding("m", "members", "Members"),
         Binding("t", "last_scan", "Findings"),
+        Binding("e", "switch('readme')", "README"),
+        Binding("o", "switch('overview')", "Overview", show=False),
         Binding("r", "reload", "Refresh", show=False),
         Binding("escape", "app.pop_screen", "Back"),
     ]
@@ -186,15 +202,23 @@ class ModelScreen(ServerAccess, Screen):
             id="model-title",
             markup=False,
         )
-        with VerticalScroll(id="model-sections"):
-            for name in SECTIONS:
-                yield Static(id=f"model-{name}", markup=False)
+        with TabbedContent(id="model-tabs"):
+            with TabPane("Overview", id="overview"), VerticalScroll(id="model-sections"):
+                for name in SECTIONS:
+                    yield Static(id=f"model-{name}", markup=False)
+            with TabPane("README", id="readme"), VerticalScroll(id="model-readme-scroll"):
+                yield Markdown("", id="model-readme", open_links=False)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        """Load the model."""
-        self.query_one("#model-sections").focus()
+        """Load the model; the overview takes the focus once the tabs are laid out."""
+        self.call_after_refresh(self.action_switch, "overview")
         self.action_reload()
+
+    def action_switch(self, tab: str) -> None:
+        """Show the overview or the README."""
+        self.query_one(TabbedContent).active = tab
+        self.query_one("#model-sections" if tab == "overview" else "#model-readme-scroll").focus()
 
     @work(group="model-load", exclusive=True)
     async def action_reload(self) -> None:
@@ -216,6 +240,11 @@ class ModelScreen(ServerAccess, Screen):
         }
         for name, renderable in shown.items():
             self.query_one(f"#model-{name}", Static).update(renderable)
+        readme = await self.ask(self.client.readme(self.space_id, self.model_id, DEFAULT_REF))
+        readme = without_front_matter(readme or "")
+        if len(readme) > README_SHOWN:
+            readme = readme[:README_SHOWN] + "\n\n*… cut here: the rest is in the file.*"
+        await self.query_one("#model-readme", Markdown).update(readme or NO_README)
 
     @work(group="model-task")
     async def action_scan(self) -> None:
@@ -236,16 +265,13 @@ class ModelScreen(ServerAccess, Screen):
     async def action_visibility(self) -> None:
         """Make the model private, internal or public."""
         current = self.model["visibility"] if self.model else None
-        values = await self.app.push_screen_wait(
+        changed = await self.app.push_screen_wait(
             FormScreen(
                 f"Visibility of {self.space_id}/{self.model_id}",
                 [ChoiceField("visibility", "Visibility", VISIBILITIES, current)],
+                lambda values: self.client.change_model(self.space_id, self.model_id, **values),
+                action="Change visibility",
             )
-        )
-        if values is None:
-            return
-        changed = await self.ask(
-            self.client.change_model(self.space_id, self.model_id, visibility=values["visibility"])
         )
         if changed is not None:
             self.post_message(ModelChanged(changed))

@@ -7,7 +7,7 @@ import json
 from textual.widget import Widget
 
 from amphub.tui.console import console_of
-from amphub.tui.forms import ChoiceField, FormScreen, NumberField, TextField
+from amphub.tui.forms import ChoiceField, FormScreen, Invalid, NumberField, Submit, TextField
 from amphub.tui.messages import TaskStarted
 
 DEFAULT_REF = "master"
@@ -19,23 +19,34 @@ async def _peer_names(owner: Widget, kind: str) -> tuple[str, ...] | None:
     return None if peers is None else tuple(peer["name"] for peer in peers)
 
 
-async def _post(owner: Widget, space: str, model: str, kind: str, body: dict) -> None:
-    console = console_of(owner)
-    task = await console.ask(console.client.start_task(space, model, kind, body))
+def _post(owner: Widget, space: str, model: str, kind: str) -> Submit:
+    """The form's way to queue the task from its values."""
+    client = console_of(owner).client
+
+    async def post(values: dict) -> dict:
+        return await client.start_task(space, model, kind, values)
+
+    return post
+
+
+async def _start(owner: Widget, form: FormScreen) -> None:
+    task = await owner.app.push_screen_wait(form)
     if task is not None:
         owner.post_message(TaskStarted(task))
-        owner.notify(f"{task['kind']} of {space}/{model} queued as task {task['id']}")
+        owner.notify(f"{task['kind']} of {task['model']} queued as task {task['id']}")
 
 
 async def start_scan(owner: Widget, space: str, model: str) -> None:
     """Ask for the ref and queue a security scan of it."""
-    values = await owner.app.push_screen_wait(
+    await _start(
+        owner,
         FormScreen(
-            f"Scan {space}/{model}", [TextField("ref", "Branch, tag or commit", DEFAULT_REF)]
-        )
+            f"Scan {space}/{model}",
+            [TextField("ref", "Branch, tag or commit", DEFAULT_REF)],
+            _post(owner, space, model, "scans"),
+            action="Start scan",
+        ),
     )
-    if values is not None:
-        await _post(owner, space, model, "scans", values)
 
 
 async def start_sync(owner: Widget, space: str, model: str) -> None:
@@ -46,17 +57,18 @@ async def start_sync(owner: Widget, space: str, model: str) -> None:
     if not zones:
         owner.notify("there is no zone to sync to; add one in the Zones tab", severity="warning")
         return
-    values = await owner.app.push_screen_wait(
+    await _start(
+        owner,
         FormScreen(
             f"Sync {space}/{model}",
             [
                 TextField("ref", "Branch, tag or commit", DEFAULT_REF),
                 ChoiceField("zone", "Zone", zones),
             ],
-        )
+            _post(owner, space, model, "syncs"),
+            action="Start sync",
+        ),
     )
-    if values is not None:
-        await _post(owner, space, model, "syncs", values)
 
 
 async def start_deploy(owner: Widget, space: str, model: str) -> None:
@@ -67,7 +79,19 @@ async def start_deploy(owner: Widget, space: str, model: str) -> None:
     if not targets:
         owner.notify("there is no deploy target; add one in the Targets tab", severity="warning")
         return
-    values = await owner.app.push_screen_wait(
+    post = _post(owner, space, model, "deployments")
+
+    async def deploy(values: dict) -> dict:
+        try:
+            params = json.loads(values["params"]) if values["params"] else {}
+        except ValueError:
+            params = None
+        if not isinstance(params, dict):
+            raise Invalid('Parameters must be a JSON object, e.g. {"gpu": 1}')
+        return await post({**values, "params": params})
+
+    await _start(
+        owner,
         FormScreen(
             f"Deploy {space}/{model}",
             [
@@ -79,15 +103,7 @@ async def start_deploy(owner: Widget, space: str, model: str) -> None:
                     "params", "Parameters", placeholder='JSON, e.g. {"gpu": 1}', required=False
                 ),
             ],
-        )
+            deploy,
+            action="Start deploy",
+        ),
     )
-    if values is None:
-        return
-    try:
-        params = json.loads(values["params"]) if values["params"] else {}
-    except ValueError:
-        params = None
-    if not isinstance(params, dict):
-        owner.notify("parameters must be a JSON object; nothing was deployed", severity="warning")
-        return
-    await _post(owner, space, model, "deployments", {**values, "params": params})

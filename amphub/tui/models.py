@@ -12,9 +12,10 @@ from textual.widgets import DataTable, Input, Static
 
 from amphub.tui import formatting as fmt
 from amphub.tui.client import Page
+from amphub.tui.fitted_table import Column
 from amphub.tui.model_screen import ModelScreen
 from amphub.tui.model_tasks import start_deploy, start_scan, start_sync
-from amphub.tui.paged_table import Column, OpenablePagedTable, PagedTable
+from amphub.tui.paged_table import OpenablePagedTable, PagedTable
 from amphub.tui.pane import PagedPane
 
 PER_PAGE = 100  # the most the search answers at once
@@ -22,12 +23,12 @@ NAME_WIDTH = 24
 FILTERS = ("space", "framework", "task_type", "algorithm", "tag", "license", "dataset")
 COLUMNS = [
     Column("model", "Model"),
-    Column("name", "Name"),
-    Column("visibility", "Visibility"),
-    Column("owner", "Owner"),
-    Column("framework", "Framework"),
-    Column("task", "Task"),
-    Column("updated", "Updated"),
+    Column("name", "Name", drop=3),
+    Column("visibility", "Visibility", drop=5),
+    Column("owner", "Owner", drop=6),
+    Column("framework", "Framework", drop=2),
+    Column("task", "Task", drop=1),
+    Column("updated", "Updated", drop=4),
 ]
 
 

@@ -8,38 +8,20 @@ screen keeps answering keys while a page is on its way.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
 from textual.binding import Binding
-from textual.coordinate import Coordinate
 from textual.message import Message
-from textual.widgets import DataTable
 
 from amphub.tui.client import Page
-from amphub.tui.formatting import plain
+from amphub.tui.fitted_table import Column, FittedTable, cursor_key
 
 Fetch = Callable[[int, int], Awaitable[Page | None]]
 Row = Callable[[dict], tuple[str, Iterable[Any]]]
 
 
-def cursor_key(table: DataTable) -> str | None:
-    """The key of the row under the cursor, if there is a row."""
-    if not table.row_count:
-        return None
-    return table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
-
-
-@dataclass(frozen=True)
-class Column:
-    """A column: its key (to update cells by) and its heading."""
-
-    key: str
-    label: str
-
-
-class PagedTable(DataTable):
+class PagedTable(FittedTable):
     """Rows of one list, keyed by the item's id, loaded page by page.
 
     `fetch(page, per_page)` answers a page, or None when the server refused or was not
@@ -64,8 +46,7 @@ class PagedTable(DataTable):
     def __init__(
         self, columns: list[Column], fetch: Fetch, row: Row, *, per_page: int, id: str
     ) -> None:
-        super().__init__(cursor_type="row", id=id)
-        self.column_list = columns
+        super().__init__(columns, id=id)
         self.fetch = fetch
         self.make_row = row
         self.per_page = per_page
@@ -73,11 +54,6 @@ class PagedTable(DataTable):
         self.total: int | None = None
         self.pages = 0
         self._loading: object | None = None
-
-    def on_mount(self) -> None:
-        """Set up the columns."""
-        for column in self.column_list:
-            self.add_column(column.label, key=column.key)
 
     @property
     def loaded(self) -> bool:
@@ -96,19 +72,20 @@ class PagedTable(DataTable):
 
     def put(self, item: dict) -> None:
         """Show an item that changed or was added, without loading anything."""
+        self._put(item)
+        self.fit()
+
+    def _put(self, item: dict) -> None:
         key, cells = self.make_row(item)
-        if key in self.items:
-            for column, value in zip(self.column_list, cells, strict=True):
-                self.update_cell(key, column.key, plain(value))
-        else:
-            self.add_row(*map(plain, cells), key=key)
+        if key not in self.items:
             self.total = (self.total or 0) + 1
+        self.set_row(key, cells)
         self.items[key] = item
 
     def drop(self, key: str) -> None:
         """Remove an item's row."""
         if key in self.items:
-            self.remove_row(key)
+            self.drop_row(key)
             del self.items[key]
             self.total = max((self.total or 1) - 1, 0)
 
@@ -147,20 +124,22 @@ class PagedTable(DataTable):
             self._replace(found.items)
         else:
             for item in found.items:
-                self.put(item)
+                self._put(item)
+        self.fit()
         self.total, self.pages = found.total, page
         self.post_message(self.PageLoaded(self, page, len(found.items), perf_counter() - started))
 
     def _replace(self, items: list[dict]) -> None:
         """Show the first page in place of everything, the cursor staying on its item."""
         kept = self.selected
-        self.clear()
+        self.clear_rows()
         self.items.clear()
         for item in items:
             key, cells = self.make_row(item)
             if key not in self.items:
-                self.add_row(*map(plain, cells), key=key)
+                self.set_row(key, cells)
                 self.items[key] = item
+        self.fit()
         keys = list(self.items)
         if kept is not None:
             kept_key = self.make_row(kept)[0]
@@ -168,8 +147,8 @@ class PagedTable(DataTable):
                 self.move_cursor(row=keys.index(kept_key), scroll=False)
 
 
-class OpenableTable(DataTable):
-    """A table whose rows open with enter, as the footer says."""
+class OpenableTable(FittedTable):
+    """A fitted table whose rows open with enter, as the footer says."""
 
     BINDINGS = [Binding("enter", "select_cursor", "Open")]
 

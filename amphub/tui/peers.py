@@ -10,9 +10,9 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from amphub.tui import formatting as fmt
+from amphub.tui.fitted_table import cursor_key
 from amphub.tui.forms import ConfirmScreen, Field, FormScreen, TextField
 from amphub.tui.messages import PeersChanged
-from amphub.tui.paged_table import cursor_key
 from amphub.tui.pane import Pane
 
 
@@ -116,12 +116,14 @@ class PeersPane(Pane):
     @work(group="peers-change")
     async def action_add(self) -> None:
         """Register a new one."""
-        values = await self.app.push_screen_wait(
-            FormScreen(f"Add a {self.kind.noun}", list(self.kind.fields))
+        added = await self.app.push_screen_wait(
+            FormScreen(
+                f"Add a {self.kind.noun}",
+                list(self.kind.fields),
+                lambda values: self.client.add_peer(self.kind.path, values),
+                action=f"Add {self.kind.noun}",
+            )
         )
-        if values is None:
-            return
-        added = await self.ask(self.client.add_peer(self.kind.path, values))
         if added is not None:
             self.post_message(PeersChanged(self.kind.path, added["name"], added=True))
             self.notify(f"{self.kind.noun} {added['name']} added")

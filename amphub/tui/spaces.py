@@ -10,10 +10,11 @@ from textual.widgets import DataTable, Input, Static
 
 from amphub.tui import formatting as fmt
 from amphub.tui.client import Page
-from amphub.tui.forms import ChoiceField, FormScreen, NumberField, TextField
+from amphub.tui.fitted_table import Column
+from amphub.tui.forms import ChoiceField, FormScreen, Invalid, NumberField, TextField
 from amphub.tui.members import MembersScreen
 from amphub.tui.messages import SpaceChanged, SpaceUnsubscribed
-from amphub.tui.paged_table import Column, PagedTable
+from amphub.tui.paged_table import PagedTable
 from amphub.tui.pane import PagedPane
 
 # Each space in a page has its usage summed on the server, so pages are smaller here.
@@ -23,13 +24,13 @@ BILLING_MODES = ("monthly", "yearly", "pay_as_you_go")
 SPACE_ROLES = ("maintainer", "user")
 COLUMNS = [
     Column("id", "Space"),
-    Column("name", "Name"),
+    Column("name", "Name", drop=3),
     Column("usage", "Used / quota"),
-    Column("models", "Models"),
-    Column("billing", "Billing"),
-    Column("status", "Status"),
-    Column("expires", "Expires"),
-    Column("creator", "Creator"),
+    Column("models", "Models", drop=5),
+    Column("billing", "Billing", drop=6),
+    Column("status", "Status", drop=1),
+    Column("expires", "Expires", drop=2),
+    Column("creator", "Creator", drop=4),
 ]
 
 
@@ -128,7 +129,14 @@ class SpacesPane(PagedPane):
         unit = await self._quota_unit()
         if unit is None:
             return
-        values = await self.app.push_screen_wait(
+
+        async def create(values: dict) -> dict:
+            values["quota"] *= unit
+            if not values["id"]:
+                del values["id"]
+            return await self.client.create_space(values)
+
+        space = await self.app.push_screen_wait(
             FormScreen(
                 "New space",
                 [
@@ -138,14 +146,10 @@ class SpacesPane(PagedPane):
                     ChoiceField("billing_mode", "Billing", BILLING_MODES),
                     NumberField("period", "Months or years"),
                 ],
+                create,
+                action="Create space",
             )
         )
-        if values is None:
-            return
-        values["quota"] *= unit
-        if not values["id"]:
-            del values["id"]
-        space = await self.ask(self.client.create_space(values))
         if space is not None:
             self.table.put(space)
             self._count()
@@ -160,10 +164,14 @@ class SpacesPane(PagedPane):
         if space is None or unit is None:
             return
         field = NumberField("units", f"Quota ({self._unit_words()})", space["quota"] // unit)
-        values = await self.app.push_screen_wait(FormScreen(f"Quota of {space['id']}", [field]))
-        if values is None:
-            return
-        changed = await self.ask(self.client.set_quota(space["id"], values["units"] * unit))
+        changed = await self.app.push_screen_wait(
+            FormScreen(
+                f"Quota of {space['id']}",
+                [field],
+                lambda values: self.client.set_quota(space["id"], values["units"] * unit),
+                action="Set quota",
+            )
+        )
         if changed is not None:
             self.table.put(changed)
             self.post_message(SpaceChanged(changed))
@@ -176,12 +184,14 @@ class SpacesPane(PagedPane):
         if space is None:
             return
         unit = "years" if space["billing_mode"] == "yearly" else "months"
-        values = await self.app.push_screen_wait(
-            FormScreen(f"Renew {space['id']}", [NumberField("period", f"How many {unit}")])
+        changed = await self.app.push_screen_wait(
+            FormScreen(
+                f"Renew {space['id']}",
+                [NumberField("period", f"How many {unit}")],
+                lambda values: self.client.renew(space["id"], values["period"]),
+                action="Renew",
+            )
         )
-        if values is None:
-            return
-        changed = await self.ask(self.client.renew(space["id"], values["period"]))
         if changed is not None:
             self.table.put(changed)
             self.post_message(SpaceChanged(changed))
@@ -197,15 +207,22 @@ class SpacesPane(PagedPane):
             f"This releases {space['id']} ({space['name']}) at once: its models and their"
             " data are deleted. Type the space id to confirm."
         )
-        values = await self.app.push_screen_wait(
-            FormScreen("Unsubscribe", [TextField("confirm", "Space id")], note)
+
+        async def unsubscribe(values: dict) -> dict:
+            if values["confirm"] != space["id"]:
+                raise Invalid(f"{values['confirm']!r} is not {space['id']!r}")
+            return await self.client.unsubscribe(space["id"], values["confirm"])
+
+        released = await self.app.push_screen_wait(
+            FormScreen(
+                "Unsubscribe",
+                [TextField("confirm", "Space id")],
+                unsubscribe,
+                action="Unsubscribe and delete",
+                note=note,
+            )
         )
-        if values is None:
-            return
-        if values["confirm"] != space["id"]:
-            self.notify(f"{values['confirm']!r} is not {space['id']!r}; nothing was done")
-            return
-        if await self.ask(self.client.unsubscribe(space["id"], values["confirm"])) is not None:
+        if released is not None:
             self.table.drop(space["id"])
             self._count()
             self.post_message(SpaceUnsubscribed(space["id"]))

@@ -34,6 +34,7 @@ def task_facts(task: dict) -> Table:
         ("Model", task["model"]),
         ("Ref", f"{task['ref'] or '–'} at {fmt.short_commit(task['commit'])}"),
         ("Status", fmt.status(task["status"])),
+        ("Verdict", fmt.status(fmt.verdict(task)) if fmt.verdict(task) else "–"),
         ("Progress", fmt.progress(task["progress"], task["status"])),
         ("Message", task["message"] or "–"),
         ("Asked by", task["created_by"]),

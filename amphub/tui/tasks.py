@@ -9,25 +9,27 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Select, Static
 
 from amphub.tui import formatting as fmt
+from amphub.tui.fitted_table import Column, cursor_key
 from amphub.tui.forms import ConfirmScreen
 from amphub.tui.messages import TaskCanceled
-from amphub.tui.paged_table import OpenableTable, cursor_key
+from amphub.tui.paged_table import OpenableTable
 from amphub.tui.pane import Pane
 from amphub.tui.task_screen import FINISHED, TaskScreen
 
 KINDS = ("scan", "sync", "deploy")
 STATES = ("queued", "running", "succeeded", "failed", "canceled")
 POLL_SECONDS = 1.0
-COLUMNS = (
-    ("id", "Task"),
-    ("kind", "Kind"),
-    ("model", "Model"),
-    ("ref", "Ref"),
-    ("status", "Status"),
-    ("progress", "Progress"),
-    ("created", "Created"),
-    ("message", "Message"),
-)
+COLUMNS = [
+    Column("id", "Task"),
+    Column("kind", "Kind", drop=4),
+    Column("model", "Model"),
+    Column("ref", "Ref", drop=3),
+    Column("status", "Status"),
+    Column("verdict", "Verdict"),
+    Column("progress", "Progress", drop=2),
+    Column("created", "Created", drop=5),
+    Column("message", "Message", drop=1),
+]
 MESSAGE_WIDTH = 40
 
 
@@ -39,6 +41,7 @@ def task_row(task: dict) -> list:
         task["model"],
         task["ref"] or "–",
         fmt.status(task["status"]),
+        fmt.status(fmt.verdict(task)) if fmt.verdict(task) else "",
         fmt.progress(task["progress"], task["status"]),
         fmt.when(task["created_at"]),
         fmt.clip(task["message"], MESSAGE_WIDTH),
@@ -49,6 +52,8 @@ def describe_task(task: dict) -> str:
     """A task in one sentence, its whole message included, for the line under the table."""
     ref = f" at {task['ref']}" if task["ref"] else ""
     message = f" · {task['message']}" if task["message"] else ""
+    found = fmt.verdict(task)
+    message = f" · verdict {found}{message}" if found else message
     return (
         f"task {task['id']} · {task['kind']} of {task['model']}{ref} ·"
         f" {task['status']} {task['progress']}% · by {task['created_by']}{message}"
@@ -79,20 +84,17 @@ class TasksPane(Pane):
             yield Select(kinds, value="", allow_blank=False, compact=True, id="tasks-kind")
             yield Select(states, value="", allow_blank=False, compact=True, id="tasks-status")
             yield Static("", classes="count", id="tasks-count", markup=False)
-        yield OpenableTable(cursor_type="row", id="tasks-table")
+        yield OpenableTable(COLUMNS, id="tasks-table")
         yield Static("", classes="detail", id="tasks-detail", markup=False)
 
     def on_mount(self) -> None:
         """Set up the columns and the polling."""
-        table = self.table
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
         self.set_interval(POLL_SECONDS, self._poll)
 
     @property
-    def table(self) -> DataTable:
+    def table(self) -> OpenableTable:
         """The list of tasks."""
-        return self.query_one("#tasks-table", DataTable)
+        return self.query_one("#tasks-table", OpenableTable)
 
     @property
     def loaded(self) -> bool:
@@ -128,18 +130,15 @@ class TasksPane(Pane):
     def _show(self, tasks: list[dict]) -> None:
         table = self.table
         keys = [str(task["id"]) for task in tasks]
-        if keys == list(self.tasks):
-            for key, task in zip(keys, tasks, strict=True):
-                if task != self.tasks[key]:
-                    for (column, _), value in zip(COLUMNS, task_row(task), strict=True):
-                        table.update_cell(key, column, fmt.plain(value))
-        else:
-            kept = self.selected
-            table.clear()
-            for key, task in zip(keys, tasks, strict=True):
-                table.add_row(*map(fmt.plain, task_row(task)), key=key)
-            if kept is not None and str(kept["id"]) in keys:
-                table.move_cursor(row=keys.index(str(kept["id"])), scroll=False)
+        kept, reordered = self.selected, keys != list(self.tasks)
+        if reordered:
+            table.clear_rows()
+        for key, task in zip(keys, tasks, strict=True):
+            if reordered or task != self.tasks[key]:
+                table.set_row(key, task_row(task))
+        table.fit()
+        if reordered and kept is not None and str(kept["id"]) in keys:
+            table.move_cursor(row=keys.index(str(kept["id"])), scroll=False)
         self.tasks = dict(zip(keys, tasks, strict=True))
         running = sum(task["status"] not in FINISHED for task in tasks)
         self.query_one("#tasks-count", Static).update(

@@ -10,19 +10,27 @@ from textual.widgets import Input, Static
 
 from amphub.tui import formatting as fmt
 from amphub.tui.client import Page
+from amphub.tui.fitted_table import Column
 from amphub.tui.forms import ConfirmScreen, FlagField, FormScreen, KeyScreen, TextField
 from amphub.tui.messages import KeyRegenerated, UserChanged, UserCreated
-from amphub.tui.paged_table import Column, PagedTable
+from amphub.tui.paged_table import PagedTable
 from amphub.tui.pane import PagedPane
 
 PER_PAGE = 100
 COLUMNS = [
     Column("name", "Name"),
     Column("admin", "Admin"),
-    Column("creator", "Creator"),
+    Column("creator", "Creator", drop=1),
     Column("disabled", "Disabled"),
-    Column("created", "Created"),
+    Column("created", "Created", drop=2),
 ]
+# The changes asked before they are made, by flag and new value.
+ASKED_FIRST = {
+    ("admin", True): "Make {name} an administrator? They may then do everything here.",
+    ("admin", False): "Take the administrator role from {name}?",
+    ("disabled", True): "Disable {name}? Their key and tokens stop working at once.",
+    ("disabled", False): "Enable {name} again? Their key works again at once.",
+}
 
 
 def user_row(user: dict) -> tuple[str, list]:
@@ -42,9 +50,9 @@ class UsersPane(PagedPane):
     TITLE = "Users"
     BINDINGS = [
         Binding("n", "create", "New"),
-        Binding("d", "toggle('disabled')", "Disable/enable"),
-        Binding("a", "toggle('admin')", "Admin"),
-        Binding("c", "toggle('creator')", "Creator"),
+        Binding("d", "flip('disabled')", "Disable/enable"),
+        Binding("a", "flip('admin')", "Admin"),
+        Binding("c", "flip('creator')", "Creator"),
         Binding("k", "regenerate_key", "New key"),
         Binding("slash", "filter", "Filter", show=False),
     ]
@@ -76,7 +84,7 @@ class UsersPane(PagedPane):
     @work(group="users-create")
     async def action_create(self) -> None:
         """Create a user and show its key once."""
-        values = await self.app.push_screen_wait(
+        created = await self.app.push_screen_wait(
             FormScreen(
                 "New user",
                 [
@@ -84,11 +92,10 @@ class UsersPane(PagedPane):
                     FlagField("admin", "Administrator"),
                     FlagField("creator", "May create spaces"),
                 ],
+                lambda values: self.client.create_user(**values),
+                action="Create user",
             )
         )
-        if values is None:
-            return
-        created = await self.ask(self.client.create_user(**values))
         if created is None:
             return
         key = created.pop("key")
@@ -97,12 +104,23 @@ class UsersPane(PagedPane):
         self.post_message(UserCreated(created))
         await self.app.push_screen_wait(KeyScreen(created["name"], key))
 
-    async def action_toggle(self, flag: str) -> None:
-        """Flip one flag of the selected user: admin, creator or disabled."""
+    @work(group="users-flip")
+    async def action_flip(self, flag: str) -> None:
+        """Flip one flag of the selected user: admin, creator or disabled.
+
+        Making or unmaking an administrator and disabling or enabling a user are asked
+        first: a stray key must not change who may do everything.
+        """
         user = self.table.selected
         if user is None:
             return
-        changed = await self.ask(self.client.change_user(user["name"], **{flag: not user[flag]}))
+        value = not user[flag]
+        question = ASKED_FIRST.get((flag, value))
+        if question and not await self.app.push_screen_wait(
+            ConfirmScreen(question.format(name=user["name"]))
+        ):
+            return
+        changed = await self.ask(self.client.change_user(user["name"], **{flag: value}))
         if changed is not None:
             self.table.put(changed)
             self.post_message(UserChanged(changed))
