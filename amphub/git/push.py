@@ -11,7 +11,7 @@ from pathlib import Path
 
 import urllib3
 from dulwich.client import HttpGitClient, HTTPUnauthorized
-from dulwich.errors import GitProtocolError, HangupException
+from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.objects import ObjectID
 from dulwich.pack import UnpackedObject
 from dulwich.refs import Ref
@@ -56,6 +56,9 @@ def push_ref(path: Path, url: str, user: str, key: str, repo: str, ref: str, sha
             raise PushRefused("the peer did not accept the zone's user name and key") from None
         except HangupException as exc:
             raise PushInterrupted(f"the peer hung up: {exc}") from None
+        except NotGitRepository:
+            # A model whose creation (by another sync) has its row but not yet its repository.
+            raise PushInterrupted("the peer has no repository for the model yet") from None
         except GitProtocolError as exc:
             raise PushRefused(str(exc)) from None
         except (OSError, urllib3.exceptions.HTTPError) as exc:
