@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -34,6 +35,7 @@ from amphub.clock import rfc3339, system_clock
 from amphub.config import Config
 from amphub.server.app import bootstrap
 from amphub.services.cards import card_row
+from amphub.storage.repos import create_model_repo
 from amphub.tui.app import ConsoleApp
 from amphub.tui.client import ApiClient
 from amphub.tui.paged_table import PagedTable
@@ -85,6 +87,13 @@ async def fill(config: Config, count: int) -> str:
         for i, model in enumerate(models):
             row = card_row(model, None, cards[i % len(cards)])
             await db.store_card(database, model.space_id, model.id, row)
+    # Each row's repository, copied from one: the server would make the missing ones at
+    # start (the repair of a creation cut short), for minutes before it listens.
+    template = config.tmp_dir / "template.git"
+    create_model_repo(template, "Model", "admin")
+    for model in models:
+        shutil.copytree(template, config.repos_dir / model.space_id / f"{model.id}.git")
+    shutil.rmtree(template)
     print(f"filled {count:,} users, spaces and models in {time.perf_counter() - start:.1f} s")
     return key
 
