@@ -48,6 +48,9 @@ class Config:
     # Open connections from one client address, and in all (kept below the open-file limit).
     connections_per_address: int = 64
     max_connections: int = 4096
+    # What a mirrored model whose scan found something suspicious gets: served with a
+    # warning ("warn") or refused as an unsafe one is ("block").
+    mirror_suspicious: str = "warn"
 
     @property
     def db_path(self) -> Path:
@@ -92,6 +95,7 @@ SETTINGS: dict[str, type] = {
     "body_rate_window": int,
     "connections_per_address": int,
     "max_connections": int,
+    "mirror_suspicious": str,
 }
 
 
@@ -132,6 +136,8 @@ def _convert(name: str, value: Any, source: str) -> Any:
         return _whole_number(name, value, source)
     if not isinstance(value, str):
         raise ConfigError(f"{source}: {name} must be text, not {value!r}")
+    if name == "mirror_suspicious" and value not in ("warn", "block"):
+        raise ConfigError(f"{source}: mirror_suspicious must be warn or block, not {value!r}")
     return value.rstrip("/") if name == "base_url" else value
 
 

@@ -45,6 +45,7 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "body_rate_window": (5, "6", "7", (5, 6, 7), 30),
     "connections_per_address": (8, "16", "32", (8, 16, 32), 64),
     "max_connections": (100, "200", "300", (100, 200, 300), 4096),
+    "mirror_suspicious": ("block", "warn", '"block"', ("block", "warn", "block"), "warn"),
 }
 LAYERS = ["flag", "env", "file", "default"]
 

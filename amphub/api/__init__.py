@@ -2,7 +2,17 @@
 
 from aiohttp import web
 
-from amphub.api import audit, deployments, files, models, peers, spaces, tasks, users
+from amphub.api import (
+    audit,
+    deployments,
+    files,
+    models,
+    peers,
+    spaces,
+    tasks,
+    upstreams,
+    users,
+)
 
 
 def add_routes(app: web.Application) -> None:
@@ -15,3 +25,4 @@ def add_routes(app: web.Application) -> None:
     tasks.add_routes(app)
     peers.add_routes(app)
     deployments.add_routes(app)
+    upstreams.add_routes(app)

@@ -1,0 +1,212 @@
+"""Pull-through mirrors of an upstream hub: two real amphub servers, huggingface_hub and git.
+
+The upstream is a second amphub (it speaks the Hub's API); `hub` is the mirror, with a
+space `hf` as the mirror space of the upstream `up`. The upstream repo `acme/gpt` is the
+mirror's model `hf/acme__gpt`.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+
+from tests.conftest import Hub, git, push, running_hub, start_hub, wait_task
+from tests.test_hf_download import Evil, hf, hf_home, safetensors  # noqa: F401
+
+MIB = 1024 * 1024
+FILES = {
+    "README.md": b"---\nlicense: mit\n---\n# gpt\n",
+    "config.json": b'{"hidden_size": 8}\n',
+    "model.safetensors": safetensors(MIB),
+}
+
+
+@dataclass
+class Mirror:
+    """The mirror hub and the upstream hub it mirrors."""
+
+    hub: Hub
+    upstream: Hub
+    work: Path
+
+
+async def register(hub: Hub, upstream: Hub, **extra: object) -> dict:
+    body = {"name": "up", "url": upstream.base, "space": "hf", "token": upstream.admin_key}
+    status, answer = await hub.call("POST", "/api/v1/upstreams", json={**body, **extra})
+    assert status == 201, answer
+    return answer
+
+
+@pytest.fixture
+async def mirror(hub: Hub, tmp_path: Path) -> AsyncIterator[Mirror]:
+    await git("lfs", "install", "--skip-repo")
+    server, key = await start_hub(tmp_path / "upstream")
+    async with aiohttp.ClientSession() as session:
+        upstream = Hub(server, session, key, tmp_path / "upstream")
+        await upstream.space_and_model("acme", "gpt")
+        work = tmp_path / "upstream-work"
+        await push(work, FILES, "weights", clone=upstream.remote("acme", "gpt"))
+        await hub.space("hf")
+        await register(hub, upstream)
+        yield Mirror(hub, upstream, work)
+    await server.close()
+
+
+async def mirror_repo(hub: Hub, repo: str, user: str = "admin") -> dict:
+    """Mirror `repo` explicitly; the finished mirror task."""
+    status, task = await hub.call(
+        "POST", "/api/v1/upstreams/up/mirrors", user=user, json={"repo": repo}
+    )
+    assert status == 202, task
+    assert task["kind"] == "mirror"
+    return await wait_task(hub, task["id"], user=user)
+
+
+async def scanned(hub: Hub, model: str) -> dict:
+    """The model's scan, once done."""
+    status, tasks = await hub.call("GET", f"/api/v1/tasks?kind=scan&model=hf/{model}")
+    assert status == 200, tasks
+    return await wait_task(hub, tasks["tasks"][0]["id"])
+
+
+async def test_upstreams_are_registered_listed_and_removed_by_administrators(mirror):
+    hub = mirror.hub
+    status, listed = await hub.call("GET", "/api/v1/upstreams")
+    assert status == 200
+    assert listed["upstreams"] == [
+        {
+            "name": "up",
+            "url": mirror.upstream.base,
+            "space": "hf",
+            "token": True,  # that it has one, never the token
+            "created_at": listed["upstreams"][0]["created_at"],
+        }
+    ]
+    assert mirror.upstream.admin_key not in str(listed)
+    await hub.user("bob")
+    status, _ = await hub.call("GET", "/api/v1/upstreams", user="bob")
+    assert status == 403
+    body = {"name": "other", "url": mirror.upstream.base, "space": "nope"}
+    status, answer = await hub.call("POST", "/api/v1/upstreams", json=body)
+    assert status == 400 and "no space nope" in answer["error"]["message"]
+    status, answer = await hub.call("POST", "/api/v1/upstreams", json={**body, "space": "hf"})
+    assert status == 201 and answer["token"] is False
+    status, _ = await hub.call("DELETE", "/api/v1/upstreams/other")
+    assert status == 204
+    status, _ = await hub.call("DELETE", "/api/v1/upstreams/other")
+    assert status == 404
+
+
+async def test_explicit_mirror_is_served_scanned_and_survives_the_upstream(mirror, tmp_path):
+    hub = mirror.hub
+    done = await mirror_repo(hub, "acme/gpt")
+    assert done["status"] == "succeeded", done
+    assert done["result"]["lfs_objects_fetched"] == 1
+    assert done["result"]["lfs_bytes_fetched"] == len(FILES["model.safetensors"])
+    assert (await scanned(hub, "acme__gpt"))["status"] == "succeeded"
+    folder = await hf(
+        snapshot_download,
+        "hf/acme__gpt",
+        endpoint=hub.base,
+        token=hub.admin_key,
+        cache_dir=tmp_path / "c1",
+    )
+    got = {p.name: p.read_bytes() for p in Path(folder).iterdir()}
+    assert got.pop(".gitattributes") == (mirror.work / ".gitattributes").read_bytes()
+    assert got == FILES
+    # git clone works on the mirror too, LFS content included.
+    clone = tmp_path / "clone"
+    await git("clone", "-q", hub.remote("hf", "acme__gpt"), str(clone))
+    assert (clone / "model.safetensors").read_bytes() == FILES["model.safetensors"]
+    await git("fsck", "--strict", cwd=clone)
+    # Mirrored again: what the store holds already (by sha256) is not fetched again.
+    again = await mirror_repo(hub, "acme/gpt")
+    assert again["status"] == "succeeded", again
+    assert again["result"]["lfs_objects_fetched"] == 0
+    await scanned(hub, "acme__gpt")
+    # Served from the mirror with the upstream gone.
+    assert mirror.upstream.server is not None
+    await mirror.upstream.server.close()
+    path = await hf(
+        hf_hub_download,
+        "hf/acme__gpt",
+        "model.safetensors",
+        endpoint=hub.base,
+        token=hub.admin_key,
+        cache_dir=tmp_path / "c2",
+    )
+    assert Path(path).read_bytes() == FILES["model.safetensors"]
+
+
+async def test_first_use_fetches_answers_503_then_serves(mirror, tmp_path):
+    hub = mirror.hub
+    api = HfApi(endpoint=hub.base, token=hub.admin_key)
+    with pytest.raises(HfHubHTTPError) as refused:
+        await hf(api.model_info, "hf/acme__gpt")
+    assert refused.value.response.status_code == 503
+    assert refused.value.response.headers["Retry-After"] == "2"
+    assert "is being fetched from upstream up" in str(refused.value)
+    assert "huggingface_hub retries by itself" in str(refused.value)
+    # hf_hub_download retries on 503 by itself, as long as Retry-After says.
+    path = await hf(
+        hf_hub_download,
+        "hf/acme__gpt",
+        "config.json",
+        endpoint=hub.base,
+        token=hub.admin_key,
+        cache_dir=tmp_path / "c",
+    )
+    assert Path(path).read_bytes() == FILES["config.json"]
+    # A user who may not create models in the mirror space starts nothing.
+    await hub.user("eve")
+    eve = HfApi(endpoint=hub.base, token=hub.keys["eve"])
+    with pytest.raises(HfHubHTTPError) as hidden:
+        await hf(eve.model_info, "hf/acme__other")
+    assert hidden.value.response.status_code == 404
+    status, tasks = await hub.call("GET", "/api/v1/tasks?kind=mirror")
+    assert [t["model"] for t in tasks["tasks"]] == ["hf/acme__gpt"]
+
+
+async def test_unsafe_upstream_model_is_fetched_scanned_and_refused(mirror, tmp_path):
+    hub, upstream = mirror.hub, mirror.upstream
+    await upstream.model("acme", "bad")
+    evil = {"model.pkl": pickle.dumps(Evil(), protocol=2), "config.json": b"{}\n"}
+    await push(tmp_path / "bad", evil, "evil", clone=upstream.remote("acme", "bad"))
+    done = await mirror_repo(hub, "acme/bad")
+    assert done["status"] == "succeeded", done
+    assert (await scanned(hub, "acme__bad"))["result"]["summary"]["status"] == "unsafe"
+    with pytest.raises(GatedRepoError) as refused:
+        await hf(
+            hf_hub_download,
+            "hf/acme__bad",
+            "model.pkl",
+            endpoint=hub.base,
+            token=hub.admin_key,
+            cache_dir=tmp_path / "c",
+        )
+    assert refused.value.response.status_code == 403
+    message = str(refused.value)
+    assert "is not served: its scan found it unsafe" in message and "model.pkl" in message
+
+
+async def test_a_mirror_that_does_not_fit_the_quota_is_refused_before_fetching(tmp_path):
+    await git("lfs", "install", "--skip-repo")
+    async with (
+        running_hub(tmp_path / "upstream") as upstream,
+        running_hub(tmp_path / "mirror", quota_unit=MIB) as hub,
+    ):
+        await upstream.space_and_model("acme", "gpt")
+        await push(tmp_path / "w", FILES, "weights", clone=upstream.remote("acme", "gpt"))
+        await hub.space("hf", quota=MIB)  # the safetensors file alone is a little more
+        await register(hub, upstream)
+        done = await mirror_repo(hub, "acme/gpt")
+    assert done["status"] == "failed"
+    assert "quota" in done["message"] and "hf" in done["message"], done["message"]
+    assert not [p for p in (hub.data_dir / "lfs" / "objects").rglob("*") if p.is_file()]
