@@ -7,6 +7,7 @@ mirror's model `hf/acme__gpt`.
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,10 +15,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
 
-from tests.conftest import Hub, git, push, running_hub, start_hub, wait_task
+from tests.conftest import Hub, ServerProcess, git, push, running_hub, start_hub, wait_task
 from tests.test_hf_download import Evil, hf, hf_home, safetensors  # noqa: F401
 
 MIB = 1024 * 1024
@@ -210,3 +213,73 @@ async def test_a_mirror_that_does_not_fit_the_quota_is_refused_before_fetching(t
     assert done["status"] == "failed"
     assert "quota" in done["message"] and "hf" in done["message"], done["message"]
     assert not [p for p in (hub.data_dir / "lfs" / "objects").rglob("*") if p.is_file()]
+
+
+class HoldingProxy:
+    """The upstream behind a proxy that holds the first download of one file until released."""
+
+    def __init__(self, upstream: str, held: str) -> None:
+        self.upstream, self.held = upstream, held
+        self.reached, self.release = asyncio.Event(), asyncio.Event()
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        if request.path.endswith(self.held) and not self.reached.is_set():
+            self.reached.set()
+            await self.release.wait()
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(self.upstream + request.path_qs, headers=headers) as upstream,
+        ):
+            body = await upstream.read()
+            kept = ("Content-Type", "X-Error-Message", "X-Error-Code")
+            return web.Response(
+                status=upstream.status,
+                body=body,
+                headers={k: upstream.headers[k] for k in kept if k in upstream.headers},
+            )
+
+
+async def test_a_fetch_killed_mid_way_resumes_with_what_it_had_stored(tmp_path):
+    await git("lfs", "install", "--skip-repo")
+    files = {"a.safetensors": safetensors(MIB), "b.safetensors": safetensors(MIB)}
+    async with running_hub(tmp_path / "upstream") as upstream:
+        await upstream.space_and_model("acme", "gpt")
+        await push(tmp_path / "w", files, "weights", clone=upstream.remote("acme", "gpt"))
+        proxy = HoldingProxy(upstream.base, "/b.safetensors")
+        app = web.Application()
+        app.router.add_get("/{path:.*}", proxy.forward)
+        front = TestServer(app, host="127.0.0.1")
+        await front.start_server()
+        server = ServerProcess(tmp_path / "mirror")
+        await server.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                hub = Hub(None, session, server.key, server.data, url=server.url)
+                await hub.space("hf")
+                body = {
+                    "name": "up",
+                    "url": str(front.make_url("")).rstrip("/"),
+                    "space": "hf",
+                    "token": upstream.admin_key,
+                }
+                status, answer = await hub.call("POST", "/api/v1/upstreams", json=body)
+                assert status == 201, answer
+                status, task = await hub.call(
+                    "POST", "/api/v1/upstreams/up/mirrors", json={"repo": "acme/gpt"}
+                )
+                assert status == 202, task
+                await asyncio.wait_for(proxy.reached.wait(), 20)  # a.safetensors is stored
+                await server.kill()
+                proxy.release.set()
+                await server.start()
+                done = await wait_task(hub, task["id"])
+                assert done["status"] == "succeeded", done
+                assert done["result"]["lfs_objects_fetched"] == 1  # b only
+                clone = tmp_path / "clone"
+                await git("clone", "-q", hub.remote("hf", "acme__gpt"), str(clone))
+                for name, data in files.items():
+                    assert (clone / name).read_bytes() == data
+        finally:
+            await server.stop()
+            await front.close()
