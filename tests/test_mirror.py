@@ -11,6 +11,7 @@ import asyncio
 import pickle
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -197,6 +198,36 @@ async def test_unsafe_upstream_model_is_fetched_scanned_and_refused(mirror, tmp_
     assert refused.value.response.status_code == 403
     message = str(refused.value)
     assert "is not served: its scan found it unsafe" in message and "model.pkl" in message
+
+
+@pytest.mark.parametrize("setting", ["warn", "block"])
+async def test_suspicious_findings_warn_or_block_as_the_setting_says(tmp_path, setting):
+    await git("lfs", "install", "--skip-repo")
+    odd = {"model.safetensors": safetensors(MIB) + bytes(16)}  # bytes after the last tensor
+    async with (
+        running_hub(tmp_path / "upstream") as upstream,
+        running_hub(tmp_path / "mirror", mirror_suspicious=setting) as hub,
+    ):
+        await upstream.space_and_model("acme", "gpt")
+        await push(tmp_path / "w", odd, "weights", clone=upstream.remote("acme", "gpt"))
+        await hub.space("hf")
+        await register(hub, upstream)
+        assert (await mirror_repo(hub, "acme/gpt"))["status"] == "succeeded"
+        summary = (await scanned(hub, "acme__gpt"))["result"]["summary"]
+        assert summary["status"] == "suspicious"
+        download = partial(
+            hf_hub_download,
+            "hf/acme__gpt",
+            "model.safetensors",
+            endpoint=hub.base,
+            token=hub.admin_key,
+            cache_dir=tmp_path / "c",
+        )
+        if setting == "warn":
+            assert Path(await hf(download)).read_bytes() == odd["model.safetensors"]
+        else:
+            with pytest.raises(GatedRepoError, match="its scan found it suspicious"):
+                await hf(download)
 
 
 async def test_a_mirror_that_does_not_fit_the_quota_is_refused_before_fetching(tmp_path):

@@ -116,7 +116,9 @@ async def check_mirror_servable(hub: Hub, space_id: str, model_id: str) -> None:
         raise not_yet(f"{name} is being scanned")
     if scan.status != "succeeded":
         raise Forbidden(f"{name} is not served: its scan {scan.status}: {scan.message}")
-    blocked = ("unsafe", "suspicious") if hub.config.mirror_suspicious == "block" else ("unsafe",)
+    # A file the scanner could not read ("error") is vouched for no more than a suspicious one.
+    strict = hub.config.mirror_suspicious == "block"
+    blocked = ("unsafe", "error", "suspicious") if strict else ("unsafe",)
     result = json.loads(scan.result or "{}")
     if result.get("summary", {}).get("status") not in blocked:
         return
