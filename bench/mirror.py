@@ -26,6 +26,7 @@ import struct
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from common import PYTHON, git_home, log, run_checked, start_amphub, stop_all
@@ -64,6 +65,11 @@ def safetensors_file(path: Path, size: int) -> None:
             piece = os.urandom(min(PIECE, left))
             out.write(piece)
             left -= len(piece)
+
+
+def seconds_between(start: str, end: str) -> float:
+    """Seconds between two of the API's ISO times."""
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 def download(server, root: Path, repo: str, name: str) -> tuple[float, int]:
@@ -133,6 +139,10 @@ def main() -> int:
         first, got = download(mirror, root, mirrored, "first")
         assert got >= total, f"short download: {got} bytes"
         os.sync()
+        stages = {}
+        for kind in ("mirror", "scan"):
+            task = mirror.call("GET", f"/api/v1/tasks?kind={kind}")["tasks"][0]
+            stages[kind] = seconds_between(task["started_at"], task["finished_at"])
         second = []
         for round_ in range(args.rounds):
             log(f"round {round_ + 1}: snapshot_download from the mirror's copy")
@@ -144,6 +154,8 @@ def main() -> int:
         print(f"model: {args.files} LFS files, {total / 1024**3:.2f} GiB")
         print(f"direct from the upstream:       best {best:.2f} s of {direct}")
         print(f"first through the mirror:       {first:.2f} s (fetch + scan + serve)")
+        fetch, scan = stages["mirror"], stages["scan"]
+        print(f"  of which the fetch task {fetch:.2f} s, the scan {scan:.2f} s")
         print(f"second from the mirror:         best {min(second):.2f} s of {second}")
         ratios = ((first / best, FIRST_GOAL, "first"), (min(second) / best, SECOND_GOAL, "second"))
         for ratio, goal, which in ratios:

@@ -8,6 +8,7 @@ mirror's model `hf/acme__gpt`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import pickle
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -300,7 +301,14 @@ async def test_a_fetch_killed_mid_way_resumes_with_what_it_had_stored(tmp_path):
                     "POST", "/api/v1/upstreams/up/mirrors", json={"repo": "acme/gpt"}
                 )
                 assert status == 202, task
-                await asyncio.wait_for(proxy.reached.wait(), 20)  # a.safetensors is stored
+                await asyncio.wait_for(proxy.reached.wait(), 20)
+                oid = hashlib.sha256(files["a.safetensors"]).hexdigest()
+                stored = server.data / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+                for _ in range(400):  # fetched beside the held one
+                    if stored.exists():
+                        break
+                    await asyncio.sleep(0.05)
+                assert stored.exists()
                 await server.kill()
                 proxy.release.set()
                 await server.start()

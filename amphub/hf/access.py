@@ -51,7 +51,8 @@ async def require_repo(
     try:
         access = await require_model(request, space_id, model_id, Action.VIEW)
     except NotFound:
-        await _mirror_on_first_use(request, space_id, model_id)
+        if action in (Action.VIEW, Action.READ_FILES):
+            await _mirror_on_first_use(request, space_id, model_id)
         raise RepoNotFound(f"Repository {repo_id} not found") from None
     except Unauthorized:
         if actor(request).signed_in:

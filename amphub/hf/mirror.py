@@ -31,6 +31,8 @@ from amphub.storage.repo_files import LfsPointer, RevisionNotFound, resolve
 
 READ_PIECE = 4 * 1024 * 1024
 PROGRESS_SECONDS = 0.5
+# LFS objects fetched at the same time: the Hub's clients use 8 connections.
+FETCHES_AT_ONCE = 4
 # Regular files come whole into a commit: the Hub keeps larger ones in LFS.
 MAX_REGULAR_FILE = 16 * 1024 * 1024
 TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=300)
@@ -202,15 +204,24 @@ async def _fetch(
             fetched.reported_at = now
             await ctx.progress(fetched.bytes, fetched.total, fetched.message())
 
-    for path, pointer in lfs.items():
-        with hub.claims.claim(pointer.oid):  # garbage collection waits for the link
-            if pointer.oid in missing:
-                url = upstream.resolve_url(repo, fetched.commit, path)
-                await _store(hub, upstream, url, pointer.oid, pointer.size, sent)
-                missing.discard(pointer.oid)
-                fetched.objects += 1
-            await link_reserved(hub, task.space_id, task.model_id, pointer.oid, pointer.size)
-        fetched.additions.append(Addition(path, lfs=pointer))
+    async def bring(oid: str, path: str, size: int) -> None:
+        async with fetching:
+            with hub.claims.claim(oid):  # garbage collection waits for the link
+                if oid in missing:
+                    url = upstream.resolve_url(repo, fetched.commit, path)
+                    await _store(hub, upstream, url, oid, size, sent)
+                    fetched.objects += 1
+                await link_reserved(hub, task.space_id, task.model_id, oid, size)
+
+    fetching = asyncio.Semaphore(FETCHES_AT_ONCE)
+    by_oid = {pointer.oid: (path, pointer.size) for path, pointer in reversed(lfs.items())}
+    try:
+        async with asyncio.TaskGroup() as group:  # one failing stops the others
+            for oid, (path, size) in by_oid.items():
+                group.create_task(bring(oid, path, size))
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    fetched.additions = [Addition(path, lfs=pointer) for path, pointer in lfs.items()]
     for path in regular:
         url = upstream.resolve_url(repo, fetched.commit, path)
         fetched.additions.append(Addition(path, await upstream.read(url, MAX_REGULAR_FILE)))
