@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import os
 import pickle
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
@@ -24,11 +27,16 @@ from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
 
 from tests.conftest import Hub, ServerProcess, git, push, running_hub, start_hub, wait_task
 from tests.test_hf_download import Evil, hf, hf_home, safetensors  # noqa: F401
+from tests.test_hf_transformers import CONFIG
 
 MIB = 1024 * 1024
+LOAD = """
+from transformers import AutoConfig
+print(AutoConfig.from_pretrained("hf/acme__gpt").hidden_size)
+"""
 FILES = {
     "README.md": b"---\nlicense: mit\n---\n# gpt\n",
-    "config.json": b'{"hidden_size": 8}\n',
+    "config.json": json.dumps(CONFIG).encode(),
     "model.safetensors": safetensors(MIB),
 }
 
@@ -152,23 +160,40 @@ async def test_explicit_mirror_is_served_scanned_and_survives_the_upstream(mirro
 
 async def test_first_use_fetches_answers_503_then_serves(mirror, tmp_path):
     hub = mirror.hub
+    # A user's script with only HF_ENDPOINT set: the first call answers 503 and
+    # hf_hub_download (under from_pretrained) asks again after Retry-After by itself.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("HF_")}
+    env.update(
+        HF_ENDPOINT=hub.base,
+        HF_TOKEN=hub.admin_key,
+        HF_HOME=str(tmp_path / "hf-home"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        TRANSFORMERS_VERBOSITY="error",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        LOAD,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().split() == [str(CONFIG["hidden_size"])]
+    assert "HTTP Error 503" in err.decode()  # it did wait for the mirror
+    # What the user sees while a model is fetched, and once its fetch failed.
     api = HfApi(endpoint=hub.base, token=hub.admin_key)
     with pytest.raises(HfHubHTTPError) as refused:
-        await hf(api.model_info, "hf/acme__gpt")
+        await hf(api.model_info, "hf/acme__missing")
     assert refused.value.response.status_code == 503
     assert refused.value.response.headers["Retry-After"] == "2"
     assert "is being fetched from upstream up" in str(refused.value)
     assert "huggingface_hub retries by itself" in str(refused.value)
-    # hf_hub_download retries on 503 by itself, as long as Retry-After says.
-    path = await hf(
-        hf_hub_download,
-        "hf/acme__gpt",
-        "config.json",
-        endpoint=hub.base,
-        token=hub.admin_key,
-        cache_dir=tmp_path / "c",
-    )
-    assert Path(path).read_bytes() == FILES["config.json"]
+    status, tasks = await hub.call("GET", "/api/v1/tasks?kind=mirror&model=hf/acme__missing")
+    assert (await wait_task(hub, tasks["tasks"][0]["id"]))["status"] == "failed"
+    with pytest.raises(GatedRepoError, match="could not be fetched: the upstream answered 404"):
+        await hf(api.model_info, "hf/acme__missing")
     # A user who may not create models in the mirror space starts nothing.
     await hub.user("eve")
     eve = HfApi(endpoint=hub.base, token=hub.keys["eve"])
@@ -176,7 +201,7 @@ async def test_first_use_fetches_answers_503_then_serves(mirror, tmp_path):
         await hf(eve.model_info, "hf/acme__other")
     assert hidden.value.response.status_code == 404
     status, tasks = await hub.call("GET", "/api/v1/tasks?kind=mirror")
-    assert [t["model"] for t in tasks["tasks"]] == ["hf/acme__gpt"]
+    assert sorted(t["model"] for t in tasks["tasks"]) == ["hf/acme__gpt", "hf/acme__missing"]
 
 
 async def test_unsafe_upstream_model_is_fetched_scanned_and_refused(mirror, tmp_path):
