@@ -347,3 +347,34 @@ async def test_a_fetch_killed_mid_way_resumes_with_what_it_had_stored(tmp_path):
         finally:
             await server.stop()
             await front.close()
+
+
+@pytest.mark.parametrize(
+    "sibling",
+    [
+        {"rfilename": "../escape.bin", "size": 4},
+        {"rfilename": "w.bin", "size": 4, "lfs": {"sha256": "../../../../x" + "0" * 52, "size": 4}},
+    ],
+)
+async def test_an_upstream_file_list_with_a_hostile_path_or_oid_ends_the_task(hub, sibling):
+    async def info(request: web.Request) -> web.Response:
+        return web.json_response({"sha": "a" * 40, "siblings": [sibling]})
+
+    async def content(request: web.Request) -> web.Response:
+        return web.Response(body=b"evil")
+
+    app = web.Application()
+    app.router.add_get("/api/models/acme/gpt/revision/main", info)
+    app.router.add_get("/acme/gpt/resolve/{rest:.*}", content)
+    fake = TestServer(app, host="127.0.0.1")
+    await fake.start_server()
+    try:
+        await hub.space("hf")
+        body = {"name": "up", "url": str(fake.make_url("")).rstrip("/"), "space": "hf"}
+        assert (await hub.call("POST", "/api/v1/upstreams", json=body))[0] == 201
+        done = await mirror_repo(hub, "acme/gpt")
+    finally:
+        await fake.close()
+    assert done["status"] == "failed"
+    assert done["message"].startswith("the upstream's file list is not the Hub's: invalid")
+    assert not [p for p in hub.data_dir.rglob("*") if "escape" in p.name or p.name == "x"]

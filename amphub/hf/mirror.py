@@ -19,7 +19,8 @@ from urllib.parse import quote
 import aiohttp
 
 from amphub import db
-from amphub.errors import ApiError
+from amphub.errors import ApiError, BadRequest
+from amphub.hf.commit import check_path
 from amphub.hf.repo import default_branch, list_entries, resolve_revision
 from amphub.hf.treewrite import Addition, CommitPlan, Deletion, create_ref, write_commit
 from amphub.policy.sealed import unseal
@@ -27,6 +28,7 @@ from amphub.services.hub import Hub
 from amphub.services.push import RefUpdate, push_target
 from amphub.services.quota import link_reserved, reserve_quota, room_left
 from amphub.services.tasks import TaskContext, TaskFailed, enqueue
+from amphub.storage.objects import check_oid
 from amphub.storage.repo_files import LfsPointer, RevisionNotFound, resolve
 
 READ_PIECE = 4 * 1024 * 1024
@@ -50,7 +52,8 @@ class Upstream:
         """End the session."""
         await self._session.close()
 
-    async def _refused(self, resp: aiohttp.ClientResponse) -> TaskFailed:
+    async def refusal(self, resp: aiohttp.ClientResponse) -> TaskFailed:
+        """The task's failure for an upstream's answer that is not the one asked for."""
         text = (await resp.text(errors="replace"))[:300]
         message = resp.headers.get("X-Error-Message") or text
         return TaskFailed(f"the upstream answered {resp.status} for {resp.url.path}: {message}")
@@ -60,7 +63,7 @@ class Upstream:
         url = f"{self.url}/api/models/{repo}/revision/{quote(revision, safe='')}"
         async with self._session.get(url, params={"blobs": "true"}) as resp:
             if resp.status != 200:
-                raise await self._refused(resp)
+                raise await self.refusal(resp)
             info: dict[str, Any] = await resp.json()
         if not isinstance(info.get("sha"), str) or not isinstance(info.get("siblings"), list):
             raise TaskFailed(f"the upstream's model info of {repo} has no sha or siblings")
@@ -74,7 +77,7 @@ class Upstream:
         """A small file's whole content."""
         async with self._session.get(url) as resp:
             if resp.status != 200:
-                raise await self._refused(resp)
+                raise await self.refusal(resp)
             data = await resp.content.read(limit + 1)
         if len(data) > limit:
             raise TaskFailed(f"{url}: a regular file larger than {limit} bytes")
@@ -92,7 +95,7 @@ async def _store(hub: Hub, upstream: Upstream, url: str, oid: str, size: int, se
     try:
         async with upstream.stream(url) as resp:
             if resp.status != 200:
-                raise await upstream._refused(resp)
+                raise await upstream.refusal(resp)
             async for piece in resp.content.iter_chunked(READ_PIECE):
                 upload.accept(len(piece))
                 await asyncio.gather(
@@ -108,16 +111,24 @@ async def _store(hub: Hub, upstream: Upstream, url: str, oid: str, size: int, se
 
 
 def _files(info: dict[str, Any]) -> tuple[dict[str, LfsPointer], dict[str, int]]:
-    """(LFS files by path, regular files' sizes by path) of a model info with blobs."""
+    """(LFS files by path, regular files' sizes by path) of a model info with blobs.
+
+    Nothing an upstream says is trusted: paths are checked as a Hub commit's are, and
+    oids before any path in the store is made of them.
+    """
     lfs, regular = {}, {}
-    for sibling in info["siblings"]:
-        path = sibling.get("rfilename")
-        if not isinstance(path, str):
-            raise TaskFailed("the upstream listed a file without a name")
-        if sibling.get("lfs"):
-            lfs[path] = LfsPointer(sibling["lfs"]["sha256"], int(sibling["lfs"]["size"]))
-        else:
-            regular[path] = int(sibling.get("size") or 0)
+    try:
+        for sibling in info["siblings"]:
+            path = check_path(sibling["rfilename"])
+            if sibling.get("lfs"):
+                size = int(sibling["lfs"]["size"])
+                lfs[path] = LfsPointer(check_oid(str(sibling["lfs"]["sha256"])), size)
+            else:
+                size = regular[path] = int(sibling.get("size") or 0)
+            if size < 0:
+                raise ValueError(f"{path}: a negative size")
+    except (KeyError, TypeError, ValueError, BadRequest) as exc:
+        raise TaskFailed(f"the upstream's file list is not the Hub's: {exc}") from None
     return lfs, regular
 
 
