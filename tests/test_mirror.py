@@ -194,6 +194,11 @@ async def test_first_use_fetches_answers_503_then_serves(mirror, tmp_path):
     assert (await wait_task(hub, tasks["tasks"][0]["id"]))["status"] == "failed"
     with pytest.raises(GatedRepoError, match="could not be fetched: the upstream answered 404"):
         await hf(api.model_info, "hf/acme__missing")
+    # Asked for by many at once, a model is fetched once.
+    asked = [hub.call("GET", "/api/models/hf/acme__twice") for _ in range(4)]
+    assert {status for status, _ in await asyncio.gather(*asked)} <= {503, 403}
+    status, tasks = await hub.call("GET", "/api/v1/tasks?kind=mirror&model=hf/acme__twice")
+    assert len(tasks["tasks"]) == 1
     # A user who may not create models in the mirror space starts nothing.
     await hub.user("eve")
     eve = HfApi(endpoint=hub.base, token=hub.keys["eve"])
@@ -201,7 +206,11 @@ async def test_first_use_fetches_answers_503_then_serves(mirror, tmp_path):
         await hf(eve.model_info, "hf/acme__other")
     assert hidden.value.response.status_code == 404
     status, tasks = await hub.call("GET", "/api/v1/tasks?kind=mirror")
-    assert sorted(t["model"] for t in tasks["tasks"]) == ["hf/acme__gpt", "hf/acme__missing"]
+    assert sorted(t["model"] for t in tasks["tasks"]) == [
+        "hf/acme__gpt",
+        "hf/acme__missing",
+        "hf/acme__twice",
+    ]
 
 
 async def test_unsafe_upstream_model_is_fetched_scanned_and_refused(mirror, tmp_path):

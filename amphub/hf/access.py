@@ -32,7 +32,7 @@ from amphub.services.mirror import (
     check_repo,
     check_revision,
     not_yet,
-    start_mirror,
+    start_on_first_use,
     upstream_of_space,
     upstream_repo,
 )
@@ -89,10 +89,12 @@ async def _mirror_on_first_use(request: web.Request, space_id: str, model_id: st
         revision = check_revision(request.match_info.get("rev", HUB_DEFAULT_BRANCH))
     except ApiError:
         return
-    task = await start_mirror(hub, upstream, repo, revision, actor(request).name or "")
+    by = actor(request).name or ""
+    task = await start_on_first_use(hub, upstream, repo, revision, by)
+    started = f", task {task.id}" if task else ""
     raise not_yet(
         f"{space_id}/{model_id} is being fetched from upstream {upstream.name} ({repo} at"
-        f" {revision}, task {task.id}) and scanned"
+        f" {revision}{started}) and scanned"
     )
 
 

@@ -6,7 +6,6 @@ scan found nothing unsafe (nor suspicious, where the `mirror_suspicious` setting
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 
@@ -66,20 +65,37 @@ async def start_mirror(
 
     A fetch of the model already queued or running is returned instead of a second one.
     """
+    task = await _start(hub, upstream, repo, revision, by, first_use=False)
+    assert task is not None  # only a first use leaves a model alone
+    return task
+
+
+async def start_on_first_use(
+    hub: Hub, upstream: db.Upstream, repo: str, revision: str, by: str
+) -> db.Task | None:
+    """`start_mirror` for a model asked for that did not exist; None if it does now."""
+    return await _start(hub, upstream, repo, revision, by, first_use=True)
+
+
+async def _start(
+    hub: Hub, upstream: db.Upstream, repo: str, revision: str, by: str, *, first_use: bool
+) -> db.Task | None:
     model_id = mirror_model_id(repo)
-    model = await db.get_model(hub.db, upstream.space_id, model_id)
-    if model is None:
-        with contextlib.suppress(Conflict):  # another request made it meanwhile
-            await create_model(hub, upstream.space_id, model_id, repo, MIRROR_VISIBILITY, by)
+    async with hub.locks.hold(("mirror", upstream.space_id, model_id)):  # one at a time
         model = await db.get_model(hub.db, upstream.space_id, model_id)
+        if model is not None and first_use:
+            return None
         if model is None:
-            raise Conflict(f"model {upstream.space_id}/{model_id} could not be made")
-    await db.record_mirror(hub.db, model.space_id, model.id, upstream.name, repo)
-    fetching = await _latest(hub, "mirror", model.space_id, model.id)
-    if fetching and fetching.status in ACTIVE:
-        return fetching
-    params = {"upstream": upstream.name, "repo": repo, "revision": revision}
-    return await enqueue(hub, "mirror", model, revision, None, params, by)
+            await create_model(hub, upstream.space_id, model_id, repo, MIRROR_VISIBILITY, by)
+            model = await db.get_model(hub.db, upstream.space_id, model_id)
+            if model is None:
+                raise Conflict(f"model {upstream.space_id}/{model_id} was deleted meanwhile")
+        await db.record_mirror(hub.db, model.space_id, model.id, upstream.name, repo)
+        fetching = await _latest(hub, "mirror", model.space_id, model.id)
+        if fetching and fetching.status in ACTIVE:
+            return fetching
+        params = {"upstream": upstream.name, "repo": repo, "revision": revision}
+        return await enqueue(hub, "mirror", model, revision, None, params, by)
 
 
 async def _latest(hub: Hub, kind: str, space_id: str, model_id: str) -> db.Task | None:
