@@ -5,11 +5,12 @@ Two `amphub serve` on loopback: the upstream holds a model with `--gib` GiB of L
 (with a token) and a mirror space `hf`. Each download runs `snapshot_download` in a fresh
 Python process with HF_ENDPOINT and HF_TOKEN set and an empty HF_HOME, as a user's script:
 
-- direct: from the upstream (`bench/weights`), best of `--rounds`;
+- direct: from the upstream (`bench/weights`), best of `--rounds` + 1;
 - first through the mirror (`hf/bench__weights`, not there yet): fetch + scan + serve. The
   first call answers 503 (snapshot_download does not retry it), so the script runs it
   again after each 503's Retry-After, as a user would;
-- second through the mirror: from the mirror's own copy, best of `--rounds`.
+- second through the mirror: from the mirror's own copy, best of `--rounds`, each round
+  right after a direct one.
 
 Prints the times and the ratios first / direct (goal ≤ 2.0) and second / direct (≤ 1.0).
 
@@ -127,14 +128,12 @@ def main() -> int:
         shutil.rmtree(work)
         os.sync()
 
-        direct = []
-        for round_ in range(args.rounds):
-            log(f"round {round_ + 1}: snapshot_download from the upstream")
-            seconds, got = download(upstream, root, f"{SPACE}/{MODEL}", f"direct-{round_}")
-            direct.append(seconds)
-            assert got >= total, f"short download: {got} bytes"
-            os.sync()
         mirrored = f"{MIRROR_SPACE}/{SPACE}__{MODEL}"
+        log("snapshot_download from the upstream")
+        seconds, got = download(upstream, root, f"{SPACE}/{MODEL}", "direct")
+        direct = [seconds]
+        assert got >= total, f"short download: {got} bytes"
+        os.sync()
         log("snapshot_download through the mirror, first (fetch + scan + serve)")
         first, got = download(mirror, root, mirrored, "first")
         assert got >= total, f"short download: {got} bytes"
@@ -144,12 +143,16 @@ def main() -> int:
             task = mirror.call("GET", f"/api/v1/tasks?kind={kind}")["tasks"][0]
             stages[kind] = seconds_between(task["started_at"], task["finished_at"])
         second = []
-        for round_ in range(args.rounds):
-            log(f"round {round_ + 1}: snapshot_download from the mirror's copy")
-            seconds, got = download(mirror, root, mirrored, f"second-{round_}")
-            second.append(seconds)
-            assert got >= total, f"short download: {got} bytes"
-            os.sync()
+        for round_ in range(args.rounds):  # alternating, so that both see the same machine
+            for server, repo, times in (
+                (upstream, f"{SPACE}/{MODEL}", direct),
+                (mirror, mirrored, second),
+            ):
+                log(f"round {round_ + 1}: snapshot_download from {repo}")
+                seconds, got = download(server, root, repo, f"{repo.replace('/', '-')}-{round_}")
+                times.append(seconds)
+                assert got >= total, f"short download: {got} bytes"
+                os.sync()
         best = min(direct)
         print(f"model: {args.files} LFS files, {total / 1024**3:.2f} GiB")
         print(f"direct from the upstream:       best {best:.2f} s of {direct}")

@@ -5,7 +5,15 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from amphub.db.core import Audit, Conflict, Database, fetch_all, fetch_one, row_to
+from amphub.db.core import (
+    Audit,
+    Conflict,
+    Database,
+    fetch_all,
+    fetch_one,
+    look_up_one,
+    row_to,
+)
 
 __all__ = [
     "Upstream",
@@ -94,7 +102,8 @@ async def record_mirror(
 
 async def get_mirror(db: Database, space_id: str, model_id: str) -> Mirror | None:
     """The mirror record of a model, if it mirrors an upstream."""
-    row = await fetch_one(
+    # Asked on every Hub API request: read by key on the loop's thread.
+    row = await look_up_one(
         db,
         f"SELECT {_MIRROR_COLUMNS} FROM mirrors WHERE space_id = ? AND model_id = ?",
         space_id,
