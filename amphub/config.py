@@ -74,6 +74,9 @@ class Config:
     # Credentials, when not in the AWS_* variables; never printed.
     s3_access_key_id: str | None = field(default=None, repr=False)
     s3_secret_access_key: str | None = field(default=None, repr=False)
+    # What a mirrored model whose scan found something suspicious gets: served with a
+    # warning ("warn") or refused as an unsafe one is ("block").
+    mirror_suspicious: str = "warn"
 
     @property
     def db_path(self) -> Path:
@@ -130,6 +133,7 @@ SETTINGS: dict[str, type] = {
     "s3_part_size": int,
     "s3_access_key_id": str,
     "s3_secret_access_key": str,
+    "mirror_suspicious": str,
 }
 
 
@@ -164,6 +168,7 @@ FORMS: dict[str, tuple[re.Pattern[str], str]] = {
     "log_format": (re.compile(r"text|json"), "text or json"),
     "s3_addressing": (re.compile(r"path|virtual"), "path or virtual"),
     "storage": (re.compile(r"local|s3://.+"), "local or s3://BUCKET[/PREFIX]"),
+    "mirror_suspicious": (re.compile(r"warn|block"), "warn or block"),
 }
 
 

@@ -135,6 +135,12 @@ class TooManyRequests(ApiError):
     code = "too_many_requests"
 
 
+class Unavailable(ApiError):
+    """Not yet: the client should ask again after the Retry-After its headers carry."""
+
+    code = "unavailable"
+
+
 class NotOffered(ApiError):
     """A part of a protocol that amphub does not offer."""
 

@@ -2,7 +2,18 @@
 
 from aiohttp import web
 
-from amphub.api import audit, deployments, files, models, openapi, peers, spaces, tasks, users
+from amphub.api import (
+    audit,
+    deployments,
+    files,
+    models,
+    openapi,
+    peers,
+    spaces,
+    tasks,
+    upstreams,
+    users,
+)
 
 
 def add_routes(app: web.Application) -> None:
@@ -16,3 +27,4 @@ def add_routes(app: web.Application) -> None:
     peers.add_routes(app)
     deployments.add_routes(app)
     openapi.add_routes(app)
+    upstreams.add_routes(app)

@@ -86,6 +86,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/deploy-targets"): _object(
         ("name", "url", "secret"), name=STRING, url=STRING, secret=STRING
     ),
+    ("POST", "/upstreams"): _object(
+        ("name", "url", "space"), name=STRING, url=STRING, space=STRING, token=STRING
+    ),
+    ("POST", "/upstreams/{name}/mirrors"): _object(("repo",), repo=STRING, revision=STRING),
 }
 # The query parameters of the lists, by path.
 QUERIES: dict[str, dict[str, dict]] = {

@@ -29,7 +29,8 @@ def target_json(target: db.DeployTarget) -> dict[str, Any]:
     return {"name": target.name, "url": target.url, "created_at": target.created_at}
 
 
-def _http_url(body: dict[str, Any]) -> str:
+def http_url(body: dict[str, Any]) -> str:
+    """The body's `url`: an http(s) address with no credentials, query or fragment."""
     url = field(body, "url", str).strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -58,7 +59,7 @@ async def post_zone(request: web.Request) -> web.Response:
     who = require(request, Action.MANAGE_PEERS)
     body = await json_object(request, ("name", "url", "user", "key"))
     name = check_peer_name(field(body, "name", str))
-    url, user = _http_url(body), check_user_name(field(body, "user", str))
+    url, user = http_url(body), check_user_name(field(body, "user", str))
     sealed = seal(request.app[keys.HUB].secret, _secret(body, "key"))
     audit = db.Audit(user_name(who), "add_zone", target=name, detail=url)
     zone = await db.insert_zone(request.app[keys.HUB].db, name, url, user, sealed, audit)
@@ -86,7 +87,7 @@ async def post_target(request: web.Request) -> web.Response:
     """Register an inference service and the secret that signs what passes between us."""
     who = require(request, Action.MANAGE_PEERS)
     body = await json_object(request, ("name", "url", "secret"))
-    name, url = check_peer_name(field(body, "name", str)), _http_url(body)
+    name, url = check_peer_name(field(body, "name", str)), http_url(body)
     sealed = seal(request.app[keys.HUB].secret, _secret(body, "secret"))
     audit = db.Audit(user_name(who), "add_deploy_target", target=name, detail=url)
     target = await db.insert_deploy_target(request.app[keys.HUB].db, name, url, sealed, audit)

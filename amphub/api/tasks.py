@@ -18,7 +18,7 @@ from amphub.services.tasks import FINISHED_STATES, enqueue
 from amphub.storage.repo_files import RevisionNotFound, resolve
 
 D = TypeVar("D")
-KINDS = ("scan", "sync", "deploy")
+KINDS = ("scan", "sync", "deploy", "mirror")
 STATES = ("queued", "running", *FINISHED_STATES)
 DEFAULT_LIMIT, MAX_LIMIT = 200, 500
 SCAN_LIMIT = 10_000

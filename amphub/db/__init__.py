@@ -37,6 +37,7 @@ from amphub.db.replicas import *  # noqa: F403
 from amphub.db.snapshot import *  # noqa: F403
 from amphub.db.spaces import *  # noqa: F403
 from amphub.db.tasks import *  # noqa: F403
+from amphub.db.upstreams import *  # noqa: F403
 from amphub.db.users import *  # noqa: F403
 from amphub.db.xet import *  # noqa: F403
 

@@ -418,6 +418,30 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # The node (the `node` setting) that last started each task.
     ("ALTER TABLE tasks ADD COLUMN node TEXT",),
+    (
+        # Upstream hubs that models are mirrored from, and which model mirrors which repo.
+        # A mirror's row outlives its upstream's: the model stays when the upstream goes.
+        """
+        CREATE TABLE upstreams (
+            name TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            space_id TEXT NOT NULL,
+            sealed_token BLOB,
+            created_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE mirrors (
+            space_id TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            upstream TEXT NOT NULL,
+            repo TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (space_id, model_id),
+            FOREIGN KEY (space_id, model_id) REFERENCES models(space_id, id) ON DELETE CASCADE
+        )
+        """,
+    ),
 ]
 
 

@@ -14,7 +14,8 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from amphub.errors import NotFound, Unauthorized
+from amphub import db
+from amphub.errors import ApiError, Forbidden, NotFound, Unauthorized
 from amphub.hf.errors import (
     EntryNotFound,
     GatedRepo,
@@ -22,9 +23,19 @@ from amphub.hf.errors import (
     RepoNotFound,
     RevisionNotFound,
 )
+from amphub.hf.repo import HUB_DEFAULT_BRANCH
 from amphub.http import keys
-from amphub.http.access import ModelAccess, actor, require_model
+from amphub.http.access import ModelAccess, actor, require_model, require_space
 from amphub.policy import Action
+from amphub.services.mirror import (
+    check_mirror_servable,
+    check_repo,
+    check_revision,
+    not_yet,
+    start_on_first_use,
+    upstream_of_space,
+    upstream_repo,
+)
 from amphub.storage import repo_files
 
 T = TypeVar("T")
@@ -40,6 +51,8 @@ async def require_repo(
     try:
         access = await require_model(request, space_id, model_id, Action.VIEW)
     except NotFound:
+        if action in (Action.VIEW, Action.READ_FILES):
+            await _mirror_on_first_use(request, space_id, model_id)
         raise RepoNotFound(f"Repository {repo_id} not found") from None
     except Unauthorized:
         if actor(request).signed_in:
@@ -48,6 +61,10 @@ async def require_repo(
             f"Repository {repo_id} not found; if it is not public, send an amphub key"
             " as the token (HF_TOKEN)"
         ) from None
+    try:
+        await check_mirror_servable(request.app[keys.HUB], access.space.id, access.model.id)
+    except Forbidden as exc:  # huggingface_hub shows a gated repo's sentence as it is
+        raise GatedRepo(str(exc)) from None
     if action is Action.VIEW:
         return access
     if action is Action.READ_FILES and not access.may(action):
@@ -55,6 +72,30 @@ async def require_repo(
             f"you may see {repo_id} but not download its files; ask its owner for the user role"
         )
     return await require_model(request, space_id, model_id, action)
+
+
+async def _mirror_on_first_use(request: web.Request, space_id: str, model_id: str) -> None:
+    """Start fetching a model of a mirror space from its upstream, and say to come back.
+
+    Only for a model that does not exist, asked for by one who may create models there.
+    """
+    hub = request.app[keys.HUB]
+    upstream = await upstream_of_space(hub, space_id)
+    if upstream is None or await db.get_model(hub.db, space_id, model_id) is not None:
+        return
+    try:
+        await require_space(request, space_id, Action.CREATE_MODEL)
+        repo = check_repo(upstream_repo(model_id))
+        revision = check_revision(request.match_info.get("rev", HUB_DEFAULT_BRANCH))
+    except ApiError:
+        return
+    by = actor(request).name or ""
+    task = await start_on_first_use(hub, upstream, repo, revision, by)
+    started = f", task {task.id}" if task else ""
+    raise not_yet(
+        f"{space_id}/{model_id} is being fetched from upstream {upstream.name} ({repo} at"
+        f" {revision}{started}) and scanned"
+    )
 
 
 def repository(request: web.Request, access: ModelAccess) -> Path:

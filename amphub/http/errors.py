@@ -31,6 +31,7 @@ from amphub.errors import (
     RequestTimeout,
     TooManyRequests,
     Unauthorized,
+    Unavailable,
     Unprocessable,
     UnsupportedMediaType,
     is_disk_full,
@@ -59,6 +60,7 @@ STATUSES: dict[type[ApiError], int] = {
     Unprocessable: 422,
     TooManyRequests: 429,
     NotOffered: 501,
+    Unavailable: 503,
     QuotaExceeded: 507,
     DiskFull: 507,
 }

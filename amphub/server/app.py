@@ -17,6 +17,7 @@ from amphub.config import Config
 from amphub.git import routes as git_routes
 from amphub.git.prune import pruning
 from amphub.hf import routes as hf_routes
+from amphub.hf.mirror import run_mirror
 from amphub.hf.xet import sweep_abandoned_xorbs
 from amphub.http import auth, body_rate, errors, request_metrics
 from amphub.http.keys import HUB
@@ -35,7 +36,12 @@ from amphub.tasks.sync import run_sync
 from amphub.web import routes as web_routes
 from amphub.web.rendered import render_processes
 
-RUNNERS: dict[str, Runner] = {"scan": run_scan, "sync": run_sync, "deploy": run_deploy}
+RUNNERS: dict[str, Runner] = {
+    "scan": run_scan,
+    "sync": run_sync,
+    "deploy": run_deploy,
+    "mirror": run_mirror,
+}
 
 
 def prepare_data_dir(config: Config) -> None:

@@ -1,0 +1,270 @@
+"""The mirror task: fetch an upstream repo at a revision through the Hub's HTTP API.
+
+amphub is here a client of an upstream hub (huggingface.co, a corporate mirror, another
+amphub), using only what huggingface_hub uses: model info with `blobs=true` for the file
+list, `resolve` for the content. LFS content streams into the object store, hashed as it
+comes; what the store holds already (same sha256) is linked, not fetched. The files then
+become one commit on the model's branch, made as a Hub commit is, and a scan is queued:
+amphub.services.mirror serves the model only once that scan passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from amphub import db
+from amphub.errors import ApiError, BadRequest
+from amphub.hf.commit import check_path
+from amphub.hf.repo import default_branch, list_entries, resolve_revision
+from amphub.hf.treewrite import Addition, CommitPlan, Deletion, create_ref, write_commit
+from amphub.policy.sealed import unseal
+from amphub.services.hub import Hub
+from amphub.services.push import RefUpdate, push_target
+from amphub.services.quota import link_reserved, reserve_quota, room_left
+from amphub.services.tasks import TaskContext, TaskFailed, enqueue
+from amphub.storage.objects import check_oid
+from amphub.storage.repo_files import LfsPointer, RevisionNotFound, resolve
+
+READ_PIECE = 4 * 1024 * 1024
+PROGRESS_SECONDS = 0.5
+# LFS objects fetched at the same time: the Hub's clients use 8 connections.
+FETCHES_AT_ONCE = 4
+# Regular files come whole into a commit: the Hub keeps larger ones in LFS.
+MAX_REGULAR_FILE = 16 * 1024 * 1024
+TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=300)
+
+
+class Upstream:
+    """One session with an upstream hub, with its token if it has one."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._session = aiohttp.ClientSession(timeout=TIMEOUT, headers=headers)
+
+    async def close(self) -> None:
+        """End the session."""
+        await self._session.close()
+
+    async def refusal(self, resp: aiohttp.ClientResponse) -> TaskFailed:
+        """The task's failure for an upstream's answer that is not the one asked for."""
+        text = (await resp.text(errors="replace"))[:300]
+        message = resp.headers.get("X-Error-Message") or text
+        return TaskFailed(f"the upstream answered {resp.status} for {resp.url.path}: {message}")
+
+    async def model_info(self, repo: str, revision: str) -> dict[str, Any]:
+        """The repo at a revision, with each file's size and LFS sha256 (blobs=true)."""
+        url = f"{self.url}/api/models/{repo}/revision/{quote(revision, safe='')}"
+        async with self._session.get(url, params={"blobs": "true"}) as resp:
+            if resp.status != 200:
+                raise await self.refusal(resp)
+            info: dict[str, Any] = await resp.json()
+        if not isinstance(info.get("sha"), str) or not isinstance(info.get("siblings"), list):
+            raise TaskFailed(f"the upstream's model info of {repo} has no sha or siblings")
+        return info
+
+    def resolve_url(self, repo: str, commit: str, path: str) -> str:
+        """Where a file's content is at a commit."""
+        return f"{self.url}/{repo}/resolve/{commit}/{quote(path)}"
+
+    async def read(self, url: str, limit: int) -> bytes:
+        """A small file's whole content."""
+        async with self._session.get(url) as resp:
+            if resp.status != 200:
+                raise await self.refusal(resp)
+            data = await resp.content.read(limit + 1)
+        if len(data) > limit:
+            raise TaskFailed(f"{url}: a regular file larger than {limit} bytes")
+        return data
+
+    def stream(self, url: str) -> Any:
+        """The response of a file's content (an async context manager)."""
+        return self._session.get(url)
+
+
+async def _store(hub: Hub, upstream: Upstream, url: str, oid: str, size: int, sent: Any) -> None:
+    """Stream an object into the store; its upload checks size and sha256 before keeping it."""
+    store = hub.objects
+    upload = await store.open_upload(oid, size)
+    try:
+        async with upstream.stream(url) as resp:
+            if resp.status != 200:
+                raise await upstream.refusal(resp)
+            async for piece in resp.content.iter_chunked(READ_PIECE):
+                upload.accept(len(piece))
+                await upload.add(piece)
+                await sent(len(piece))
+        async with hub.locks.hold(("object", oid)):
+            await upload.commit()
+    except BaseException:
+        await upload.abort()
+        raise
+
+
+def _files(info: dict[str, Any]) -> tuple[dict[str, LfsPointer], dict[str, int]]:
+    """(LFS files by path, regular files' sizes by path) of a model info with blobs.
+
+    Nothing an upstream says is trusted: paths are checked as a Hub commit's are, and
+    oids before any path in the store is made of them.
+    """
+    lfs, regular = {}, {}
+    try:
+        for sibling in info["siblings"]:
+            path = check_path(sibling["rfilename"])
+            if sibling.get("lfs"):
+                size = int(sibling["lfs"]["size"])
+                lfs[path] = LfsPointer(check_oid(str(sibling["lfs"]["sha256"])), size)
+            else:
+                size = regular[path] = int(sibling.get("size") or 0)
+            if size < 0:
+                raise ValueError(f"{path}: a negative size")
+    except (KeyError, TypeError, ValueError, BadRequest) as exc:
+        raise TaskFailed(f"the upstream's file list is not the Hub's: {exc}") from None
+    return lfs, regular
+
+
+async def _check_room(hub: Hub, space: db.Space, objects: dict[str, int], inline: int) -> None:
+    """Reserve the LFS content, then check the regular files fit: before any byte is fetched."""
+    try:
+        await reserve_quota(hub, space, objects)
+        if inline > max(await room_left(hub, space), 0):
+            raise TaskFailed(
+                f"space {space.id} has no room for the {inline} bytes of regular files"
+            )
+    except ApiError as exc:
+        raise TaskFailed(str(exc)) from None
+
+
+async def run_mirror(ctx: TaskContext) -> dict[str, Any]:
+    """Fetch the task's upstream repo at its revision into its model, then queue a scan."""
+    hub, task, params = ctx.hub, ctx.task, ctx.params
+    config = await db.get_upstream(hub.db, params["upstream"])
+    space = await db.get_space(hub.db, task.space_id)
+    model = await db.get_model(hub.db, task.space_id, task.model_id)
+    if config is None:
+        raise TaskFailed(f"upstream {params['upstream']} is no longer registered")
+    if space is None or model is None:
+        raise TaskFailed(f"model {task.space_id}/{task.model_id} no longer exists")
+    token = unseal(hub.secret, config.sealed_token) if config.sealed_token else None
+    upstream = Upstream(config.url, token)
+    try:
+        fetched = await _fetch(ctx, upstream, space, params["repo"], params["revision"])
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise TaskFailed(
+            f"upstream {config.name} unreachable: {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        await upstream.close()
+    commit_id = await _commit(ctx, params, fetched)
+    scan = await enqueue(hub, "scan", model, params["revision"], commit_id, {}, task.created_by)
+    return {
+        "upstream": config.name,
+        "repo": params["repo"],
+        "upstream_commit": fetched.commit,
+        "commit": commit_id,
+        "files": len(fetched.additions),
+        "lfs_objects_fetched": fetched.objects,
+        "lfs_bytes_fetched": fetched.bytes,
+        "scan": scan.id,
+    }
+
+
+class Fetched:
+    """What a fetch brought: the commit's files and what it cost."""
+
+    def __init__(self, commit: str) -> None:
+        self.commit = commit
+        self.additions: list[Addition] = []
+        self.objects = 0
+        self.bytes = 0
+        self.total = 0
+        self.reported_at = 0.0
+
+    def message(self) -> str:
+        """The progress line."""
+        return f"fetched {self.objects} LFS objects, {self.bytes}/{self.total} bytes"
+
+
+async def _fetch(
+    ctx: TaskContext, upstream: Upstream, space: db.Space, repo: str, revision: str
+) -> Fetched:
+    hub, task = ctx.hub, ctx.task
+    info = await upstream.model_info(repo, revision)
+    fetched = Fetched(info["sha"])
+    lfs, regular = _files(info)
+    objects = {pointer.oid: pointer.size for pointer in lfs.values()}
+    await _check_room(hub, space, objects, sum(regular.values()))
+    stored = {oid for oid, size in objects.items() if await hub.objects.size(oid) == size}
+    missing = set(objects) - stored
+    fetched.total = sum(objects[oid] for oid in missing)
+    await ctx.progress(0, 1, fetched.message())
+
+    async def sent(count: int) -> None:
+        fetched.bytes += count
+        now = time.monotonic()
+        if now - fetched.reported_at >= PROGRESS_SECONDS:
+            fetched.reported_at = now
+            await ctx.progress(fetched.bytes, fetched.total, fetched.message())
+
+    async def bring(oid: str, path: str, size: int) -> None:
+        async with fetching:
+            with hub.claims.claim(oid):  # garbage collection waits for the link
+                if oid in missing:
+                    url = upstream.resolve_url(repo, fetched.commit, path)
+                    await _store(hub, upstream, url, oid, size, sent)
+                    fetched.objects += 1
+                await link_reserved(hub, task.space_id, task.model_id, oid, size)
+
+    fetching = asyncio.Semaphore(FETCHES_AT_ONCE)
+    by_oid = {pointer.oid: (path, pointer.size) for path, pointer in reversed(lfs.items())}
+    try:
+        async with asyncio.TaskGroup() as group:  # one failing stops the others
+            for oid, (path, size) in by_oid.items():
+                group.create_task(bring(oid, path, size))
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    fetched.additions = [Addition(path, lfs=pointer) for path, pointer in lfs.items()]
+    for path in regular:
+        url = upstream.resolve_url(repo, fetched.commit, path)
+        fetched.additions.append(Addition(path, await upstream.read(url, MAX_REGULAR_FILE)))
+    return fetched
+
+
+async def _commit(ctx: TaskContext, params: dict[str, Any], fetched: Fetched) -> str:
+    """One commit on the branch the revision names that holds exactly the upstream's files."""
+    hub, task = ctx.hub, ctx.task
+    path = hub.repos.path(task.space_id, task.model_id)
+    lock = hub.repos.lock(path)
+    revision = params["revision"]
+    author = f"{task.created_by} <{task.created_by}@amphub>".encode()
+    when = int(hub.clock().timestamp())
+    upstream_paths = {addition.path for addition in fetched.additions}
+
+    def plan_and_write() -> RefUpdate:
+        try:
+            head = resolve_revision(path, revision)
+        except RevisionNotFound:  # a new branch starts from the model's first commit
+            head = resolve(path, default_branch())
+            create_ref(
+                path, lock, f"refs/heads/{revision}".encode(), head.encode(), author, when, ""
+            )
+        stale = [
+            Deletion(entry.path, False)
+            for entry in list_entries(path, head, "", True)
+            if entry.type == "file" and entry.path not in upstream_paths
+        ]
+        plan = CommitPlan(
+            f"Mirror {params['repo']} at {fetched.commit[:12]} from {params['upstream']}",
+            f"Upstream commit: {fetched.commit}",
+            operations=[*stale, *fetched.additions],
+        )
+        return write_commit(path, lock, revision, plan, author, when)
+
+    target = push_target(hub, task.created_by, task.space_id, task.model_id)
+    update = await hub.run_blocking(target.moving(plan_and_write))
+    return update.new.decode()

@@ -1,0 +1,149 @@
+"""Mirrors of an upstream hub's repos: their names, starting a fetch, and the scan gate.
+
+A mirrored model is served only once its fetch and its scan are done, and only when the
+scan found nothing unsafe (nor suspicious, where the `mirror_suspicious` setting blocks).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from amphub import db
+from amphub.errors import BadRequest, Conflict, Forbidden, Unavailable
+from amphub.policy.names import check_model_id
+from amphub.services.hub import Hub
+from amphub.services.models import create_model
+from amphub.services.tasks import enqueue
+
+ACTIVE = ("queued", "running")
+RETRY_SECONDS = 2
+# Every signed-in user may read a mirror: it holds only what the upstream published.
+MIRROR_VISIBILITY = "internal"
+# The Hub's repo ids: an optional organisation, a name; no `--` or `..` anywhere.
+REPO_ID = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+COMMIT_ID = re.compile(r"[0-9a-f]{40}")
+
+
+def check_repo(repo: str) -> str:
+    """An upstream repo id as huggingface_hub accepts it; BadRequest otherwise."""
+    if not REPO_ID.fullmatch(repo) or "--" in repo or ".." in repo:
+        raise BadRequest(f"invalid repo {repo[:200]!r}: expected org/name or name")
+    mirror_model_id(repo)
+    return repo
+
+
+def check_revision(revision: str) -> str:
+    """A branch or tag to mirror; not a commit, whose id would differ here."""
+    if not REVISION.fullmatch(revision) or ".." in revision or COMMIT_ID.fullmatch(revision):
+        raise BadRequest(f"invalid revision {revision[:200]!r}: give a branch or tag name")
+    return revision
+
+
+def mirror_model_id(repo: str) -> str:
+    """The model id of an upstream repo: `org/name` is `org__name`, `name` stays `name`."""
+    org, _, name = repo.rpartition("/")
+    return check_model_id(f"{org}__{name}" if org else name)
+
+
+def upstream_repo(model_id: str) -> str:
+    """The upstream repo a mirror's model id names (Hub organisations hold no `_`)."""
+    org, sep, name = model_id.partition("__")
+    return f"{org}/{name}" if sep else model_id
+
+
+async def upstream_of_space(hub: Hub, space_id: str) -> db.Upstream | None:
+    """The upstream whose mirror space this is, if any."""
+    return next((u for u in await db.list_upstreams(hub.db) if u.space_id == space_id), None)
+
+
+async def start_mirror(
+    hub: Hub, upstream: db.Upstream, repo: str, revision: str, by: str
+) -> db.Task:
+    """Queue the fetch of an upstream repo at a revision, making its model if needed.
+
+    A fetch of the model already queued or running is returned instead of a second one.
+    """
+    task = await _start(hub, upstream, repo, revision, by, first_use=False)
+    assert task is not None  # only a first use leaves a model alone
+    return task
+
+
+async def start_on_first_use(
+    hub: Hub, upstream: db.Upstream, repo: str, revision: str, by: str
+) -> db.Task | None:
+    """`start_mirror` for a model asked for that did not exist; None if it does now."""
+    return await _start(hub, upstream, repo, revision, by, first_use=True)
+
+
+async def _start(
+    hub: Hub, upstream: db.Upstream, repo: str, revision: str, by: str, *, first_use: bool
+) -> db.Task | None:
+    model_id = mirror_model_id(repo)
+    async with hub.locks.hold(("mirror", upstream.space_id, model_id)):  # one at a time
+        model = await db.get_model(hub.db, upstream.space_id, model_id)
+        if model is not None and first_use:
+            return None
+        if model is None:
+            await create_model(hub, upstream.space_id, model_id, repo, MIRROR_VISIBILITY, by)
+            model = await db.get_model(hub.db, upstream.space_id, model_id)
+            if model is None:
+                raise Conflict(f"model {upstream.space_id}/{model_id} was deleted meanwhile")
+        await db.record_mirror(hub.db, model.space_id, model.id, upstream.name, repo)
+        fetching = await _latest(hub, "mirror", model.space_id, model.id)
+        if fetching and fetching.status in ACTIVE:
+            return fetching
+        params = {"upstream": upstream.name, "repo": repo, "revision": revision}
+        return await enqueue(hub, "mirror", model, revision, None, params, by)
+
+
+async def _latest(hub: Hub, kind: str, space_id: str, model_id: str) -> db.Task | None:
+    tasks = await db.list_tasks(hub.db, kind=kind, space_id=space_id, model_id=model_id, limit=1)
+    return tasks[0] if tasks else None
+
+
+def not_yet(message: str) -> Unavailable:
+    """A 503 that says why, that the client retries and when it may (Retry-After)."""
+    return Unavailable(
+        f"{message}; amphub will serve it once it is fetched and scanned: ask again"
+        f" in a few seconds (huggingface_hub retries by itself)",
+        headers={"Retry-After": str(RETRY_SECONDS)},
+    )
+
+
+async def check_mirror_servable(hub: Hub, space_id: str, model_id: str) -> None:
+    """Nothing if the model is no mirror or a scanned, servable one; else why not, raised.
+
+    `Unavailable` (503, Retry-After) while it is fetched or scanned; `Forbidden` with the
+    scan's findings when the scan found it unsafe, or a fetch or scan failed.
+    """
+    mirror = await db.get_mirror(hub.db, space_id, model_id)
+    if mirror is None:
+        return
+    name = f"{space_id}/{model_id} (the mirror of {mirror.repo} on {mirror.upstream})"
+    fetch = await _latest(hub, "mirror", space_id, model_id)
+    if fetch is not None and fetch.status in ACTIVE:
+        raise not_yet(f"{name} is being fetched: {fetch.message or 'queued'}")
+    if fetch is not None and fetch.status != "succeeded":
+        raise Forbidden(f"{name} could not be fetched: {fetch.message}")
+    scan = await _latest(hub, "scan", space_id, model_id)
+    if scan is None or scan.status in ACTIVE:
+        raise not_yet(f"{name} is being scanned")
+    if scan.status != "succeeded":
+        raise Forbidden(f"{name} is not served: its scan {scan.status}: {scan.message}")
+    # A file the scanner could not read ("error") is vouched for no more than a suspicious one.
+    strict = hub.config.mirror_suspicious == "block"
+    blocked = ("unsafe", "error", "suspicious") if strict else ("unsafe",)
+    result = json.loads(scan.result or "{}")
+    if result.get("summary", {}).get("status") not in blocked:
+        return
+    findings = [
+        f"{path}: {'; '.join(f['message'] for f in verdict.get('findings', []))}"
+        for path, verdict in result.get("files", {}).items()
+        if verdict["status"] in blocked
+    ]
+    raise Forbidden(
+        f"{name} is not served: its scan found it {result['summary']['status']}"
+        f" ({' | '.join(findings)[:2000]})"
+    )
