@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.conftest import Hub, git, push, start_hub
+from tests.conftest import Hub, git, push, start_hub, wait_for_card
 from tests.samples import SEED
 
 CHROMIUM = "/usr/bin/chromium"
@@ -412,6 +412,72 @@ def test_readme_script_handlers_links_and_svg_are_neutralised(page: Page):
     expect(page.locator(".model-head h1")).to_contain_text("XSS <b>test</b>")  # the name, as text
 
 
+def test_search_by_words_with_filter_chips_and_suggestions(page: Page, site: Site):
+    sign_in(page, site, "admin")
+    page.goto("/?q=pytorch&sort=name")  # a framework, found by the search box
+    expect(page.locator(".card-title")).to_have_text(["gpt2-大", "ResNet-50", "YOLO 检测"])
+    page.goto("/?q=vision+COMPUTER&sort=name")  # the task type: words in any order and case
+    expect(page.locator(".card-title")).to_have_text(["ResNet-50", "YOLO 检测"])
+    chips = page.get_by_role("list", name="Active filters")
+    expect(chips).to_contain_text("Search: vision COMPUTER")
+
+    page.goto("/?license=mit")
+    expect(page.locator(".card-title")).to_have_text(["gpt2-大"])
+    expect(page.locator(".card").first.locator(".tag.license")).to_have_text("mit")
+    chip = page.get_by_role("link", name="Remove License: mit")
+    expect(chip).to_be_visible()
+    chip.click()
+    expect(page).not_to_have_url(re.compile("license="))
+    expect(page.get_by_role("list", name="Active filters")).to_have_count(0)
+    licenses = page.locator('[data-facet="license"]')
+    expect(licenses).to_contain_text("apache-2.0")
+    expect(licenses).to_contain_text("mit")
+
+    page.locator('[data-facet="parameters"]').get_by_role("link", name="1B to 10B").click()
+    expect(page.locator(".card-title")).to_have_text(["gpt2-大"])
+    expect(page.get_by_role("link", name="Remove Parameters: 1B to 10B")).to_be_visible()
+
+    page.goto("/?q=pytorch&task_type=cv&algorithm=Translation")  # nothing is both
+    expect(page.locator(".cards .empty")).to_contain_text("No models match")
+    suggestion = page.get_by_role("link", name="Training framework: PyTorch (3)")
+    expect(suggestion).to_be_visible()
+    suggestion.click()
+    expect(page).to_have_url(re.compile(r"/\?framework=PyTorch$"))
+    expect(page.locator(".card-title")).to_have_count(3)
+
+
+def test_unknown_card_values_are_not_offered_as_facets(page: Page, site: Site):
+    readme = b"---\nTraining framework: [PyTorch, MadeUpFramework]\n---\n"
+    site.run(site.hub.model("nlp", "odd", name="Odd"))
+    try:
+        commit = site.run(site.push("nlp", "odd", {"README.md": readme}))
+        site.run(wait_for_card(site.hub, "nlp", "odd", commit))
+        sign_in(page, site, "admin")
+        page.goto("/?q=odd")
+        expect(page.locator(".card-title")).to_have_text(["Odd"])
+        expect(page.locator('[data-facet="framework"]')).to_contain_text("PyTorch")
+        expect(page.locator('[data-facet="framework"]')).not_to_contain_text("MadeUpFramework")
+    finally:
+        assert site.call("DELETE", "/api/v1/models/nlp/odd")[0] == 204
+
+
+def test_phone_shows_results_before_the_folded_filters(browser: Browser, site: Site):
+    context = browser.new_context(base_url=site.base, viewport={"width": 390, "height": 844})
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    page.goto("/?license=apache-2.0")
+    first = page.locator(".card-title").first
+    expect(first).to_have_text("ResNet-50")
+    expect(first).to_be_in_viewport()
+    expect(page.get_by_role("link", name="Remove License: apache-2.0")).to_be_in_viewport()
+    facet = page.locator('[data-facet="task_type"]')
+    expect(facet).to_be_hidden()
+    page.locator("#filters > summary").click()
+    expect(facet).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    context.close()
+
+
 PAGES = {
     "home": "/",
     "home-filtered": "/?task_type=Computer+Vision&expand=1",
@@ -431,6 +497,9 @@ PAGES = {
 def shows_what_it_is_for(page: Page, site: Site, name: str) -> None:
     """The elements the screenshot of page `name` is taken to show, each visible."""
     model = page.locator(".model-head h1")
+    folded = page.locator("#filters > summary")
+    if name == "home-filtered" and folded.is_visible():  # a phone folds the filters
+        folded.click()
     visible = {
         "home": [
             page.locator(".card-title").filter(has_text="gpt2-大"),

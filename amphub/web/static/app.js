@@ -167,8 +167,17 @@ function followTasks() {
   setTimeout(tick, 500);
 }
 
+// On a phone the filters start folded, so the results come first.
+function foldFiltersWhenNarrow() {
+  if (!window.matchMedia("(max-width: 760px)").matches) return;
+  for (const details of document.querySelectorAll("details[data-close-narrow]")) {
+    details.open = false;
+  }
+}
+
 setUpCopyButtons();
 setUpAutoSubmit();
+foldFiltersWhenNarrow();
 setUpApiForms();
 fillDatalists();
 followTasks();
