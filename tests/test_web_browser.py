@@ -286,6 +286,37 @@ def test_model_details_show_card_url_and_commands(context: BrowserContext, site:
     expect(operate).to_contain_text(f"url={url}\nusername=admin")
 
 
+def test_use_this_model_panel_sizes_and_copy_names(page: Page, site: Site):
+    sign_in(page, site, "admin")
+    page.goto("/nlp/gpt2")
+    expect(page.locator('[data-field="size"]')).to_contain_text("64.0 KiB LFS")
+    expect(page.locator('[data-field="size"]')).to_contain_text("git")
+    panel = page.locator(".use-model")
+    transformers = panel.get_by_role("tabpanel", name="Transformers")
+    expect(transformers).to_contain_text(f'os.environ["HF_ENDPOINT"] = "{site.base}"')
+    expect(transformers).to_contain_text('AutoModel.from_pretrained("nlp/gpt2")')
+    expect(panel.get_by_role("tabpanel", name="git + git-lfs")).to_be_hidden()
+    panel.get_by_role("tab", name="hf download").click()
+    expect(transformers).to_be_hidden()
+    expect(panel.get_by_role("tabpanel", name="hf download")).to_contain_text(
+        f"HF_ENDPOINT={site.base} hf download nlp/gpt2"
+    )
+    panel.get_by_role("tab", name="hf download").press("ArrowRight")
+    expect(panel.get_by_role("tab", name="git + git-lfs")).to_be_focused()
+    expect(panel.get_by_role("tabpanel", name="git + git-lfs")).to_contain_text(
+        f"git clone {site.base}/nlp/gpt2.git"
+    )
+    panel.get_by_role("tab", name="huggingface_hub").click()
+    expect(panel.get_by_role("tabpanel", name="huggingface_hub")).to_contain_text(
+        f'snapshot_download("nlp/gpt2", endpoint="{site.base}")'
+    )
+    names = page.locator("button.copy").evaluate_all(
+        "(all) => all.map((b) => b.getAttribute('aria-label') || b.textContent)"
+    )
+    assert len(names) == len(set(names)) >= 4, names
+    expect(page.get_by_role("button", name="Copy the clone URL")).to_be_visible()
+
+
 def test_switch_branch_view_a_file_download_and_read_history(page: Page, site: Site):
     sign_in(page, site, "admin")
     page.goto("/nlp/gpt2/files/master")
@@ -336,12 +367,36 @@ def test_start_a_scan_and_watch_it_finish(page: Page, site: Site):
     row = page.locator(f"#task-{task_id}")
     expect(row.locator('[data-field="status"]')).to_have_text("succeeded")
     expect(row.locator("progress")).to_have_attribute("value", "100")
+    verdict = row.locator('[data-field="verdict"]')  # filled in as the scan finished
+    expect(verdict).to_have_text("unsafe")
+    expect(verdict).to_have_class(re.compile(r"\bs-unsafe\b"))
+    page.reload()
+    expect(page.locator(f"#task-{task_id}").locator('[data-field="verdict"]')).to_have_text(
+        "unsafe"
+    )
 
     page.goto("/nlp/gpt2")
-    expect(page.get_by_role("alert")).to_contain_text("Unsafe files")
+    banner = page.get_by_role("alert")
+    expect(banner).to_contain_text("Unsafe files in master")
+    expect(banner).to_contain_text("1 unsafe")
+    page.goto("/nlp/gpt2/files/dev")  # a branch never scanned
+    expect(page.locator(".scan-verdict")).to_contain_text("dev has not been scanned yet")
     page.goto("/nlp/gpt2/files/master")
+    expect(page.get_by_role("alert")).to_contain_text("Unsafe files in master")
     evil = page.locator("table.files tbody tr").filter(has_text="evil.pkl")
     expect(evil.locator(".status")).to_have_text("unsafe")
+    download = evil.get_by_role("link", name="Download evil.pkl (unsafe)")
+    expect(download).to_have_text("Download ⚠")
+    red = page.evaluate("getComputedStyle(document.querySelector('a.unsafe-download')).color")
+    safe = page.evaluate("getComputedStyle(document.querySelector('table.files a')).color")
+    assert red != safe
+    evil.get_by_role("link", name="evil.pkl", exact=True).click()
+    expect(page.locator("#unsafe-note")).to_contain_text("The scan found this file unsafe")
+    expect(page.get_by_role("link", name="Download unsafe file")).to_be_visible()
+    dangerous = page.locator(".findings li.s-dangerous strong").first
+    expect(dangerous).to_have_text("dangerous")
+    colour = page.evaluate("getComputedStyle(document.querySelector('.findings li strong')).color")
+    assert colour != page.evaluate("getComputedStyle(document.body).color")
 
 
 def test_change_a_members_role(page: Page, site: Site):
@@ -448,7 +503,7 @@ def test_search_by_words_with_filter_chips_and_suggestions(page: Page, site: Sit
 
 def test_unknown_card_values_are_not_offered_as_facets(page: Page, site: Site):
     readme = b"---\nTraining framework: [PyTorch, MadeUpFramework]\n---\n"
-    site.run(site.hub.model("nlp", "odd", name="Odd"))
+    site.run(site.hub.model("nlp", "odd", name="Odd", visibility="public"))
     try:
         commit = site.run(site.push("nlp", "odd", {"README.md": readme}))
         site.run(wait_for_card(site.hub, "nlp", "odd", commit))
@@ -457,6 +512,14 @@ def test_unknown_card_values_are_not_offered_as_facets(page: Page, site: Site):
         expect(page.locator(".card-title")).to_have_text(["Odd"])
         expect(page.locator('[data-facet="framework"]')).to_contain_text("PyTorch")
         expect(page.locator('[data-facet="framework"]')).not_to_contain_text("MadeUpFramework")
+        page.goto("/nlp/odd")  # its editors see what is wrong with the card, at the top
+        notice = page.locator(".card-warnings")
+        expect(notice).to_be_visible()
+        expect(notice).to_contain_text("MadeUpFramework")
+        page.context.clear_cookies()
+        page.goto("/nlp/odd")
+        expect(page.locator(".model-head h1")).to_contain_text("Odd")
+        expect(page.locator(".card-warnings")).to_have_count(0)
     finally:
         assert site.call("DELETE", "/api/v1/models/nlp/odd")[0] == 204
 

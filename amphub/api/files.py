@@ -18,8 +18,9 @@ from amphub.http.access import ModelAccess, require_model
 from amphub.http.blob_body import blob_response
 from amphub.http.headers import DOWNLOAD_HEADERS
 from amphub.policy import Action
-from amphub.scan.findings import SCANNER_VERSION
+from amphub.scan.findings import SCANNER_VERSION, worst
 from amphub.services.objects import stored_object
+from amphub.services.scans import RefScan, recent_scans, ref_scan, with_history
 from amphub.storage.repo_files import (
     BINARY_PROBE,
     LFS_POINTER_MAX,
@@ -33,6 +34,7 @@ from amphub.storage.repo_files import (
     list_tree,
     open_blob,
     parse_pointer,
+    resolve,
 )
 
 T = TypeVar("T")
@@ -66,10 +68,25 @@ async def refs_json(request: web.Request) -> dict[str, list[dict[str, str]]]:
     return await _blocking(request, lambda: list_refs(path))
 
 
-async def _entries_json(request: web.Request, entries: list[Entry]) -> list[dict[str, Any]]:
-    """Entries as the API shows them, each file with its last scan verdict."""
+async def rev_scan(request: web.Request, path: Path, rev: str) -> RefScan:
+    """The scan verdict of a branch, tag or commit of the request's model."""
+    commit = await _blocking(request, lambda: resolve(path, rev))
+    hub = request.app[keys.HUB]
+    scans = await recent_scans(hub, request.match_info["space"], request.match_info["model"])
+    return ref_scan(scans, rev, commit)
+
+
+async def _entries_json(
+    request: web.Request, entries: list[Entry], scan: RefScan
+) -> list[dict[str, Any]]:
+    """Entries as the API shows them, each file with its last scan verdict.
+
+    Where a scan of this very commit exists, a file also carries the secrets that scan
+    found in its earlier versions, and a folder the count of each status found inside.
+    """
     ids = [entry.content_id for entry in entries if entry.content_id]
     verdicts = await db.scan_verdicts(request.app[keys.HUB].db, ids, SCANNER_VERSION)
+    this_commit = scan.state == "scanned"
     answer = []
     for entry in entries:
         item: dict[str, Any] = {"path": entry.path, "type": entry.type, "size": entry.size}
@@ -77,8 +94,14 @@ async def _entries_json(request: web.Request, entries: list[Entry]) -> list[dict
             item["lfs"] = {"oid": entry.lfs.oid, "size": entry.lfs.size}
         if entry.binary is not None:
             item["binary"] = entry.binary
-        if entry.content_id in verdicts:
-            item["scan"] = json.loads(verdicts[entry.content_id])
+        verdict = json.loads(verdicts[entry.content_id]) if entry.content_id in verdicts else None
+        if this_commit and entry.type == "file":
+            verdict = with_history(verdict, scan.files.get(entry.path))
+        elif this_commit:
+            counts = scan.folder(entry.path)
+            verdict = {"status": worst(["safe", *counts]), "counts": counts}  # type: ignore[list-item]
+        if verdict is not None:
+            item["scan"] = verdict
         answer.append(item)
     return answer
 
@@ -90,16 +113,21 @@ async def tree_entries(
     folder: str,
     start: int = 0,
     count: int | None = None,
+    scan: RefScan | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
     """(how many entries, a page of them) of a folder as the API shows them."""
     total, entries = await _blocking(request, lambda: list_tree(path, rev, folder, start, count))
-    return total, await _entries_json(request, entries)
+    scan = scan or await rev_scan(request, path, rev)
+    return total, await _entries_json(request, entries, scan)
 
 
-async def file_json(request: web.Request, path: Path, rev: str, file: str) -> dict[str, Any]:
+async def file_json(
+    request: web.Request, path: Path, rev: str, file: str, scan: RefScan | None = None
+) -> dict[str, Any]:
     """One file as its folder's listing shows it."""
     entry = await _blocking(request, lambda: file_entry(path, rev, file))
-    return (await _entries_json(request, [entry]))[0]
+    scan = scan or await rev_scan(request, path, rev)
+    return (await _entries_json(request, [entry], scan))[0]
 
 
 async def get_tree(request: web.Request) -> web.Response:

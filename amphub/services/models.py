@@ -8,6 +8,7 @@ from amphub import db
 from amphub.services.cards import refresh_card
 from amphub.services.hub import Hub
 from amphub.services.objects import collect
+from amphub.services.scans import recent_scans
 from amphub.storage.repo_files import list_refs
 
 
@@ -75,27 +76,26 @@ async def remove_model(hub: Hub, model: db.Model, by: str) -> None:
 class ModelDetails:
     """What a model's page and its API answer show beyond the model's row."""
 
-    size: int
+    size: int  # the git repository on disk
+    lfs_size: int  # the LFS objects the model links
     refs: dict[str, list[dict[str, str]]]
     card: tuple[str | None, str] | None  # (commit, card JSON) once indexed
-    last_scan: db.Task | None
+    scans: list[db.Task]  # the finished scans, newest first
     replicas: list[db.Replica]
     deployments: list[db.Deployment]
 
 
 async def model_details(hub: Hub, model: db.Model) -> ModelDetails:
-    """A model's size, branches and tags, card, last scan, replicas and deployments."""
+    """A model's size, branches and tags, card, finished scans, replicas and deployments."""
     space_id, model_id = model.space_id, model.id
     path = hub.repos.path(space_id, model_id)
     size, refs = await hub.run_blocking(lambda: (hub.repos.size(path), list_refs(path)))
-    scans = await db.list_tasks(
-        hub.db, kind="scan", status="succeeded", space_id=space_id, model_id=model_id, limit=1
-    )
     return ModelDetails(
         size=size,
+        lfs_size=await db.model_lfs_bytes(hub.db, space_id, model_id),
         refs=refs,
         card=await db.get_card(hub.db, space_id, model_id),
-        last_scan=scans[0] if scans else None,
+        scans=await recent_scans(hub, space_id, model_id),
         replicas=await db.list_replicas(hub.db, space_id, model_id),
         deployments=await db.list_deployments(hub.db, space_id, model_id),
     )

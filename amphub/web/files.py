@@ -10,6 +10,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from amphub.api import files as files_api
+from amphub.api.models import ref_scan_json
 from amphub.errors import BadRequest
 from amphub.http import keys
 from amphub.http.headers import DOWNLOAD_HEADERS
@@ -67,8 +68,9 @@ async def get_files(request: web.Request) -> web.Response:
     rev, folder = request.match_info["rev"], request.match_info["path"].strip("/")
     refs = await files_api.refs_json(request)
     current = _page_number(request)
+    scan = await files_api.rev_scan(request, repo, rev)
     total, entries = await files_api.tree_entries(
-        request, repo, rev, folder, (current - 1) * ENTRIES_PER_PAGE, ENTRIES_PER_PAGE
+        request, repo, rev, folder, (current - 1) * ENTRIES_PER_PAGE, ENTRIES_PER_PAGE, scan
     )
     m = header(request, access, "files", rev)
     for entry in entries:
@@ -86,6 +88,7 @@ async def get_files(request: web.Request) -> web.Response:
         crumbs=_crumbs(m["home"], rev, folder),
         entries=entries,
         refs=refs,
+        rs=ref_scan_json(scan),
         current=current,
         pages=max(1, math.ceil(total / ENTRIES_PER_PAGE)),
         total=total,
@@ -97,7 +100,8 @@ async def get_blob_page(request: web.Request) -> web.Response:
     access = await viewable_model(request)
     _, repo = await files_api.model_repo(request)
     rev, file = request.match_info["rev"], request.match_info["path"]
-    entry = await files_api.file_json(request, repo, rev, file)
+    scan = await files_api.rev_scan(request, repo, rev)
+    entry = await files_api.file_json(request, repo, rev, file, scan)
     shown = None
     if not entry.get("lfs") and not entry.get("binary") and entry["size"] <= VIEW_LIMIT:
         text = (await files_api.file_data(request, repo, rev, file)).decode(errors="replace")
@@ -111,6 +115,7 @@ async def get_blob_page(request: web.Request) -> web.Response:
         rev_label=_rev_label(rev),
         file=file,
         entry=entry,
+        rs=ref_scan_json(scan),
         shown=shown,
         crumbs=_crumbs(m["home"], rev, posixpath.dirname(file)),
         raw=f"{m['home']}/raw/{rev}/{quote(file)}",

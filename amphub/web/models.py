@@ -11,6 +11,7 @@ from amphub.api import models as models_api
 from amphub.cards import FRAMEWORKS, TASK_TYPES
 from amphub.http import keys
 from amphub.http.access import require_model
+from amphub.http.urls import base_url
 from amphub.policy import Action
 from amphub.policy.matrix import VISIBILITIES
 from amphub.search.words import fold, query_words
@@ -194,6 +195,7 @@ async def get_model_page(request: web.Request) -> web.StreamResponse:
         card=card,
         readme=readme,
         performance_text=performance_text,
+        hf_endpoint=base_url(request),
         metric_names=_metric_names(card.get("performance", [])),
     )
 
