@@ -614,6 +614,67 @@ def test_phone_shows_results_before_the_folded_filters(browser: Browser, site: S
     context.close()
 
 
+def phone(browser: Browser, site: Site) -> BrowserContext:
+    context = browser.new_context(base_url=site.base, viewport={"width": 390, "height": 844})
+    context.set_default_timeout(WAIT_MS)
+    return context
+
+
+def test_skip_link_favicon_and_error_pages_in_the_site_layout(page: Page, site: Site):
+    sign_in(page, site, "admin")
+    page.goto("/")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")  # the next stop is the first model found
+    expect(page.locator(".card-title").first).to_be_focused()
+
+    icon = page.locator('link[rel="icon"]').get_attribute("href")
+    assert icon is not None
+    answer = page.request.get(icon)
+    assert answer.status == 200 and answer.headers["content-type"].startswith("image/svg")
+
+    for path, says in (
+        ("/-/no-such-page", "There is no page at this address."),
+        ("/nlp/no-such-model", "no model nlp/no-such-model"),
+    ):
+        response = page.goto(path)
+        assert response is not None and response.status == 404
+        expect(page.get_by_role("heading", name="404 Not Found")).to_be_visible()
+        expect(page.locator(".error-message")).to_contain_text(says)
+        header = page.locator("header.top")
+        expect(header).to_contain_text("admin")
+        expect(header.get_by_role("button", name="Sign out")).to_be_visible()
+        expect(header.get_by_role("link", name="Sign in")).to_have_count(0)
+        expect(header.get_by_role("link", name="Spaces")).to_be_visible()
+        expect(page.get_by_role("searchbox")).to_be_visible()
+
+
+def test_phone_width_files_and_wide_tables(browser: Browser, site: Site):
+    context = phone(browser, site)
+    page = context.new_page()
+    sign_in(page, site, "admin")
+    page.goto("/nlp/gpt2/files/master")
+    rows = page.locator("table.files tbody tr")
+    expect(rows.first).to_be_visible()
+    for link in rows.get_by_role("link", name=re.compile("^Download")).all():
+        box = link.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    name = rows.get_by_role("link", name="model.safetensors", exact=True)
+    height = name.evaluate("(e) => e.getClientRects().length")
+    assert height == 1  # one line: the name is not broken mid-word
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for path in ("/-/tasks?all=1", "/-/spaces"):
+        page.goto(path)
+        expect(page.locator(".scroll-hint")).to_be_visible()
+        table = page.locator(".scroll.wide-table")
+        assert table.evaluate("(e) => e.scrollWidth > e.clientWidth"), path
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    context.close()
+
+
 PAGES = {
     "home": "/",
     "home-filtered": "/?task_type=Computer+Vision&expand=1",
