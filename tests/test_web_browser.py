@@ -354,6 +354,37 @@ def test_switch_branch_view_a_file_download_and_read_history(page: Page, site: S
     expect(page.locator(".commit-title").first).to_have_text("Add dev-notes.md")
 
 
+def test_commits_short_ids_diffs_tags_and_last_changes(page: Page, site: Site):
+    sign_in(page, site, "admin")
+    _, history = site.call("GET", "/api/v1/models/nlp/gpt2/commits/v1")
+    first = history["commits"][0]["id"]
+    page.goto("/nlp/gpt2/commits/master")
+    tagged = page.locator("ol.commits li").filter(has=page.locator(".ref-tag"))
+    expect(tagged).to_have_count(1)
+    expect(tagged.locator(".ref-tag")).to_have_text("🏷 v1")
+    expect(tagged.locator(".commit-title")).to_contain_text("Add README.md")
+    tagged.locator(".commit-title").click()
+    expect(page).to_have_url(re.compile(rf"/nlp/gpt2/commit/{first}$"))
+    vocab = page.get_by_role("region", name="tokenizer/vocab.txt")
+    expect(vocab.locator(".badge")).to_have_text("added")
+    expect(vocab.locator(".diff-lines .add")).to_have_text(["+hello", "+world"])
+    weights = page.get_by_role("region", name="model.safetensors")
+    expect(weights.locator(".lfs-change")).to_contain_text("none → 64.0 KiB")
+    expect(page.locator(".commit-head")).to_contain_text("🏷 v1")
+
+    page.goto("/nlp/gpt2/files/v1")  # a tag says which commit it points to
+    expect(page.locator(".at-commit")).to_contain_text(f"at commit {first[:10]}")
+    name = page.get_by_role("link", name="config.json", exact=True)
+    row = page.locator("table.files tbody tr").filter(has=name)
+    expect(row.locator(".last-commit")).to_contain_text("Add README.md")
+
+    page.get_by_label("Commit id").fill(first[:7])  # a short id, pasted
+    page.get_by_label("Commit id").press("Enter")
+    expect(page).to_have_url(re.compile(rf"/nlp/gpt2/files/{first[:7]}$"))
+    expect(page.locator("table.files")).to_contain_text("config.json")
+    expect(page.locator("table.files")).not_to_contain_text("dev-notes.md")
+
+
 def test_start_a_scan_and_watch_it_finish(page: Page, site: Site):
     sign_in(page, site, "admin")
     page.goto("/nlp/gpt2/settings")

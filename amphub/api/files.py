@@ -21,6 +21,7 @@ from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION, worst
 from amphub.services.objects import stored_object
 from amphub.services.scans import RefScan, recent_scans, ref_scan, with_history
+from amphub.storage.commit_views import FileChange, commit_changes
 from amphub.storage.repo_files import (
     BINARY_PROBE,
     LFS_POINTER_MAX,
@@ -222,6 +223,36 @@ async def commits_json(request: web.Request) -> dict[str, Any]:
     }
 
 
+def _change_json(change: FileChange) -> dict[str, Any]:
+    answer: dict[str, Any] = {"path": change.path, "kind": change.kind, "binary": change.binary}
+    for side, pointer in (("old_lfs", change.old_lfs), ("new_lfs", change.new_lfs)):
+        if pointer is not None:
+            answer[side] = {"oid": pointer.oid, "size": pointer.size}
+    if change.lines is not None:
+        answer["diff"] = change.lines
+    return answer
+
+
+async def get_commit(request: web.Request) -> web.Response:
+    """One commit and what it changed against its first parent."""
+    return web.json_response(await commit_changes_json(request))
+
+
+async def commit_changes_json(request: web.Request) -> dict[str, Any]:
+    """A commit, its changed files and how many more it changed than are listed.
+
+    Each file has its text diff, or its LFS pointers before and after, or is named only.
+    """
+    _, path = await model_repo(request)
+    rev = request.match_info["rev"]
+    found = await _blocking(request, lambda: commit_changes(path, rev))
+    return {
+        "commit": commit_json(found.commit),
+        "files": [_change_json(change) for change in found.files],
+        "more": found.more,
+    }
+
+
 def add_routes(app: web.Application) -> None:
     """The file routes."""
     # Ids and revisions exclude '/', so they carry no path separator; the file path may,
@@ -230,5 +261,6 @@ def add_routes(app: web.Application) -> None:
     rev = "{rev:[A-Za-z0-9._-]+}"
     app.router.add_get(model + "/refs", get_refs)
     app.router.add_get(model + f"/commits/{rev}", get_commits)
+    app.router.add_get(model + f"/commit/{rev}", get_commit)
     app.router.add_get(model + f"/tree/{rev}" + "{path:(/.*)?}", get_tree)
     app.router.add_get(model + f"/blob/{rev}/" + "{path:.+}", get_blob)

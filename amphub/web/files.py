@@ -14,6 +14,7 @@ from amphub.api.models import ref_scan_json
 from amphub.errors import BadRequest
 from amphub.http import keys
 from amphub.http.headers import DOWNLOAD_HEADERS
+from amphub.storage.commit_views import last_changes
 from amphub.web.modelpage import header, viewable_model
 from amphub.web.rendered import code_html
 from amphub.web.view import page, redirect
@@ -73,8 +74,14 @@ async def get_files(request: web.Request) -> web.Response:
         request, repo, rev, folder, (current - 1) * ENTRIES_PER_PAGE, ENTRIES_PER_PAGE, scan
     )
     m = header(request, access, "files", rev)
+    names = [posixpath.basename(entry["path"]) for entry in entries]
+    hub = request.app[keys.HUB]
+    changed = await hub.run_blocking(lambda: last_changes(repo, rev, folder, names))
     for entry in entries:
         entry["name"] = posixpath.basename(entry["path"])
+        last = changed.get(entry["name"])
+        if last is not None:
+            entry["last"] = _commit_view(files_api.commit_json(last), m["home"])
         kind = "files" if entry["type"] == "directory" else "blob"
         entry["href"] = f"{m['home']}/{kind}/{rev}/{quote(entry['path'])}"
         entry["raw"] = f"{m['home']}/raw/{rev}/{quote(entry['path'])}"
@@ -89,6 +96,7 @@ async def get_files(request: web.Request) -> web.Response:
         entries=entries,
         refs=refs,
         rs=ref_scan_json(scan),
+        commit=scan.commit,
         current=current,
         pages=max(1, math.ceil(total / ENTRIES_PER_PAGE)),
         total=total,
@@ -140,7 +148,7 @@ async def get_raw(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _commit_view(commit: dict, home: str) -> dict:
+def _commit_view(commit: dict, home: str, tags: dict[str, list[str]] | None = None) -> dict:
     title, _, body = commit["message"].strip().partition("\n")
     author = AUTHOR.match(commit["author"])
     return {
@@ -149,7 +157,32 @@ def _commit_view(commit: dict, home: str) -> dict:
         "body": body.strip(),
         "author_name": author.group(1) if author else commit["author"],
         "files": f"{home}/files/{commit['id']}",
+        "page": f"{home}/commit/{commit['id']}",
+        "tags": (tags or {}).get(commit["id"], []),
     }
+
+
+def _tags_by_commit(refs: dict) -> dict[str, list[str]]:
+    tags: dict[str, list[str]] = {}
+    for tag in refs["tags"]:
+        tags.setdefault(tag["commit"], []).append(tag["name"])
+    return tags
+
+
+async def get_commit_page(request: web.Request) -> web.Response:
+    """One commit: its message, author, tags, and what it changed, file by file."""
+    access = await viewable_model(request)
+    found = await files_api.commit_changes_json(request)
+    refs = await files_api.refs_json(request)
+    m = header(request, access, "commits", found["commit"]["id"])
+    return page(
+        request,
+        "commit.html",
+        m=m,
+        commit=_commit_view(found["commit"], m["home"], _tags_by_commit(refs)),
+        files=found["files"],
+        more=found["more"],
+    )
 
 
 async def get_commits_page(request: web.Request) -> web.Response:
@@ -166,7 +199,9 @@ async def get_commits_page(request: web.Request) -> web.Response:
         rev=rev,
         rev_label=_rev_label(rev),
         refs=refs,
-        commits=[_commit_view(commit, m["home"]) for commit in found["commits"]],
+        commits=[
+            _commit_view(commit, m["home"], _tags_by_commit(refs)) for commit in found["commits"]
+        ],
         next_page=found["next_page"],
         current=int(request.query.get("page", 1)),
     )

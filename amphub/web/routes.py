@@ -38,3 +38,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(model + f"/blob/{rev}/" + "{path:.+}", files.get_blob_page)
     app.router.add_get(model + f"/raw/{rev}/" + "{path:.+}", files.get_raw)
     app.router.add_get(model + f"/commits/{rev}", files.get_commits_page)
+    app.router.add_get(model + f"/commit/{rev}", files.get_commit_page)
