@@ -430,6 +430,16 @@ def test_start_a_scan_and_watch_it_finish(page: Page, site: Site):
     assert colour != page.evaluate("getComputedStyle(document.body).color")
 
 
+def test_space_page_lists_models_and_settings_show_inherited_roles(page: Page, site: Site):
+    sign_in(page, site, "ada")
+    page.goto("/-/spaces/vision")
+    models = page.get_by_role("region", name="Models")
+    expect(models.get_by_role("link")).to_have_text(["ResNet-50", "YOLO 检测"])
+    page.goto("/vision/yolo/settings")
+    inherited = page.get_by_role("table", name="From the space")
+    expect(inherited.locator('tr[data-inherited="ada"]')).to_contain_text("space owner")
+
+
 def test_change_a_members_role(page: Page, site: Site):
     status, _ = site.call("PUT", "/api/v1/models/nlp/gpt2/members/carol", json={"role": "visitor"})
     assert status == 200

@@ -8,6 +8,7 @@ import math
 from aiohttp import web
 
 from amphub.api import models as models_api
+from amphub.api import spaces as spaces_api
 from amphub.cards import FRAMEWORKS, TASK_TYPES
 from amphub.http import keys
 from amphub.http.access import require_model
@@ -206,6 +207,9 @@ async def get_settings(request: web.Request) -> web.Response:
     editable = await require_model(request, access.space.id, access.model.id, Action.EDIT)
     detail = await models_api.detail_json(request, editable)
     members = await models_api.members_json(request, editable)
+    # Owners and maintainers of the space hold every model permission without being listed.
+    space_members = await spaces_api.members_json(request, access.space)
+    inherited = [m for m in space_members if m["role"] in ("owner", "maintainer")]
     refs = detail.get("refs") or {"branches": [], "tags": []}
     return page(
         request,
@@ -213,6 +217,7 @@ async def get_settings(request: web.Request) -> web.Response:
         m=header(request, access, "settings"),
         model=detail,
         members=members,
+        inherited=inherited,
         roles=GRANTABLE_ROLES,
         visibilities=VISIBILITIES,
         refs=refs,
