@@ -10,8 +10,9 @@ from amphub.search.words import fold
 from amphub.services.hub import Hub
 from amphub.storage.repos import read_readme
 
-# The description's beginning is searched: what a model is, not every line of its README.
-DESCRIPTION_SEARCHED = 1000
+# The description's beginning is searched (what a model is): search reads every text it holds
+# one by one, and a longer text slows every search over all models (bench/search.py).
+DESCRIPTION_SEARCHED = 200
 
 
 def search_text(model: db.Model, card: Card) -> str:
