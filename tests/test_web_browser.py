@@ -589,6 +589,11 @@ def test_search_by_words_with_filter_chips_and_suggestions(page: Page, site: Sit
     expect(page.locator(".card-title")).to_have_text(["ResNet-50", "YOLO 检测"])
     chips = page.get_by_role("list", name="Active filters")
     expect(chips).to_contain_text("Search: vision COMPUTER")
+    page.goto("/?task_type=cv&sort=name")  # the card parser's alias
+    expect(page.locator(".card-title")).to_have_text(["ResNet-50", "YOLO 检测"])
+    expect(page.get_by_role("link", name="Remove Task type: Computer Vision")).to_be_visible()
+    on = page.locator('[data-facet="task_type"] a.on')
+    expect(on).to_contain_text("Computer Vision")
 
     page.goto("/?license=mit")
     expect(page.locator(".card-title")).to_have_text(["gpt2-大"])

@@ -16,6 +16,7 @@ from amphub.http.urls import base_url
 from amphub.policy import Action
 from amphub.policy.matrix import VISIBILITIES
 from amphub.search.words import fold, query_words
+from amphub.services.search import canonical_filter
 from amphub.web.modelpage import header, viewable_model
 from amphub.web.rendered import readme_html
 from amphub.web.view import human_count, link, page, redirect
@@ -66,7 +67,8 @@ def _facet_groups(request: web.Request, facets: dict, expand: bool) -> list[dict
     """Each filter's values with their counts, most common first, and its link on or off."""
     groups = []
     for key, title in FACETS:
-        chosen = request.query.get(key, "").lower()  # filters match regardless of case
+        # Filters match regardless of case, and take the card parser's aliases (`cv`).
+        chosen = canonical_filter(key, request.query.get(key, "")).lower()
         known = KNOWN_VALUES.get(key)
         counts = [(v, n) for v, n in facets.get(key, {}).items() if known is None or v in known]
         counts.sort(key=lambda item: (-item[1], item[0]))
@@ -104,7 +106,7 @@ def _chips(request: web.Request) -> list[dict]:
         chips.append({"label": f"Search: {request.query['q']}", "href": link(request, q=None)})
     for key, title in FILTER_TITLES.items():
         if request.query.get(key):
-            label = f"{title}: {request.query[key]}"
+            label = f"{title}: {canonical_filter(key, request.query[key])}"
             chips.append({"label": label, "href": link(request, page=None, **{key: None})})
     bounds = [request.query.get(f"parameters_{end}") for end in ("min", "max")]
     if any(bounds):
