@@ -20,7 +20,7 @@ from amphub.http.headers import DOWNLOAD_HEADERS
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION, worst
 from amphub.services.objects import stored_object
-from amphub.services.scans import RefScan, recent_scans, ref_scan, with_history
+from amphub.services.scans import RefScan, ref_scan, with_history
 from amphub.storage.commit_views import FileChange, commit_changes
 from amphub.storage.repo_files import (
     BINARY_PROBE,
@@ -72,9 +72,8 @@ async def refs_json(request: web.Request) -> dict[str, list[dict[str, str]]]:
 async def rev_scan(request: web.Request, path: Path, rev: str) -> RefScan:
     """The scan verdict of a branch, tag or commit of the request's model."""
     commit = await _blocking(request, lambda: resolve(path, rev))
-    hub = request.app[keys.HUB]
-    scans = await recent_scans(hub, request.match_info["space"], request.match_info["model"])
-    return ref_scan(scans, rev, commit)
+    space_id, model_id = request.match_info["space"], request.match_info["model"]
+    return await ref_scan(request.app[keys.HUB], space_id, model_id, rev, commit)
 
 
 async def _entries_json(

@@ -17,7 +17,7 @@ from amphub.policy import Action
 from amphub.policy.matrix import MODEL_ACTIONS, MODEL_ROLES, VISIBILITIES
 from amphub.policy.names import check_display_name, check_model_id
 from amphub.services.models import change_model, create_model, model_details, remove_model
-from amphub.services.scans import RefScan, ref_scan
+from amphub.services.scans import RefScan
 from amphub.services.search import ModelSearch, search_models
 
 D = TypeVar("D")
@@ -51,8 +51,7 @@ async def detail_json(request: web.Request, access: ModelAccess) -> dict[str, An
     """A model with its size, refs, card, replicas, deployments and last scan."""
     details = await model_details(request.app[keys.HUB], access.model)
     may = {action for action in MODEL_ACTIONS if access.may(action)}
-    stored, refs, scans = details.card, details.refs, details.scans
-    master = next((ref["commit"] for ref in refs["branches"] if ref["name"] == "master"), None)
+    stored, refs, scan = details.card, details.refs, details.last_scan
     return {
         **model_json(request, access.model, may, details.size),
         "lfs_size": details.lfs_size,
@@ -61,8 +60,8 @@ async def detail_json(request: web.Request, access: ModelAccess) -> dict[str, An
         "refs": refs,
         "replicas": [_replica_json(replica, refs) for replica in details.replicas],
         "deployments": [deployment_json(d) for d in details.deployments],
-        "scan": _scan_summary(scans[0]) if scans else None,
-        "master_scan": ref_scan_json(ref_scan(scans, "master", master)),
+        "scan": _scan_summary(scan) if scan else None,
+        "master_scan": ref_scan_json(details.master_scan),
     }
 
 

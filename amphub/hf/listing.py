@@ -25,7 +25,7 @@ from amphub.http import keys
 from amphub.http.access import ModelAccess
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION
-from amphub.services.scans import recent_scans, ref_scan, with_history
+from amphub.services.scans import ref_scan, with_history
 from amphub.storage.repo_files import CommitInfo, list_commits, list_refs
 
 # The Hub's page sizes: expanding an entry walks the history, so those pages are short.
@@ -75,8 +75,8 @@ async def _expanded(
     ids = [e.lfs.oid if e.lfs else e.oid for e in entries if e.type == "file"]
     hub = request.app[keys.HUB]
     verdicts = await db.scan_verdicts(hub.db, ids, SCANNER_VERSION)
-    scans = await recent_scans(hub, access.space.id, access.model.id)
-    scanned = ref_scan(scans, commit_id, commit_id).files
+    found = await ref_scan(hub, access.space.id, access.model.id, commit_id, commit_id)
+    scanned = found.files if found.state == "scanned" else {}
     items = []
     for entry in entries:
         item = entry_json(entry)

@@ -12,7 +12,7 @@ from amphub.storage.repos import read_readme
 
 # The description's beginning is searched (what a model is): search reads every text it holds
 # one by one, and a longer text slows every search over all models (bench/search.py).
-DESCRIPTION_SEARCHED = 200
+DESCRIPTION_SEARCHED = 100
 
 
 def search_text(model: db.Model, card: Card) -> str:

@@ -8,7 +8,7 @@ from amphub import db
 from amphub.services.cards import refresh_card
 from amphub.services.hub import Hub
 from amphub.services.objects import collect
-from amphub.services.scans import recent_scans
+from amphub.services.scans import RefScan, ref_scan
 from amphub.storage.repo_files import list_refs
 
 
@@ -80,22 +80,25 @@ class ModelDetails:
     lfs_size: int  # the LFS objects the model links
     refs: dict[str, list[dict[str, str]]]
     card: tuple[str | None, str] | None  # (commit, card JSON) once indexed
-    scans: list[db.Task]  # the finished scans, newest first
+    last_scan: db.Task | None
+    master_scan: RefScan
     replicas: list[db.Replica]
     deployments: list[db.Deployment]
 
 
 async def model_details(hub: Hub, model: db.Model) -> ModelDetails:
-    """A model's size, branches and tags, card, finished scans, replicas and deployments."""
+    """A model's size, branches and tags, card, scans, replicas and deployments."""
     space_id, model_id = model.space_id, model.id
     path = hub.repos.path(space_id, model_id)
     size, refs = await hub.run_blocking(lambda: (hub.repos.size(path), list_refs(path)))
+    master = next((ref["commit"] for ref in refs["branches"] if ref["name"] == "master"), None)
     return ModelDetails(
         size=size,
         lfs_size=await db.model_lfs_bytes(hub.db, space_id, model_id),
         refs=refs,
         card=await db.get_card(hub.db, space_id, model_id),
-        scans=await recent_scans(hub, space_id, model_id),
+        last_scan=await db.last_scan(hub.db, space_id, model_id),
+        master_scan=await ref_scan(hub, space_id, model_id, "master", master),
         replicas=await db.list_replicas(hub.db, space_id, model_id),
         deployments=await db.list_deployments(hub.db, space_id, model_id),
     )

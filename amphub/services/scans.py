@@ -9,9 +9,6 @@ from typing import Any
 from amphub import db
 from amphub.services.hub import Hub
 
-# Finished scans looked through for a ref's own; older ones no longer describe any ref.
-RECENT_SCANS = 100
-
 
 @dataclass(frozen=True)
 class RefScan:
@@ -38,25 +35,13 @@ class RefScan:
         return counts
 
 
-async def recent_scans(hub: Hub, space_id: str, model_id: str) -> list[db.Task]:
-    """The model's finished scans, newest first."""
-    return await db.list_tasks(
-        hub.db,
-        kind="scan",
-        status="succeeded",
-        space_id=space_id,
-        model_id=model_id,
-        limit=RECENT_SCANS,
-    )
-
-
-def ref_scan(scans: list[db.Task], ref: str, commit: str | None) -> RefScan:
-    """The verdict for `ref` at `commit` among the scans (newest first)."""
-    task = next((t for t in scans if commit is not None and t.commit_id == commit), None)
-    state = "scanned"
+async def ref_scan(hub: Hub, space_id: str, model_id: str, ref: str, commit: str | None) -> RefScan:
+    """The verdict for `ref` at `commit`: that commit's last scan, else the ref's last one."""
+    state, task = "scanned", None
+    if commit is not None:
+        task = await db.last_scan(hub.db, space_id, model_id, commit_id=commit)
     if task is None:
-        task = next((t for t in scans if t.ref == ref), None)
-        state = "outdated"
+        state, task = "outdated", await db.last_scan(hub.db, space_id, model_id, ref=ref)
     if task is None:
         return RefScan("not_scanned", ref, commit)
     result = json.loads(task.result or "{}")
