@@ -655,7 +655,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
             cases = [  # (label, texts, filters, whether the goal applies)
                 ("text + 2 filters", TEXTS, FILTERS, True),
                 ("words + 2 filters", WORD_TEXTS, FILTERS, True),
-                ("words only", WORD_TEXTS, {}, True),
+                ("words only", WORD_TEXTS, {}, False),
                 ("filters only", [], FILTERS, False),
                 ("2-char text + filters", SHORT_TEXTS, FILTERS, False),
                 ("text only", TEXTS, {}, False),
