@@ -492,6 +492,10 @@ async def populate(
                 )
         took = time.perf_counter() - start
         print(f"cards: {count - one_by_one} more in bulk in {took:.1f} s")
+    # The server's start gives a model without a repository one, and re-reads its card from
+    # it; an empty folder stands for each here, as searching reads no repository.
+    for model in models:
+        (config.repos_dir / model.space_id / f"{model.id}.git").mkdir(parents=True, exist_ok=True)
     return {"admin": admin_key, "reader": user_key}
 
 
@@ -501,6 +505,9 @@ async def populate(
 TEXTS = ["bert", "wikipedia", "squad", "chinese", "apache", "llama", "glue", "大模型", "instruct",
          "qwen"]  # fmt: skip
 SHORT_TEXTS = ["zh", "en", "v2", "7b", "中文"]  # under 3 characters: no trigram index
+# Several words, each anywhere in the card (id, name, values, description), in any order.
+WORD_TEXTS = ["bert base", "chinese 7b", "apache squad", "llama instruct", "text generation",
+              "Computer Vision", "qwen chat zh"]  # fmt: skip
 FILTERS = {"framework": "PyTorch", "task_type": "Natural language processing"}
 
 
@@ -647,6 +654,8 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
         async with aiohttp.ClientSession() as session:
             cases = [  # (label, texts, filters, whether the goal applies)
                 ("text + 2 filters", TEXTS, FILTERS, True),
+                ("words + 2 filters", WORD_TEXTS, FILTERS, True),
+                ("words only", WORD_TEXTS, {}, False),
                 ("filters only", [], FILTERS, False),
                 ("2-char text + filters", SHORT_TEXTS, FILTERS, False),
                 ("text only", TEXTS, {}, False),

@@ -29,7 +29,7 @@ async def seeded(hub: Hub, tmp_path: Path) -> Hub:
         "team",
         "resnet",
         "---\nlibrary_name: timm\npipeline_tag: image-classification\nlicense: apache-2.0\n"
-        "tags: [vision]\ndatasets: [imagenet-1k]\n---\n# ResNet\n",
+        "tags: [vision]\ndatasets: [imagenet-1k]\n---\n# ResNet\nTells cats from dogs.\n",
     )
     return hub
 
@@ -62,6 +62,68 @@ async def test_seed_example_card(seeded: Hub) -> None:
 async def test_seed_example_is_found_by_text(seeded: Hub, q: str) -> None:
     body = await search(seeded, q=q)
     assert [m["id"] for m in body["models"]] == ["gpt2-big"]
+
+
+async def ids_for(hub: Hub, **params: str) -> list[str]:
+    return [m["id"] for m in (await search(hub, **params))["models"]]
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("pytorch", ["gpt2-big"]),  # a framework
+        ("text generation", ["gpt2-big"]),  # task type and algorithm, several words
+        ("GENERATION text", ["gpt2-big"]),  # any order, any case
+        ("Gënerätion", ["gpt2-big"]),  # accents folded
+        ("Computer Vision", ["resnet"]),
+        ("vision", ["resnet"]),
+        ("team", ["gpt2-big", "resnet"]),  # the space
+        ("resne", ["resnet"]),  # the last word as it is typed
+        ("imagenet apache", ["resnet"]),
+        ("timm image", ["resnet"]),
+        ("cats dogs", ["resnet"]),  # the README's description
+        ("pytorch vision", []),  # every word must match
+    ],
+)
+async def test_search_matches_words_across_fields(seeded: Hub, q: str, expected: list) -> None:
+    assert sorted(await ids_for(seeded, q=q)) == expected
+
+
+async def test_search_ranks_name_and_id_matches_first(seeded: Hub, tmp_path: Path) -> None:
+    await seeded.model("team", "aaa-distilled", name="A distilled model")
+    await push_readme(
+        seeded,
+        tmp_path,
+        "team",
+        "aaa-distilled",
+        "---\nlicense: mit\n---\nDistilled from ResNet.\n",
+    )
+    assert await ids_for(seeded, q="resnet", sort="name") == ["resnet", "aaa-distilled"]
+    assert await ids_for(seeded, q="resnet", sort="name", page="2", per_page="1") == [
+        "aaa-distilled"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("task_type", "cv", ["resnet"]),
+        ("task_type", "computer-vision", ["resnet"]),
+        ("task_type", "NLP", ["gpt2-big"]),
+        ("framework", "torch", ["gpt2-big"]),
+        ("framework", "timm", ["resnet"]),
+        ("algorithm", "text-generation", ["gpt2-big"]),
+        ("algorithm", "image_classification", ["resnet"]),
+    ],
+)
+async def test_filters_accept_the_card_aliases(
+    seeded: Hub, name: str, value: str, expected: list
+) -> None:
+    assert await ids_for(seeded, **{name: value}) == expected
+
+
+async def test_license_is_a_facet(seeded: Hub) -> None:
+    assert (await search(seeded))["facets"]["license"] == {"apache-2.0": 1, "mit": 1}
 
 
 async def test_filters_facets_and_sorting(seeded: Hub) -> None:
@@ -172,11 +234,13 @@ VOCABULARY = ["PyTorch", "pytorch", "PYTORCH", "Timm", "ONNX", "Jax", "中文", 
 TASKS = [None, "Natural Language Processing", "natural language processing", "Computer Vision"]
 ALGORITHMS = [None, "Text Generation", "text generation", "Image Classification"]
 LICENSES = [None, "mit", "MIT", "apache-2.0"]
-TEXTS = ["", "", "", "", "be", "bert", "BERT", "pyt", "中文", "ün", "m1", "mit", "nothing", "a"]
+TEXTS = ["", "", "", "", "be", "bert", "BERT", "pyt", "中文", "ün", "m1", "mit", "nothing", "a",
+         "bert m1", "M1 pyt", "alpha", "a be", "中文 模型", "mit, squad"]  # fmt: skip
 
 
 def random_row(rng, model_id: str, name: str):
     from amphub import db
+    from amphub.search.words import fold
 
     values = {("framework", rng.choice(VOCABULARY)) for _ in range(rng.randint(0, 3))}
     values |= {("tag", rng.choice(VOCABULARY).lower()) for _ in range(rng.randint(0, 2))}
@@ -190,7 +254,7 @@ def random_row(rng, model_id: str, name: str):
         algorithm=rng.choice(ALGORITHMS),
         license=license,
         parameters=rng.choice([None, 0, 10, 10, 1_700_000_000, 7]),
-        search_text="\n".join(p for p in parts if p).lower(),
+        search_text=fold("\n".join(p for p in parts if p)),
         values=tuple(sorted(values)),
     )
 

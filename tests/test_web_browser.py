@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.conftest import Hub, git, push, start_hub
+from tests.conftest import Hub, git, push, start_hub, wait_for_card
 from tests.samples import SEED
 
 CHROMIUM = "/usr/bin/chromium"
@@ -286,6 +286,37 @@ def test_model_details_show_card_url_and_commands(context: BrowserContext, site:
     expect(operate).to_contain_text(f"url={url}\nusername=admin")
 
 
+def test_use_this_model_panel_sizes_and_copy_names(page: Page, site: Site):
+    sign_in(page, site, "admin")
+    page.goto("/nlp/gpt2")
+    expect(page.locator('[data-field="size"]')).to_contain_text("64.0 KiB LFS")
+    expect(page.locator('[data-field="size"]')).to_contain_text("git")
+    panel = page.locator(".use-model")
+    transformers = panel.get_by_role("tabpanel", name="Transformers")
+    expect(transformers).to_contain_text(f'os.environ["HF_ENDPOINT"] = "{site.base}"')
+    expect(transformers).to_contain_text('AutoModel.from_pretrained("nlp/gpt2")')
+    expect(panel.get_by_role("tabpanel", name="git + git-lfs")).to_be_hidden()
+    panel.get_by_role("tab", name="hf download").click()
+    expect(transformers).to_be_hidden()
+    expect(panel.get_by_role("tabpanel", name="hf download")).to_contain_text(
+        f"HF_ENDPOINT={site.base} hf download nlp/gpt2"
+    )
+    panel.get_by_role("tab", name="hf download").press("ArrowRight")
+    expect(panel.get_by_role("tab", name="git + git-lfs")).to_be_focused()
+    expect(panel.get_by_role("tabpanel", name="git + git-lfs")).to_contain_text(
+        f"git clone {site.base}/nlp/gpt2.git"
+    )
+    panel.get_by_role("tab", name="huggingface_hub").click()
+    expect(panel.get_by_role("tabpanel", name="huggingface_hub")).to_contain_text(
+        f'snapshot_download("nlp/gpt2", endpoint="{site.base}")'
+    )
+    names = page.locator("button.copy").evaluate_all(
+        "(all) => all.map((b) => b.getAttribute('aria-label') || b.textContent)"
+    )
+    assert len(names) == len(set(names)) >= 4, names
+    expect(page.get_by_role("button", name="Copy the clone URL")).to_be_visible()
+
+
 def test_switch_branch_view_a_file_download_and_read_history(page: Page, site: Site):
     sign_in(page, site, "admin")
     page.goto("/nlp/gpt2/files/master")
@@ -323,6 +354,37 @@ def test_switch_branch_view_a_file_download_and_read_history(page: Page, site: S
     expect(page.locator(".commit-title").first).to_have_text("Add dev-notes.md")
 
 
+def test_commits_short_ids_diffs_tags_and_last_changes(page: Page, site: Site):
+    sign_in(page, site, "admin")
+    _, history = site.call("GET", "/api/v1/models/nlp/gpt2/commits/v1")
+    first = history["commits"][0]["id"]
+    page.goto("/nlp/gpt2/commits/master")
+    tagged = page.locator("ol.commits li").filter(has=page.locator(".ref-tag"))
+    expect(tagged).to_have_count(1)
+    expect(tagged.locator(".ref-tag")).to_have_text("🏷 v1")
+    expect(tagged.locator(".commit-title")).to_contain_text("Add README.md")
+    tagged.locator(".commit-title").click()
+    expect(page).to_have_url(re.compile(rf"/nlp/gpt2/commit/{first}$"))
+    vocab = page.get_by_role("region", name="tokenizer/vocab.txt")
+    expect(vocab.locator(".badge")).to_have_text("added")
+    expect(vocab.locator(".diff-lines .add")).to_have_text(["+hello", "+world"])
+    weights = page.get_by_role("region", name="model.safetensors")
+    expect(weights.locator(".lfs-change")).to_contain_text("none → 64.0 KiB")
+    expect(page.locator(".commit-head")).to_contain_text("🏷 v1")
+
+    page.goto("/nlp/gpt2/files/v1")  # a tag says which commit it points to
+    expect(page.locator(".at-commit")).to_contain_text(f"at commit {first[:10]}")
+    name = page.get_by_role("link", name="config.json", exact=True)
+    row = page.locator("table.files tbody tr").filter(has=name)
+    expect(row.locator(".last-commit")).to_contain_text("Add README.md")
+
+    page.get_by_label("Commit id").fill(first[:7])  # a short id, pasted
+    page.get_by_label("Commit id").press("Enter")
+    expect(page).to_have_url(re.compile(rf"/nlp/gpt2/files/{first[:7]}$"))
+    expect(page.locator("table.files")).to_contain_text("config.json")
+    expect(page.locator("table.files")).not_to_contain_text("dev-notes.md")
+
+
 def test_start_a_scan_and_watch_it_finish(page: Page, site: Site):
     sign_in(page, site, "admin")
     page.goto("/nlp/gpt2/settings")
@@ -336,12 +398,46 @@ def test_start_a_scan_and_watch_it_finish(page: Page, site: Site):
     row = page.locator(f"#task-{task_id}")
     expect(row.locator('[data-field="status"]')).to_have_text("succeeded")
     expect(row.locator("progress")).to_have_attribute("value", "100")
+    verdict = row.locator('[data-field="verdict"]')  # filled in as the scan finished
+    expect(verdict).to_have_text("unsafe")
+    expect(verdict).to_have_class(re.compile(r"\bs-unsafe\b"))
+    page.reload()
+    expect(page.locator(f"#task-{task_id}").locator('[data-field="verdict"]')).to_have_text(
+        "unsafe"
+    )
 
     page.goto("/nlp/gpt2")
-    expect(page.get_by_role("alert")).to_contain_text("Unsafe files")
+    banner = page.get_by_role("alert")
+    expect(banner).to_contain_text("Unsafe files in master")
+    expect(banner).to_contain_text("1 unsafe")
+    page.goto("/nlp/gpt2/files/dev")  # a branch never scanned
+    expect(page.locator(".scan-verdict")).to_contain_text("dev has not been scanned yet")
     page.goto("/nlp/gpt2/files/master")
+    expect(page.get_by_role("alert")).to_contain_text("Unsafe files in master")
     evil = page.locator("table.files tbody tr").filter(has_text="evil.pkl")
     expect(evil.locator(".status")).to_have_text("unsafe")
+    download = evil.get_by_role("link", name="Download evil.pkl (unsafe)")
+    expect(download).to_have_text("Download ⚠")
+    red = page.evaluate("getComputedStyle(document.querySelector('a.unsafe-download')).color")
+    safe = page.evaluate("getComputedStyle(document.querySelector('table.files a')).color")
+    assert red != safe
+    evil.get_by_role("link", name="evil.pkl", exact=True).click()
+    expect(page.locator("#unsafe-note")).to_contain_text("The scan found this file unsafe")
+    expect(page.get_by_role("link", name="Download unsafe file")).to_be_visible()
+    dangerous = page.locator(".findings li.s-dangerous strong").first
+    expect(dangerous).to_have_text("dangerous")
+    colour = page.evaluate("getComputedStyle(document.querySelector('.findings li strong')).color")
+    assert colour != page.evaluate("getComputedStyle(document.body).color")
+
+
+def test_space_page_lists_models_and_settings_show_inherited_roles(page: Page, site: Site):
+    sign_in(page, site, "ada")
+    page.goto("/-/spaces/vision")
+    models = page.get_by_role("region", name="Models")
+    expect(models.get_by_role("link")).to_have_text(["ResNet-50", "YOLO 检测"])
+    page.goto("/vision/yolo/settings")
+    inherited = page.get_by_role("table", name="From the space")
+    expect(inherited.locator('tr[data-inherited="ada"]')).to_contain_text("space owner")
 
 
 def test_change_a_members_role(page: Page, site: Site):
@@ -387,7 +483,7 @@ def test_readme_script_handlers_links_and_svg_are_neutralised(page: Page):
     page.goto("/nlp/xss")
     readme = page.locator(".readme")
     expect(readme.locator("h1")).to_have_text("Harmless title")
-    expect(readme).to_contain_text('<script>window.__xss = "script"</script>')  # as text
+    expect(readme).not_to_contain_text('__xss = "script"')  # removed, neither shown nor run
     page.locator(".readme *").first.wait_for()
     found = page.evaluate(
         """() => {
@@ -404,12 +500,225 @@ def test_readme_script_handlers_links_and_svg_are_neutralised(page: Page):
         }"""
     )
     assert found["xss"] is None and dialogs == []
-    assert not {"script", "svg", "iframe", "img", "div"} & set(found["tags"]), found["tags"]
+    assert not {"script", "svg", "iframe", "style", "form"} & set(found["tags"]), found["tags"]
     assert found["handlers"] == []
-    assert found["hrefs"] == ["https://example.com/docs"]
+    # The card's own HTML stays (an image, a box), each address a safe one.
+    (image, link) = found["hrefs"]
+    assert image.startswith("/nlp/xss/raw/") and image.endswith("/x")
+    assert link == "https://example.com/docs"
     page.locator(".readme").get_by_text("click me").click()
     assert page.evaluate("window.__xss === undefined")
     expect(page.locator(".model-head h1")).to_contain_text("XSS <b>test</b>")  # the name, as text
+
+
+RICH_README = (
+    """---
+license: mit
+---
+# Rich card
+
+Contents: [Usage](#usage) · [Notes](#notes)
+
+<p align="center"><img src="logo.png" width="64" alt="the logo"></p>
+
+<details><summary>Training details</summary>Trained for 3 epochs<br>on H<sub>2</sub>O.</details>
+
+<div class="banner danger">not a real warning</div>
+
+- [x] weights uploaded
+- [ ] evaluation
+
+The loss is $L = x^2$ and the result[^1] holds.
+
+$$\\frac{a}{b}$$
+
+"""
+    + "Filler paragraph.\n\n" * 60
+    + """## Usage
+
+Use it.
+
+## Notes
+
+[^1]: Measured on the test split.
+"""
+)
+
+
+def test_readme_renders_like_the_hub(page: Page, site: Site):
+    site.run(site.hub.model("nlp", "rich", name="Rich", visibility="public"))
+    try:
+        commit = site.run(site.push("nlp", "rich", {"README.md": RICH_README.encode()}))
+        site.run(wait_for_card(site.hub, "nlp", "rich", commit))
+        response = page.goto("/nlp/rich")
+        assert response is not None
+        assert "script-src 'self'; style-src 'self';" in response.headers["content-security-policy"]
+        readme = page.locator(".readme")
+        expect(readme.get_by_role("heading", name="Usage")).not_to_be_in_viewport()
+        readme.get_by_role("link", name="Usage").click()
+        expect(page).to_have_url(re.compile(r"/nlp/rich#md-usage$"))
+        expect(readme.get_by_role("heading", name="Usage")).to_be_in_viewport()
+        logo = readme.get_by_role("img", name="the logo")
+        expect(logo).to_have_attribute("src", re.compile(r"^/nlp/rich/raw/[0-9a-f]{40}/logo.png$"))
+        expect(readme.locator('p[align="center"]')).to_have_count(1)
+        details = readme.locator("details")
+        expect(details.locator("sub")).to_be_hidden()  # folded until its summary is clicked
+        details.locator("summary").click()
+        expect(details.locator("sub")).to_have_text("2")
+        expect(details.locator("sub")).to_be_visible()
+        expect(readme.get_by_text("not a real warning")).not_to_have_class(re.compile("banner"))
+        boxes = readme.get_by_role("checkbox")
+        expect(boxes).to_have_count(2)
+        expect(boxes.first).to_be_checked()
+        expect(boxes.first).to_be_disabled()
+        expect(readme.locator("math")).to_have_count(2)
+        expect(readme.locator("math mfrac")).to_have_count(1)
+        expect(readme).not_to_contain_text("$L")
+        readme.locator("sup.footnote-ref a").click()
+        expect(page).to_have_url(re.compile(r"#md-fn1$"))
+        expect(readme.locator("#md-fn1")).to_contain_text("Measured on the test split.")
+    finally:
+        assert site.call("DELETE", "/api/v1/models/nlp/rich")[0] == 204
+
+
+def test_search_by_words_with_filter_chips_and_suggestions(page: Page, site: Site):
+    sign_in(page, site, "admin")
+    page.goto("/?q=pytorch&sort=name")  # a framework, found by the search box
+    expect(page.locator(".card-title")).to_have_text(["gpt2-大", "ResNet-50", "YOLO 检测"])
+    page.goto("/?q=vision+COMPUTER&sort=name")  # the task type: words in any order and case
+    expect(page.locator(".card-title")).to_have_text(["ResNet-50", "YOLO 检测"])
+    chips = page.get_by_role("list", name="Active filters")
+    expect(chips).to_contain_text("Search: vision COMPUTER")
+    page.goto("/?task_type=cv&sort=name")  # the card parser's alias
+    expect(page.locator(".card-title")).to_have_text(["ResNet-50", "YOLO 检测"])
+    expect(page.get_by_role("link", name="Remove Task type: Computer Vision")).to_be_visible()
+    on = page.locator('[data-facet="task_type"] a.on')
+    expect(on).to_contain_text("Computer Vision")
+
+    page.goto("/?license=mit")
+    expect(page.locator(".card-title")).to_have_text(["gpt2-大"])
+    expect(page.locator(".card").first.locator(".tag.license")).to_have_text("mit")
+    chip = page.get_by_role("link", name="Remove License: mit")
+    expect(chip).to_be_visible()
+    chip.click()
+    expect(page).not_to_have_url(re.compile("license="))
+    expect(page.get_by_role("list", name="Active filters")).to_have_count(0)
+    licenses = page.locator('[data-facet="license"]')
+    expect(licenses).to_contain_text("apache-2.0")
+    expect(licenses).to_contain_text("mit")
+
+    page.locator('[data-facet="parameters"]').get_by_role("link", name="1B to 10B").click()
+    expect(page.locator(".card-title")).to_have_text(["gpt2-大"])
+    expect(page.get_by_role("link", name="Remove Parameters: 1B to 10B")).to_be_visible()
+
+    page.goto("/?q=pytorch&task_type=cv&algorithm=Translation")  # nothing is both
+    expect(page.locator(".cards .empty")).to_contain_text("No models match")
+    suggestion = page.get_by_role("link", name="Training framework: PyTorch (3)")
+    expect(suggestion).to_be_visible()
+    suggestion.click()
+    expect(page).to_have_url(re.compile(r"/\?framework=PyTorch$"))
+    expect(page.locator(".card-title")).to_have_count(3)
+
+
+def test_unknown_card_values_are_not_offered_as_facets(page: Page, site: Site):
+    readme = b"---\nTraining framework: [PyTorch, MadeUpFramework]\n---\n"
+    site.run(site.hub.model("nlp", "odd", name="Odd", visibility="public"))
+    try:
+        commit = site.run(site.push("nlp", "odd", {"README.md": readme}))
+        site.run(wait_for_card(site.hub, "nlp", "odd", commit))
+        sign_in(page, site, "admin")
+        page.goto("/?q=odd")
+        expect(page.locator(".card-title")).to_have_text(["Odd"])
+        expect(page.locator('[data-facet="framework"]')).to_contain_text("PyTorch")
+        expect(page.locator('[data-facet="framework"]')).not_to_contain_text("MadeUpFramework")
+        page.goto("/nlp/odd")  # its editors see what is wrong with the card, at the top
+        notice = page.locator(".card-warnings")
+        expect(notice).to_be_visible()
+        expect(notice).to_contain_text("MadeUpFramework")
+        page.context.clear_cookies()
+        page.goto("/nlp/odd")
+        expect(page.locator(".model-head h1")).to_contain_text("Odd")
+        expect(page.locator(".card-warnings")).to_have_count(0)
+    finally:
+        assert site.call("DELETE", "/api/v1/models/nlp/odd")[0] == 204
+
+
+def test_phone_shows_results_before_the_folded_filters(browser: Browser, site: Site):
+    context = browser.new_context(base_url=site.base, viewport={"width": 390, "height": 844})
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    page.goto("/?license=apache-2.0")
+    first = page.locator(".card-title").first
+    expect(first).to_have_text("ResNet-50")
+    expect(first).to_be_in_viewport()
+    expect(page.get_by_role("link", name="Remove License: apache-2.0")).to_be_in_viewport()
+    facet = page.locator('[data-facet="task_type"]')
+    expect(facet).to_be_hidden()
+    page.locator("#filters > summary").click()
+    expect(facet).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    context.close()
+
+
+def phone(browser: Browser, site: Site) -> BrowserContext:
+    context = browser.new_context(base_url=site.base, viewport={"width": 390, "height": 844})
+    context.set_default_timeout(WAIT_MS)
+    return context
+
+
+def test_skip_link_favicon_and_error_pages_in_the_site_layout(page: Page, site: Site):
+    sign_in(page, site, "admin")
+    page.goto("/")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")  # the next stop is the first model found
+    expect(page.locator(".card-title").first).to_be_focused()
+
+    icon = page.locator('link[rel="icon"]').get_attribute("href")
+    assert icon is not None
+    answer = page.request.get(icon)
+    assert answer.status == 200 and answer.headers["content-type"].startswith("image/svg")
+
+    for path, says in (
+        ("/-/no-such-page", "There is no page at this address."),
+        ("/nlp/no-such-model", "no model nlp/no-such-model"),
+    ):
+        response = page.goto(path)
+        assert response is not None and response.status == 404
+        expect(page.get_by_role("heading", name="404 Not Found")).to_be_visible()
+        expect(page.locator(".error-message")).to_contain_text(says)
+        header = page.locator("header.top")
+        expect(header).to_contain_text("admin")
+        expect(header.get_by_role("button", name="Sign out")).to_be_visible()
+        expect(header.get_by_role("link", name="Sign in")).to_have_count(0)
+        expect(header.get_by_role("link", name="Spaces")).to_be_visible()
+        expect(page.get_by_role("searchbox")).to_be_visible()
+
+
+def test_phone_width_files_and_wide_tables(browser: Browser, site: Site):
+    context = phone(browser, site)
+    page = context.new_page()
+    sign_in(page, site, "admin")
+    page.goto("/nlp/gpt2/files/master")
+    rows = page.locator("table.files tbody tr")
+    expect(rows.first).to_be_visible()
+    for link in rows.get_by_role("link", name=re.compile("^Download")).all():
+        box = link.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    name = rows.get_by_role("link", name="model.safetensors", exact=True)
+    height = name.evaluate("(e) => e.getClientRects().length")
+    assert height == 1  # one line: the name is not broken mid-word
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for path in ("/-/tasks?all=1", "/-/spaces"):
+        page.goto(path)
+        expect(page.locator(".scroll-hint")).to_be_visible()
+        table = page.locator(".scroll.wide-table")
+        assert table.evaluate("(e) => e.scrollWidth > e.clientWidth"), path
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    context.close()
 
 
 PAGES = {
@@ -431,6 +740,9 @@ PAGES = {
 def shows_what_it_is_for(page: Page, site: Site, name: str) -> None:
     """The elements the screenshot of page `name` is taken to show, each visible."""
     model = page.locator(".model-head h1")
+    folded = page.locator("#filters > summary")
+    if name == "home-filtered" and folded.is_visible():  # a phone folds the filters
+        folded.click()
     visible = {
         "home": [
             page.locator(".card-title").filter(has_text="gpt2-大"),

@@ -19,8 +19,10 @@ from amphub.http.blob_body import blob_response
 from amphub.http.headers import DOWNLOAD_HEADERS
 from amphub.http.object_body import object_response
 from amphub.policy import Action
-from amphub.scan.findings import SCANNER_VERSION
+from amphub.scan.findings import SCANNER_VERSION, worst
 from amphub.services.objects import stored_object
+from amphub.services.scans import RefScan, ref_scan, with_history
+from amphub.storage.commit_views import FileChange, commit_changes
 from amphub.storage.repo_files import (
     BINARY_PROBE,
     LFS_POINTER_MAX,
@@ -34,6 +36,7 @@ from amphub.storage.repo_files import (
     list_tree,
     open_blob,
     parse_pointer,
+    resolve,
 )
 
 T = TypeVar("T")
@@ -67,10 +70,24 @@ async def refs_json(request: web.Request) -> dict[str, list[dict[str, str]]]:
     return await _blocking(request, lambda: list_refs(path))
 
 
-async def _entries_json(request: web.Request, entries: list[Entry]) -> list[dict[str, Any]]:
-    """Entries as the API shows them, each file with its last scan verdict."""
+async def rev_scan(request: web.Request, path: Path, rev: str) -> RefScan:
+    """The scan verdict of a branch, tag or commit of the request's model."""
+    commit = await _blocking(request, lambda: resolve(path, rev))
+    space_id, model_id = request.match_info["space"], request.match_info["model"]
+    return await ref_scan(request.app[keys.HUB], space_id, model_id, rev, commit)
+
+
+async def _entries_json(
+    request: web.Request, entries: list[Entry], scan: RefScan
+) -> list[dict[str, Any]]:
+    """Entries as the API shows them, each file with its last scan verdict.
+
+    Where a scan of this very commit exists, a file also carries the secrets that scan
+    found in its earlier versions, and a folder the count of each status found inside.
+    """
     ids = [entry.content_id for entry in entries if entry.content_id]
     verdicts = await db.scan_verdicts(request.app[keys.HUB].db, ids, SCANNER_VERSION)
+    this_commit = scan.state == "scanned"
     answer = []
     for entry in entries:
         item: dict[str, Any] = {"path": entry.path, "type": entry.type, "size": entry.size}
@@ -78,8 +95,14 @@ async def _entries_json(request: web.Request, entries: list[Entry]) -> list[dict
             item["lfs"] = {"oid": entry.lfs.oid, "size": entry.lfs.size}
         if entry.binary is not None:
             item["binary"] = entry.binary
-        if entry.content_id in verdicts:
-            item["scan"] = json.loads(verdicts[entry.content_id])
+        verdict = json.loads(verdicts[entry.content_id]) if entry.content_id in verdicts else None
+        if this_commit and entry.type == "file":
+            verdict = with_history(verdict, scan.files.get(entry.path))
+        elif this_commit:
+            counts = scan.folder(entry.path)
+            verdict = {"status": worst(["safe", *counts]), "counts": counts}  # type: ignore[list-item]
+        if verdict is not None:
+            item["scan"] = verdict
         answer.append(item)
     return answer
 
@@ -91,16 +114,21 @@ async def tree_entries(
     folder: str,
     start: int = 0,
     count: int | None = None,
+    scan: RefScan | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
     """(how many entries, a page of them) of a folder as the API shows them."""
     total, entries = await _blocking(request, lambda: list_tree(path, rev, folder, start, count))
-    return total, await _entries_json(request, entries)
+    scan = scan or await rev_scan(request, path, rev)
+    return total, await _entries_json(request, entries, scan)
 
 
-async def file_json(request: web.Request, path: Path, rev: str, file: str) -> dict[str, Any]:
+async def file_json(
+    request: web.Request, path: Path, rev: str, file: str, scan: RefScan | None = None
+) -> dict[str, Any]:
     """One file as its folder's listing shows it."""
     entry = await _blocking(request, lambda: file_entry(path, rev, file))
-    return (await _entries_json(request, [entry]))[0]
+    scan = scan or await rev_scan(request, path, rev)
+    return (await _entries_json(request, [entry], scan))[0]
 
 
 async def get_tree(request: web.Request) -> web.Response:
@@ -201,6 +229,36 @@ async def commits_json(request: web.Request) -> dict[str, Any]:
     }
 
 
+def _change_json(change: FileChange) -> dict[str, Any]:
+    answer: dict[str, Any] = {"path": change.path, "kind": change.kind, "binary": change.binary}
+    for side, pointer in (("old_lfs", change.old_lfs), ("new_lfs", change.new_lfs)):
+        if pointer is not None:
+            answer[side] = {"oid": pointer.oid, "size": pointer.size}
+    if change.lines is not None:
+        answer["diff"] = change.lines
+    return answer
+
+
+async def get_commit(request: web.Request) -> web.Response:
+    """One commit and what it changed against its first parent."""
+    return web.json_response(await commit_changes_json(request))
+
+
+async def commit_changes_json(request: web.Request) -> dict[str, Any]:
+    """A commit, its changed files and how many more it changed than are listed.
+
+    Each file has its text diff, or its LFS pointers before and after, or is named only.
+    """
+    _, path = await model_repo(request)
+    rev = request.match_info["rev"]
+    found = await _blocking(request, lambda: commit_changes(path, rev))
+    return {
+        "commit": commit_json(found.commit),
+        "files": [_change_json(change) for change in found.files],
+        "more": found.more,
+    }
+
+
 def add_routes(app: web.Application) -> None:
     """The file routes."""
     # Ids and revisions exclude '/', so they carry no path separator; the file path may,
@@ -209,5 +267,6 @@ def add_routes(app: web.Application) -> None:
     rev = "{rev:[A-Za-z0-9._-]+}"
     app.router.add_get(model + "/refs", get_refs)
     app.router.add_get(model + f"/commits/{rev}", get_commits)
+    app.router.add_get(model + f"/commit/{rev}", get_commit)
     app.router.add_get(model + f"/tree/{rev}" + "{path:(/.*)?}", get_tree)
     app.router.add_get(model + f"/blob/{rev}/" + "{path:.+}", get_blob)

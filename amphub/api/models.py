@@ -17,6 +17,7 @@ from amphub.policy import Action
 from amphub.policy.matrix import MODEL_ACTIONS, MODEL_ROLES, VISIBILITIES
 from amphub.policy.names import check_display_name, check_model_id
 from amphub.services.models import change_model, create_model, model_details, remove_model
+from amphub.services.scans import RefScan
 from amphub.services.search import ModelSearch, search_models
 
 D = TypeVar("D")
@@ -53,12 +54,14 @@ async def detail_json(request: web.Request, access: ModelAccess) -> dict[str, An
     stored, refs, scan = details.card, details.refs, details.last_scan
     return {
         **model_json(request, access.model, may, details.size),
+        "lfs_size": details.lfs_size,
         "card": _card(stored[1]) if stored else None,
         "card_commit": stored[0] if stored else None,
         "refs": refs,
         "replicas": [_replica_json(replica, refs) for replica in details.replicas],
         "deployments": [deployment_json(d) for d in details.deployments],
         "scan": _scan_summary(scan) if scan else None,
+        "master_scan": ref_scan_json(details.master_scan),
     }
 
 
@@ -91,6 +94,22 @@ def deployment_json(deployment: db.Deployment) -> dict[str, Any]:
         "created_at": deployment.created_at,
         "updated_at": deployment.updated_at,
     }
+
+
+def ref_scan_json(found: RefScan) -> dict[str, Any]:
+    """The verdict of a ref as the API shows it: `state` is scanned, outdated or not_scanned.
+
+    An outdated verdict is that of the ref's last scan, made before the ref moved to `commit`.
+    """
+    answer: dict[str, Any] = {"ref": found.ref, "commit": found.commit, "state": found.state}
+    if found.task is not None:
+        answer |= {
+            "task": found.task.id,
+            "scanned_commit": found.task.commit_id,
+            "finished_at": found.task.finished_at,
+            **found.summary,
+        }
+    return answer
 
 
 def _scan_summary(task: db.Task) -> dict[str, Any]:

@@ -24,6 +24,14 @@ DEFAULT_LIMIT, MAX_LIMIT = 200, 500
 SCAN_LIMIT = 10_000
 
 
+def scan_verdict(task: db.Task, result: Any) -> str | None:
+    """What a finished scan found (unsafe, suspicious, error or safe); None for other tasks."""
+    if task.kind != "scan" or task.status != "succeeded" or not isinstance(result, dict):
+        return None
+    status = result.get("summary", {}).get("status")
+    return str(status) if status else None
+
+
 def task_json(task: db.Task, *, files: bool = True) -> dict[str, Any]:
     """A task as the API shows it; without `files`, nothing that names a file of the model.
 
@@ -42,6 +50,7 @@ def task_json(task: db.Task, *, files: bool = True) -> dict[str, Any]:
         "progress": task.progress,
         "message": task.message if files else "",
         "result": result,
+        "verdict": scan_verdict(task, result),
         "created_by": task.created_by,
         "created_at": task.created_at,
         "started_at": task.started_at,

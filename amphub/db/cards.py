@@ -20,6 +20,7 @@ from amphub.search.index import (
     SearchState,
     build,
 )
+from amphub.search.words import fold, query_words
 
 __all__ = [
     "SORTS",
@@ -124,13 +125,13 @@ def _where(query: SearchQuery) -> tuple[str, list[object]]:
     clauses, args = _access(query)
     clauses += ["s.released_at IS NULL", "(s.expires_at IS NULL OR s.expires_at > ?)"]
     args.append(query.live_after)
-    text = query.text.lower()
-    if len(text) >= TRIGRAM:
-        clauses.append("c.rowid IN (SELECT rowid FROM cards_fts WHERE cards_fts MATCH ?)")
-        args.append('"' + text.replace('"', '""') + '"')
-    elif text:
-        clauses.append("instr(c.search_text, ?) > 0")
-        args.append(text)
+    for word in query_words(query.text):
+        if len(word) >= TRIGRAM:
+            clauses.append("c.rowid IN (SELECT rowid FROM cards_fts WHERE cards_fts MATCH ?)")
+            args.append('"' + word.replace('"', '""') + '"')
+        else:
+            clauses.append("instr(c.search_text, ?) > 0")
+            args.append(word)
     for name, value in query.filters.items():
         if name == "space":
             clauses.append("m.space_id = ?")
@@ -173,24 +174,33 @@ async def search_models_by_sql(
     equal this, which tests/test_search.py and bench/search.py check.
     """
     where, args = _where(query)
+    words = query_words(query.text)
+    # Models whose id or name holds every word come first.
+    titled = " AND ".join(["instr(amphub_fold(m.id || char(10) || m.name), ?) > 0"] * len(words))
+    order = f"({titled}) DESC, {SORTS[sort]}" if words else SORTS[sort]
+    await db.conn.create_function("amphub_fold", 1, fold, deterministic=True)
     # Sort and cut the page on narrow rows first; only the page's cards are read.
     rows = await fetch_all(
         db,
         f"SELECT {_MODEL}, c.card AS card_json FROM models m"
         " LEFT JOIN cards c ON c.space_id = m.space_id AND c.model_id = m.id"
         f" WHERE m.rowid IN (SELECT m.rowid {_from(query)} WHERE {where}"
-        f" ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?) ORDER BY {SORTS[sort]}",
+        f" ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}",
         *args,
+        *words,
         limit,
         offset,
+        *words,
     )
     return [(row_to(Model, row), row["card_json"]) for row in rows]
 
 
 async def facet_counts_by_sql(db: Database, query: SearchQuery) -> dict[str, dict[str, int]]:
-    """Counts per space, framework, task type and algorithm among the matching models (SQL)."""
+    """Counts per space, framework, task type, algorithm and license among the matches (SQL)."""
     where, args = _where(query)
-    matching = f"SELECT m.space_id, m.id, c.task_type, c.algorithm {_from(query)} WHERE {where}"
+    matching = (
+        f"SELECT m.space_id, m.id, c.task_type, c.algorithm, c.license {_from(query)} WHERE {where}"
+    )
     rows = await fetch_all(
         db,
         f"WITH hit AS MATERIALIZED ({matching})"
@@ -199,6 +209,8 @@ async def facet_counts_by_sql(db: Database, query: SearchQuery) -> dict[str, dic
         " WHERE task_type IS NOT NULL GROUP BY task_type"
         " UNION ALL SELECT 'algorithm', algorithm, count(*) FROM hit"
         " WHERE algorithm IS NOT NULL GROUP BY algorithm"
+        " UNION ALL SELECT 'license', license, count(*) FROM hit"
+        " WHERE license IS NOT NULL GROUP BY license"
         # CROSS JOIN keeps the hits as the outer loop: the planner would otherwise read
         # every framework value of every card and probe the hits for each.
         " UNION ALL SELECT 'framework', v.value, count(*) FROM hit CROSS JOIN card_values v"
@@ -211,6 +223,7 @@ async def facet_counts_by_sql(db: Database, query: SearchQuery) -> dict[str, dic
         "framework": {},
         "task_type": {},
         "algorithm": {},
+        "license": {},
     }
     for name, value, count in rows:
         facets[name][value] = count
@@ -263,7 +276,7 @@ async def search_models(
     await _catch_up(db, index)
     reachable = await _reachable(db, query)
     criteria = Criteria(
-        text=query.text,
+        words=query_words(query.text),
         filters=tuple(query.filters.items()),
         min_parameters=query.min_parameters,
         max_parameters=query.max_parameters,

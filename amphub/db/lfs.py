@@ -10,6 +10,7 @@ __all__ = [
     "linked_object_sizes",
     "oids_counted_in_space",
     "space_lfs_bytes",
+    "model_lfs_bytes",
     "space_lfs_bytes_by_owner",
     "link_objects",
     "link_objects_at_once",
@@ -67,6 +68,18 @@ async def space_lfs_bytes(db: Database, space_id: str) -> int:
         "SELECT coalesce(sum(size), 0) FROM lfs_objects WHERE oid IN"
         " (SELECT oid FROM model_objects WHERE space_id = ?)",
         space_id,
+    )
+    return rows[0][0]
+
+
+async def model_lfs_bytes(db: Database, space_id: str, model_id: str) -> int:
+    """Bytes of the LFS objects a model links, each counted once."""
+    rows = await fetch_all(
+        db,
+        "SELECT coalesce(sum(o.size), 0) FROM model_objects m JOIN lfs_objects o ON o.oid = m.oid"
+        " WHERE m.space_id = ? AND m.model_id = ?",
+        space_id,
+        model_id,
     )
     return rows[0][0]
 

@@ -8,6 +8,7 @@ __all__ = [
     "insert_task",
     "get_task",
     "list_tasks",
+    "last_scan",
     "claim_task",
     "requeue_interrupted",
     "hand_back_task",
@@ -84,6 +85,30 @@ async def list_tasks(
         limit,
     )
     return [row_to(Task, row) for row in rows]
+
+
+async def last_scan(
+    db: Database,
+    space_id: str,
+    model_id: str,
+    *,
+    commit_id: str | None = None,
+    ref: str | None = None,
+) -> Task | None:
+    """The model's newest finished scan of that commit, or of that ref (either given)."""
+    rows = await fetch_all(
+        db,
+        f"SELECT {_COLUMNS} FROM tasks WHERE kind = 'scan' AND status = 'succeeded'"
+        " AND space_id = ? AND model_id = ? AND (? IS NULL OR commit_id = ?)"
+        " AND (? IS NULL OR ref = ?) ORDER BY id DESC LIMIT 1",
+        space_id,
+        model_id,
+        commit_id,
+        commit_id,
+        ref,
+        ref,
+    )
+    return row_to(Task, rows[0]) if rows else None
 
 
 async def claim_task(db: Database, node: str) -> Task | None:

@@ -24,8 +24,10 @@ from amphub.hf.repo import (
     resolve_revision,
 )
 from amphub.http import keys
+from amphub.http.access import ModelAccess
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION
+from amphub.services.scans import ref_scan, with_history
 from amphub.storage.repo_files import CommitInfo, list_commits, list_refs
 
 # The Hub's page sizes: expanding an entry walks the history, so those pages are short.
@@ -47,23 +49,36 @@ def entry_json(entry: HubEntry) -> dict[str, Any]:
     return item
 
 
-def _security(verdict: str | None) -> dict[str, Any]:
+def _security(verdict: dict[str, Any] | None) -> dict[str, Any]:
     """A file's last scan verdict in the Hub's securityFileStatus shape, findings added."""
-    found = json.loads(verdict) if verdict else {}
-    return {
+    found = verdict or {}
+    answer = {
         "status": found.get("status", "unscanned"),
         "avScan": None,  # amphub runs no virus scanner
         "pickleImportScan": found.get("pickleImportScan"),
         "findings": found.get("findings", []),
     }
+    if found.get("history"):
+        answer["history"] = found["history"]
+    return answer
 
 
 async def _expanded(
-    request: web.Request, entries: list[HubEntry], commits: dict[str, CommitSummary]
+    request: web.Request,
+    access: ModelAccess,
+    commit_id: str,
+    entries: list[HubEntry],
+    commits: dict[str, CommitSummary],
 ) -> list[dict[str, Any]]:
-    """The entries with their last commit and, for files, their last scan verdict."""
+    """The entries with their last commit and, for files, their last scan verdict.
+
+    A file whose earlier version leaked a secret is unsafe, as the commit's scan found.
+    """
     ids = [e.lfs.oid if e.lfs else e.oid for e in entries if e.type == "file"]
-    verdicts = await db.scan_verdicts(request.app[keys.HUB].db, ids, SCANNER_VERSION)
+    hub = request.app[keys.HUB]
+    verdicts = await db.scan_verdicts(hub.db, ids, SCANNER_VERSION)
+    found = await ref_scan(hub, access.space.id, access.model.id, commit_id, commit_id)
+    scanned = found.files if found.state == "scanned" else {}
     items = []
     for entry in entries:
         item = entry_json(entry)
@@ -71,49 +86,59 @@ async def _expanded(
         if last:
             item["lastCommit"] = {"id": last.id, "title": last.title, "date": last.date}
         if entry.type == "file":
-            item["securityFileStatus"] = _security(
-                verdicts.get(entry.lfs.oid if entry.lfs else entry.oid)
-            )
+            stored = verdicts.get(entry.lfs.oid if entry.lfs else entry.oid)
+            verdict = with_history(json.loads(stored) if stored else None, scanned.get(entry.path))
+            item["securityFileStatus"] = _security(verdict)
         items.append(item)
     return items
 
 
 async def get_tree(request: web.Request) -> web.Response:
     """The files and folders of a folder at a revision, a page at a time."""
-    path = repository(request, await require_repo(request, Action.READ_FILES))
+    access = await require_repo(request, Action.READ_FILES)
+    path = repository(request, access)
     rev, folder = request.match_info["rev"], request.match_info["path"].strip("/")
     recursive, expand = flag(request, "recursive"), flag(request, "expand")
     size = EXPANDED_TREE_PAGE if expand else TREE_PAGE
     page = requested_page(request, size, size)
 
-    def read() -> tuple[list[HubEntry], bool, dict[str, CommitSummary]]:
+    def read() -> tuple[str, list[HubEntry], bool, dict[str, CommitSummary]]:
         commit_id = resolve_revision(path, rev)
         entries = list_entries(path, commit_id, folder, recursive)
         shown = entries[page.offset : page.offset + page.limit]
         commits = last_commits(path, commit_id, [e.path for e in shown]) if expand else {}
-        return shown, len(entries) > page.offset + page.limit, commits
+        return commit_id, shown, len(entries) > page.offset + page.limit, commits
 
-    shown, more, commits = await run_git(request, read)
-    items = await _expanded(request, shown, commits) if expand else list(map(entry_json, shown))
+    commit_id, shown, more, commits = await run_git(request, read)
+    items = (
+        await _expanded(request, access, commit_id, shown, commits)
+        if expand
+        else list(map(entry_json, shown))
+    )
     return paged_response(request, items, page, more)
 
 
 async def post_paths_info(request: web.Request) -> web.Response:
     """The entries at the paths asked for (a form with `paths` and `expand`)."""
-    path = repository(request, await require_repo(request, Action.READ_FILES))
+    access = await require_repo(request, Action.READ_FILES)
+    path = repository(request, access)
     rev = request.match_info["rev"]
     form = await request.post()
     wanted = [str(p) for p in form.getall("paths", [])]
     expand = str(form.get("expand", "")).lower() in ("1", "true")
 
-    def read() -> tuple[list[HubEntry], dict[str, CommitSummary]]:
+    def read() -> tuple[str, list[HubEntry], dict[str, CommitSummary]]:
         commit_id = resolve_revision(path, rev)
         entries = path_entries(path, commit_id, wanted)
         commits = last_commits(path, commit_id, [e.path for e in entries]) if expand else {}
-        return entries, commits
+        return commit_id, entries, commits
 
-    entries, commits = await run_git(request, read)
-    items = await _expanded(request, entries, commits) if expand else list(map(entry_json, entries))
+    commit_id, entries, commits = await run_git(request, read)
+    items = (
+        await _expanded(request, access, commit_id, entries, commits)
+        if expand
+        else list(map(entry_json, entries))
+    )
     return web.json_response(items)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import re
@@ -36,7 +35,8 @@ from amphub.errors import (
     UnsupportedMediaType,
     is_disk_full,
 )
-from amphub.http.headers import PAGE_HEADERS, SIGN_IN_PATH, STATIC_PREFIX
+from amphub.http import keys
+from amphub.http.headers import PAGE_HEADERS, SIGN_IN_PATH
 
 log = logging.getLogger("amphub")
 
@@ -89,14 +89,6 @@ GIT_SERVICE_PATH = re.compile(r"/(info/refs|git-upload-pack|git-receive-pack)$")
 HF_PATH = re.compile(r"/api/(models|repos|whoami-v2|validate-yaml)(/|$)|/[^/]+/[^/]+/resolve/")
 # The Hub's error codes; huggingface_hub raises its own exception for each.
 HF_ERROR_CODES = frozenset({"RepoNotFound", "RevisionNotFound", "EntryNotFound", "GatedRepo"})
-ERROR_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<title>{title} · amphub</title><link rel="stylesheet" href="{static}/style.css"></head>
-<body><main class="narrow"><h1>{title}</h1><p>{message}</p>
-<p><a href="/">Models</a> · <a href="{sign_in}">Sign in</a></p></main></body></html>
-"""
 
 
 def route_family(request: web.Request) -> str:
@@ -126,13 +118,12 @@ def sign_in_url(request: web.Request) -> str:
 
 
 def _page(request: web.Request, status: int, message: str) -> web.Response:
-    text = ERROR_PAGE.format(
-        title=html.escape(f"{status} {HTTPStatus(status).phrase}"),
-        message=html.escape(message),
-        static=STATIC_PREFIX,
-        sign_in=html.escape(sign_in_url(request)),
-    )
-    return web.Response(status=status, text=text, content_type="text/html", headers=PAGE_HEADERS)
+    """The error as a page in the site's layout (amphub.web draws it)."""
+    error_page = request.app.get(keys.ERROR_PAGE)
+    if error_page is None:  # an app without the pages
+        text = f"{status} {HTTPStatus(status).phrase}: {message}\n"
+        return web.Response(status=status, text=text, headers=PAGE_HEADERS)
+    return error_page(request, status, message)
 
 
 def render(request: web.Request, status: int, code: str, message: str) -> web.Response:

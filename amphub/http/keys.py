@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from amphub.db import ModelWithRoles
@@ -10,6 +12,8 @@ from amphub.policy.tokens import TransferToken
 from amphub.services.hub import Hub
 
 HUB = web.AppKey("hub", Hub)
+# The error page in the site's layout (status, message), set by the pages' adapter.
+ERROR_PAGE = web.AppKey[Callable[[web.Request, int, str], web.Response]]("error_page")
 
 ACTOR = web.RequestKey("actor", Actor)
 # Set when the request carried a transfer or deployment token instead of a key.

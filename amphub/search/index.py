@@ -10,7 +10,8 @@ A set of models is a Python int with bit `slot` set for each model in it, so fil
 permissions combine with `&` and `|`, and a facet count is one `bit_count()`, all in C.
 The semantics are those of the SQL in `amphub.db.cards` (`search_models_by_sql`): SQLite's
 NOCASE (ASCII letters only) for the card filters, binary comparison everywhere else, and
-substring matching of the lowered text.
+each word of the query (`amphub.search.words`) a substring of the folded text; models whose
+id or name holds every word come first.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from amphub.search.postings import (
     nocase,
     union,
 )
+from amphub.search.words import fold
 
 SORTS = ("updated", "created", "name", "parameters")
 # A search with fewer hits than one slot in this many handles them one by one; with more,
@@ -89,7 +91,7 @@ class Reachable:
 class Criteria:
     """What the matching models must hold, beyond being in reach."""
 
-    text: str = ""
+    words: tuple[str, ...] = ()  # folded, as `amphub.search.words.query_words` gives them
     filters: tuple[tuple[str, str], ...] = ()
     min_parameters: int | None = None
     max_parameters: int | None = None
@@ -117,6 +119,7 @@ class SearchState:
         self.slot_of: dict[tuple[str, str], int] = {}
         self.free: list[int] = []
         self.names: list[str] = []
+        self.titles: list[str] = []  # the model id and name, folded: matches rank first
         self.created: list[str] = []
         self.updated: list[str] = []
         self.parameters: list[int | None] = []
@@ -172,7 +175,8 @@ class SearchState:
             if not len(posting):
                 self._forget(posting)
         self.keys[slot] = None
-        self.names[slot] = self.created[slot] = self.updated[slot] = self.texts[slot] = ""
+        self.names[slot] = self.titles[slot] = self.texts[slot] = ""
+        self.created[slot] = self.updated[slot] = ""
         self.parameters[slot] = None
         self.held[slot] = ()
         self.free.append(slot)
@@ -186,7 +190,7 @@ class SearchState:
         else:
             slot = self.size
             self.keys.append(key)
-            for column in (self.names, self.created, self.updated, self.texts):
+            for column in (self.names, self.titles, self.created, self.updated, self.texts):
                 column.append("")
             self.parameters.append(None)
             self.held.append(())
@@ -195,8 +199,9 @@ class SearchState:
 
     def _fill(self, slot: int, entry: Entry, size: int | None) -> None:
         """Record a model in its slot; `size` None while building in bulk (sets only)."""
-        space_id, _, name, visibility, owner, created, updated, card, members = entry
+        space_id, model_id, name, visibility, owner, created, updated, card, members = entry
         self.names[slot] = name
+        self.titles[slot] = fold(f"{model_id}\n{name}")
         self.created[slot] = created
         self.updated[slot] = created if updated == created else updated  # one string, not two
         columns = self.columns
@@ -330,8 +335,7 @@ class SearchState:
             field = field or self.values.get(name)  # any other name is a card_values field
             bits &= union(field.matching(value), self.size) if field is not None else 0
         low, high = criteria.min_parameters, criteria.max_parameters
-        text = criteria.text.lower()
-        if not bits or (low is None and high is None and not text):
+        if not bits or (low is None and high is None and not criteria.words):
             return bits
         # The rest is tested model by model, on the models left.
         slots = self.slots(bits, flags_of(bits, self.size))
@@ -347,8 +351,16 @@ class SearchState:
                 )
 
             slots = list(filter(within, slots))
-        if text:
-            found = map(operator.contains, map(self.texts.__getitem__, slots), repeat(text))
+        for word in criteria.words:
+            found = map(operator.contains, map(self.texts.__getitem__, slots), repeat(word))
+            slots = list(compress(slots, found))
+        return bits_from(slots, self.size)
+
+    def titled(self, hits: int, flags: bytes, words: tuple[str, ...]) -> int:
+        """The hits whose id or name holds every word."""
+        slots = self.slots(hits, flags)
+        for word in words:
+            found = map(operator.contains, map(self.titles.__getitem__, slots), repeat(word))
             slots = list(compress(slots, found))
         return bits_from(slots, self.size)
 
@@ -375,6 +387,7 @@ class SearchState:
             "framework": self.values.get("framework"),
             "task_type": self.columns["task_type"],
             "algorithm": self.columns["algorithm"],
+            "license": self.columns["license"],
         }
         facets: dict[str, dict[str, int]] = {}
         for name, field in fields.items():
@@ -384,9 +397,24 @@ class SearchState:
         return facets
 
     def page(
+        self, hits: int, flags: bytes, sort: str, limit: int, offset: int, first: int = 0
+    ) -> list[tuple[str, str]]:
+        """The keys of one page of hits in a sort's order, the hits of `first` before the rest."""
+        if not first or first == hits:
+            return self._page(hits, flags, sort, limit, offset)
+        rest = hits & ~first
+        ahead = first.bit_count()
+        keys = []
+        if offset < ahead:
+            keys = self._page(first, flags_of(first, self.size), sort, limit, offset)
+        if len(keys) < limit and rest:
+            after = max(0, offset - ahead)
+            keys += self._page(rest, flags_of(rest, self.size), sort, limit - len(keys), after)
+        return keys
+
+    def _page(
         self, hits: int, flags: bytes, sort: str, limit: int, offset: int
     ) -> list[tuple[str, str]]:
-        """The keys of one page of hits in a sort's order."""
         key_of = self.key_of()
         chosen: Iterable[int]
         if hits.bit_count() * _FEW > self.size:  # many hits: the first ones along the order
@@ -433,8 +461,9 @@ class SearchIndex:
         state = self._state
         hits = state.matching(state.reach(reachable), criteria)
         flags = flags_of(hits, state.size)
+        first = state.titled(hits, flags, criteria.words) if criteria.words and hits else 0
         return Found(
-            keys=state.page(hits, flags, sort, limit, offset),
+            keys=state.page(hits, flags, sort, limit, offset, first),
             total=hits.bit_count(),
             facets=state.facets(hits, flags),
         )

@@ -6,14 +6,30 @@ import json
 
 from amphub import db
 from amphub.cards import Card, parse_card
+from amphub.search.words import fold
 from amphub.services.hub import Hub
 from amphub.storage.repos import read_readme
 
+# The description's beginning is searched (what a model is): search reads every text it holds
+# one by one, and a longer text slows every search over all models (bench/search.py).
+DESCRIPTION_SEARCHED = 100
+
 
 def search_text(model: db.Model, card: Card) -> str:
-    """What free-text search looks in: ids, name, tags, license and dataset names."""
-    parts = [model.id, model.name, *card.tags, card.license or "", *card.dataset_names()]
-    return "\n".join(part for part in parts if part).lower()
+    """What free-text search looks in, folded: ids, name, the card's values, the description."""
+    parts = [
+        model.id,
+        model.name,
+        model.space_id,
+        *card.frameworks,
+        card.task_type or "",
+        card.algorithm or "",
+        *card.tags,
+        card.license or "",
+        *card.dataset_names(),
+        card.description[:DESCRIPTION_SEARCHED],
+    ]
+    return fold("\n".join(part for part in parts if part))
 
 
 def card_row(model: db.Model, commit_id: str | None, card: Card) -> db.CardRow:

@@ -8,6 +8,7 @@ from amphub import db
 from amphub.services.cards import refresh_card
 from amphub.services.hub import Hub
 from amphub.services.objects import collect
+from amphub.services.scans import RefScan, ref_scan
 from amphub.storage.repo_files import list_refs
 
 
@@ -75,16 +76,18 @@ async def remove_model(hub: Hub, model: db.Model, by: str) -> None:
 class ModelDetails:
     """What a model's page and its API answer show beyond the model's row."""
 
-    size: int
+    size: int  # the git repository on disk
+    lfs_size: int  # the LFS objects the model links
     refs: dict[str, list[dict[str, str]]]
     card: tuple[str | None, str] | None  # (commit, card JSON) once indexed
     last_scan: db.Task | None
+    master_scan: RefScan
     replicas: list[db.Replica]
     deployments: list[db.Deployment]
 
 
 async def model_details(hub: Hub, model: db.Model) -> ModelDetails:
-    """A model's size, branches and tags, card, last scan, replicas and deployments."""
+    """A model's size, branches and tags, card, scans, replicas and deployments."""
     space_id, model_id = model.space_id, model.id
     path = hub.repos.path(space_id, model_id)
 
@@ -94,14 +97,14 @@ async def model_details(hub: Hub, model: db.Model) -> ModelDetails:
         return hub.repos.size(path), list_refs(path)
 
     size, refs = await hub.run_blocking(read)
-    scans = await db.list_tasks(
-        hub.db, kind="scan", status="succeeded", space_id=space_id, model_id=model_id, limit=1
-    )
+    master = next((ref["commit"] for ref in refs["branches"] if ref["name"] == "master"), None)
     return ModelDetails(
         size=size,
+        lfs_size=await db.model_lfs_bytes(hub.db, space_id, model_id),
         refs=refs,
         card=await db.get_card(hub.db, space_id, model_id),
-        last_scan=scans[0] if scans else None,
+        last_scan=await db.last_scan(hub.db, space_id, model_id),
+        master_scan=await ref_scan(hub, space_id, model_id, "master", master),
         replicas=await db.list_replicas(hub.db, space_id, model_id),
         deployments=await db.list_deployments(hub.db, space_id, model_id),
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from amphub import db
+from amphub.cards import canonical_algorithm, canonical_framework, canonical_task_type
 from amphub.clock import rfc3339
 from amphub.policy import Action, Actor, allowed
 from amphub.policy.matrix import MODEL_ACTIONS, reach
@@ -51,10 +52,21 @@ def model_query(who: Actor, search: ModelSearch, live_after: str) -> db.SearchQu
         space_roles=can.space_roles,
         live_after=live_after,
         text=search.text.strip(),
-        filters=dict(search.filters),
+        filters={name: canonical_filter(name, value) for name, value in search.filters.items()},
         min_parameters=search.min_parameters,
         max_parameters=search.max_parameters,
     )
+
+
+def canonical_filter(name: str, value: str) -> str:
+    """A filter's value in the taxonomy's spelling, as the card parser reads it (`cv`)."""
+    if name == "framework":
+        return canonical_framework(value) or value
+    if name == "task_type":
+        return canonical_task_type(value) or value
+    if name == "algorithm":
+        return canonical_algorithm(value)[1] or value
+    return value
 
 
 async def search_models(hub: Hub, who: Actor, search: ModelSearch) -> FoundModels:

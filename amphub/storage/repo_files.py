@@ -23,6 +23,8 @@ LFS_POINTER_MAX = 1024
 # git's own test for binary content: a NUL byte in the first 8000 bytes.
 BINARY_PROBE = 8000
 GITLINK_MODE = 0o160000
+# Commits searched, newest first, for a short commit id.
+SHORT_ID_WALK = 10_000
 
 _Object = TypeVar("_Object", bound=ShaFile)
 
@@ -77,7 +79,8 @@ def _named_refs(rev: str) -> list[Ref]:
     return [ref for ref in candidates if check_ref_format(ref)]
 
 
-def _commit(repo: Repo, rev: str) -> Commit:
+def find_commit(repo: Repo, rev: str) -> Commit:
+    """The commit a branch, tag, commit id or short commit id names in an open repository."""
     for ref in _named_refs(rev):
         if ref in repo.refs:
             obj = repo[repo.refs[ref]]
@@ -89,19 +92,44 @@ def _commit(repo: Repo, rev: str) -> Commit:
         obj = repo[rev.encode()]
         if isinstance(obj, Commit) and _reachable(repo, obj.id):
             return obj
+    if re.fullmatch(r"[0-9a-f]{4,39}", rev):
+        return _by_short_id(repo, rev)
     raise RevisionNotFound(f"no branch, tag or commit {rev}")
 
 
-def _reachable(repo: Repo, commit_id: ObjectID) -> bool:
-    """Whether a branch or tag holds the commit: what a deleted branch left is not served."""
+def _tips(repo: Repo) -> list[ObjectID]:
+    """The commits the branches and tags point at."""
     tips = []
     for ref in repo.refs.allkeys():
         if ref.startswith((b"refs/heads/", b"refs/tags/")):
             tip = repo.get_peeled(ref)
-            if tip == commit_id:
-                return True
             if isinstance(repo[tip], Commit):
                 tips.append(tip)
+    return tips
+
+
+def _by_short_id(repo: Repo, prefix: str) -> Commit:
+    """The one commit a branch or tag holds whose id begins with `prefix` (as git abbreviates).
+
+    Only the newest SHORT_ID_WALK commits are looked at, so a paste costs a bounded walk.
+    """
+    found: dict[bytes, Commit] = {}
+    walker = repo.get_walker(include=_tips(repo), max_entries=SHORT_ID_WALK)
+    for entry in walker:
+        if entry.commit.id.startswith(prefix.encode()):
+            found[entry.commit.id] = entry.commit
+    if len(found) == 1:
+        return next(iter(found.values()))
+    if found:
+        raise RevisionNotFound(f"{prefix} is the beginning of several commits; give more of it")
+    raise RevisionNotFound(f"no branch, tag or commit {prefix}")
+
+
+def _reachable(repo: Repo, commit_id: ObjectID) -> bool:
+    """Whether a branch or tag holds the commit: what a deleted branch left is not served."""
+    tips = _tips(repo)
+    if commit_id in tips:
+        return True
     # Newest first, so a recent commit is found after a short walk.
     return any(entry.commit.id == commit_id for entry in repo.get_walker(include=tips))
 
@@ -157,7 +185,7 @@ def _lookup_id(repo: Repo, tree_id: bytes, file: str) -> bytes:
 def resolve(path: Path, rev: str) -> str:
     """The commit id a branch, tag or commit names."""
     with Repo(str(path)) as repo:
-        return _commit(repo, rev).id.decode()
+        return find_commit(repo, rev).id.decode()
 
 
 def qualify(path: Path, rev: str) -> tuple[str, str] | None:
@@ -178,7 +206,7 @@ def list_tree(
     page of a folder with ten thousand files costs no more than the page.
     """
     with Repo(str(path)) as repo:
-        tree = _folder(repo, _commit(repo, rev).tree, folder)
+        tree = _folder(repo, find_commit(repo, rev).tree, folder)
         # A gitlink (submodule) names a commit of another repository: nothing to list here.
         items = [item for item in tree.iteritems() if item.mode != GITLINK_MODE]
         items.sort(key=lambda item: (not stat.S_ISDIR(item.mode), item.path))
@@ -196,7 +224,7 @@ def list_tree(
 def file_entry(path: Path, rev: str, file: str) -> Entry:
     """One file of a revision, as its folder lists it."""
     with Repo(str(path)) as repo:
-        blob_id = _lookup_id(repo, _commit(repo, rev).tree, file)
+        blob_id = _lookup_id(repo, find_commit(repo, rev).tree, file)
         return _file_entry(repo, file.strip("/"), blob_id)
 
 
@@ -217,7 +245,7 @@ def _file_entry(repo: Repo, name: str, blob_id: bytes) -> Entry:
 def walk_files(path: Path, rev: str) -> tuple[str, list[Entry]]:
     """(commit id, every file of the revision, recursively)."""
     with Repo(str(path)) as repo:
-        commit = _commit(repo, rev)
+        commit = find_commit(repo, rev)
         files: list[Entry] = []
         pending = [("", read_as(repo, commit.tree, Tree))]
         while pending:
@@ -325,7 +353,7 @@ def read_object(path: Path, sha: str) -> bytes:
 def open_blob(path: Path, rev: str, file: str) -> BlobReader:
     """A file's bytes as stored in git (an LFS file gives its pointer), to read in chunks."""
     with Repo(str(path)) as repo:
-        blob_id = _lookup_id(repo, _commit(repo, rev).tree, file)
+        blob_id = _lookup_id(repo, find_commit(repo, rev).tree, file)
         return BlobReader(repo, blob_id)
 
 
@@ -359,17 +387,19 @@ class CommitInfo:
 def list_commits(path: Path, rev: str, skip: int, limit: int) -> list[CommitInfo]:
     """The history of a revision, newest first: `limit` commits after the first `skip`."""
     with Repo(str(path)) as repo:
-        start = _commit(repo, rev)
+        start = find_commit(repo, rev)
         walker = repo.get_walker(include=[start.id], max_entries=skip + limit)
-        return [
-            CommitInfo(
-                id=commit.id.decode(),
-                parents=tuple(parent.decode() for parent in commit.parents),
-                author=commit.author.decode(errors="replace"),
-                authored_at=commit.author_time,
-                committer=commit.committer.decode(errors="replace"),
-                committed_at=commit.commit_time,
-                message=commit.message.decode(errors="replace"),
-            )
-            for commit in (entry.commit for entry in list(walker)[skip:])
-        ]
+        return [commit_info(entry.commit) for entry in list(walker)[skip:]]
+
+
+def commit_info(commit: Commit) -> CommitInfo:
+    """A commit as listings show it."""
+    return CommitInfo(
+        id=commit.id.decode(),
+        parents=tuple(parent.decode() for parent in commit.parents),
+        author=commit.author.decode(errors="replace"),
+        authored_at=commit.author_time,
+        committer=commit.committer.decode(errors="replace"),
+        committed_at=commit.commit_time,
+        message=commit.message.decode(errors="replace"),
+    )

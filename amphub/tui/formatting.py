@@ -72,12 +72,7 @@ def status(value: str | None) -> Text:
 
 def verdict(task: dict) -> str | None:
     """A finished scan's verdict (safe, suspicious, unsafe or error); None for other tasks."""
-    if task.get("verdict"):
-        return task["verdict"]
-    result = task.get("result")
-    if task["kind"] != "scan" or not isinstance(result, dict):
-        return None
-    return (result.get("summary") or {}).get("status")
+    return task.get("verdict")
 
 
 def bar(fraction: float, width: int = BAR_WIDTH, style: str = "green") -> Text:

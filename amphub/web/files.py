@@ -10,9 +10,11 @@ from urllib.parse import quote
 from aiohttp import web
 
 from amphub.api import files as files_api
+from amphub.api.models import ref_scan_json
 from amphub.errors import BadRequest
 from amphub.http import keys
 from amphub.http.headers import DOWNLOAD_HEADERS
+from amphub.storage.commit_views import last_changes
 from amphub.web.modelpage import header, viewable_model
 from amphub.web.rendered import code_html
 from amphub.web.view import page, redirect
@@ -67,12 +69,19 @@ async def get_files(request: web.Request) -> web.Response:
     rev, folder = request.match_info["rev"], request.match_info["path"].strip("/")
     refs = await files_api.refs_json(request)
     current = _page_number(request)
+    scan = await files_api.rev_scan(request, repo, rev)
     total, entries = await files_api.tree_entries(
-        request, repo, rev, folder, (current - 1) * ENTRIES_PER_PAGE, ENTRIES_PER_PAGE
+        request, repo, rev, folder, (current - 1) * ENTRIES_PER_PAGE, ENTRIES_PER_PAGE, scan
     )
     m = header(request, access, "files", rev)
+    names = [posixpath.basename(entry["path"]) for entry in entries]
+    hub = request.app[keys.HUB]
+    changed = await hub.run_blocking(lambda: last_changes(repo, rev, folder, names))
     for entry in entries:
         entry["name"] = posixpath.basename(entry["path"])
+        last = changed.get(entry["name"])
+        if last is not None:
+            entry["last"] = _commit_view(files_api.commit_json(last), m["home"])
         kind = "files" if entry["type"] == "directory" else "blob"
         entry["href"] = f"{m['home']}/{kind}/{rev}/{quote(entry['path'])}"
         entry["raw"] = f"{m['home']}/raw/{rev}/{quote(entry['path'])}"
@@ -86,6 +95,8 @@ async def get_files(request: web.Request) -> web.Response:
         crumbs=_crumbs(m["home"], rev, folder),
         entries=entries,
         refs=refs,
+        rs=ref_scan_json(scan),
+        commit=scan.commit,
         current=current,
         pages=max(1, math.ceil(total / ENTRIES_PER_PAGE)),
         total=total,
@@ -97,7 +108,8 @@ async def get_blob_page(request: web.Request) -> web.Response:
     access = await viewable_model(request)
     _, repo = await files_api.model_repo(request)
     rev, file = request.match_info["rev"], request.match_info["path"]
-    entry = await files_api.file_json(request, repo, rev, file)
+    scan = await files_api.rev_scan(request, repo, rev)
+    entry = await files_api.file_json(request, repo, rev, file, scan)
     shown = None
     if not entry.get("lfs") and not entry.get("binary") and entry["size"] <= VIEW_LIMIT:
         text = (await files_api.file_data(request, repo, rev, file)).decode(errors="replace")
@@ -111,6 +123,7 @@ async def get_blob_page(request: web.Request) -> web.Response:
         rev_label=_rev_label(rev),
         file=file,
         entry=entry,
+        rs=ref_scan_json(scan),
         shown=shown,
         crumbs=_crumbs(m["home"], rev, posixpath.dirname(file)),
         raw=f"{m['home']}/raw/{rev}/{quote(file)}",
@@ -134,7 +147,7 @@ async def get_raw(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _commit_view(commit: dict, home: str) -> dict:
+def _commit_view(commit: dict, home: str, tags: dict[str, list[str]] | None = None) -> dict:
     title, _, body = commit["message"].strip().partition("\n")
     author = AUTHOR.match(commit["author"])
     return {
@@ -143,7 +156,32 @@ def _commit_view(commit: dict, home: str) -> dict:
         "body": body.strip(),
         "author_name": author.group(1) if author else commit["author"],
         "files": f"{home}/files/{commit['id']}",
+        "page": f"{home}/commit/{commit['id']}",
+        "tags": (tags or {}).get(commit["id"], []),
     }
+
+
+def _tags_by_commit(refs: dict) -> dict[str, list[str]]:
+    tags: dict[str, list[str]] = {}
+    for tag in refs["tags"]:
+        tags.setdefault(tag["commit"], []).append(tag["name"])
+    return tags
+
+
+async def get_commit_page(request: web.Request) -> web.Response:
+    """One commit: its message, author, tags, and what it changed, file by file."""
+    access = await viewable_model(request)
+    found = await files_api.commit_changes_json(request)
+    refs = await files_api.refs_json(request)
+    m = header(request, access, "commits", found["commit"]["id"])
+    return page(
+        request,
+        "commit.html",
+        m=m,
+        commit=_commit_view(found["commit"], m["home"], _tags_by_commit(refs)),
+        files=found["files"],
+        more=found["more"],
+    )
 
 
 async def get_commits_page(request: web.Request) -> web.Response:
@@ -160,7 +198,9 @@ async def get_commits_page(request: web.Request) -> web.Response:
         rev=rev,
         rev_label=_rev_label(rev),
         refs=refs,
-        commits=[_commit_view(commit, m["home"]) for commit in found["commits"]],
+        commits=[
+            _commit_view(commit, m["home"], _tags_by_commit(refs)) for commit in found["commits"]
+        ],
         next_page=found["next_page"],
         current=int(request.query.get("page", 1)),
     )

@@ -6,8 +6,10 @@ from importlib import resources
 
 from aiohttp import web
 
+from amphub.http import keys
 from amphub.http.headers import SIGN_IN_PATH, STATIC_PREFIX
 from amphub.web import account, files, models, spaces, tasks
+from amphub.web.view import error_page
 
 
 def add_routes(app: web.Application) -> None:
@@ -16,6 +18,7 @@ def add_routes(app: web.Application) -> None:
     # separators out; a file path may hold them, and is only looked up inside a git tree.
     model = "/{space:[a-z0-9][a-z0-9-]{1,62}}/{model:[A-Za-z0-9._-]+}"
     rev = "{rev:[A-Za-z0-9._-]+}"
+    app[keys.ERROR_PAGE] = error_page
     app.router.add_get("/", models.get_home)
     app.router.add_get(SIGN_IN_PATH, account.get_sign_in)
     app.router.add_post(SIGN_IN_PATH, account.post_sign_in)
@@ -35,3 +38,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(model + f"/blob/{rev}/" + "{path:.+}", files.get_blob_page)
     app.router.add_get(model + f"/raw/{rev}/" + "{path:.+}", files.get_raw)
     app.router.add_get(model + f"/commits/{rev}", files.get_commits_page)
+    app.router.add_get(model + f"/commit/{rev}", files.get_commit_page)

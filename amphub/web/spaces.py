@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from aiohttp import web
 
+from amphub.api import models as models_api
 from amphub.api import spaces as spaces_api
 from amphub.errors import Forbidden
 from amphub.http.access import require_space
 from amphub.policy import Action
 from amphub.policy.matrix import VISIBILITIES
 from amphub.web.view import page
+
+SPACE_MODELS = 100  # listed on a space's page; the models page has the rest
 
 
 async def get_spaces_page(request: web.Request) -> web.Response:
@@ -31,10 +36,14 @@ async def get_space_page(request: web.Request) -> web.Response:
     space = await require_space(request, request.match_info["space"], Action.USE_SPACE)
     manage = await _may_authorize(request, space.id)
     members = await spaces_api.members_json(request, space) if manage else []
+    # The space's models the caller may retrieve, as the models page finds them.
+    query = urlencode({"space": space.id, "sort": "name", "per_page": SPACE_MODELS})
+    models = await models_api.search_answer(request.clone(rel_url=f"/?{query}"))
     return page(
         request,
         "space.html",
         space=await spaces_api.space_json(request, space),
+        models=models,
         manage=manage,
         members=members,
         roles=spaces_api.GRANTABLE_SPACE_ROLES,

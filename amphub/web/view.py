@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from http import HTTPStatus
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
@@ -13,9 +14,10 @@ from aiohttp import web
 from jinja2 import Environment, PackageLoader
 
 from amphub.clock import parse_rfc3339
-from amphub.http import session
+from amphub.http import keys, session
 from amphub.http.access import actor
 from amphub.http.headers import PAGE_HEADERS, STATIC_PREFIX
+from amphub.policy import Actor
 from amphub.units import human_size
 
 COUNT_UNITS = ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K"))
@@ -121,15 +123,22 @@ def link(request: web.Request, path: str | None = None, **changes: Any) -> str:
     return (path or request.path) + (f"?{text}" if text else "")
 
 
-def page(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
-    """A page for the caller, with the security headers and a session for its forms."""
+def page(
+    request: web.Request,
+    template: str,
+    *,
+    status: int = 200,
+    who: Actor | None = None,
+    **context: Any,
+) -> web.Response:
+    """A page for the caller (`who`, when not signed in yet), with the security headers."""
     kept = session.read(request)
     state = kept or session.new(request)
     text = (
         environment()
         .get_template(template)
         .render(
-            who=actor(request),
+            who=who or actor(request),
             csrf=session.csrf_token(request, state),
             here=request.path_qs,
             link=functools.partial(link, request),
@@ -142,6 +151,21 @@ def page(request: web.Request, template: str, *, status: int = 200, **context: A
     if kept is None:
         session.store(request, response, state)
     return response
+
+
+# What a page says for aiohttp's own one-word reasons.
+GENERIC_MESSAGES = {
+    "Not Found": "There is no page at this address.",
+    "Method Not Allowed": "This page cannot be used that way.",
+}
+
+
+def error_page(request: web.Request, status: int, message: str) -> web.Response:
+    """An error as a page of the site: its header, navigation and search around the message."""
+    title = f"{status} {HTTPStatus(status).phrase}"
+    text = GENERIC_MESSAGES.get(message, message)
+    who = request.get(keys.ACTOR) or Actor()  # none when signing in itself failed
+    return page(request, "error.html", status=status, who=who, title=title, message=text)
 
 
 def redirect(location: str) -> web.Response:

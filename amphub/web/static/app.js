@@ -145,6 +145,9 @@ async function followTask(row) {
   const status = row.querySelector('[data-field="status"]');
   status.textContent = task.status;
   status.className = `status s-${task.status}`;
+  const verdict = row.querySelector('[data-field="verdict"]');
+  verdict.textContent = task.verdict || "";
+  verdict.className = task.verdict ? `status s-${task.verdict}` : "";
   const progress = row.querySelector('[data-field="progress"]');
   progress.value = task.status === "succeeded" ? 100 : task.progress;
   progress.textContent = `${task.progress}%`;
@@ -167,8 +170,45 @@ function followTasks() {
   setTimeout(tick, 500);
 }
 
+// On a phone the filters start folded, so the results come first.
+function foldFiltersWhenNarrow() {
+  if (!window.matchMedia("(max-width: 760px)").matches) return;
+  for (const details of document.querySelectorAll("details[data-close-narrow]")) {
+    details.open = false;
+  }
+}
+
+// Tabs: one panel shown at a time; arrow keys move between tabs (WAI-ARIA tabs pattern).
+function setUpTabs() {
+  for (const list of document.querySelectorAll('[role="tablist"]')) {
+    const tabs = [...list.querySelectorAll('[role="tab"]')];
+    const choose = (chosen) => {
+      for (const tab of tabs) {
+        const on = tab === chosen;
+        tab.setAttribute("aria-selected", String(on));
+        tab.tabIndex = on ? 0 : -1;
+        document.getElementById(tab.getAttribute("aria-controls")).hidden = !on;
+      }
+    };
+    tabs.forEach((tab, at) => {
+      tab.addEventListener("click", () => choose(tab));
+      tab.addEventListener("keydown", (event) => {
+        const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+        if (!step) return;
+        const next = tabs[(at + step + tabs.length) % tabs.length];
+        choose(next);
+        next.focus();
+      });
+    });
+    list.hidden = false;
+    choose(tabs.find((tab) => tab.getAttribute("aria-selected") === "true") || tabs[0]);
+  }
+}
+
 setUpCopyButtons();
 setUpAutoSubmit();
+setUpTabs();
+foldFiltersWhenNarrow();
 setUpApiForms();
 fillDatalists();
 followTasks();
