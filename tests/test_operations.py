@@ -98,10 +98,11 @@ async def test_metrics_count_requests_bytes_tasks_and_verdicts(node_hub: Hub, tm
         text = await resp.text()
     assert sample(text, "amphub_requests_total", family="api", status="404") == 1
     assert sample(text, "amphub_requests_total", family="api", status="401") == 1
-    # git asks without credentials first.
+    # git asks without credentials first, then (protocol v2) for the capabilities, the refs
+    # and the pack.
     assert sample(text, "amphub_requests_total", family="git", status="401") == 1
-    assert sample(text, "amphub_requests_total", family="git", status="200") == 2
-    assert sample(text, "amphub_request_seconds_count", family="git") == 3
+    assert sample(text, "amphub_requests_total", family="git", status="200") == 3
+    assert sample(text, "amphub_request_seconds_count", family="git") == 4
     assert sample(text, "amphub_body_bytes_total", family="git", direction="in") > 0
     assert sample(text, "amphub_body_bytes_total", family="git", direction="out") > 1000
     assert sample(text, "amphub_task_outcomes_total", kind="scan", outcome="succeeded") == 1
