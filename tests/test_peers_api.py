@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import Hub
+from tests.conftest import Hub, running_hub
 
 ZONE = {
     "name": "eu-west",
@@ -87,3 +89,33 @@ async def test_malformed_zone_is_refused_with_the_reason(hub: Hub, change: dict,
     assert status in (400, 422), answer
     assert message in answer["error"]["message"]
     assert (await hub.call("GET", "/api/v1/zones"))[1]["zones"] == []
+
+
+async def test_the_zone_list_says_whether_each_zone_answers(hub: Hub, tmp_path: Path):
+    closed, silent = socket.socket(), socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # the kernel accepts the connection; nobody ever reads the request
+    closed_url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    try:
+        async with running_hub(tmp_path / "zone") as zone:
+            key = await zone.user("syncer")
+            zones = [
+                ("near", zone.base, key),
+                ("wrong-key", zone.base, "not-the-key"),
+                ("closed", closed_url, key),
+                ("silent", f"http://127.0.0.1:{silent.getsockname()[1]}", key),
+            ]
+            for name, url, with_key in zones:
+                body = {"name": name, "url": url, "user": "syncer", "key": with_key}
+                assert (await hub.call("POST", "/api/v1/zones", json=body))[0] == 201
+            status, answer = await hub.call("GET", "/api/v1/zones")
+    finally:
+        silent.close()
+    assert status == 200, answer
+    found = {z["name"]: (z["answers"], z["no_answer"]) for z in answer["zones"]}
+    assert found["near"] == (True, None)
+    assert found["wrong-key"] == (False, "refused: authentication failed: wrong user name or key")
+    assert found["closed"] == (False, "connection refused")
+    assert found["silent"] == (False, "it did not answer in time")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from amphub.tui.forms import ConfirmScreen, FormScreen
@@ -59,3 +61,21 @@ async def test_a_bad_url_is_refused_with_the_servers_sentence(hub: Hub):
         assert isinstance(app.screen, FormScreen)
         assert pane.peers == {}
     assert (await hub.call("GET", "/api/v1/zones"))[1] == {"zones": []}
+
+
+async def test_the_zones_table_says_whether_each_zone_answers(hub: Hub):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    zones = [("here", hub.base, "admin", hub.admin_key), ("gone", closed_url, "syncer", "k")]
+    for name, url, user, key in zones:
+        body = {"name": name, "url": url, "user": user, "key": key}
+        assert (await hub.call("POST", "/api/v1/zones", json=body))[0] == 201
+    async with console(hub) as (app, pilot):
+        await pilot.press("5")
+        pane = app.query_one("#zones", PeersPane)
+        await until(pilot, lambda: pane.loaded, "the list")
+        reachable = {name: str(pane.table.get_cell(name, "answers")) for name, *_ in zones}
+    assert reachable["here"] == "answers"
+    assert reachable["gone"] == "no answer: connection refused"

@@ -56,7 +56,7 @@ async def accounts(tmp_path: Path):
     clock.advance(days=35)  # old-team expired five days ago: in its grace period
     await hub.space("vision", name="Vision 团队", quota=30 * GIB, billing_mode="yearly")
     await hub.space("scratch", owner="ada", name="Scratch", billing_mode="pay_as_you_go")
-    zone = {"name": "eu-west", "url": "https://eu.example", "user": "syncer", "key": "k"}
+    zone = {"name": "eu-west", "url": "http://127.0.0.1:9", "user": "syncer", "key": "k"}
     await hub.call("POST", "/api/v1/zones", json=zone)
     target = {"name": "serving", "url": "https://infer.example/deploy", "secret": "s"}
     await hub.call("POST", "/api/v1/deploy-targets", json=target)

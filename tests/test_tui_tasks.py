@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from textual.widgets import Select
 
 from amphub.tui.forms import ConfirmScreen
 from amphub.tui.messages import TaskCanceled
@@ -42,6 +43,17 @@ async def test_live_list_follows_a_scan_to_its_end(hub: Hub):
         row = [str(cell) for cell in pane.table.get_row(key)]
         assert row[1:6] == ["scan", "team/m1", "master", "succeeded", "safe"]
         assert row[6] == "██████████ 100%"
+
+
+async def test_the_kind_filter_offers_mirror_tasks(hub: Hub):
+    await hub.space_and_model("team", "m1")
+    _, scan = await hub.call("POST", "/api/v1/models/team/m1/scans", json={"ref": "master"})
+    async with console(hub) as (app, pilot):
+        pane = await _tasks(app, pilot)
+        await until(pilot, lambda: str(scan["id"]) in pane.tasks, "the scan listed")
+        await pilot.press("f", "enter", "down", "down", "down", "down", "enter")
+        await until(pilot, lambda: not pane.tasks, "no mirror task listed")
+        assert app.query_one("#tasks-kind", Select).value == "mirror"
 
 
 async def test_details_show_scan_findings_per_file(hub: Hub, tmp_path: Path):

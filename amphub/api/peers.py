@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,7 +15,8 @@ from amphub.http.access import require, user_name
 from amphub.http.body import field, json_object
 from amphub.policy import Action
 from amphub.policy.names import check_peer_name, check_user_name
-from amphub.policy.sealed import seal
+from amphub.policy.sealed import seal, unseal
+from amphub.tasks.peer import Peer
 
 MAX_SECRET = 4096
 
@@ -22,6 +24,15 @@ MAX_SECRET = 4096
 def zone_json(zone: db.Zone) -> dict[str, Any]:
     """A zone as the API shows it: never its key."""
     return {"name": zone.name, "url": zone.url, "user": zone.user, "created_at": zone.created_at}
+
+
+async def why_silent(secret: bytes, zone: db.Zone) -> str | None:
+    """None if the zone answers as its user with its key; otherwise why not."""
+    peer = Peer(zone.url, zone.user, unseal(secret, zone.sealed_key))
+    try:
+        return await peer.check()
+    finally:
+        await peer.close()
 
 
 def target_json(target: db.DeployTarget) -> dict[str, Any]:
@@ -48,10 +59,16 @@ def _secret(body: dict[str, Any], name: str) -> str:
 
 
 async def get_zones(request: web.Request) -> web.Response:
-    """Every zone."""
+    """Every zone, and whether it answers now (asked of all at once, briefly)."""
     require(request, Action.MANAGE_PEERS)
-    zones = await db.list_zones(request.app[keys.HUB].db)
-    return web.json_response({"zones": [zone_json(z) for z in zones]})
+    hub = request.app[keys.HUB]
+    zones = await db.list_zones(hub.db)
+    whys = await asyncio.gather(*(why_silent(hub.secret, zone) for zone in zones))
+    listed = [
+        {**zone_json(zone), "answers": why is None, "no_answer": why}
+        for zone, why in zip(zones, whys, strict=True)
+    ]
+    return web.json_response({"zones": listed})
 
 
 async def post_zone(request: web.Request) -> web.Response:

@@ -20,6 +20,8 @@ BATCH_OBJECTS = 100
 # A peer may take a while to answer a batch or finish an fsync, never this long.
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=300)
 RETRIED_STATUSES = (500, 502, 503, 504)
+# Checking whether a peer answers is done while someone waits for a list.
+CHECK_TIMEOUT = aiohttp.ClientTimeout(total=3)
 
 
 class PeerRefused(Exception):
@@ -43,6 +45,13 @@ def peer_message(status: int, text: str) -> str:
         if isinstance(body.get("message"), str):
             return body["message"]
     return f"HTTP {status}: {text.strip()[:300]}"
+
+
+def _connect_failure(error: OSError) -> str:
+    """Why a connection failed, in a few words (the system's own where it has some)."""
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    return f"cannot connect: {error.strerror or error}"
 
 
 class Peer:
@@ -69,13 +78,28 @@ class Peer:
                 if resp.status in RETRIED_STATUSES:
                     raise PeerUnreachable(f"the peer answered {resp.status}")
                 raise PeerRefused(peer_message(resp.status, text))
-        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+        except TimeoutError:
+            raise PeerUnreachable("it did not answer in time") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise PeerUnreachable(_connect_failure(exc.os_error)) from None
+        except (aiohttp.ClientError, ConnectionError) as exc:
             raise PeerUnreachable(f"{type(exc).__name__}: {exc}") from None
 
     async def _api(
         self, method: str, path: str, ok: tuple[int, ...], body: Any = None
     ) -> tuple[int, Any]:
         return await self._request(method, self.url + path, ok, headers=self._auth, json=body)
+
+    async def check(self) -> str | None:
+        """None if the peer answers as our user within CHECK_TIMEOUT; otherwise why not."""
+        try:
+            url = f"{self.url}/api/v1/me"
+            await self._request("GET", url, (200,), headers=self._auth, timeout=CHECK_TIMEOUT)
+        except PeerRefused as exc:
+            return f"refused: {exc}"
+        except PeerUnreachable as exc:
+            return str(exc)
+        return None
 
     async def ensure_space(self, space: dict[str, Any]) -> None:
         """Create the space on the peer unless it is there already."""

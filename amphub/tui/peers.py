@@ -29,7 +29,13 @@ class PeerKind:
 ZONES = PeerKind(
     "zones",
     "zone",
-    (("name", "Zone"), ("url", "URL"), ("user", "User"), ("created_at", "Added")),
+    (
+        ("name", "Zone"),
+        ("url", "URL"),
+        ("user", "User"),
+        ("answers", "Reachable"),
+        ("created_at", "Added"),
+    ),
     (
         TextField("name", "Name"),
         TextField("url", "URL", placeholder="https://hub.example.com"),
@@ -47,6 +53,15 @@ TARGETS = PeerKind(
         TextField("secret", "Secret", password=True),
     ),
 )
+
+
+def peer_cell(peer: dict, key: str) -> object:
+    """One cell of a peer's row: times as times, reachability as words."""
+    if key == "created_at":
+        return fmt.when(peer[key])
+    if key == "answers":
+        return fmt.plain("answers" if peer["answers"] else f"no answer: {peer['no_answer']}")
+    return fmt.plain(peer[key])
 
 
 class PeersPane(Pane):
@@ -105,10 +120,7 @@ class PeersPane(Pane):
         self.peers = {peer["name"]: peer for peer in peers}
         self.table.clear()
         for peer in peers:
-            cells = [
-                fmt.when(peer[key]) if key == "created_at" else fmt.plain(peer[key])
-                for key, _ in self.kind.columns
-            ]
+            cells = [peer_cell(peer, key) for key, _ in self.kind.columns]
             self.table.add_row(*cells, key=peer["name"])
         self.query_one(f"#{self.id}-count", Static).update(fmt.count(len(peers), self.kind.noun))
         self._loaded = True

@@ -16,7 +16,7 @@ from amphub.tui.paged_table import OpenableTable
 from amphub.tui.pane import Pane
 from amphub.tui.task_screen import FINISHED, TaskScreen
 
-KINDS = ("scan", "sync", "deploy")
+KINDS = ("scan", "sync", "deploy", "mirror")
 STATES = ("queued", "running", "succeeded", "failed", "canceled")
 POLL_SECONDS = 1.0
 COLUMNS = [
