@@ -74,6 +74,10 @@ class Config:
     # Credentials, when not in the AWS_* variables; never printed.
     s3_access_key_id: str | None = field(default=None, repr=False)
     s3_secret_access_key: str | None = field(default=None, repr=False)
+    # 1: a whole LFS object sent from local disk is hashed as it goes and cut short if its
+    # bytes no longer hash to its oid; 0: sendfile alone (a file system that checksums its
+    # data, such as ZFS or btrfs, already refuses damaged reads).
+    verify_downloads: int = 1
     # What a mirrored model whose scan found something suspicious gets: served with a
     # warning ("warn") or refused as an unsafe one is ("block").
     mirror_suspicious: str = "warn"
@@ -133,6 +137,7 @@ SETTINGS: dict[str, type] = {
     "s3_part_size": int,
     "s3_access_key_id": str,
     "s3_secret_access_key": str,
+    "verify_downloads": int,
     "mirror_suspicious": str,
 }
 
@@ -155,6 +160,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "shutdown_timeout": (0, 3600),
     "object_grace_seconds": (0, 10**8),
     "s3_redirect": (0, 1),
+    "verify_downloads": (0, 1),
     "s3_part_size": (64 * 1024, 5 * GIB),
 }
 

@@ -67,6 +67,7 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "s3_region": ("eu-1", "eu-2", '"eu-3"', ("eu-1", "eu-2", "eu-3"), "us-east-1"),
     "s3_addressing": ("virtual", "virtual", '"virtual"', ("virtual",) * 3, "path"),
     "s3_redirect": (0, "0", "0", (0, 0, 0), 1),
+    "verify_downloads": (0, "0", "0", (0, 0, 0), 1),
     "s3_part_size": (65536, "131072", "262144", (65536, 131072, 262144), 16 * 1024**2),
     "s3_access_key_id": ("k1", "k2", '"k3"', ("k1", "k2", "k3"), None),
     "s3_secret_access_key": ("s1", "s2", '"s3"', ("s1", "s2", "s3"), None),

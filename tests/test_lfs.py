@@ -174,6 +174,18 @@ async def test_an_object_damaged_without_changing_size_is_never_sent_whole(
         assert resp.headers["ETag"] == f'"{oid_of(data)}"'
 
 
+async def test_with_verify_downloads_off_an_object_goes_by_sendfile_unhashed(tmp_path):
+    async with running_hub(tmp_path / "data", verify_downloads=0) as hub:
+        await hub.space_and_model("team", "m1")
+        data = os.urandom(MIB)
+        status, _ = await put_object(hub, data)
+        assert status == 200
+        stored(hub, data).write_bytes(bytes([data[0] ^ 1]) + data[1:])
+        url = f"{hub.base}/team/m1.git/info/lfs/objects/{oid_of(data)}"
+        async with hub.session.get(url, headers=auth(hub)) as resp:
+            assert resp.status == 200 and len(await resp.read()) == MIB  # the operator's choice
+
+
 async def test_lfs_pull_include_fetches_only_what_is_asked(hub, model_repo, tmp_path):
     await git("lfs", "install", "--skip-repo")
     work = await lfs_clone(hub, tmp_path, "w")
