@@ -27,8 +27,10 @@ Prints, with the issue's goals:
    through ``scan_blob``: it must be inflated whole, so the figure is the compressed
    and the inflated MB/s. ``--archive-only`` runs this part alone.
 
+``--text-only`` runs part 3 alone (no git, no server), with ``--profile`` its profile.
+
     /work/venv/bin/python bench/scan.py [--size-mib 1024] [--keep] [--profile]
-        [--history-only | --archive-only]
+        [--history-only | --archive-only | --text-only]
 
 ``--profile`` runs py-spy (/work/venv/bin/py-spy) over an extra, untimed pass of (3) in
 this process and over amphub and its scan processes during an extra scan like (4)'s,
@@ -950,6 +952,9 @@ def run(args: argparse.Namespace, root: Path) -> Results:
     if args.archive_only:
         part_archive(res, root)
         return res
+    if args.text_only:
+        part_text(res, root, text_corpus(TEXT_TARGET), args.profile)
+        return res
     size = args.size_mib * MIB
     log("collecting the text corpus")
     corpus = text_corpus(TEXT_TARGET)
@@ -1005,6 +1010,42 @@ def run(args: argparse.Namespace, root: Path) -> Results:
     )
 
     # 3. Text.
+    part_text(res, root, corpus, args.profile)
+
+    # 4. Latency: idle, then during a scan of a model with the dense pickle and text files.
+    res.out()
+    log("preparing the busy model")
+    busy_bytes, text_files = push_busy(hub, git, root, BUSY_MODEL, corpus, dense, b"")
+    dense_path.unlink()
+    res.out(
+        "4. latency from three client threads, each pausing 50 ms between calls (GET model and"
+        " GET info/refs on keep-alive connections, git ls-remote as a subprocess)"
+    )
+    log(f"idle latency for {IDLE_SECONDS:.0f} s")
+    with sampling(hub, git, BUSY_MODEL) as idle:
+        time.sleep(IDLE_SECONDS)
+    report_latency(res, "idle", idle, check=False)
+    log("latency during the busy model's scan")
+    with sampling(hub, git, BUSY_MODEL) as loaded:
+        busy_run = scan_model(hub, BUSY_MODEL, poll=0.2)
+    report_latency(res, "during the scan", loaded, check=True)
+    res.out(
+        f"      the scan: {len(busy_run.task['result']['files'])} files, {busy_bytes / MB:.1f} MB"
+        f" (dense.pkl + {text_files} text files) in {busy_run.wall:.2f} s"
+    )
+    report_e2e(res, "4 busy scan", busy_bytes, busy_run, goal=False)
+    if args.profile:
+        profile_server(hub, git, root, corpus, dense)
+
+    part_history(res, root)
+    part_archive(res, root)
+    res.out()
+    res.out("missed goals: " + (", ".join(res.missed) if res.missed else "none"))
+    return res
+
+
+def part_text(res: Results, root: Path, corpus: list[tuple[str, bytes]], profile: bool) -> None:
+    """Part 3: the text corpus through scan_blob, in-process."""
     res.out()
     log("scanning the text corpus")
     text_bytes = sum(len(d) for _, d in corpus)
@@ -1047,39 +1088,8 @@ def run(args: argparse.Namespace, root: Path) -> Results:
         + ", ".join(f"{n} ({s / 1024:.0f} KiB) {t * 1000:.0f} ms" for t, n, s in sorted(slow)[-3:])
     )
 
-    if args.profile:
+    if profile:
         profile_text(root, corpus)
-
-    # 4. Latency: idle, then during a scan of a model with the dense pickle and text files.
-    res.out()
-    log("preparing the busy model")
-    busy_bytes, text_files = push_busy(hub, git, root, BUSY_MODEL, corpus, dense, b"")
-    dense_path.unlink()
-    res.out(
-        "4. latency from three client threads, each pausing 50 ms between calls (GET model and"
-        " GET info/refs on keep-alive connections, git ls-remote as a subprocess)"
-    )
-    log(f"idle latency for {IDLE_SECONDS:.0f} s")
-    with sampling(hub, git, BUSY_MODEL) as idle:
-        time.sleep(IDLE_SECONDS)
-    report_latency(res, "idle", idle, check=False)
-    log("latency during the busy model's scan")
-    with sampling(hub, git, BUSY_MODEL) as loaded:
-        busy_run = scan_model(hub, BUSY_MODEL, poll=0.2)
-    report_latency(res, "during the scan", loaded, check=True)
-    res.out(
-        f"      the scan: {len(busy_run.task['result']['files'])} files, {busy_bytes / MB:.1f} MB"
-        f" (dense.pkl + {text_files} text files) in {busy_run.wall:.2f} s"
-    )
-    report_e2e(res, "4 busy scan", busy_bytes, busy_run, goal=False)
-    if args.profile:
-        profile_server(hub, git, root, corpus, dense)
-
-    part_history(res, root)
-    part_archive(res, root)
-    res.out()
-    res.out("missed goals: " + (", ".join(res.missed) if res.missed else "none"))
-    return res
 
 
 def part_history(res: Results, root: Path) -> None:
@@ -1105,6 +1115,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     only.add_argument(
         "--archive-only", action="store_true", help="run only part 6, a 200 MB model.tar.gz"
     )
+    only.add_argument(
+        "--text-only", action="store_true", help="run only part 3, the text corpus in-process"
+    )
     args = parser.parse_args(argv)
     if args.size_mib < 16:
         parser.error("--size-mib must be at least 16")
@@ -1122,7 +1135,7 @@ def main() -> int:
         print(f"scan bench: {', '.join(missing)} not installed", file=sys.stderr)
         return 2
     need = 3 * args.size_mib * MIB + 600 * MB  # clone + its .git/lfs + the server's store
-    if args.history_only or args.archive_only:
+    if args.history_only or args.archive_only or args.text_only:
         need = 600 * MB
     free = shutil.disk_usage(TEMP_PARENT).free
     if free < need + 2 * 1024**3:

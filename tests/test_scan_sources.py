@@ -9,14 +9,19 @@ fake, made from a seeded RNG, with its prefix split so this file never matches.
 
 from __future__ import annotations
 
+import ast
 import base64
+import dataclasses
+import inspect
 import io
 import json
 import random
 import string
+import subprocess
 
 import pytest
 
+from amphub.scan import code
 from amphub.scan.dispatch import scan_blob
 from amphub.scan.findings import FileVerdict
 from amphub.scan.text import scan_text
@@ -155,6 +160,46 @@ HONEST_CODE = [
 @pytest.mark.parametrize("source", HONEST_CODE)
 def test_honest_dynamic_code_is_not_reported(source):
     assert scan_text("train.py", source.encode()) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import importlib\nimportlib.reload(module)\n\ndef f(:\n",
+        "def f(**kwargs):\n    return kwargs  # no shell\n\ndef g(:\n",
+    ],
+    ids=["importlib-without-import_module", "kwargs-without-True"],
+)
+def test_python_the_obfuscation_rules_cannot_match_is_not_parsed(source):
+    # The importlib rule needs import_module, the **kwargs one shell and True: without
+    # them the parse (most of the cost of a .py) is skipped, so the syntax error is unseen.
+    assert scan_text("broken.py", source.encode()) == []
+
+
+WALKED = """
+@decorator(eval(a))
+class C(Base, metaclass=meta(x)):
+    async def f(self, a=b(), *, k=d[0]) -> r[int]:
+        async with g() as h, i[j]:
+            y = [z(q) for q in w if v(q)]
+            match t(u):
+                case {"k": [P(), *rest]} if guard(rest):
+                    return f"{s(x)!r:>{n(y)}}"
+        try:
+            pass
+        except* E(e) as err:
+            lambda m=o(): m[p(1)]
+        (walrus := x()[y])
+"""
+
+
+def test_the_tree_walk_finds_every_node_the_checks_read():
+    kinds = (ast.Call, ast.Subscript, ast.Assign, ast.Import, ast.ImportFrom)
+    sources = [WALKED] + [inspect.getsource(m) for m in (subprocess, dataclasses, ast)]
+    for source in sources:
+        tree = ast.parse(source)
+        walked = [node for node in ast.walk(tree) if isinstance(node, kinds)]
+        assert [node for node in code._nodes(tree) if isinstance(node, kinds)] == walked
 
 
 def test_folding_deep_expressions_is_bounded():

@@ -19,9 +19,10 @@ Severities, with the reason:
 
 A parse that fails in any way (syntax, nesting too deep for the parser) gives one
 info finding, never an exception: the file is untrusted and may be built to break
-the parser. The tree is walked with ``ast.walk``, which does not recurse. A file over
-``MAX_PARSE_CHARS`` is not parsed (a dense 10 MB file would take a minute) but
-searched by text for the same names: every match is then only suspicious.
+the parser. The tree is walked breadth first in one loop (``_nodes``), which does not
+recurse. A file over ``MAX_PARSE_CHARS`` is not parsed (a dense 10 MB file would take
+a minute) but searched by text for the same names: every match is then only
+suspicious.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import ast
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from amphub.scan import obfuscation
 from amphub.scan.findings import Finding, Severity
@@ -108,8 +110,8 @@ _RULE_WORDS: tuple[tuple[tuple[str, ...], ...], ...] = (
     (("numpy",), ("allow_pickle",), ("True",)),
     (("trust_remote_code",), ("True",)),
     (("verify",), ("False",)),
-    (("importlib",),),
-    (("**",), ("shell",)),
+    (("importlib",), ("import_module",)),  # importlib.__import__: the rule above
+    (("**",), ("shell",), ("True",)),  # **kwargs carrying shell=True
 )
 
 
@@ -162,17 +164,19 @@ def scan_python(source: str) -> list[Finding]:
         # CPython reports nesting too deep for its parser as these.
         return [Finding("code", "Python too deeply nested to parse; code checks skipped", "info")]
     aliases: dict[str, str] = {}
-    calls, lookups, assigns = [], [], []
-    for node in ast.walk(tree):  # one pass: a big tree costs seconds per walk
-        # `type(…) is` costs less than isinstance, on millions of nodes.
-        if type(node) is ast.Call:
-            calls.append(node)
-        elif type(node) is ast.Subscript:
-            lookups.append(node)
-        elif type(node) is ast.Assign:
-            assigns.append(node)
-        elif type(node) is ast.Import or type(node) is ast.ImportFrom:
-            _add_aliases(node, aliases)
+    calls: list[ast.Call] = []
+    lookups: list[ast.Subscript] = []
+    assigns: list[ast.Assign] = []
+    imports: list[ast.Import | ast.ImportFrom] = []
+    # One pass, and one dict look-up per node: a big tree has millions of them.
+    buckets: dict[type, list[Any]] = {ast.Call: calls, ast.Subscript: lookups, ast.Assign: assigns}
+    buckets |= {ast.Import: imports, ast.ImportFrom: imports}
+    bucket_of = buckets.get
+    for node in _nodes(tree):
+        if (bucket := bucket_of(type(node))) is not None:
+            bucket.append(node)
+    for node in imports:
+        _add_aliases(node, aliases)
     consts = obfuscation.string_constants(tree) if lookups_used else {}
     shells = obfuscation.shell_dicts(assigns) if "shell" in source else set()
     names = _Names(aliases, consts, shells, lookups_used)
@@ -188,6 +192,38 @@ def scan_python(source: str) -> list[Finding]:
         for severity, message in obfuscation.check(node, names.aliases, names.consts)
     ]
     return sorted(findings, key=lambda f: f.line or 0)
+
+
+# Fields that never hold a node the checks look at: expression contexts and operators
+# (a Load node under every name) and names, numbers and flags.
+_LEAF_FIELDS = frozenset(
+    {"ctx", "op", "ops", "id", "attr", "arg", "kind", "module", "level", "type_comment"}
+    | {"name", "asname", "conversion", "is_async", "simple"}
+)
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {ast.Constant: ()}  # a value, never a node
+
+
+def _nodes(tree: ast.AST) -> list[ast.AST]:
+    """The tree's nodes but the leaves above, in ``ast.walk``'s order.
+
+    ``ast.walk`` goes through two generators per node and visits every ``Load``: this
+    loop over each node type's own fields takes under half of its time.
+    """
+    nodes = [tree]
+    fields_of = _CHILD_FIELDS.get
+    for node in nodes:  # the list grows as it is read: breadth first, as ast.walk
+        kind = type(node)
+        fields = fields_of(kind)
+        if fields is None:
+            fields = tuple(f for f in kind._fields if f not in _LEAF_FIELDS)
+            _CHILD_FIELDS[kind] = fields
+        for field in fields:
+            value = getattr(node, field, None)
+            if type(value) is list:
+                nodes += [item for item in value if isinstance(item, ast.AST)]
+            elif isinstance(value, ast.AST):
+                nodes.append(value)
+    return nodes
 
 
 @dataclass(frozen=True)
