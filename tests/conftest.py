@@ -24,6 +24,7 @@ from rich.console import Console
 
 from amphub.clock import system_clock
 from amphub.config import Config
+from amphub.http import keys
 from amphub.server.app import bootstrap, create_app
 from amphub.server.connections import HubRunner
 from amphub.tui.app import ConsoleApp
@@ -353,6 +354,16 @@ class ServerProcess:
         self.proc.terminate()
         await asyncio.wait_for(self.proc.wait(), 30)
         await asyncio.wait_for(self._drain, 30)
+
+
+async def stored_content(store: Any, oid: str) -> bytes:
+    """An object's bytes as the hub's store (either kind) gives them."""
+    return b"".join([piece async for piece in store.read(oid)])
+
+
+def on_s3(hub: Hub) -> bool:
+    """Whether the hub keeps its LFS objects in a bucket."""
+    return hub.server.app[keys.HUB].config.storage != "local"
 
 
 async def write_from_outside(db_path: Path, *statements: tuple[str, tuple]) -> None:

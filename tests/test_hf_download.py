@@ -28,7 +28,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import disable_progress_bars
 
-from tests.conftest import Hub, git, push, wait_task
+from tests.conftest import Hub, git, on_s3, push, wait_task
 from tests.samples import SEED
 
 MIB = 1024 * 1024
@@ -108,6 +108,8 @@ def git_blob_id(data: bytes) -> str:
 
 
 async def test_resolve_answers_with_the_headers_the_client_relies_on(hub, pushed):
+    if on_s3(hub):
+        pytest.skip("on a bucket resolve redirects there (test_s3_objects checks its headers)")
     weights = pushed.files["weights/model.safetensors"]
     url = f"{hub.base}/team/m1/resolve/main/weights/model.safetensors"
     async with hub.session.head(url, headers=bearer(hub)) as resp:
@@ -470,6 +472,8 @@ class CuttingProxy:
 
 
 async def test_a_broken_download_resumes_with_a_range_request(hub, model_repo, tmp_path):
+    if on_s3(hub):
+        pytest.skip("on a bucket the bytes come from the store, not through the cutting proxy")
     await git("lfs", "install", "--skip-repo")
     # The client writes what it received in pieces of 10 MiB: cut after more than one.
     data = os.urandom(24 * MIB)

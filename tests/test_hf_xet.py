@@ -36,7 +36,7 @@ from amphub.hf.xetformat import (
     unpack,
 )
 from amphub.http import keys
-from tests.conftest import Hub, git, start_hub
+from tests.conftest import Hub, git, start_hub, stored_content
 from tests.test_hf_download import bearer, hf, hf_home  # noqa: F401  (hf_home: autouse)
 
 MIB = 1024 * 1024
@@ -182,7 +182,7 @@ async def test_a_shard_is_rebuilt_into_checked_lfs_objects(hub, tmp_path):
 
     good = shard([(oid, [(name, 0, 2, 120_000), (name, 2, 3, 4)])])
     assert await cas(hub, grant, "POST", "/v1/shards", good) == (200, '{"result": 1}')
-    assert store.path(oid).read_bytes() == content
+    assert await stored_content(store, oid) == content
     linked = await db.linked_object_sizes(hub.server.app[keys.HUB].db, "team", "m", [oid])
     assert linked == {oid: len(content)}
     assert staged(hub, "m") == []  # every chunk is in the object now
@@ -192,13 +192,13 @@ async def test_a_shard_is_rebuilt_into_checked_lfs_objects(hub, tmp_path):
     second = hashlib.sha256(again).hexdigest()
     later = shard([(second, [(name, 1, 3, len(again))])])
     assert (await cas(hub, grant, "POST", "/v1/shards", later))[0] == 200
-    assert store.path(second).read_bytes() == again
+    assert await stored_content(store, second) == again
 
     # The xorb sent again for a file the model holds: taken in, then dropped again.
     assert (await cas(hub, grant, "POST", f"/v1/xorbs/default/{name}", xorb(chunks, 2)))[0] == 200
     assert staged(hub, "m") == [name]
     assert (await cas(hub, grant, "POST", "/v1/shards", good))[0] == 200
-    assert staged(hub, "m") == [] and store.path(oid).read_bytes() == content
+    assert staged(hub, "m") == [] and await stored_content(store, oid) == content
 
 
 async def test_xorbs_no_shard_named_for_a_day_are_swept(hub):
@@ -342,7 +342,7 @@ async def test_a_file_larger_than_a_xorb_arrives_whole(hub, tmp_path):
     upload = functools.partial(api.upload_file, repo_id="team/large")
     await hf(upload, path_or_fileobj=str(tmp_path / "large.bin"), path_in_repo="large.bin")
     oid = hashlib.sha256(data).hexdigest()
-    assert hub.server.app[keys.HUB].objects.path(oid).stat().st_size == len(data)
+    assert await hub.server.app[keys.HUB].objects.size(oid) == len(data)
     xorbs = await fetch_all(
         hub.server.app[keys.HUB].db,
         "SELECT count(DISTINCT xorb) FROM xet_chunks WHERE oid = ?",

@@ -1,7 +1,8 @@
 """What reads LFS content (HF downloads and uploads, Xet, scans, sync), again on S3.
 
-The tests are those of their own modules, collected here a second time with a `hub`
-whose objects live in a SeaweedFS bucket; the peer of the sync tests keeps the data dir's.
+The tests are those of their own modules (every HF download, Xet and sync test, and the
+selected ones below), collected here a second time with a `hub` whose objects live in a
+SeaweedFS bucket; the peer of the sync tests keeps the data dir's.
 """
 
 from __future__ import annotations
@@ -14,19 +15,9 @@ from huggingface_hub import HfApi, constants
 
 from tests import test_hf_upload as hf_upload
 from tests.conftest import Hub, running_hub
-from tests.test_hf_download import (  # noqa: F401 - fixtures and tests collected here again
-    hf_home,
-    pushed,
-    test_hf_hub_download_fills_the_cache_as_from_the_hub,
-    test_snapshot_download_at_branch_tag_and_commit_with_patterns,
-)
-from tests.test_hf_xet import (  # noqa: F401
-    test_a_later_upload_reuses_chunks_the_client_sent_before,
-)
-from tests.test_sync import (  # noqa: F401
-    test_sync_a_branch_a_tag_and_a_commit_then_clone_from_the_peer,
-    zones,
-)
+from tests.test_hf_download import *  # noqa: F403 - every test and fixture, again on S3
+from tests.test_hf_xet import *  # noqa: F403
+from tests.test_sync import *  # noqa: F403
 from tests.test_tasks import (  # noqa: F401
     lfs_installed,
     test_scan_finds_a_harmful_pickle_and_shows_it_everywhere,
