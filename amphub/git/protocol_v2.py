@@ -29,7 +29,7 @@ from amphub.git.backend import REPO_ARGS, one_repo_backend
 from amphub.git.object_filter import parse_filter
 from amphub.git.reach import NO_CUT
 from amphub.git.upload import AmphubUploadPackHandler
-from amphub.git.upload_request import UploadRequest, binary_id, number
+from amphub.git.upload_request import UploadRequest, binary_id, take_history_line
 from amphub.storage.git_objects import object_size
 from amphub.storage.repos import prepare_repo
 
@@ -187,16 +187,8 @@ def fetch(repo: Repo, arguments: list[bytes], write: Callable[[bytes], None]) ->
             done = True
         elif name in FLAG_ARGUMENTS:
             request.capabilities.add(FLAG_ARGUMENTS[name])
-        elif name == b"shallow":
-            request.client_shallow.add(binary_id(value))
-        elif name == b"deepen":
-            request.depth = number(value)
-        elif name == b"deepen-since":
-            request.since = number(value)
-        elif name == b"deepen-not":
-            request.not_refs.append(value)
-        elif name == b"filter":
-            request.filter_spec = value
+        elif take_history_line(request, name, value):
+            pass
         elif name not in (b"sideband-all", b"wait-for-done"):
             raise GitProtocolError(f"unknown fetch argument {name.decode(errors='replace')}")
     keep = parse_filter(request.filter_spec)

@@ -88,22 +88,29 @@ def parse_request(head: bytes) -> UploadRequest:
                 request.capabilities = set(caps.split())
             request.wants.append(binary_id(sha))
             wants.append(pkt_line(raw))
-        elif command == b"shallow":
-            request.client_shallow.add(binary_id(value))
-        elif command == b"deepen":
-            request.depth = number(value)
-        elif command == b"deepen-since":
-            request.since = number(value)
-        elif command == b"deepen-not":
-            request.not_refs.append(value)
-        elif command == b"filter":
-            request.filter_spec = value
-        else:
+        elif not take_history_line(request, command, value):
             raise GitProtocolError(f"unexpected line in an upload-pack request: {line!r}")
     if request.depth is not None and (request.since is not None or request.not_refs):
         raise GitProtocolError("deepen cannot be used with deepen-since or deepen-not")
     request.negotiation = b"".join(wants) + head[end:]
     return request
+
+
+def take_history_line(request: UploadRequest, command: bytes, value: bytes) -> bool:
+    """Note a shallow, deepen or filter line (the same in v0/v1 and v2); False for others."""
+    if command == b"shallow":
+        request.client_shallow.add(binary_id(value))
+    elif command == b"deepen":
+        request.depth = number(value)
+    elif command == b"deepen-since":
+        request.since = number(value)
+    elif command == b"deepen-not":
+        request.not_refs.append(value)
+    elif command == b"filter":
+        request.filter_spec = value
+    else:
+        return False
+    return True
 
 
 def binary_id(value: bytes) -> bytes:
