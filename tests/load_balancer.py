@@ -106,21 +106,37 @@ class Nginx:
         (self.folder / "nginx.conf").write_text(text)
 
     def _wait_for_generation(self) -> None:
-        """Until the new configuration answers, three times in a row (old workers drain)."""
-        deadline, seen = time.monotonic() + 30, 0
-        while seen < 3:
+        """Until the new configuration answers and no worker of an older one is left.
+
+        An old worker still holds the listening socket while it shuts down, and may accept
+        a new connection with the old upstreams (seen: a clone sent to the placeholder).
+        """
+        deadline = time.monotonic() + 30
+        while not (self._answers_current() and self._workers_all_current()):
             if self.proc.poll() is not None:
                 raise AssertionError(f"nginx exited: {self.proc.stderr.read().decode()}")
             assert time.monotonic() < deadline, "nginx did not take its new configuration"
+            time.sleep(0.02)
+
+    def _answers_current(self) -> bool:
+        try:
+            url = f"{self.url}/-/nginx-generation"
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return answer.read().decode() == str(self.generation)
+        except OSError:
+            return False
+
+    def _workers_all_current(self) -> bool:
+        """Whether the master's only children are workers of the current configuration."""
+        titles = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                url = f"{self.url}/-/nginx-generation"
-                with urllib.request.urlopen(url, timeout=5) as answer:
-                    current = answer.read().decode() == str(self.generation)
-            except OSError:
-                current = False
-            seen = seen + 1 if current else 0
-            if not current:
-                time.sleep(0.02)
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                if parent == self.proc.pid:
+                    titles.append((stat.parent / "cmdline").read_bytes())
+            except (OSError, IndexError, ValueError):
+                continue  # a process that ended meanwhile
+        return len(titles) == 1 and b"shutting down" not in titles[0]
 
 
 @pytest.fixture(scope="session")
