@@ -516,6 +516,8 @@ class Database:
     share the lock.
     """
 
+    dialect = "sqlite"  # the engine, for the few statements that differ between engines
+
     def __init__(
         self,
         conn: aiosqlite.Connection,
