@@ -57,6 +57,7 @@ SERVE_FLAGS = (
     "base_url",
     "max_git_file_size",
     "node",
+    "database",
     "storage",
     "s3_endpoint",
     "s3_region",
@@ -102,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--node", help="this process's name in tasks and logs (default host name)")
     serve.add_argument(
+        "--database", help="where metadata lives: sqlite (default) or a postgresql:// URL"
+    )
+    serve.add_argument(
         "--storage", help="where LFS objects live: local (default) or s3://BUCKET[/PREFIX]"
     )
     serve.add_argument("--s3-endpoint", dest="s3_endpoint", help="URL of the S3-compatible store")
@@ -142,7 +146,11 @@ def _parser() -> argparse.ArgumentParser:
     for change in changes:
         change.add_argument("name")
     reindex = actions.add_parser("reindex", help="rebuild every model card from its repository")
-    for action in (create, reset, listed, *changes, reindex):
+    migrate_to = actions.add_parser(
+        "migrate-to", help="copy this hub's metadata into an empty PostgreSQL database"
+    )
+    migrate_to.add_argument("url", help="postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE")
+    for action in (create, reset, listed, *changes, reindex, migrate_to):
         action.add_argument("--data", dest="data_dir", help="data dir (default ./amphub-data)")
         action.add_argument(
             "--init", action="store_true", help="create the data dir if it does not exist"
@@ -185,7 +193,33 @@ async def _serve(config: Config) -> None:
         log.info("stopped")
 
 
+async def _migrate_to(config: Config, url: str) -> int:
+    """Copy the data dir's SQLite metadata into PostgreSQL, saying what was copied."""
+    if config.database != "sqlite":
+        print("amphub: migrate-to copies a hub whose database is SQLite", file=sys.stderr)
+        return 2
+    if not url.startswith(("postgresql://", "postgres://")):
+        print("amphub: give the target as postgresql://USER:PASSWORD@HOST/DB", file=sys.stderr)
+        return 2
+    async with db.opened(config.db_path) as source, db.opened(url) as target:
+        assert isinstance(source, db.SqliteDatabase)  # a path opens SQLite
+        try:
+            copied = await db.copy_metadata(source, target)
+        except db.NotEmpty as exc:
+            print(f"amphub: {exc}", file=sys.stderr)
+            return 1
+    for table, count in copied.items():
+        print(f"copied {count} {'row' if count == 1 else 'rows'} of {table}")
+    print(
+        f"copied {sum(copied.values())} rows in {len(copied)} tables; start every node with"
+        " the database setting (AMPHUB_DATABASE) set to that URL, and the same data dir"
+    )
+    return 0
+
+
 async def _admin(args: argparse.Namespace, config: Config) -> int:
+    if args.action == "migrate-to":
+        return await _migrate_to(config, args.url)
     async with offline(config) as hub:
         database = hub.db
         if args.action == "create-user":
@@ -235,7 +269,9 @@ def _no_data_dir(args: argparse.Namespace, config: Config) -> str | None:
     A mistyped --data would otherwise make a new, empty data dir and print a key that
     no server knows.
     """
-    if args.command != "admin" or args.init or config.db_path.exists():
+    if args.command != "admin" or args.init or config.database != "sqlite":
+        return None
+    if config.db_path.exists():
         return None
     return (
         f"{config.data_dir} holds no amphub data (no {config.db_path.name}); check --data,"

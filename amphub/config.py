@@ -59,6 +59,9 @@ class Config:
     # An object no model links is deleted only once it was last written this long ago: an
     # upload that stored it anew (on another node too) has that long to link it.
     object_grace_seconds: int = 3600
+    # Where the metadata lives: `sqlite` (amphub.db in the data dir) or the postgresql:// URL
+    # of a database that every node shares. Never printed: it may hold a password.
+    database: str = field(default="sqlite", repr=False)
     # Where LFS objects live: `local` (lfs/objects/ in the data dir) or s3://BUCKET[/PREFIX].
     storage: str = "local"
     # The S3-compatible service (None: AWS S3 of s3_region), and `path` or `virtual` addressing.
@@ -86,6 +89,11 @@ class Config:
     def db_path(self) -> Path:
         """The SQLite database file."""
         return self.data_dir / "amphub.db"
+
+    @property
+    def database_target(self) -> Path | str:
+        """What `db.connect` opens: the SQLite file, or the PostgreSQL URL."""
+        return self.db_path if self.database == "sqlite" else self.database
 
     @property
     def repos_dir(self) -> Path:
@@ -129,6 +137,7 @@ SETTINGS: dict[str, type] = {
     "shutdown_timeout": int,
     "log_format": str,
     "object_grace_seconds": int,
+    "database": str,
     "storage": str,
     "s3_endpoint": str,
     "s3_region": str,
@@ -174,6 +183,10 @@ FORMS: dict[str, tuple[re.Pattern[str], str]] = {
     "log_format": (re.compile(r"text|json"), "text or json"),
     "s3_addressing": (re.compile(r"path|virtual"), "path or virtual"),
     "storage": (re.compile(r"local|s3://.+"), "local or s3://BUCKET[/PREFIX]"),
+    "database": (
+        re.compile(r"sqlite|postgres(ql)?://.+"),
+        "sqlite or postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE",
+    ),
     "mirror_suspicious": (re.compile(r"warn|block"), "warn or block"),
 }
 

@@ -11,19 +11,21 @@ import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 import pytest
 from aiohttp.test_utils import TestServer
 from rich.console import Console
 
 from amphub.clock import system_clock
 from amphub.config import Config
+from amphub.db.dialect import postgresql_sql
 from amphub.http import keys
 from amphub.server.app import bootstrap, create_app
 from amphub.server.connections import HubRunner
@@ -31,8 +33,9 @@ from amphub.tui.app import ConsoleApp
 from amphub.tui.client import ApiClient
 
 GIB = 1024**3
-# The `nginx` fixture: a load balancer in front of amphub nodes.
-pytest_plugins = ["tests.load_balancer"]
+# The `nginx` fixture: a load balancer in front of amphub nodes; `postgresql` and
+# `fresh_database`: a PostgreSQL server and a new database on it.
+pytest_plugins = ["tests.load_balancer", "tests.postgres"]
 
 
 @pytest.fixture(autouse=True)
@@ -95,6 +98,13 @@ class Hub:
     @property
     def base(self) -> str:
         return self.url or str(self.server.make_url("")).rstrip("/")
+
+    @property
+    def database_target(self) -> Path | str:
+        """Its database: the SQLite file, or the PostgreSQL URL."""
+        if self.server is not None:
+            return self.server.app[keys.HUB].config.database_target
+        return self.data_dir / "amphub.db"
 
     def remote(self, space: str, model: str, user: str | None = "admin") -> str:
         """The clone URL, with credentials in it unless `user` is None."""
@@ -366,19 +376,33 @@ def on_s3(hub: Hub) -> bool:
     return hub.server.app[keys.HUB].config.storage != "local"
 
 
-async def write_from_outside(db_path: Path, *statements: tuple[str, tuple]) -> None:
+async def write_from_outside(target: Path | str, *statements: tuple[str, tuple]) -> None:
     """Change the database through a connection of its own, as `amphub admin` would.
 
     On a thread: the server runs on the test's event loop, and a write waiting for the
     server's transaction must leave the loop free for the server to finish it.
     """
+    await asyncio.to_thread(_outside, target, statements)
 
-    def write() -> None:
-        with contextlib.closing(sqlite3.connect(db_path, timeout=60)) as conn, conn:
+
+async def read_from_outside(target: Path | str, sql: str, *params: Any) -> list[tuple]:
+    """The rows of a query, read through a connection of its own."""
+    return await asyncio.to_thread(_outside, target, [(sql, params)])
+
+
+def _outside(target: Path | str, statements: Sequence[tuple[str, tuple]]) -> list[tuple]:
+    """Run statements in one transaction on a connection of their own; the last one's rows."""
+    rows: list[tuple] = []
+    if isinstance(target, str):
+        with psycopg.connect(target) as conn:
             for sql, params in statements:
-                conn.execute(sql, params)
-
-    await asyncio.to_thread(write)
+                cursor = conn.execute(postgresql_sql(sql), params)
+                rows = [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+        return rows
+    with contextlib.closing(sqlite3.connect(target, timeout=60)) as conn, conn:
+        for sql, params in statements:
+            rows = conn.execute(sql, params).fetchall()
+    return rows
 
 
 def free_port() -> int:

@@ -50,6 +50,13 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "shutdown_timeout": (0, "5", "60", (0, 5, 60), 30),
     "log_format": ("json", "json", '"json"', ("json", "json", "json"), "text"),
     "object_grace_seconds": (0, "60", "120", (0, 60, 120), 3600),
+    "database": (
+        "postgresql://a@h/d",
+        "postgres://b@h/d",
+        '"sqlite"',
+        ("postgresql://a@h/d", "postgres://b@h/d", "sqlite"),
+        "sqlite",
+    ),
     "storage": (
         "s3://flag/p/",
         "s3://env",

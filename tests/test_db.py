@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from amphub import db
-from amphub.db import core
+from amphub.db import core, sqlite_database
 
 
 def patch_migrations(monkeypatch: pytest.MonkeyPatch, migrations: list) -> None:
@@ -229,16 +229,16 @@ async def test_a_write_waits_on_the_database_thread_while_another_process_writes
 async def test_writes_on_the_loop_thread_keep_the_wal_small(tmp_path):
     path = tmp_path / "amphub.db"
     async with db.opened(path) as database:
-        for i in range(5 * core.CHECKPOINT_WRITES):
+        for i in range(5 * sqlite_database.CHECKPOINT_WRITES):
             await database.write(
                 "INSERT INTO users (name, key_hash, created_at) VALUES (?, ?, 'now')",
                 (f"user{i:05}", f"{i:064}"),
             )
-        assert await db.count_users(database) == 5 * core.CHECKPOINT_WRITES
+        assert await db.count_users(database) == 5 * sqlite_database.CHECKPOINT_WRITES
         # Each write adds about 3.5 pages to the WAL: without the checkpoints that let it
         # start over, it would hold all of them (~3,500).
         pages = (tmp_path / "amphub.db-wal").stat().st_size / 4096
-        assert pages < 2 * 4 * core.CHECKPOINT_WRITES
+        assert pages < 2 * 4 * sqlite_database.CHECKPOINT_WRITES
 
 
 async def test_a_write_at_once_never_waits_and_writes_nothing_when_it_would(tmp_path):

@@ -63,7 +63,7 @@ async def test_push_is_recorded_and_updates_model_time(hub, model_repo, tmp_path
     work = await clone(hub, tmp_path, "w")
     head = await commit(work, {"a.txt": "a"}, "a")
     await git("push", cwd=work)
-    async with db.opened(hub.data_dir / "amphub.db") as database:
+    async with db.opened(hub.database_target) as database:
         pushes = await db.list_pushes(database, "team", "m1")
     assert [(p.user, p.ref, p.new) for p in pushes] == [("admin", "refs/heads/master", head)]
     _, after = await hub.call("GET", "/api/v1/models/team/m1")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import socket
-import sqlite3
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Hub, running_hub
+from tests.conftest import Hub, read_from_outside, running_hub
 
 ZONE = {
     "name": "eu-west",
@@ -52,12 +51,8 @@ async def test_secrets_are_never_shown_and_sealed_at_rest(
     secret = body.get("key") or body["secret"]
     _, answer = await hub.call("GET", path)
     assert secret not in str(answer)
-    database = sqlite3.connect(hub.data_dir / "amphub.db")
-    try:
-        table = "zones" if listed == "zones" else "deploy_targets"
-        stored = database.execute(f"SELECT * FROM {table}").fetchone()
-    finally:
-        database.close()
+    table = "zones" if listed == "zones" else "deploy_targets"
+    (stored,) = await read_from_outside(hub.database_target, f"SELECT * FROM {table}")
     assert all(secret.encode() not in bytes(value) for value in stored if isinstance(value, bytes))
     assert secret not in "".join(str(value) for value in stored)
 

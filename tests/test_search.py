@@ -199,10 +199,11 @@ async def test_rename_is_searchable(seeded: Hub) -> None:
 
 
 async def test_admin_reindex_rebuilds_cards_from_repositories(seeded: Hub) -> None:
+    import os
     import sys
 
     await write_from_outside(
-        seeded.data_dir / "amphub.db", ("DELETE FROM cards", ()), ("DELETE FROM card_values", ())
+        seeded.database_target, ("DELETE FROM cards", ()), ("DELETE FROM card_values", ())
     )
     assert (await search(seeded, framework="PyTorch"))["models"] == []
     proc = await asyncio.create_subprocess_exec(
@@ -215,6 +216,9 @@ async def test_admin_reindex_rebuilds_cards_from_repositories(seeded: Hub) -> No
         str(seeded.data_dir),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=dict(os.environ, AMPHUB_DATABASE=str(seeded.database_target))
+        if isinstance(seeded.database_target, str)
+        else None,
     )
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
@@ -529,7 +533,7 @@ async def test_search_sees_what_other_processes_write(seeded: Hub) -> None:
     assert await ids(seeded, "eve") == []
     # Another connection, as `amphub admin` or a restore would make; triggers log it.
     await write_from_outside(
-        seeded.data_dir / "amphub.db",
+        seeded.database_target,
         ("UPDATE models SET visibility = 'public' WHERE id = 'resnet'", ()),
         (
             "INSERT INTO card_values (space_id, model_id, field, value)"

@@ -18,6 +18,7 @@ from tests.conftest import (
     free_port,
     git,
     push,
+    read_from_outside,
     read_until,
     start_server,
     wait_task,
@@ -85,18 +86,16 @@ async def test_a_second_scan_only_scans_new_content(hub, model_repo, tmp_path):
     )
     first = await wait_task(hub, (await scan(hub))["id"])
     assert first["result"]["files"]["f0.txt"]["status"] == "safe"
-    db_path = hub.data_dir / "amphub.db"
+    target = hub.database_target
     marker = '{"status": "suspicious", "findings": [], "marker": true}'
-    with sqlite3.connect(db_path) as conn:
-        before = conn.execute("SELECT count(*) FROM scan_results").fetchone()[0]
-    await write_from_outside(db_path, ("UPDATE scan_results SET verdict = ?", (marker,)))
+    [(before,)] = await read_from_outside(target, "SELECT count(*) FROM scan_results")
+    await write_from_outside(target, ("UPDATE scan_results SET verdict = ?", (marker,)))
     await push(tmp_path / "w-m1", {"new.txt": b"new\n"}, clone=hub.remote("team", "m1"))
     second = await wait_task(hub, (await scan(hub))["id"])
     files = second["result"]["files"]
     assert files["f0.txt"].get("marker") is True  # reused, not scanned again
     assert files["new.txt"]["status"] == "safe" and "marker" not in files["new.txt"]
-    with sqlite3.connect(db_path, timeout=60) as conn:
-        assert conn.execute("SELECT count(*) FROM scan_results").fetchone()[0] == before + 1
+    assert await read_from_outside(target, "SELECT count(*) FROM scan_results") == [(before + 1,)]
 
 
 async def test_secret_removed_from_a_file_is_still_found_in_history(hub, model_repo, tmp_path):

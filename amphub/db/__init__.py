@@ -1,14 +1,14 @@
-"""The database: migrations and every SQL statement, by area.
+"""The database: the engines, the schema's migrations and every SQL statement, by area.
 
-One aiosqlite connection runs transactions and most reads on its own thread; another
-works on the event loop's thread: it looks rows up by key (`look_up`) and runs single
-statements (`Database.write`).
+SQLite (the embedded default, `sqlite_database.py`) or PostgreSQL (for several nodes,
+`postgresql_database.py`) behind one interface (`core.Database`); each statement is
+written once, in SQL both engines run (`dialect.py`).
 """
 
 from amphub.db.audit import *  # noqa: F403
 from amphub.db.cards import *  # noqa: F403
+from amphub.db.copy import NotEmpty, copy_metadata
 from amphub.db.core import (
-    MIGRATIONS,
     Audit,
     AuditEntry,
     Conflict,
@@ -23,19 +23,18 @@ from amphub.db.core import (
     Task,
     User,
     Zone,
-    connect,
-    integrity_problems,
-    migrate,
-    opened,
 )
 from amphub.db.deployments import *  # noqa: F403
+from amphub.db.engines import NewerDatabase, connect, integrity_problems, migrate, opened
 from amphub.db.lfs import *  # noqa: F403
 from amphub.db.members import *  # noqa: F403
 from amphub.db.models import *  # noqa: F403
 from amphub.db.peers import *  # noqa: F403
 from amphub.db.replicas import *  # noqa: F403
+from amphub.db.schema import MIGRATIONS
 from amphub.db.snapshot import *  # noqa: F403
 from amphub.db.spaces import *  # noqa: F403
+from amphub.db.sqlite_database import SqliteDatabase
 from amphub.db.tasks import *  # noqa: F403
 from amphub.db.upstreams import *  # noqa: F403
 from amphub.db.users import *  # noqa: F403
@@ -50,10 +49,14 @@ __all__ = [
     "Deployment",
     "DeployTarget",
     "LfsLock",
+    "NewerDatabase",
+    "NotEmpty",
+    "copy_metadata",
     "Model",
     "Push",
     "Replica",
     "Space",
+    "SqliteDatabase",
     "Task",
     "User",
     "Zone",

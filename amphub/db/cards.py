@@ -8,9 +8,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import aiosqlite
-
-from amphub.db.core import Database, Model, fetch_all, fetch_one, row_to
+from amphub.db.core import Connection, Database, Model, fetch_all, fetch_one, row_to
+from amphub.db.sqlite_database import SqliteDatabase
 from amphub.search.index import (
     CardFields,
     Criteria,
@@ -171,8 +170,10 @@ async def search_models_by_sql(
     """One page of matching models, each with its card's JSON (None before indexing).
 
     The search written as SQL: what `search_models` answers from its index in memory must
-    equal this, which tests/test_search.py and bench/search.py check.
+    equal this, which tests/test_search.py and bench/search.py check. SQLite's SQL only
+    (FTS5): it is the reference the index is checked against, on SQLite.
     """
+    assert isinstance(db, SqliteDatabase), "the reference search is written for SQLite"
     where, args = _where(query)
     words = query_words(query.text)
     # Models whose id or name holds every word come first.
@@ -196,7 +197,11 @@ async def search_models_by_sql(
 
 
 async def facet_counts_by_sql(db: Database, query: SearchQuery) -> dict[str, dict[str, int]]:
-    """Counts per space, framework, task type, algorithm and license among the matches (SQL)."""
+    """Counts per space, framework, task type, algorithm and license among the matches (SQL).
+
+    SQLite only, as `search_models_by_sql`.
+    """
+    assert isinstance(db, SqliteDatabase), "the reference search is written for SQLite"
     where, args = _where(query)
     matching = (
         f"SELECT m.space_id, m.id, c.task_type, c.algorithm, c.license {_from(query)} WHERE {where}"
@@ -259,8 +264,13 @@ _ENTRIES = (
     " c.search_text FROM models m"
     " LEFT JOIN cards c ON c.space_id = m.space_id AND c.model_id = m.id"
 )
-_VALUES = "SELECT space_id, model_id, json_group_array(json_array(field, value)) FROM card_values"
-_MEMBERS = "SELECT space_id, model_id, json_group_array(json_array(user, role)) FROM model_members"
+# Each model's card values and members as JSON text, by engine.
+_AS_JSON = {
+    "sqlite": "json_group_array(json_array({}, {}))",
+    "postgresql": "json_agg(json_build_array({}, {}))::text",
+}
+_VALUES = "SELECT space_id, model_id, {} FROM card_values"
+_MEMBERS = "SELECT space_id, model_id, {} FROM model_members"
 _CHANGED = "IN (SELECT space_id, model_id FROM search_changes WHERE seq > ?)"
 
 
@@ -299,7 +309,9 @@ async def warm_search_index(db: Database, index: SearchIndex) -> None:
 async def _catch_up(db: Database, index: SearchIndex) -> None:
     # Outside the write lock this may read a change not committed yet; that only means
     # waiting below for its transaction to end, and then reading what it committed.
-    if await _clock(db.conn) == index.applied:
+    row = await fetch_one(db, "SELECT seq FROM search_clock")
+    assert row is not None  # the clock's one row is there from its migration on
+    if row[0] == index.applied:
         return
     async with index.updating:
         # The write lock keeps this connection's own uncommitted writes out of the reads.
@@ -316,33 +328,39 @@ async def _catch_up(db: Database, index: SearchIndex) -> None:
                 changed = [(row[0], row[1]) for row in await cursor.fetchall()]
                 if len(changed) > index.replay_limit:
                     changed = None
-            rows = await _rows(conn, index.applied if changed is not None else None)
+            rows = await _rows(conn, db.dialect, index.applied if changed is not None else None)
         if changed is None:  # a worker thread builds it, the loop serves meanwhile
             index.replace(await asyncio.to_thread(_built, rows), latest)
         else:
             index.apply(changed, list(_entries(rows)), latest)
 
 
-async def _clock(conn: aiosqlite.Connection) -> int:
-    async with conn.execute("SELECT seq FROM search_clock") as cursor:
-        row = await cursor.fetchone()
+async def _clock(conn: Connection) -> int:
+    row = await (await conn.execute("SELECT seq FROM search_clock")).fetchone()
     assert row is not None  # the clock's one row is there from its migration on
-    return row[0]
+    return int(row[0])
 
 
 # Plain tuples, of _ENTRIES, _VALUES and _MEMBERS.
 Rows = tuple[Iterable[Sequence[Any]], Iterable[Sequence[Any]], Iterable[Sequence[Any]]]
 
 
-async def _rows(conn: aiosqlite.Connection, after: int | None) -> Rows:
+async def _rows(conn: Connection, dialect: str, after: int | None) -> Rows:
     """The rows of every model (`after` None), or of those changed after that point."""
     found: list[Iterable[Sequence[Any]]] = []
-    for sql in (_ENTRIES, _VALUES, _MEMBERS):
+    as_json = _AS_JSON[dialect]
+    statements = (
+        _ENTRIES,
+        _VALUES.format(as_json.format("field", "value")),
+        _MEMBERS.format(as_json.format("user", "role")),
+    )
+    for sql in statements:
         key = "(m.space_id, m.id)" if sql is _ENTRIES else "(space_id, model_id)"
         changed = f" WHERE {key} {_CHANGED}" if after is not None else ""
         grouped = " GROUP BY space_id, model_id" if sql is not _ENTRIES else ""
         cursor = await conn.execute(sql + changed + grouped, () if after is None else (after,))
-        cursor.row_factory = None  # plain tuples: a rebuild reads every model
+        if dialect == "sqlite":
+            cursor.row_factory = None  # plain tuples: a rebuild reads every model
         found.append(await cursor.fetchall())
         await cursor.close()
     return found[0], found[1], found[2]
@@ -493,15 +511,17 @@ async def store_card(db: Database, space_id: str, model_id: str, row: CardRow) -
         )
         # Values that stay are left alone (an ignored insert writes nothing), so that a
         # push that keeps them logs no change of them for search.
+        kept = ""
+        if row.values:
+            kept = " AND (field, value) NOT IN (VALUES " + ", ".join(["(?, ?)"] * len(row.values))
+            kept += ")"
         await conn.execute(
-            "DELETE FROM card_values WHERE space_id = ? AND model_id = ? AND (field, value)"
-            " NOT IN (SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]')"
-            " FROM json_each(?) AS j)",
-            (space_id, model_id, json.dumps(row.values)),
+            "DELETE FROM card_values WHERE space_id = ? AND model_id = ?" + kept,
+            (space_id, model_id, *(part for value in row.values for part in value)),
         )
         await conn.executemany(
-            "INSERT OR IGNORE INTO card_values (space_id, model_id, field, value)"
-            " VALUES (?, ?, ?, ?)",
+            "INSERT INTO card_values (space_id, model_id, field, value) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             [(space_id, model_id, name, value) for name, value in row.values],
         )
 

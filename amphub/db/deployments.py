@@ -37,11 +37,11 @@ async def insert_deployment(
         cursor = await conn.execute(
             "INSERT INTO deployments (space_id, model_id, target, service, replicas, ref,"
             " commit_id, created_by, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (space_id, model_id, target, service, replicas, ref, commit_id, created_by, now, now),
         )
-    assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
-    deployment = await get_deployment(db, cursor.lastrowid)
+        (deployment_id,) = await cursor.fetchone()
+    deployment = await get_deployment(db, deployment_id)
     assert deployment is not None
     return deployment
 
@@ -96,7 +96,8 @@ async def remember_signature(db: Database, signature: str, now: float, window: f
     async with db.transaction() as conn:
         await conn.execute("DELETE FROM callback_signatures WHERE seen_at < ?", (now - window,))
         cursor = await conn.execute(
-            "INSERT OR IGNORE INTO callback_signatures (signature, seen_at) VALUES (?, ?)",
+            "INSERT INTO callback_signatures (signature, seen_at) VALUES (?, ?)"
+            " ON CONFLICT DO NOTHING",
             (signature, now),
         )
     return cursor.rowcount > 0

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-from amphub.db.core import Conflict, Database, LfsLock, fetch_all, fetch_one, look_up, row_to
+from amphub.db.core import (
+    Conflict,
+    Database,
+    IntegrityError,
+    LfsLock,
+    fetch_all,
+    fetch_one,
+    look_up,
+    row_to,
+)
 
 __all__ = [
     "linked_object_sizes",
@@ -181,14 +188,14 @@ async def insert_lock(
         async with db.transaction() as conn:
             cursor = await conn.execute(
                 "INSERT INTO lfs_locks (space_id, model_id, path, ref, owner, locked_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (space_id, model_id, path, ref, owner, now),
             )
-    except sqlite3.IntegrityError:
+            (lock_id,) = await cursor.fetchone()
+    except IntegrityError:
         raise Conflict(f"{path} is locked already") from None
-    assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
     return LfsLock(
-        id=cursor.lastrowid,
+        id=lock_id,
         space_id=space_id,
         model_id=model_id,
         path=path,

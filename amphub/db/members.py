@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from amphub.db.core import (
     Audit,
     Database,
     Model,
+    Row,
     Space,
     User,
     fetch_all,
@@ -164,7 +163,7 @@ _ROLES_OF = (
 )
 
 
-def _model_with_roles(row: sqlite3.Row) -> ModelWithRoles:
+def _model_with_roles(row: Row) -> ModelWithRoles:
     return (
         row_to(Space, row, "s_"),
         row_to(Model, row, "m_"),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from amphub.db.core import (
     Audit,
     Conflict,
     Database,
     DeployTarget,
+    IntegrityError,
     Zone,
     fetch_all,
     fetch_one,
@@ -42,7 +41,7 @@ async def insert_zone(
                 " VALUES (?, ?, ?, ?, ?)",
                 (name, url, user, sealed_key, now),
             )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise Conflict(f"zone {name} exists already") from None
     return Zone(name=name, url=url, user=user, sealed_key=sealed_key, created_at=now)
 
@@ -78,7 +77,7 @@ async def insert_deploy_target(
                 " VALUES (?, ?, ?, ?)",
                 (name, url, sealed_secret, now),
             )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise Conflict(f"deploy target {name} exists already") from None
     return DeployTarget(name=name, url=url, sealed_secret=sealed_secret, created_at=now)
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-from amphub.db.core import Audit, Conflict, Database, Space, fetch_all, fetch_one, row_to
+from amphub.db.core import (
+    Audit,
+    Conflict,
+    Database,
+    IntegrityError,
+    Space,
+    fetch_all,
+    fetch_one,
+    row_to,
+)
 
 __all__ = [
     "insert_space",
@@ -37,7 +44,7 @@ async def insert_space(
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (space_id, name, quota, billing_mode, expires_at, creator, now),
             )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise Conflict(f"space {space_id} exists already") from None
     return Space(
         id=space_id,

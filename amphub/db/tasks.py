@@ -41,11 +41,11 @@ async def insert_task(
     async with db.transaction() as conn:
         cursor = await conn.execute(
             "INSERT INTO tasks (kind, space_id, model_id, ref, commit_id, params, created_by,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (kind, space_id, model_id, ref, commit_id, params, created_by, db.now()),
         )
-    assert cursor.lastrowid is not None  # an INSERT into a rowid table sets it
-    task = await get_task(db, cursor.lastrowid)
+        (task_id,) = await cursor.fetchone()
+    task = await get_task(db, task_id)
     assert task is not None
     return task
 
@@ -145,7 +145,8 @@ async def hand_back_task(db: Database, task_id: int) -> None:
     """Queue a running task again, its start not counted: its node stopped it on purpose."""
     async with db.transaction() as conn:
         await conn.execute(
-            "UPDATE tasks SET status = 'queued', attempts = max(attempts - 1, 0),"
+            "UPDATE tasks SET status = 'queued',"
+            " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,"
             " message = 'handed back by a stopping node; queued again'"
             " WHERE id = ? AND status = 'running'",
             (task_id,),
@@ -221,7 +222,7 @@ async def scan_verdicts(db: Database, content_ids: list[str], version: str) -> d
 async def store_verdict(db: Database, content_id: str, version: str, verdict: str) -> None:
     """Keep a blob's verdict so that the same content is never scanned twice."""
     await db.write(
-        "INSERT OR REPLACE INTO scan_results (content_id, scanner_version, verdict)"
-        " VALUES (?, ?, ?)",
+        "INSERT INTO scan_results (content_id, scanner_version, verdict) VALUES (?, ?, ?)"
+        " ON CONFLICT (content_id, scanner_version) DO UPDATE SET verdict = excluded.verdict",
         (content_id, version, verdict),
     )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from amphub.db.core import (
     Audit,
     Conflict,
     Database,
+    IntegrityError,
     fetch_all,
     fetch_one,
     look_up_one,
@@ -64,7 +64,7 @@ async def insert_upstream(
                 " VALUES (?, ?, ?, ?, ?)",
                 (name, url, space_id, sealed_token, now),
             )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise Conflict(f"upstream {name} exists already") from None
     return Upstream(name, url, space_id, sealed_token, now)
 
@@ -94,8 +94,8 @@ async def record_mirror(
     """Mark a model as the mirror of an upstream's repo (again: no change)."""
     async with db.transaction() as conn:
         await conn.execute(
-            "INSERT OR IGNORE INTO mirrors (space_id, model_id, upstream, repo, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO mirrors (space_id, model_id, upstream, repo, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (space_id, model_id, upstream, repo, db.now()),
         )
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-from amphub.db.core import Audit, Conflict, Database, User, fetch_all, look_up_one, row_to
+from amphub.db.core import (
+    Audit,
+    Conflict,
+    Database,
+    IntegrityError,
+    User,
+    fetch_all,
+    look_up_one,
+    row_to,
+)
 
 __all__ = [
     "count_users",
@@ -47,7 +54,7 @@ async def insert_user(
                 " VALUES (?, ?, ?, ?, ?)",
                 (name, key_hash, admin, creator, now),
             )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise Conflict(f"user {name} exists already") from None
     return User(
         name=name, key_hash=key_hash, admin=admin, creator=creator, disabled=False, created_at=now
@@ -67,15 +74,14 @@ async def get_user_by_key_hash(db: Database, key_hash: str) -> User | None:
 
 
 async def list_users(
-    db: Database, *, name_contains: str = "", limit: int = -1, offset: int = 0
+    db: Database, *, name_contains: str = "", limit: int | None = None, offset: int = 0
 ) -> list[User]:
     """Users by name: every one, or a page of those with `name_contains` in their name."""
+    page = "" if limit is None else f" LIMIT {limit:d} OFFSET {offset:d}"
     rows = await fetch_all(
         db,
-        f"SELECT {_COLUMNS} FROM users WHERE instr(name, ?) > 0 ORDER BY name LIMIT ? OFFSET ?",
+        f"SELECT {_COLUMNS} FROM users WHERE instr(name, ?) > 0 ORDER BY name{page}",
         name_contains,
-        limit,
-        offset,
     )
     return [row_to(User, row) for row in rows]
 

@@ -22,9 +22,8 @@ async def index_xet_chunks(
     """Remember where chunks were stored; a chunk stored twice keeps its first place."""
     async with db.transaction() as conn:
         await conn.executemany(
-            "INSERT OR IGNORE INTO xet_chunks"
-            " (space_id, model_id, xorb, chunk, oid, offset, length)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO xet_chunks (space_id, model_id, xorb, chunk, oid, offset, length)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(space_id, model_id, *chunk) for chunk in chunks],
         )
 

@@ -59,7 +59,7 @@ def prepare_data_dir(config: Config) -> None:
 async def bootstrap(config: Config, clock: Clock = system_clock) -> str | None:
     """Prepare the data dir and database; on first start return the new administrator's key."""
     prepare_data_dir(config)
-    async with db.opened(config.db_path, clock) as database:
+    async with db.opened(config.database_target, clock) as database:
         return await accounts.ensure_admin(database)
 
 
@@ -73,7 +73,7 @@ def build_hub(config: Config, clock: Clock = system_clock) -> Hub:
 async def running(hub: Hub) -> AsyncIterator[Hub]:
     """Everything of the hub with a lifetime, opened in order and closed in reverse."""
     async with contextlib.AsyncExitStack() as stack:
-        hub.db = await stack.enter_async_context(db.opened(hub.config.db_path, hub.clock))
+        hub.db = await stack.enter_async_context(db.opened(hub.config.database_target, hub.clock))
         stack.callback(hub.threads.shutdown, wait=True, cancel_futures=True)
         await hub.objects.open()
         stack.push_async_callback(hub.objects.close)
@@ -98,7 +98,7 @@ async def offline(config: Config) -> AsyncIterator[Hub]:
     """A hub for the offline admin commands: the database and the threads, nothing running."""
     hub = build_hub(config)
     try:
-        async with db.opened(config.db_path, hub.clock) as database:
+        async with db.opened(config.database_target, hub.clock) as database:
             hub.db = database
             await hub.objects.open()
             try:
