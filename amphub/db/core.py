@@ -442,6 +442,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    # Until when a running task is its node's: renewed while the node works on it, and
+    # taken over by any node once it lapses (the node died).
+    ("ALTER TABLE tasks ADD COLUMN lease_until TEXT",),
 ]
 
 
@@ -801,6 +804,7 @@ class Task:
     attempts: int
     cancel_requested: bool
     node: str | None
+    lease_until: str | None
 
 
 @dataclass(frozen=True)
