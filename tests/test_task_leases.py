@@ -70,15 +70,16 @@ async def test_a_lapsed_task_canceled_or_tried_too_often_is_closed_not_taken(tmp
 
 async def test_start_up_requeues_only_its_own_and_lapsed_tasks(tmp_path: Path):
     async with db.opened(tmp_path / "amphub.db") as database:
-        mine, lapsed, theirs = await queue(database), await queue(database), await queue(database)
-        await db.claim_task(database, "a", *at(0), 3)
-        await db.claim_task(database, "b", *at(0), 3)
-        await db.claim_task(database, "c", *at(LEASE), 3)
+        mine, lapsed, theirs, canceled = [await queue(database) for _ in range(4)]
+        for node, seconds in (("a", 0), ("b", 0), ("c", LEASE), ("a", 0)):
+            await db.claim_task(database, node, *at(seconds), 3)
+        await db.cancel_task(database, canceled.id)
 
         await db.requeue_interrupted(database, "a", at(LEASE + 1)[0], 3)
-        tasks = [await db.get_task(database, task.id) for task in (mine, lapsed, theirs)]
+        tasks = [await db.get_task(database, task.id) for task in (mine, lapsed, theirs, canceled)]
         assert [(task.status, task.node) for task in tasks if task] == [
             ("queued", "a"),
             ("queued", "b"),
             ("running", "c"),
+            ("canceled", "a"),
         ]

@@ -185,10 +185,16 @@ async def renew_leases(
 async def requeue_interrupted(db: Database, node: str, now: str, max_attempts: int) -> None:
     """At start: run again what this node ran in its earlier life, and what lost its lease.
 
-    A task another live node runs is left alone; one tried too often fails instead.
+    A task another live node runs is left alone; one canceled meanwhile is closed, and one
+    tried too often fails instead.
     """
     mine_or_lapsed = f"status = 'running' AND (node = ? OR {_LAPSED})"
     async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE tasks SET status = 'canceled', finished_at = ?, message = 'canceled'"
+            f" WHERE {mine_or_lapsed} AND cancel_requested = 1",
+            (db.now(), node, now),
+        )
         await conn.execute(
             f"UPDATE tasks SET status = 'failed', finished_at = ?, message = {_GIVEN_UP}"
             f" WHERE {mine_or_lapsed} AND attempts >= ?",
