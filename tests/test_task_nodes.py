@@ -76,6 +76,15 @@ class Nodes:
                 assert asyncio.get_running_loop().time() < deadline, task
                 await asyncio.sleep(0.05)
 
+    async def running(self, task_id: int, deployment: int) -> dict:
+        """The task once it runs and its post reached the service (where it is held)."""
+        task = await self.task(task_id, ("running",))
+        for _ in range(400):
+            if self.service.posts[deployment]:
+                return task
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"deployment {deployment} was never posted")
+
     def attempts(self, task_id: int) -> int:
         data = next(iter(self.servers.values())).data
         with contextlib.closing(sqlite3.connect(data / "amphub.db")) as conn:
@@ -140,7 +149,7 @@ async def test_two_nodes_share_the_queue_and_leave_each_others_tasks_alone(nodes
     # A node restarted while the other runs a task leaves that task alone...
     nodes.service.hold = True
     task_id, deployment = await nodes.deploy(through="a")
-    running = await nodes.task(task_id, ("running",))
+    running = await nodes.running(task_id, deployment)
     restarted = other(running["node"])
     await nodes.servers[restarted].stop()
     await nodes.servers[restarted].start()
@@ -161,7 +170,7 @@ async def test_two_nodes_share_the_queue_and_leave_each_others_tasks_alone(nodes
 async def test_a_killed_nodes_task_is_taken_over_when_its_lease_lapses(nodes: Nodes):
     nodes.service.hold = True
     task_id, deployment = await nodes.deploy(through="a")
-    running = await nodes.task(task_id, ("running",))
+    running = await nodes.running(task_id, deployment)
     await nodes.servers[running["node"]].kill()
     done = await nodes.task(task_id, FINISHED, within=SETTLE)
     assert (done["status"], done["node"]) == ("succeeded", other(running["node"])), done

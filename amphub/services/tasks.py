@@ -154,7 +154,7 @@ async def _outcome(hub: Hub, runners: Mapping[str, Runner], task: db.Task) -> st
     except TaskFailed as exc:
         return await _finish(hub, task, "failed", str(exc))
     except TaskLost:
-        log.warning("task %s (%s) is no longer this node's; stopped here", task.id, task.kind)
+        log.warning("task %s (%s) was taken over or deleted; stopped here", task.id, task.kind)
         return "lost"
     except asyncio.CancelledError:
         # The node is stopping: the task goes back to the queue for the next start (or
@@ -189,7 +189,7 @@ async def _finish(
     """Record the outcome, if this claim still holds the task; returns the outcome counted."""
     if await db.finish_task(hub.db, task, status, message, result):
         return status
-    log.warning("task %s (%s) was taken over; its outcome here is dropped", task.id, task.kind)
+    log.warning("task %s (%s) was taken over or deleted; outcome dropped", task.id, task.kind)
     return "lost"
 
 
