@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import aiosqlite
+
 from amphub.db.core import Database, Task, fetch_all, fetch_one, row_to
 
 __all__ = [
@@ -136,16 +138,7 @@ async def claim_task(
     # claims hold; SQLite runs one write transaction at a time.
     skip_locked = " FOR UPDATE SKIP LOCKED" if db.dialect == "postgresql" else ""
     async with db.transaction() as conn:
-        await conn.execute(
-            "UPDATE tasks SET status = 'canceled', finished_at = ?, message = 'canceled'"
-            f" WHERE {_LAPSED} AND cancel_requested = 1",
-            (db.now(), now),
-        )
-        await conn.execute(
-            f"UPDATE tasks SET status = 'failed', finished_at = ?, message = {_GIVEN_UP}"
-            f" WHERE {_LAPSED} AND attempts >= ?",
-            (db.now(), now, max_attempts),
-        )
+        await _close_given_up(db, conn, _LAPSED, (now,), max_attempts)
         row = await (
             await conn.execute(
                 "UPDATE tasks SET message = CASE WHEN status = 'running'"
@@ -162,10 +155,30 @@ async def claim_task(
     return row_to(Task, row) if row else None
 
 
+async def _close_given_up(
+    db: Database,
+    conn: aiosqlite.Connection,
+    where: str,
+    params: tuple[object, ...],
+    max_attempts: int,
+) -> None:
+    """Close the interrupted tasks `where` picks that were canceled or tried too often."""
+    await conn.execute(
+        "UPDATE tasks SET status = 'canceled', finished_at = ?, message = 'canceled'"
+        f" WHERE {where} AND cancel_requested = 1",
+        (db.now(), *params),
+    )
+    await conn.execute(
+        f"UPDATE tasks SET status = 'failed', finished_at = ?, message = {_GIVEN_UP}"
+        f" WHERE {where} AND attempts >= ?",
+        (db.now(), *params, max_attempts),
+    )
+
+
 async def renew_leases(
     db: Database, node: str, task_ids: list[int], lease_until: str
 ) -> dict[int, tuple[int, bool]]:
-    """Extend the leases of the tasks `node` runs; {id: (attempts, cancel_requested)} of each.
+    """Extend the leases of the tasks `node` runs (at least one): {id: (attempts, canceled)}.
 
     A task missing from the answer is no longer the node's: taken over, or deleted with its
     model. One statement for all of them.
@@ -190,16 +203,7 @@ async def requeue_interrupted(db: Database, node: str, now: str, max_attempts: i
     """
     mine_or_lapsed = f"status = 'running' AND (node = ? OR {_LAPSED})"
     async with db.transaction() as conn:
-        await conn.execute(
-            "UPDATE tasks SET status = 'canceled', finished_at = ?, message = 'canceled'"
-            f" WHERE {mine_or_lapsed} AND cancel_requested = 1",
-            (db.now(), node, now),
-        )
-        await conn.execute(
-            f"UPDATE tasks SET status = 'failed', finished_at = ?, message = {_GIVEN_UP}"
-            f" WHERE {mine_or_lapsed} AND attempts >= ?",
-            (db.now(), node, now, max_attempts),
-        )
+        await _close_given_up(db, conn, mine_or_lapsed, (node, now), max_attempts)
         await conn.execute(
             "UPDATE tasks SET status = 'queued', lease_until = NULL,"
             " message = 'interrupted by a restart; queued again'"
