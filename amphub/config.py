@@ -84,6 +84,9 @@ class Config:
     # What a mirrored model whose scan found something suspicious gets: served with a
     # warning ("warn") or refused as an unsafe one is ("block").
     mirror_suspicious: str = "warn"
+    # A running task is its node's for this long, renewed every third of it; a task whose
+    # node stopped renewing (it died) is taken over by any node once its lease lapses.
+    task_lease_seconds: int = 60
 
     @property
     def db_path(self) -> Path:
@@ -148,6 +151,7 @@ SETTINGS: dict[str, type] = {
     "s3_secret_access_key": str,
     "verify_downloads": int,
     "mirror_suspicious": str,
+    "task_lease_seconds": int,
 }
 
 
@@ -171,6 +175,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "s3_redirect": (0, 1),
     "verify_downloads": (0, 1),
     "s3_part_size": (64 * 1024, 5 * GIB),
+    "task_lease_seconds": (3, 3600),
 }
 
 # The form of each text setting that has one, and what to say when it is not met.

@@ -324,10 +324,11 @@ async def read_until(proc, marker: str) -> list[str]:
 class ServerProcess:
     """`amphub serve` in a process of its own, on one port across restarts."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, **environ: str) -> None:
         self.data, self.port = data, free_port()
         self.proc: asyncio.subprocess.Process | None = None
         self.key = ""
+        self.environ = environ  # AMPHUB_* settings of this process, beside the test's own
 
     @property
     def url(self) -> str:
@@ -341,7 +342,7 @@ class ServerProcess:
         return self.proc.pid
 
     async def start(self) -> None:
-        self.proc = await start_server(self.data, self.port)
+        self.proc = await start_server(self.data, self.port, env={**os.environ, **self.environ})
         lines = await read_until(self.proc, "listening")
         for line in lines:
             if line.startswith("administrator key"):

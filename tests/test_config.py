@@ -79,6 +79,7 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "s3_access_key_id": ("k1", "k2", '"k3"', ("k1", "k2", "k3"), None),
     "s3_secret_access_key": ("s1", "s2", '"s3"', ("s1", "s2", "s3"), None),
     "mirror_suspicious": ("block", "warn", '"block"', ("block", "warn", "block"), "warn"),
+    "task_lease_seconds": (3, "10", "20", (3, 10, 20), 60),
 }
 LAYERS = ["flag", "env", "file", "default"]
 

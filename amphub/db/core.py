@@ -307,6 +307,7 @@ class Task:
     attempts: int
     cancel_requested: bool
     node: str | None
+    lease_until: str | None
 
 
 @dataclass(frozen=True)

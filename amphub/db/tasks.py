@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amphub.db.core import Database, Task, fetch_all, fetch_one, row_to
+from amphub.db.core import Connection, Database, Task, fetch_all, fetch_one, row_to
 
 __all__ = [
     "insert_task",
@@ -10,6 +10,7 @@ __all__ = [
     "list_tasks",
     "last_scan",
     "claim_task",
+    "renew_leases",
     "requeue_interrupted",
     "hand_back_task",
     "count_unfinished_tasks",
@@ -23,7 +24,8 @@ __all__ = [
 
 _COLUMNS = (
     "id, kind, space_id, model_id, ref, commit_id, params, status, progress, message, result,"
-    " created_by, created_at, started_at, finished_at, attempts, cancel_requested, node"
+    " created_by, created_at, started_at, finished_at, attempts, cancel_requested, node,"
+    " lease_until"
 )
 
 
@@ -111,45 +113,111 @@ async def last_scan(
     return row_to(Task, rows[0]) if rows else None
 
 
-async def claim_task(db: Database, node: str) -> Task | None:
-    """Take the oldest queued task and mark it running on `node`, or None when there is none."""
+# A running task whose node stopped renewing its lease (or that never had one: it was
+# started before leases existed); the parameter is the current time.
+_LAPSED = "status = 'running' AND (lease_until IS NULL OR lease_until < ?)"
+# What a task that was interrupted too often says when it is given up.
+_GIVEN_UP = (
+    "'interrupted ' || attempts || ' times (its node restarted or was lost); not tried again'"
+)
+# The task a claim holds: the claim's node and start count (a takeover counts one more).
+_HELD = "id = ? AND node = ? AND attempts = ? AND status = 'running'"
+
+
+async def claim_task(
+    db: Database, node: str, now: str, lease_until: str, max_attempts: int
+) -> Task | None:
+    """Take the oldest queued task, or a running one whose lease lapsed, for `node`.
+
+    A lapsed task that was canceled, or has been started `max_attempts` times, is closed
+    instead. `now` and `lease_until` are wall-clock times (RFC 3339) on every node.
+    """
+    # Two nodes never take one task: PostgreSQL locks the chosen row and skips rows other
+    # claims hold; SQLite runs one write transaction at a time.
+    skip_locked = " FOR UPDATE SKIP LOCKED" if db.dialect == "postgresql" else ""
     async with db.transaction() as conn:
+        await _close_given_up(db, conn, _LAPSED, (now,), max_attempts)
         row = await (
             await conn.execute(
-                "UPDATE tasks SET status = 'running', started_at = ?, attempts = attempts + 1,"
-                " node = ?"
-                " WHERE id = (SELECT id FROM tasks WHERE status = 'queued' ORDER BY id LIMIT 1)"
+                "UPDATE tasks SET message = CASE WHEN status = 'running'"
+                " THEN 'taken over from node ' || node || ', whose lease lapsed' ELSE message END,"
+                " status = 'running', started_at = ?, attempts = attempts + 1, node = ?,"
+                " lease_until = ?"
+                " WHERE id = (SELECT id FROM tasks WHERE status IN ('queued', 'running')"
+                " AND (status = 'queued' OR lease_until IS NULL OR lease_until < ?)"
+                f" ORDER BY id LIMIT 1{skip_locked})"
                 f" RETURNING {_COLUMNS}",
-                (db.now(), node),
+                (db.now(), node, lease_until, now),
             )
         ).fetchone()
     return row_to(Task, row) if row else None
 
 
-async def requeue_interrupted(db: Database, max_attempts: int) -> None:
-    """After a restart: run again what was running, unless it has been tried too often."""
+async def _close_given_up(
+    db: Database,
+    conn: Connection,
+    where: str,
+    params: tuple[object, ...],
+    max_attempts: int,
+) -> None:
+    """Close the interrupted tasks `where` picks that were canceled or tried too often."""
+    await conn.execute(
+        "UPDATE tasks SET status = 'canceled', finished_at = ?, message = 'canceled'"
+        f" WHERE {where} AND cancel_requested = 1",
+        (db.now(), *params),
+    )
+    await conn.execute(
+        f"UPDATE tasks SET status = 'failed', finished_at = ?, message = {_GIVEN_UP}"
+        f" WHERE {where} AND attempts >= ?",
+        (db.now(), *params, max_attempts),
+    )
+
+
+async def renew_leases(
+    db: Database, node: str, task_ids: list[int], lease_until: str
+) -> dict[int, tuple[int, bool]]:
+    """Extend the leases of the tasks `node` runs (at least one): {id: (attempts, canceled)}.
+
+    A task missing from the answer is no longer the node's: taken over, or deleted with its
+    model. One statement for all of them.
+    """
     async with db.transaction() as conn:
+        rows = await (
+            await conn.execute(
+                "UPDATE tasks SET lease_until = ? WHERE node = ? AND status = 'running'"
+                f" AND id IN ({','.join('?' * len(task_ids))})"
+                " RETURNING id, attempts, cancel_requested",
+                (lease_until, node, *task_ids),
+            )
+        ).fetchall()
+    return {row[0]: (row[1], bool(row[2])) for row in rows}
+
+
+async def requeue_interrupted(db: Database, node: str, now: str, max_attempts: int) -> None:
+    """At start: run again what this node ran in its earlier life, and what lost its lease.
+
+    A task another live node runs is left alone; one canceled meanwhile is closed, and one
+    tried too often fails instead.
+    """
+    mine_or_lapsed = f"status = 'running' AND (node = ? OR {_LAPSED})"
+    async with db.transaction() as conn:
+        await _close_given_up(db, conn, mine_or_lapsed, (node, now), max_attempts)
         await conn.execute(
-            "UPDATE tasks SET status = 'failed', finished_at = ?,"
-            " message = 'stopped by a restart ' || attempts || ' times; not tried again'"
-            " WHERE status = 'running' AND attempts >= ?",
-            (db.now(), max_attempts),
-        )
-        await conn.execute(
-            "UPDATE tasks SET status = 'queued', message = 'interrupted by a restart; queued again'"
-            " WHERE status = 'running'"
+            "UPDATE tasks SET status = 'queued', lease_until = NULL,"
+            " message = 'interrupted by a restart; queued again'"
+            f" WHERE {mine_or_lapsed}",
+            (node, now),
         )
 
 
-async def hand_back_task(db: Database, task_id: int) -> None:
+async def hand_back_task(db: Database, task: Task) -> None:
     """Queue a running task again, its start not counted: its node stopped it on purpose."""
     async with db.transaction() as conn:
         await conn.execute(
-            "UPDATE tasks SET status = 'queued',"
-            " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,"
+            "UPDATE tasks SET status = 'queued', attempts = attempts - 1, lease_until = NULL,"
             " message = 'handed back by a stopping node; queued again'"
-            " WHERE id = ? AND status = 'running'",
-            (task_id,),
+            f" WHERE {_HELD}",
+            (task.id, task.node, task.attempts),
         )
 
 
@@ -162,30 +230,38 @@ async def count_unfinished_tasks(db: Database) -> dict[str, int]:
     return {"queued": 0, "running": 0} | {row[0]: row[1] for row in rows}
 
 
-async def set_task_progress(db: Database, task_id: int, progress: int, message: str) -> bool:
-    """Record progress; returns whether the task should stop: canceled, or its model gone."""
+async def set_task_progress(db: Database, task: Task, progress: int, message: str) -> bool | None:
+    """Record progress of the claim `task`; whether it was canceled, None if it is not held.
+
+    A task no longer held was taken over by another node, or went with its model.
+    """
     async with db.transaction() as conn:
-        await conn.execute(
-            "UPDATE tasks SET progress = ?, message = ? WHERE id = ?",
-            (progress, message, task_id),
-        )
         row = await (
-            await conn.execute("SELECT cancel_requested FROM tasks WHERE id = ?", (task_id,))
+            await conn.execute(
+                f"UPDATE tasks SET progress = ?, message = ? WHERE {_HELD}"
+                " RETURNING cancel_requested",
+                (progress, message, task.id, task.node, task.attempts),
+            )
         ).fetchone()
-    return row is None or bool(row[0])
+    return None if row is None else bool(row[0])
 
 
 async def finish_task(
-    db: Database, task_id: int, status: str, message: str, result: str | None = None
-) -> None:
-    """Close a task as succeeded, failed or canceled."""
+    db: Database, task: Task, status: str, message: str, result: str | None = None
+) -> bool:
+    """Close the claim `task` as succeeded, failed or canceled; False if it is not held.
+
+    Only the claim that holds a task closes it, so a task taken over is finished once.
+    """
     async with db.transaction() as conn:
-        await conn.execute(
+        cursor = await conn.execute(
             "UPDATE tasks SET status = ?, message = ?, result = coalesce(?, result),"
-            " finished_at = ?, progress = CASE WHEN ? = 'succeeded' THEN 100 ELSE progress END"
-            " WHERE id = ?",
-            (status, message, result, db.now(), status, task_id),
+            " finished_at = ?, lease_until = NULL,"
+            " progress = CASE WHEN ? = 'succeeded' THEN 100 ELSE progress END"
+            f" WHERE {_HELD}",
+            (status, message, result, db.now(), status, task.id, task.node, task.attempts),
         )
+    return cursor.rowcount == 1
 
 
 async def cancel_task(db: Database, task_id: int) -> Task | None:

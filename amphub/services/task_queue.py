@@ -1,18 +1,33 @@
-"""The task queue's signal and workers: the queue itself is the tasks table."""
+"""The task queue's signal, workers and jobs: the queue itself is the tasks table."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Job:
+    """A task this node runs: its claim's start count, its work, and why the node stopped it."""
+
+    attempts: int
+    work: asyncio.Task[Any]
+    stopped_for: Exception | None = None
 
 
 class TaskQueue:
-    """Wakes the workers when a task is queued (they also look every few seconds); stops them."""
+    """Wakes the workers when a task is queued (they also look every few seconds); stops them.
+
+    It also knows the tasks this node runs, for the lease keeper to renew or stop.
+    """
 
     def __init__(self) -> None:
         self._queued = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
+        self._jobs: dict[int, Job] = {}
 
     def wake(self) -> None:
         """Tell the workers a task was queued."""
@@ -34,3 +49,23 @@ class TaskQueue:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+
+    def start(self, task_id: int, attempts: int, work: Coroutine[Any, Any, Any]) -> Job:
+        """Run a claimed task's work as a job of its own, which `stop` can end."""
+        job = Job(attempts, asyncio.create_task(work))
+        self._jobs[task_id] = job
+        return job
+
+    def forget(self, task_id: int) -> None:
+        """The task's job is over."""
+        self._jobs.pop(task_id, None)
+
+    def held(self) -> dict[int, int]:
+        """The tasks this node runs, by id, with the start count of each one's claim."""
+        return {task_id: job.attempts for task_id, job in self._jobs.items()}
+
+    def stop(self, task_id: int, reason: Exception) -> None:
+        """End a task's job; its worker raises `reason` instead of the job's outcome."""
+        job = self._jobs.get(task_id)
+        if job is not None and job.work.cancel():
+            job.stopped_for = reason
