@@ -17,10 +17,10 @@ from pathlib import Path
 from amphub import db
 from amphub.clock import system_clock
 from amphub.http import keys
-from amphub.services.leases import LEASE_SECONDS, claim, claimed, renew
+from amphub.services.leases import LEASE_SECONDS, claim, claimed, renew, reservation_kept
 from amphub.services.models import delete_model
 from amphub.services.objects import collect
-from amphub.services.quota import hold_in_flight
+from amphub.services.quota import RESERVATION_SECONDS
 from tests.conftest import FakeClock, Hub, running_hub
 from tests.test_cli import amphub_process
 from tests.test_lfs import batch, content, no_grace, oid_of, put_object
@@ -87,21 +87,25 @@ async def test_what_a_dead_node_held_lapses_and_a_live_one_renews_it(tmp_path):
         await a.model("team", "m1")
         oid = "ab" * 32
         assert (await batch(a, "upload", [{"oid": oid, "size": 40 * KIB}]))[0] == 200
-        assert await hold_in_flight(node_a, "team", oid, 40 * KIB)
-        async with claim(node_a, oid):
-            clock.advance(seconds=LEASE_SECONDS - 1)
+        async with (
+            reservation_kept(node_a, "team", oid, 40 * KIB) as reserved,
+            claim(node_a, oid),
+        ):
+            assert reserved
+            clock.advance(seconds=RESERVATION_SECONDS - 1)  # the batch call's time is nearly up
             await renew(node_a)  # node a lives on
             clock.advance(seconds=LEASE_SECONDS - 1)
-            assert await claimed(node_b, oid)
             assert await db.reservation_live(node_b.db, "team", oid)
+            assert (await batch(b, "upload", [{"oid": "cd" * 32, "size": 40 * KIB}]))[0] == 507
             clock.advance(seconds=2)  # node a renewed nothing since: as if it had died
             assert not await claimed(node_b, oid)
             assert not await db.reservation_live(node_b.db, "team", oid)
+            assert (await batch(b, "upload", [{"oid": "cd" * 32, "size": 40 * KIB}]))[0] == 200
             await renew(node_b)  # the next renewal of any node removes what lapsed
             rows = sqlite3.connect(a.data_dir / "amphub.db").execute(
-                "SELECT (SELECT count(*) FROM object_claims), (SELECT count(*) FROM reservations)"
+                "SELECT oid FROM object_claims UNION ALL SELECT oid FROM reservations"
             )
-            assert rows.fetchall() == [(0, 0)]
+            assert rows.fetchall() == [("cd" * 32,)]
 
 
 async def test_failed_sign_ins_through_two_nodes_add_up(tmp_path):

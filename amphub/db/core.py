@@ -444,19 +444,18 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     (
         # What every node of a hub must see alike. Bytes promised to uploads in flight: a
-        # batch call's for a few minutes; an upload's, with its node (`holder`), for as long
-        # as that node renews it.
+        # batch call's for a few minutes, an upload's for as long as its node renews it.
         """
         CREATE TABLE reservations (
             space_id TEXT NOT NULL,
             oid TEXT NOT NULL,
             size INTEGER NOT NULL,
             expires_at TEXT NOT NULL,
-            holder TEXT,
             PRIMARY KEY (space_id, oid)
         )
         """,
-        # Objects an upload is storing and linking, one row a claim: collection skips them.
+        # Objects an upload is storing and linking, one row a claim of a node (`holder`):
+        # collection skips them.
         """
         CREATE TABLE object_claims (
             oid TEXT NOT NULL,

@@ -1,28 +1,32 @@
 """Bytes reserved for uploads in flight, and the objects they claim: rows every node sees.
 
-A row lives until its `expires_at`. The rows an upload holds carry its node's `holder` and
-are renewed by that node while it runs (`renew_held`), so a node that dies leaves nothing
-behind for longer than one lease.
+A row lives until its `expires_at`. The node of an upload in flight renews what the upload
+holds while it runs, so a node that dies leaves nothing behind for longer than a lease.
 """
 
 from __future__ import annotations
 
-from amphub.db.core import Database, fetch_all, look_up
+from amphub.db.core import Database, fetch_all, look_up, look_up_one
 
 __all__ = [
     "reserve",
-    "hold_reservation",
+    "keep_reservation",
     "reservation_live",
     "release_reservations",
     "stored_and_reserved_bytes",
+    "renew_reservations",
     "insert_claim",
     "delete_claim",
     "object_claimed",
-    "renew_held",
+    "renew_claims",
     "delete_expired",
 ]
 
 ROWS_PER_STATEMENT = 500
+
+
+def _marks(items: list[str] | set[str]) -> str:
+    return ",".join("?" * len(items))
 
 
 async def reserve(db: Database, space_id: str, sizes: dict[str, int], expires_at: str) -> None:
@@ -39,17 +43,30 @@ async def reserve(db: Database, space_id: str, sizes: dict[str, int], expires_at
         )
 
 
-async def hold_reservation(
-    db: Database, space_id: str, oid: str, size: int, holder: str, expires_at: str
-) -> bool:
-    """Make a live reservation the holder's until `expires_at`; False if none was live."""
+async def keep_reservation(db: Database, space_id: str, oid: str, size: int, until: str) -> bool:
+    """Make a live reservation hold `size` bytes until `until` at least; False if none is live.
+
+    Writes only when it must: an upload that starts soon after its batch call reads.
+    """
     now = db.now()
-    await db.write(
-        "UPDATE reservations SET size = ?, holder = ?, expires_at = ?"
+    row = await look_up_one(
+        db,
+        "SELECT size, expires_at FROM reservations"
         " WHERE space_id = ? AND oid = ? AND expires_at > ?",
-        (size, holder, expires_at, space_id, oid, now),
+        space_id,
+        oid,
+        now,
     )
-    return await reservation_live(db, space_id, oid)
+    if row is None:
+        return False
+    if row[0] != size or row[1] < until:
+        await db.write(
+            "UPDATE reservations SET size = ?,"
+            " expires_at = CASE WHEN expires_at < ? THEN ? ELSE expires_at END"
+            " WHERE space_id = ? AND oid = ?",
+            (size, until, until, space_id, oid),
+        )
+    return True
 
 
 async def reservation_live(db: Database, space_id: str, oid: str) -> bool:
@@ -69,7 +86,7 @@ async def release_reservations(db: Database, space_id: str, oids: list[str]) -> 
     for start in range(0, len(oids), ROWS_PER_STATEMENT):
         part = oids[start : start + ROWS_PER_STATEMENT]
         await db.write(
-            f"DELETE FROM reservations WHERE space_id = ? AND oid IN ({','.join('?' * len(part))})",
+            f"DELETE FROM reservations WHERE space_id = ? AND oid IN ({_marks(part)})",
             (space_id, *part),
         )
 
@@ -83,7 +100,7 @@ async def stored_and_reserved_bytes(
     back the reservation: a reading between the two counts the object once, as stored,
     and no reading can miss it in both. Reservations of `excluding` are left out.
     """
-    leave_out = f" AND r.oid NOT IN ({','.join('?' * len(excluding))})" if excluding else ""
+    leave_out = f" AND r.oid NOT IN ({_marks(excluding)})" if excluding else ""
     rows = await fetch_all(
         db,
         "SELECT (SELECT coalesce(sum(size), 0) FROM lfs_objects"
@@ -100,6 +117,18 @@ async def stored_and_reserved_bytes(
     return rows[0][0], rows[0][1]
 
 
+async def renew_reservations(db: Database, space_id: str, oids: list[str], until: str) -> None:
+    """Make the live reservations of the objects last until `until` at least."""
+    for start in range(0, len(oids), ROWS_PER_STATEMENT):
+        part = oids[start : start + ROWS_PER_STATEMENT]
+        await db.write(
+            "UPDATE reservations SET expires_at = ?"
+            f" WHERE space_id = ? AND oid IN ({_marks(part)}) AND expires_at > ?"
+            " AND expires_at < ?",
+            (until, space_id, *part, db.now(), until),
+        )
+
+
 async def insert_claim(db: Database, oid: str, claim_id: str, holder: str, expires_at: str) -> None:
     """Claim an object for the holder until `expires_at` (claims of one object add up)."""
     await db.write(
@@ -114,20 +143,26 @@ async def delete_claim(db: Database, oid: str, claim_id: str) -> None:
 
 
 async def object_claimed(db: Database, oid: str) -> bool:
-    """Whether an upload on some node is storing or linking the object now."""
-    rows = await look_up(
+    """Whether an upload on some node may be storing or linking the object now.
+
+    A live reservation of the object counts as a claim: its upload has not linked it yet.
+    """
+    now = db.now()
+    rows = await fetch_all(
         db,
-        "SELECT 1 FROM object_claims WHERE oid = ? AND expires_at > ? LIMIT 1",
+        "SELECT 1 FROM object_claims WHERE oid = ? AND expires_at > ?"
+        " UNION ALL SELECT 1 FROM reservations WHERE oid = ? AND expires_at > ?",
         oid,
-        db.now(),
+        now,
+        oid,
+        now,
     )
     return bool(rows)
 
 
-async def renew_held(db: Database, holder: str, expires_at: str) -> None:
-    """Extend every reservation and claim the holder has until `expires_at`."""
-    await db.write("UPDATE reservations SET expires_at = ? WHERE holder = ?", (expires_at, holder))
-    await db.write("UPDATE object_claims SET expires_at = ? WHERE holder = ?", (expires_at, holder))
+async def renew_claims(db: Database, holder: str, until: str) -> None:
+    """Make every claim of the holder last until `until`."""
+    await db.write("UPDATE object_claims SET expires_at = ? WHERE holder = ?", (until, holder))
 
 
 async def delete_expired(db: Database) -> None:

@@ -56,13 +56,8 @@ from amphub.lfs.transfer import transfer_token
 from amphub.policy import Action
 from amphub.policy.tokens import make_token
 from amphub.services.hub import Hub
-from amphub.services.leases import claim
-from amphub.services.quota import (
-    hold_in_flight,
-    link_reserved,
-    release_reserved,
-    reserve_quota,
-)
+from amphub.services.leases import claim, reservation_kept
+from amphub.services.quota import link_reserved, release_reserved, reserve_quota
 from amphub.storage.objects import ObjectMismatch, ObjectStore
 from amphub.storage.repos import XET_STAGING_DIR
 
@@ -259,9 +254,11 @@ async def _store_file(request: web.Request, access: ModelAccess, file: ShardFile
     oid, size = file.sha256, file.size
     placed = await _placed_chunks(request, access, file)
     await _reserve(hub, access.space, {oid: size})
-    await hold_in_flight(hub, space_id, oid, size)
     staged = _staged(request, access)
-    async with claim(hub, oid):  # garbage collection waits for the link
+    async with (
+        reservation_kept(hub, space_id, oid, size) as reserved,
+        claim(hub, oid, reserved=reserved),  # garbage collection waits for the link
+    ):
         try:
             async with hub.locks.hold(("object", oid)):
                 chunks = await _rebuild(hub, staged, oid, size, file.segments, placed)

@@ -32,14 +32,9 @@ from amphub.http.urls import model_ids, model_url
 from amphub.policy import Action
 from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
 from amphub.services.hub import Hub
-from amphub.services.leases import claim
+from amphub.services.leases import claim, reservation_kept
 from amphub.services.objects import stored_object
-from amphub.services.quota import (
-    hold_in_flight,
-    link_reserved,
-    release_reserved,
-    reserve_quota,
-)
+from amphub.services.quota import link_reserved, release_reserved, reserve_quota
 from amphub.storage.objects import (
     InvalidOid,
     ObjectMismatch,
@@ -277,11 +272,12 @@ async def put_object(request: web.Request) -> web.Response:
     if size is None:
         raise LengthRequired("an object upload needs a Content-Length")
     hub = request.app[keys.HUB]
-    # The batch call's reservation, kept for as long as the upload runs; or a new one.
-    if not await hold_in_flight(hub, space_id, oid, size):
+    if not await db.reservation_live(hub.db, space_id, oid):  # the batch call's lapsed
         await reserve_quota(hub, space, {oid: size})
-        await hold_in_flight(hub, space_id, oid, size)
-    async with claim(hub, oid):  # garbage collection waits for the link
+    async with (
+        reservation_kept(hub, space_id, oid, size) as reserved,
+        claim(hub, oid, reserved=reserved),  # garbage collection waits for the link
+    ):
         try:
             await _receive(request, oid, size)
         except BaseException:

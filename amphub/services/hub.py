@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ class Hub:
     config: Config
     clock: Clock = system_clock
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    # The reservations this node's uploads keep, by (space, object): renewed while they run.
+    in_flight: Counter[tuple[str, str]] = field(default_factory=Counter)
     # The batch of stored objects of each (space, model) that has not taken the quota lock yet.
     link_batches: dict[tuple[str, str], LinkBatch] = field(default_factory=dict)
     background: Background = field(default_factory=Background)
@@ -56,7 +59,7 @@ class Hub:
     db: Database = field(init=False)
     # Signs tokens and sessions, seals credentials: the same on every node (from the database).
     secret: bytes = field(init=False)
-    # This process in the rows it holds and renews (claims, reservations in flight).
+    # This process in the claims it holds and renews.
     holder: str = field(init=False)
     scan_pool: ProcessPoolExecutor = field(init=False)
     render_pool: WorkerProcesses = field(init=False)

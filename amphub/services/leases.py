@@ -1,14 +1,15 @@
 """What an upload holds in the tables every node shares, for as long as its node lives.
 
-Claims on objects (garbage collection on any node leaves a claimed object alone) and the
-reservations of uploads in flight carry the node's `holder` and a lease that the node
-renews; those of a node that died lapse within one lease.
+The reservation an upload keeps, and its claim on the object (garbage collection on any
+node leaves a claimed object alone), last one lease at a time: the node renews them while
+the upload runs, and those of a node that died lapse within a lease.
 """
 
 from __future__ import annotations
 
 import contextlib
 import secrets
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -27,8 +28,34 @@ def lease_end(hub: Hub, seconds: float = LEASE_SECONDS) -> str:
 
 
 @contextlib.asynccontextmanager
-async def claim(hub: Hub, oid: str) -> AsyncIterator[None]:
-    """Claim an object for the length of a block (claims of one object add up)."""
+async def reservation_kept(hub: Hub, space_id: str, oid: str, size: int) -> AsyncIterator[bool]:
+    """Keep the object's live reservation while the block runs; yields whether it has one.
+
+    An object some model of the space links already has none. A kept reservation also
+    claims the object: its upload has not linked it yet.
+    """
+    if not await db.keep_reservation(hub.db, space_id, oid, size, lease_end(hub)):
+        yield False
+        return
+    key = (space_id, oid)
+    hub.in_flight[key] += 1
+    try:
+        yield True
+    finally:
+        hub.in_flight[key] -= 1
+        if not hub.in_flight[key]:
+            del hub.in_flight[key]
+
+
+@contextlib.asynccontextmanager
+async def claim(hub: Hub, oid: str, *, reserved: bool = False) -> AsyncIterator[None]:
+    """Claim an object for the length of a block (claims of one object add up).
+
+    An upload whose reservation is kept (`reserved`) has claimed the object by that already.
+    """
+    if reserved:
+        yield
+        return
     claim_id = secrets.token_hex(8)
     await db.insert_claim(hub.db, oid, claim_id, hub.holder, lease_end(hub))
     try:
@@ -38,13 +65,19 @@ async def claim(hub: Hub, oid: str) -> AsyncIterator[None]:
 
 
 async def claimed(hub: Hub, oid: str) -> bool:
-    """Whether some upload, on any node, is storing or linking the object now."""
+    """Whether some upload, on any node, may be storing or linking the object now."""
     return await db.object_claimed(hub.db, oid)
 
 
 async def renew(hub: Hub) -> None:
-    """Renew this node's claims and reservations; remove everyone's that expired."""
-    await db.renew_held(hub.db, hub.holder, lease_end(hub))
+    """Renew what this node's uploads hold; remove everyone's rows that expired."""
+    until = lease_end(hub)
+    await db.renew_claims(hub.db, hub.holder, until)
+    by_space: defaultdict[str, list[str]] = defaultdict(list)
+    for space_id, oid in hub.in_flight:
+        by_space[space_id].append(oid)
+    for space_id, oids in by_space.items():
+        await db.renew_reservations(hub.db, space_id, oids, until)
     await db.delete_expired(hub.db)
 
 

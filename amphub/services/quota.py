@@ -86,14 +86,6 @@ async def _used_and_reserved(hub: Hub, space_id: str, excluding: set[str]) -> in
     return stored + reserved + sum(git_sizes.values())
 
 
-async def hold_in_flight(hub: Hub, space_id: str, oid: str, size: int) -> bool:
-    """Make the object's live reservation last while this upload runs; False if it has none.
-
-    It is this node's from now on: renewed while the node lives, lapsing if it dies.
-    """
-    return await db.hold_reservation(hub.db, space_id, oid, size, hub.holder, lease_end(hub))
-
-
 async def release_reserved(hub: Hub, space_id: str, oid: str) -> None:
     """Give back the reservation of one object."""
     await db.release_reservations(hub.db, space_id, [oid])
