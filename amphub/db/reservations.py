@@ -107,11 +107,12 @@ async def stored_and_reserved_bytes(
         "  WHERE oid IN (SELECT oid FROM model_objects WHERE space_id = ?)),"
         " (SELECT coalesce(sum(r.size), 0) FROM reservations r"
         "  WHERE r.space_id = ? AND r.expires_at > ?"
-        "  AND NOT EXISTS (SELECT 1 FROM model_objects m"
-        "   WHERE m.space_id = r.space_id AND m.oid = r.oid)" + leave_out + ")",
+        # Not correlated: the space's objects are listed once, not once per reservation.
+        "  AND r.oid NOT IN (SELECT oid FROM model_objects WHERE space_id = ?)" + leave_out + ")",
         space_id,
         space_id,
         db.now(),
+        space_id,
         *excluding,
     )
     return rows[0][0], rows[0][1]
