@@ -201,10 +201,12 @@ async def _migrate_to(config: Config, url: str) -> int:
     if not url.startswith(("postgresql://", "postgres://")):
         print("amphub: give the target as postgresql://USER:PASSWORD@HOST/DB", file=sys.stderr)
         return 2
-    async with db.opened(config.db_path) as source, db.opened(url) as target:
-        assert isinstance(source, db.SqliteDatabase)  # a path opens SQLite
+    # Opened as the offline commands open it: a secret.key not yet moved into the
+    # database is moved now, and so copied with the rest.
+    async with offline(config) as hub, db.opened(url) as target:
+        assert isinstance(hub.db, db.SqliteDatabase)  # the database setting says sqlite
         try:
-            copied = await db.copy_metadata(source, target)
+            copied = await db.copy_metadata(hub.db, target)
         except db.NotEmpty as exc:
             print(f"amphub: {exc}", file=sys.stderr)
             return 1

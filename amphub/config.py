@@ -110,7 +110,7 @@ class Config:
 
     @property
     def secret_path(self) -> Path:
-        """The server's signing secret."""
+        """The signing secret of a data dir from before it moved into the database."""
         return self.data_dir / "secret.key"
 
     @property

@@ -265,12 +265,12 @@ async def test_serve_keeps_its_files_to_itself(tmp_path):
         assert lines[-1].startswith("amphub listening on"), lines
         modes = {
             path.relative_to(data).as_posix(): path.stat().st_mode & 0o777
-            for path in (data, data / "amphub.db", data / "secret.key", data / "repos")
+            for path in (data, data / "amphub.db", data / "repos")
         }
     finally:
         returncode, err = await stop(proc)
     assert returncode == 0, err
-    assert modes == {".": 0o700, "amphub.db": 0o600, "secret.key": 0o600, "repos": 0o700}
+    assert modes == {".": 0o700, "amphub.db": 0o600, "repos": 0o700}
 
 
 async def test_serve_on_busy_port_fails_cleanly(tmp_path):

@@ -16,6 +16,7 @@ from yarl import URL
 
 from amphub import db
 from amphub.http import keys
+from amphub.services.leases import claim
 from amphub.services.models import delete_model
 from amphub.services.objects import collect
 from amphub.storage.local_objects import LocalObjectStore, put_group
@@ -697,7 +698,7 @@ async def test_garbage_collection_leaves_an_object_an_upload_claims(hub, model_r
     model = await db.get_model(amphub.db, "team", "m2")
     oids = await delete_model(amphub, model, db.Audit("admin", "delete_model", "team", "m2"))
     assert oids == [oid_of(data)]
-    with amphub.claims.claim(oid_of(data)):
+    async with claim(amphub, oid_of(data)):
         assert await collect(amphub, oids) == 0
     assert content(hub, data) == data
     assert await collect(amphub, oids) == 1

@@ -80,10 +80,10 @@ async def test_an_object_the_space_holds_costs_nothing_and_a_link_gives_the_room
     await link_reserved(hub, "team", "m1", oid(1), 10 * KIB)
     # Linked: counted once as stored, no longer as reserved.
     assert await room_left(hub, space) == before - 10 * KIB
-    assert not hub.reservations.holds("team", oid(1))
+    assert not await db.reservation_live(hub.db, "team", oid(1))
     # The same object for another model of the space: already counted, nothing reserved.
     await reserve_quota(hub, space, {oid(1): 10 * KIB})
-    assert not hub.reservations.holds("team", oid(1))
+    assert not await db.reservation_live(hub.db, "team", oid(1))
     room, refusal = await push_room(hub, space)
     assert room == before - 10 * KIB
     assert refusal.startswith("push refused: space team is over its quota")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import base64
+import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
 import pytest
 
-from amphub.policy.ratelimit import FailedSignIns
-from tests.conftest import Hub
+from tests.conftest import FakeClock, Hub, running_hub
 
 SIGN_IN = "sign in with your user name and key"
 WRONG_KEY = "authentication failed: wrong user name or key"
@@ -334,48 +335,36 @@ async def test_other_address_unaffected_over_http(hub):
     assert status == 429
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_failed_sign_ins_limit_per_address_and_window_expiry():
+async def test_failed_sign_ins_window_opens_at_the_first_and_closes_after_five_minutes(tmp_path):
     clock = FakeClock()
-    limiter = FailedSignIns(limit=10, window=300.0, clock=clock)
-    for _ in range(10):
-        assert limiter.retry_after("10.0.0.1") == 0.0
-        limiter.record_failure("10.0.0.1")
-        clock.now += 1  # failures at 1000 … 1009
-    # now = 1010: the first failure leaves the window at 1300
-    assert limiter.retry_after("10.0.0.1") == pytest.approx(290.0)
-    assert limiter.retry_after("10.0.0.2") == 0.0
-    limiter.record_failure("10.0.0.2")
-    assert limiter.retry_after("10.0.0.2") == 0.0
-
-    clock.now = 1299.5
-    assert limiter.retry_after("10.0.0.1") == pytest.approx(0.5)
-    clock.now = 1300.0  # the oldest failure has expired: nine left
-    assert limiter.retry_after("10.0.0.1") == 0.0
-    limiter.record_failure("10.0.0.1")  # ten again inside the window
-    assert limiter.retry_after("10.0.0.1") == pytest.approx(1.0)  # until 1001 + 300
-    clock.now = 1310.0 + 300.0
-    assert limiter.retry_after("10.0.0.1") == 0.0
-    assert limiter.retry_after("10.0.0.2") == 0.0
+    async with running_hub(tmp_path / "data", clock) as hub:
+        for _ in range(10):
+            assert (await raw(hub, "GET", "/api/v1/me", basic("admin", "amp_wrong")))[0] == 401
+            clock.advance(seconds=1)  # failures at 0 … 9 s
+        status, _, headers = await raw(hub, "GET", "/api/v1/me", f"Bearer {hub.admin_key}")
+        assert (status, headers["Retry-After"]) == (429, "290")  # the window closes at 300 s
+        clock.advance(seconds=289.5)
+        status, _, headers = await raw(hub, "GET", "/api/v1/me", f"Bearer {hub.admin_key}")
+        assert (status, headers["Retry-After"]) == (429, "1")
+        clock.advance(seconds=0.5)
+        assert (await raw(hub, "GET", "/api/v1/me", f"Bearer {hub.admin_key}"))[0] == 200
+        # A failure after the window opens a new one: nine more are still allowed.
+        for _ in range(9):
+            assert (await raw(hub, "GET", "/api/v1/me", basic("admin", "amp_wrong")))[0] == 401
+        assert (await raw(hub, "GET", "/api/v1/me", f"Bearer {hub.admin_key}"))[0] == 200
 
 
-def test_failed_sign_ins_memory_bounded_forgets_stalest():
+async def test_failed_sign_ins_of_closed_windows_are_deleted(tmp_path):
     clock = FakeClock()
-    limiter = FailedSignIns(limit=2, window=300.0, max_addresses=2, clock=clock)
-    for address in ("a", "a", "b", "b"):
-        limiter.record_failure(address)
-        clock.now += 1
-    assert limiter.retry_after("a") > 0 and limiter.retry_after("b") > 0
-    limiter.record_failure("c")
-    assert limiter.retry_after("a") == 0.0  # the stalest was forgotten
-    assert limiter.retry_after("b") > 0
+    async with running_hub(tmp_path / "data", clock) as hub:
+        await raw(hub, "GET", "/api/v1/me", basic("admin", "amp_wrong"))
+        clock.advance(seconds=301)
+        connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        async with aiohttp.ClientSession(connector=connector) as other:
+            await raw(replace(hub, session=other), "GET", "/api/v1/me", basic("admin", "x"))
+        with sqlite3.connect(hub.data_dir / "amphub.db") as database:
+            rows = database.execute("SELECT address, failures FROM failed_sign_ins").fetchall()
+        assert rows == [("127.0.0.2", 1)]
 
 
 # Bodies and routes the API does not know

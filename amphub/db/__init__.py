@@ -31,7 +31,10 @@ from amphub.db.members import *  # noqa: F403
 from amphub.db.models import *  # noqa: F403
 from amphub.db.peers import *  # noqa: F403
 from amphub.db.replicas import *  # noqa: F403
+from amphub.db.reservations import *  # noqa: F403
 from amphub.db.schema import MIGRATIONS
+from amphub.db.sign_ins import *  # noqa: F403
+from amphub.db.signing_secret import *  # noqa: F403
 from amphub.db.snapshot import *  # noqa: F403
 from amphub.db.spaces import *  # noqa: F403
 from amphub.db.sqlite_database import SqliteDatabase

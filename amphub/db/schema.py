@@ -548,6 +548,47 @@ MIGRATIONS: list[tuple[Statement, ...]] = [
     # Until when a running task is its node's: renewed while the node works on it, and
     # taken over by any node once it lapses (the node died).
     ("ALTER TABLE tasks ADD COLUMN lease_until TEXT",),
+    (
+        # What every node of a hub must see alike. Bytes promised to uploads in flight: a
+        # batch call's for a few minutes, an upload's for as long as its node renews it.
+        """
+        CREATE TABLE reservations (
+            space_id TEXT NOT NULL,
+            oid TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            expires_at TEXT NOT NULL,
+            PRIMARY KEY (space_id, oid)
+        )
+        """,
+        # Objects an upload is storing and linking, one row a claim of a node (`holder`):
+        # collection skips them.
+        """
+        CREATE TABLE object_claims (
+            oid TEXT NOT NULL,
+            id TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            PRIMARY KEY (oid, id)
+        )
+        """,
+        # Failed sign-ins by client address, in a window that opens at the first of them.
+        """
+        CREATE TABLE failed_sign_ins (
+            address TEXT PRIMARY KEY,
+            since TEXT NOT NULL,
+            failures INTEGER NOT NULL
+        )
+        """,
+        "CREATE INDEX failed_sign_ins_since ON failed_sign_ins(since)",
+        # The key that signs tokens and sessions and seals credentials, as hex.
+        """
+        CREATE TABLE signing_secrets (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """,
+    ),
 ]
 
 

@@ -24,6 +24,7 @@ from amphub.hf.repo import default_branch, list_entries, resolve_revision
 from amphub.hf.treewrite import Addition, CommitPlan, Deletion, create_ref, write_commit
 from amphub.policy.sealed import unseal
 from amphub.services.hub import Hub
+from amphub.services.leases import claim
 from amphub.services.push import RefUpdate, push_target
 from amphub.services.quota import link_reserved, reserve_quota, room_left
 from amphub.services.tasks import TaskContext, TaskFailed, enqueue
@@ -212,13 +213,12 @@ async def _fetch(
             await ctx.progress(fetched.bytes, fetched.total, fetched.message())
 
     async def bring(oid: str, path: str, size: int) -> None:
-        async with fetching:
-            with hub.claims.claim(oid):  # garbage collection waits for the link
-                if oid in missing:
-                    url = upstream.resolve_url(repo, fetched.commit, path)
-                    await _store(hub, upstream, url, oid, size, sent)
-                    fetched.objects += 1
-                await link_reserved(hub, task.space_id, task.model_id, oid, size)
+        async with fetching, claim(hub, oid):  # garbage collection waits for the link
+            if oid in missing:
+                url = upstream.resolve_url(repo, fetched.commit, path)
+                await _store(hub, upstream, url, oid, size, sent)
+                fetched.objects += 1
+            await link_reserved(hub, task.space_id, task.model_id, oid, size)
 
     fetching = asyncio.Semaphore(FETCHES_AT_ONCE)
     by_oid = {pointer.oid: (path, pointer.size) for path, pointer in reversed(lfs.items())}

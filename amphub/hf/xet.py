@@ -56,7 +56,8 @@ from amphub.lfs.transfer import transfer_token
 from amphub.policy import Action
 from amphub.policy.tokens import make_token
 from amphub.services.hub import Hub
-from amphub.services.quota import IN_FLIGHT_SECONDS, link_reserved, reserve_quota
+from amphub.services.leases import claim, reservation_kept
+from amphub.services.quota import link_reserved, release_reserved, reserve_quota
 from amphub.storage.objects import ObjectMismatch, ObjectStore
 from amphub.storage.repos import XET_STAGING_DIR
 
@@ -158,7 +159,7 @@ async def post_xorb(request: web.Request) -> web.Response:
     try:
         await _receive_xorb(request, target, size)
     except BaseException:
-        hub.reservations.release(access.space.id, key)
+        await release_reserved(hub, access.space.id, key)
         raise
     return web.json_response({"was_inserted": True})
 
@@ -221,8 +222,8 @@ async def post_shard(request: web.Request) -> web.Response:
         raise XetRefused(str(exc)) from None
     hub = request.app[keys.HUB]
     space_id, model_id = access.space.id, access.model.id
-    for xorb in {s.xorb for f in files for s in f.segments}:
-        hub.reservations.release(space_id, _xorb_key(xorb))  # its files reserve now
+    xorbs = {_xorb_key(s.xorb) for f in files for s in f.segments}
+    await db.release_reservations(hub.db, space_id, sorted(xorbs))  # its files reserve now
     async with hub.locks.hold(("xet", space_id, model_id)):
         linked = await db.linked_object_sizes(hub.db, space_id, model_id, [f.sha256 for f in files])
         staged = _staged(request, access)
@@ -252,17 +253,17 @@ async def _store_file(request: web.Request, access: ModelAccess, file: ShardFile
     space_id, model_id = access.space.id, access.model.id
     oid, size = file.sha256, file.size
     placed = await _placed_chunks(request, access, file)
-    reservations = hub.reservations
     await _reserve(hub, access.space, {oid: size})
-    if reservations.holds(space_id, oid):
-        reservations.reserve(space_id, {oid: size}, IN_FLIGHT_SECONDS)
     staged = _staged(request, access)
-    with hub.claims.claim(oid):  # garbage collection waits for the link
+    async with (
+        reservation_kept(hub, space_id, oid, size) as reserved,
+        claim(hub, oid, reserved=reserved),  # garbage collection waits for the link
+    ):
         try:
             async with hub.locks.hold(("object", oid)):
                 chunks = await _rebuild(hub, staged, oid, size, file.segments, placed)
         except BaseException:
-            reservations.release(space_id, oid)
+            await release_reserved(hub, space_id, oid)
             raise
         await link_reserved(hub, space_id, model_id, oid, size)  # gives the reservation back
     await db.index_xet_chunks(hub.db, space_id, model_id, chunks)

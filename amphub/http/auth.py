@@ -17,6 +17,7 @@ from amphub.policy import Actor
 from amphub.policy.access_keys import hash_key, key_matches
 from amphub.policy.matrix import ANONYMOUS
 from amphub.policy.tokens import InvalidToken, is_token, key_fingerprint, read_token
+from amphub.services import sign_ins
 
 AUTH_FAILED = "authentication failed: wrong user name or key"
 # The query parameter of an upload href signed for one object (see `TransferToken.oid`).
@@ -51,9 +52,9 @@ async def authenticate(
 
     The name, if given, must be the user's.
     """
-    sign_ins = request.app[keys.HUB].sign_ins
+    hub = request.app[keys.HUB]
     address = request.remote or "unknown"
-    wait = sign_ins.retry_after(address)
+    wait = await sign_ins.retry_after(hub, address)
     if wait:
         seconds = math.ceil(wait)
         raise TooManyRequests(
@@ -65,11 +66,11 @@ async def authenticate(
         if user and name not in (None, user.name):
             user = None
     else:
-        user = await db.get_user_by_key_hash(request.app[keys.HUB].db, hash_key(key))
+        user = await db.get_user_by_key_hash(hub.db, hash_key(key))
         if user and (not key_matches(user.key_hash, key) or name not in (None, user.name)):
             user = None
     if user is None:
-        sign_ins.record_failure(address)
+        await sign_ins.record_failure(hub, address)
         raise Unauthorized(AUTH_FAILED)
     if user.disabled:
         raise Forbidden(f"the account {user.name} is disabled; ask an administrator")

@@ -1,7 +1,7 @@
 """The browser session: a signed cookie naming the user, and the CSRF token derived from it.
 
 The cookie holds a random session id, the user name, a fingerprint of the user's current
-key and an expiry, signed with HMAC-SHA256 under a key derived from the data dir's secret.
+key and an expiry, signed with HMAC-SHA256 under a key derived from the hub's signing secret.
 It is HttpOnly and SameSite=Lax (and Secure behind https). Regenerating a key ends every
 session opened with the old one, just as it voids the old key.
 

@@ -32,8 +32,9 @@ from amphub.http.urls import model_ids, model_url
 from amphub.policy import Action
 from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
 from amphub.services.hub import Hub
+from amphub.services.leases import claim, reservation_kept
 from amphub.services.objects import stored_object
-from amphub.services.quota import IN_FLIGHT_SECONDS, link_reserved, reserve_quota
+from amphub.services.quota import link_reserved, release_reserved, reserve_quota
 from amphub.storage.objects import (
     InvalidOid,
     ObjectMismatch,
@@ -240,7 +241,7 @@ async def _link_direct_upload(
 ) -> dict[str, int]:
     """Adopt and link an object this model put into the store; {oid: size} once linked."""
     ticket = upload_ticket(hub, space.id, model_id, oid)
-    with hub.claims.claim(oid):  # garbage collection waits for the link
+    async with claim(hub, oid):  # garbage collection waits for the link
         async with hub.locks.hold(("object", oid)):
             stored = await hub.objects.adopt(oid, ticket)
         if stored is None:
@@ -249,7 +250,7 @@ async def _link_direct_upload(
             raise Unprocessable(f"object has size {stored}, not {size}")
         if oid in linked:
             return linked
-        if not hub.reservations.holds(space.id, oid):
+        if not await db.reservation_live(hub.db, space.id, oid):
             await reserve_quota(hub, space, {oid: size})
         await link_reserved(hub, space.id, model_id, oid, size)
     return {oid: size}
@@ -271,16 +272,16 @@ async def put_object(request: web.Request) -> web.Response:
     if size is None:
         raise LengthRequired("an object upload needs a Content-Length")
     hub = request.app[keys.HUB]
-    reservations = hub.reservations
-    if not reservations.holds(space_id, oid):
+    if not await db.reservation_live(hub.db, space_id, oid):  # the batch call's lapsed
         await reserve_quota(hub, space, {oid: size})
-    if reservations.holds(space_id, oid):  # kept for as long as the upload runs
-        reservations.reserve(space_id, {oid: size}, IN_FLIGHT_SECONDS)
-    with hub.claims.claim(oid):  # garbage collection waits for the link
+    async with (
+        reservation_kept(hub, space_id, oid, size) as reserved,
+        claim(hub, oid, reserved=reserved),  # garbage collection waits for the link
+    ):
         try:
             await _receive(request, oid, size)
         except BaseException:
-            reservations.release(space_id, oid)
+            await release_reserved(hub, space_id, oid)
             raise
         await link_reserved(hub, space_id, model_id, oid, size)  # gives the reservation back
     return web.Response(status=200)

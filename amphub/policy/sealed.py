@@ -1,7 +1,9 @@
 """Credentials amphub must use again later (peer keys, target secrets), sealed at rest.
 
-They are encrypted with AES-GCM under a key derived from the server secret in the data
-dir, so a copy of the database alone does not give away another server's key.
+They are encrypted with AES-GCM under a key derived from the hub's signing secret. That
+secret is in the database too (every node must have it), so sealing keeps a credential out
+of what shows a row, an export of some tables or a log, not out of a copy of the whole
+database: guard database copies as the credentials themselves.
 """
 
 from __future__ import annotations

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,7 +25,9 @@ from amphub.server.upload_probe import probe_direct_uploads
 from amphub.services import accounts
 from amphub.services.doctor import repair_at_start
 from amphub.services.hub import Hub
+from amphub.services.leases import renewing
 from amphub.services.objects import collecting
+from amphub.services.signing_secret import load_secret
 from amphub.services.spaces import sweeping_spaces
 from amphub.services.tasks import Runner, running_workers
 from amphub.tasks.deploy import run_deploy
@@ -45,15 +45,11 @@ RUNNERS: dict[str, Runner] = {
 
 
 def prepare_data_dir(config: Config) -> None:
-    """Create the data dir's folders and secret (also for the offline commands: no clearing)."""
+    """Create the data dir's folders (also for the offline commands: no clearing)."""
     for folder in (config.data_dir, config.repos_dir, config.lfs_dir, config.tmp_dir):
         folder.mkdir(parents=True, exist_ok=True)
     # Private models are files in here: other users of the host may not even look inside.
     config.data_dir.chmod(0o700)
-    if not config.secret_path.exists():
-        fd = os.open(config.secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as secret:
-            secret.write(secrets.token_bytes(32))
 
 
 async def bootstrap(config: Config, clock: Clock = system_clock) -> str | None:
@@ -66,7 +62,7 @@ async def bootstrap(config: Config, clock: Clock = system_clock) -> str | None:
 def build_hub(config: Config, clock: Clock = system_clock) -> Hub:
     """The hub of a data dir prepared for use; its database is opened by `running`."""
     prepare_data_dir(config)
-    return Hub(config, config.secret_path.read_bytes(), clock)
+    return Hub(config, clock)
 
 
 @contextlib.asynccontextmanager
@@ -74,6 +70,7 @@ async def running(hub: Hub) -> AsyncIterator[Hub]:
     """Everything of the hub with a lifetime, opened in order and closed in reverse."""
     async with contextlib.AsyncExitStack() as stack:
         hub.db = await stack.enter_async_context(db.opened(hub.config.database_target, hub.clock))
+        await load_secret(hub)
         stack.callback(hub.threads.shutdown, wait=True, cancel_futures=True)
         await hub.objects.open()
         stack.push_async_callback(hub.objects.close)
@@ -84,6 +81,7 @@ async def running(hub: Hub) -> AsyncIterator[Hub]:
         await hub.run_blocking(lambda: _clear(hub.config.tmp_dir))
         await repair_at_start(hub)
         _start_background_steps(hub)
+        await stack.enter_async_context(renewing(hub))
         await stack.enter_async_context(sweeping_spaces(hub))
         await stack.enter_async_context(collecting(hub))
         await stack.enter_async_context(pruning(hub))
@@ -100,6 +98,7 @@ async def offline(config: Config) -> AsyncIterator[Hub]:
     try:
         async with db.opened(config.database_target, hub.clock) as database:
             hub.db = database
+            await load_secret(hub)
             await hub.objects.open()
             try:
                 yield hub

@@ -41,6 +41,7 @@ from amphub.units import human_size
 
 # Written last into a backup: a folder without it is a backup that did not finish.
 MARKER = "amphub-backup.txt"
+# secret.key: a data dir no server of this version started yet still has its secret there.
 SETTINGS_FILES = ("secret.key", "amphub.toml")
 # Passes over a repository whose files vanished while it was copied (pruning repacked it).
 REPOSITORY_PASSES = 3

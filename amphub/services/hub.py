@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -11,10 +13,9 @@ from typing import TypeVar
 from amphub.clock import Clock, system_clock
 from amphub.config import Config
 from amphub.db import Database
-from amphub.policy.ratelimit import FailedSignIns
 from amphub.search.index import SearchIndex
 from amphub.services.background import Background
-from amphub.services.locks import Claims, KeyedLocks, LinkBatch, Reservations
+from amphub.services.locks import KeyedLocks, LinkBatch
 from amphub.services.lru import SizedLru
 from amphub.services.metrics import Metrics
 from amphub.services.task_queue import TaskQueue
@@ -33,15 +34,13 @@ RENDERED_CAPACITY = 32 * 1024 * 1024
 
 @dataclass(eq=False, repr=False)
 class Hub:
-    """What the services share; `db` and the process pools are set while the server runs."""
+    """What the services share; `db`, `secret` and the pools are set while the server runs."""
 
     config: Config
-    secret: bytes
     clock: Clock = system_clock
-    sign_ins: FailedSignIns = field(default_factory=FailedSignIns)
-    reservations: Reservations = field(default_factory=Reservations)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
-    claims: Claims = field(default_factory=Claims)
+    # The reservations this node's uploads keep, by (space, object): renewed while they run.
+    in_flight: Counter[tuple[str, str]] = field(default_factory=Counter)
     # The batch of stored objects of each (space, model) that has not taken the quota lock yet.
     link_batches: dict[tuple[str, str], LinkBatch] = field(default_factory=dict)
     background: Background = field(default_factory=Background)
@@ -58,6 +57,10 @@ class Hub:
     # The renders under way, by the same key: views asking at once share one.
     rendering: dict[tuple[str, ...], asyncio.Future[str]] = field(default_factory=dict)
     db: Database = field(init=False)
+    # Signs tokens and sessions, seals credentials: the same on every node (from the database).
+    secret: bytes = field(init=False)
+    # This process in the claims it holds and renews.
+    holder: str = field(init=False)
     scan_pool: ProcessPoolExecutor = field(init=False)
     render_pool: WorkerProcesses = field(init=False)
     objects: ObjectStore = field(init=False)
@@ -68,6 +71,7 @@ class Hub:
         self.objects = object_store(self.config, self.run_blocking)
         self.repos = LocalRepoStore(self.config)
         self.small_writes = SmallWrites(self.objects)
+        self.holder = f"{self.config.node} {secrets.token_hex(4)}"
 
     async def run_blocking(self, work: Callable[[], T]) -> T:
         """Run blocking work (dulwich, the file system) on the hub's threads."""

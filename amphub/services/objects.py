@@ -12,6 +12,7 @@ from pathlib import Path
 from amphub import db
 from amphub.services.background import every
 from amphub.services.hub import Hub
+from amphub.services.leases import claimed
 
 # How often objects no model links are looked for.
 COLLECT_SECONDS = 600
@@ -75,18 +76,18 @@ async def collect(hub: Hub, oids: Iterable[str]) -> int:
     Under the object's lock, which an upload holds while it moves its file into place.
     An upload claims the object before that and until it is linked, and a claimed object
     is left alone: either the removal comes first and the upload stores the object anew,
-    or the object stays until the upload links it. An upload elsewhere (another node, a
-    direct upload) claims nothing here: an object written within the grace period is left
-    for a later sweep, so that the upload that wrote it has that long to link it.
+    or the object stays until the upload links it; claims are rows every node sees. A
+    direct upload to the store claims nothing until its batch call adopts it: an object
+    written within the grace period is left for a later sweep, so that the upload that
+    wrote it has that long to link it.
     """
     database = hub.db
     store = hub.objects
-    claims = hub.claims
     grace = hub.config.object_grace_seconds
     removed = 0
     for oid in oids:
         async with hub.locks.hold(("object", oid)):
-            if claims.claimed(oid):
+            if await claimed(hub, oid):
                 continue
             if grace:
                 age = await store.written_ago(oid)

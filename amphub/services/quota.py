@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from amphub import db
 from amphub.errors import QuotaExceeded
 from amphub.services.hub import Hub
+from amphub.services.leases import lease_end
 from amphub.services.locks import LinkBatch
 from amphub.units import human_size
 
 # How long a batch call's reservation waits for its upload to start; an upload that starts
-# later checks the quota again, and one in progress keeps its reservation until it ends.
+# later checks the quota again, and one in progress holds its reservation until it ends.
 RESERVATION_SECONDS = 300
-IN_FLIGHT_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -63,40 +63,44 @@ async def reserve_quota(hub: Hub, space: db.Space, sizes: dict[str, int]) -> Non
     Objects some model of the space holds already cost nothing. The check and the
     reservation happen under the space's lock, so two uploads cannot pass it together.
     """
-    reservations = hub.reservations
     async with hub.locks.hold(("quota", space.id)):
         counted = await db.oids_counted_in_space(hub.db, space.id, list(sizes))
         new = {oid: size for oid, size in sizes.items() if oid not in counted}
         if not new:
             return
-        used = await space_used(hub, space.id)
-        used += await _reserved_not_stored(hub, space.id, excluding=set(new))
+        used = await _used_and_reserved(hub, space.id, excluding=set(new))
         asked = sum(new.values())
         if used + asked > space.quota:
             raise QuotaExceeded(quota_message(space.id, used, space.quota, asked))
-        reservations.reserve(space.id, new, RESERVATION_SECONDS)
+        await db.reserve(hub.db, space.id, new, lease_end(hub, RESERVATION_SECONDS))
 
 
-async def _reserved_not_stored(hub: Hub, space_id: str, excluding: set[str]) -> int:
-    """Bytes reserved in the space for objects it does not count as stored already.
+async def _used_and_reserved(hub: Hub, space_id: str, excluding: set[str]) -> int:
+    """Bytes used in the space plus those reserved (on any node) for objects it lacks.
 
     An object linked while its reservation still stands is counted once, as stored.
+    Reservations of `excluding` are left out.
     """
-    reservations = hub.reservations
-    stored = await db.oids_counted_in_space(hub.db, space_id, list(reservations.oids(space_id)))
-    return reservations.reserved(space_id, excluding=excluding | stored)
+    _, git_sizes = await _repositories(hub, space_id)
+    stored, reserved = await db.stored_and_reserved_bytes(hub.db, space_id, excluding)
+    return stored + reserved + sum(git_sizes.values())
+
+
+async def release_reserved(hub: Hub, space_id: str, oid: str) -> None:
+    """Give back the reservation of one object."""
+    await db.release_reservations(hub.db, space_id, [oid])
 
 
 async def link_reserved(hub: Hub, space_id: str, model_id: str, oid: str, size: int) -> None:
     """Link a stored object to a model, then give back its reservation.
 
-    Both happen under the space's quota lock: a quota check reads the stored bytes, then
-    the reservations, and must not see the object in neither. Objects stored while the
-    lock is held wait in one batch per model and are linked together, in one statement: the
-    database takes one write at a time. A background task links the batch and gives back
-    its reservations, even if the uploads that wait for it go away. When nothing holds the
-    lock and the database takes the write at once, the object is linked right here, with no
-    pause in which a check could run.
+    A quota check reads the stored and the reserved bytes at one instant, so the link
+    coming first is enough for it never to miss the object. Objects stored while the
+    space's quota lock is held wait in one batch per model and are linked together, in one
+    statement: the database takes one write at a time. A background task links the batch
+    and gives back its reservations, even if the uploads that wait for it go away. When
+    nothing holds the lock and the database takes the write at once, the object is linked
+    right here.
     """
     batches = hub.link_batches
     quiet = (space_id, model_id) not in batches and not hub.locks.busy(("quota", space_id))
@@ -104,10 +108,10 @@ async def link_reserved(hub: Hub, space_id: str, model_id: str, oid: str, size: 
         try:
             linked = db.link_objects_at_once(hub.db, space_id, model_id, {oid: size})
         except BaseException:
-            hub.reservations.release(space_id, oid)
+            await release_reserved(hub, space_id, oid)
             raise
         if linked:
-            hub.reservations.release(space_id, oid)
+            await release_reserved(hub, space_id, oid)
             return
     batch = batches.get((space_id, model_id))
     if batch is None:
@@ -126,15 +130,13 @@ async def _link_batch(hub: Hub, space_id: str, model_id: str, sizes: dict[str, i
         try:
             await db.link_objects(hub.db, space_id, model_id, sizes)
         finally:
-            for oid in sizes:
-                hub.reservations.release(space_id, oid)
+            await db.release_reservations(hub.db, space_id, list(sizes))
 
 
 async def room_left(hub: Hub, space: db.Space) -> int:
     """Bytes the space can still take, after usage and reservations."""
     async with hub.locks.hold(("quota", space.id)):
-        used = await space_used(hub, space.id)
-        used += await _reserved_not_stored(hub, space.id, excluding=set())
+        used = await _used_and_reserved(hub, space.id, excluding=set())
     return space.quota - used
 
 
