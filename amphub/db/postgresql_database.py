@@ -21,7 +21,10 @@ from amphub.clock import Clock
 from amphub.db.core import Audit, Connection, Database
 from amphub.db.dialect import postgresql_sql
 
+# Connections a node opens at most: for statements, and for the advisory locks it holds
+# (a held lock keeps its connection; `KeyedLocks` takes at most one per key and node).
 POOL_SIZE = 20
+LOCK_POOL_SIZE = 40
 # Taken by a node that migrates, so that nodes starting together migrate one at a time.
 MIGRATION_LOCK = "amphub schema"
 
@@ -117,12 +120,16 @@ class PostgresqlDatabase(Database):
 
     dialect = "postgresql"
 
-    def __init__(self, pool: AsyncConnectionPool, clock: Clock) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, lock_pool: AsyncConnectionPool, clock: Clock
+    ) -> None:
         super().__init__(clock)
         self.pool = pool
+        self.lock_pool = lock_pool
 
     async def close(self) -> None:
-        """Close the pool's connections."""
+        """Close the pools' connections."""
+        await self.lock_pool.close()
         await self.pool.close()
 
     async def write(self, sql: str, params: tuple[object, ...]) -> None:
@@ -147,8 +154,12 @@ class PostgresqlDatabase(Database):
 
     @contextlib.asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:
-        """A session advisory lock, on a connection held for the block."""
-        async with self.pool.connection() as conn:
+        """A session advisory lock, on a connection held for the block.
+
+        From a pool of its own: a block holding a lock may need the statement pool's
+        connections, which must not all be holding locks.
+        """
+        async with self.lock_pool.connection() as conn:
             await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
             try:
                 yield
@@ -181,18 +192,18 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 async def connect_postgresql(url: str, clock: Clock) -> PostgresqlDatabase:
-    """A pool of connections to the database at `url`, checked by opening one."""
+    """Pools of connections to the database at `url`, checked by opening one."""
+    options: dict[str, Any] = {
+        "autocommit": True,
+        "cursor_factory": psycopg.AsyncClientCursor,
+        "row_factory": _rows,
+    }
     pool = AsyncConnectionPool(
-        url,
-        min_size=1,
-        max_size=POOL_SIZE,
-        open=False,
-        configure=_configure,
-        kwargs={
-            "autocommit": True,
-            "cursor_factory": psycopg.AsyncClientCursor,
-            "row_factory": _rows,
-        },
+        url, min_size=1, max_size=POOL_SIZE, open=False, configure=_configure, kwargs=options
+    )
+    lock_pool = AsyncConnectionPool(
+        url, min_size=0, max_size=LOCK_POOL_SIZE, open=False, kwargs={"autocommit": True}
     )
     await pool.open(wait=True, timeout=10)
-    return PostgresqlDatabase(pool, clock)
+    await lock_pool.open()
+    return PostgresqlDatabase(pool, lock_pool, clock)

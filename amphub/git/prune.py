@@ -22,6 +22,7 @@ from amphub.git.packfile import PackFile, raw_loader, write_clone_pack
 from amphub.git.reach import read_all_objects, unreachable
 from amphub.services.background import every
 from amphub.services.hub import Hub
+from amphub.services.locks import one_node_at_a_time
 
 log = logging.getLogger("amphub")
 SWEEP_SECONDS = 3600
@@ -79,10 +80,12 @@ async def prune_left_behind(hub: Hub) -> None:
                 hub.repos.clear_rewritten(path, marked)
                 return dropped
 
-        dropped = await hub.run_blocking(prune)
+        async with hub.locks.hold(("repository", model.space_id, model.id)):
+            dropped = await hub.run_blocking(prune)
         log.info("pruned %d objects from %s/%s", dropped, model.space_id, model.id)
 
 
 def pruning(hub: Hub) -> AbstractAsyncContextManager[None]:
     """Prune at start and then every hour."""
-    return every(SWEEP_SECONDS, lambda: prune_left_behind(hub), "pruning repositories")
+    sweep = one_node_at_a_time(hub.locks, "repositories", lambda: prune_left_behind(hub))
+    return every(SWEEP_SECONDS, sweep, "pruning repositories")

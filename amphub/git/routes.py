@@ -162,7 +162,10 @@ async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamRe
 
     # Past the room left, the handler refuses the pack with the quota's sentence.
     limit = max(room, EMPTY_PACK_BYTES) + MAX_NEGOTIATION_BODY
-    async with body_spooled(request, limit, cut=True) as body:
+    # One push into a repository at a time, on any node: a failed push removes the
+    # partial packs it finds, which would otherwise be another push's.
+    hold = request.app[keys.HUB].locks.hold(("repository", call.space.id, call.model.id))
+    async with body_spooled(request, limit, cut=True) as body, hold:
         await _run_service(request, response, call, serve, body)
     return response
 

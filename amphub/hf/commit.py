@@ -185,9 +185,10 @@ async def post_commit(request: web.Request) -> web.Response:
     when = int(hub.clock().timestamp())
     lock = hub.repos.lock(path)
     rev = request.match_info["rev"]
-    update = await run_git(
-        request, target.moving(lambda: write_commit(path, lock, rev, plan, author, when))
-    )
+    async with hub.locks.hold(("repository", access.space.id, access.model.id)):
+        update = await run_git(
+            request, target.moving(lambda: write_commit(path, lock, rev, plan, author, when))
+        )
     commit_id = update.new.decode()
     url = f"{base_url(request)}/{access.space.id}/{access.model.id}/commit/{commit_id}"
     return web.json_response(

@@ -266,5 +266,6 @@ async def _commit(ctx: TaskContext, params: dict[str, Any], fetched: Fetched) ->
         return write_commit(path, lock, revision, plan, author, when)
 
     target = push_target(hub, task.created_by, task.space_id, task.model_id)
-    update = await hub.run_blocking(target.moving(plan_and_write))
+    async with hub.locks.hold(("repository", task.space_id, task.model_id)):
+        update = await hub.run_blocking(target.moving(plan_and_write))
     return update.new.decode()

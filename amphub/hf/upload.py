@@ -162,10 +162,13 @@ async def _new_ref(
     tagger = f"{pushed.user} <{pushed.user}@amphub>".encode()
     when = int(request.app[keys.HUB].clock().timestamp())
     lock = request.app[keys.HUB].repos.lock(path)
-    await run_git(
-        request,
-        pushed.moving(lambda: create_ref(path, lock, ref, target.encode(), tagger, when, message)),
-    )
+    async with request.app[keys.HUB].locks.hold(("repository", access.space.id, access.model.id)):
+        await run_git(
+            request,
+            pushed.moving(
+                lambda: create_ref(path, lock, ref, target.encode(), tagger, when, message)
+            ),
+        )
     return web.json_response({"ref": ref.decode(), "targetCommit": target})
 
 
@@ -204,7 +207,8 @@ async def _delete_ref(request: web.Request, prefix: bytes, kind: str, name: str)
     pushed = push_target(request.app[keys.HUB], user, access.space.id, access.model.id)
     lock = request.app[keys.HUB].repos.lock(path)
     ref = prefix + name.encode()
-    await run_git(request, pushed.moving(lambda: delete_ref(path, lock, ref, kind)))
+    async with request.app[keys.HUB].locks.hold(("repository", access.space.id, access.model.id)):
+        await run_git(request, pushed.moving(lambda: delete_ref(path, lock, ref, kind)))
     return web.Response(status=204)
 
 

@@ -70,6 +70,7 @@ async def running(hub: Hub) -> AsyncIterator[Hub]:
     """Everything of the hub with a lifetime, opened in order and closed in reverse."""
     async with contextlib.AsyncExitStack() as stack:
         hub.db = await stack.enter_async_context(db.opened(hub.config.database_target, hub.clock))
+        hub.locks.across = hub.db.exclusive
         await load_secret(hub)
         stack.callback(hub.threads.shutdown, wait=True, cancel_futures=True)
         await hub.objects.open()
@@ -98,6 +99,7 @@ async def offline(config: Config) -> AsyncIterator[Hub]:
     try:
         async with db.opened(config.database_target, hub.clock) as database:
             hub.db = database
+            hub.locks.across = database.exclusive
             await load_secret(hub)
             await hub.objects.open()
             try:

@@ -61,7 +61,8 @@ async def delete_model(hub: Hub, model: db.Model, audit: db.Audit) -> list[str]:
         with lock:
             hub.repos.delete(path)
 
-    await hub.run_blocking(remove)
+    async with hub.locks.hold(("repository", model.space_id, model.id)):
+        await hub.run_blocking(remove)
     return oids
 
 

@@ -13,6 +13,7 @@ from amphub import db
 from amphub.services.background import every
 from amphub.services.hub import Hub
 from amphub.services.leases import claimed
+from amphub.services.locks import one_node_at_a_time
 
 # How often objects no model links are looked for.
 COLLECT_SECONDS = 600
@@ -106,4 +107,5 @@ async def collect_unreferenced(hub: Hub) -> int:
 
 def collecting(hub: Hub) -> contextlib.AbstractAsyncContextManager[None]:
     """Remove unreferenced objects at start and then every few minutes (past their grace)."""
-    return every(COLLECT_SECONDS, lambda: collect_unreferenced(hub), "collecting objects")
+    sweep = one_node_at_a_time(hub.locks, "objects", lambda: collect_unreferenced(hub))
+    return every(COLLECT_SECONDS, sweep, "collecting objects")

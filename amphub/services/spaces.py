@@ -10,6 +10,7 @@ from amphub.clock import parse_rfc3339
 from amphub.policy import Action, Actor, SpaceTarget, allowed, lifetime
 from amphub.services.background import every
 from amphub.services.hub import Hub
+from amphub.services.locks import one_node_at_a_time
 from amphub.services.models import delete_model
 from amphub.services.objects import collect
 
@@ -69,4 +70,5 @@ async def release_due_spaces(hub: Hub) -> list[str]:
 
 def sweeping_spaces(hub: Hub) -> contextlib.AbstractAsyncContextManager[None]:
     """Release due spaces at start and then every minute."""
-    return every(SWEEP_SECONDS, lambda: release_due_spaces(hub), "releasing spaces")
+    sweep = one_node_at_a_time(hub.locks, "spaces", lambda: release_due_spaces(hub))
+    return every(SWEEP_SECONDS, sweep, "releasing spaces")
