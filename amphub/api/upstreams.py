@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from amphub import db
-from amphub.api.peers import MAX_SECRET, http_url
+from amphub.api.peers import MAX_SECRET, http_url, remove_entry
 from amphub.api.tasks import task_json
 from amphub.errors import BadRequest, NotFound
 from amphub.http import keys
@@ -33,7 +33,7 @@ def upstream_json(upstream: db.Upstream) -> dict[str, Any]:
 async def get_upstreams(request: web.Request) -> web.Response:
     """Every upstream."""
     require(request, Action.MANAGE_PEERS)
-    upstreams = await db.list_upstreams(request.app[keys.HUB].db)
+    upstreams = await db.UPSTREAMS.all(request.app[keys.HUB].db)
     return web.json_response({"upstreams": [upstream_json(u) for u in upstreams]})
 
 
@@ -51,24 +51,21 @@ async def post_upstream(request: web.Request) -> web.Response:
         raise BadRequest(f"token must be 1 to {MAX_SECRET} characters")
     sealed = seal(hub.secret, token) if token else None
     audit = db.Audit(user_name(who), "add_upstream", space_id, target=name, detail=url)
-    upstream = await db.insert_upstream(hub.db, name, url, space_id, sealed, audit)
+    upstream = await db.UPSTREAMS.add(
+        hub.db, audit, name=name, url=url, space_id=space_id, sealed_token=sealed
+    )
     return web.json_response(upstream_json(upstream), status=201)
 
 
 async def delete_upstream(request: web.Request) -> web.Response:
     """Forget an upstream; its mirrored models stay."""
-    who = require(request, Action.MANAGE_PEERS)
-    name = request.match_info["name"]
-    audit = db.Audit(user_name(who), "remove_upstream", target=name)
-    if not await db.delete_upstream(request.app[keys.HUB].db, name, audit):
-        raise NotFound(f"no upstream {name}")
-    return web.Response(status=204)
+    return await remove_entry(request, db.UPSTREAMS, "remove_upstream")
 
 
 async def post_mirror(request: web.Request) -> web.Response:
     """Queue the fetch of an upstream repo at a revision into the mirror space."""
     hub = request.app[keys.HUB]
-    upstream = await db.get_upstream(hub.db, request.match_info["name"])
+    upstream = await db.UPSTREAMS.get(hub.db, request.match_info["name"])
     if upstream is None:
         require(request, Action.MANAGE_PEERS)  # only administrators learn which exist
         raise NotFound(f"no upstream {request.match_info['name']}")

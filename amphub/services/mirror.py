@@ -55,7 +55,7 @@ def upstream_repo(model_id: str) -> str:
 
 async def upstream_of_space(hub: Hub, space_id: str) -> db.Upstream | None:
     """The upstream whose mirror space this is, if any."""
-    return next((u for u in await db.list_upstreams(hub.db) if u.space_id == space_id), None)
+    return next((u for u in await db.UPSTREAMS.all(hub.db) if u.space_id == space_id), None)
 
 
 async def start_mirror(
