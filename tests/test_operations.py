@@ -293,6 +293,37 @@ async def test_a_push_past_the_shutdown_timeout_is_cut(tmp_path: Path):
     assert stopped < 10  # the one second, not aiohttp's own minute
 
 
+async def test_a_second_stop_signal_cuts_the_requests_under_way_at_once(tmp_path: Path):
+    data, port = tmp_path / "data", free_port()
+    proc, key = await serve(data, port, AMPHUB_SHUTDOWN_TIMEOUT="600")
+    held = HeldPush(port)
+    relay_port = await held.start()
+    async with aiohttp.ClientSession() as session:
+        hub = Hub(None, session, key, data, url=f"http://127.0.0.1:{relay_port}")
+        await hub.space_and_model("team", "m1")
+        work = tmp_path / "work"
+        await git("clone", "-q", hub.remote("team", "m1"), str(work))
+        await commit(work, {"weights.txt": "never arrives\n"})
+        pushing = asyncio.ensure_future(
+            git("push", "-q", "origin", "HEAD:master", cwd=work, check=False)
+        )
+        await asyncio.wait_for(held.held.wait(), 30)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(1)
+        assert proc.returncode is None  # the push has its ten minutes
+        started = asyncio.get_running_loop().time()
+        proc.send_signal(signal.SIGTERM)
+        output = (await asyncio.wait_for(proc.communicate(), 30))[0].decode()
+        stopped = asyncio.get_running_loop().time() - started
+        held.release.set()
+        result = await asyncio.wait_for(pushing, 60)
+        await held.close()
+    assert proc.returncode == 0
+    assert result.returncode != 0
+    assert stopped < 10
+    assert "stopping now: requests under way are cut" in output
+
+
 async def test_a_log_reader_that_stops_reading_holds_no_request(tmp_path: Path):
     # 300 access lines of 2 KB: more than the pipe and the reader's buffer hold (192 KiB)
     # before the test reads them at the end.
