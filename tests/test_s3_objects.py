@@ -31,10 +31,16 @@ async def test_objects_live_in_the_bucket_and_downloads_come_from_it(
         await hub.space_and_model("team", "m1")
         await git("lfs", "install", "--skip-repo")
         work = await lfs_clone(hub, tmp_path, "w")
-        files = {"model.safetensors": os.urandom(3 * MIB), "small.bin": b"tiny"}
+        files = {"model.safetensors": os.urandom(5 * MIB), "small.bin": b"tiny"}
         await push(work, files, "add")
         for data in files.values():
             assert stored.read(oid_of(data)) == data
+        # git-lfs put the large one straight into its place, by the presigned PUT.
+        key = stored._key(oid_of(files["model.safetensors"]))
+        head = seaweedfs.client().head_object(Bucket=stored.bucket, Key=key)
+        assert "amphub-ticket" in head["Metadata"]
+        keys = stored.keys()
+        assert not [key for key in keys if "/incoming/" in key]
         assert not [p for p in (tmp_path / "data" / "lfs").rglob("*") if p.is_file()]
 
         wanted = [{"oid": oid_of(data), "size": len(data)} for data in files.values()]
@@ -223,7 +229,9 @@ async def test_direct_uploads_take_only_the_right_bytes_and_link_only_when_verif
                 assert resp.status == 404  # nothing put: nothing linked
             async with raw.put(upload["href"], data=data, headers=upload["header"]) as resp:
                 assert resp.status == 200
-            assert stored.read(oid) is None  # not in its place before it is verified
+            assert stored.read(oid) == data  # not stored before: put straight into its place
+            _, answer, _ = await batch(hub, "download", [{"oid": oid, "size": len(data)}])
+            assert answer["objects"][0]["error"]["code"] == 404  # but linked only at verify
             _, space = await hub.call("GET", "/api/v1/spaces/team")
             before = space["used"]
             # The oid known, but put by another model's upload: m2 links nothing.
@@ -243,6 +251,61 @@ async def test_direct_uploads_take_only_the_right_bytes_and_link_only_when_verif
         assert "download" in answer["objects"][0]["actions"]
         _, answer, _ = await batch(hub, "download", [{"oid": oid, "size": len(data)}], model="m2")
         assert answer["objects"][0]["error"]["code"] == 404
+
+
+async def test_a_direct_upload_of_a_stored_object_proves_itself_under_its_ticket(
+    tmp_path: Path, s3_bucket: dict, seaweedfs
+):
+    """Two models put the same new object straight to its key; the last one's verify links it.
+
+    The other is asked to put it again, under its ticket (the object is stored now), and is
+    linked once it did: knowing the oid, or having had an upload action, links nothing.
+    """
+    import aiohttp
+
+    stored = StoredBytes(tmp_path / "data", s3_bucket, seaweedfs)
+    async with running_hub(tmp_path / "data", **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1")
+        await hub.model("team", "m2")
+        data = os.urandom(5 * MIB)
+        wanted = [{"oid": oid_of(data), "size": len(data)}]
+        body = wanted[0]
+        actions = {}
+        for model in ("m1", "m2"):
+            _, answer, _ = await batch(hub, "upload", wanted, model=model)
+            actions[model] = answer["objects"][0]["actions"]
+        assert actions["m1"]["upload"]["href"] != actions["m2"]["upload"]["href"]
+        async with aiohttp.ClientSession() as raw:
+
+            async def put(action: dict) -> None:
+                upload = action["upload"]
+                async with raw.put(upload["href"], data=data, headers=upload["header"]) as resp:
+                    assert resp.status == 200
+
+            async def verify(action: dict) -> int:
+                verify = action["verify"]
+                async with raw.post(verify["href"], json=body, headers=verify["header"]) as resp:
+                    return resp.status
+
+            await put(actions["m1"])
+            await put(actions["m2"])  # the same bytes again: the store took only those
+            assert stored.read(oid_of(data)) == data
+            assert await verify(actions["m1"]) == 404  # m2's upload came last
+            assert await verify(actions["m2"]) == 200
+            assert await verify(actions["m2"]) == 200  # again: nothing changes
+
+            _, answer, _ = await batch(hub, "upload", wanted, model="m1")
+            again = answer["objects"][0]["actions"]
+            assert "/incoming/" in again["upload"]["href"]  # stored: never overwritten
+            assert await verify(again) == 404
+            await put(again)
+            assert await verify(again) == 200
+        assert stored.read(oid_of(data)) == data
+        keys = stored.keys()
+        assert not [key for key in keys if "/incoming/" in key]  # adopted: removed
+        for model in ("m1", "m2"):
+            _, answer, _ = await batch(hub, "download", wanted, model=model)
+            assert "download" in answer["objects"][0]["actions"]
 
 
 async def test_without_signature_checks_uploads_go_through_amphub(tmp_path: Path, s3_bucket):

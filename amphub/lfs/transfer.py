@@ -128,7 +128,8 @@ async def post_batch(request: web.Request) -> web.Response:
     if "basic" not in transfers:
         raise Unprocessable("this server offers the basic transfer only")
     action = Action.WRITE_FILES if operation == "upload" else Action.READ_FILES
-    space = (await require_model(request, space_id, model_id, action)).space
+    access = await require_model(request, space_id, model_id, action)
+    space = access.space
     requested = [_valid(item) for item in _requested_objects(body)]
     wanted = dict(item for item in requested if isinstance(item, tuple))
     hub = request.app[keys.HUB]
@@ -166,10 +167,10 @@ async def post_batch(request: web.Request) -> web.Response:
         entry = {"oid": oid, "size": size, "authenticated": True}
         if operation == "upload" and (oid not in linked or oid in missing):
             upload = None
-            # A small object through amphub is one request to the store, not the four of a
-            # direct upload (presigned PUT; HEAD, copy and delete at verify).
+            # A small object through amphub is one request to the store, not the three of
+            # a direct upload (HEAD and presigned PUT; HEAD at verify).
             if direct and size > WRITE_PIECE:
-                upload = await _direct_upload(hub, space_id, model_id, oid, size, token)
+                upload = await _direct_upload(hub, access.model, oid, size, token)
             upload = upload or {
                 "href": _upload_href(secret, f"{href}/objects/{oid}", oid, signer),
                 "header": header,
@@ -202,18 +203,21 @@ def _seconds(hub: Hub, token: TransferToken | None) -> int:
     return max(1, min(ACTION_SECONDS, token.expires - int(hub.clock().timestamp())))
 
 
-def upload_ticket(hub: Hub, space_id: str, model_id: str, oid: str) -> str:
-    """The name of a model's direct upload of an object: unguessable, the same at verify."""
-    message = f"{space_id}/{model_id}/{oid}".encode()
+def upload_ticket(hub: Hub, model: db.Model, oid: str) -> str:
+    """The name of a model's direct upload of an object: unguessable, the same at verify.
+
+    A model made again under the same name gets other tickets: its uploads are its own.
+    """
+    message = f"{model.space_id}/{model.id}/{model.created_at}/{oid}".encode()
     return hmac.new(hub.secret, message, hashlib.sha256).hexdigest()[:32]
 
 
 async def _direct_upload(
-    hub: Hub, space_id: str, model_id: str, oid: str, size: int, token: TransferToken | None
+    hub: Hub, model: db.Model, oid: str, size: int, token: TransferToken | None
 ) -> dict[str, Any] | None:
     """An upload action straight to the store (presigned PUT, signed headers), if it takes it."""
     seconds = _seconds(hub, token)
-    ticket = upload_ticket(hub, space_id, model_id, oid)
+    ticket = upload_ticket(hub, model, oid)
     presigned = await hub.objects.presign_upload(oid, size, ticket, seconds)
     if presigned is None:
         return None
@@ -236,10 +240,14 @@ async def _download(
 
 
 async def _link_direct_upload(
-    hub: Hub, space: db.Space, model_id: str, oid: str, size: int, linked: dict[str, int]
+    hub: Hub, space: db.Space, model: db.Model, oid: str, size: int
 ) -> dict[str, int]:
-    """Adopt and link an object this model put into the store; {oid: size} once linked."""
-    ticket = upload_ticket(hub, space.id, model_id, oid)
+    """Adopt and link an object this model put into the store; {oid: size} once linked.
+
+    Found, it is kept from garbage collection from before the look until it is linked;
+    another verify of it waits for the look and links it again, which changes nothing.
+    """
+    ticket = upload_ticket(hub, model, oid)
     with hub.claims.claim(oid):  # garbage collection waits for the link
         async with hub.locks.hold(("object", oid)):
             stored = await hub.objects.adopt(oid, ticket)
@@ -247,11 +255,9 @@ async def _link_direct_upload(
             return {}
         if stored != size:
             raise Unprocessable(f"object has size {stored}, not {size}")
-        if oid in linked:
-            return linked
         if not hub.reservations.holds(space.id, oid):
             await reserve_quota(hub, space, {oid: size})
-        await link_reserved(hub, space.id, model_id, oid, size)
+        await link_reserved(hub, space.id, model.id, oid, size)
     return {oid: size}
 
 
@@ -355,10 +361,11 @@ async def post_verify(request: web.Request) -> web.Response:
     """Confirm that an uploaded object is stored and linked to this model.
 
     An object put straight into the store is linked here, once it is found with its size
-    under this model's upload ticket: the store took only bytes that hash to the oid.
+    and this model's upload ticket: the store took only bytes that hash to the oid. A
+    linked object the store had lost went straight to its key: there is nothing to adopt.
     """
     space_id, model_id = model_ids(request)
-    space = (await require_model(request, space_id, model_id, Action.WRITE_FILES)).space
+    access = await require_model(request, space_id, model_id, Action.WRITE_FILES)
     body = await json_object(request)
     checked = _valid(body)
     if isinstance(checked, dict):
@@ -366,8 +373,8 @@ async def post_verify(request: web.Request) -> web.Response:
     oid, size = checked
     hub = request.app[keys.HUB]
     linked = await db.linked_object_sizes(hub.db, space_id, model_id, [oid])
-    if hub.objects.direct_uploads:  # also for a linked object the store had lost
-        linked = {**await _link_direct_upload(hub, space, model_id, oid, size, linked), **linked}
+    if oid not in linked and hub.objects.direct_uploads:
+        linked = await _link_direct_upload(hub, access.space, access.model, oid, size)
     if oid not in linked:
         raise NotFound("object does not exist")
     if linked[oid] != size:
