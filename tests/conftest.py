@@ -463,6 +463,7 @@ S3_IDENTITIES = {
 @dataclass
 class SeaweedFS:
     endpoint: str
+    metrics: str  # its Prometheus counters: what the store itself saw
 
     def client(self) -> Any:
         import boto3
@@ -502,18 +503,21 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("seaweedfs")
     (root / "data").mkdir()
     (root / "s3.json").write_text(json.dumps(S3_IDENTITIES))
-    ports = {name: _free_port_pair() for name in ("s3", "master", "volume", "filer")}
+    ports = {name: _free_port_pair() for name in ("s3", "master", "volume", "filer", "metrics")}
     command = [
         weed, "server", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         "-s3", f"-s3.port={ports['s3']}", f"-s3.config={root / 's3.json'}",
         f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
         f"-filer.port={ports['filer']}", "-master.volumeSizeLimitMB=64",
+        f"-metricsPort={ports['metrics']}",
         # Off: the catalog listeners' fixed ports would clash between runs; no reports out.
         "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
     ]  # fmt: skip
     log = (root / "weed.log").open("wb")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    store = SeaweedFS(f"http://127.0.0.1:{ports['s3']}")
+    store = SeaweedFS(
+        f"http://127.0.0.1:{ports['s3']}", f"http://127.0.0.1:{ports['metrics']}/metrics"
+    )
     try:
         client = store.client()
         deadline = time.monotonic() + 60
