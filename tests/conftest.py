@@ -11,6 +11,7 @@ import signal
 import socket
 import sqlite3
 import sys
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -477,6 +478,18 @@ class SeaweedFS:
             aws_secret_access_key=S3_SECRET,
             config=BotoConfig(s3={"addressing_style": "path"}, signature_version="s3v4"),
         )
+
+    def counted(self, name: str) -> float:
+        """The sum of a counter of the store's own, over its samples for the tests' bucket."""
+        with urllib.request.urlopen(self.metrics) as answer:
+            text = answer.read().decode()
+        label = f'bucket="{S3_BUCKET}"'
+        samples = [
+            row.rpartition(" ")
+            for row in text.splitlines()
+            if row.startswith(name + "{") and label in row.partition("}")[0]
+        ]
+        return sum(float(value) for _, _, value in samples)
 
 
 def _free_port_pair() -> int:

@@ -64,6 +64,22 @@ async def test_objects_live_in_the_bucket_and_downloads_come_from_it(
             assert resp.status == 206 and await resp.read() == files["model.safetensors"][100:200]
 
 
+async def test_a_download_batch_asks_the_bucket_nothing(tmp_path: Path, s3_bucket: dict, seaweedfs):
+    """Its URLs are presigned by amphub alone; the bucket answers each when it is used."""
+    async with running_hub(tmp_path / "data", **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1")
+        objects = [os.urandom(100 + i) for i in range(20)]
+        for data in objects:
+            assert (await put_object(hub, data))[0] == 200
+        wanted = [{"oid": oid_of(data), "size": len(data)} for data in objects]
+        before = seaweedfs.counted("SeaweedFS_s3_request_total")
+        _, answer, _ = await batch(hub, "download", wanted)
+        assert seaweedfs.counted("SeaweedFS_s3_request_total") == before
+        for entry, data in zip(answer["objects"], objects, strict=True):
+            async with hub.session.get(entry["actions"]["download"]["href"]) as resp:
+                assert resp.status == 200 and await resp.read() == data
+
+
 async def test_with_redirection_off_amphub_streams_with_range(tmp_path: Path, s3_bucket: dict):
     async with running_hub(tmp_path / "data", s3_redirect=0, **s3_bucket) as hub:
         await hub.space_and_model("team", "m1")

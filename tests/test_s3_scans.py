@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import S3_BUCKET, Hub, SeaweedFS, push, running_hub, wait_task
+from tests.conftest import Hub, SeaweedFS, push, running_hub, wait_task
 from tests.test_tasks import *  # noqa: F403 - every test and fixture, again on S3
 
 del test_scan_resumes_after_kill_9  # noqa: F821
@@ -28,22 +27,14 @@ async def hub(tmp_path: Path, s3_bucket: dict) -> AsyncIterator[Hub]:
         yield running
 
 
-def bytes_sent(seaweedfs: SeaweedFS) -> float:
-    """What the store itself counts as sent from the tests' bucket (bodies only)."""
-    with urllib.request.urlopen(seaweedfs.metrics) as answer:
-        text = answer.read().decode()
-    line = f'SeaweedFS_s3_bucket_traffic_sent_bytes_total{{bucket="{S3_BUCKET}"}} '
-    found = [float(row.removeprefix(line)) for row in text.splitlines() if row.startswith(line)]
-    return found[0] if found else 0.0
-
-
 async def test_a_scan_reads_an_object_from_the_bucket_once(
     hub: Hub, model_repo, tmp_path: Path, seaweedfs: SeaweedFS
 ):
     """Its bytes are hashed as they are copied for the scanner, not read again to check them."""
     data = pickle.dumps({"weights": os.urandom(3 * 1024 * 1024)}, protocol=4)
     await push(tmp_path / "w-m1", {"weights.pkl": data}, clone=hub.remote("team", "m1"))
-    before = bytes_sent(seaweedfs)
+    sent = "SeaweedFS_s3_bucket_traffic_sent_bytes_total"  # bodies only
+    before = seaweedfs.counted(sent)
     done = await wait_task(hub, (await scan(hub))["id"])  # noqa: F405
     assert done["result"]["files"]["weights.pkl"]["status"] == "safe"
-    assert bytes_sent(seaweedfs) - before == len(data)
+    assert seaweedfs.counted(sent) - before == len(data)

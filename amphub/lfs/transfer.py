@@ -146,9 +146,10 @@ async def post_batch(request: web.Request) -> web.Response:
     direct = hub.objects.direct_uploads and signer is None and token is not None
     answer = []
     store: ObjectStore = hub.objects
-    # The store is the truth: a linked object whose bytes are gone is asked for again.
-    sizes = await asyncio.gather(*(store.size(oid) for oid in linked))
-    missing = {oid for oid, size in zip(linked, sizes, strict=True) if size is None}
+    urls = await _store_urls(hub, list(linked), token) if operation == "download" else {}
+    # The store is the truth: a linked object whose bytes are gone is asked for again, and
+    # amphub offers no download of it.
+    missing = await _missing(store, [oid for oid in linked if oid not in urls])
     if operation == "upload":
         uploads = {o: s for o, s in wanted.items() if o not in linked or o in missing}
         free = await store.free_bytes()
@@ -191,7 +192,10 @@ async def post_batch(request: web.Request) -> web.Response:
                 entry = _object_error(oid, size, 404, OBJECT_LOST)
             else:
                 entry["size"] = linked[oid]
-                entry["actions"] = {"download": await _download(hub, href, oid, header, token)}
+                seconds = _seconds(hub, token)
+                entry["actions"] = {
+                    "download": _download(href, oid, header, seconds, urls.get(oid))
+                }
         answer.append(entry)
     return lfs_json({"transfer": "basic", "objects": answer, "hash_algo": "sha256"})
 
@@ -225,15 +229,31 @@ async def _direct_upload(
     return {"href": url, "header": headers, "expires_in": seconds}
 
 
-async def _download(
-    hub: Hub, href: str, oid: str, header: dict[str, str], token: TransferToken | None
-) -> dict[str, Any]:
-    """Where to download an object: the store's URL, expiring with the token, or amphub's.
+async def _missing(store: ObjectStore, oids: list[str]) -> set[str]:
+    """Of `oids`, those the store does not have (one look each, all at once)."""
+    sizes = await asyncio.gather(*(store.size(oid) for oid in oids))
+    return {oid for oid, size in zip(oids, sizes, strict=True) if size is None}
 
-    The store's where it gives URLs and redirection is on.
+
+async def _store_urls(hub: Hub, oids: list[str], token: TransferToken | None) -> dict[str, str]:
+    """The store's own download URLs of objects, expiring with the token, if it gives them.
+
+    An object offered by such a URL is not looked up first: the store answers the URL
+    itself, with a 404 for an object it lost, which is the truth when the client comes; a
+    look beforehand could promise nothing for the URL's hour, and costs S3 a signed request
+    per object (1,000 of them kept the server's loop busy for about a second).
     """
+    if not hub.config.s3_redirect:
+        return {}
     seconds = _seconds(hub, token)
-    url = await hub.objects.download_url(oid, seconds) if hub.config.s3_redirect else None
+    urls = {oid: await hub.objects.download_url(oid, seconds) for oid in oids}
+    return {oid: url for oid, url in urls.items() if url is not None}
+
+
+def _download(
+    href: str, oid: str, header: dict[str, str], seconds: int, url: str | None
+) -> dict[str, Any]:
+    """Where to download an object: the store's URL if it gave one, else amphub's."""
     if url is None:
         return {"href": f"{href}/objects/{oid}", "header": header, "expires_in": seconds}
     return {"href": url, "expires_in": seconds}
