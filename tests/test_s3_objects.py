@@ -400,6 +400,52 @@ async def test_collection_racing_an_upload_of_the_same_object_never_loses_it(
         assert "download" in answer["objects"][0]["actions"]
 
 
+async def test_collection_on_one_node_never_loses_an_object_another_node_is_linking(
+    tmp_path: Path, storage: dict, stored_bytes: StoredBytes
+):
+    """Node b stores for team/m2 the object of other/m1; m1 goes on node a meanwhile.
+
+    b's claim is b's own: a sees an unreferenced object, written a moment ago (its grace).
+    b's link waits here for its space's quota lock, as it does while another upload to the
+    space holds it.
+    """
+    from aiohttp.test_utils import TestServer
+
+    from amphub.http import keys
+    from amphub.services.objects import collect_unreferenced
+    from tests.conftest import Hub, start_hub
+
+    data = os.urandom(5 * MIB)
+    wanted = [{"oid": oid_of(data), "size": len(data)}]
+    async with running_hub(tmp_path / "data", object_grace_seconds=3600, **storage) as a:
+        await a.space_and_model("other", "m1")
+        await a.space_and_model("team", "m2")
+        url = f"{a.base}/other/m1.git/info/lfs/objects/{oid_of(data)}"
+        async with a.session.put(url, data=data, headers=auth(a)) as resp:
+            assert resp.status == 200
+        server, _ = await start_hub(tmp_path / "data", object_grace_seconds=3600, **storage)
+        assert isinstance(server, TestServer)
+        try:
+            b = Hub(server, a.session, a.admin_key, a.data_dir)
+            b_hub = server.app[keys.HUB]
+            _, answer, _ = await batch(b, "upload", wanted, model="m2")
+            assert "upload" in answer["objects"][0]["actions"]  # room reserved in team on b
+            async with b_hub.locks.hold(("quota", "team")):
+                upload = asyncio.ensure_future(put_object(b, data, model="m2"))
+                while not b_hub.link_batches:  # stored by b, waiting to be linked
+                    assert not upload.done()
+                    await asyncio.sleep(0.01)
+                assert (await a.call("DELETE", "/api/v1/models/other/m1"))[0] == 204
+                await a.server.app[keys.HUB].background.drain()  # the deletion's collection
+                await collect_unreferenced(a.server.app[keys.HUB])  # and a sweep
+            assert (await upload)[0] == 200
+        finally:
+            await server.close()
+        assert stored_bytes.read(oid_of(data)) == data
+        _, answer, _ = await batch(a, "download", wanted, model="m2")
+        assert "download" in answer["objects"][0]["actions"]
+
+
 async def test_a_backup_names_the_bucket_objects_and_copies_the_rest(
     tmp_path: Path, s3_bucket: dict
 ):
