@@ -295,8 +295,9 @@ class S3ObjectStore:
     async def scratch(self, older_than: float) -> list[str]:
         """Uploads started `older_than` seconds ago or more and never finished.
 
-        Multipart uploads, as `key upload-id`, and objects put by presigned PUT and never
-        verified, as their key.
+        Multipart uploads, as `key upload-id`, and objects put by presigned PUT under a
+        ticket and never verified, as their key. One put straight to its key and never
+        verified is an object no model has, as `amphub doctor` reports it.
         """
         found = []
         now = time.time()
