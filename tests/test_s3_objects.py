@@ -324,6 +324,30 @@ async def test_a_direct_upload_of_a_stored_object_proves_itself_under_its_ticket
             assert "download" in answer["objects"][0]["actions"]
 
 
+async def test_a_model_made_again_under_its_name_links_nothing_the_old_one_put(
+    tmp_path: Path, s3_bucket: dict
+):
+    from datetime import UTC, datetime
+
+    from tests.conftest import FakeClock
+
+    clock = FakeClock(datetime.now(UTC))
+    async with running_hub(tmp_path / "data", clock, **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1")
+        data = os.urandom(5 * MIB)
+        body = {"oid": oid_of(data), "size": len(data)}
+        _, answer, _ = await batch(hub, "upload", [body])
+        upload = answer["objects"][0]["actions"]["upload"]
+        async with hub.session.put(upload["href"], data=data, headers=upload["header"]) as resp:
+            assert resp.status == 200  # put, never verified
+        assert (await hub.call("DELETE", "/api/v1/models/team/m1"))[0] == 204
+        clock.advance(seconds=1)
+        await hub.model("team", "m1")
+        verify = f"{hub.base}/team/m1.git/info/lfs/verify"
+        async with hub.session.post(verify, json=body, headers=auth(hub)) as resp:
+            assert resp.status == 404
+
+
 async def test_without_signature_checks_uploads_go_through_amphub(tmp_path: Path, s3_bucket):
     async with running_hub(tmp_path / "data", s3_redirect=0, **s3_bucket) as hub:
         await hub.space_and_model("team", "m1")

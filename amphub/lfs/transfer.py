@@ -210,7 +210,8 @@ def _seconds(hub: Hub, token: TransferToken | None) -> int:
 def upload_ticket(hub: Hub, model: db.Model, oid: str) -> str:
     """The name of a model's direct upload of an object: unguessable, the same at verify.
 
-    A model made again under the same name gets other tickets: its uploads are its own.
+    A model made again under the same name (in a later second) gets other tickets: what
+    the old one's uploads put links nothing to it.
     """
     message = f"{model.space_id}/{model.id}/{model.created_at}/{oid}".encode()
     return hmac.new(hub.secret, message, hashlib.sha256).hexdigest()[:32]
