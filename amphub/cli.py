@@ -190,8 +190,7 @@ async def _serve(config: Config) -> None:
                 loop.add_signal_handler(signum, _hurry, runner)
             seconds = config.shutdown_timeout
             log.info(
-                "stopping: requests under way get %d seconds to finish"
-                " (another stop signal: none)",
+                "stopping: requests under way get %d seconds to finish (another stop signal: none)",
                 seconds,
             )
         finally:

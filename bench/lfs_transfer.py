@@ -35,7 +35,8 @@ starts with an identity (so it checks signatures): the big object downloaded thr
 batch API's presigned URL against curl's GET of a boto3-presigned URL (and amphub's CPU
 time meanwhile); uploaded by amphub's presigned PUT with checksum, and through an amphub
 with --s3-redirect 0 (proxied), each against curl's PUT to a boto3-presigned URL; server
-memory growth; 1,000 small objects (batch + PUT + verify) on the bucket and on local disk.
+memory growth; 1,000 small objects (batch + PUT + verify) on the bucket and on local disk,
+then the download batch naming all 1,000 of them (one call) on each.
 Temp data lives under /work/tmp-bench (same file system as /work) and is removed at exit
 unless `--keep` is given. /work is ext4 without a journal here, which makes creating a file
 slow for minutes after many were deleted nearby: leave about five minutes between runs.
@@ -472,11 +473,11 @@ def measure_concurrent(hub: Amphub, root: Path, res: Results) -> None:
 
 
 async def push_small(
-    hub: Amphub | BareServer, model: str, count: int, verify: bool
+    hub: Amphub | BareServer, model: str, count: int, verify: bool, objects: list | None = None
 ) -> tuple[float, int]:
     import aiohttp  # the bench's own client; amphub's venv has it
 
-    objects = [os.urandom(SMALL_SIZE) for _ in range(count)]
+    objects = objects or [os.urandom(SMALL_SIZE) for _ in range(count)]
     items = [(hashlib.sha256(data).hexdigest(), data) for data in objects]
     url = f"{hub.base}/{SPACE}/{model}.git/info/lfs/objects/batch"
     headers = {"Authorization": hub.auth, "Accept": LFS_JSON, "Content-Type": LFS_JSON}
@@ -1043,16 +1044,31 @@ def measure_s3_round(
     return result
 
 
-def measure_s3_small(direct: Amphub, local: Amphub) -> dict[str, float]:
-    """1,000 small objects, batch + PUT + verify, into the bucket and into the data dir."""
+def measure_s3_small(direct: Amphub, local: Amphub, runs: int) -> dict[str, float]:
+    """1,000 small objects, batch + PUT + verify, into the bucket and into the data dir.
+
+    Then the download batch of all of them at once (one call, as git-lfs pull sends),
+    `runs` times: seconds of the median call.
+    """
     rates = {}
     for name, hub in (("s3", direct), ("local", local)):
         hub.model("small-s3-bench")
-        seconds, errors = asyncio.run(push_small(hub, "small-s3-bench", SMALL_COUNT, True))
+        objects = [os.urandom(SMALL_SIZE) for _ in range(SMALL_COUNT)]
+        pushed = push_small(hub, "small-s3-bench", SMALL_COUNT, True, objects)
+        seconds, errors = asyncio.run(pushed)
         if errors:
             raise RuntimeError(f"{errors} small objects failed on {name}")
         rates[name] = SMALL_COUNT / seconds
-        log(f"  {name}: {rates[name]:.0f} objects/s")
+        wanted = [(hashlib.sha256(data).hexdigest(), SMALL_SIZE) for data in objects]
+        calls = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            answer = hub.batch("small-s3-bench", "download", wanted)
+            calls.append(time.perf_counter() - start)
+            if any("download" not in entry.get("actions", {}) for entry in answer):
+                raise RuntimeError(f"a download batch on {name} left objects out")
+        rates[f"{name}_batch"] = statistics.median(calls)
+        log(f"  {name}: {rates[name]:.0f} objects/s, batch {rates[f'{name}_batch']:.3f} s")
     return rates
 
 
@@ -1067,7 +1083,7 @@ def run_s3(args: argparse.Namespace, root: Path) -> None:
     local = start_amphub(root)
     try:
         rounds = [measure_s3_round(weed, direct, proxied, big, run) for run in range(args.runs)]
-        small = measure_s3_small(direct, local)
+        small = measure_s3_small(direct, local, args.runs)
     finally:
         for hub in (direct, proxied, local):
             hub.sampler.close()
@@ -1105,6 +1121,10 @@ def print_s3_summary(size: int, rounds: list[dict], small: dict[str, float]) -> 
     print(
         f"  {SMALL_COUNT} small objects (batch + PUT + verify): S3 {small['s3']:.0f}/s,"
         f" local disk {small['local']:.0f}/s"
+    )
+    print(
+        f"  download batch of those {SMALL_COUNT} (one call, median of {len(rounds)}):"
+        f" S3 {1000 * small['s3_batch']:.0f} ms, local disk {1000 * small['local_batch']:.0f} ms"
     )
 
 
