@@ -104,6 +104,7 @@ QUERIES: dict[str, dict[str, dict]] = {
         "dataset": STRING,
     },
     "/tasks": {"kind": STRING, "status": STRING, "model": STRING},
+    "/zones": {"check": {"type": "string", "enum": ["0", "1"]}},
     "/audit": {**PAGING},
 }
 ERROR = {

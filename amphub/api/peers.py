@@ -59,10 +59,20 @@ def _secret(body: dict[str, Any], name: str) -> str:
 
 
 async def get_zones(request: web.Request) -> web.Response:
-    """Every zone, and whether it answers now (asked of all at once, briefly)."""
+    """Every zone, and whether it answers now (asked of all at once, briefly).
+
+    With `check=0` the zones are not asked (`answers` and `no_answer` are null): for a
+    form that only needs their names, which a zone that is down would hold up for seconds.
+    """
     require(request, Action.MANAGE_PEERS)
+    check = request.query.get("check", "1")
+    if check not in ("0", "1"):
+        raise BadRequest("check must be 0 or 1")
     hub = request.app[keys.HUB]
     zones = await db.ZONES.all(hub.db)
+    if check == "0":
+        listed = [{**zone_json(zone), "answers": None, "no_answer": None} for zone in zones]
+        return web.json_response({"zones": listed})
     whys = await asyncio.gather(*(why_silent(hub.secret, zone) for zone in zones))
     listed = [
         {**zone_json(zone), "answers": why is None, "no_answer": why}
