@@ -235,6 +235,59 @@ async def test_unsafe_upstream_model_is_fetched_scanned_and_refused(mirror, tmp_
     assert "is not served: its scan found it unsafe" in message and "model.pkl" in message
 
 
+async def test_the_served_commits_own_scan_decides_not_the_latest_one(mirror, tmp_path):
+    hub, upstream = mirror.hub, mirror.upstream
+    await upstream.model("acme", "bad")
+    evil = {"model.pkl": pickle.dumps(Evil(), protocol=2), "config.json": b"{}\n"}
+    await push(tmp_path / "bad", evil, "evil", clone=upstream.remote("acme", "bad"))
+    assert (await mirror_repo(hub, "acme/bad"))["status"] == "succeeded"
+    assert (await scanned(hub, "acme__bad"))["result"]["summary"]["status"] == "unsafe"
+    # A clean branch of the mirrored model, scanned after master: the latest scan is safe.
+    clean = tmp_path / "clean"
+    await git("clone", "-q", hub.remote("hf", "acme__bad"), str(clean))
+    await git("checkout", "-q", "--orphan", "clean", cwd=clean)
+    await git("rm", "-rqf", ".", cwd=clean)
+    (clean / "config.json").write_text("{}\n")
+    await git("add", "config.json", cwd=clean)
+    await git("commit", "-qm", "clean", cwd=clean)
+    await git("push", "-q", "origin", "clean", cwd=clean)
+    status, task = await hub.call(
+        "POST", "/api/v1/models/hf/acme__bad/scans", json={"ref": "clean"}
+    )
+    assert status == 201, task
+    assert (await wait_task(hub, task["id"]))["result"]["summary"]["status"] == "safe"
+
+    def download(revision: str) -> str:
+        return hf_hub_download(
+            "hf/acme__bad",
+            "config.json",
+            revision=revision,
+            endpoint=hub.base,
+            token=hub.admin_key,
+            cache_dir=tmp_path / revision,
+        )
+
+    assert Path(await asyncio.to_thread(download, "clean")).read_text() == "{}\n"
+    with pytest.raises(GatedRepoError) as refused:
+        await asyncio.to_thread(download, "main")
+    assert "is not served: its scan found it unsafe" in str(refused.value)
+    # A commit no scan has seen: the first ask queues its scan and is told to come back.
+    (clean / "config.json").write_text('{"v": 2}\n')
+    await git("commit", "-qam", "v2", cwd=clean)
+    await git("push", "-q", "origin", "clean", cwd=clean)
+    head = (await git("rev-parse", "HEAD", cwd=clean)).stdout.strip()
+    url = f"{hub.base}/hf/acme__bad/resolve/clean/config.json"
+    auth = {"Authorization": f"Bearer {hub.admin_key}"}
+    async with hub.session.get(url, headers=auth) as resp:
+        assert resp.status == 503 and resp.headers["Retry-After"]
+        assert head[:12] in await resp.text()
+    _, tasks = await hub.call("GET", "/api/v1/tasks?kind=scan&model=hf/acme__bad")
+    assert tasks["tasks"][0]["commit"] == head
+    await wait_task(hub, tasks["tasks"][0]["id"])
+    async with hub.session.get(url, headers=auth) as resp:
+        assert resp.status == 200 and await resp.read() == b'{"v": 2}\n'
+
+
 @pytest.mark.parametrize("setting", ["warn", "block"])
 async def test_suspicious_findings_warn_or_block_as_the_setting_says(tmp_path, setting):
     await git("lfs", "install", "--skip-repo")
