@@ -99,6 +99,7 @@ async def test_upstreams_are_registered_listed_and_removed_by_administrators(mir
             "url": mirror.upstream.base,
             "space": "hf",
             "token": True,  # that it has one, never the token
+            "visibility": "internal",
             "created_at": listed["upstreams"][0]["created_at"],
         }
     ]
@@ -115,6 +116,38 @@ async def test_upstreams_are_registered_listed_and_removed_by_administrators(mir
     assert status == 204
     status, _ = await hub.call("DELETE", "/api/v1/upstreams/other")
     assert status == 404
+    status, answer = await hub.call(
+        "POST", "/api/v1/upstreams", json={**body, "space": "hf", "visibility": "secret"}
+    )
+    assert status == 400 and "visibility must be one of" in answer["error"]["message"]
+
+
+async def test_a_private_upstreams_mirrors_are_read_by_those_the_roles_let(hub, tmp_path):
+    await git("lfs", "install", "--skip-repo")
+    server, key = await start_hub(tmp_path / "upstream")
+    try:
+        async with aiohttp.ClientSession() as session:
+            upstream = Hub(server, session, key, tmp_path / "upstream")
+            await upstream.space_and_model("acme", "gpt")
+            await push(tmp_path / "w", FILES, "weights", clone=upstream.remote("acme", "gpt"))
+            await hub.space("hf")
+            assert (await register(hub, upstream, visibility="private"))["visibility"] == "private"
+            assert (await mirror_repo(hub, "acme/gpt"))["status"] == "succeeded"
+            await scanned(hub, "acme__gpt")
+    finally:
+        await server.close()
+    _, model = await hub.call("GET", "/api/v1/models/hf/acme__gpt")
+    assert model["visibility"] == "private"
+    await hub.user("eve")
+    eve = HfApi(endpoint=hub.base, token=hub.keys["eve"])
+    with pytest.raises(HfHubHTTPError) as hidden:
+        await hf(eve.model_info, "hf/acme__gpt")
+    assert hidden.value.response.status_code == 404
+    status, _ = await hub.call(
+        "PUT", "/api/v1/models/hf/acme__gpt/members/eve", json={"role": "user"}
+    )
+    assert status == 200
+    assert (await hf(eve.model_info, "hf/acme__gpt")).id == "hf/acme__gpt"
 
 
 async def test_explicit_mirror_is_served_scanned_and_survives_the_upstream(mirror, tmp_path):

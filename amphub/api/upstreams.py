@@ -14,6 +14,7 @@ from amphub.http import keys
 from amphub.http.access import actor, require, require_space, user_name
 from amphub.http.body import field, json_object
 from amphub.policy import Action
+from amphub.policy.matrix import VISIBILITIES
 from amphub.policy.names import check_peer_name
 from amphub.policy.sealed import seal
 from amphub.services.mirror import check_repo, check_revision, start_mirror
@@ -26,6 +27,7 @@ def upstream_json(upstream: db.Upstream) -> dict[str, Any]:
         "url": upstream.url,
         "space": upstream.space_id,
         "token": upstream.sealed_token is not None,
+        "visibility": upstream.visibility,
         "created_at": upstream.created_at,
     }
 
@@ -41,7 +43,7 @@ async def post_upstream(request: web.Request) -> web.Response:
     """Register an upstream and the existing space its mirrors go to."""
     who = require(request, Action.MANAGE_PEERS)
     hub = request.app[keys.HUB]
-    body = await json_object(request, ("name", "url", "space", "token"))
+    body = await json_object(request, ("name", "url", "space", "token", "visibility"))
     name, url = check_peer_name(field(body, "name", str)), http_url(body)
     space_id = field(body, "space", str)
     if await db.get_space(hub.db, space_id) is None:
@@ -50,9 +52,20 @@ async def post_upstream(request: web.Request) -> web.Response:
     if token is not None and not 0 < len(token) <= MAX_SECRET:
         raise BadRequest(f"token must be 1 to {MAX_SECRET} characters")
     sealed = seal(hub.secret, token) if token else None
+    # internal by default: a mirror holds only what the upstream published, and is a cache
+    # for everyone signed in; private leaves it to the mirror space's and models' roles.
+    visibility = field(body, "visibility", str, "internal")
+    if visibility not in VISIBILITIES:
+        raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}")
     audit = db.Audit(user_name(who), "add_upstream", space_id, target=name, detail=url)
     upstream = await db.UPSTREAMS.add(
-        hub.db, audit, name=name, url=url, space_id=space_id, sealed_token=sealed
+        hub.db,
+        audit,
+        name=name,
+        url=url,
+        space_id=space_id,
+        sealed_token=sealed,
+        visibility=visibility,
     )
     return web.json_response(upstream_json(upstream), status=201)
 

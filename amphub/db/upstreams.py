@@ -28,6 +28,7 @@ class Upstream:
     url: str
     space_id: str
     sealed_token: bytes | None
+    visibility: str  # of the models it mirrors
     created_at: str
 
 

@@ -18,8 +18,6 @@ from amphub.services.tasks import enqueue
 
 ACTIVE = ("queued", "running")
 RETRY_SECONDS = 2
-# Every signed-in user may read a mirror: it holds only what the upstream published.
-MIRROR_VISIBILITY = "internal"
 # The Hub's repo ids: an optional organisation, a name; no `--` or `..` anywhere.
 REPO_ID = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
@@ -86,7 +84,7 @@ async def _start(
         if model is not None and first_use:
             return None
         if model is None:
-            await create_model(hub, upstream.space_id, model_id, repo, MIRROR_VISIBILITY, by)
+            await create_model(hub, upstream.space_id, model_id, repo, upstream.visibility, by)
             model = await db.get_model(hub.db, upstream.space_id, model_id)
             if model is None:
                 raise Conflict(f"model {upstream.space_id}/{model_id} was deleted meanwhile")
