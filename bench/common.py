@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -10,10 +11,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,11 @@ AMPHUB_PYTHON = Path("/work/venv/bin/python")
 PYTHON = str(AMPHUB_PYTHON if AMPHUB_PYTHON.exists() else Path(sys.executable))
 
 _children: list[subprocess.Popen] = []
+
+DATABASE_HELP = (
+    "sqlite (default), postgresql (a throwaway server from Debian's package, as the tests"
+    " start), or the postgresql:// URL of an empty database"
+)
 
 
 def log(message: str) -> None:
@@ -161,3 +169,36 @@ def start_amphub(
         raise RuntimeError("amphub printed no administrator key")
     threading.Thread(target=shutil.copyfileobj, args=(proc.stdout, log_file), daemon=True).start()
     return Server(proc, f"http://127.0.0.1:{port}", key, data)
+
+
+@contextlib.contextmanager
+def postgresql_server() -> Iterator[object]:
+    """The tests' PostgreSQL (tests/postgres.py) started in a temp dir, stopped at the end."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from tests.postgres import PostgreSQL
+
+    # Not under the bench's temp dir: the server runs as postgres when we are root.
+    folder = Path(tempfile.mkdtemp(prefix="amphub-bench-postgresql-"))
+    server = PostgreSQL(folder, free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        if (folder / "data" / "postmaster.pid").exists():
+            server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def databases(choice: str) -> Iterator[Callable[[], str]]:
+    """For the `--database` choice (DATABASE_HELP): a function giving a new hub's database.
+
+    Its value is "sqlite", or the URL of a new empty PostgreSQL database; a URL given on the
+    command line is given back as it is, so it serves one hub.
+    """
+    if choice == "postgresql":
+        with postgresql_server() as server:
+            yield server.create_database  # type: ignore[attr-defined]
+    else:
+        yield lambda: choice
