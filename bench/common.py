@@ -144,14 +144,16 @@ def start_amphub(
     key: str | None = None,
     flags: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    data: Path | None = None,
 ) -> Server:
     """Start `amphub serve` on a free port with its data under `root/<name>-data`.
 
     `key` is the administrator's key of a data dir that a server started before; `flags`
-    and `env` are added to the command line and the environment.
+    and `env` are added to the command line and the environment; `data` is another data
+    dir (one that several nodes share).
     """
     port = free_port()
-    data = root / f"{name}-data"
+    data = data or root / f"{name}-data"
     log_file = (root / f"{name}.log").open("ab")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("AMPHUB_")}, **(env or {})}
     cmd = [PYTHON, "-m", "amphub", "serve", "--data", str(data), "--port", str(port), *flags]
@@ -172,8 +174,11 @@ def start_amphub(
 
 
 @contextlib.contextmanager
-def postgresql_server() -> Iterator[object]:
-    """The tests' PostgreSQL (tests/postgres.py) started in a temp dir, stopped at the end."""
+def postgresql_server(*settings: str) -> Iterator[object]:
+    """The tests' PostgreSQL (tests/postgres.py) started in a temp dir, stopped at the end.
+
+    `settings` are the server's, as `name=value`.
+    """
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     from tests.postgres import PostgreSQL
@@ -182,7 +187,7 @@ def postgresql_server() -> Iterator[object]:
     folder = Path(tempfile.mkdtemp(prefix="amphub-bench-postgresql-"))
     server = PostgreSQL(folder, free_port())
     try:
-        server.start()
+        server.start(*settings)
         yield server
     finally:
         if (folder / "data" / "postmaster.pid").exists():
