@@ -7,8 +7,8 @@ the README's proxy settings) with `base_url` set to it:
 - PostgreSQL, one node;
 - PostgreSQL, two nodes (`amphub serve` processes) sharing the database and the data dir.
 
-On each: small API writes (`--writes` models created, then as many member grants; 8
-clients in flight), p50/p95 of a request and the rate; `--objects` small LFS objects by
+On each: small API writes (`--writes` models created, then as many member grants;
+`--in-flight` at once), p50/p95 of a request and the rate; `--objects` small LFS objects by
 `git lfs push --all` (the real git-lfs: batch, PUT, verify); `--clones` clones of a
 repository of 20 commits and 1,000 files (median). Then the database is read to check
 that nothing was lost (every model, member and object is there). On PostgreSQL,
@@ -19,7 +19,8 @@ PostgreSQL is the tests' (Debian's package, tests/postgres.py), nginx Debian's.
 This machine has 2 cores: two nodes cannot go faster here; the figures show what a
 second node costs, and the database time a request needs (the path to more nodes).
 
-Run: python bench/nodes.py [--writes 400] [--objects 1000] [--clones 5] [--top N]
+Run: python bench/nodes.py [--writes 400] [--objects 1000] [--clones 5] [--in-flight 8]
+     [--top N]
      (--top: the N statements that took most of the database's time, per part)
 """
 
@@ -54,7 +55,6 @@ from tests.load_balancer import Nginx  # noqa: E402 - after the path is set
 
 SPACE = "bench"
 USERS = 20
-IN_FLIGHT = 8
 SETUPS = [("SQLite, 1 node", "sqlite", 1), ("PostgreSQL, 1 node", "postgresql", 1),
           ("PostgreSQL, 2 nodes", "postgresql", 2)]  # fmt: skip
 
@@ -99,6 +99,7 @@ class Statements:
             rows = conn.execute(
                 "SELECT total_exec_time, calls, query FROM pg_stat_statements"
                 " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND query NOT LIKE '%%pg_stat_statements%%'"
                 " ORDER BY total_exec_time DESC LIMIT %s",
                 (count,),
             ).fetchall()
@@ -118,8 +119,8 @@ class Figures:
     top: list[str] = dataclasses.field(default_factory=list)
 
 
-async def api_writes(hub: Server, count: int, figures: Figures) -> None:
-    """`count` models created, then one member granted on each, IN_FLIGHT at a time."""
+async def api_writes(hub: Server, count: int, in_flight: int, figures: Figures) -> None:
+    """`count` models created, then one member granted on each, `in_flight` at a time."""
     headers = {"Authorization": hub.auth}
     requests = [("POST", f"/api/v1/spaces/{SPACE}/models", {"id": f"m{i}"}) for i in range(count)]
     grants = [
@@ -142,9 +143,9 @@ async def api_writes(hub: Server, count: int, figures: Figures) -> None:
             for method, path, body in queue:
                 await one(session, method, path, body)
 
-        await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
 
-    connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
+    connector = aiohttp.TCPConnector(limit=in_flight)
     async with aiohttp.ClientSession(connector=connector) as session:
         started = time.perf_counter()
         await run(session, requests)
@@ -231,7 +232,7 @@ async def measure(root: Path, url: str, nodes: list[Server], nginx: Nginx, args)
     figures = Figures()
     statements = Statements(url)
     statements.reset()
-    await api_writes(hub, args.writes, figures)
+    await api_writes(hub, args.writes, args.in_flight, figures)
     figures.write_db = statements.read()
     figures.top += statements.top(args.top)
     statements.reset()
@@ -319,6 +320,7 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=400)
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--clones", type=int, default=5)
+    parser.add_argument("--in-flight", type=int, default=8, help="API writes at once (8)")
     parser.add_argument(
         "--top", type=int, default=0, help="print the statements that took most database time"
     )
