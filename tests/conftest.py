@@ -224,6 +224,12 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
 
 
 @pytest.fixture
+def database() -> str:
+    """The `database` setting of tests that run on either engine (test_pg_nodes: PostgreSQL)."""
+    return "sqlite"
+
+
+@pytest.fixture
 async def model_repo(hub: Hub) -> tuple[str, str]:
     """A space `team` with a model `m1` owned by the admin."""
     await hub.space_and_model("team", "m1")

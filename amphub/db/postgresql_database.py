@@ -7,6 +7,7 @@ SQLite (`? IS NULL OR kind = ?`). Booleans are stored as integers, as in SQLite.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Iterable
@@ -134,13 +135,13 @@ class PostgresqlDatabase(Database):
 
     async def write(self, sql: str, params: tuple[object, ...]) -> None:
         """Run on a connection of the pool, committing at once."""
-        async with self.pool.connection() as conn:
+        async with _connection(self.pool) as conn:
             await conn.execute(postgresql_sql(sql), params)
 
     @contextlib.asynccontextmanager
     async def transaction(self, audit: Audit | None = None) -> AsyncIterator[Connection]:
         """On one connection of the pool, read committed as PostgreSQL's default."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with _connection(self.pool) as conn, conn.transaction():
             wrapped = _Connection(conn)
             yield wrapped
             if audit is not None:
@@ -148,7 +149,7 @@ class PostgresqlDatabase(Database):
 
     async def fetch_all(self, sql: str, args: tuple[object, ...]) -> list[Any]:
         """Every row of a query, on a connection of the pool."""
-        async with self.pool.connection() as conn:
+        async with _connection(self.pool) as conn:
             cursor = await conn.execute(postgresql_sql(sql), args)
             return await cursor.fetchall() if cursor.description else []
 
@@ -159,7 +160,7 @@ class PostgresqlDatabase(Database):
         From a pool of its own: a block holding a lock may need the statement pool's
         connections, which must not all be holding locks.
         """
-        async with self.lock_pool.connection() as conn:
+        async with _connection(self.lock_pool) as conn:
             await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
             try:
                 yield
@@ -184,6 +185,24 @@ class PostgresqlDatabase(Database):
         """Kept in the table `schema_version`."""
         await conn.execute("DELETE FROM schema_version")
         await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+
+@contextlib.asynccontextmanager
+async def _connection(
+    pool: AsyncConnectionPool[Any],
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection of the pool, or the cancel that came while the caller waited for one.
+
+    psycopg_pool waits for a connection with Python 3.11's `asyncio.wait_for`, which drops a
+    cancel that meets the connection's arrival: the task would go on as if never cancelled
+    (a sweep or a task worker sleeping on through the server's shutdown).
+    """
+    task = asyncio.current_task()
+    cancels = task.cancelling() if task else 0
+    async with pool.connection() as conn:
+        if task is not None and task.cancelling() > cancels:
+            raise asyncio.CancelledError
+        yield conn
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
