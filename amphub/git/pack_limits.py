@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import re
 import struct
 import tempfile
 import zlib
@@ -18,11 +19,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from io import BytesIO
 
-from dulwich.errors import ChecksumMismatch
+from dulwich.errors import ChecksumMismatch, ObjectFormatException
 from dulwich.file import GitFile
 from dulwich.object_store import PACK_MODE, DiskObjectStore, _bound_read_callables
-from dulwich.objects import ObjectID, RawObjectID, ShaFile
+from dulwich.objects import ObjectID, RawObjectID, ShaFile, parse_tree
 from dulwich.pack import Pack, apply_delta, extend_pack, iter_sha1, write_pack_index
 
 from amphub.git.reach import BLOB, COMMIT, TAG, TREE, TREE_ENTRY, TREE_MODE, commit_links
@@ -37,6 +39,9 @@ MAX_HASHED = 4 * 1024**3
 # Texts kept as delta bases while a pack is read (git's core.deltaBaseCacheLimit is 96 MiB);
 # a base no longer kept is rebuilt from the file.
 BASE_CACHE = 64 * 1024 * 1024
+# Entries as dulwich's parse_tree reads them, a little stricter: a tree that fails this is
+# read by parse_tree, whose verdict and words count.
+TREE_SHAPE = re.compile(rb"(?:[0-7]{1,7} [^\0]+\0.{20})*", re.DOTALL)
 
 
 @dataclass
@@ -170,8 +175,7 @@ class PackIntake:
         if kind == BLOB:
             self.pushed.blobs.add(sha)
         else:
-            # Parsed as dulwich reads it: a tree or commit it cannot read is refused.
-            ShaFile.from_raw_string(kind, text, ObjectID(digest.hexdigest().encode()))
+            _check_parses(kind, text, sha)
             if kind != TAG:
                 self.pushed.texts[sha] = (kind, text)
         self.entries.append((sha, offset, crc))
@@ -247,6 +251,19 @@ class PackIntake:
         return digest.digest()
 
 
+def _check_parses(kind: int, text: bytes, sha: bytes) -> None:
+    """Refuse a tree, commit or tag that dulwich cannot read, as it would when reading it."""
+    if kind != TREE:
+        ShaFile.from_raw_string(kind, text, ObjectID(sha.hex().encode()))
+        return
+    if TREE_SHAPE.fullmatch(text):
+        return
+    try:  # what Tree._deserialize checks, and says, without building the Tree
+        parse_tree(text, sha_len=len(sha))
+    except ValueError as exc:
+        raise ObjectFormatException(exc) from exc
+
+
 def _apply(base: bytes, delta: bytes) -> bytes:
     return b"".join(apply_delta(base, delta))
 
@@ -305,8 +322,10 @@ def _install(
             return pack
     base = os.path.join(store.pack_dir, "pack-" + name.decode())
     os.rename(path, base + ".pack")
-    with GitFile(base + ".idx", "wb", mask=PACK_MODE, fsync=store.fsync_object_files) as index:
-        write_pack_index(index, entries, pack_sha, version=store.pack_index_version)
+    index = BytesIO()  # dulwich's writer makes many small writes
+    write_pack_index(index, entries, pack_sha, version=store.pack_index_version)
+    with GitFile(base + ".idx", "wb", mask=PACK_MODE, fsync=store.fsync_object_files) as file:
+        file.write(index.getvalue())
     store._update_pack_cache()
     return next(pack for pack in store.packs if pack.name() == name)
 
