@@ -236,3 +236,32 @@ async def test_ref_delta_on_a_base_later_in_the_pack_is_stored(hub, model_repo):
     url = hub.base + "/api/v1/models/team/m1/blob/master/a"
     async with hub.session.get(url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as resp:
         assert resp.status == 200 and await resp.read() == data
+
+
+async def test_ref_delta_on_an_object_both_stored_and_in_the_pack_clones_whole(
+    hub, model_repo, tmp_path
+):
+    # A sync retried after a crash sends again objects the first try stored unreferenced.
+    old = await master(hub)
+    base = b"0123456789" * 10
+    tree = b"100644 b\0" + object_id(3, base)
+    first = commit_on(old, object_id(2, tree))
+    pack = build_pack([(3, base, None), (2, tree, None), (1, first, None)])
+    assert b"unpack ok" in await push_pack(hub, old, object_id(1, first), pack)
+
+    data = base + b"!"
+    tree = b"100644 a\0" + object_id(3, data) + b"100644 b\0" + object_id(3, base)
+    second = commit_on(object_id(1, first).hex(), object_id(2, tree))
+    delta = copy_all(len(base), len(data), 1, b"!")
+    out = bytearray(b"PACK" + (2).to_bytes(4, "big") + (4).to_bytes(4, "big"))
+    out += bytes(pack_object_header(REF_DELTA, object_id(3, base), len(delta), SHA1))
+    out += zlib.compress(delta)
+    for kind, text in ((3, base), (2, tree), (1, second)):
+        out += bytes(pack_object_header(kind, None, len(text), SHA1)) + zlib.compress(text)
+    out += hashlib.sha1(out).digest()
+    head = object_id(1, first).hex()
+    assert b"unpack ok" in await push_pack(hub, head, object_id(1, second), bytes(out))
+
+    copy = tmp_path / "copy"
+    await git("clone", "-q", "--bare", hub.remote("team", "m1"), str(copy))
+    await git("fsck", "--strict", cwd=copy)

@@ -103,6 +103,8 @@ class PackIntake:
         if len(data) - offset != 20:
             raise ValueError("the pack does not end after its last object")
         self._resolve_waiting()
+        # A base read from the repository that the pack holds too is not appended again.
+        self.ext_refs = {sha for sha in self.ext_refs if sha not in self._offsets}
         digest = hashlib.sha1()
         for start in range(0, offset, INFLATE_CHUNK):
             digest.update(data[start : min(start + INFLATE_CHUNK, offset)])
