@@ -12,7 +12,7 @@ each amphub run first clones with that cache removed ("cold", as after a push), 
 ("warm"). While amphub serves a clone, its RSS is sampled from /proc every 20 ms.
 
     /work/venv/bin/python bench/git_clone.py [--commits 5000] [--runs 5] [--keep] [--profile]
-        [--amphub-rev REV]
+        [--amphub-rev REV] [--push-only]
 
 `--profile` attaches py-spy (if installed) to amphub during one extra, untimed clone (with
 no cached pack) and one fetch, and writes the collapsed stacks to
@@ -770,11 +770,10 @@ def print_profile(what: str, path: Path, top: int = 12) -> None:
         print(f"  {100 * count / total:5.1f}%  {frame}")
 
 
-def print_summary(res: Results) -> None:
+def print_clone_summary(res: Results) -> None:
     amp, cgit = "amphub", "git http-backend"
     clone_a, clone_c = (statistics.median(res.clone[n]) for n in (amp, cgit))
     fetch_a, fetch_c = (statistics.median(res.fetch[n]) for n in (amp, cgit))
-    print()
     print(
         f"full clone: amphub {clone_a:.2f} s, git http-backend {clone_c:.2f} s, "
         f"ratio {clone_a / clone_c:.2f} (goal <= {GOALS['clone']})"
@@ -793,6 +792,13 @@ def print_summary(res: Results) -> None:
         f"amphub memory growth during clone: {max(res.memory_mb):.0f} MB "
         f"(goal < {GOALS['memory_mb']} MB)"
     )
+
+
+def print_summary(res: Results) -> None:
+    amp, cgit = "amphub", "git http-backend"
+    print()
+    if res.clone:
+        print_clone_summary(res)
     for what, times, goal in (
         ("push into an empty repository", res.push, GOALS["push"]),
         ("clone --filter=blob:none", res.partial_clone, GOALS["partial"]),
@@ -830,12 +836,16 @@ def run(args: argparse.Namespace, root: Path) -> None:
     cgit = start_cgit(root, src, env)
     amphub, key = start_amphub(root, amphub_source(root, args.amphub_rev, env), env)
     servers = [amphub, cgit]
+    res = Results()
+    if args.push_only:
+        measure_pushes(root, (amphub, cgit, key), src, args.runs, env, res)
+        print_summary(res)
+        return
     push = timed_git(["-C", str(src), "push", "-q", "--force", amphub.url, "master"], env)
     log(f"pushed to amphub in {push:.2f} s; {cgit.name} serves a bare clone")
 
     clones = root / "clones"
     clones.mkdir()
-    res = Results()
     bases = measure_clones(servers, clones, args.runs, head, env, res)
 
     head = add_commit(src, history, env)
@@ -876,6 +886,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commits", type=int, default=5000, help="commits (default 5000)")
     parser.add_argument("--runs", type=int, default=5, help="runs per measure (default 5)")
+    parser.add_argument(
+        "--push-only", action="store_true", help="measure only the push into an empty repository"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument(
         "--profile", action="store_true", help="py-spy amphub during one extra clone"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -504,3 +506,61 @@ async def test_a_restart_repairs_what_crashed_pushes_and_model_changes_left(tmp_
         (aside,) = (data_dir / "aside" / "repos" / "team").iterdir()
         assert aside.name.startswith("ghost.git.") and (aside / "HEAD").is_file()
         assert (await hub.call("GET", "/api/v1/models/team/ghost"))[0] == 404
+
+
+async def test_pushes_creating_ten_thousand_tags_each_are_answered(hub, model_repo):
+    # What `git push --tags` sends for 10,000 tags (git 2.39 itself then spends a minute
+    # matching them before it sends anything, so the requests are made here).
+    head = (await git("ls-remote", hub.remote("team", "m1"), "refs/heads/master")).stdout.split()[0]
+    for first in (0, 10_000):
+        names = [b"refs/tags/t%05d" % i for i in range(first, first + 10_000)]
+        # Minutes before the fix: each ref re-listed every ref the repository had.
+        async with asyncio.timeout(60):
+            answer = await receive_pack(hub, [(b"0" * 40, head.encode(), name) for name in names])
+        assert report_lines(answer) == [b"unpack ok\n"] + [b"ok %s\n" % name for name in names]
+
+    refs = (await git("ls-remote", "--tags", hub.remote("team", "m1"))).stdout.splitlines()
+    assert len(refs) == 20_000 and refs[-1] == f"{head}\trefs/tags/t19999"
+    # One write (and disk flush) for all, not one per ref.
+    repo = hub.data_dir / "repos" / "team" / "m1.git"
+    assert not list((repo / "refs" / "tags").iterdir())
+    assert (repo / "packed-refs").read_text().count(" refs/tags/t") == 20_000
+
+
+async def receive_pack(hub: Hub, commands: list[tuple[bytes, bytes, bytes]]) -> bytes:
+    """POST commands (old, new, ref) and an empty pack to receive-pack; the whole answer."""
+    lines = [b"%s %s %s" % command for command in commands]
+    empty_pack = b"PACK\0\0\0\2\0\0\0\0"
+    body = (
+        pkt_line(lines[0] + b"\0report-status side-band-64k")
+        + b"".join(pkt_line(line) for line in lines[1:])
+        + pkt_line(None)
+        + empty_pack
+        + hashlib.sha1(empty_pack).digest()
+    )
+    key = base64.b64encode(f"admin:{hub.admin_key}".encode()).decode()
+    async with hub.session.post(
+        hub.base + "/team/m1.git/git-receive-pack",
+        data=body,
+        headers={
+            "Content-Type": "application/x-git-receive-pack-request",
+            "Authorization": "Basic " + key,
+        },
+    ) as resp:
+        assert resp.status == 200
+        return await resp.read()
+
+
+def pkt_lines(data: bytes) -> list[bytes]:
+    lines, pos = [], 0
+    while pos < len(data):
+        size = int(data[pos : pos + 4], 16)
+        if size:
+            lines.append(data[pos + 4 : pos + size])
+        pos += max(size, 4)
+    return lines
+
+
+def report_lines(answer: bytes) -> list[bytes]:
+    """The report-status lines of a side-band-64k receive-pack answer."""
+    return pkt_lines(b"".join(line[1:] for line in pkt_lines(answer) if line[:1] == b"\1"))

@@ -9,7 +9,7 @@ from base64 import b64encode
 from pathlib import Path
 
 from dulwich.object_format import SHA1
-from dulwich.pack import OFS_DELTA, pack_object_header
+from dulwich.pack import OFS_DELTA, REF_DELTA, pack_object_header
 from dulwich.protocol import pkt_line
 
 from tests.conftest import Hub, git, running_hub
@@ -189,3 +189,79 @@ async def test_file_built_by_a_chain_of_deltas_reads_whole(hub, model_repo):
         assert resp.status == 200 and await resp.read() == data
     status, tree_json = await hub.call("GET", "/api/v1/models/team/m1/tree/master")
     assert {e["path"]: e["size"] for e in tree_json["entries"]}["big.dat"] == len(data)
+
+
+async def test_pack_with_a_tree_git_cannot_read_is_refused_and_nothing_stored(hub, model_repo):
+    old, before = await master(hub), stored_packs(hub.data_dir)
+    tree = b"10x644 a\0" + b"\1" * 20
+    commit = commit_on(old, object_id(2, tree))
+
+    answer = await push_pack(
+        hub, old, object_id(1, commit), build_pack([(2, tree, None), (1, commit, None)])
+    )
+
+    assert b"unpack error: invalid mode" in answer
+    assert await master(hub) == old and stored_packs(hub.data_dir) == before
+
+
+async def test_pack_with_a_wrong_checksum_is_refused_and_nothing_stored(hub, model_repo):
+    old, before = await master(hub), stored_packs(hub.data_dir)
+    blob = b"data"
+    tree = b"100644 a\0" + object_id(3, blob)
+    commit = commit_on(old, object_id(2, tree))
+    pack = build_pack([(3, blob, None), (2, tree, None), (1, commit, None)])
+
+    answer = await push_pack(hub, old, object_id(1, commit), pack[:-1] + bytes([pack[-1] ^ 1]))
+
+    assert b"unpack error" in answer and b"unpack ok" not in answer
+    assert await master(hub) == old and stored_packs(hub.data_dir) == before
+
+
+async def test_ref_delta_on_a_base_later_in_the_pack_is_stored(hub, model_repo):
+    old = await master(hub)
+    base = b"0123456789" * 10
+    data = base + b"!"
+    tree = b"100644 a\0" + object_id(3, data) + b"100644 b\0" + object_id(3, base)
+    commit = commit_on(old, object_id(2, tree))
+    pack = bytearray(b"PACK" + (2).to_bytes(4, "big") + (4).to_bytes(4, "big"))
+    delta = copy_all(len(base), len(data), 1, b"!")
+    pack += bytes(pack_object_header(REF_DELTA, object_id(3, base), len(delta), SHA1))
+    pack += zlib.compress(delta)
+    for kind, text in ((3, base), (2, tree), (1, commit)):
+        pack += bytes(pack_object_header(kind, None, len(text), SHA1)) + zlib.compress(text)
+    pack += hashlib.sha1(pack).digest()
+
+    assert b"unpack ok" in await push_pack(hub, old, object_id(1, commit), bytes(pack))
+
+    url = hub.base + "/api/v1/models/team/m1/blob/master/a"
+    async with hub.session.get(url, headers={"Authorization": f"Bearer {hub.admin_key}"}) as resp:
+        assert resp.status == 200 and await resp.read() == data
+
+
+async def test_ref_delta_on_an_object_both_stored_and_in_the_pack_clones_whole(
+    hub, model_repo, tmp_path
+):
+    # A sync retried after a crash sends again objects the first try stored unreferenced.
+    old = await master(hub)
+    base = b"0123456789" * 10
+    tree = b"100644 b\0" + object_id(3, base)
+    first = commit_on(old, object_id(2, tree))
+    pack = build_pack([(3, base, None), (2, tree, None), (1, first, None)])
+    assert b"unpack ok" in await push_pack(hub, old, object_id(1, first), pack)
+
+    data = base + b"!"
+    tree = b"100644 a\0" + object_id(3, data) + b"100644 b\0" + object_id(3, base)
+    second = commit_on(object_id(1, first).hex(), object_id(2, tree))
+    delta = copy_all(len(base), len(data), 1, b"!")
+    out = bytearray(b"PACK" + (2).to_bytes(4, "big") + (4).to_bytes(4, "big"))
+    out += bytes(pack_object_header(REF_DELTA, object_id(3, base), len(delta), SHA1))
+    out += zlib.compress(delta)
+    for kind, text in ((3, base), (2, tree), (1, second)):
+        out += bytes(pack_object_header(kind, None, len(text), SHA1)) + zlib.compress(text)
+    out += hashlib.sha1(out).digest()
+    head = object_id(1, first).hex()
+    assert b"unpack ok" in await push_pack(hub, head, object_id(1, second), bytes(out))
+
+    copy = tmp_path / "copy"
+    await git("clone", "-q", "--bare", hub.remote("team", "m1"), str(copy))
+    await git("fsck", "--strict", cwd=copy)

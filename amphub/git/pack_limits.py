@@ -1,9 +1,9 @@
 """A pushed pack checked against the size and delta-depth limits before anything inflates it.
 
-dulwich's `add_thin_pack` inflates every object whole, and rebuilds every delta, to name
-and index it: a 16 KiB pack can make it build a 1 GiB blob. `add_checked_pack` is the
-same steps with a copier that reads each object's size from its header (and a delta's
-result size from the delta's header) before dulwich reads the object.
+dulwich's `add_thin_pack` reads a pack three times in Python (copy, index, parse) and
+inflates every object whole, and rebuilds every delta, to name it: a 16 KiB pack can make
+it build a 1 GiB blob. `add_checked_pack` reads it once: each object's size comes from its
+header (a delta's result size from the delta's header) before it is inflated.
 """
 
 from __future__ import annotations
@@ -11,39 +11,37 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import re
+import struct
 import tempfile
 import zlib
-from binascii import hexlify
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import BinaryIO
 
+from dulwich.errors import ChecksumMismatch, ObjectFormatException
+from dulwich.file import GitFile
 from dulwich.object_store import PACK_MODE, DiskObjectStore, _bound_read_callables
-from dulwich.objects import RawObjectID
-from dulwich.pack import (
-    OFS_DELTA,
-    REF_DELTA,
-    Pack,
-    PackData,
-    PackIndexer,
-    PackStreamCopier,
-    UnpackedObject,
-    apply_delta,
-)
+from dulwich.objects import ObjectID, RawObjectID, ShaFile, parse_tree
+from dulwich.pack import Pack, apply_delta, extend_pack, iter_sha1, write_pack_index
 
-from amphub.git.reach import BLOB, COMMIT, TREE, TREE_ENTRY, TREE_MODE, commit_links
-from amphub.storage.git_objects import delta_sizes, object_header, object_kind
+from amphub.git.reach import BLOB, COMMIT, TAG, TREE, TREE_ENTRY, TREE_MODE, commit_links
+from amphub.storage.git_objects import delta_sizes, object_header
 
-# An object's type and size fit in 10 bytes up to sizes of 2**60.
-HEADER_PEEK = 10
 PACK_HEADER = 12
-KIND_NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob"}
+KIND_NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob", TAG: b"tag"}
 INFLATE_CHUNK = 1024 * 1024
 # An oversized whole object is inflated (a chunk at a time) to learn its id and so its
 # path; past this size that would cost seconds of CPU, and the path is guessed instead.
 MAX_HASHED = 4 * 1024**3
+# Texts kept as delta bases while a pack is read (git's core.deltaBaseCacheLimit is 96 MiB);
+# a base no longer kept is rebuilt from the file.
+BASE_CACHE = 64 * 1024 * 1024
+# Entries as dulwich's parse_tree reads them, a little stricter: a tree that fails this is
+# read by parse_tree, whose verdict and words count.
+TREE_SHAPE = re.compile(rb"(?:[0-7]{1,7} [^\0]+\0.{20})*", re.DOTALL)
 
 
 @dataclass
@@ -51,7 +49,6 @@ class PushedObjects:
     """What the copier learned of the pack: commit and tree texts, ids of whole blobs."""
 
     texts: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)  # id -> kind, text
-    by_offset: dict[int, tuple[int, bytes]] = field(default_factory=dict)
     blobs: set[bytes] = field(default_factory=set)
 
 
@@ -69,98 +66,208 @@ class ChainTooDeep(Exception):
     """A delta chain of the pack is deeper than the limit."""
 
 
-class CheckedPackCopier(PackStreamCopier):
-    """Copies a pack stream, refusing objects over `max_size` before they are inflated."""
+class PackIntake:
+    """One pass over a pack file: each object checked by its header, inflated, named, indexed.
+
+    Bases of deltas come from a bounded cache of texts, or are read again from the file.
+    """
 
     def __init__(
-        self,
-        read_all: Callable[[int], bytes],
-        read_some: Callable[[int], bytes] | None,
-        outfile: BinaryIO,
-        indexer: PackIndexer,
-        max_size: int,
-        store: DiskObjectStore,
+        self, data: mmap.mmap, store: DiskObjectStore, max_size: int, max_depth: int
     ) -> None:
-        super().__init__(hashlib.sha1, read_all, read_some, outfile, delta_iter=indexer)  # type: ignore[arg-type]
+        self.data = data
+        self.store = store
         self.max_size = max_size
+        self.max_depth = max_depth
         self.pushed = PushedObjects()
-        self._store = store
+        self.entries: list[tuple[bytes, int, int]] = []  # id, offset, crc32
+        self.ext_refs: set[RawObjectID] = set()
+        self._kinds: dict[int, tuple[int, int]] = {}  # offset -> kind, chain depth
+        self._offsets: dict[bytes, int] = {}
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._cached = 0
+        self._waiting: list[tuple[int, int, int | bytes, bytes]] = []  # offset, crc, base, delta
+        self._later: set[int] = set()  # offsets of waiting deltas
 
-    def _peek(self, size: int) -> bytes:
-        """The next `size` bytes of the stream, left to be read again."""
-        data = self.read(size)
-        self._rbuf = BytesIO(data + self._rbuf.read())
-        return data
+    def read(self) -> bytes:
+        """Index every object; the pack's checksum."""
+        data = self.data
+        if len(data) < PACK_HEADER + 20 or data[:4] != b"PACK":
+            raise ValueError("the pushed data is not a pack")
+        version, count = struct.unpack(">LL", data[4:PACK_HEADER])
+        if version not in (2, 3):
+            raise ValueError(f"pack version {version} is not supported")
+        offset = PACK_HEADER
+        for _ in range(count):
+            offset = self._read_object(offset)
+        if len(data) - offset != 20:
+            raise ValueError("the pack does not end after its last object")
+        self._resolve_waiting()
+        # A base read from the repository that the pack holds too is not appended again.
+        self.ext_refs = {sha for sha in self.ext_refs if sha not in self._offsets}
+        digest = hashlib.sha1()
+        for start in range(0, offset, INFLATE_CHUNK):
+            digest.update(data[start : min(start + INFLATE_CHUNK, offset)])
+        checksum = data[offset:]
+        if digest.digest() != checksum:
+            raise ChecksumMismatch(digest.hexdigest(), checksum.hex())
+        return checksum
 
-    def read_objects(self, compute_crc32: bool = False) -> Iterator[UnpackedObject]:
-        """The pack's objects, each checked by its header before dulwich inflates it."""
-        self._check_header(self._peek(PACK_HEADER + HEADER_PEEK)[PACK_HEADER:])
-        for i, unpacked in enumerate(super().read_objects(compute_crc32)):
-            self._check_delta(unpacked)
-            self._remember(unpacked)
-            yield unpacked
-            if i + 1 < len(self):
-                self._check_header(self._peek(HEADER_PEEK))
-
-    def _check_header(self, header: bytes) -> None:
-        type_num, size, _, _ = object_header(header, 0)
-        if size > self.max_size:
-            whole = type_num not in (OFS_DELTA, REF_DELTA) and size <= MAX_HASHED
-            sha = self._hash_next(type_num, size) if whole else None
+    def _read_object(self, offset: int) -> int:
+        """Check, inflate and index the object at `offset`; the offset after it."""
+        kind, size, start, base = object_header(self.data, offset)
+        if base is None and size > self.max_size:
+            sha = self._hash_at(kind, size, start) if size <= MAX_HASHED else None
             raise ObjectTooLarge(size, sha, self.pushed)
+        text, end = self._inflate(start, size)
+        crc = zlib.crc32(self.data[offset:end])
+        if base is None:
+            self._add(offset, crc, kind, text, 0)
+            return end
+        result = delta_sizes(text[:20])[1]
+        if result > self.max_size:
+            raise ObjectTooLarge(result, None, self.pushed)
+        self._add_delta(offset, crc, base, text)
+        return end
 
-    def _hash_next(self, type_num: int, size: int) -> bytes | None:
-        """The id of the whole object that comes next, inflated a chunk at a time."""
-        while self.read(1)[0] & 0x80:  # the header
-            pass
-        digest = hashlib.sha1(KIND_NAMES.get(type_num, b"?") + b" %d\0" % size)
+    def _add_delta(self, offset: int, crc: int, base: int | bytes, delta: bytes) -> None:
+        """Index the delta at `offset`, or keep it until its base is read."""
+        if isinstance(base, bytes) and base in self._offsets:
+            base = self._offsets[base]
+        if isinstance(base, int) and base in self._kinds:
+            kind, depth = self._kinds[base]
+            if depth >= self.max_depth:
+                raise ChainTooDeep(f"a delta chain deeper than {self.max_depth}")
+            self._add(offset, crc, kind, _apply(self._text(base), delta), depth + 1)
+        elif isinstance(base, int) and base not in self._later:
+            raise ValueError(f"the delta at {offset} is based on no object's offset")
+        elif isinstance(base, bytes) and (external := self._external(base)) is not None:
+            self.ext_refs.add(RawObjectID(base))
+            self._add(offset, crc, external[0], _apply(external[1], delta), 1)
+        else:
+            self._waiting.append((offset, crc, base, delta))
+            self._later.add(offset)
+
+    def _external(self, sha: bytes) -> tuple[int, bytes] | None:
+        """An object of the repository that a thin pack's delta is based on."""
+        try:
+            return self.store.get_raw(RawObjectID(sha))
+        except KeyError:
+            return None
+
+    def _resolve_waiting(self) -> None:
+        """Deltas on bases that came later in the pack."""
+        while self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for offset, crc, base, delta in waiting:
+                self._later.discard(offset)
+                self._add_delta(offset, crc, base, delta)
+            if len(self._waiting) == len(waiting):
+                sha = self._waiting[0][2]
+                name = sha.hex() if isinstance(sha, bytes) else f"at {sha}"
+                raise ValueError(f"the base {name} of a delta is missing")
+
+    def _add(self, offset: int, crc: int, kind: int, text: bytes, depth: int) -> None:
+        name = KIND_NAMES.get(kind)
+        if name is None:
+            raise ValueError(f"an object of unknown type {kind}")
+        digest = hashlib.sha1(name + b" %d\0" % len(text))
+        digest.update(text)
+        sha = digest.digest()
+        if kind == BLOB:
+            self.pushed.blobs.add(sha)
+        else:
+            _check_parses(kind, text, sha)
+            if kind != TAG:
+                self.pushed.texts[sha] = (kind, text)
+        self.entries.append((sha, offset, crc))
+        self._offsets[sha] = offset
+        self._kinds[offset] = (kind, depth)
+        self._remember(offset, text)
+
+    def _remember(self, offset: int, text: bytes) -> None:
+        if len(text) > BASE_CACHE // 4:
+            return
+        self._cache[offset] = text
+        self._cached += len(text)
+        while self._cached > BASE_CACHE:
+            self._cached -= len(self._cache.popitem(last=False)[1])
+
+    def _text(self, offset: int) -> bytes:
+        """The text of the object at `offset`, rebuilt from the file unless it is cached."""
+        chain: list[bytes] = []
+        while True:
+            text = self._cache.get(offset)
+            if text is not None:
+                self._cache.move_to_end(offset)
+                break
+            _, size, start, base = object_header(self.data, offset)
+            data = self._inflate(start, size)[0]
+            if base is None:
+                text = data
+                break
+            chain.append(data)
+            if isinstance(base, bytes) and base not in self._offsets:
+                text = self.store.get_raw(RawObjectID(base))[1]
+                break
+            offset = base if isinstance(base, int) else self._offsets[base]
+        for delta in reversed(chain):
+            text = _apply(text, delta)
+        return text
+
+    def _inflate(self, start: int, size: int) -> tuple[bytes, int]:
+        """The `size` bytes inflated from `start`, and the offset after the compressed data."""
         inflater = zlib.decompressobj()
+        parts = []
+        got = 0
+        pos = start
+        step = size + (size >> 6) + 64  # most objects in one call, little read past them
         while not inflater.eof:
-            data = inflater.unconsumed_tail or self.recv(INFLATE_CHUNK)
+            chunk = self.data[pos : pos + step]
+            if not chunk:
+                raise ValueError("the pack ends inside an object")
+            pos += len(chunk)
+            step = INFLATE_CHUNK
+            part = inflater.decompress(chunk, size + 1 - got)
+            got += len(part)
+            parts.append(part)
+            if got > size:
+                raise ValueError("an object is larger than its header says")
+        if got != size:
+            raise ValueError("an object is smaller than its header says")
+        text = parts[0] if len(parts) == 1 else b"".join(parts)
+        return text, pos - len(inflater.unused_data)
+
+    def _hash_at(self, kind: int, size: int, start: int) -> bytes | None:
+        """The id of the whole object at `start`, inflated a chunk at a time."""
+        digest = hashlib.sha1(KIND_NAMES.get(kind, b"?") + b" %d\0" % size)
+        inflater = zlib.decompressobj()
+        pos = start
+        while not inflater.eof:
+            data = inflater.unconsumed_tail or self.data[pos : pos + INFLATE_CHUNK]
+            if not inflater.unconsumed_tail:
+                pos += len(data)
             if not data:
                 return None
             digest.update(inflater.decompress(data, INFLATE_CHUNK))
         return digest.digest()
 
-    def _check_delta(self, unpacked: UnpackedObject) -> None:
-        if unpacked.delta_base is None:
-            return
-        result = delta_sizes(b"".join(unpacked.decomp_chunks)[:20])[1]
-        if result > self.max_size:
-            raise ObjectTooLarge(result, None, self.pushed)
 
-    def _remember(self, unpacked: UnpackedObject) -> None:
-        """Keep commit and tree texts (to name an oversized file), and whole blobs' ids."""
-        kind, text = unpacked.obj_type_num, None
-        base = unpacked.delta_base
-        if base is None and kind == BLOB:
-            self.pushed.blobs.add(unpacked.sha())
-            return
-        if base is None:
-            text = b"".join(unpacked.obj_chunks or [])
-        else:
-            known = self._base(base, unpacked.offset or 0)
-            if known is not None:
-                kind = known[0]
-                text = b"".join(apply_delta(known[1], b"".join(unpacked.decomp_chunks)))
-        if text is None or kind not in KIND_NAMES:
-            return
-        sha = hashlib.sha1(KIND_NAMES[kind] + b" %d\0" % len(text) + text).digest()
-        if kind == BLOB:
-            self.pushed.blobs.add(sha)
-            return
-        self.pushed.texts[sha] = (kind, text)
-        if unpacked.offset is not None:
-            self.pushed.by_offset[unpacked.offset] = (kind, text)
+def _check_parses(kind: int, text: bytes, sha: bytes) -> None:
+    """Refuse a tree, commit or tag that dulwich cannot read, as it would when reading it."""
+    if kind != TREE:
+        ShaFile.from_raw_string(kind, text, ObjectID(sha.hex().encode()))
+        return
+    if TREE_SHAPE.fullmatch(text):
+        return
+    try:  # what Tree._deserialize checks, and says, without building the Tree
+        parse_tree(text, sha_len=len(sha))
+    except ValueError as exc:
+        raise ObjectFormatException(exc) from exc
 
-    def _base(self, base: int | bytes, offset: int) -> tuple[int, bytes] | None:
-        if isinstance(base, int):  # an OFS_DELTA's distance back from its own offset
-            return self.pushed.by_offset.get(offset - base)
-        if base in self.pushed.texts:
-            return self.pushed.texts[base]
-        if object_kind(self._store, hexlify(base)) not in (COMMIT, TREE):
-            return None  # absent, or a blob: not read whole to learn that
-        return self._store.get_raw(RawObjectID(base))
+
+def _apply(base: bytes, delta: bytes) -> bytes:
+    return b"".join(apply_delta(base, delta))
 
 
 def add_checked_pack(
@@ -171,52 +278,58 @@ def add_checked_pack(
     max_object_size: int,
     max_depth: int,
 ) -> Pack:
-    """`DiskObjectStore.add_thin_pack` with the copier that checks sizes, then the depth.
+    """Store a pushed pack, refusing objects over the size and chains over the depth limits.
 
-    A pack that fails a check is removed; the caller removes the partial file of a pack
-    refused while it was copied.
+    The pack is copied to a temporary file, then read once (`PackIntake`); only a pack
+    that passed every check gets its index and its name, and so becomes visible. The
+    caller removes the temporary file of a refused pack.
     """
     if max_input_size:
         read_all, read_some = _bound_read_callables(read_all, read_some, max_input_size)
+    read = read_some or read_all
     fd, path = tempfile.mkstemp(dir=store.path, prefix="tmp_pack_")
-    stored_before = {pack.name() for pack in store.packs}
     with os.fdopen(fd, "w+b") as file:
         os.chmod(path, PACK_MODE)
-        indexer = PackIndexer(file, hashlib.sha1, resolve_ext_ref=store.get_raw)
-        copier = CheckedPackCopier(read_all, read_some, file, indexer, max_object_size, store)
-        copier.verify()
+        while chunk := read(INFLATE_CHUNK):
+            file.write(chunk)
         file.flush()
-        file.seek(0)
-        with PackData(path, file=file, object_format=store.object_format) as data:
-            indexer.set_pack_data(data)
-            entries, ext_refs = store._index_pack(indexer, len(copier))
-        pack = store._complete_pack(file, path, entries, ext_refs)
-    if pack.name() not in stored_before and deepest_chain(pack) > max_depth:
-        store._remove_pack(pack)
-        raise ChainTooDeep(f"a delta chain deeper than {max_depth}")
-    return pack
+        if not file.tell():
+            raise ValueError("the pushed data is not a pack")
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            intake = PackIntake(data, store, max_object_size, max_depth)
+            pack_sha = intake.read()
+        entries = intake.entries
+        if intake.ext_refs:
+            pack_sha, extra = extend_pack(
+                file,
+                intake.ext_refs,
+                get_raw=store.get_raw,
+                object_format=store.object_format,
+                compression_level=store.pack_compression_level,
+            )
+            entries.extend(extra)
+        if store.fsync_object_files:
+            os.fsync(file.fileno())
+    return _install(store, path, sorted(entries), pack_sha)
 
 
-def deepest_chain(pack: Pack) -> int:
-    """The length of the longest delta chain of a stored pack, read from headers."""
-    offsets: dict[bytes, int] = {sha: offset for sha, offset, _ in pack.index.iterentries()}
-    depths: dict[int, int] = {}
-    with open(pack._data_path, "rb") as file:  # dulwich keeps the data file's path here
-        data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-    with data:
-        for start in offsets.values():
-            chain = []
-            offset: int | None = start
-            while offset is not None and offset not in depths:
-                chain.append(offset)
-                _, _, _, base = object_header(data, offset)
-                offset = offsets.get(base) if isinstance(base, bytes) else base
-            depth = 0 if offset is None else depths[offset]
-            for offset in reversed(chain):
-                _, _, _, base = object_header(data, offset)
-                depth = depth + 1 if base is not None else 0
-                depths[offset] = depth
-    return max(depths.values(), default=0)
+def _install(
+    store: DiskObjectStore, path: str, entries: list[tuple[bytes, int, int]], pack_sha: bytes
+) -> Pack:
+    """Name the pack by its objects and move it in; its index, written last, makes it seen."""
+    name = iter_sha1(sha for sha, _, _ in entries)
+    for pack in store.packs:
+        if pack.name() == name:
+            os.remove(path)
+            return pack
+    base = os.path.join(store.pack_dir, "pack-" + name.decode())
+    os.rename(path, base + ".pack")
+    index = BytesIO()  # dulwich's writer makes many small writes
+    write_pack_index(index, entries, pack_sha, version=store.pack_index_version)
+    with GitFile(base + ".idx", "wb", mask=PACK_MODE, fsync=store.fsync_object_files) as file:
+        file.write(index.getvalue())
+    store._update_pack_cache()
+    return next(pack for pack in store.packs if pack.name() == name)
 
 
 def paths_of(

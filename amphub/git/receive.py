@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch, ObjectFormatException
-from dulwich.object_store import PackInputTooLarge
+from dulwich.object_store import PackInputTooLarge, peel_sha
 from dulwich.objects import Commit, ObjectID
 from dulwich.protocol import (
     CAPABILITY_ATOMIC,
@@ -23,7 +23,7 @@ from dulwich.protocol import (
     SIDE_BAND_CHANNEL_PROGRESS,
     ReceivableProtocol,
 )
-from dulwich.refs import Ref, check_ref_format
+from dulwich.refs import DiskRefsContainer, Ref, check_ref_format
 from dulwich.server import ReceivePackHandler
 
 from amphub.config import Config
@@ -31,7 +31,9 @@ from amphub.errors import DISK_FULL, is_disk_full
 from amphub.git.backend import disk_repo
 from amphub.git.pack_limits import ChainTooDeep, ObjectTooLarge, add_checked_pack, paths_of
 from amphub.git.packfile import raw_loader
+from amphub.git.reach import TAG
 from amphub.services.push import ZERO, RefUpdate
+from amphub.storage.git_objects import object_kind
 from amphub.storage.repos import DEFAULT_BRANCH
 from amphub.units import human_size
 
@@ -43,6 +45,7 @@ MAX_REF_NAME = 1024
 EMPTY_PACK_BYTES = 32
 # Reading an object rebuilds its delta chain; git's own packs stop at 50.
 MAX_DELTA_DEPTH = 1000
+STALE = b"stale info: the ref was changed by another push; fetch and try again"
 PACK_ERRORS = (
     OSError,
     ChecksumMismatch,
@@ -69,6 +72,7 @@ class AmphubReceivePackHandler(ReceivePackHandler):
         super().__init__(*args, **kwargs)
         self.updated: list[RefUpdate] = []
         self.push_options: list[str] = []
+        self._refs_under: dict[bytes, bytes] | None = None  # ref or folder -> a ref there
 
     def capabilities(self) -> list[bytes]:
         """dulwich's, with push options (`git push -o`)."""
@@ -92,8 +96,9 @@ class AmphubReceivePackHandler(ReceivePackHandler):
             for c in commands:
                 yield (c.ref, problems[c.ref] or b"atomic push failed")
             return
+        created = self._create([c for c in commands if not problems[c.ref] and c.old == ZERO])
         for c in commands:
-            status = problems[c.ref] or self._move(c)
+            status = problems[c.ref] or (created[c.ref] if c.ref in created else self._move(c))
             if status is None:
                 self.updated.append(c)
             yield (c.ref, status or b"ok")
@@ -177,6 +182,13 @@ class AmphubReceivePackHandler(ReceivePackHandler):
         if message and self.has_capability(CAPABILITY_SIDE_BAND_64K):
             self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, message.encode() + b"\n")
 
+    def _peeled(self, sha: ObjectID) -> ObjectID | None:
+        """The commit (or tree, blob) an annotated tag points at; None for anything else."""
+        store = self.repo.object_store
+        if object_kind(store, sha) != TAG:
+            return None
+        return peel_sha(store, sha)[1].id
+
     def _problem(self, command: RefUpdate) -> bytes | None:
         """Why the command cannot be applied, or None."""
         ref, new = command.ref, ObjectID(command.new)
@@ -203,10 +215,50 @@ class AmphubReceivePackHandler(ReceivePackHandler):
 
     def _clashing_ref(self, ref: bytes) -> bytes | None:
         """A ref that `ref` cannot live beside: `a` blocks `a/b` and `a/b` blocks `a`."""
-        for existing in self.repo.refs.allkeys():
-            if existing.startswith(ref + b"/") or ref.startswith(existing + b"/"):
-                return existing
+        if self._refs_under is None:  # the refs before the push, read once for all commands
+            self._refs_under = {}
+            for existing in self.repo.refs.allkeys():
+                self._refs_under[existing] = existing
+                for end in range(len(existing)):
+                    if existing[end] == ord("/"):
+                        self._refs_under.setdefault(existing[:end], existing)
+        if ref in self._refs_under:
+            return self._refs_under[ref]
+        for end in range(len(ref)):
+            if ref[end] == ord("/") and self._refs_under.get(ref[:end]) == ref[:end]:
+                return ref[:end]
         return None
+
+    def _create(self, commands: list[RefUpdate]) -> dict[bytes, bytes | None]:
+        """Create refs in one write of packed-refs; each one's status (None when created).
+
+        One write, and one disk flush, for a push of thousands of tags instead of one per
+        ref. Every writer of refs holds the repository's lock, which the caller holds.
+        """
+        refs, created = self.repo.refs, {}
+        if not isinstance(refs, DiskRefsContainer):
+            raise TypeError("refs are created in a repository on disk")
+        statuses: dict[bytes, bytes | None] = {}
+        for c in commands:
+            if c.new == ZERO:
+                continue
+            taken = Ref(c.ref) in refs or c.ref in statuses
+            statuses[c.ref] = STALE if taken else None
+            if not taken:
+                created[Ref(c.ref)] = ObjectID(c.new)
+        for ref in list(created):  # `a` and `a/b` in one push: `a` is created
+            folders = (ref[:end] for end in range(len(ref)) if ref[end] == ord("/"))
+            if clash := next((f for f in folders if f in created), None):
+                del created[ref]
+                statuses[ref] = b"cannot create " + ref + b": " + clash + b" is pushed too"
+        # add_packed_refs writes the peeled values it holds (dulwich 1.2 keeps them in
+        # `_peeled_refs`, loaded by get_packed_refs): an annotated tag's are added there.
+        peeled = {ref: self._peeled(sha) for ref, sha in created.items()}
+        refs.get_packed_refs()
+        if refs._peeled_refs is not None:
+            refs._peeled_refs.update({ref: sha for ref, sha in peeled.items() if sha is not None})
+        refs.add_packed_refs(created)
+        return statuses
 
     def _move(self, command: RefUpdate) -> bytes | None:
         """Move the ref if it still has the value the client saw; None on success."""
@@ -218,6 +270,4 @@ class AmphubReceivePackHandler(ReceivePackHandler):
             done = refs.add_if_new(ref, new)
         else:
             done = refs.set_if_equals(ref, old, new)
-        if not done:
-            return b"stale info: the ref was changed by another push; fetch and try again"
-        return None
+        return None if done else STALE
