@@ -147,7 +147,7 @@ class SearchState:
         state.described.sorted = False
         for entry in entries:
             state._fill(state._slot(entry), entry, size=None)
-        state.described.finish()
+        state.described.finish(state.size)
         dense = dense_from(state.size)
         for posting in state._all_postings():
             if len(posting) >= dense:
@@ -220,7 +220,7 @@ class SearchState:
             task_type, algorithm, license, parameters, search_text, values = card
             self.parameters[slot] = parameters
             self.texts[slot], words = split(search_text)
-            self.described.add(slot, words)
+            self.described.add(slot, words, size)
             for column, value in (("task_type", task_type), ("algorithm", algorithm)):
                 if value is not None:
                     held.append(columns[column].posting(value))
