@@ -4,7 +4,9 @@ Goals (issue: cards and search): parse_card reads more than 2,000 READMEs/s; a f
 search with two filters and facets answers in p95 < 50 ms over 100,000 models, both as the
 administrator and as a user who may retrieve 1 % of them.
 
-Searches are answered from an index in memory (amphub/search_index.py). After the timings
+Each README's description has 0.7-3 KB of prose drawn from a 40,000-word vocabulary, all
+of it searched (the index holds each description's distinct words). Searches are answered
+from an index in memory (amphub/search/). After the timings
 through HTTP, the bench builds one more index directly and prints how long that took and
 the memory it holds, checks its answers against the plain SQL form of the same searches
 (amphub.db.search_models_by_sql, facet_counts_by_sql: SQLite's, so on SQLite only), and
@@ -28,6 +30,7 @@ import time
 import tracemalloc
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from pathlib import Path
 from random import Random
 from urllib.parse import urlencode
@@ -225,6 +228,25 @@ CHINESE = [
 ]
 
 
+# Prose with a realistic vocabulary for the descriptions' "Model details": made-up words,
+# drawn with Zipf's law (the word of rank r about 1/r as often as the first).
+SYLLABLES = ["ba", "ker", "to", "lin", "mo", "res", "qua", "vi", "den", "sol", "tra", "ex",
+             "pan", "gor", "li", "um", "stra", "ne", "fi", "cor"]  # fmt: skip
+LEXICON = [a + b for a in SYLLABLES for b in SYLLABLES]
+LEXICON += [a + b + c for a in SYLLABLES for b in SYLLABLES for c in SYLLABLES]
+LEXICON += [a + b + c + d for a in SYLLABLES for b in SYLLABLES for c in SYLLABLES
+            for d in SYLLABLES[:4]]  # fmt: skip
+LEXICON = list(dict.fromkeys(LEXICON))  # about 40,000 words
+Random(7).shuffle(LEXICON)
+ZIPF = list(accumulate(1 / rank for rank in range(1, len(LEXICON) + 1)))
+
+
+def prose(rng: Random, count: int) -> str:
+    """`count` words of made-up prose, in sentences."""
+    words = rng.choices(LEXICON, cum_weights=ZIPF, k=count)
+    return " ".join(" ".join(words[at : at + 12]).capitalize() + "." for at in range(0, count, 12))
+
+
 def pick(rng: Random, weighted: list[tuple[str, int]]) -> str:
     return rng.choices([v for v, _ in weighted], [w for _, w in weighted])[0]
 
@@ -271,6 +293,7 @@ def body(rng: Random, family: str, task: str, datasets: list[str], license: str,
     for heading in rng.sample(headings, rng.randint(1, 3)):
         parts.append(heading)
         parts.append(sentences(rng, pool, rng.randint(2, 8), **words))
+    parts += ["## Model details", prose(rng, rng.randint(100, 450))]  # 0.7-3 KB
     return "\n\n".join(parts) + "\n"
 
 
@@ -517,6 +540,10 @@ SHORT_TEXTS = ["zh", "en", "v2", "7b", "中文"]  # under 3 characters: no trigr
 # Several words, each anywhere in the card (id, name, values, description), in any order.
 WORD_TEXTS = ["bert base", "chinese 7b", "apache squad", "llama instruct", "text generation",
               "Computer Vision", "qwen chat zh"]  # fmt: skip
+# Words of the descriptions' prose, common to rare, whole and as typed (a prefix).
+DESCRIBED_TEXTS = [LEXICON[2], LEXICON[30], LEXICON[400], LEXICON[3000], LEXICON[5][:3],
+                   LEXICON[50][:4], f"{LEXICON[1]} {LEXICON[900][:4]}", "fine-tun", "precis",
+                   "evaluat"]  # fmt: skip
 FILTERS = {"framework": "PyTorch", "task_type": "Natural language processing"}
 
 
@@ -590,7 +617,8 @@ async def build_index(database: db.Database, config: Config) -> db.SearchIndex:
 
 async def check_against_sql(database: db.Database, index: db.SearchIndex, config: Config) -> None:
     """Every kind of search the bench times, and each sort, answered as the SQL form does."""
-    cases = [(t, FILTERS) for t in TEXTS + SHORT_TEXTS] + [(t, {}) for t in TEXTS] + [("", FILTERS)]
+    texts = TEXTS + SHORT_TEXTS + WORD_TEXTS + DESCRIBED_TEXTS
+    cases = [(t, FILTERS) for t in texts] + [(t, {}) for t in texts] + [("", FILTERS)]
     cases += [("", {}), ("", {"tag": "CHINESE", "license": "MIT"}), ("bert", {"space": "research"})]
     checked = 0
     for who, actor in PEOPLE.items():
@@ -677,6 +705,8 @@ async def run(args: argparse.Namespace, data_dir: Path, database: str) -> None:
             cases = [  # (label, texts, filters, whether the goal applies)
                 ("text + 2 filters", TEXTS, FILTERS, True),
                 ("words + 2 filters", WORD_TEXTS, FILTERS, True),
+                ("described + 2 filters", DESCRIBED_TEXTS, FILTERS, True),
+                ("described only", DESCRIBED_TEXTS, {}, False),
                 ("words only", WORD_TEXTS, {}, False),
                 ("filters only", [], FILTERS, False),
                 ("2-char text + filters", SHORT_TEXTS, FILTERS, False),

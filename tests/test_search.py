@@ -82,11 +82,38 @@ async def ids_for(hub: Hub, **params: str) -> list[str]:
         ("imagenet apache", ["resnet"]),
         ("timm image", ["resnet"]),
         ("cats dogs", ["resnet"]),  # the README's description
+        ("tell", ["resnet"]),  # the beginning of one of its words
+        ("ells", []),  # but not the middle of one
         ("pytorch vision", []),  # every word must match
     ],
 )
 async def test_search_matches_words_across_fields(seeded: Hub, q: str, expected: list) -> None:
     assert sorted(await ids_for(seeded, q=q)) == expected
+
+
+async def test_search_reads_the_whole_description(seeded: Hub, tmp_path: Path) -> None:
+    await seeded.model("team", "long-card", name="Long card")
+    filler = "This paragraph says nothing in particular about the model. " * 200  # ~12 KB
+    await push_readme(
+        seeded,
+        tmp_path,
+        "team",
+        "long-card",
+        f"---\nlicense: mit\n---\n# Long card\n{filler}\nFine-tuned on Ünïcode Quokkas.\n",
+    )
+    assert await ids_for(seeded, q="quokkas") == ["long-card"]  # 12 KB in
+    assert await ids_for(seeded, q="unicode QUOKK") == ["long-card"]  # accents, case, prefix
+    assert await ids_for(seeded, q="quokk ünïc") == ["long-card"]  # any word a prefix
+    assert await ids_for(seeded, q="okkas") == []  # a description word's middle is not a match
+    # Name and id matches rank first: "resnet" is ResNet's name, and a word of this card.
+    await push_readme(
+        seeded,
+        tmp_path,
+        "team",
+        "long-card",
+        f"---\nlicense: mit\n---\n{filler}\nCompared with ResNet-50.\n",
+    )
+    assert await ids_for(seeded, q="resnet", sort="name") == ["resnet", "long-card"]
 
 
 async def test_search_ranks_name_and_id_matches_first(seeded: Hub, tmp_path: Path) -> None:
@@ -239,12 +266,15 @@ TASKS = [None, "Natural Language Processing", "natural language processing", "Co
 ALGORITHMS = [None, "Text Generation", "text generation", "Image Classification"]
 LICENSES = [None, "mit", "MIT", "apache-2.0"]
 TEXTS = ["", "", "", "", "be", "bert", "BERT", "pyt", "中文", "ün", "m1", "mit", "nothing", "a",
-         "bert m1", "M1 pyt", "alpha", "a be", "中文 模型", "mit, squad"]  # fmt: skip
+         "bert m1", "M1 pyt", "alpha", "a be", "中文 模型", "mit, squad", "dis", "distil",
+         "distilled", "istil", "Gënérâtion", "gen tok", "of", "ton", "token"]  # fmt: skip
+DESCRIPTIONS = ["", "Distilled from BERT, of the tokens.", "Génération de texte; token-wise",
+                "中文 模型 for ONNX", "ofTen generates"]  # fmt: skip
 
 
 def random_row(rng, model_id: str, name: str):
     from amphub import db
-    from amphub.search.words import fold
+    from amphub.search.words import searchable
 
     values = {("framework", rng.choice(VOCABULARY)) for _ in range(rng.randint(0, 3))}
     values |= {("tag", rng.choice(VOCABULARY).lower()) for _ in range(rng.randint(0, 2))}
@@ -258,7 +288,7 @@ def random_row(rng, model_id: str, name: str):
         algorithm=rng.choice(ALGORITHMS),
         license=license,
         parameters=rng.choice([None, 0, 10, 10, 1_700_000_000, 7]),
-        search_text=fold("\n".join(p for p in parts if p)),
+        search_text=searchable(parts, rng.choice(DESCRIPTIONS)),
         values=tuple(sorted(values)),
     )
 

@@ -19,7 +19,7 @@ from amphub.search.index import (
     SearchState,
     build,
 )
-from amphub.search.words import fold, query_words
+from amphub.search.words import PREFIX_FROM, fold, query_words
 
 __all__ = [
     "SORTS",
@@ -45,6 +45,11 @@ SORTS = {
 # Substring search uses the trigram index from three characters on; shorter text is
 # matched by a scan (the trigram tokenizer cannot look up fewer than three).
 TRIGRAM = 3
+# A card's search text is its short fields, char(31), then " word word ... " of its
+# description (amphub.search.words.searchable); a text stored before then has no char(31).
+_MARK = "instr(c.search_text, char(31))"
+_SHORT = f"CASE WHEN {_MARK} > 0 THEN substr(c.search_text, 1, {_MARK} - 1) ELSE c.search_text END"
+_DESCRIBED = f"CASE WHEN {_MARK} > 0 THEN substr(c.search_text, {_MARK}) ELSE '' END"
 # A model's columns, of `models m`.
 _MODEL = "m.space_id, m.id, m.name, m.visibility, m.owner, m.created_at, m.updated_at"
 
@@ -125,12 +130,12 @@ def _where(query: SearchQuery) -> tuple[str, list[object]]:
     clauses += ["s.released_at IS NULL", "(s.expires_at IS NULL OR s.expires_at > ?)"]
     args.append(query.live_after)
     for word in query_words(query.text):
-        if len(word) >= TRIGRAM:
+        if len(word) >= TRIGRAM:  # narrows to the texts holding the word anywhere
             clauses.append("c.rowid IN (SELECT rowid FROM cards_fts WHERE cards_fts MATCH ?)")
             args.append('"' + word.replace('"', '""') + '"')
-        else:
-            clauses.append("instr(c.search_text, ?) > 0")
-            args.append(word)
+        # In the short fields, or a description word it begins (short: the whole word).
+        clauses.append(f"(instr({_SHORT}, ?) > 0 OR instr({_DESCRIBED}, ?) > 0)")
+        args += [word, f" {word}" if len(word) >= PREFIX_FROM else f" {word} "]
     for name, value in query.filters.items():
         if name == "space":
             clauses.append("m.space_id = ?")

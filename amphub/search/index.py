@@ -10,8 +10,9 @@ A set of models is a Python int with bit `slot` set for each model in it, so fil
 permissions combine with `&` and `|`, and a facet count is one `bit_count()`, all in C.
 The semantics are those of the SQL in `amphub.db.cards` (`search_models_by_sql`): SQLite's
 NOCASE (ASCII letters only) for the card filters, binary comparison everywhere else, and
-each word of the query (`amphub.search.words`) a substring of the folded text; models whose
-id or name holds every word come first.
+each word of the query (`amphub.search.words`) a substring of the folded short fields or
+the beginning of a word of the description (`amphub.search.described`); models whose id or
+name holds every word come first.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
 from typing import NamedTuple, cast
 
+from amphub.search.described import Described
 from amphub.search.postings import (
     Field,
     Posting,
@@ -34,7 +36,7 @@ from amphub.search.postings import (
     nocase,
     union,
 )
-from amphub.search.words import fold
+from amphub.search.words import fold, split
 
 SORTS = ("updated", "created", "name", "parameters")
 # A search with fewer hits than one slot in this many handles them one by one; with more,
@@ -123,7 +125,8 @@ class SearchState:
         self.created: list[str] = []
         self.updated: list[str] = []
         self.parameters: list[int | None] = []
-        self.texts: list[str] = []  # "" without a card: no text search matches it
+        self.texts: list[str] = []  # short fields; "" without a card: no text search matches it
+        self.described = Described()  # the descriptions' words
         self.held: list[tuple[Posting, ...]] = []  # every posting a slot is in
         self.every = Posting("")
         self.columns = {name: Field(folds=False) for name in MODEL_FIELDS}
@@ -141,8 +144,10 @@ class SearchState:
     def built(cls, entries: Iterable[Entry]) -> SearchState:
         """An index of these models, built in bulk: sets first, bitmaps at the end."""
         state = cls()
+        state.described.sorted = False
         for entry in entries:
             state._fill(state._slot(entry), entry, size=None)
+        state.described.finish(state.size)
         dense = dense_from(state.size)
         for posting in state._all_postings():
             if len(posting) >= dense:
@@ -170,6 +175,7 @@ class SearchState:
             assert order[at] == slot, "a sort order lost track of a model"
             del order[at]
         self.every.discard(slot)
+        self.described.remove(slot)
         for posting in self.held[slot]:
             posting.discard(slot)
             if not len(posting):
@@ -213,7 +219,8 @@ class SearchState:
         if card is not None:
             task_type, algorithm, license, parameters, search_text, values = card
             self.parameters[slot] = parameters
-            self.texts[slot] = search_text
+            self.texts[slot], words = split(search_text)
+            self.described.add(slot, words, size)
             for column, value in (("task_type", task_type), ("algorithm", algorithm)):
                 if value is not None:
                     held.append(columns[column].posting(value))
@@ -352,7 +359,12 @@ class SearchState:
 
             slots = list(filter(within, slots))
         for word in criteria.words:
-            found = map(operator.contains, map(self.texts.__getitem__, slots), repeat(word))
+            described = self.described.flags(word, self.size)
+            found = map(
+                operator.or_,
+                map(operator.contains, map(self.texts.__getitem__, slots), repeat(word)),
+                map(described.__getitem__, slots),
+            )
             slots = list(compress(slots, found))
         return bits_from(slots, self.size)
 

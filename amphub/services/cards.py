@@ -6,18 +6,18 @@ import json
 
 from amphub import db
 from amphub.cards import Card, parse_card
-from amphub.search.words import fold
+from amphub.search.words import searchable
 from amphub.services.hub import Hub
 from amphub.storage.repos import read_readme
 
-# The description's beginning is searched (what a model is): search reads every text it holds
-# one by one, and a longer text slows every search over all models (bench/search.py).
-DESCRIPTION_SEARCHED = 100
+# How much of the description search reads: its words are indexed (amphub.search.described),
+# so a longer text costs memory (about 4 bytes per distinct word), not search time.
+DESCRIPTION_SEARCHED = 64 * 1024
 
 
 def search_text(model: db.Model, card: Card) -> str:
-    """What free-text search looks in, folded: ids, name, the card's values, the description."""
-    parts = [
+    """What free-text search looks in: ids, name, the card's values; the description's words."""
+    fields = [
         model.id,
         model.name,
         model.space_id,
@@ -27,9 +27,8 @@ def search_text(model: db.Model, card: Card) -> str:
         *card.tags,
         card.license or "",
         *card.dataset_names(),
-        card.description[:DESCRIPTION_SEARCHED],
     ]
-    return fold("\n".join(part for part in parts if part))
+    return searchable(fields, card.description[:DESCRIPTION_SEARCHED])
 
 
 def card_row(model: db.Model, commit_id: str | None, card: Card) -> db.CardRow:
