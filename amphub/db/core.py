@@ -177,6 +177,10 @@ class Database(abc.ABC):
         """What the engine's own check finds wrong in the database; empty when sound."""
         return []
 
+    def pool_use(self) -> dict[str, dict[str, int]]:
+        """Connections of each pool in use, idle and waited for; none for an engine in-process."""
+        return {}
+
     @staticmethod
     async def record(conn: Connection, audit: Audit, at: str) -> None:
         """Write an audit entry inside a transaction."""

@@ -171,6 +171,10 @@ class PostgresqlDatabase(Database):
                     await conn.close()
                     raise
 
+    def pool_use(self) -> dict[str, dict[str, int]]:
+        """The statements' pool and the advisory locks' pool, from psycopg_pool's counts."""
+        return {"statements": _use(self.pool), "locks": _use(self.lock_pool)}
+
     async def schema_version(self, conn: Connection) -> int:
         """Read under a lock held until the migrating transaction ends."""
         await conn.execute(
@@ -184,6 +188,16 @@ class PostgresqlDatabase(Database):
         """Kept in the table `schema_version`."""
         await conn.execute("DELETE FROM schema_version")
         await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+
+def _use(pool: AsyncConnectionPool) -> dict[str, int]:
+    stats = pool.get_stats()
+    idle = stats.get("pool_available", 0)
+    return {
+        "in_use": stats.get("pool_size", 0) - idle,
+        "idle": idle,
+        "waiting": stats.get("requests_waiting", 0),
+    }
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
