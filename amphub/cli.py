@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from aiohttp import web
 
 from amphub import __version__, db
@@ -289,7 +290,7 @@ def _copy(args: argparse.Namespace, config: Config) -> int:
             said = backup(config, args.dest)
         else:
             said = restore(args.source, config)
-    except (BackupError, OSError, sqlite3.Error) as exc:
+    except (BackupError, OSError, sqlite3.Error, psycopg.Error) as exc:
         print(f"amphub: {exc}", file=sys.stderr)
         return 1
     for sentence in said:
