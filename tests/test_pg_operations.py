@@ -39,16 +39,12 @@ async def test_ready_says_the_database_is_unreachable_and_recovers(
     hub = pg_hub
     assert (await hub.call("GET", "/-/ready", user=""))[0] == 200
     await asyncio.to_thread(cut_off, postgresql, str(hub.database_target), allowed=False)
-    status, body = await hub.call("GET", "/-/ready", user="")
-    assert (status, body["status"]) == (503, "unready")
-    assert [reason.split(":")[0] for reason in body["reasons"]] == ["database"]
+    # At once, and the same each time: the database's refusal, not a wait for the pool.
+    unready = (503, {"status": "unready", "node": "n7", "reasons": ["database: OperationalError"]})
+    assert await hub.call("GET", "/-/ready", user="") == unready
+    assert await hub.call("GET", "/-/ready", user="") == unready
     await asyncio.to_thread(cut_off, postgresql, str(hub.database_target), allowed=True)
-    for _ in range(100):
-        status, body = await hub.call("GET", "/-/ready", user="")
-        if status == 200:
-            break
-        await asyncio.sleep(0.1)
-    assert (status, body) == (200, {"status": "ready", "node": "n7"})
+    assert await hub.call("GET", "/-/ready", user="") == (200, {"status": "ready", "node": "n7"})
 
 
 async def test_metrics_count_the_database_pools_connections(pg_hub: Hub):
@@ -57,7 +53,8 @@ async def test_metrics_count_the_database_pools_connections(pg_hub: Hub):
     async with database.exclusive("a key held while scraped"):
         status, text = await hub.call("GET", "/-/metrics")
     assert status == 200
-    assert sample(text, "amphub_database_connections", pool="locks", state="in_use") == 1
+    # The test's, and one a background sweep starting may hold.
+    assert sample(text, "amphub_database_connections", pool="locks", state="in_use") in (1, 2)
     assert sample(text, "amphub_database_connections", pool="locks", state="waiting") == 0
     # The scrape's own reads: one connection at least, given back or in use.
     in_use = sample(text, "amphub_database_connections", pool="statements", state="in_use")

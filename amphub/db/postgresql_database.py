@@ -121,9 +121,10 @@ class PostgresqlDatabase(Database):
     dialect = "postgresql"
 
     def __init__(
-        self, pool: AsyncConnectionPool, lock_pool: AsyncConnectionPool, clock: Clock
+        self, url: str, pool: AsyncConnectionPool, lock_pool: AsyncConnectionPool, clock: Clock
     ) -> None:
         super().__init__(clock)
+        self.url = url
         self.pool = pool
         self.lock_pool = lock_pool
 
@@ -170,6 +171,15 @@ class PostgresqlDatabase(Database):
                     # A connection still holding the lock must not go back to the pool.
                     await conn.close()
                     raise
+
+    async def reachable(self) -> None:
+        """On a new connection of its own, which says at once why none can be made.
+
+        Through the pool, a database that refuses connections would only make the query
+        wait, and a connection the server ended would fail once though it is back.
+        """
+        async with await psycopg.AsyncConnection.connect(self.url) as conn:
+            await conn.execute("SELECT 1 FROM tasks LIMIT 1")
 
     def pool_use(self) -> dict[str, dict[str, int]]:
         """The statements' pool and the advisory locks' pool, from psycopg_pool's counts."""
@@ -220,4 +230,4 @@ async def connect_postgresql(url: str, clock: Clock) -> PostgresqlDatabase:
     )
     await pool.open(wait=True, timeout=10)
     await lock_pool.open()
-    return PostgresqlDatabase(pool, lock_pool, clock)
+    return PostgresqlDatabase(url, pool, lock_pool, clock)
