@@ -8,6 +8,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from amphub.config import Config
+from amphub.services.backup import BackupError, backup
 from tests.conftest import git, push, running_hub
 from tests.postgres import PostgreSQL
 from tests.test_pg_migrate import amphub_with
@@ -36,6 +40,8 @@ async def test_backup_restore_and_doctor_of_a_hub_on_postgresql(
             cwd=tmp_path,
         )
     assert made.returncode == 0, made.stderr
+    with pytest.raises(BackupError, match="holds no amphub repositories; check --data"):
+        backup(Config(data_dir=tmp_path / "mistyped", database=fresh_database), tmp_path / "b2")
     said = made.stdout.splitlines()
     assert said[0].startswith("the metadata is in PostgreSQL, not in this backup"), said
     assert "copied 1 repositories" in said and "copied 1 LFS objects" in said, said

@@ -63,6 +63,9 @@ def backup(config: Config, dest: Path) -> list[str]:
     on_sqlite = config.database == "sqlite"
     if on_sqlite and not config.db_path.is_file():
         raise BackupError(f"{config.data_dir} holds no amphub database")
+    if not on_sqlite and not config.repos_dir.is_dir():
+        # Else every model would be backed up as new and empty: a mistyped --data.
+        raise BackupError(f"{config.data_dir} holds no amphub repositories; check --data")
     _refuse_unless_empty(dest, "a backup goes into a new or empty folder")
     began = time.monotonic()
     copied = Config(data_dir=dest)
