@@ -267,11 +267,16 @@ def _user_line(user: db.User) -> str:
 
 
 def _no_data_dir(args: argparse.Namespace, config: Config) -> str | None:
-    """Why an admin command refuses the data dir; None if it may go on.
+    """Why an admin command (or the doctor of a hub on PostgreSQL) refuses the data dir.
 
-    A mistyped --data would otherwise make a new, empty data dir and print a key that
-    no server knows.
+    None if it may go on. A mistyped --data would otherwise make a new, empty data dir and
+    print a key that no server knows; the doctor would find every model's repository
+    missing, and --repair would make each anew there.
     """
+    if args.command == "doctor" and config.database != "sqlite":
+        if config.repos_dir.is_dir():
+            return None
+        return f"{config.data_dir} holds no amphub repositories (no repos/); check --data"
     if args.command != "admin" or args.init or config.database != "sqlite":
         return None
     if config.db_path.exists():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from amphub.cli import main
 from amphub.config import Config
 from amphub.services.backup import BackupError, backup
 from tests.conftest import git, push, running_hub
@@ -82,3 +83,13 @@ async def test_backup_restore_and_doctor_of_a_hub_on_postgresql(
         )
         assert "fixed: repository team/ghost had no model" in repaired.stdout, repaired
         assert f"wrong: object {oid} (" in repaired.stdout  # a person must push it again
+
+
+def test_the_doctor_of_a_hub_on_postgresql_refuses_a_data_dir_without_repositories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setenv("AMPHUB_DATABASE", "postgresql://nobody@127.0.0.1:9/none")
+    assert main(["doctor", "--repair", "--data", str(tmp_path / "mistyped")]) == 2
+    message = f"amphub: {tmp_path / 'mistyped'} holds no amphub repositories (no repos/);"
+    assert capsys.readouterr().err == message + " check --data\n"
+    assert not (tmp_path / "mistyped").exists()
