@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
+import pytest
+
+from amphub.cli import main
 from tests.conftest import git, push, push_readme, read_from_outside, running_hub, wait_task
 from tests.test_cli import Result, amphub_process
 from tests.test_peers_api import TARGET
@@ -93,22 +96,25 @@ async def test_a_sqlite_hub_migrated_to_postgresql_serves_what_it_had(
             )
             assert later["id"] > task["id"]
             await wait_task(hub, later["id"])
+            _, members = await hub.call("GET", "/api/v1/models/team/m2/members", user="ada")
+            assert members["members"] == [
+                {"user": "ada", "role": "owner"},
+                {"user": "admin", "role": "developer"},
+            ]
             await _still_valid(hub, browser)  # the signing secret came along
             _, targets = await hub.call("GET", "/api/v1/deploy-targets")
             assert [t["name"] for t in targets["targets"]] == ["serving"]
             locks = (await git("lfs", "locks", cwd=clone)).stdout
             assert "weights.bin" in locks and "ada" in locks
-            refused = await amphub_with(
-                {"AMPHUB_DATABASE": empty_database},
-                "admin",
-                "migrate-to",
-                empty_database,
-                "--data",
-                str(data),
-                cwd=tmp_path,
-            )
-            assert refused.returncode == 2
-            assert "migrate-to copies a hub whose database is SQLite" in refused.stderr
     finally:
         await browser.close()
     assert await read_from_outside(empty_database, "SELECT count(*) FROM lfs_locks") == [(1,)]
+
+
+def test_migrate_to_refuses_a_hub_whose_database_is_postgresql_already(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setenv("AMPHUB_DATABASE", "postgresql://nobody@127.0.0.1:9/hub")
+    target = "postgresql://nobody@127.0.0.1:9/other"
+    assert main(["admin", "migrate-to", target, "--data", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "amphub: migrate-to copies a hub whose database is SQLite\n"
