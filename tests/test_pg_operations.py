@@ -61,3 +61,23 @@ async def test_metrics_count_the_database_pools_connections(pg_hub: Hub):
     idle = sample(text, "amphub_database_connections", pool="statements", state="idle")
     assert in_use + idle >= 1
     assert sample(text, "amphub_database_connections", pool="statements", state="waiting") == 0
+
+
+async def test_a_restarted_database_fails_no_read_and_no_lock(pg_hub: Hub, postgresql: PostgreSQL):
+    hub = pg_hub
+    await hub.space_and_model("team", "m1")
+    database = hub.server.app[keys.HUB].db
+    async with database.exclusive("a lock, so that the locks' pool keeps a connection"):
+        # Several reads at once: the pool keeps several connections.
+        answers = await asyncio.gather(*(hub.call("GET", "/api/v1/spaces") for _ in range(6)))
+    assert [status for status, _ in answers] == [200] * 6
+    # As a restart or failover does: every connection of the hub's ends, new ones are taken.
+    name = str(hub.database_target).rsplit("/", 1)[1]
+    with psycopg.connect(postgresql.url(), autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+    for _ in range(8):
+        assert (await hub.call("GET", "/api/v1/spaces"))[0] == 200
+    assert (await hub.call("DELETE", "/api/v1/models/team/m1"))[0] == 204  # holds its lock
+    await hub.space("other")  # a transaction: the pool holds only live connections now

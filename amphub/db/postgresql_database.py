@@ -7,6 +7,7 @@ SQLite (`? IS NULL OR kind = ?`). Booleans are stored as integers, as in SQLite.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Iterable
@@ -129,50 +130,94 @@ class PostgresqlDatabase(Database):
         self.url = url
         self.pool = pool
         self.lock_pool = lock_pool
+        self._checks: dict[AsyncConnectionPool, asyncio.Future[None]] = {}
 
     async def close(self) -> None:
         """Close the pools' connections."""
+        await asyncio.gather(*self._checks.values(), return_exceptions=True)
         await self.lock_pool.close()
         await self.pool.close()
 
     async def write(self, sql: str, params: tuple[object, ...]) -> None:
         """Run on a connection of the pool, committing at once."""
         async with self.pool.connection() as conn:
-            await conn.execute(postgresql_sql(sql), params)
+            try:
+                await conn.execute(postgresql_sql(sql), params)
+            except psycopg.OperationalError:
+                await self._ended(self.pool, conn)
+                raise
 
     @contextlib.asynccontextmanager
     async def transaction(self, audit: Audit | None = None) -> AsyncIterator[Connection]:
         """On one connection of the pool, read committed as PostgreSQL's default."""
-        async with self.pool.connection() as conn, conn.transaction():
-            wrapped = _Connection(conn)
-            yield wrapped
-            if audit is not None:
-                await self.record(wrapped, audit, self.now())
+        async with self.pool.connection() as conn:
+            try:
+                async with conn.transaction():
+                    wrapped = _Connection(conn)
+                    yield wrapped
+                    if audit is not None:
+                        await self.record(wrapped, audit, self.now())
+            except psycopg.OperationalError:
+                await self._ended(self.pool, conn)
+                raise
 
     async def fetch_all(self, sql: str, args: tuple[object, ...]) -> list[Any]:
-        """Every row of a query, on a connection of the pool."""
-        async with self.pool.connection() as conn:
-            cursor = await conn.execute(postgresql_sql(sql), args)
-            return await cursor.fetchall() if cursor.description else []
+        """Every row of a query, on a connection of the pool.
+
+        Read again on another connection when the server had ended that one.
+        """
+        for last in (False, True):
+            async with self.pool.connection() as conn:
+                try:
+                    cursor = await conn.execute(postgresql_sql(sql), args)
+                    return await cursor.fetchall() if cursor.description else []
+                except psycopg.OperationalError:
+                    if last or not await self._ended(self.pool, conn):
+                        raise
+        raise AssertionError("the second try returns or raises")
 
     @contextlib.asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:
         """A session advisory lock, on a connection held for the block.
 
         From a pool of its own: a block holding a lock may need the statement pool's
-        connections, which must not all be holding locks.
+        connections, which must not all be holding locks. Taken again on another
+        connection when the server had ended that one (its session, and so no lock, ended).
         """
-        async with self.lock_pool.connection() as conn:
-            await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
-            try:
-                yield
-            finally:
+        for last in (False, True):
+            async with self.lock_pool.connection() as conn:
                 try:
-                    await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
-                except BaseException:
-                    # A connection still holding the lock must not go back to the pool.
-                    await conn.close()
-                    raise
+                    await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+                except psycopg.OperationalError:
+                    if last or not await self._ended(self.lock_pool, conn):
+                        raise
+                    continue
+                try:
+                    yield
+                finally:
+                    try:
+                        await conn.execute(
+                            "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,)
+                        )
+                    except BaseException:
+                        # A connection still holding the lock must not go back to the pool.
+                        await conn.close()
+                        raise
+                return
+
+    async def _ended(self, pool: AsyncConnectionPool, conn: psycopg.AsyncConnection[Any]) -> bool:
+        """Whether the server ended the connection (a restart, a failover, an admin).
+
+        If so, the pool has dropped its other such idle ones when this returns: else each
+        would fail a request of its own before the pool noticed.
+        """
+        if not conn.broken:
+            return False
+        check = self._checks.get(pool)
+        if check is None or check.done():
+            check = self._checks[pool] = asyncio.ensure_future(pool.check())
+        await asyncio.shield(check)
+        return True
 
     async def reachable(self) -> None:
         """Through the pool; when that fails, on a new connection of its own.
