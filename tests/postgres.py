@@ -52,7 +52,8 @@ class PostgreSQL:
     def _run(self, *command: str) -> None:
         subprocess.run([*self.as_user, *command], check=True, capture_output=True, cwd="/")
 
-    def start(self) -> None:
+    def start(self, *settings: str) -> None:
+        """initdb, then start the server; `settings` are more `name=value` for its `-c`."""
         data = self.folder / "data"
         password_file = self.folder / "password"
         password_file.write_text(PASSWORD)
@@ -73,6 +74,7 @@ class PostgreSQL:
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.folder}"
             " -c fsync=off -c full_page_writes=off -c max_connections=300"
+            + "".join(f" -c {setting}" for setting in settings)
         )
         self._run(
             str(self.bin / "pg_ctl"),

@@ -119,8 +119,13 @@ async def test_objects_lost_or_damaged_on_disk_are_never_served_and_a_push_resto
 
     objects = [{"oid": oid_of(files[name]), "size": len(files[name])} for name in files]
     _, answer, _ = await batch(hub, "download", objects)
-    assert answer["objects"][0]["error"]["code"] == 404  # lost
-    assert "lost this object" in answer["objects"][0]["error"]["message"]
+    lost = answer["objects"][0]
+    if hub.stored.s3 is None:
+        assert lost["error"]["code"] == 404
+        assert "lost this object" in lost["error"]["message"]
+    else:  # offered by the bucket's own URL: the bucket says it has not got it
+        async with hub.session.get(lost["actions"]["download"]["href"]) as resp:
+            assert resp.status == 404
     blob = f"{hub.base}/api/v1/models/team/m1/blob/master/cut.bin"
     async with hub.session.get(blob, headers=auth(hub)) as resp:
         assert resp.status == 404  # a file of the wrong size is not served...

@@ -99,6 +99,7 @@ async def test_upstreams_are_registered_listed_and_removed_by_administrators(mir
             "url": mirror.upstream.base,
             "space": "hf",
             "token": True,  # that it has one, never the token
+            "visibility": "internal",
             "created_at": listed["upstreams"][0]["created_at"],
         }
     ]
@@ -115,6 +116,38 @@ async def test_upstreams_are_registered_listed_and_removed_by_administrators(mir
     assert status == 204
     status, _ = await hub.call("DELETE", "/api/v1/upstreams/other")
     assert status == 404
+    status, answer = await hub.call(
+        "POST", "/api/v1/upstreams", json={**body, "space": "hf", "visibility": "secret"}
+    )
+    assert status == 400 and "visibility must be one of" in answer["error"]["message"]
+
+
+async def test_a_private_upstreams_mirrors_are_read_by_those_the_roles_let(hub, tmp_path):
+    await git("lfs", "install", "--skip-repo")
+    server, key = await start_hub(tmp_path / "upstream")
+    try:
+        async with aiohttp.ClientSession() as session:
+            upstream = Hub(server, session, key, tmp_path / "upstream")
+            await upstream.space_and_model("acme", "gpt")
+            await push(tmp_path / "w", FILES, "weights", clone=upstream.remote("acme", "gpt"))
+            await hub.space("hf")
+            assert (await register(hub, upstream, visibility="private"))["visibility"] == "private"
+            assert (await mirror_repo(hub, "acme/gpt"))["status"] == "succeeded"
+            await scanned(hub, "acme__gpt")
+    finally:
+        await server.close()
+    _, model = await hub.call("GET", "/api/v1/models/hf/acme__gpt")
+    assert model["visibility"] == "private"
+    await hub.user("eve")
+    eve = HfApi(endpoint=hub.base, token=hub.keys["eve"])
+    with pytest.raises(HfHubHTTPError) as hidden:
+        await hf(eve.model_info, "hf/acme__gpt")
+    assert hidden.value.response.status_code == 404
+    status, _ = await hub.call(
+        "PUT", "/api/v1/models/hf/acme__gpt/members/eve", json={"role": "user"}
+    )
+    assert status == 200
+    assert (await hf(eve.model_info, "hf/acme__gpt")).id == "hf/acme__gpt"
 
 
 async def test_explicit_mirror_is_served_scanned_and_survives_the_upstream(mirror, tmp_path):
@@ -233,6 +266,59 @@ async def test_unsafe_upstream_model_is_fetched_scanned_and_refused(mirror, tmp_
     assert refused.value.response.status_code == 403
     message = str(refused.value)
     assert "is not served: its scan found it unsafe" in message and "model.pkl" in message
+
+
+async def test_the_served_commits_own_scan_decides_not_the_latest_one(mirror, tmp_path):
+    hub, upstream = mirror.hub, mirror.upstream
+    await upstream.model("acme", "bad")
+    evil = {"model.pkl": pickle.dumps(Evil(), protocol=2), "config.json": b"{}\n"}
+    await push(tmp_path / "bad", evil, "evil", clone=upstream.remote("acme", "bad"))
+    assert (await mirror_repo(hub, "acme/bad"))["status"] == "succeeded"
+    assert (await scanned(hub, "acme__bad"))["result"]["summary"]["status"] == "unsafe"
+    # A clean branch of the mirrored model, scanned after master: the latest scan is safe.
+    clean = tmp_path / "clean"
+    await git("clone", "-q", hub.remote("hf", "acme__bad"), str(clean))
+    await git("checkout", "-q", "--orphan", "clean", cwd=clean)
+    await git("rm", "-rqf", ".", cwd=clean)
+    (clean / "config.json").write_text("{}\n")
+    await git("add", "config.json", cwd=clean)
+    await git("commit", "-qm", "clean", cwd=clean)
+    await git("push", "-q", "origin", "clean", cwd=clean)
+    status, task = await hub.call(
+        "POST", "/api/v1/models/hf/acme__bad/scans", json={"ref": "clean"}
+    )
+    assert status == 201, task
+    assert (await wait_task(hub, task["id"]))["result"]["summary"]["status"] == "safe"
+
+    def download(revision: str) -> str:
+        return hf_hub_download(
+            "hf/acme__bad",
+            "config.json",
+            revision=revision,
+            endpoint=hub.base,
+            token=hub.admin_key,
+            cache_dir=tmp_path / revision,
+        )
+
+    assert Path(await asyncio.to_thread(download, "clean")).read_text() == "{}\n"
+    with pytest.raises(GatedRepoError) as refused:
+        await asyncio.to_thread(download, "main")
+    assert "is not served: its scan found it unsafe" in str(refused.value)
+    # A commit no scan has seen: the first ask queues its scan and is told to come back.
+    (clean / "config.json").write_text('{"v": 2}\n')
+    await git("commit", "-qam", "v2", cwd=clean)
+    await git("push", "-q", "origin", "clean", cwd=clean)
+    head = (await git("rev-parse", "HEAD", cwd=clean)).stdout.strip()
+    url = f"{hub.base}/hf/acme__bad/resolve/clean/config.json"
+    auth = {"Authorization": f"Bearer {hub.admin_key}"}
+    async with hub.session.get(url, headers=auth) as resp:
+        assert resp.status == 503 and resp.headers["Retry-After"]
+        assert head[:12] in await resp.text()
+    _, tasks = await hub.call("GET", "/api/v1/tasks?kind=scan&model=hf/acme__bad")
+    assert tasks["tasks"][0]["commit"] == head
+    await wait_task(hub, tasks["tasks"][0]["id"])
+    async with hub.session.get(url, headers=auth) as resp:
+        assert resp.status == 200 and await resp.read() == b'{"v": 2}\n'
 
 
 @pytest.mark.parametrize("setting", ["warn", "block"])

@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import (
+    GitResult,
     Hub,
     commit,
     free_port,
@@ -267,9 +268,14 @@ async def test_sigterm_finishes_the_push_under_way_and_hands_back_the_running_ta
     assert row == ("queued", 0, "n1", "handed back by a stopping node; queued again")
 
 
-async def test_a_push_past_the_shutdown_timeout_is_cut(tmp_path: Path):
+async def push_held_at_a_stop(
+    tmp_path: Path, timeout: str, stop: Callable[[asyncio.subprocess.Process], Awaitable[None]]
+) -> tuple[asyncio.subprocess.Process, str, float, GitResult]:
+    """A push whose body the relay holds while `stop` signals the server (with this
+    shutdown timeout): the process, its output, seconds from `stop`'s end to its exit, and
+    the push's result."""
     data, port = tmp_path / "data", free_port()
-    proc, key = await serve(data, port, AMPHUB_SHUTDOWN_TIMEOUT="1")
+    proc, key = await serve(data, port, AMPHUB_SHUTDOWN_TIMEOUT=timeout)
     held = HeldPush(port)
     relay_port = await held.start()
     async with aiohttp.ClientSession() as session:
@@ -282,16 +288,38 @@ async def test_a_push_past_the_shutdown_timeout_is_cut(tmp_path: Path):
             git("push", "-q", "origin", "HEAD:master", cwd=work, check=False)
         )
         await asyncio.wait_for(held.held.wait(), 30)
+        await stop(proc)
         started = asyncio.get_running_loop().time()
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.communicate(), 30)
+        output = (await asyncio.wait_for(proc.communicate(), 30))[0].decode()
         stopped = asyncio.get_running_loop().time() - started
         held.release.set()
         result = await asyncio.wait_for(pushing, 60)
         await held.close()
+    return proc, output, stopped, result
+
+
+async def test_a_push_past_the_shutdown_timeout_is_cut(tmp_path: Path):
+    async def stop(proc: asyncio.subprocess.Process) -> None:
+        proc.send_signal(signal.SIGTERM)
+
+    proc, _, stopped, result = await push_held_at_a_stop(tmp_path, "1", stop)
     assert proc.returncode == 0
     assert result.returncode != 0
     assert stopped < 10  # the one second, not aiohttp's own minute
+
+
+async def test_a_second_stop_signal_cuts_the_requests_under_way_at_once(tmp_path: Path):
+    async def stop_twice(proc: asyncio.subprocess.Process) -> None:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(1)
+        assert proc.returncode is None  # the push has its ten minutes
+        proc.send_signal(signal.SIGTERM)
+
+    proc, output, stopped, result = await push_held_at_a_stop(tmp_path, "600", stop_twice)
+    assert proc.returncode == 0
+    assert result.returncode != 0
+    assert stopped < 10
+    assert "stopping now: requests under way are cut" in output
 
 
 async def test_a_log_reader_that_stops_reading_holds_no_request(tmp_path: Path):

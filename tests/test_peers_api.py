@@ -106,8 +106,16 @@ async def test_the_zone_list_says_whether_each_zone_answers(hub: Hub, tmp_path: 
                 body = {"name": name, "url": url, "user": "syncer", "key": with_key}
                 assert (await hub.call("POST", "/api/v1/zones", json=body))[0] == 201
             status, answer = await hub.call("GET", "/api/v1/zones")
+            unchecked = await hub.call("GET", "/api/v1/zones?check=0")
+            refused = await hub.call("GET", "/api/v1/zones?check=yes")
     finally:
         silent.close()
+    # Names only: no zone was asked, so the silent one held nothing up.
+    assert unchecked[0] == 200
+    assert {(z["name"], z["answers"], z["no_answer"]) for z in unchecked[1]["zones"]} == {
+        (name, None, None) for name, _, _ in zones
+    }
+    assert refused[0] == 400 and refused[1]["error"]["message"] == "check must be 0 or 1"
     assert status == 200, answer
     found = {z["name"]: (z["answers"], z["no_answer"]) for z in answer["zones"]}
     assert found["near"] == (True, None)

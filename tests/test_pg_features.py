@@ -26,6 +26,12 @@ from tests.test_users_api import *  # noqa: F403
 
 
 @pytest.fixture
+def database(fresh_database: str) -> str:
+    """The database of the tests that start `amphub serve` processes themselves."""
+    return fresh_database
+
+
+@pytest.fixture
 async def hub(tmp_path: Path, fresh_database: str) -> AsyncIterator[Hub]:
     async with running_hub(tmp_path / "data", database=fresh_database) as running:
         yield running

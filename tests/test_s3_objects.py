@@ -31,10 +31,16 @@ async def test_objects_live_in_the_bucket_and_downloads_come_from_it(
         await hub.space_and_model("team", "m1")
         await git("lfs", "install", "--skip-repo")
         work = await lfs_clone(hub, tmp_path, "w")
-        files = {"model.safetensors": os.urandom(3 * MIB), "small.bin": b"tiny"}
+        files = {"model.safetensors": os.urandom(5 * MIB), "small.bin": b"tiny"}
         await push(work, files, "add")
         for data in files.values():
             assert stored.read(oid_of(data)) == data
+        # git-lfs put the large one straight into its place, by the presigned PUT.
+        key = stored._key(oid_of(files["model.safetensors"]))
+        head = seaweedfs.client().head_object(Bucket=stored.bucket, Key=key)
+        assert "amphub-ticket" in head["Metadata"]
+        keys = stored.keys()
+        assert not [key for key in keys if "/incoming/" in key]
         assert not [p for p in (tmp_path / "data" / "lfs").rglob("*") if p.is_file()]
 
         wanted = [{"oid": oid_of(data), "size": len(data)} for data in files.values()]
@@ -56,6 +62,22 @@ async def test_objects_live_in_the_bucket_and_downloads_come_from_it(
         ranged = {**auth(hub), "Range": "bytes=100-199"}
         async with hub.session.get(blob, headers=ranged) as resp:
             assert resp.status == 206 and await resp.read() == files["model.safetensors"][100:200]
+
+
+async def test_a_download_batch_asks_the_bucket_nothing(tmp_path: Path, s3_bucket: dict, seaweedfs):
+    """Its URLs are presigned by amphub alone; the bucket answers each when it is used."""
+    async with running_hub(tmp_path / "data", **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1")
+        objects = [os.urandom(100 + i) for i in range(20)]
+        for data in objects:
+            assert (await put_object(hub, data))[0] == 200
+        wanted = [{"oid": oid_of(data), "size": len(data)} for data in objects]
+        before = seaweedfs.counted("SeaweedFS_s3_request_total")
+        _, answer, _ = await batch(hub, "download", wanted)
+        assert seaweedfs.counted("SeaweedFS_s3_request_total") == before
+        for entry, data in zip(answer["objects"], objects, strict=True):
+            async with hub.session.get(entry["actions"]["download"]["href"]) as resp:
+                assert resp.status == 200 and await resp.read() == data
 
 
 async def test_with_redirection_off_amphub_streams_with_range(tmp_path: Path, s3_bucket: dict):
@@ -223,7 +245,9 @@ async def test_direct_uploads_take_only_the_right_bytes_and_link_only_when_verif
                 assert resp.status == 404  # nothing put: nothing linked
             async with raw.put(upload["href"], data=data, headers=upload["header"]) as resp:
                 assert resp.status == 200
-            assert stored.read(oid) is None  # not in its place before it is verified
+            assert stored.read(oid) == data  # not stored before: put straight into its place
+            _, answer, _ = await batch(hub, "download", [{"oid": oid, "size": len(data)}])
+            assert answer["objects"][0]["error"]["code"] == 404  # but linked only at verify
             _, space = await hub.call("GET", "/api/v1/spaces/team")
             before = space["used"]
             # The oid known, but put by another model's upload: m2 links nothing.
@@ -243,6 +267,85 @@ async def test_direct_uploads_take_only_the_right_bytes_and_link_only_when_verif
         assert "download" in answer["objects"][0]["actions"]
         _, answer, _ = await batch(hub, "download", [{"oid": oid, "size": len(data)}], model="m2")
         assert answer["objects"][0]["error"]["code"] == 404
+
+
+async def test_a_direct_upload_of_a_stored_object_proves_itself_under_its_ticket(
+    tmp_path: Path, s3_bucket: dict, seaweedfs
+):
+    """Two models put the same new object straight to its key; the last one's verify links it.
+
+    The other is asked to put it again, under its ticket (the object is stored now), and is
+    linked once it did: knowing the oid, or having had an upload action, links nothing.
+    """
+    import aiohttp
+
+    stored = StoredBytes(tmp_path / "data", s3_bucket, seaweedfs)
+    async with running_hub(tmp_path / "data", **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1")
+        await hub.model("team", "m2")
+        data = os.urandom(5 * MIB)
+        wanted = [{"oid": oid_of(data), "size": len(data)}]
+        body = wanted[0]
+        actions = {}
+        for model in ("m1", "m2"):
+            _, answer, _ = await batch(hub, "upload", wanted, model=model)
+            actions[model] = answer["objects"][0]["actions"]
+        assert actions["m1"]["upload"]["href"] != actions["m2"]["upload"]["href"]
+        async with aiohttp.ClientSession() as raw:
+
+            async def put(action: dict) -> None:
+                upload = action["upload"]
+                async with raw.put(upload["href"], data=data, headers=upload["header"]) as resp:
+                    assert resp.status == 200
+
+            async def verify(action: dict) -> int:
+                verify = action["verify"]
+                async with raw.post(verify["href"], json=body, headers=verify["header"]) as resp:
+                    return resp.status
+
+            await put(actions["m1"])
+            await put(actions["m2"])  # the same bytes again: the store took only those
+            assert stored.read(oid_of(data)) == data
+            assert await verify(actions["m1"]) == 404  # m2's upload came last
+            assert await verify(actions["m2"]) == 200
+            assert await verify(actions["m2"]) == 200  # again: nothing changes
+
+            _, answer, _ = await batch(hub, "upload", wanted, model="m1")
+            again = answer["objects"][0]["actions"]
+            assert "/incoming/" in again["upload"]["href"]  # stored: never overwritten
+            assert await verify(again) == 404
+            await put(again)
+            assert await verify(again) == 200
+        assert stored.read(oid_of(data)) == data
+        keys = stored.keys()
+        assert not [key for key in keys if "/incoming/" in key]  # adopted: removed
+        for model in ("m1", "m2"):
+            _, answer, _ = await batch(hub, "download", wanted, model=model)
+            assert "download" in answer["objects"][0]["actions"]
+
+
+async def test_a_model_made_again_under_its_name_links_nothing_the_old_one_put(
+    tmp_path: Path, s3_bucket: dict
+):
+    from datetime import UTC, datetime
+
+    from tests.conftest import FakeClock
+
+    clock = FakeClock(datetime.now(UTC))
+    async with running_hub(tmp_path / "data", clock, **s3_bucket) as hub:
+        await hub.space_and_model("team", "m1")
+        data = os.urandom(5 * MIB)
+        body = {"oid": oid_of(data), "size": len(data)}
+        _, answer, _ = await batch(hub, "upload", [body])
+        upload = answer["objects"][0]["actions"]["upload"]
+        async with hub.session.put(upload["href"], data=data, headers=upload["header"]) as resp:
+            assert resp.status == 200  # put, never verified
+        assert (await hub.call("DELETE", "/api/v1/models/team/m1"))[0] == 204
+        clock.advance(seconds=1)
+        await hub.model("team", "m1")
+        verify = f"{hub.base}/team/m1.git/info/lfs/verify"
+        async with hub.session.post(verify, json=body, headers=auth(hub)) as resp:
+            assert resp.status == 404
 
 
 async def test_without_signature_checks_uploads_go_through_amphub(tmp_path: Path, s3_bucket):
@@ -318,6 +421,52 @@ async def test_collection_racing_an_upload_of_the_same_object_never_loses_it(
         await collect_unreferenced(amphub)
         assert stored_bytes.read(oid) == data
         _, answer, _ = await batch(hub, "download", [{"oid": oid, "size": len(data)}], model="m2")
+        assert "download" in answer["objects"][0]["actions"]
+
+
+async def test_collection_on_one_node_never_loses_an_object_another_node_is_linking(
+    tmp_path: Path, storage: dict, stored_bytes: StoredBytes
+):
+    """Node b stores for team/m2 the object of other/m1; m1 goes on node a meanwhile.
+
+    b's claim is b's own: a sees an unreferenced object, written a moment ago (its grace).
+    b's link waits here for its space's quota lock, as it does while another upload to the
+    space holds it.
+    """
+    from aiohttp.test_utils import TestServer
+
+    from amphub.http import keys
+    from amphub.services.objects import collect_unreferenced
+    from tests.conftest import Hub, start_hub
+
+    data = os.urandom(5 * MIB)
+    wanted = [{"oid": oid_of(data), "size": len(data)}]
+    async with running_hub(tmp_path / "data", object_grace_seconds=3600, **storage) as a:
+        await a.space_and_model("other", "m1")
+        await a.space_and_model("team", "m2")
+        url = f"{a.base}/other/m1.git/info/lfs/objects/{oid_of(data)}"
+        async with a.session.put(url, data=data, headers=auth(a)) as resp:
+            assert resp.status == 200
+        server, _ = await start_hub(tmp_path / "data", object_grace_seconds=3600, **storage)
+        assert isinstance(server, TestServer)
+        try:
+            b = Hub(server, a.session, a.admin_key, a.data_dir)
+            b_hub = server.app[keys.HUB]
+            _, answer, _ = await batch(b, "upload", wanted, model="m2")
+            assert "upload" in answer["objects"][0]["actions"]  # room reserved in team on b
+            async with b_hub.locks.hold(("quota", "team")):
+                upload = asyncio.ensure_future(put_object(b, data, model="m2"))
+                while not b_hub.link_batches:  # stored by b, waiting to be linked
+                    assert not upload.done()
+                    await asyncio.sleep(0.01)
+                assert (await a.call("DELETE", "/api/v1/models/other/m1"))[0] == 204
+                await a.server.app[keys.HUB].background.drain()  # the deletion's collection
+                await collect_unreferenced(a.server.app[keys.HUB])  # and a sweep
+            assert (await upload)[0] == 200
+        finally:
+            await server.close()
+        assert stored_bytes.read(oid_of(data)) == data
+        _, answer, _ = await batch(a, "download", wanted, model="m2")
         assert "download" in answer["objects"][0]["actions"]
 
 

@@ -21,7 +21,7 @@ from amphub.services.leases import LEASE_SECONDS, claim, claimed, renew, reserva
 from amphub.services.models import delete_model
 from amphub.services.objects import collect
 from amphub.services.quota import RESERVATION_SECONDS
-from tests.conftest import FakeClock, Hub, running_hub
+from tests.conftest import FakeClock, Hub, read_from_outside, running_hub
 from tests.test_cli import amphub_process
 from tests.test_lfs import batch, content, no_grace, oid_of, put_object
 from tests.test_sync import register_zone
@@ -33,20 +33,23 @@ KIB = 1024
 
 @contextlib.asynccontextmanager
 async def two_nodes(
-    tmp_path: Path, clock: Callable[[], datetime] = system_clock, **settings: object
+    tmp_path: Path,
+    database: str,
+    clock: Callable[[], datetime] = system_clock,
+    **settings: object,
 ) -> AsyncIterator[tuple[Hub, Hub]]:
-    """Two servers on one data dir, as two nodes of a hub sharing its database."""
+    """Two servers on one data dir, as two nodes of a hub sharing its `database`."""
     data = tmp_path / "data"
     async with (
-        running_hub(data, clock, node="a", **settings) as a,
-        running_hub(data, clock, node="b", **settings) as b,
+        running_hub(data, clock, node="a", database=database, **settings) as a,
+        running_hub(data, clock, node="b", database=database, **settings) as b,
     ):
         b.admin_key = a.admin_key
         yield a, b
 
 
-async def test_a_reservation_made_through_one_node_counts_on_the_other(tmp_path):
-    async with two_nodes(tmp_path, quota_unit=64 * KIB) as (a, b):
+async def test_a_reservation_made_through_one_node_counts_on_the_other(tmp_path, database):
+    async with two_nodes(tmp_path, database, quota_unit=64 * KIB) as (a, b):
         await a.space("team", quota=64 * KIB)
         await a.model("team", "m1")
         first, second = os.urandom(40 * KIB), os.urandom(40 * KIB)
@@ -62,8 +65,8 @@ async def test_a_reservation_made_through_one_node_counts_on_the_other(tmp_path)
         assert (await put_object(a, second))[0] != 200
 
 
-async def test_garbage_collection_on_one_node_leaves_an_object_the_other_claims(tmp_path):
-    async with two_nodes(tmp_path) as (a, b):
+async def test_garbage_collection_on_one_node_leaves_an_object_the_other_claims(tmp_path, database):
+    async with two_nodes(tmp_path, database) as (a, b):
         node_a, node_b = a.server.app[keys.HUB], b.server.app[keys.HUB]
         no_grace(b)
         await a.space_and_model("team", "m1")
@@ -79,9 +82,9 @@ async def test_garbage_collection_on_one_node_leaves_an_object_the_other_claims(
         assert content(a, data) is None
 
 
-async def test_what_a_dead_node_held_lapses_and_a_live_one_renews_it(tmp_path):
+async def test_what_a_dead_node_held_lapses_and_a_live_one_renews_it(tmp_path, database):
     clock = FakeClock()
-    async with two_nodes(tmp_path, clock, quota_unit=64 * KIB) as (a, b):
+    async with two_nodes(tmp_path, database, clock, quota_unit=64 * KIB) as (a, b):
         node_a, node_b = a.server.app[keys.HUB], b.server.app[keys.HUB]
         await a.space("team", quota=64 * KIB)
         await a.model("team", "m1")
@@ -102,14 +105,15 @@ async def test_what_a_dead_node_held_lapses_and_a_live_one_renews_it(tmp_path):
             assert not await db.reservation_live(node_b.db, "team", oid)
             assert (await batch(b, "upload", [{"oid": "cd" * 32, "size": 40 * KIB}]))[0] == 200
             await renew(node_b)  # the next renewal of any node removes what lapsed
-            rows = sqlite3.connect(a.data_dir / "amphub.db").execute(
-                "SELECT oid FROM object_claims UNION ALL SELECT oid FROM reservations"
+            rows = await read_from_outside(
+                a.database_target,
+                "SELECT oid FROM object_claims UNION ALL SELECT oid FROM reservations",
             )
-            assert rows.fetchall() == [("cd" * 32,)]
+            assert rows == [("cd" * 32,)]
 
 
-async def test_failed_sign_ins_through_two_nodes_add_up(tmp_path):
-    async with two_nodes(tmp_path) as (a, b):
+async def test_failed_sign_ins_through_two_nodes_add_up(tmp_path, database):
+    async with two_nodes(tmp_path, database) as (a, b):
         for node in (a, b) * 5:
             assert (await raw(node, "GET", "/api/v1/me", basic("admin", "amp_wrong")))[0] == 401
         for node in (a, b):
@@ -117,8 +121,8 @@ async def test_failed_sign_ins_through_two_nodes_add_up(tmp_path):
             assert status == 429
 
 
-async def test_a_session_and_a_transfer_token_of_one_node_work_on_the_other(tmp_path):
-    async with two_nodes(tmp_path) as (a, b):
+async def test_a_session_and_a_transfer_token_of_one_node_work_on_the_other(tmp_path, database):
+    async with two_nodes(tmp_path, database) as (a, b):
         await a.space_and_model("team", "m1")
         browser = Browser(a)
         try:
@@ -191,7 +195,7 @@ async def test_a_restored_backup_keeps_the_secret(tmp_path):
         await browser.close()
 
 
-async def test_two_nodes_starting_together_store_one_secret(tmp_path):
-    async with two_nodes(tmp_path) as (a, b):
+async def test_two_nodes_starting_together_store_one_secret(tmp_path, database):
+    async with two_nodes(tmp_path, database) as (a, b):
         assert a.server.app[keys.HUB].secret == b.server.app[keys.HUB].secret
     assert not (tmp_path / "data" / "secret.key").exists()

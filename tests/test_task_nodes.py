@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import Hub, ServerProcess
+from amphub.config import Config
+from tests.conftest import Hub, ServerProcess, read_from_outside
 
 LEASE = 3  # seconds: renewed every second, lapsed 3 to 4 s after a node's last renewal
 SETTLE = 2 * LEASE + 2  # long enough for a lease to lapse and the task to be taken over
@@ -52,6 +53,7 @@ class Nodes:
     servers: dict[str, ServerProcess]
     hubs: dict[str, Hub]
     service: Service
+    database_target: Path | str
 
     async def deploy(self, through: str) -> tuple[int, int]:
         """Queue a deploy through a node: (task id, deployment id)."""
@@ -85,10 +87,9 @@ class Nodes:
             await asyncio.sleep(0.05)
         raise AssertionError(f"deployment {deployment} was never posted")
 
-    def attempts(self, task_id: int) -> int:
-        data = next(iter(self.servers.values())).data
-        with contextlib.closing(sqlite3.connect(data / "amphub.db")) as conn:
-            return conn.execute("SELECT attempts FROM tasks WHERE id = ?", (task_id,)).fetchone()[0]
+    async def attempts(self, task_id: int) -> int:
+        sql = "SELECT attempts FROM tasks WHERE id = ?"
+        return (await read_from_outside(self.database_target, sql, task_id))[0][0]
 
 
 @contextlib.asynccontextmanager
@@ -106,9 +107,9 @@ async def stand_in() -> AsyncIterator[tuple[Service, str]]:
 
 
 @pytest.fixture
-async def nodes(tmp_path) -> AsyncIterator[Nodes]:
+async def nodes(tmp_path, database) -> AsyncIterator[Nodes]:
     data = tmp_path / "data"
-    settings = {"AMPHUB_TASK_LEASE_SECONDS": str(LEASE)}
+    settings = {"AMPHUB_TASK_LEASE_SECONDS": str(LEASE), "AMPHUB_DATABASE": database}
     servers = {name: ServerProcess(data, AMPHUB_NODE=name, **settings) for name in ("a", "b")}
     async with stand_in() as (service, url), aiohttp.ClientSession() as session:
         await servers["a"].start()  # the first start creates the hub and prints the key
@@ -116,7 +117,8 @@ async def nodes(tmp_path) -> AsyncIterator[Nodes]:
         hubs = {name: Hub(None, session, key, data, url=s.url) for name, s in servers.items()}
         await asyncio.gather(servers["b"].start(), prepare(hubs["a"], url))
         try:
-            yield Nodes(servers, hubs, service)
+            target = Config(data_dir=data, database=database).database_target
+            yield Nodes(servers, hubs, service, target)
         finally:
             for server in servers.values():
                 if server.proc is not None and server.proc.returncode is None:
@@ -144,7 +146,7 @@ async def test_two_nodes_share_the_queue_and_leave_each_others_tasks_alone(nodes
     assert {task["status"] for task in done} == {"succeeded"}
     assert {task["node"] for task in done} == {"a", "b"}
     assert nodes.service.posts == Counter({deployment: 1 for _, deployment in queued})
-    assert {nodes.attempts(task_id) for task_id, _ in queued} == {1}
+    assert {await nodes.attempts(task_id) for task_id, _ in queued} == {1}
 
     # A node restarted while the other runs a task leaves that task alone...
     nodes.service.hold = True
@@ -156,7 +158,7 @@ async def test_two_nodes_share_the_queue_and_leave_each_others_tasks_alone(nodes
     await asyncio.sleep(1)  # its workers have looked at the queue
     still = await nodes.task(task_id, ("running", "queued", *FINISHED))
     assert (still["status"], still["node"]) == ("running", running["node"]), still
-    assert nodes.attempts(task_id) == 1
+    assert await nodes.attempts(task_id) == 1
 
     # ...and a cancel through it stops the task on the other node, which reports no
     # progress while its post is held: its lease renewal sees the cancel.
@@ -175,4 +177,4 @@ async def test_a_killed_nodes_task_is_taken_over_when_its_lease_lapses(nodes: No
     done = await nodes.task(task_id, FINISHED, within=SETTLE)
     assert (done["status"], done["node"]) == ("succeeded", other(running["node"])), done
     assert nodes.service.posts[deployment] == 2
-    assert nodes.attempts(task_id) == 2
+    assert await nodes.attempts(task_id) == 2

@@ -6,12 +6,12 @@ import asyncio
 import json
 import os
 import pickle
-import sqlite3
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from amphub.config import Config
 from tests.conftest import (
     Hub,
     ServerProcess,
@@ -218,8 +218,13 @@ async def scan_processes_of(server: int) -> list[int]:
     raise AssertionError("the server started no scan process")
 
 
-async def test_scan_resumes_after_kill_9(tmp_path):
-    server = ServerProcess(tmp_path / "data")
+def target_of(data: Path, database: str) -> Path | str:
+    """Where a server on `data` with this `database` setting keeps its metadata."""
+    return Config(data_dir=data, database=database).database_target
+
+
+async def test_scan_resumes_after_kill_9(tmp_path, database):
+    server = ServerProcess(tmp_path / "data", AMPHUB_DATABASE=database)
     await server.start()
     async with aiohttp.ClientSession() as session:
         hub = Hub(None, session, server.key, server.data, url=server.url)
@@ -241,15 +246,13 @@ async def test_scan_resumes_after_kill_9(tmp_path):
         assert done["status"] == "succeeded", done
         assert done["result"]["files"]["big.pkl"]["status"] == "safe"
     await server.stop()
-    with sqlite3.connect(server.data / "amphub.db") as conn:
-        assert (
-            conn.execute("SELECT attempts FROM tasks WHERE id = ?", (task["id"],)).fetchone()[0]
-            == 2
-        )
+    target = target_of(server.data, database)
+    sql = "SELECT attempts FROM tasks WHERE id = ?"
+    assert await read_from_outside(target, sql, task["id"]) == [(2,)]
 
 
-async def test_a_scan_restarted_after_kill_9_keeps_what_it_had_judged(tmp_path):
-    server = ServerProcess(tmp_path / "data")
+async def test_a_scan_restarted_after_kill_9_keeps_what_it_had_judged(tmp_path, database):
+    server = ServerProcess(tmp_path / "data", AMPHUB_DATABASE=database)
     await server.start()
     async with aiohttp.ClientSession() as session:
         hub = Hub(None, session, server.key, server.data, url=server.url)
@@ -272,9 +275,9 @@ async def test_a_scan_restarted_after_kill_9_keeps_what_it_had_judged(tmp_path):
         # would not show the marker.
         marker = {"kind": "secret", "message": "judged before the kill", "severity": "dangerous"}
         verdict = json.dumps({"status": "suspicious", "findings": [marker]})
-        with sqlite3.connect(server.data / "amphub.db") as conn:
-            judged = conn.execute("SELECT count(*) FROM scan_results").fetchone()[0]
-            conn.execute("UPDATE scan_results SET verdict = ?", (verdict,))
+        target = target_of(server.data, database)
+        [(judged,)] = await read_from_outside(target, "SELECT count(*) FROM scan_results")
+        await write_from_outside(target, ("UPDATE scan_results SET verdict = ?", (verdict,)))
         await server.start()
         done = await wait_task(hub, task["id"])
     await server.stop()
@@ -288,24 +291,25 @@ async def test_a_scan_restarted_after_kill_9_keeps_what_it_had_judged(tmp_path):
     assert files["big.pkl"]["status"] == "safe" and files["big.pkl"]["findings"] == []
 
 
-async def test_a_task_interrupted_three_times_fails(tmp_path):
+async def test_a_task_interrupted_three_times_fails(tmp_path, database):
     data, port = tmp_path / "data", free_port()
-    proc = await start_server(data, port)
+    environ = {**os.environ, "AMPHUB_DATABASE": database}
+    proc = await start_server(data, port, env=environ)
     await read_until(proc, "listening")
     proc.terminate()
     await proc.wait()
-    with sqlite3.connect(data / "amphub.db") as conn:
-        # A scan that was running when the server died for the third time.
-        conn.execute(
-            "INSERT INTO tasks (kind, space_id, model_id, status, attempts, created_by,"
-            " created_at) VALUES ('scan', 'team', 'm1', 'running', 3, 'admin', 'x')"
-        )
-    proc = await start_server(data, port)
+    target = target_of(data, database)
+    # A scan that was running when the server died for the third time.
+    insert = (
+        "INSERT INTO tasks (kind, space_id, model_id, status, attempts, created_by,"
+        " created_at) VALUES ('scan', 'team', 'm1', 'running', 3, 'admin', 'x')"
+    )
+    await write_from_outside(target, (insert, ()))
+    proc = await start_server(data, port, env=environ)
     await read_until(proc, "listening")
     proc.terminate()
     await proc.wait()
-    with sqlite3.connect(data / "amphub.db") as conn:
-        status, message = conn.execute("SELECT status, message FROM tasks").fetchone()
+    [(status, message)] = await read_from_outside(target, "SELECT status, message FROM tasks")
     assert status == "failed"
     assert message == "interrupted 3 times (its node restarted or was lost); not tried again"
 

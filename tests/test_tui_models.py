@@ -144,10 +144,10 @@ async def test_visibility_and_members(hub: Hub, tmp_path: Path):
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, FormScreen), "the member form")
         form = app.screen
-        assert form.query_one("#role").value == "visitor"  # the least role unless chosen
+        assert form.query_one("#role").value == "user"  # as on the web, unless chosen
         await pilot.press(*"bo", "right")  # the name completed from the server's users
         assert form.query_one("#user").value == "bob"
-        await pilot.press("tab", "enter", "up", "up", "enter", "ctrl+s")  # developer
+        await pilot.press("tab", "enter", "up", "enter", "ctrl+s")  # developer
         await until(pilot, lambda: isinstance(app.screen, MembersScreen), "back")
         members = app.screen.query_one("#members-table")
         await until(pilot, lambda: members.row_count == 2, "bob listed")

@@ -39,7 +39,7 @@ async def post_deployment(request: web.Request) -> web.Response:
         service = field(body, "service", str).strip()
         replicas = field(body, "replicas", int, 1)
         params = field(body, "params", dict, {})
-        if await db.get_deploy_target(database, target) is None:
+        if await db.DEPLOY_TARGETS.get(database, target) is None:
             raise BadRequest(f"no deploy target {target}; an administrator registers them")
         if not 0 < len(service) <= MAX_SERVICE_NAME:
             raise BadRequest(f"service must be 1 to {MAX_SERVICE_NAME} characters")
@@ -90,7 +90,7 @@ async def post_status(request: web.Request) -> web.Response:
     deployment_id = int(request.match_info["id"])
     database = request.app[keys.HUB].db
     deployment = await db.get_deployment(database, deployment_id)
-    target = await db.get_deploy_target(database, deployment.target) if deployment else None
+    target = await db.DEPLOY_TARGETS.get(database, deployment.target) if deployment else None
     if deployment is None or deployment.deleted_at is not None or target is None:
         raise NotFound(f"no deployment {deployment_id}")
     try:

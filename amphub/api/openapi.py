@@ -87,7 +87,12 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         ("name", "url", "secret"), name=STRING, url=STRING, secret=STRING
     ),
     ("POST", "/upstreams"): _object(
-        ("name", "url", "space"), name=STRING, url=STRING, space=STRING, token=STRING
+        ("name", "url", "space"),
+        name=STRING,
+        url=STRING,
+        space=STRING,
+        token=STRING,
+        visibility={"type": "string", "enum": ["private", "internal", "public"]},
     ),
     ("POST", "/upstreams/{name}/mirrors"): _object(("repo",), repo=STRING, revision=STRING),
 }
@@ -104,6 +109,7 @@ QUERIES: dict[str, dict[str, dict]] = {
         "dataset": STRING,
     },
     "/tasks": {"kind": STRING, "status": STRING, "model": STRING},
+    "/zones": {"check": {"type": "string", "enum": ["0", "1"]}},
     "/audit": {**PAGING},
 }
 ERROR = {

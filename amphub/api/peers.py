@@ -59,10 +59,20 @@ def _secret(body: dict[str, Any], name: str) -> str:
 
 
 async def get_zones(request: web.Request) -> web.Response:
-    """Every zone, and whether it answers now (asked of all at once, briefly)."""
+    """Every zone, and whether it answers now (asked of all at once, briefly).
+
+    With `check=0` the zones are not asked (`answers` and `no_answer` are null): for a
+    form that only needs their names, which a zone that is down would hold up for seconds.
+    """
     require(request, Action.MANAGE_PEERS)
+    check = request.query.get("check", "1")
+    if check not in ("0", "1"):
+        raise BadRequest("check must be 0 or 1")
     hub = request.app[keys.HUB]
-    zones = await db.list_zones(hub.db)
+    zones = await db.ZONES.all(hub.db)
+    if check == "0":
+        listed = [{**zone_json(zone), "answers": None, "no_answer": None} for zone in zones]
+        return web.json_response({"zones": listed})
     whys = await asyncio.gather(*(why_silent(hub.secret, zone) for zone in zones))
     listed = [
         {**zone_json(zone), "answers": why is None, "no_answer": why}
@@ -79,24 +89,33 @@ async def post_zone(request: web.Request) -> web.Response:
     url, user = http_url(body), check_user_name(field(body, "user", str))
     sealed = seal(request.app[keys.HUB].secret, _secret(body, "key"))
     audit = db.Audit(user_name(who), "add_zone", target=name, detail=url)
-    zone = await db.insert_zone(request.app[keys.HUB].db, name, url, user, sealed, audit)
+    zone = await db.ZONES.add(
+        request.app[keys.HUB].db, audit, name=name, url=url, user=user, sealed_key=sealed
+    )
     return web.json_response(zone_json(zone), status=201)
+
+
+async def remove_entry(
+    request: web.Request, registry: db.Registry[Any], action: str
+) -> web.Response:
+    """Forget the entry the path names, as `action` in the audit log; 404 if there is none."""
+    who = require(request, Action.MANAGE_PEERS)
+    name = request.match_info["name"]
+    audit = db.Audit(user_name(who), action, target=name)
+    if not await registry.remove(request.app[keys.HUB].db, name, audit):
+        raise NotFound(f"no {registry.noun} {name}")
+    return web.Response(status=204)
 
 
 async def delete_zone(request: web.Request) -> web.Response:
     """Forget a zone."""
-    who = require(request, Action.MANAGE_PEERS)
-    name = request.match_info["name"]
-    audit = db.Audit(user_name(who), "remove_zone", target=name)
-    if not await db.delete_zone(request.app[keys.HUB].db, name, audit):
-        raise NotFound(f"no zone {name}")
-    return web.Response(status=204)
+    return await remove_entry(request, db.ZONES, "remove_zone")
 
 
 async def get_targets(request: web.Request) -> web.Response:
     """Every deploy target."""
     require(request, Action.MANAGE_PEERS)
-    targets = await db.list_deploy_targets(request.app[keys.HUB].db)
+    targets = await db.DEPLOY_TARGETS.all(request.app[keys.HUB].db)
     return web.json_response({"targets": [target_json(t) for t in targets]})
 
 
@@ -107,18 +126,15 @@ async def post_target(request: web.Request) -> web.Response:
     name, url = check_peer_name(field(body, "name", str)), http_url(body)
     sealed = seal(request.app[keys.HUB].secret, _secret(body, "secret"))
     audit = db.Audit(user_name(who), "add_deploy_target", target=name, detail=url)
-    target = await db.insert_deploy_target(request.app[keys.HUB].db, name, url, sealed, audit)
+    target = await db.DEPLOY_TARGETS.add(
+        request.app[keys.HUB].db, audit, name=name, url=url, sealed_secret=sealed
+    )
     return web.json_response(target_json(target), status=201)
 
 
 async def delete_target(request: web.Request) -> web.Response:
     """Forget a deploy target."""
-    who = require(request, Action.MANAGE_PEERS)
-    name = request.match_info["name"]
-    audit = db.Audit(user_name(who), "remove_deploy_target", target=name)
-    if not await db.delete_deploy_target(request.app[keys.HUB].db, name, audit):
-        raise NotFound(f"no deploy target {name}")
-    return web.Response(status=204)
+    return await remove_entry(request, db.DEPLOY_TARGETS, "remove_deploy_target")
 
 
 def add_routes(app: web.Application) -> None:

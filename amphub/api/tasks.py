@@ -101,7 +101,7 @@ async def post_sync(request: web.Request) -> web.Response:
 
     async def prepare(body: dict[str, Any], ref: str, commit: str) -> dict[str, Any]:
         zone = field(body, "zone", str)
-        if await db.get_zone(request.app[keys.HUB].db, zone) is None:
+        if await db.ZONES.get(request.app[keys.HUB].db, zone) is None:
             raise BadRequest(f"no zone {zone}; an administrator registers zones")
         return {"zone": zone}
 

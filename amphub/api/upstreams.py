@@ -7,13 +7,14 @@ from typing import Any
 from aiohttp import web
 
 from amphub import db
-from amphub.api.peers import MAX_SECRET, http_url
+from amphub.api.peers import MAX_SECRET, http_url, remove_entry
 from amphub.api.tasks import task_json
 from amphub.errors import BadRequest, NotFound
 from amphub.http import keys
 from amphub.http.access import actor, require, require_space, user_name
 from amphub.http.body import field, json_object
 from amphub.policy import Action
+from amphub.policy.matrix import VISIBILITIES
 from amphub.policy.names import check_peer_name
 from amphub.policy.sealed import seal
 from amphub.services.mirror import check_repo, check_revision, start_mirror
@@ -26,6 +27,7 @@ def upstream_json(upstream: db.Upstream) -> dict[str, Any]:
         "url": upstream.url,
         "space": upstream.space_id,
         "token": upstream.sealed_token is not None,
+        "visibility": upstream.visibility,
         "created_at": upstream.created_at,
     }
 
@@ -33,7 +35,7 @@ def upstream_json(upstream: db.Upstream) -> dict[str, Any]:
 async def get_upstreams(request: web.Request) -> web.Response:
     """Every upstream."""
     require(request, Action.MANAGE_PEERS)
-    upstreams = await db.list_upstreams(request.app[keys.HUB].db)
+    upstreams = await db.UPSTREAMS.all(request.app[keys.HUB].db)
     return web.json_response({"upstreams": [upstream_json(u) for u in upstreams]})
 
 
@@ -41,7 +43,7 @@ async def post_upstream(request: web.Request) -> web.Response:
     """Register an upstream and the existing space its mirrors go to."""
     who = require(request, Action.MANAGE_PEERS)
     hub = request.app[keys.HUB]
-    body = await json_object(request, ("name", "url", "space", "token"))
+    body = await json_object(request, ("name", "url", "space", "token", "visibility"))
     name, url = check_peer_name(field(body, "name", str)), http_url(body)
     space_id = field(body, "space", str)
     if await db.get_space(hub.db, space_id) is None:
@@ -50,25 +52,33 @@ async def post_upstream(request: web.Request) -> web.Response:
     if token is not None and not 0 < len(token) <= MAX_SECRET:
         raise BadRequest(f"token must be 1 to {MAX_SECRET} characters")
     sealed = seal(hub.secret, token) if token else None
+    # internal by default: a mirror holds only what the upstream published, and is a cache
+    # for everyone signed in; private leaves it to the mirror space's and models' roles.
+    visibility = field(body, "visibility", str, "internal")
+    if visibility not in VISIBILITIES:
+        raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}")
     audit = db.Audit(user_name(who), "add_upstream", space_id, target=name, detail=url)
-    upstream = await db.insert_upstream(hub.db, name, url, space_id, sealed, audit)
+    upstream = await db.UPSTREAMS.add(
+        hub.db,
+        audit,
+        name=name,
+        url=url,
+        space_id=space_id,
+        sealed_token=sealed,
+        visibility=visibility,
+    )
     return web.json_response(upstream_json(upstream), status=201)
 
 
 async def delete_upstream(request: web.Request) -> web.Response:
     """Forget an upstream; its mirrored models stay."""
-    who = require(request, Action.MANAGE_PEERS)
-    name = request.match_info["name"]
-    audit = db.Audit(user_name(who), "remove_upstream", target=name)
-    if not await db.delete_upstream(request.app[keys.HUB].db, name, audit):
-        raise NotFound(f"no upstream {name}")
-    return web.Response(status=204)
+    return await remove_entry(request, db.UPSTREAMS, "remove_upstream")
 
 
 async def post_mirror(request: web.Request) -> web.Response:
     """Queue the fetch of an upstream repo at a revision into the mirror space."""
     hub = request.app[keys.HUB]
-    upstream = await db.get_upstream(hub.db, request.match_info["name"])
+    upstream = await db.UPSTREAMS.get(hub.db, request.match_info["name"])
     if upstream is None:
         require(request, Action.MANAGE_PEERS)  # only administrators learn which exist
         raise NotFound(f"no upstream {request.match_info['name']}")

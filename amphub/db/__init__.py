@@ -29,7 +29,7 @@ from amphub.db.engines import NewerDatabase, connect, integrity_problems, migrat
 from amphub.db.lfs import *  # noqa: F403
 from amphub.db.members import *  # noqa: F403
 from amphub.db.models import *  # noqa: F403
-from amphub.db.peers import *  # noqa: F403
+from amphub.db.registries import *  # noqa: F403
 from amphub.db.replicas import *  # noqa: F403
 from amphub.db.reservations import *  # noqa: F403
 from amphub.db.schema import MIGRATIONS

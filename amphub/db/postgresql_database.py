@@ -140,7 +140,7 @@ class PostgresqlDatabase(Database):
 
     async def write(self, sql: str, params: tuple[object, ...]) -> None:
         """Run on a connection of the pool, committing at once."""
-        async with self.pool.connection() as conn:
+        async with _connection(self.pool) as conn:
             try:
                 await conn.execute(postgresql_sql(sql), params)
             except psycopg.OperationalError:
@@ -150,7 +150,7 @@ class PostgresqlDatabase(Database):
     @contextlib.asynccontextmanager
     async def transaction(self, audit: Audit | None = None) -> AsyncIterator[Connection]:
         """On one connection of the pool, read committed as PostgreSQL's default."""
-        async with self.pool.connection() as conn:
+        async with _connection(self.pool) as conn:
             try:
                 async with conn.transaction():
                     wrapped = _Connection(conn)
@@ -167,7 +167,7 @@ class PostgresqlDatabase(Database):
         Read again on another connection when the server had ended that one.
         """
         for last in (False, True):
-            async with self.pool.connection() as conn:
+            async with _connection(self.pool) as conn:
                 try:
                     cursor = await conn.execute(postgresql_sql(sql), args)
                     return await cursor.fetchall() if cursor.description else []
@@ -185,7 +185,7 @@ class PostgresqlDatabase(Database):
         connection when the server had ended that one (its session, and so no lock, ended).
         """
         for last in (False, True):
-            async with self.lock_pool.connection() as conn:
+            async with _connection(self.lock_pool) as conn:
                 try:
                     await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
                 except psycopg.OperationalError:
@@ -262,6 +262,24 @@ def _use(pool: AsyncConnectionPool) -> dict[str, int]:
         "idle": idle,
         "waiting": stats.get("requests_waiting", 0),
     }
+
+
+@contextlib.asynccontextmanager
+async def _connection(
+    pool: AsyncConnectionPool[Any],
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection of the pool, or the cancel that came while the caller waited for one.
+
+    psycopg_pool waits for a connection with Python 3.11's `asyncio.wait_for`, which drops a
+    cancel that meets the connection's arrival: the task would go on as if never cancelled
+    (a sweep or a task worker sleeping on through the server's shutdown).
+    """
+    task = asyncio.current_task()
+    cancels = task.cancelling() if task else 0
+    async with pool.connection() as conn:
+        if task is not None and task.cancelling() > cancels:
+            raise asyncio.CancelledError
+        yield conn
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:

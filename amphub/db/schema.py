@@ -589,6 +589,8 @@ MIGRATIONS: list[tuple[Statement, ...]] = [
         )
         """,
     ),
+    # Who may read an upstream's mirrors: the visibility its models are made with.
+    ("ALTER TABLE upstreams ADD COLUMN visibility TEXT NOT NULL DEFAULT 'internal'",),
 ]
 
 

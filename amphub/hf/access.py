@@ -23,7 +23,7 @@ from amphub.hf.errors import (
     RepoNotFound,
     RevisionNotFound,
 )
-from amphub.hf.repo import HUB_DEFAULT_BRANCH
+from amphub.hf.repo import HUB_DEFAULT_BRANCH, resolve_revision
 from amphub.http import keys
 from amphub.http.access import ModelAccess, actor, require_model, require_space
 from amphub.policy import Action
@@ -61,10 +61,7 @@ async def require_repo(
             f"Repository {repo_id} not found; if it is not public, send an amphub key"
             " as the token (HF_TOKEN)"
         ) from None
-    try:
-        await check_mirror_servable(request.app[keys.HUB], access.space.id, access.model.id)
-    except Forbidden as exc:  # huggingface_hub shows a gated repo's sentence as it is
-        raise GatedRepo(str(exc)) from None
+    await _check_mirror(request, access)
     if action is Action.VIEW:
         return access
     if action is Action.READ_FILES and not access.may(action):
@@ -72,6 +69,26 @@ async def require_repo(
             f"you may see {repo_id} but not download its files; ask its owner for the user role"
         )
     return await require_model(request, space_id, model_id, action)
+
+
+async def _check_mirror(request: web.Request, access: ModelAccess) -> None:
+    """Refuse a mirrored model's revision, or ask to come back, unless its commit's scan passed."""
+    hub = request.app[keys.HUB]
+    mirror = await db.get_mirror(hub.db, access.space.id, access.model.id)
+    if mirror is None:
+        return
+    revision = request.match_info.get("rev", HUB_DEFAULT_BRANCH)
+    path = repository(request, access)
+    try:
+        commit = await hub.run_blocking(lambda: resolve_revision(path, revision))
+    except repo_files.RevisionNotFound:
+        return  # nothing of it can be served: the handler says so
+    try:
+        await check_mirror_servable(
+            hub, access.model, mirror, (revision, commit), actor(request).name or ""
+        )
+    except Forbidden as exc:  # huggingface_hub shows a gated repo's sentence as it is
+        raise GatedRepo(str(exc)) from None
 
 
 async def _mirror_on_first_use(request: web.Request, space_id: str, model_id: str) -> None:

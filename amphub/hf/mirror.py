@@ -144,7 +144,7 @@ async def _check_room(hub: Hub, space: db.Space, objects: dict[str, int], inline
 async def run_mirror(ctx: TaskContext) -> dict[str, Any]:
     """Fetch the task's upstream repo at its revision into its model, then queue a scan."""
     hub, task, params = ctx.hub, ctx.task, ctx.params
-    config = await db.get_upstream(hub.db, params["upstream"])
+    config = await db.UPSTREAMS.get(hub.db, params["upstream"])
     space = await db.get_space(hub.db, task.space_id)
     model = await db.get_model(hub.db, task.space_id, task.model_id)
     if config is None:

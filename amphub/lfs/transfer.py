@@ -129,7 +129,8 @@ async def post_batch(request: web.Request) -> web.Response:
     if "basic" not in transfers:
         raise Unprocessable("this server offers the basic transfer only")
     action = Action.WRITE_FILES if operation == "upload" else Action.READ_FILES
-    space = (await require_model(request, space_id, model_id, action)).space
+    access = await require_model(request, space_id, model_id, action)
+    space = access.space
     requested = [_valid(item) for item in _requested_objects(body)]
     wanted = dict(item for item in requested if isinstance(item, tuple))
     hub = request.app[keys.HUB]
@@ -146,9 +147,10 @@ async def post_batch(request: web.Request) -> web.Response:
     direct = hub.objects.direct_uploads and signer is None and token is not None
     answer = []
     store: ObjectStore = hub.objects
-    # The store is the truth: a linked object whose bytes are gone is asked for again.
-    sizes = await asyncio.gather(*(store.size(oid) for oid in linked))
-    missing = {oid for oid, size in zip(linked, sizes, strict=True) if size is None}
+    urls = await _store_urls(hub, list(linked), token) if operation == "download" else {}
+    # The store is the truth: a linked object whose bytes are gone is asked for again, and
+    # amphub offers no download of it.
+    missing = await _missing(store, [oid for oid in linked if oid not in urls])
     if operation == "upload":
         uploads = {o: s for o, s in wanted.items() if o not in linked or o in missing}
         free = await store.free_bytes()
@@ -167,10 +169,10 @@ async def post_batch(request: web.Request) -> web.Response:
         entry = {"oid": oid, "size": size, "authenticated": True}
         if operation == "upload" and (oid not in linked or oid in missing):
             upload = None
-            # A small object through amphub is one request to the store, not the four of a
-            # direct upload (presigned PUT; HEAD, copy and delete at verify).
+            # A small object through amphub is one request to the store, not the three of
+            # a direct upload (HEAD and presigned PUT; HEAD at verify).
             if direct and size > WRITE_PIECE:
-                upload = await _direct_upload(hub, space_id, model_id, oid, size, token)
+                upload = await _direct_upload(hub, access.model, oid, size, token)
             upload = upload or {
                 "href": _upload_href(secret, f"{href}/objects/{oid}", oid, signer),
                 "header": header,
@@ -191,7 +193,10 @@ async def post_batch(request: web.Request) -> web.Response:
                 entry = _object_error(oid, size, 404, OBJECT_LOST)
             else:
                 entry["size"] = linked[oid]
-                entry["actions"] = {"download": await _download(hub, href, oid, header, token)}
+                seconds = _seconds(hub, token)
+                entry["actions"] = {
+                    "download": _download(href, oid, header, seconds, urls.get(oid))
+                }
         answer.append(entry)
     return lfs_json({"transfer": "basic", "objects": answer, "hash_algo": "sha256"})
 
@@ -203,18 +208,22 @@ def _seconds(hub: Hub, token: TransferToken | None) -> int:
     return max(1, min(ACTION_SECONDS, token.expires - int(hub.clock().timestamp())))
 
 
-def upload_ticket(hub: Hub, space_id: str, model_id: str, oid: str) -> str:
-    """The name of a model's direct upload of an object: unguessable, the same at verify."""
-    message = f"{space_id}/{model_id}/{oid}".encode()
+def upload_ticket(hub: Hub, model: db.Model, oid: str) -> str:
+    """The name of a model's direct upload of an object: unguessable, the same at verify.
+
+    A model made again under the same name (in a later second) gets other tickets: what
+    the old one's uploads put links nothing to it.
+    """
+    message = f"{model.space_id}/{model.id}/{model.created_at}/{oid}".encode()
     return hmac.new(hub.secret, message, hashlib.sha256).hexdigest()[:32]
 
 
 async def _direct_upload(
-    hub: Hub, space_id: str, model_id: str, oid: str, size: int, token: TransferToken | None
+    hub: Hub, model: db.Model, oid: str, size: int, token: TransferToken | None
 ) -> dict[str, Any] | None:
     """An upload action straight to the store (presigned PUT, signed headers), if it takes it."""
     seconds = _seconds(hub, token)
-    ticket = upload_ticket(hub, space_id, model_id, oid)
+    ticket = upload_ticket(hub, model, oid)
     presigned = await hub.objects.presign_upload(oid, size, ticket, seconds)
     if presigned is None:
         return None
@@ -222,25 +231,45 @@ async def _direct_upload(
     return {"href": url, "header": headers, "expires_in": seconds}
 
 
-async def _download(
-    hub: Hub, href: str, oid: str, header: dict[str, str], token: TransferToken | None
-) -> dict[str, Any]:
-    """Where to download an object: the store's URL, expiring with the token, or amphub's.
+async def _missing(store: ObjectStore, oids: list[str]) -> set[str]:
+    """Of `oids`, those the store does not have (one look each, all at once)."""
+    sizes = await asyncio.gather(*(store.size(oid) for oid in oids))
+    return {oid for oid, size in zip(oids, sizes, strict=True) if size is None}
 
-    The store's where it gives URLs and redirection is on.
+
+async def _store_urls(hub: Hub, oids: list[str], token: TransferToken | None) -> dict[str, str]:
+    """The store's own download URLs of objects, expiring with the token, if it gives them.
+
+    An object offered by such a URL is not looked up first: the store answers the URL
+    itself, with a 404 for an object it lost, which is the truth when the client comes; a
+    look beforehand could promise nothing for the URL's hour, and costs S3 a signed request
+    per object (1,000 of them kept the server's loop busy for about a second).
     """
+    if not hub.config.s3_redirect:
+        return {}
     seconds = _seconds(hub, token)
-    url = await hub.objects.download_url(oid, seconds) if hub.config.s3_redirect else None
+    urls = {oid: await hub.objects.download_url(oid, seconds) for oid in oids}
+    return {oid: url for oid, url in urls.items() if url is not None}
+
+
+def _download(
+    href: str, oid: str, header: dict[str, str], seconds: int, url: str | None
+) -> dict[str, Any]:
+    """Where to download an object: the store's URL if it gave one, else amphub's."""
     if url is None:
         return {"href": f"{href}/objects/{oid}", "header": header, "expires_in": seconds}
     return {"href": url, "expires_in": seconds}
 
 
 async def _link_direct_upload(
-    hub: Hub, space: db.Space, model_id: str, oid: str, size: int, linked: dict[str, int]
+    hub: Hub, space: db.Space, model: db.Model, oid: str, size: int
 ) -> dict[str, int]:
-    """Adopt and link an object this model put into the store; {oid: size} once linked."""
-    ticket = upload_ticket(hub, space.id, model_id, oid)
+    """Adopt and link an object this model put into the store; {oid: size} once linked.
+
+    Found, it is kept from garbage collection from before the look until it is linked;
+    another verify of it waits for the look and links it again, which changes nothing.
+    """
+    ticket = upload_ticket(hub, model, oid)
     async with claim(hub, oid):  # garbage collection waits for the link
         async with hub.locks.hold(("object", oid)):
             stored = await hub.objects.adopt(oid, ticket)
@@ -248,11 +277,9 @@ async def _link_direct_upload(
             return {}
         if stored != size:
             raise Unprocessable(f"object has size {stored}, not {size}")
-        if oid in linked:
-            return linked
         if not await db.reservation_live(hub.db, space.id, oid):
             await reserve_quota(hub, space, {oid: size})
-        await link_reserved(hub, space.id, model_id, oid, size)
+        await link_reserved(hub, space.id, model.id, oid, size)
     return {oid: size}
 
 
@@ -356,10 +383,11 @@ async def post_verify(request: web.Request) -> web.Response:
     """Confirm that an uploaded object is stored and linked to this model.
 
     An object put straight into the store is linked here, once it is found with its size
-    under this model's upload ticket: the store took only bytes that hash to the oid.
+    and this model's upload ticket: the store took only bytes that hash to the oid. A
+    linked object the store had lost went straight to its key: there is nothing to adopt.
     """
     space_id, model_id = model_ids(request)
-    space = (await require_model(request, space_id, model_id, Action.WRITE_FILES)).space
+    access = await require_model(request, space_id, model_id, Action.WRITE_FILES)
     body = await json_object(request)
     checked = _valid(body)
     if isinstance(checked, dict):
@@ -367,8 +395,8 @@ async def post_verify(request: web.Request) -> web.Response:
     oid, size = checked
     hub = request.app[keys.HUB]
     linked = await db.linked_object_sizes(hub.db, space_id, model_id, [oid])
-    if hub.objects.direct_uploads:  # also for a linked object the store had lost
-        linked = {**await _link_direct_upload(hub, space, model_id, oid, size, linked), **linked}
+    if oid not in linked and hub.objects.direct_uploads:
+        linked = await _link_direct_upload(hub, access.space, access.model, oid, size)
     if oid not in linked:
         raise NotFound("object does not exist")
     if linked[oid] != size:

@@ -71,6 +71,7 @@ class GuardedServer(web.Server):
         self.total = total
         self.open_from: Counter[str] = Counter()
         self.peers: dict[RequestHandler, str] = {}
+        self.hurried = asyncio.Event()  # set: a stop under way waits for nothing more
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         """Count the connection; close it at once when it is one too many."""
@@ -106,11 +107,13 @@ class GuardedServer(web.Server):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (60.0 if timeout is None else timeout)
         busy = set(self._busy(True))
-        while busy and loop.time() < deadline:
+        while busy and loop.time() < deadline and not self.hurried.is_set():
             for handler in busy - set(self._busy(True)):
                 handler.close()
                 busy.discard(handler)
             await asyncio.sleep(SHUTDOWN_POLL_SECONDS)
+        if self.hurried.is_set():
+            deadline = loop.time()
         # aiohttp takes a timeout of 0 for none at all: a moment is the least it is given.
         await super().shutdown(max(SHUTDOWN_POLL_SECONDS, deadline - loop.time()))
 

@@ -18,8 +18,6 @@ from amphub.services.tasks import enqueue
 
 ACTIVE = ("queued", "running")
 RETRY_SECONDS = 2
-# Every signed-in user may read a mirror: it holds only what the upstream published.
-MIRROR_VISIBILITY = "internal"
 # The Hub's repo ids: an optional organisation, a name; no `--` or `..` anywhere.
 REPO_ID = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
@@ -55,7 +53,7 @@ def upstream_repo(model_id: str) -> str:
 
 async def upstream_of_space(hub: Hub, space_id: str) -> db.Upstream | None:
     """The upstream whose mirror space this is, if any."""
-    return next((u for u in await db.list_upstreams(hub.db) if u.space_id == space_id), None)
+    return next((u for u in await db.UPSTREAMS.all(hub.db) if u.space_id == space_id), None)
 
 
 async def start_mirror(
@@ -86,7 +84,7 @@ async def _start(
         if model is not None and first_use:
             return None
         if model is None:
-            await create_model(hub, upstream.space_id, model_id, repo, MIRROR_VISIBILITY, by)
+            await create_model(hub, upstream.space_id, model_id, repo, upstream.visibility, by)
             model = await db.get_model(hub.db, upstream.space_id, model_id)
             if model is None:
                 raise Conflict(f"model {upstream.space_id}/{model_id} was deleted meanwhile")
@@ -112,26 +110,32 @@ def not_yet(message: str) -> Unavailable:
     )
 
 
-async def check_mirror_servable(hub: Hub, space_id: str, model_id: str) -> None:
-    """Nothing if the model is no mirror or a scanned, servable one; else why not, raised.
+async def check_mirror_servable(
+    hub: Hub, model: db.Model, mirror: db.Mirror, served: tuple[str, str], by: str
+) -> None:
+    """Nothing if the commit `served` (revision, commit id) is scanned and servable; else why not.
 
-    `Unavailable` (503, Retry-After) while it is fetched or scanned; `Forbidden` with the
-    scan's findings when the scan found it unsafe, or a fetch or scan failed.
+    The verdict is that commit's own scan: a scan of another revision vouches for nothing
+    here. A commit not scanned yet gets a scan queued (by `by`). Raises `Unavailable` (503,
+    Retry-After) while the model is fetched or the commit scanned; `Forbidden` with the
+    scan's findings when it found the commit unsafe, or when a fetch or scan failed.
     """
-    mirror = await db.get_mirror(hub.db, space_id, model_id)
-    if mirror is None:
-        return
+    space_id, model_id = model.space_id, model.id
     name = f"{space_id}/{model_id} (the mirror of {mirror.repo} on {mirror.upstream})"
     fetch = await _latest(hub, "mirror", space_id, model_id)
     if fetch is not None and fetch.status in ACTIVE:
         raise not_yet(f"{name} is being fetched: {fetch.message or 'queued'}")
     if fetch is not None and fetch.status != "succeeded":
         raise Forbidden(f"{name} could not be fetched: {fetch.message}")
-    scan = await _latest(hub, "scan", space_id, model_id)
-    if scan is None or scan.status in ACTIVE:
-        raise not_yet(f"{name} is being scanned")
-    if scan.status != "succeeded":
-        raise Forbidden(f"{name} is not served: its scan {scan.status}: {scan.message}")
+    revision, commit = served
+    scan = await db.last_scan(hub.db, space_id, model_id, commit_id=commit)
+    if scan is None:
+        latest = await _latest(hub, "scan", space_id, model_id)
+        if latest is not None and latest.status not in ACTIVE and latest.commit_id == commit:
+            raise Forbidden(f"{name} is not served: its scan {latest.status}: {latest.message}")
+        if latest is None or latest.status not in ACTIVE:
+            await enqueue(hub, "scan", model, revision, commit, {}, by)
+        raise not_yet(f"{name} is being scanned at {commit[:12]}")
     # A file the scanner could not read ("error") is vouched for no more than a suspicious one.
     strict = hub.config.mirror_suspicious == "block"
     blocked = ("unsafe", "error", "suspicious") if strict else ("unsafe",)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterable
 from functools import partial
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from amphub import db
 from amphub.services.background import every
@@ -51,24 +53,43 @@ async def intact_object(hub: Hub, oid: str, size: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def object_file(hub: Hub, oid: str) -> AsyncIterator[Path]:
-    """A file of the object for work that needs one (the scanner's processes).
+async def intact_object_file(hub: Hub, oid: str, size: int) -> AsyncIterator[Path | None]:
+    """A file of the object, its bytes proven to hash to its oid, for the scanner's processes.
 
-    The store's own file where it is a local disk, else a copy streamed into scratch space
-    and removed afterwards.
+    The store's own file where it is a local disk, once hashed; else a copy streamed into
+    scratch space and hashed on the way (the bucket is read once), removed afterwards.
+    None if the object is damaged: it is moved aside, as `intact_object` does.
     """
     own = hub.objects.file(oid)
     if own is not None:
-        yield own
+        yield own if await intact_object(hub, oid, size) else None
         return
     fd, name = tempfile.mkstemp(dir=hub.objects.tmp, prefix="object-")
+    os.close(fd)
+    copy = Path(name)
     try:
-        with os.fdopen(fd, "wb") as copy:
-            async for piece in hub.objects.read(oid):
-                await hub.run_blocking(partial(copy.write, piece))
-        yield Path(name)
+        intact = await _copy_hashed(hub, oid, size, copy)
+        if not intact and await intact_object(hub, oid, size):  # an upload put it right
+            intact = await _copy_hashed(hub, oid, size, copy)
+        yield copy if intact else None
     finally:
-        Path(name).unlink(missing_ok=True)
+        copy.unlink(missing_ok=True)
+
+
+async def _copy_hashed(hub: Hub, oid: str, size: int, path: Path) -> bool:
+    """Stream the object into `path`, hashing it; whether it had `size` bytes hashing to `oid`."""
+    digest = hashlib.sha256()
+    written = 0
+    with path.open("wb") as copy:
+        async for piece in hub.objects.read(oid):
+            written += len(piece)
+            await hub.run_blocking(partial(_write_hashed, copy, digest, piece))
+    return written == size and digest.hexdigest() == oid
+
+
+def _write_hashed(copy: BinaryIO, digest: Any, piece: bytes) -> None:
+    digest.update(piece)
+    copy.write(piece)
 
 
 async def collect(hub: Hub, oids: Iterable[str]) -> int:

@@ -128,12 +128,12 @@ class ObjectStore(Protocol):
     ) -> tuple[str, dict[str, str]] | None:
         """A URL and headers to PUT the object to, taking only its bytes; None: use amphub.
 
-        The bytes land in a place of the upload's own, named by `ticket`, until `adopt`.
+        The bytes are marked with `ticket`, the upload's own name, which `adopt` checks.
         """
         ...
 
     async def adopt(self, oid: str, ticket: str) -> int | None:
-        """Move an object put by `presign_upload` into its place; its size, None if not put."""
+        """Have an object put by `presign_upload` in its place; its size, None if not put."""
         ...
 
     async def open_upload(self, oid: str, size: int) -> ObjectUpload:

@@ -40,8 +40,10 @@ LEFTOVER_SECONDS = 24 * 3600
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 # The largest object one PUT (or one copy) takes.
 SINGLE_PUT_LIMIT = 5 * 1024**3
-# Under the prefix: objects put by presigned PUT, by ticket, until verified.
+# Under the prefix: objects stored already, put again by presigned PUT, until verified.
 INCOMING = "incoming"
+# The metadata key of an object put straight to its key: the ticket of the upload that did.
+TICKET = "amphub-ticket"
 
 
 def split_location(storage: str) -> tuple[str, str]:
@@ -173,7 +175,7 @@ class S3ObjectStore:
         return url
 
     def incoming_key(self, oid: str, ticket: str) -> str:
-        """Where an upload by presigned PUT lands until it is verified and adopted."""
+        """Where an upload by presigned PUT of an object stored already lands until verified."""
         return f"{self.prefix}{INCOMING}/{ticket}/{check_oid(oid)}"
 
     async def presign_upload(
@@ -183,23 +185,40 @@ class S3ObjectStore:
 
         A store that checks signatures and checksums then takes no other bytes: the PUT
         must send the header (it is signed) and the body must hash to it. Whether this
-        store does is for the start-up probe to prove (`direct_uploads`). The object lands
-        under the upload's ticket, not in its place: only the client that put it there can
-        have it linked to its model (an oid alone, known from elsewhere, links nothing).
-        None past S3's single PUT (and copy) limit: such an object goes through amphub, in
-        parts.
+        store does is for the start-up probe to prove (`direct_uploads`). Only the client
+        that put the bytes may have them linked to its model (an oid alone, known from
+        elsewhere, links nothing): an object not stored yet goes straight to its key, with
+        the upload's ticket as signed metadata that `adopt` checks; one stored already goes
+        under the ticket and is copied into place at `adopt`. An overwrite could only
+        write identical bytes, but it would replace the ticket of another model's upload
+        of the same object waiting for its verify, and make the store rewrite bytes that
+        downloads may be reading. None past S3's single PUT (and copy) limit: such an
+        object goes through amphub, in parts.
         """
         if size > SINGLE_PUT_LIMIT:
             return None
-        key = self.incoming_key(oid, ticket)
-        params = {"Bucket": self.bucket, "Key": key, "ChecksumSHA256": checksum(oid)}
+        params: dict[str, Any] = {"Bucket": self.bucket, "ChecksumSHA256": checksum(oid)}
+        headers = {"x-amz-checksum-sha256": checksum(oid)}
+        if await self._head(oid) is None:
+            params |= {"Key": self.key(oid), "Metadata": {TICKET: ticket}}
+            headers[f"x-amz-meta-{TICKET}"] = ticket
+        else:
+            params["Key"] = self.incoming_key(oid, ticket)
         url: str = await self.client.generate_presigned_url(
             "put_object", Params=params, ExpiresIn=seconds
         )
-        return url, {"x-amz-checksum-sha256": checksum(oid)}
+        return url, headers
 
     async def adopt(self, oid: str, ticket: str) -> int | None:
-        """Copy an object put by presigned PUT into its place (in the store), then drop it."""
+        """The size of an object put by a presigned PUT of `ticket`, once it is in its place.
+
+        Put straight to its key, it is there already; put under the ticket, it is copied
+        into place (in the store) and dropped. None if this upload put nothing: another
+        model's upload of the same object to its key may have come last.
+        """
+        head = await self._head(oid)
+        if head is not None and head.get("Metadata", {}).get(TICKET) == ticket:
+            return int(head["ContentLength"])
         incoming = self.incoming_key(oid, ticket)
         try:
             head = await self.client.head_object(Bucket=self.bucket, Key=incoming)
@@ -276,8 +295,9 @@ class S3ObjectStore:
     async def scratch(self, older_than: float) -> list[str]:
         """Uploads started `older_than` seconds ago or more and never finished.
 
-        Multipart uploads, as `key upload-id`, and objects put by presigned PUT and never
-        verified, as their key.
+        Multipart uploads, as `key upload-id`, and objects put by presigned PUT under a
+        ticket and never verified, as their key. One put straight to its key and never
+        verified is an object no model has, as `amphub doctor` reports it.
         """
         found = []
         now = time.time()

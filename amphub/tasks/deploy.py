@@ -82,7 +82,7 @@ async def run_deploy(ctx: TaskContext) -> dict[str, Any]:
 
 async def _post(ctx: TaskContext, deployment: db.Deployment) -> dict[str, Any]:
     database = ctx.hub.db
-    target = await db.get_deploy_target(database, deployment.target)
+    target = await db.DEPLOY_TARGETS.get(database, deployment.target)
     user = await db.get_user(database, deployment.created_by)
     if target is None:
         raise TaskFailed(f"deploy target {deployment.target} is no longer registered")

@@ -21,7 +21,7 @@ from typing import Any
 from amphub import db
 from amphub.scan.findings import SCANNER_VERSION, FindingJson, VerdictJson, worst
 from amphub.services.hub import Hub
-from amphub.services.objects import intact_object, object_file, stored_object
+from amphub.services.objects import intact_object_file, stored_object
 from amphub.services.tasks import TaskContext, TaskFailed
 from amphub.services.worker_processes import leave_with_parent
 from amphub.storage.repo_files import Entry, earlier_versions, read_object, walk_files
@@ -82,9 +82,9 @@ async def _verdict(
             return MISSING_LFS
         if content_id in known:
             return json.loads(known[content_id])
-        if not await intact_object(hub, entry.lfs.oid, entry.lfs.size):
-            return DAMAGED_LFS
-        async with object_file(hub, entry.lfs.oid) as file:
+        async with intact_object_file(hub, entry.lfs.oid, entry.lfs.size) as file:
+            if file is None:
+                return DAMAGED_LFS
             verdict = await _scan(hub, entry.path, file, None, entry.lfs.size)
     elif content_id in known:
         return json.loads(known[content_id])

@@ -60,7 +60,7 @@ async def run_sync(ctx: TaskContext) -> dict[str, Any]:
     task = ctx.task
     ref, commit_id = ctx.revision()
     zone_name = ctx.params["zone"]
-    zone = await db.get_zone(ctx.hub.db, zone_name)
+    zone = await db.ZONES.get(ctx.hub.db, zone_name)
     if zone is None:
         raise TaskFailed(f"zone {zone_name} is no longer registered")
     for delay in (*RETRY_DELAYS, None):

@@ -42,6 +42,10 @@ class UserNames(Suggester):
         return next((u["name"] for u in page.items if u["name"].startswith(value)), None)
 
 
+# Reads and downloads, in a space and on a model: the role the add forms start from.
+DEFAULT_ROLE = "user"
+
+
 class MembersScreen(ServerAccess, Screen):
     """Who holds which role in `scope` (`spaces/ID` or `models/SPACE/ID`), roles most first."""
 
@@ -94,11 +98,11 @@ class MembersScreen(ServerAccess, Screen):
 
     @work(group="members-change")
     async def action_add(self) -> None:
-        """Give a user a role, the least one unless another is chosen."""
+        """Give a user a role: `user` (what the web form offers too) unless another is chosen."""
         user = TextField("user", "User", suggester=UserNames(self.client))
         await self._grant_form(
             "Add a member",
-            [user, ChoiceField("role", "Role", self.roles, self.roles[-1])],
+            [user, ChoiceField("role", "Role", self.roles, DEFAULT_ROLE)],
             "Add member",
         )
 

@@ -15,7 +15,7 @@ DEFAULT_REF = "master"
 
 async def _peer_names(owner: Widget, kind: str) -> tuple[str, ...] | None:
     console = console_of(owner)
-    peers = await console.ask(console.client.peers(kind))
+    peers = await console.ask(console.client.peers(kind, check=False))  # names only
     return None if peers is None else tuple(peer["name"] for peer in peers)
 
 
