@@ -211,7 +211,7 @@ class PostgresqlDatabase(Database):
         If so, the pool has dropped its other such idle ones when this returns: else each
         would fail a request of its own before the pool noticed.
         """
-        if not conn.broken:
+        if not conn.broken or pool.closed:  # closed: the node is stopping, not the server
             return False
         check = self._checks.get(pool)
         if check is None or check.done():
