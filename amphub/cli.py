@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from aiohttp import web
 
 from amphub import __version__, db
@@ -278,11 +279,16 @@ def _user_line(user: db.User) -> str:
 
 
 def _no_data_dir(args: argparse.Namespace, config: Config) -> str | None:
-    """Why an admin command refuses the data dir; None if it may go on.
+    """Why an admin command (or the doctor of a hub on PostgreSQL) refuses the data dir.
 
-    A mistyped --data would otherwise make a new, empty data dir and print a key that
-    no server knows.
+    None if it may go on. A mistyped --data would otherwise make a new, empty data dir and
+    print a key that no server knows; the doctor would find every model's repository
+    missing, and --repair would make each anew there.
     """
+    if args.command == "doctor" and config.database != "sqlite":
+        if config.repos_dir.is_dir():
+            return None
+        return f"{config.data_dir} holds no amphub repositories (no repos/); check --data"
     if args.command != "admin" or args.init or config.database != "sqlite":
         return None
     if config.db_path.exists():
@@ -301,7 +307,7 @@ def _copy(args: argparse.Namespace, config: Config) -> int:
             said = backup(config, args.dest)
         else:
             said = restore(args.source, config)
-    except (BackupError, OSError, sqlite3.Error) as exc:
+    except (BackupError, OSError, sqlite3.Error, psycopg.Error) as exc:
         print(f"amphub: {exc}", file=sys.stderr)
         return 1
     for sentence in said:

@@ -9,7 +9,9 @@ Prints p50/p99 of `/-/health`, `/-/ready`, `/-/metrics` and `GET /api/v1/me` (on
 client, sequential, loopback), the counting's cost per request beside `/api/v1/me`'s
 median, and the time from SIGTERM to exit of an idle `amphub serve` (median of 3).
 
-Run: python bench/operations.py [--requests 2000]
+Run: python bench/operations.py [--requests 2000] [--database postgresql://…]
+(with --database, the routes run on that PostgreSQL database, which must be empty or
+amphub's; the default is SQLite in a temp dir)
 """
 
 from __future__ import annotations
@@ -66,9 +68,9 @@ def counting_cost(calls: int = 100_000) -> float:
     return (time.perf_counter() - started) / calls
 
 
-async def routes(requests: int) -> dict[str, list[float]]:
+async def routes(requests: int, database: str) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory() as folder:
-        config = Config(data_dir=Path(folder) / "data")
+        config = Config(data_dir=Path(folder) / "data", database=database)
         key = await bootstrap(config)
         assert key is not None
         server = HubServer(create_app(config), host="127.0.0.1")
@@ -118,8 +120,9 @@ async def idle_stop_seconds() -> float:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--database", default="sqlite")
     args = parser.parse_args()
-    times = await routes(args.requests)
+    times = await routes(args.requests, args.database)
     for path, values in times.items():
         print(
             f"{path:14} p50 {percentile(values, 0.5) * 1000:6.2f} ms"

@@ -112,6 +112,7 @@ async def test_metrics_count_requests_bytes_tasks_and_verdicts(node_hub: Hub, tm
     assert sample(text, "amphub_tasks", status="queued") == 0
     assert sample(text, "amphub_tasks", status="running") == 0
     assert sample(text, "process_resident_memory_bytes") > 0
+    assert "amphub_database_connections{" not in text  # SQLite: one file, no pool
 
 
 async def test_access_lines_as_json_name_the_node_and_leave_out_the_query(tmp_path: Path):

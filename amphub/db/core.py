@@ -177,6 +177,14 @@ class Database(abc.ABC):
         """What the engine's own check finds wrong in the database; empty when sound."""
         return []
 
+    async def reachable(self) -> None:
+        """Raises unless the database answers a query that reads it now."""
+        await self.fetch_all("SELECT 1 FROM tasks LIMIT 1", ())
+
+    def pool_use(self) -> dict[str, dict[str, int]]:
+        """Connections of each pool in use, idle and waited for; none for an engine in-process."""
+        return {}
+
     @staticmethod
     async def record(conn: Connection, audit: Audit, at: str) -> None:
         """Write an audit entry inside a transaction."""

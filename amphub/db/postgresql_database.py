@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.adapt import Dumper, Loader
 from psycopg.rows import RowMaker
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from amphub.clock import Clock
 from amphub.db.core import Audit, Connection, Database
@@ -26,6 +26,8 @@ from amphub.db.dialect import postgresql_sql
 # (a held lock keeps its connection; `KeyedLocks` takes at most one per key and node).
 POOL_SIZE = 20
 LOCK_POOL_SIZE = 40
+# How long the readiness check waits for a pooled connection before it opens its own.
+POOL_CHECK_SECONDS = 1.0
 # Taken by a node that migrates, so that nodes starting together migrate one at a time.
 MIGRATION_LOCK = "amphub schema"
 
@@ -122,55 +124,120 @@ class PostgresqlDatabase(Database):
     dialect = "postgresql"
 
     def __init__(
-        self, pool: AsyncConnectionPool, lock_pool: AsyncConnectionPool, clock: Clock
+        self, url: str, pool: AsyncConnectionPool, lock_pool: AsyncConnectionPool, clock: Clock
     ) -> None:
         super().__init__(clock)
+        self.url = url
         self.pool = pool
         self.lock_pool = lock_pool
+        self._checks: dict[AsyncConnectionPool, asyncio.Future[None]] = {}
 
     async def close(self) -> None:
         """Close the pools' connections."""
+        await asyncio.gather(*self._checks.values(), return_exceptions=True)
         await self.lock_pool.close()
         await self.pool.close()
 
     async def write(self, sql: str, params: tuple[object, ...]) -> None:
         """Run on a connection of the pool, committing at once."""
         async with _connection(self.pool) as conn:
-            await conn.execute(postgresql_sql(sql), params)
+            try:
+                await conn.execute(postgresql_sql(sql), params)
+            except psycopg.OperationalError:
+                await self._ended(self.pool, conn)
+                raise
 
     @contextlib.asynccontextmanager
     async def transaction(self, audit: Audit | None = None) -> AsyncIterator[Connection]:
         """On one connection of the pool, read committed as PostgreSQL's default."""
-        async with _connection(self.pool) as conn, conn.transaction():
-            wrapped = _Connection(conn)
-            yield wrapped
-            if audit is not None:
-                await self.record(wrapped, audit, self.now())
+        async with _connection(self.pool) as conn:
+            try:
+                async with conn.transaction():
+                    wrapped = _Connection(conn)
+                    yield wrapped
+                    if audit is not None:
+                        await self.record(wrapped, audit, self.now())
+            except psycopg.OperationalError:
+                await self._ended(self.pool, conn)
+                raise
 
     async def fetch_all(self, sql: str, args: tuple[object, ...]) -> list[Any]:
-        """Every row of a query, on a connection of the pool."""
-        async with _connection(self.pool) as conn:
-            cursor = await conn.execute(postgresql_sql(sql), args)
-            return await cursor.fetchall() if cursor.description else []
+        """Every row of a query, on a connection of the pool.
+
+        Read again on another connection when the server had ended that one.
+        """
+        for last in (False, True):
+            async with _connection(self.pool) as conn:
+                try:
+                    cursor = await conn.execute(postgresql_sql(sql), args)
+                    return await cursor.fetchall() if cursor.description else []
+                except psycopg.OperationalError:
+                    if last or not await self._ended(self.pool, conn):
+                        raise
+        raise AssertionError("the second try returns or raises")
 
     @contextlib.asynccontextmanager
     async def exclusive(self, key: str) -> AsyncIterator[None]:
         """A session advisory lock, on a connection held for the block.
 
         From a pool of its own: a block holding a lock may need the statement pool's
-        connections, which must not all be holding locks.
+        connections, which must not all be holding locks. Taken again on another
+        connection when the server had ended that one (its session, and so no lock, ended).
         """
-        async with _connection(self.lock_pool) as conn:
-            await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
-            try:
-                yield
-            finally:
+        for last in (False, True):
+            async with _connection(self.lock_pool) as conn:
                 try:
-                    await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
-                except BaseException:
-                    # A connection still holding the lock must not go back to the pool.
-                    await conn.close()
-                    raise
+                    await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+                except psycopg.OperationalError:
+                    if last or not await self._ended(self.lock_pool, conn):
+                        raise
+                    continue
+                try:
+                    yield
+                finally:
+                    try:
+                        await conn.execute(
+                            "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,)
+                        )
+                    except BaseException:
+                        # A connection still holding the lock must not go back to the pool.
+                        await conn.close()
+                        raise
+                return
+
+    async def _ended(self, pool: AsyncConnectionPool, conn: psycopg.AsyncConnection[Any]) -> bool:
+        """Whether the server ended the connection (a restart, a failover, an admin).
+
+        If so, the pool has dropped its other such idle ones when this returns: else each
+        would fail a request of its own before the pool noticed.
+        """
+        if not conn.broken or pool.closed:  # closed: the node is stopping, not the server
+            return False
+        check = self._checks.get(pool)
+        if check is None or check.done():
+            check = self._checks[pool] = asyncio.ensure_future(pool.check())
+        await asyncio.shield(check)
+        return True
+
+    async def reachable(self) -> None:
+        """Through the pool; when that fails, on a new connection of its own.
+
+        The pool alone would only make the query wait while the database refuses
+        connections, and fail once on a connection the server ended though it is back. A
+        new connection says why, but costs about four times a pooled query (its sign-in).
+        """
+        try:
+            async with self.pool.connection(timeout=POOL_CHECK_SECONDS) as conn:
+                await conn.execute("SELECT 1 FROM tasks LIMIT 1")
+                return
+        except (psycopg.Error, PoolTimeout):
+            pass
+        async with await psycopg.AsyncConnection.connect(self.url) as conn:
+            await conn.execute("SELECT 1 FROM tasks LIMIT 1")
+
+    def pool_use(self) -> dict[str, dict[str, int]]:
+        """The statements' pool and the advisory locks' pool, from psycopg_pool's counts."""
+        return {"statements": _use(self.pool), "locks": _use(self.lock_pool)}
 
     async def schema_version(self, conn: Connection) -> int:
         """Read under a lock held until the migrating transaction ends."""
@@ -185,6 +252,16 @@ class PostgresqlDatabase(Database):
         """Kept in the table `schema_version`."""
         await conn.execute("DELETE FROM schema_version")
         await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+
+def _use(pool: AsyncConnectionPool) -> dict[str, int]:
+    stats = pool.get_stats()
+    idle = stats.get("pool_available", 0)
+    return {
+        "in_use": stats.get("pool_size", 0) - idle,
+        "idle": idle,
+        "waiting": stats.get("requests_waiting", 0),
+    }
 
 
 @contextlib.asynccontextmanager
@@ -225,4 +302,4 @@ async def connect_postgresql(url: str, clock: Clock) -> PostgresqlDatabase:
     )
     await pool.open(wait=True, timeout=10)
     await lock_pool.open()
-    return PostgresqlDatabase(pool, lock_pool, clock)
+    return PostgresqlDatabase(url, pool, lock_pool, clock)

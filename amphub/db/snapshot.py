@@ -1,7 +1,7 @@
 """A copy of the database taken while the server writes it, and what that copy names.
 
-These work on files, not on a server's `Database`: `amphub backup` runs beside the
-server, and must neither migrate the live file nor hold its write lock.
+These work on files (or a PostgreSQL URL), not on a server's `Database`: `amphub backup`
+runs beside the server, and must neither migrate the live database nor hold its write lock.
 """
 
 from __future__ import annotations
@@ -9,8 +9,11 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
-from amphub.db.core import Model, row_to
+import psycopg
+
+from amphub.db.core import Model
 
 __all__ = ["copy_database", "database_problems", "models_in", "snapshot_oids"]
 
@@ -38,18 +41,25 @@ def database_problems(path: Path) -> list[str]:
     return [row[0] for row in rows if row[0] != "ok"]
 
 
-def models_in(path: Path) -> list[Model]:
-    """Every model a database file holds (a copy, or the live one: this only reads)."""
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute(
-            "SELECT space_id, id, name, visibility, owner, created_at, updated_at FROM models"
-            " ORDER BY space_id, id"
-        ).fetchall()
-    return [row_to(Model, row) for row in rows]
+def models_in(target: Path | str) -> list[Model]:
+    """Every model a database holds (a copy, or the live one: this only reads)."""
+    rows = _read(
+        target,
+        "SELECT space_id, id, name, visibility, owner, created_at, updated_at FROM models"
+        " ORDER BY space_id, id",
+    )
+    return [Model(*row) for row in rows]  # the columns in the fields' order
 
 
-def snapshot_oids(path: Path) -> list[str]:
-    """Every LFS object a database copy holds a row for."""
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        return [row[0] for row in conn.execute("SELECT oid FROM lfs_objects ORDER BY oid")]
+def snapshot_oids(target: Path | str) -> list[str]:
+    """Every LFS object a database (a copy, or the live one) holds a row for."""
+    return [row[0] for row in _read(target, "SELECT oid FROM lfs_objects ORDER BY oid")]
+
+
+def _read(target: Path | str, sql: str) -> list[Any]:
+    """The rows of a query on a SQLite file, or on the PostgreSQL database at a URL."""
+    if isinstance(target, str):
+        with psycopg.connect(target) as conn:
+            return conn.execute(sql).fetchall()
+    with contextlib.closing(sqlite3.connect(target)) as conn:
+        return conn.execute(sql).fetchall()

@@ -31,7 +31,7 @@ async def get_metrics(request: web.Request) -> web.Response:
     """Prometheus's text format; for administrators (scrape with an administrator's key)."""
     require(request, Action.READ_METRICS)
     hub = request.app[HUB]
-    text = hub.metrics.exposition(await db.count_unfinished_tasks(hub.db))
+    text = hub.metrics.exposition(await db.count_unfinished_tasks(hub.db), hub.db.pool_use())
     return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -14,6 +14,9 @@ The order makes the copy consistent without stopping the server:
 
 The copy may hold the refs of just before a push that the database copy records: that
 push ended after the backup began. Its repository is whole either way.
+
+A hub on PostgreSQL has its metadata backed up by the database's own tools (pg_dump):
+step 2 reads the models and objects the live database names instead of copying it.
 """
 
 from __future__ import annotations
@@ -52,9 +55,17 @@ class BackupError(Exception):
 
 
 def backup(config: Config, dest: Path) -> list[str]:
-    """Copy the data dir to `dest`, an empty or new folder; what was copied, as sentences."""
-    if not config.db_path.is_file():
+    """Copy the data dir to `dest`, an empty or new folder; what was copied, as sentences.
+
+    On PostgreSQL the metadata is not copied (`pg_dump` does that): the repositories and
+    objects the database names as the backup begins are, and the objects are listed.
+    """
+    on_sqlite = config.database == "sqlite"
+    if on_sqlite and not config.db_path.is_file():
         raise BackupError(f"{config.data_dir} holds no amphub database")
+    if not on_sqlite and not config.repos_dir.is_dir():
+        # Else every model would be backed up as new and empty: a mistyped --data.
+        raise BackupError(f"{config.data_dir} holds no amphub repositories; check --data")
     _refuse_unless_empty(dest, "a backup goes into a new or empty folder")
     began = time.monotonic()
     copied = Config(data_dir=dest)
@@ -64,10 +75,13 @@ def backup(config: Config, dest: Path) -> list[str]:
         for key in model_repositories(config.repos_dir)
         if capture_refs(repo_path(config, *key), repo_path(copied, *key), copier)
     }
-    db.copy_database(config.db_path, copied.db_path)
-    models = {(model.space_id, model.id): model for model in db.models_in(copied.db_path)}
+    # What the copy holds: a copy of the SQLite file, or what PostgreSQL holds now.
+    named = copied.db_path if on_sqlite else config.database
+    if on_sqlite:
+        db.copy_database(config.db_path, copied.db_path)
+    models = {(model.space_id, model.id): model for model in db.models_in(named)}
     said, incomplete = _copy_repositories(config, copied, models, captured, copier)
-    oids = db.snapshot_oids(copied.db_path)
+    oids = db.snapshot_oids(named)
     if config.storage == "local":
         missing = copy_lfs_objects(config.lfs_dir, copied.lfs_dir, oids, copier)
     else:
@@ -80,17 +94,26 @@ def backup(config: Config, dest: Path) -> list[str]:
     for key in incomplete.keys() - deleted:
         refs = ", ".join(incomplete[key])
         said.append(f"repository {'/'.join(key)}: the objects of {refs} were not copied")
-    lost = asyncio.run(_forget(copied.db_path, deleted, missing)) if deleted or missing else []
     said.append(f"copied {len(oids) - len(missing)} LFS objects")
-    if lost:
+    if on_sqlite:
+        lost = asyncio.run(_forget(copied.db_path, deleted, missing)) if deleted or missing else []
+        if lost:
+            said.append(
+                f"{len(lost)} LFS objects the database names were not in the store (lost"
+                " before the backup): the restored server asks the next push of each for it"
+            )
+    elif missing:
         said.append(
-            f"{len(lost)} LFS objects the database names were not in the store (lost before"
-            " the backup): the restored server asks the next push of each for it"
+            f"{len(missing)} LFS objects the database names were not in the store (lost before"
+            " the backup): `amphub doctor` names them after a restore"
         )
     for name in SETTINGS_FILES:
         if (config.data_dir / name).is_file():
             copier.copy(config.data_dir / name, dest / name)
-    said.insert(0, _checked_database(copied.db_path))
+    if on_sqlite:
+        said.insert(0, _checked_database(copied.db_path))
+    else:
+        said.insert(0, _metadata_elsewhere(config, dest, oids))
     said.append(_copied_sentence(copier))
     said.append(
         f"backup of {config.data_dir} finished in {dest} in {time.monotonic() - began:.1f} s;"
@@ -101,17 +124,29 @@ def backup(config: Config, dest: Path) -> list[str]:
 
 
 Key = tuple[str, str]
-# In a backup of a server whose LFS objects live in a bucket: the oids its database needs.
-BUCKET_OBJECTS = "lfs-objects.txt"
+# In a backup of a hub whose LFS objects live in a bucket, or whose metadata lives in
+# PostgreSQL: the oids its database needs.
+OBJECT_LIST = "lfs-objects.txt"
 
 
 def _name_bucket_objects(config: Config, dest: Path, oids: Iterable[str]) -> str:
     """List the objects the backup needs; the bucket is backed up by the store itself."""
     needed = sorted(oids)
-    (dest / BUCKET_OBJECTS).write_text("".join(f"{oid}\n" for oid in needed))
+    (dest / OBJECT_LIST).write_text("".join(f"{oid}\n" for oid in needed))
     return (
-        f"{len(needed)} LFS objects in {config.storage} are named in {BUCKET_OBJECTS}, not"
+        f"{len(needed)} LFS objects in {config.storage} are named in {OBJECT_LIST}, not"
         " copied: the bucket's own versioning or replication keeps them"
+    )
+
+
+def _metadata_elsewhere(config: Config, dest: Path, oids: Iterable[str]) -> str:
+    """The sentence on a PostgreSQL hub's metadata, which the backup does not hold."""
+    if config.storage == "local":  # named already when the objects are in a bucket
+        (dest / OBJECT_LIST).write_text("".join(f"{oid}\n" for oid in sorted(oids)))
+    return (
+        "the metadata is in PostgreSQL, not in this backup: take it with pg_dump right after"
+        " the backup (what is written in between, `amphub doctor` names after a restore);"
+        f" {OBJECT_LIST} lists the LFS objects the database named as the backup began"
     )
 
 
@@ -146,7 +181,10 @@ def _deleted_since(config: Config, models: dict[Key, db.Model]) -> set[Key]:
     A deletion removes the row before the repository, then the objects no model links:
     a model whose row is still there once everything is copied was copied whole.
     """
-    live = {(model.space_id, model.id): model.created_at for model in db.models_in(config.db_path)}
+    live = {
+        (model.space_id, model.id): model.created_at
+        for model in db.models_in(config.database_target)
+    }
     return {key for key, model in models.items() if live.get(key) != model.created_at}
 
 
@@ -167,9 +205,16 @@ def restore(source: Path, config: Config) -> list[str]:
     copy_data_dir(source, config.data_dir, copier, leave_out={MARKER})
     config.data_dir.chmod(0o700)
     sync_file_system(config.data_dir)
+    if not config.db_path.is_file():  # the backup of a hub on PostgreSQL
+        database = (
+            "the metadata is not in the backup: restore its pg_dump into an empty database"
+            " (pg_restore --dbname URL DUMP) and give that URL as the database setting"
+        )
+    else:
+        database = _checked_database(config.db_path)
     return [
         f"restored {source} into {config.data_dir}",
-        _checked_database(config.db_path),
+        database,
         _copied_sentence(copier),
         f"start the server on it: amphub serve --data {config.data_dir}",
     ]

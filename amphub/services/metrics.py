@@ -59,6 +59,13 @@ class Metrics:
             ["verdict"],
             registry=self.registry,
         )
+        self.database_connections = Gauge(
+            "amphub_database_connections",
+            "This node's connections to PostgreSQL, by pool (statements, locks) and state"
+            " (in_use, idle, waiting: requests waiting for a connection)",
+            ["pool", "state"],
+            registry=self.registry,
+        )
         # The series a request touches, by (family, status): labels() takes a lock and
         # builds a key each time, two thirds of the counting's cost (bench/operations.py).
         self._children: dict[tuple[str, int], tuple[Counter, Histogram, Counter, Counter]] = {}
@@ -81,8 +88,13 @@ class Metrics:
         received.inc(bytes_in)
         sent.inc(bytes_out)
 
-    def exposition(self, unfinished_tasks: dict[str, int]) -> bytes:
-        """Every metric in Prometheus's text format, with the task queue's current depth."""
+    def exposition(
+        self, unfinished_tasks: dict[str, int], pool_use: dict[str, dict[str, int]]
+    ) -> bytes:
+        """Every metric in Prometheus's text format, with the queue's depth and pools' use."""
         for status, count in unfinished_tasks.items():
             self.tasks.labels(status).set(count)
+        for pool, states in pool_use.items():
+            for state, count in states.items():
+                self.database_connections.labels(pool, state).set(count)
         return generate_latest(self.registry)

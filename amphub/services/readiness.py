@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
-from amphub import db
 from amphub.services.hub import Hub
 from amphub.storage.local_objects import usable_folder
 
@@ -19,7 +18,7 @@ CHECK_SECONDS = 5.0
 async def unready_reasons(hub: Hub) -> list[str]:
     """Why the node cannot serve now, one sentence a part; empty when it can."""
     checks = {
-        "database": db.count_unfinished_tasks(hub.db),
+        "database": hub.db.reachable(),
         "object store": hub.objects.reachable(),
         "repositories": hub.run_blocking(lambda: usable_folder(hub.config.repos_dir)),
     }
