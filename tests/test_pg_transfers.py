@@ -1,4 +1,4 @@
-"""The LFS, sync, mirror and HF download tests again, on PostgreSQL (objects on the data dir's store).
+"""The LFS, sync, mirror and HF download tests again, on PostgreSQL (local object store).
 
 Collected a second time with a `hub` whose metadata lives in a new database of the
 session's PostgreSQL server: uploads' reservations and claims, links, locks and the
