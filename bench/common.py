@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -181,18 +180,10 @@ def postgresql_server(*settings: str) -> Iterator[object]:
     """
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    from tests.postgres import PostgreSQL
+    from tests.postgres import running_postgresql
 
-    # Not under the bench's temp dir: the server runs as postgres when we are root.
-    folder = Path(tempfile.mkdtemp(prefix="amphub-bench-postgresql-"))
-    server = PostgreSQL(folder, free_port())
-    try:
-        server.start(*settings)
+    with running_postgresql(free_port(), *settings) as server:
         yield server
-    finally:
-        if (folder / "data" / "postmaster.pid").exists():
-            server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

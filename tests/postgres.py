@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import pwd
 import shutil
@@ -117,20 +118,27 @@ class PostgreSQL:
         return self._template
 
 
-@pytest.fixture(scope="session")
-def postgresql() -> Iterator[PostgreSQL]:
-    from tests.conftest import free_port
-
+@contextlib.contextmanager
+def running_postgresql(port: int, *settings: str) -> Iterator[PostgreSQL]:
+    """A server on `port` in a temp dir of its own, for the length of a block."""
     # Not under pytest's temp dir: that is private to root, and the server runs as postgres.
     folder = Path(tempfile.mkdtemp(prefix="amphub-postgresql-"))
-    server = PostgreSQL(folder, free_port())
+    server = PostgreSQL(folder, port)
     try:
-        server.start()
+        server.start(*settings)
         yield server
     finally:
         if (folder / "data" / "postmaster.pid").exists():
             server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[PostgreSQL]:
+    from tests.conftest import free_port
+
+    with running_postgresql(free_port()) as server:
+        yield server
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from amphub.db.core import (
     Zone,
 )
 from amphub.db.deployments import *  # noqa: F403
-from amphub.db.engines import NewerDatabase, connect, integrity_problems, migrate, opened
+from amphub.db.engines import NewerDatabase, connect, migrate, opened
 from amphub.db.lfs import *  # noqa: F403
 from amphub.db.members import *  # noqa: F403
 from amphub.db.models import *  # noqa: F403
@@ -64,7 +64,6 @@ __all__ = [
     "User",
     "Zone",
     "connect",
-    "integrity_problems",
     "migrate",
     "opened",
 ]

@@ -89,23 +89,6 @@ class Row(Protocol):
         """The columns' names."""
 
 
-class Cursor(Protocol):
-    """What a statement run inside a transaction gives back."""
-
-    @property
-    def rowcount(self) -> int:
-        """How many rows the statement changed."""
-
-    async def fetchone(self) -> Any:
-        """The next row, or None."""
-
-    async def fetchall(self) -> Iterable[Any]:
-        """The rows left."""
-
-    async def close(self) -> None:
-        """Let go of the result."""
-
-
 class Connection(Protocol):
     """The connection a transaction runs its statements on."""
 

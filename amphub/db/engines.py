@@ -54,8 +54,3 @@ async def opened(target: Path | str, clock: Clock = system_clock) -> AsyncIterat
         yield db
     finally:
         await db.close()
-
-
-async def integrity_problems(db: Database) -> list[str]:
-    """What the engine's own check finds wrong in the database; empty when it is sound."""
-    return await db.integrity_problems()

@@ -50,7 +50,7 @@ async def examine(
 ) -> Examination:
     """Check the database, the models' repositories and the objects; repair if asked."""
     result = Examination()
-    for problem in await db.integrity_problems(hub.db):
+    for problem in await hub.db.integrity_problems():
         result.found(f"the database is damaged: {problem}", repair=None)
     await check_models(hub, result, repair=repair, scratch_age=scratch_age, whole=True)
     await check_objects(hub, result, repair=repair, verify=verify_objects, scratch_age=scratch_age)
