@@ -153,9 +153,10 @@ async def connect_sqlite(path: Path, clock: Clock) -> SqliteDatabase:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = await aiosqlite.connect(path, isolation_level=None)
     conn.row_factory = sqlite3.Row
+    # First: the switch to WAL below waits, too, while another process opens the new file.
+    await conn.execute("PRAGMA busy_timeout=10000")
     await conn.execute("PRAGMA journal_mode=WAL")
     await conn.execute("PRAGMA foreign_keys=ON")
-    await conn.execute("PRAGMA busy_timeout=10000")
     await conn.execute("PRAGMA synchronous=NORMAL")
     # Searches read cards across the whole file; mapping it saves a copy per page read.
     await conn.execute("PRAGMA mmap_size=1073741824")
