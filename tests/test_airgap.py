@@ -34,13 +34,18 @@ async def amphub(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, s
     return status, out + err
 
 
-def rewrite(source: Path, dest: Path, change) -> None:
-    """Copy an export file, each member's bytes passed through `change(name, data)`."""
+def rewrite(source: Path, dest: Path, change, extra: str | None = None) -> None:
+    """Copy an export file, each member's bytes passed through `change(name, data)`.
+
+    With `extra`, a member of that name is added after the manifest.
+    """
     with tarfile.open(source) as tar, tarfile.open(dest, "w") as out:
         for member in tar:
             data = change(member.name, tar.extractfile(member).read())
             member.size = len(data)
             out.addfile(member, io.BytesIO(data))
+            if extra and member.name == "manifest.json":
+                out.addfile(tarfile.TarInfo(extra), io.BytesIO())
 
 
 async def model_status(hub: Hub, space: str, model: str) -> int:
@@ -119,6 +124,15 @@ async def test_export_import_round_trip_and_refusals(hub, tmp_path, capsys):
         assert status == 1 and "not the manifest's" in said, said
         assert await model_status(other, "lab", "t") == 404
 
+        # A member the manifest does not name, where the bundle belongs.
+        rewrite(exported, tampered, lambda name, b: b, extra="../../escape")
+        status, said = await amphub(
+            capsys, "admin", "import", str(tampered), "--space", "lab", "--name", "t",
+            "--data", data,
+        )  # fmt: skip
+        assert status == 1 and "holds '../../escape' where model.bundle belongs" in said, said
+        assert not (other.data_dir.parent / "escape").exists()
+
         # No room in the space: refused before the copy, with the quota's sentence.
         status, said = await amphub(
             capsys, "admin", "import", str(exported), "--space", "tiny", "--data", data
@@ -127,23 +141,43 @@ async def test_export_import_round_trip_and_refusals(hub, tmp_path, capsys):
         assert await model_status(other, "tiny", "gpt") == 404
 
 
-async def test_import_of_a_malicious_pickle_is_refused_with_the_scans_sentence(
-    hub, tmp_path, capsys
+async def test_import_scan_gate_refuses_unsafe_and_suspicious_as_the_setting_says(
+    hub, tmp_path, capsys, monkeypatch
 ):
-    await hub.space_and_model("team", "bad")
-    evil = {"model.pkl": pickle.dumps(Evil(), protocol=2), "config.json": b"{}\n"}
-    await push(tmp_path / "bad", evil, "evil", clone=hub.remote("team", "bad"))
-    exported = tmp_path / "bad.amphub"
-    status, said = await amphub(
-        capsys, "admin", "export", "team/bad", str(exported), "--data", str(hub.data_dir)
-    )
-    assert status == 0, said
+    await git("lfs", "install", "--skip-repo")
+    await hub.space("team")
+    models = {
+        "bad": {"model.pkl": pickle.dumps(Evil(), protocol=2), "config.json": b"{}\n"},
+        "odd": {"model.safetensors": safetensors(MIB) + bytes(16)},  # bytes after the tensors
+    }
+    files = {}
+    for model, content in models.items():
+        await hub.model("team", model)
+        await push(tmp_path / model, content, model, clone=hub.remote("team", model))
+        files[model] = tmp_path / f"{model}.amphub"
+        status, said = await amphub(
+            capsys, "admin", "export", f"team/{model}", str(files[model]),
+            "--data", str(hub.data_dir),
+        )  # fmt: skip
+        assert status == 0, said
     async with running_hub(tmp_path / "other") as other:
         await other.space("lab")
-        status, said = await amphub(
-            capsys, "admin", "import", str(exported), "--space", "lab",
-            "--data", str(other.data_dir),
-        )  # fmt: skip
+        data = str(other.data_dir)
+
+        async def import_(model: str, *more: str) -> tuple[int, str]:
+            return await amphub(
+                capsys, "admin", "import", str(files[model]), "--space", "lab", "--data", data,
+                *more,
+            )  # fmt: skip
+
+        status, said = await import_("bad")
         assert status == 1
         assert "import refused: its scan found it unsafe (model.pkl:" in said, said
         assert await model_status(other, "lab", "bad") == 404
+        status, said = await import_("odd")  # mirror_suspicious = warn, the default
+        assert status == 0 and "warning: its scan found it suspicious" in said, said
+        monkeypatch.setenv("AMPHUB_MIRROR_SUSPICIOUS", "block")
+        status, said = await import_("odd", "--name", "odd2")
+        assert status == 1
+        assert "import refused: its scan found it suspicious (model.safetensors:" in said, said
+        assert await model_status(other, "lab", "odd2") == 404
