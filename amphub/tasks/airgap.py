@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -140,10 +142,11 @@ async def export_model(
         objects,
         json.loads(card[1]) if card else None,
     )
-    partial = file.with_name(file.name + ".partial")
-    spool = file.with_name(file.name + ".bundle")
+    # Written beside `file` and renamed into place whole; the bundle is spooled to learn its
+    # size, which its tar header states first.
+    fd, written = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.")
     try:
-        with open(spool, "w+b") as bundle, open(partial, "wb") as out:
+        with open(fd, "wb") as out, tempfile.TemporaryFile(dir=file.parent) as bundle:
             async with hub.locks.hold(("repository", space_id, model_id)):
                 ref = f"refs/heads/{revision}"
                 await hub.run_blocking(lambda: write_bundle(path, ref, commit, bundle.write))
@@ -154,10 +157,9 @@ async def export_model(
             for oid, size in objects.items():
                 await _add_object(hub, out, oid, size)
             await hub.run_blocking(lambda: _end(out))
-        os.replace(partial, file)
+        os.replace(written, file)
     finally:
-        spool.unlink(missing_ok=True)
-        partial.unlink(missing_ok=True)
+        Path(written).unlink(missing_ok=True)
     lfs_bytes = sum(objects.values())
     return [
         f"exported {space_id}/{model_id} at {revision} ({commit[:12]}) into {file}:"
@@ -193,7 +195,7 @@ async def _add_object(hub: Hub, out: IO[bytes], oid: str, size: int) -> None:
     written = 0
     async for piece in hub.objects.read(oid):
         written += len(piece)
-        await hub.run_blocking(lambda piece=piece: out.write(piece))  # type: ignore[misc]
+        await hub.run_blocking(partial(out.write, piece))
     if written != size:
         raise AirGapRefused(f"LFS object {oid} changed while it was exported: export again")
     await hub.run_blocking(lambda: _pad(out, size))
