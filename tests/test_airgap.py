@@ -11,12 +11,14 @@ import io
 import json
 import pickle
 import tarfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from amphub.cli import main
-from tests.conftest import Hub, git, push, running_hub
+from amphub.clock import rfc3339
+from tests.conftest import Hub, git, push, running_hub, write_from_outside
 from tests.test_hf_download import Evil, safetensors
 from tests.test_mirror import MIB
 
@@ -132,6 +134,16 @@ async def test_export_import_round_trip_and_refusals(hub, tmp_path, capsys):
         )  # fmt: skip
         assert status == 1 and "holds '../../escape' where model.bundle belongs" in said, said
         assert not (other.data_dir.parent / "escape").exists()
+
+        # A space past its end date is read-only: no import either.
+        await other.space("old")
+        yesterday = rfc3339(datetime.now(UTC) - timedelta(days=1))
+        expire = ("UPDATE spaces SET expires_at = ? WHERE id = ?", (yesterday, "old"))
+        await write_from_outside(other.database_target, expire)
+        status, said = await amphub(
+            capsys, "admin", "import", str(exported), "--space", "old", "--data", data
+        )
+        assert status == 1 and "space old expired on" in said and "read-only" in said, said
 
         # No room in the space: refused before the copy, with the quota's sentence.
         status, said = await amphub(

@@ -33,6 +33,7 @@ from amphub.git.bundle import (
     store_bundle_pack,
     write_bundle,
 )
+from amphub.policy import Action, lifetime
 from amphub.policy.names import check_model_id
 from amphub.services.hub import Hub
 from amphub.services.leases import claim
@@ -41,6 +42,7 @@ from amphub.services.models import create_model, delete_model
 from amphub.services.objects import collect
 from amphub.services.push import ZERO, RefUpdate, push_target
 from amphub.services.quota import link_reserved, quota_message, reserve_quota, room_left
+from amphub.services.spaces import space_lifetime, space_status
 from amphub.services.tasks import enqueue, run_here
 from amphub.storage.objects import PIECE, ObjectMismatch, check_oid
 from amphub.storage.repo_files import RevisionNotFound, resolve
@@ -57,6 +59,8 @@ MAX_MANIFEST = 16 * 1024 * 1024
 BLOCK = tarfile.BLOCKSIZE
 # Imported models are the space's members' only, until someone says otherwise.
 VISIBILITY = "private"
+# What a space's lifetime must allow for an import: what making a model there takes.
+CREATE = Action.CREATE_MODEL
 
 
 class AirGapRefused(Exception):
@@ -246,8 +250,11 @@ async def import_model(hub: Hub, file: Path, space_id: str, name: str | None, by
     this returns, and taken away again if the scan blocks it (`mirror_suspicious`).
     """
     space = await db.get_space(hub.db, space_id)
-    if space is None:
+    if space is None or space_status(hub, space) is lifetime.Status.RELEASED:
         raise AirGapRefused(f"no space {space_id}")
+    expired = lifetime.refusal(space_id, space_lifetime(hub, space), hub.clock(), CREATE)
+    if expired:
+        raise AirGapRefused(expired)
     try:
         with open(file, "rb") as source, tarfile.open(fileobj=source, mode="r|") as tar:
             return await _import_from(hub, _Members(hub, tar), space, name, by)
