@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from amphub import db
 from amphub.errors import BadRequest, Conflict, Forbidden, Unavailable
@@ -136,18 +137,21 @@ async def check_mirror_servable(
         if latest is None or latest.status not in ACTIVE:
             await enqueue(hub, "scan", model, revision, commit, {}, by)
         raise not_yet(f"{name} is being scanned at {commit[:12]}")
+    refusal = scan_refusal(hub, json.loads(scan.result or "{}"))
+    if refusal:
+        raise Forbidden(f"{name} is not served: {refusal}")
+
+
+def scan_refusal(hub: Hub, result: dict[str, Any]) -> str | None:
+    """Why a scan's result keeps its commit out (`mirror_suspicious` says what blocks); None."""
     # A file the scanner could not read ("error") is vouched for no more than a suspicious one.
     strict = hub.config.mirror_suspicious == "block"
     blocked = ("unsafe", "error", "suspicious") if strict else ("unsafe",)
-    result = json.loads(scan.result or "{}")
     if result.get("summary", {}).get("status") not in blocked:
-        return
+        return None
     findings = [
         f"{path}: {'; '.join(f['message'] for f in verdict.get('findings', []))}"
         for path, verdict in result.get("files", {}).items()
         if verdict["status"] in blocked
     ]
-    raise Forbidden(
-        f"{name} is not served: its scan found it {result['summary']['status']}"
-        f" ({' | '.join(findings)[:2000]})"
-    )
+    return f"its scan found it {result['summary']['status']} ({' | '.join(findings)[:2000]})"
