@@ -16,6 +16,7 @@ from amphub.policy.names import check_model_id
 from amphub.services.hub import Hub
 from amphub.services.models import create_model
 from amphub.services.tasks import enqueue
+from amphub.storage.repo_files import RevisionNotFound, list_refs, resolve
 
 ACTIVE = ("queued", "running")
 RETRY_SECONDS = 2
@@ -155,3 +156,33 @@ def scan_refusal(hub: Hub, result: dict[str, Any]) -> str | None:
         if verdict["status"] in blocked
     ]
     return f"its scan found it {result['summary']['status']} ({' | '.join(findings)[:2000]})"
+
+
+async def check_mirror_tips_servable(hub: Hub, model: db.Model, by: str) -> None:
+    """For a mirrored model, nothing if every branch and tag tip is servable; else why not.
+
+    git and LFS hand out the whole model rather than one revision, so every tip's own scan
+    must let it out, as `check_mirror_servable` judges each.
+    """
+    mirror = await db.get_mirror(hub.db, model.space_id, model.id)
+    if mirror is None:
+        return
+    refs = await hub.run_blocking(lambda: list_refs(hub.repos.path(model.space_id, model.id)))
+    for ref in refs["branches"] + refs["tags"]:
+        await check_mirror_servable(hub, model, mirror, (ref["name"], ref["commit"]), by)
+
+
+async def check_revision_servable(hub: Hub, model: db.Model, revision: str, by: str) -> None:
+    """For a mirrored model, nothing if the commit `revision` names is servable; else why not.
+
+    A revision that names nothing passes: the reader that follows says it is not found.
+    """
+    mirror = await db.get_mirror(hub.db, model.space_id, model.id)
+    if mirror is None:
+        return
+    path = hub.repos.path(model.space_id, model.id)
+    try:
+        commit = await hub.run_blocking(lambda: resolve(path, revision))
+    except RevisionNotFound:
+        return
+    await check_mirror_servable(hub, model, mirror, (revision, commit), by)
