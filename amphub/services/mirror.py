@@ -34,9 +34,11 @@ def check_repo(repo: str) -> str:
 
 
 def check_revision(revision: str) -> str:
-    """A branch or tag to mirror; not a commit, whose id would differ here."""
-    if not REVISION.fullmatch(revision) or ".." in revision or COMMIT_ID.fullmatch(revision):
-        raise BadRequest(f"invalid revision {revision[:200]!r}: give a branch or tag name")
+    """A branch, tag or commit id (40 hex digits) of the upstream to mirror."""
+    if not REVISION.fullmatch(revision) or ".." in revision:
+        raise BadRequest(
+            f"invalid revision {revision[:200]!r}: give a branch, a tag or a commit id"
+        )
     return revision
 
 
