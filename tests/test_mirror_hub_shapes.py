@@ -28,6 +28,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
 
 from tests.conftest import Hub, git, wait_task
 from tests.test_hf_download import git_blob_id, hf, hf_home, safetensors, sha256  # noqa: F401
@@ -317,14 +318,44 @@ async def test_the_hubs_shapes_are_mirrored_and_served(hub, shapes, tmp_path):
     assert [p.path for p in paths] == ["config.json", "nested"]
     assert await hf(api.file_exists, "hf/acme__gpt", "nested/tokenizer_config.json")
 
-    # The upstream's commit id, asked for explicitly: its own commit, tagged mirror/<id>.
-    at_commit = await mirror(hub, "acme/gpt", COMMIT)
+    # A revision the mirror lacks, here the upstream's commit id, asked for by one who may
+    # create models in the mirror space: fetched (503 meanwhile), then its own commit,
+    # tagged mirror/<id>, is served under the id asked for.
+    with pytest.raises(HfHubHTTPError, match=f"is being fetched at {COMMIT}") as fetching:
+        await hf(api.model_info, "hf/acme__gpt", revision=COMMIT)
+    assert fetching.value.response.status_code == 503
+    _, tasks = await hub.call("GET", "/api/v1/tasks?kind=mirror&model=hf/acme__gpt")
+    at_commit = await wait_task(hub, tasks["tasks"][0]["id"])
     assert at_commit["status"] == "succeeded", at_commit
+    _, scans = await hub.call("GET", "/api/v1/tasks?kind=scan&model=hf/acme__gpt")
+    await wait_task(hub, scans["tasks"][0]["id"])
+    pinned = await hf(
+        snapshot_download,
+        "hf/acme__gpt",
+        revision=COMMIT,
+        endpoint=hub.base,
+        token=hub.admin_key,
+        cache_dir=tmp_path / "pinned",
+    )
+    assert Path(pinned).name == COMMIT
+    assert (Path(pinned) / "nested/tokenizer_config.json").read_bytes() == FILES[2].data
+    assert (await hf(api.model_info, "hf/acme__gpt", revision=COMMIT)).sha == COMMIT
     refs = (await git("ls-remote", hub.remote("hf", "acme__gpt"))).stdout
     assert f"refs/tags/mirror/{COMMIT}" in refs
-    assert (await mirror(hub, "acme/gpt", COMMIT))["result"]["commit"] == at_commit["result"][
-        "commit"
-    ]  # a commit does not change: asked again, nothing is fetched
+    again = await mirror(hub, "acme/gpt", COMMIT)  # a commit does not change: not fetched
+    assert again["result"]["commit"] == at_commit["result"]["commit"]
+    # A revision the upstream lacks: its fetch fails once, is refused since, and the
+    # revisions fetched before are still served.
+    with pytest.raises(HfHubHTTPError, match="is being fetched at v9"):
+        await hf(api.model_info, "hf/acme__gpt", revision="v9")
+    _, tasks = await hub.call("GET", "/api/v1/tasks?kind=mirror&model=hf/acme__gpt")
+    assert (await wait_task(hub, tasks["tasks"][0]["id"]))["status"] == "failed"
+    for _ in range(2):
+        with pytest.raises(GatedRepoError, match="could not be fetched at v9: .*Invalid rev id"):
+            await hf(api.model_info, "hf/acme__gpt", revision="v9")
+    _, tasks = await hub.call("GET", "/api/v1/tasks?kind=mirror&model=hf/acme__gpt")
+    assert len(tasks["tasks"]) == 4
+    assert (await hf(api.model_info, "hf/acme__gpt")).sha
 
     # The upstream's refusals end the task with the Hub's own sentence.
     refusals = {
@@ -334,8 +365,6 @@ async def test_the_hubs_shapes_are_mirrored_and_served(hub, shapes, tmp_path):
     for repo, sentence in refusals.items():
         failed = await mirror(hub, repo)
         assert failed["status"] == "failed" and sentence in failed["message"], failed
-    failed = await mirror(hub, "acme/gpt", "v9")
-    assert "answered 404" in failed["message"] and "Invalid rev id: v9" in failed["message"]
 
 
 async def test_an_upstream_naming_files_only_is_read_through_its_paged_tree(hub, shapes):

@@ -31,6 +31,7 @@ from amphub.services.mirror import (
     check_mirror_servable,
     check_repo,
     check_revision,
+    fetch_missing_revision,
     not_yet,
     start_on_first_use,
     upstream_of_space,
@@ -79,14 +80,21 @@ async def _check_mirror(request: web.Request, access: ModelAccess) -> None:
         return
     revision = request.match_info.get("rev", HUB_DEFAULT_BRANCH)
     path = repository(request, access)
+    by = actor(request).name or ""
     try:
         commit = await hub.run_blocking(lambda: resolve_revision(path, revision))
     except repo_files.RevisionNotFound:
-        return  # nothing of it can be served: the handler says so
+        try:  # one who could start the model's fetch may start that revision's
+            await require_space(request, access.space.id, Action.CREATE_MODEL)
+            check_revision(revision)
+        except ApiError:
+            return  # nothing of it can be served: the handler says so
+        commit = None
     try:
-        await check_mirror_servable(
-            hub, access.model, mirror, (revision, commit), actor(request).name or ""
-        )
+        if commit is None:
+            await fetch_missing_revision(hub, access.model, mirror, revision, by)
+            return
+        await check_mirror_servable(hub, access.model, mirror, (revision, commit), by)
     except Forbidden as exc:  # huggingface_hub shows a gated repo's sentence as it is
         raise GatedRepo(str(exc)) from None
 
