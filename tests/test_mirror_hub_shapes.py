@@ -8,7 +8,8 @@ hf_api.py's `ModelInfo`/`RepoSibling` (`siblings` with `rfilename` only unless `
 header), file_download.py's `get_hf_file_metadata` (`X-Repo-Commit`, `X-Linked-Etag`,
 `X-Linked-Size`, `ETag`; LFS content redirected to a CDN on another host that refuses an
 `Authorization` header beside its signature, Xet content with `X-Xet-Hash` and a `Link`
-rel="xet-auth", regular files redirected to a relative `/api/resolve-cache/…` location) and
+rel="xet-auth", regular files redirected to a relative location, which huggingface_hub
+follows on the Hub's own host: here `/api/resolve-cache/…`) and
 hf_raise_for_status's `X-Error-Code`/`X-Error-Message` on 401, 403 (gated) and 404. It is a
 stand-in for the real Hub, not a mock of any part of amphub: the mirror is a real amphub
 server, and the real huggingface_hub reads what it mirrored.
@@ -27,7 +28,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url, snapshot_download
 from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
 
 from tests.conftest import Hub, git, wait_task
@@ -66,7 +67,11 @@ class HubFile:
     def lfs(self, oid_key: str) -> dict[str, Any] | None:
         if self.storage == "git":
             return None
-        return {oid_key: sha256(self.data), "size": len(self.data), "pointerSize": 134}
+        return {
+            oid_key: sha256(self.data),
+            "size": len(self.data),
+            "pointerSize": len(self.pointer),
+        }
 
 
 FILES = [
@@ -112,7 +117,7 @@ class HubShapes:
             )
         if repo != "acme/gpt" or auth is None:
             return hub_error(401 if auth is None else 404, "RepoNotFound", "Repository not found")
-        rev = request.match_info["rev"]
+        rev = request.match_info.get("rev", "main")
         if rev not in ("main", COMMIT):
             return hub_error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
         return None
@@ -194,7 +199,7 @@ class HubShapes:
         if f is None:
             return hub_error(404, "EntryNotFound", f"{request.match_info['path']} does not exist")
         headers = {"X-Repo-Commit": COMMIT, "ETag": f'"{f.blob_id}"'}
-        if f.storage == "git":  # a relative redirect to the cache, as the Hub does now
+        if f.storage == "git":  # a relative redirect, on the Hub's own host
             location = (
                 f"/api/resolve-cache/models/acme/gpt/{COMMIT}/{f.path}?etag=%22{f.blob_id}%22"
             )
@@ -219,7 +224,7 @@ class HubShapes:
         if refused := self.refusal(request):
             return refused
         f = self.file(request)
-        assert f is not None and request.query["etag"] == f'"{f.blob_id}"'
+        assert f is not None
         headers = {"X-Repo-Commit": COMMIT, "ETag": f'"{f.blob_id}"'}
         return web.Response(body=f.data, headers=headers, content_type="text/plain")
 
@@ -247,6 +252,7 @@ async def shapes() -> AsyncIterator[tuple[HubShapes, str]]:
     stand_in.cdn = str(cdn_server.make_url("")).rstrip("/")
     app = web.Application()
     repo = "{org}/{name}"
+    app.router.add_get(f"/api/models/{repo}", stand_in.model_info)
     app.router.add_get(f"/api/models/{repo}/revision/{{rev}}", stand_in.model_info)
     app.router.add_get(f"/api/models/{repo}/tree/{{rev}}", stand_in.tree)
     app.router.add_get(f"/{repo}/resolve/{{rev}}/{{path:.+}}", stand_in.resolve)
@@ -369,6 +375,27 @@ async def test_the_hubs_shapes_are_mirrored_and_served(hub, shapes, tmp_path):
 
 async def test_an_upstream_naming_files_only_is_read_through_its_paged_tree(hub, shapes):
     stand_in, url = shapes
+    # The stand-in's answers are read by huggingface_hub itself as the Hub's are.
+    direct = HfApi(endpoint=url, token=TOKEN)
+    info = await hf(direct.model_info, "acme/gpt", files_metadata=True)
+    lfs = {f.path: sha256(f.data) for f in FILES if f.storage != "git"}
+    assert {s.rfilename: s.lfs.sha256 for s in info.siblings if s.lfs} == lfs
+    tree = await hf(lambda: list(direct.list_repo_tree("acme/gpt", recursive=True)))
+    assert {e.path: e.xet_hash for e in tree if getattr(e, "xet_hash", None)} == {
+        "extra.safetensors": FILES[5].xet_hash
+    }
+    xet = await hf(get_hf_file_metadata, hf_hub_url("acme/gpt", FILES[5].path, endpoint=url), TOKEN)
+    assert (xet.commit_hash, xet.size, xet.etag) == (COMMIT, len(FILES[5].data), lfs[FILES[5].path])
+    assert xet.xet_file_data.file_hash == FILES[5].xet_hash and xet.location.startswith(
+        stand_in.cdn
+    )
+    regular = await hf(
+        get_hf_file_metadata, hf_hub_url("acme/gpt", "config.json", endpoint=url), TOKEN
+    )
+    assert (regular.commit_hash, regular.etag) == (COMMIT, FILES[1].blob_id)
+    with pytest.raises(GatedRepoError):
+        await hf(direct.model_info, "acme/gated")
+    stand_in.asked.clear()
     stand_in.names_only = True
     await hub.space("hf")
     body = {"name": "hub", "url": url, "space": "hf", "token": TOKEN}
