@@ -84,18 +84,31 @@ async def _check_mirror(request: web.Request, access: ModelAccess) -> None:
     try:
         commit = await hub.run_blocking(lambda: resolve_revision(path, revision))
     except repo_files.RevisionNotFound:
-        try:  # one who could start the model's fetch may start that revision's
-            await require_space(request, access.space.id, Action.CREATE_MODEL)
-            check_revision(revision)
-        except ApiError:
-            return  # nothing of it can be served: the handler says so
-        commit = None
+        await _fetch_revision_on_first_use(request, access, mirror, revision)
+        return  # nothing of it can be served: the handler says so
     try:
-        if commit is None:
-            await fetch_missing_revision(hub, access.model, mirror, revision, by)
-            return
         await check_mirror_servable(hub, access.model, mirror, (revision, commit), by)
     except Forbidden as exc:  # huggingface_hub shows a gated repo's sentence as it is
+        raise GatedRepo(str(exc)) from None
+
+
+async def _fetch_revision_on_first_use(
+    request: web.Request, access: ModelAccess, mirror: db.Mirror, revision: str
+) -> None:
+    """Start fetching a revision a mirrored model lacks, and say to come back.
+
+    Only for one who may create models in the mirror space (who could start the model's
+    own fetch); where the last fetch of that revision failed, its failure is the answer.
+    """
+    try:
+        await require_space(request, access.space.id, Action.CREATE_MODEL)
+        check_revision(revision)
+    except ApiError:
+        return
+    hub, by = request.app[keys.HUB], actor(request).name or ""
+    try:
+        await fetch_missing_revision(hub, access.model, mirror, revision, by)
+    except Forbidden as exc:
         raise GatedRepo(str(exc)) from None
 
 
