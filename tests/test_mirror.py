@@ -244,6 +244,23 @@ async def test_first_use_fetches_answers_503_then_serves(mirror, tmp_path):
         "hf/acme__missing",
         "hf/acme__twice",
     ]
+    # A model only on the upstream, asked for at an upstream commit id: fetched at that
+    # commit, which the tag mirror/<id> names here (its own id differs).
+    await mirror.upstream.model("acme", "tiny")
+    upstream_api = HfApi(endpoint=mirror.upstream.base, token=mirror.upstream.admin_key)
+    commit = (await hf(upstream_api.model_info, "acme/tiny")).sha
+    at_commit = partial(
+        snapshot_download,
+        "hf/acme__tiny",
+        revision=commit,
+        endpoint=hub.base,
+        token=hub.admin_key,
+        cache_dir=tmp_path / "at-commit",
+    )
+    folder = Path(await hf(at_commit))  # its tree listing retries the 503s by itself
+    assert folder.name == commit and (folder / "README.md").is_file()
+    refs = (await git("ls-remote", hub.remote("hf", "acme__tiny"))).stdout
+    assert f"refs/tags/mirror/{commit}" in refs  # git clone has it too
 
 
 async def test_unsafe_upstream_model_is_fetched_scanned_and_refused(mirror, tmp_path):

@@ -66,6 +66,7 @@ async def list_tasks(
     status: str | None = None,
     space_id: str | None = None,
     model_id: str | None = None,
+    ref: str | None = None,
     before: int | None = None,
     limit: int = 200,
 ) -> list[Task]:
@@ -74,7 +75,7 @@ async def list_tasks(
         db,
         f"SELECT {_COLUMNS} FROM tasks WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR status = ?)"
         " AND (? IS NULL OR space_id = ?) AND (? IS NULL OR model_id = ?)"
-        " AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
+        " AND (? IS NULL OR ref = ?) AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
         kind,
         kind,
         status,
@@ -83,6 +84,8 @@ async def list_tasks(
         space_id,
         model_id,
         model_id,
+        ref,
+        ref,
         before,
         before,
         limit,

@@ -35,9 +35,11 @@ def check_repo(repo: str) -> str:
 
 
 def check_revision(revision: str) -> str:
-    """A branch or tag to mirror; not a commit, whose id would differ here."""
-    if not REVISION.fullmatch(revision) or ".." in revision or COMMIT_ID.fullmatch(revision):
-        raise BadRequest(f"invalid revision {revision[:200]!r}: give a branch or tag name")
+    """A branch, tag or commit id (40 hex digits) of the upstream to mirror."""
+    if not REVISION.fullmatch(revision) or ".." in revision:
+        raise BadRequest(
+            f"invalid revision {revision[:200]!r}: give a branch, a tag or a commit id"
+        )
     return revision
 
 
@@ -98,9 +100,34 @@ async def _start(
         return await enqueue(hub, "mirror", model, revision, None, params, by)
 
 
-async def _latest(hub: Hub, kind: str, space_id: str, model_id: str) -> db.Task | None:
-    tasks = await db.list_tasks(hub.db, kind=kind, space_id=space_id, model_id=model_id, limit=1)
+async def _latest(
+    hub: Hub, kind: str, space_id: str, model_id: str, ref: str | None = None
+) -> db.Task | None:
+    tasks = await db.list_tasks(
+        hub.db, kind=kind, space_id=space_id, model_id=model_id, ref=ref, limit=1
+    )
     return tasks[0] if tasks else None
+
+
+async def fetch_missing_revision(
+    hub: Hub, model: db.Model, mirror: db.Mirror, revision: str, by: str
+) -> None:
+    """Start fetching a revision a mirrored model lacks and say to come back (Unavailable).
+
+    Nothing if its upstream is no longer registered; `Forbidden` with the failure if the
+    last fetch of that revision failed, so that asking again does not fetch again.
+    """
+    upstream = await db.UPSTREAMS.get(hub.db, mirror.upstream)
+    if upstream is None:
+        return
+    name = f"{model.space_id}/{model.id} (the mirror of {mirror.repo} on {mirror.upstream})"
+    fetch = await _latest(hub, "mirror", model.space_id, model.id, ref=revision)
+    if fetch is not None and fetch.status not in (*ACTIVE, "succeeded"):
+        raise Forbidden(f"{name} could not be fetched at {revision}: {fetch.message}")
+    task = await start_mirror(hub, upstream, mirror.repo, check_revision(revision), by)
+    raise not_yet(
+        f"{name} is being fetched at {revision} from upstream {upstream.name}, task {task.id}"
+    )
 
 
 def not_yet(message: str) -> Unavailable:
@@ -124,12 +151,12 @@ async def check_mirror_servable(
     """
     space_id, model_id = model.space_id, model.id
     name = f"{space_id}/{model_id} (the mirror of {mirror.repo} on {mirror.upstream})"
-    fetch = await _latest(hub, "mirror", space_id, model_id)
+    revision, commit = served
+    fetch = await _latest(hub, "mirror", space_id, model_id, ref=revision)
     if fetch is not None and fetch.status in ACTIVE:
         raise not_yet(f"{name} is being fetched: {fetch.message or 'queued'}")
     if fetch is not None and fetch.status != "succeeded":
         raise Forbidden(f"{name} could not be fetched: {fetch.message}")
-    revision, commit = served
     scan = await db.last_scan(hub.db, space_id, model_id, commit_id=commit)
     if scan is None:
         latest = await _latest(hub, "scan", space_id, model_id)
