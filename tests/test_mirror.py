@@ -259,7 +259,15 @@ async def test_first_use_fetches_answers_503_then_serves(mirror, tmp_path):
     )
     folder = Path(await hf(at_commit))  # its tree listing retries the 503s by itself
     assert folder.name == commit and (folder / "README.md").is_file()
-    refs = (await git("ls-remote", hub.remote("hf", "acme__tiny"))).stdout
+    # git hands out every tip, so it waits for each one's scan: master's first commit too.
+    remote = hub.remote("hf", "acme__tiny")
+    first = await git("ls-remote", remote, check=False)
+    if first.returncode:
+        assert "is being scanned" in first.stderr, first.stderr
+        _, tasks = await hub.call("GET", "/api/v1/tasks?kind=scan&model=hf/acme__tiny")
+        for task in tasks["tasks"]:
+            await wait_task(hub, task["id"])
+    refs = (await git("ls-remote", remote)).stdout
     assert f"refs/tags/mirror/{commit}" in refs  # git clone has it too
 
 
