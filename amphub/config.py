@@ -84,6 +84,10 @@ class Config:
     # What a mirrored model whose scan found something suspicious gets: served with a
     # warning ("warn") or refused as an unsafe one is ("block").
     mirror_suspicious: str = "warn"
+    # How long a Hub API call for a mirrored model still being fetched or scanned is held
+    # before it is answered 503: huggingface_hub waits on these calls without a timeout,
+    # so a user's first snapshot_download gets the model rather than an error.
+    mirror_wait_seconds: int = 50
     # A running task is its node's for this long, renewed every third of it; a task whose
     # node stopped renewing (it died) is taken over by any node once its lease lapses.
     task_lease_seconds: int = 60
@@ -151,6 +155,7 @@ SETTINGS: dict[str, type] = {
     "s3_secret_access_key": str,
     "verify_downloads": int,
     "mirror_suspicious": str,
+    "mirror_wait_seconds": int,
     "task_lease_seconds": int,
 }
 
@@ -176,6 +181,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "verify_downloads": (0, 1),
     "s3_part_size": (64 * 1024, 5 * GIB),
     "task_lease_seconds": (3, 3600),
+    "mirror_wait_seconds": (0, 3600),
 }
 
 # The form of each text setting that has one, and what to say when it is not met.

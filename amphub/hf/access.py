@@ -8,6 +8,8 @@ refusal keeps amphub's status and sentence.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +30,7 @@ from amphub.http import keys
 from amphub.http.access import ModelAccess, actor, require_model, require_space
 from amphub.policy import Action
 from amphub.services.mirror import (
+    NotYetServed,
     check_mirror_servable,
     check_repo,
     check_revision,
@@ -40,12 +43,35 @@ from amphub.services.mirror import (
 from amphub.storage import repo_files
 
 T = TypeVar("T")
+# How often a held Hub API call looks again at a mirrored model being fetched or scanned.
+HOLD_POLL_SECONDS = 1.0
 
 
 async def require_repo(
     request: web.Request, action: Action, space_id: str | None = None, model_id: str | None = None
 ) -> ModelAccess:
-    """The model (of the path, unless given) if the caller may do `action` on it."""
+    """The model (of the path, unless given) if the caller may do `action` on it.
+
+    A Hub API call (`/api/…`) for a mirrored model being fetched or scanned is held until
+    that is done, up to `mirror_wait_seconds`: huggingface_hub waits on these calls with
+    no timeout but does not retry a 503 from the first one, `snapshot_download`'s
+    `repo_info`. File downloads are answered 503 at once, as their client retries them.
+    """
+    hub = request.app[keys.HUB]
+    held = request.path.startswith("/api/")
+    deadline = time.monotonic() + (hub.config.mirror_wait_seconds if held else 0)
+    while True:
+        try:
+            return await _require_repo(request, action, space_id, model_id)
+        except NotYetServed:
+            if time.monotonic() + HOLD_POLL_SECONDS > deadline:
+                raise
+        await asyncio.sleep(HOLD_POLL_SECONDS)
+
+
+async def _require_repo(
+    request: web.Request, action: Action, space_id: str | None, model_id: str | None
+) -> ModelAccess:
     space_id = space_id or request.match_info["space"]
     model_id = model_id or request.match_info["model"]
     repo_id = f"{space_id}/{model_id}"

@@ -130,9 +130,13 @@ async def fetch_missing_revision(
     )
 
 
-def not_yet(message: str) -> Unavailable:
+class NotYetServed(Unavailable):
+    """A mirrored model (or revision) being fetched or scanned: served once that is done."""
+
+
+def not_yet(message: str) -> NotYetServed:
     """A 503 that says why, that the client retries and when it may (Retry-After)."""
-    return Unavailable(
+    return NotYetServed(
         f"{message}; amphub will serve it once it is fetched and scanned: ask again"
         f" in a few seconds (huggingface_hub retries by itself)",
         headers={"Retry-After": str(RETRY_SECONDS)},
