@@ -10,6 +10,7 @@ from textual import events
 from amphub.tui.forms import ConfirmScreen, FormScreen
 from amphub.tui.messages import PeersChanged, TaskStarted
 from amphub.tui.peers import PeersPane, UpstreamsPane
+from amphub.tui.tasks import TasksPane
 from tests.conftest import Hub, console, posted, until, wait_task
 
 TABS = [
@@ -109,6 +110,12 @@ async def test_an_upstream_is_added_mirrored_from_and_removed(hub: Hub):
         (started,) = posted(messages, TaskStarted)
         assert (started.task["kind"], started.task["model"]) == ("mirror", "hf/acme__gpt")
         assert (await wait_task(hub, started.task["id"]))["status"] == "succeeded"
+        await pilot.press("4")  # the tasks tab shows the mirror's progress as any task's
+        tasks = app.query_one(TasksPane)
+        task_id = str(started.task["id"])
+        await until(pilot, lambda: tasks.tasks.get(task_id, {}).get("status") == "succeeded", "it")
+        assert tasks.tasks[task_id]["kind"] == "mirror"
+        await pilot.press("7")
         _, listed = await hub.call("GET", "/api/v1/upstreams/up/mirrors")
         (mirror,) = listed["mirrors"]
         assert [(s["revision"], s["refresh_hours"]) for s in mirror["schedules"]] == [("main", 4)]
