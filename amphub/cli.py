@@ -18,6 +18,7 @@ from aiohttp import web
 
 from amphub import __version__, db
 from amphub.config import SETTINGS, Config, ConfigError, load_config
+from amphub.errors import ApiError
 from amphub.server.app import bootstrap, create_app, offline
 from amphub.server.connections import GuardedServer, HubRunner
 from amphub.server.logs import logging_to_stderr
@@ -26,6 +27,8 @@ from amphub.services.backup import BackupError, backup, restore
 from amphub.services.cards import reindex_all
 from amphub.services.doctor import examine
 from amphub.storage.objects import StoreUnusable
+from amphub.tasks.airgap import AirGapRefused, export_model, import_model
+from amphub.tasks.scan import scan_processes
 
 log = logging.getLogger("amphub")
 OFFLINE = "amphub admin"
@@ -151,7 +154,20 @@ def _parser() -> argparse.ArgumentParser:
         "migrate-to", help="copy this hub's metadata into an empty PostgreSQL database"
     )
     migrate_to.add_argument("url", help="postgresql://USER:PASSWORD@HOST[:PORT]/DATABASE")
-    for action in (create, reset, listed, *changes, reindex, migrate_to):
+    export = actions.add_parser(
+        "export", help="write a model at a revision into one file, for a hub out of reach"
+    )
+    export.add_argument("model", help="SPACE/MODEL")
+    export.add_argument("file", type=Path, help="the file to write (a tar)")
+    export.add_argument("--revision", default="master", help="a branch or tag (default master)")
+    imported = actions.add_parser(
+        "import", help="make a model from an export file; it is scanned before it is served"
+    )
+    imported.add_argument("file", type=Path, help="a file `amphub admin export` wrote")
+    imported.add_argument("--space", required=True, help="the space of the new model")
+    imported.add_argument("--name", help="the new model's id (default: the exported one's)")
+    air_gap = (export, imported)
+    for action in (create, reset, listed, *changes, reindex, migrate_to, *air_gap):
         action.add_argument("--data", dest="data_dir", help="data dir (default ./amphub-data)")
         action.add_argument(
             "--init", action="store_true", help="create the data dir if it does not exist"
@@ -232,9 +248,29 @@ async def _migrate_to(config: Config, url: str) -> int:
     return 0
 
 
+async def _air_gap(args: argparse.Namespace, config: Config) -> int:
+    """Export a model into one file, or import one, saying what was done."""
+    async with offline(config) as hub:
+        try:
+            if args.action == "export":
+                space_id, _, model_id = args.model.partition("/")
+                said = await export_model(hub, space_id, model_id, args.revision, args.file)
+            else:
+                async with scan_processes(hub):
+                    said = await import_model(hub, args.file, args.space, args.name, OFFLINE)
+        except (AirGapRefused, ApiError, OSError) as exc:
+            print(f"amphub: {exc}", file=sys.stderr)
+            return 1
+    for sentence in said:
+        print(sentence)
+    return 0
+
+
 async def _admin(args: argparse.Namespace, config: Config) -> int:
     if args.action == "migrate-to":
         return await _migrate_to(config, args.url)
+    if args.action in ("export", "import"):
+        return await _air_gap(args, config)
     async with offline(config) as hub:
         database = hub.db
         if args.action == "create-user":

@@ -244,6 +244,23 @@ async def test_first_use_fetches_answers_503_then_serves(mirror, tmp_path):
         "hf/acme__missing",
         "hf/acme__twice",
     ]
+    # A model only on the upstream, asked for at an upstream commit id: fetched at that
+    # commit, which the tag mirror/<id> names here (its own id differs).
+    await mirror.upstream.model("acme", "tiny")
+    upstream_api = HfApi(endpoint=mirror.upstream.base, token=mirror.upstream.admin_key)
+    commit = (await hf(upstream_api.model_info, "acme/tiny")).sha
+    at_commit = partial(
+        snapshot_download,
+        "hf/acme__tiny",
+        revision=commit,
+        endpoint=hub.base,
+        token=hub.admin_key,
+        cache_dir=tmp_path / "at-commit",
+    )
+    folder = Path(await hf(at_commit))  # its tree listing retries the 503s by itself
+    assert folder.name == commit and (folder / "README.md").is_file()
+    refs = (await git("ls-remote", hub.remote("hf", "acme__tiny"))).stdout
+    assert f"refs/tags/mirror/{commit}" in refs  # git clone has it too
 
 
 async def test_unsafe_upstream_model_is_fetched_scanned_and_refused(mirror, tmp_path):
@@ -266,6 +283,16 @@ async def test_unsafe_upstream_model_is_fetched_scanned_and_refused(mirror, tmp_
     assert refused.value.response.status_code == 403
     message = str(refused.value)
     assert "is not served: its scan found it unsafe" in message and "model.pkl" in message
+    # git, LFS and the files API (the web's downloads) are held back by the same verdict.
+    clone = await git("clone", hub.remote("hf", "acme__bad"), str(tmp_path / "c2"), check=False)
+    assert clone.returncode and "its scan found it unsafe" in clone.stderr, clone.stderr
+    status, answer = await hub.call("GET", "/api/v1/models/hf/acme__bad/blob/master/model.pkl")
+    assert status == 403 and "its scan found it unsafe" in answer["error"]["message"]
+    batch = {"operation": "download", "objects": [{"oid": "0" * 64, "size": 1}]}
+    url = f"{hub.base}/hf/acme__bad.git/info/lfs/objects/batch"
+    lfs = {"Accept": "application/vnd.git-lfs+json", "Authorization": f"Bearer {hub.admin_key}"}
+    async with hub.session.post(url, json=batch, headers=lfs) as resp:
+        assert resp.status == 403 and "its scan found it unsafe" in await resp.text()
 
 
 async def test_the_served_commits_own_scan_decides_not_the_latest_one(mirror, tmp_path):
@@ -276,13 +303,13 @@ async def test_the_served_commits_own_scan_decides_not_the_latest_one(mirror, tm
     assert (await mirror_repo(hub, "acme/bad"))["status"] == "succeeded"
     assert (await scanned(hub, "acme__bad"))["result"]["summary"]["status"] == "unsafe"
     # A clean branch of the mirrored model, scanned after master: the latest scan is safe.
+    # (Pushed, not cloned: git reads of a model with an unsafe tip are refused.)
     clean = tmp_path / "clean"
-    await git("clone", "-q", hub.remote("hf", "acme__bad"), str(clean))
-    await git("checkout", "-q", "--orphan", "clean", cwd=clean)
-    await git("rm", "-rqf", ".", cwd=clean)
+    await git("init", "-q", "-b", "clean", str(clean))
     (clean / "config.json").write_text("{}\n")
     await git("add", "config.json", cwd=clean)
     await git("commit", "-qm", "clean", cwd=clean)
+    await git("remote", "add", "origin", hub.remote("hf", "acme__bad"), cwd=clean)
     await git("push", "-q", "origin", "clean", cwd=clean)
     status, task = await hub.call(
         "POST", "/api/v1/models/hf/acme__bad/scans", json={"ref": "clean"}
@@ -435,6 +462,7 @@ async def test_a_fetch_killed_mid_way_resumes_with_what_it_had_stored(tmp_path):
                 done = await wait_task(hub, task["id"])
                 assert done["status"] == "succeeded", done
                 assert done["result"]["lfs_objects_fetched"] == 1  # b only
+                await scanned(hub, "acme__gpt")  # git serves a mirror once it is scanned
                 clone = tmp_path / "clone"
                 await git("clone", "-q", hub.remote("hf", "acme__gpt"), str(clone))
                 for name, data in files.items():

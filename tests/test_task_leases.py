@@ -94,3 +94,17 @@ async def test_start_up_requeues_only_its_own_and_lapsed_tasks(tmp_path: Path, d
             ("running", "c"),
             ("canceled", "a"),
         ]
+
+
+async def test_a_command_claims_its_own_task_only_while_no_node_took_it(
+    tmp_path: Path, database: str
+):
+    """What `amphub admin import` does with its scan: run it here unless a node has it."""
+    async with opened(tmp_path, database) as metadata:
+        mine, theirs = await queue(metadata), await queue(metadata)
+        claimed = await db.claim_queued_task(metadata, mine.id, "cli", at(0)[1])
+        assert claimed is not None and (claimed.status, claimed.node) == ("running", "cli")
+        assert await db.claim_queued_task(metadata, mine.id, "cli", at(0)[1]) is None
+        node = await db.claim_task(metadata, "a", *at(0), 3)
+        assert node is not None and node.id == theirs.id  # the command's own is not handed out
+        assert await db.claim_queued_task(metadata, theirs.id, "cli", at(0)[1]) is None

@@ -20,6 +20,7 @@ from amphub.http.headers import DOWNLOAD_HEADERS
 from amphub.http.object_body import object_response
 from amphub.policy import Action
 from amphub.scan.findings import SCANNER_VERSION, worst
+from amphub.services.mirror import check_revision_servable
 from amphub.services.objects import stored_object
 from amphub.services.scans import RefScan, ref_scan, with_history
 from amphub.storage.commit_views import FileChange, commit_changes
@@ -161,6 +162,7 @@ async def get_blob(request: web.Request, disposition: str | None = None) -> web.
     access, path = await model_repo(request)
     rev, file = request.match_info["rev"], request.match_info["path"]
     hub = request.app[keys.HUB]
+    await check_revision_servable(hub, access.model, rev, access.who.name or "")
     reader = await _blocking(request, lambda: open_blob(path, rev, file))
     try:
         head = await hub.run_blocking(lambda: reader.peek(BINARY_PROBE))

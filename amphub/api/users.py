@@ -10,7 +10,7 @@ from amphub import db
 from amphub.api.paging import name_filter, requested_page
 from amphub.errors import Forbidden, NotFound, Unauthorized
 from amphub.http import keys
-from amphub.http.access import require, user_name
+from amphub.http.access import SIGN_IN_NEEDED, actor, require, user_name
 from amphub.http.body import field, json_object
 from amphub.policy import Action
 from amphub.services import accounts
@@ -29,24 +29,17 @@ def user_json(user: db.User) -> dict[str, Any]:
     }
 
 
-def _signed_in(request: web.Request) -> str:
-    name = request[keys.ACTOR].name
-    if name is None:
-        raise Unauthorized("sign in with your user name and key")
-    return name
-
-
 async def get_me(request: web.Request) -> web.Response:
     """The caller."""
-    user = await db.get_user(request.app[keys.HUB].db, _signed_in(request))
+    user = await db.get_user(request.app[keys.HUB].db, user_name(actor(request)))
     if user is None:
-        raise Unauthorized("sign in with your user name and key")
+        raise Unauthorized(SIGN_IN_NEEDED)
     return web.json_response(user_json(user))
 
 
 async def new_own_key(request: web.Request) -> str:
     """A new key for the caller (never from a token); the old one stops working at once."""
-    name = _signed_in(request)
+    name = user_name(actor(request))
     if keys.TOKEN in request:
         raise Forbidden("a token cannot replace a key; sign in with your key")
     key = await accounts.regenerate_key(request.app[keys.HUB].db, name, by=name)

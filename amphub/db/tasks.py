@@ -10,6 +10,7 @@ __all__ = [
     "list_tasks",
     "last_scan",
     "claim_task",
+    "claim_queued_task",
     "renew_leases",
     "requeue_interrupted",
     "hand_back_task",
@@ -65,6 +66,7 @@ async def list_tasks(
     status: str | None = None,
     space_id: str | None = None,
     model_id: str | None = None,
+    ref: str | None = None,
     before: int | None = None,
     limit: int = 200,
 ) -> list[Task]:
@@ -73,7 +75,7 @@ async def list_tasks(
         db,
         f"SELECT {_COLUMNS} FROM tasks WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR status = ?)"
         " AND (? IS NULL OR space_id = ?) AND (? IS NULL OR model_id = ?)"
-        " AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
+        " AND (? IS NULL OR ref = ?) AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
         kind,
         kind,
         status,
@@ -82,6 +84,8 @@ async def list_tasks(
         space_id,
         model_id,
         model_id,
+        ref,
+        ref,
         before,
         before,
         limit,
@@ -148,6 +152,20 @@ async def claim_task(
                 f" ORDER BY id LIMIT 1{skip_locked})"
                 f" RETURNING {_COLUMNS}",
                 (db.now(), node, lease_until, now),
+            )
+        ).fetchone()
+    return row_to(Task, row) if row else None
+
+
+async def claim_queued_task(db: Database, task_id: int, node: str, lease_until: str) -> Task | None:
+    """Take one task for `node` if it is still queued; None if a node took it first."""
+    async with db.transaction() as conn:
+        row = await (
+            await conn.execute(
+                "UPDATE tasks SET status = 'running', started_at = ?, attempts = attempts + 1,"
+                " node = ?, lease_until = ? WHERE id = ? AND status = 'queued'"
+                f" RETURNING {_COLUMNS}",
+                (db.now(), node, lease_until, task_id),
             )
         ).fetchone()
     return row_to(Task, row) if row else None

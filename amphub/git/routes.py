@@ -30,6 +30,7 @@ from amphub.http import keys
 from amphub.http.access import require_model
 from amphub.http.urls import model_ids
 from amphub.policy import Action
+from amphub.services.mirror import check_mirror_tips_servable
 from amphub.services.push import push_target
 from amphub.services.quota import push_room
 
@@ -76,6 +77,9 @@ async def _open_service(request: web.Request, service: str | None) -> ServiceCal
     handler_cls, action = service_of(service)
     space_id, model_id = model_ids(request)
     access = await require_model(request, space_id, model_id, action)
+    if action is Action.READ_FILES:
+        hub = request.app[keys.HUB]
+        await check_mirror_tips_servable(hub, access.model, access.who.name or "")
     path = request.app[keys.HUB].repos.path(space_id, model_id)
     if not path.is_dir():
         raise NotFound(f"no model {space_id}/{model_id}")

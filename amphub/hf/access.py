@@ -31,6 +31,7 @@ from amphub.services.mirror import (
     check_mirror_servable,
     check_repo,
     check_revision,
+    fetch_missing_revision,
     not_yet,
     start_on_first_use,
     upstream_of_space,
@@ -79,15 +80,35 @@ async def _check_mirror(request: web.Request, access: ModelAccess) -> None:
         return
     revision = request.match_info.get("rev", HUB_DEFAULT_BRANCH)
     path = repository(request, access)
+    by = actor(request).name or ""
     try:
         commit = await hub.run_blocking(lambda: resolve_revision(path, revision))
     except repo_files.RevisionNotFound:
+        await _fetch_revision_on_first_use(request, access, mirror, revision)
         return  # nothing of it can be served: the handler says so
     try:
-        await check_mirror_servable(
-            hub, access.model, mirror, (revision, commit), actor(request).name or ""
-        )
+        await check_mirror_servable(hub, access.model, mirror, (revision, commit), by)
     except Forbidden as exc:  # huggingface_hub shows a gated repo's sentence as it is
+        raise GatedRepo(str(exc)) from None
+
+
+async def _fetch_revision_on_first_use(
+    request: web.Request, access: ModelAccess, mirror: db.Mirror, revision: str
+) -> None:
+    """Start fetching a revision a mirrored model lacks, and say to come back.
+
+    Only for one who may create models in the mirror space (who could start the model's
+    own fetch); where the last fetch of that revision failed, its failure is the answer.
+    """
+    try:
+        await require_space(request, access.space.id, Action.CREATE_MODEL)
+        check_revision(revision)
+    except ApiError:
+        return
+    hub, by = request.app[keys.HUB], actor(request).name or ""
+    try:
+        await fetch_missing_revision(hub, access.model, mirror, revision, by)
+    except Forbidden as exc:
         raise GatedRepo(str(exc)) from None
 
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from amphub.errors import NotFound
 from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.errors import EntryNotFound
-from amphub.hf.repo import open_file, resolve_revision
+from amphub.hf.repo import open_file, resolve_revision, shown_commit
 from amphub.http import keys
 from amphub.http.access import ModelAccess
 from amphub.http.blob_body import blob_response
@@ -38,9 +38,9 @@ def _open(path: Path, rev: str, file: str) -> tuple[str, str | None, BlobReader 
     """(commit id, blob id, reader) of a file at a revision; (commit id, None, None) if absent."""
     commit_id = resolve_revision(path, rev)
     try:
-        return commit_id, *open_file(path, commit_id, file)
+        return shown_commit(rev, commit_id), *open_file(path, commit_id, file)
     except PathNotFound:
-        return commit_id, None, None
+        return shown_commit(rev, commit_id), None, None
 
 
 async def _stored(request: web.Request, access: ModelAccess, pointer: LfsPointer) -> int:

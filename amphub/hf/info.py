@@ -19,7 +19,14 @@ from amphub.errors import Unauthorized
 from amphub.hf.access import repository, require_repo, run_git
 from amphub.hf.card import card_data, front_matter, library_name, model_tags, pipeline_tag
 from amphub.hf.paging import flag, paged_response, requested_page
-from amphub.hf.repo import HubEntry, default_branch, list_entries, read_optional, resolve_revision
+from amphub.hf.repo import (
+    HubEntry,
+    default_branch,
+    list_entries,
+    read_optional,
+    resolve_revision,
+    shown_commit,
+)
 from amphub.http import keys
 from amphub.http.access import ModelAccess, actor
 from amphub.policy import Action, allowed, lifetime
@@ -129,7 +136,7 @@ async def get_model_info(request: web.Request) -> web.Response:
         card, raw = (json.loads(stored[1]) if stored else {}), {}
     info = {
         **_summary(access.model, card),
-        "sha": commit_id,
+        "sha": shown_commit(rev, commit_id),
         "gated": False if readable else "manual",
         "cardData": card_data(raw, card, access.model.id),
         "spaces": [],

@@ -6,6 +6,7 @@ commit, so one answer never mixes two states of a branch.
 
 from __future__ import annotations
 
+import re
 import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from amphub.storage.repos import DEFAULT_BRANCH
 # The Hub's default branch; amphub's is master, which `main` names unless a model has a main.
 HUB_DEFAULT_BRANCH = "main"
 SUBMODULE = 0o160000
+FULL_COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,16 @@ def resolve_revision(path: Path, rev: str) -> str:
         if rev != HUB_DEFAULT_BRANCH:
             raise
         return resolve(path, default_branch())
+
+
+def shown_commit(rev: str, commit_id: str) -> str:
+    """The commit id an answer names for a revision: a full commit id is named as asked.
+
+    A mirror's commit of an upstream commit has an id of its own and is found by the
+    upstream's (the tag mirror/<id>); huggingface_hub keeps what it asked for by a commit
+    id under that id, so the answers must name that one.
+    """
+    return rev if FULL_COMMIT_ID.fullmatch(rev) else commit_id
 
 
 def _object_at(repo: Repo, commit_id: str, path: str) -> tuple[int, bytes]:

@@ -244,20 +244,45 @@ def write_commit(
                 f"the branch moved on since {plan.parent}: it is at {head.decode()} now;"
                 " fetch and commit again"
             )
-        editor = TreeEditor(repo, read_as(repo, head, Commit).tree)
-        _apply(editor, plan)
-        tree_id, objects = editor.write()
-        commit = Commit()
-        commit.tree = tree_id
-        commit.parents = [head]
-        commit.author = commit.committer = author
-        commit.author_time = commit.commit_time = when
-        commit.author_timezone = commit.commit_timezone = 0
-        commit.message = plan.message.encode()
-        repo.object_store.add_objects([(obj, None) for obj in [*objects, commit]])
+        commit = _commit_on(repo, head, plan, author, when)
         if not repo.refs.set_if_equals(ref, head, commit.id):
             raise Conflict("the branch was moved by another push; commit again")
         return RefUpdate(ref, head, commit.id)
+
+
+def write_tagged_commit(
+    path: Path,
+    lock: AbstractContextManager[object],
+    tag: bytes,
+    base: str,
+    plan: CommitPlan,
+    author: bytes,
+    when: int,
+) -> RefUpdate:
+    """Commit the plan on top of the commit `base` and make a new tag of it; the ref update."""
+    if not check_ref_format(Ref(tag)):
+        raise BadRequest(f"invalid name {tag.decode(errors='replace')}")
+    with lock, Repo(str(path)) as repo:
+        commit = _commit_on(repo, ObjectID(base.encode()), plan, author, when)
+        if not repo.refs.add_if_new(Ref(tag), commit.id):
+            raise Conflict(f"{tag.decode()} exists already")
+        return RefUpdate(tag, ZERO, commit.id)
+
+
+def _commit_on(repo: Repo, head: ObjectID, plan: CommitPlan, author: bytes, when: int) -> Commit:
+    """The plan's commit with `head` as its parent, stored (no ref points at it yet)."""
+    editor = TreeEditor(repo, read_as(repo, head, Commit).tree)
+    _apply(editor, plan)
+    tree_id, objects = editor.write()
+    commit = Commit()
+    commit.tree = tree_id
+    commit.parents = [head]
+    commit.author = commit.committer = author
+    commit.author_time = commit.commit_time = when
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.message = plan.message.encode()
+    repo.object_store.add_objects([(obj, None) for obj in [*objects, commit]])
+    return commit
 
 
 def create_ref(

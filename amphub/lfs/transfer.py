@@ -33,6 +33,7 @@ from amphub.policy import Action
 from amphub.policy.tokens import TransferToken, key_fingerprint, make_token
 from amphub.services.hub import Hub
 from amphub.services.leases import claim, reservation_kept
+from amphub.services.mirror import check_mirror_tips_servable
 from amphub.services.objects import stored_object
 from amphub.services.quota import link_reserved, release_reserved, reserve_quota
 from amphub.storage.objects import (
@@ -130,6 +131,9 @@ async def post_batch(request: web.Request) -> web.Response:
         raise Unprocessable("this server offers the basic transfer only")
     action = Action.WRITE_FILES if operation == "upload" else Action.READ_FILES
     access = await require_model(request, space_id, model_id, action)
+    if action is Action.READ_FILES:
+        hub = request.app[keys.HUB]
+        await check_mirror_tips_servable(hub, access.model, access.who.name or "")
     space = access.space
     requested = [_valid(item) for item in _requested_objects(body)]
     wanted = dict(item for item in requested if isinstance(item, tuple))
@@ -371,7 +375,8 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     """Send an object linked to this model, with Range support and sendfile."""
     space_id, model_id = model_ids(request)
     oid = _oid(request)
-    await require_model(request, space_id, model_id, Action.READ_FILES)
+    access = await require_model(request, space_id, model_id, Action.READ_FILES)
+    await check_mirror_tips_servable(request.app[keys.HUB], access.model, access.who.name or "")
     size = await stored_object(request.app[keys.HUB], space_id, model_id, oid)
     if size is None:
         raise NotFound("object does not exist")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from amphub import db
 from amphub.errors import BadRequest, Conflict, Forbidden, Unavailable
@@ -15,6 +16,7 @@ from amphub.policy.names import check_model_id
 from amphub.services.hub import Hub
 from amphub.services.models import create_model
 from amphub.services.tasks import enqueue
+from amphub.storage.repo_files import RevisionNotFound, list_refs, resolve
 
 ACTIVE = ("queued", "running")
 RETRY_SECONDS = 2
@@ -33,9 +35,11 @@ def check_repo(repo: str) -> str:
 
 
 def check_revision(revision: str) -> str:
-    """A branch or tag to mirror; not a commit, whose id would differ here."""
-    if not REVISION.fullmatch(revision) or ".." in revision or COMMIT_ID.fullmatch(revision):
-        raise BadRequest(f"invalid revision {revision[:200]!r}: give a branch or tag name")
+    """A branch, tag or commit id (40 hex digits) of the upstream to mirror."""
+    if not REVISION.fullmatch(revision) or ".." in revision:
+        raise BadRequest(
+            f"invalid revision {revision[:200]!r}: give a branch, a tag or a commit id"
+        )
     return revision
 
 
@@ -96,9 +100,34 @@ async def _start(
         return await enqueue(hub, "mirror", model, revision, None, params, by)
 
 
-async def _latest(hub: Hub, kind: str, space_id: str, model_id: str) -> db.Task | None:
-    tasks = await db.list_tasks(hub.db, kind=kind, space_id=space_id, model_id=model_id, limit=1)
+async def _latest(
+    hub: Hub, kind: str, space_id: str, model_id: str, ref: str | None = None
+) -> db.Task | None:
+    tasks = await db.list_tasks(
+        hub.db, kind=kind, space_id=space_id, model_id=model_id, ref=ref, limit=1
+    )
     return tasks[0] if tasks else None
+
+
+async def fetch_missing_revision(
+    hub: Hub, model: db.Model, mirror: db.Mirror, revision: str, by: str
+) -> None:
+    """Start fetching a revision a mirrored model lacks and say to come back (Unavailable).
+
+    Nothing if its upstream is no longer registered; `Forbidden` with the failure if the
+    last fetch of that revision failed, so that asking again does not fetch again.
+    """
+    upstream = await db.UPSTREAMS.get(hub.db, mirror.upstream)
+    if upstream is None:
+        return
+    name = f"{model.space_id}/{model.id} (the mirror of {mirror.repo} on {mirror.upstream})"
+    fetch = await _latest(hub, "mirror", model.space_id, model.id, ref=revision)
+    if fetch is not None and fetch.status not in (*ACTIVE, "succeeded"):
+        raise Forbidden(f"{name} could not be fetched at {revision}: {fetch.message}")
+    task = await start_mirror(hub, upstream, mirror.repo, check_revision(revision), by)
+    raise not_yet(
+        f"{name} is being fetched at {revision} from upstream {upstream.name}, task {task.id}"
+    )
 
 
 def not_yet(message: str) -> Unavailable:
@@ -122,12 +151,12 @@ async def check_mirror_servable(
     """
     space_id, model_id = model.space_id, model.id
     name = f"{space_id}/{model_id} (the mirror of {mirror.repo} on {mirror.upstream})"
-    fetch = await _latest(hub, "mirror", space_id, model_id)
+    revision, commit = served
+    fetch = await _latest(hub, "mirror", space_id, model_id, ref=revision)
     if fetch is not None and fetch.status in ACTIVE:
         raise not_yet(f"{name} is being fetched: {fetch.message or 'queued'}")
     if fetch is not None and fetch.status != "succeeded":
         raise Forbidden(f"{name} could not be fetched: {fetch.message}")
-    revision, commit = served
     scan = await db.last_scan(hub.db, space_id, model_id, commit_id=commit)
     if scan is None:
         latest = await _latest(hub, "scan", space_id, model_id)
@@ -136,18 +165,51 @@ async def check_mirror_servable(
         if latest is None or latest.status not in ACTIVE:
             await enqueue(hub, "scan", model, revision, commit, {}, by)
         raise not_yet(f"{name} is being scanned at {commit[:12]}")
+    refusal = scan_refusal(hub, json.loads(scan.result or "{}"))
+    if refusal:
+        raise Forbidden(f"{name} is not served: {refusal}")
+
+
+def scan_refusal(hub: Hub, result: dict[str, Any]) -> str | None:
+    """Why a scan's result keeps its commit out (`mirror_suspicious` says what blocks); None."""
     # A file the scanner could not read ("error") is vouched for no more than a suspicious one.
     strict = hub.config.mirror_suspicious == "block"
     blocked = ("unsafe", "error", "suspicious") if strict else ("unsafe",)
-    result = json.loads(scan.result or "{}")
     if result.get("summary", {}).get("status") not in blocked:
-        return
+        return None
     findings = [
         f"{path}: {'; '.join(f['message'] for f in verdict.get('findings', []))}"
         for path, verdict in result.get("files", {}).items()
         if verdict["status"] in blocked
     ]
-    raise Forbidden(
-        f"{name} is not served: its scan found it {result['summary']['status']}"
-        f" ({' | '.join(findings)[:2000]})"
-    )
+    return f"its scan found it {result['summary']['status']} ({' | '.join(findings)[:2000]})"
+
+
+async def check_mirror_tips_servable(hub: Hub, model: db.Model, by: str) -> None:
+    """For a mirrored model, nothing if every branch and tag tip is servable; else why not.
+
+    git and LFS hand out the whole model rather than one revision, so every tip's own scan
+    must let it out, as `check_mirror_servable` judges each.
+    """
+    mirror = await db.get_mirror(hub.db, model.space_id, model.id)
+    if mirror is None:
+        return
+    refs = await hub.run_blocking(lambda: list_refs(hub.repos.path(model.space_id, model.id)))
+    for ref in refs["branches"] + refs["tags"]:
+        await check_mirror_servable(hub, model, mirror, (ref["name"], ref["commit"]), by)
+
+
+async def check_revision_servable(hub: Hub, model: db.Model, revision: str, by: str) -> None:
+    """For a mirrored model, nothing if the commit `revision` names is servable; else why not.
+
+    A revision that names nothing passes: the reader that follows says it is not found.
+    """
+    mirror = await db.get_mirror(hub.db, model.space_id, model.id)
+    if mirror is None:
+        return
+    path = hub.repos.path(model.space_id, model.id)
+    try:
+        commit = await hub.run_blocking(lambda: resolve(path, revision))
+    except RevisionNotFound:
+        return
+    await check_mirror_servable(hub, model, mirror, (revision, commit), by)

@@ -193,6 +193,26 @@ async def _finish(
     return "lost"
 
 
+async def run_here(hub: Hub, runners: Mapping[str, Runner], task: db.Task) -> db.Task:
+    """Run a queued task in this process (an offline command's), unless a node took it first.
+
+    Returns the task's row once it finished, here or on the node that took it.
+    """
+    _, lease_until = lease_times(hub.config)
+    claimed = await db.claim_queued_task(hub.db, task.id, hub.config.node, lease_until)
+    if claimed is not None:
+        keeper = asyncio.create_task(keep_leases(hub), name="task leases")
+        try:
+            await _run(hub, runners, claimed)
+        finally:
+            keeper.cancel()
+    while True:
+        row = await db.get_task(hub.db, task.id)
+        if row is None or row.status in FINISHED_STATES:
+            return row or task
+        await asyncio.sleep(IDLE_POLL_SECONDS)
+
+
 @contextlib.asynccontextmanager
 async def running_workers(hub: Hub, runners: Mapping[str, Runner]) -> AsyncIterator[None]:
     """Requeue this node's interrupted tasks, then run its workers and its lease keeper.

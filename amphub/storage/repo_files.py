@@ -25,6 +25,8 @@ BINARY_PROBE = 8000
 GITLINK_MODE = 0o160000
 # Commits searched, newest first, for a short commit id.
 SHORT_ID_WALK = 10_000
+# A mirror's commit of an upstream commit (its own id differs) is the tag mirror/<upstream id>.
+MIRROR_TAGS = "mirror/"
 
 _Object = TypeVar("_Object", bound=ShaFile)
 
@@ -92,6 +94,11 @@ def find_commit(repo: Repo, rev: str) -> Commit:
         obj = repo[rev.encode()]
         if isinstance(obj, Commit) and _reachable(repo, obj.id):
             return obj
+    if (
+        re.fullmatch(r"[0-9a-f]{40}", rev)
+        and Ref(f"refs/tags/{MIRROR_TAGS}{rev}".encode()) in repo.refs
+    ):
+        return find_commit(repo, MIRROR_TAGS + rev)
     if re.fullmatch(r"[0-9a-f]{4,39}", rev):
         return _by_short_id(repo, rev)
     raise RevisionNotFound(f"no branch, tag or commit {rev}")

@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from amphub.api import users as users_api
-from amphub.errors import ApiError, Unauthorized
+from amphub.errors import ApiError
 from amphub.http import session
-from amphub.http.access import SIGN_IN_NEEDED, actor
+from amphub.http.access import actor, user_name
 from amphub.http.auth import authenticate
 from amphub.http.errors import status_of
 from amphub.http.headers import SIGN_IN_PATH
@@ -71,22 +71,15 @@ async def post_sign_out(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _signed_in(request: web.Request) -> str:
-    name = actor(request).name
-    if name is None:
-        raise Unauthorized(SIGN_IN_NEEDED)
-    return name
-
-
 async def get_key(request: web.Request) -> web.Response:
     """The page that regenerates the caller's key."""
-    _signed_in(request)
+    user_name(actor(request))
     return page(request, "key.html", key=None)
 
 
 async def post_key(request: web.Request) -> web.Response:
     """A new key made as the API makes it, shown once; this browser stays signed in."""
-    _signed_in(request)
+    user_name(actor(request))
     key = await users_api.new_own_key(request)
     response = page(request, "key.html", key=key)
     response.headers["Cache-Control"] = "no-store"

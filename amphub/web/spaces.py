@@ -12,6 +12,7 @@ from amphub.errors import Forbidden
 from amphub.http.access import require_space
 from amphub.policy import Action
 from amphub.policy.matrix import VISIBILITIES
+from amphub.services import space_changes
 from amphub.web.view import page
 
 SPACE_MODELS = 100  # listed on a space's page; the models page has the rest
@@ -46,7 +47,7 @@ async def get_space_page(request: web.Request) -> web.Response:
         models=models,
         manage=manage,
         members=members,
-        roles=spaces_api.GRANTABLE_SPACE_ROLES,
+        roles=space_changes.GRANTABLE_SPACE_ROLES,
     )
 
 
