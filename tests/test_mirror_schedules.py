@@ -55,6 +55,11 @@ async def test_a_schedule_queues_refreshes_when_due_and_goes_with_its_upstream(t
                 body = {"repo": "acme/gpt", "refresh_hours": bad}
                 status, answer = await hub.call("POST", MIRRORS, json=body)
                 assert status == 400, (bad, answer)
+            body = {"repo": "acme/gpt", "revision": "a" * 40, "refresh_hours": 6}
+            status, answer = await hub.call("POST", MIRRORS, json=body)
+            assert status == 400
+            assert answer["error"]["message"] == "a commit never changes: refresh a branch or a tag"
+            assert (await _fetches(hub)) == []  # refused before anything was queued
             status, task = await hub.call(
                 "POST", MIRRORS, json={"repo": "acme/gpt", "refresh_hours": 6}
             )

@@ -105,7 +105,7 @@ async def post_mirror(request: web.Request) -> web.Response:
     body = await json_object(request, ("repo", "revision", "refresh_hours"))
     repo = check_repo(field(body, "repo", str))
     revision = check_revision(field(body, "revision", str, "main"))
-    hours = check_refresh_hours(field(body, "refresh_hours", int, None))
+    hours = check_refresh_hours(field(body, "refresh_hours", int, None), revision)
     who = user_name(actor(request))
     task = await start_mirror(hub, upstream, repo, revision, who)
     if "refresh_hours" in body:  # absent: the schedule, if any, stays as it is

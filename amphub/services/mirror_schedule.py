@@ -13,7 +13,7 @@ from amphub.errors import ApiError, BadRequest
 from amphub.services.background import every
 from amphub.services.hub import Hub
 from amphub.services.locks import one_node_at_a_time
-from amphub.services.mirror import ACTIVE, mirror_model_id, start_mirror
+from amphub.services.mirror import ACTIVE, COMMIT_ID, mirror_model_id, start_mirror
 
 log = logging.getLogger("amphub")
 SWEEP_SECONDS = 60
@@ -30,10 +30,12 @@ class MirroredRepo:
     last_refreshed: db.Task | None  # the latest that succeeded
 
 
-def check_refresh_hours(hours: int | None) -> int | None:
-    """Hours between refreshes; 0 or None for none; BadRequest past a year."""
+def check_refresh_hours(hours: int | None, revision: str) -> int | None:
+    """Hours between refreshes of `revision`; 0 or None for none; BadRequest past a year."""
     if hours is not None and not 0 <= hours <= MAX_REFRESH_HOURS:
         raise BadRequest(f"refresh_hours must be 0 to {MAX_REFRESH_HOURS}, or null for none")
+    if hours and COMMIT_ID.fullmatch(revision):
+        raise BadRequest("a commit never changes: refresh a branch or a tag")
     return hours or None
 
 
