@@ -82,7 +82,7 @@ async def test_a_user_who_is_not_an_administrator_is_told(hub: Hub):
         await until(pilot, lambda: len(_notes(messages)) == 2, "two notifications")
         assert _header(app) == f"amphub · {hub.base} · bob · ● connected"
     assert sorted(_notes(messages)) == [
-        ("", "bob is not an administrator: users, zones and targets are refused"),
+        ("", "bob is not an administrator: users, zones, targets and upstreams are refused"),
         ("403 forbidden", "you may not manage users"),
     ]
 
@@ -129,6 +129,7 @@ async def test_palette_has_an_entry_for_every_action(hub: Hub):
         assert hits["Spaces: New"].startswith("n · Create a space")
         assert hits["Console: Keys"].startswith("? · ")
         assert "Console: Spaces tab" in entries and "Console: Quit" in entries
+        assert hits["Upstreams: Mirror a repo"].startswith("m · Mirror a repo of the selected")
         await pilot.press("ctrl+p")
         await pilot.press(*"spaces new")
         await until(pilot, lambda: _first_hit(app) == "Spaces: New", "the palette's hit")
@@ -153,6 +154,9 @@ async def test_question_mark_lists_every_key_of_the_screen(hub: Hub):
             for binding in bindings_of(pane):
                 assert (app.get_key_display(binding), binding.description) in listed
         assert ("n", "New") in sections["Users tab"]
+        assert {("n", "Add"), ("x", "Remove"), ("m", "Mirror a repo")} <= set(
+            sections["Upstreams tab"]
+        )
         assert ("enter", "Open the selected line") in sections["Models tab"]
         assert {("?", "Keys"), ("^p", "Find an action by name"), ("2", "Spaces tab")} <= set(
             sections["Everywhere"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import socket
 
 import pytest
+from textual import events
 
 from amphub.tui.forms import ConfirmScreen, FormScreen
-from amphub.tui.messages import PeersChanged
-from amphub.tui.peers import PeersPane
-from tests.conftest import Hub, console, posted, until
+from amphub.tui.messages import PeersChanged, TaskStarted
+from amphub.tui.peers import PeersPane, UpstreamsPane
+from amphub.tui.tasks import TasksPane
+from tests.conftest import Hub, console, posted, until, wait_task
 
 TABS = [
     ("5", "zones", "zones", ["eu", "https://eu.example", "syncer", "zone-key"]),
@@ -79,3 +81,48 @@ async def test_the_zones_table_says_whether_each_zone_answers(hub: Hub):
         reachable = {name: str(pane.table.get_cell(name, "answers")) for name, *_ in zones}
     assert reachable["here"] == "answers"
     assert reachable["gone"] == "no answer: connection refused"
+
+
+async def test_an_upstream_is_added_mirrored_from_and_removed(hub: Hub):
+    # The hub is its own upstream: its public acme/gpt is mirrored as hf/acme__gpt.
+    await hub.space_and_model("acme", "gpt", visibility="public")
+    await hub.space("hf")
+    messages: list = []
+    async with console(hub, messages=messages) as (app, pilot):
+        await pilot.press("7")
+        pane = app.query_one("#upstreams", UpstreamsPane)
+        await until(pilot, lambda: pane.loaded, "the list")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, FormScreen), "the form")
+        assert app.screen.query_one("#token").password  # masked as it is typed
+        await pilot.press(*"up", "tab")
+        app.focused.post_message(events.Paste(hub.base))  # pasted, as a URL usually is
+        await pilot.press("tab", *"hf", "tab")  # no token: an optional field left empty
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "up" in pane.peers, "the new one listed")
+        row = [str(cell) for cell in pane.table.get_row("up")]
+        assert row[:5] == ["up", hub.base, "hf", "internal", "none"]
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, FormScreen), "the mirror form")
+        await pilot.press(*"acme/gpt", "tab", "tab", "backspace", "4")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: posted(messages, TaskStarted), "the task")
+        (started,) = posted(messages, TaskStarted)
+        assert (started.task["kind"], started.task["model"]) == ("mirror", "hf/acme__gpt")
+        assert (await wait_task(hub, started.task["id"]))["status"] == "succeeded"
+        await pilot.press("4")  # the tasks tab shows the mirror's progress as any task's
+        tasks = app.query_one(TasksPane)
+        task_id = str(started.task["id"])
+        await until(pilot, lambda: tasks.tasks.get(task_id, {}).get("status") == "succeeded", "it")
+        assert tasks.tasks[task_id]["kind"] == "mirror"
+        await pilot.press("7")
+        _, listed = await hub.call("GET", "/api/v1/upstreams/up/mirrors")
+        (mirror,) = listed["mirrors"]
+        assert [(s["revision"], s["refresh_hours"]) for s in mirror["schedules"]] == [("main", 4)]
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        await pilot.press("y")
+        await until(pilot, lambda: not pane.peers, "the list empty")
+    assert (await hub.call("GET", "/api/v1/upstreams"))[1] == {"upstreams": []}
+    changes = [(m.kind, m.name, m.added) for m in posted(messages, PeersChanged)]
+    assert changes == [("upstreams", "up", True), ("upstreams", "up", False)]

@@ -822,3 +822,58 @@ def test_screenshots_of_each_main_page(
     assert all(shot.stat().st_size > 5000 for shot in shots)
     # Full-page pictures as wide as the screen: nothing runs off its side.
     assert {shot.name: png_width(shot) for shot in shots} == {shot.name: width for shot in shots}
+
+
+def test_an_administrator_adds_an_upstream_mirrors_from_it_and_removes_it(page: Page, site: Site):
+    # The site is its own upstream: its public vision/resnet-50 is mirrored into `mirrored`.
+    site.run(site.hub.space("mirrored"))
+    sign_in(page, site, "admin")
+    page.get_by_role("banner").get_by_role("link", name="Upstreams").click()
+    expect(page.get_by_role("heading", name="Upstream hubs")).to_be_visible()
+    expect(page.get_by_text("No upstream yet.")).to_be_visible()
+    add = page.get_by_role("region", name="Add an upstream")
+    add.get_by_label("Name").fill("self")
+    add.get_by_label("URL").fill(site.base)
+    add.get_by_label("Mirror space").fill("mirrored")
+    token = add.get_by_label("Token")
+    expect(token).to_have_attribute("type", "password")
+    token.fill(site.key("admin"))
+    add.get_by_role("button", name="Add upstream").click()
+    upstream = page.locator('section[data-upstream="self"]')
+    expect(upstream).to_contain_text(site.base)
+    expect(upstream).to_contain_text("sealed, never shown")
+    expect(upstream).to_contain_text("Nothing mirrored yet.")
+    assert site.key("admin") not in page.content()
+
+    start = upstream.locator('form[data-method="POST"]')
+    start.get_by_label("Upstream repo").fill("vision/resnet-50")
+    start.get_by_label("Refresh every so many hours (0: never)").fill("12")
+    start.get_by_role("button", name="Start mirror").click()
+    expect(start.locator("output")).to_contain_text(re.compile(r"Task #\d+ queued"))
+    start.get_by_role("link", name="Follow it").click()
+    task_id = page.url.rsplit("-", 1)[1]
+    row = page.locator(f"#task-{task_id}")
+    expect(row).to_contain_text("mirror")
+    expect(row.locator('[data-field="status"]')).to_have_text("succeeded")
+
+    page.goto("/-/upstreams")
+    mirrored = page.locator('tr[data-repo="vision/resnet-50"]')
+    expect(mirrored.get_by_role("link", name="mirrored/vision__resnet-50")).to_be_visible()
+    expect(mirrored).to_contain_text("main every 12 h")
+    expect(mirrored).to_contain_text("succeeded")
+
+    remove = page.locator('section[data-upstream="self"] form[data-method="DELETE"]')
+    remove.get_by_role("textbox").fill("sel")
+    remove.get_by_role("button", name="Remove upstream").click()
+    expect(remove.locator("output")).to_have_text("Type self to confirm.")
+    remove.get_by_role("textbox").fill("self")
+    remove.get_by_role("button", name="Remove upstream").click()
+    expect(page.get_by_text("No upstream yet.")).to_be_visible()
+    assert site.call("GET", "/api/v1/upstreams")[1] == {"upstreams": []}
+    assert site.call("GET", "/api/v1/models/mirrored/vision__resnet-50")[0] == 200  # it stays
+
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, site, "bob")
+    expect(page.get_by_role("banner").get_by_role("link", name="Upstreams")).to_have_count(0)
+    response = page.goto("/-/upstreams")
+    assert response is not None and response.status == 403

@@ -94,7 +94,16 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         token=STRING,
         visibility={"type": "string", "enum": ["private", "internal", "public"]},
     ),
-    ("POST", "/upstreams/{name}/mirrors"): _object(("repo",), repo=STRING, revision=STRING),
+    ("POST", "/upstreams/{name}/mirrors"): _object(
+        ("repo",),
+        repo=STRING,
+        revision=STRING,
+        refresh_hours={
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "description": "refresh the revision every so many hours; 0 or null: never",
+        },
+    ),
 }
 # The query parameters of the lists, by path.
 QUERIES: dict[str, dict[str, dict]] = {

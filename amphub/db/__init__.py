@@ -28,6 +28,7 @@ from amphub.db.deployments import *  # noqa: F403
 from amphub.db.engines import NewerDatabase, connect, migrate, opened
 from amphub.db.lfs import *  # noqa: F403
 from amphub.db.members import *  # noqa: F403
+from amphub.db.mirror_schedules import *  # noqa: F403
 from amphub.db.models import *  # noqa: F403
 from amphub.db.registries import *  # noqa: F403
 from amphub.db.replicas import *  # noqa: F403

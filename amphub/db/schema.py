@@ -591,6 +591,23 @@ MIGRATIONS: list[tuple[Statement, ...]] = [
     ),
     # Who may read an upstream's mirrors: the visibility its models are made with.
     ("ALTER TABLE upstreams ADD COLUMN visibility TEXT NOT NULL DEFAULT 'internal'",),
+    # Branches of mirrored repos fetched again on a schedule; by upstream name, like the
+    # mirrors, and removed with their upstream.
+    (
+        """
+        CREATE TABLE mirror_schedules (
+            upstream TEXT NOT NULL,
+            repo TEXT NOT NULL,
+            revision TEXT NOT NULL,
+            refresh_hours INTEGER NOT NULL,
+            due_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (upstream, repo, revision)
+        )
+        """,
+        "CREATE INDEX mirror_schedules_due ON mirror_schedules (due_at)",
+    ),
 ]
 
 

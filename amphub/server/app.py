@@ -26,6 +26,7 @@ from amphub.services import accounts
 from amphub.services.doctor import repair_at_start
 from amphub.services.hub import Hub
 from amphub.services.leases import renewing
+from amphub.services.mirror_schedule import refreshing_mirrors
 from amphub.services.objects import collecting
 from amphub.services.signing_secret import load_secret
 from amphub.services.spaces import sweeping_spaces
@@ -84,6 +85,7 @@ async def running(hub: Hub) -> AsyncIterator[Hub]:
         _start_background_steps(hub)
         await stack.enter_async_context(renewing(hub))
         await stack.enter_async_context(sweeping_spaces(hub))
+        await stack.enter_async_context(refreshing_mirrors(hub))
         await stack.enter_async_context(collecting(hub))
         await stack.enter_async_context(pruning(hub))
         await stack.enter_async_context(scan_processes(hub))

@@ -20,7 +20,7 @@ from amphub.tui.help import HelpScreen
 from amphub.tui.messages import ConnectionLost, ConnectionRegained, TaskStarted
 from amphub.tui.models import ModelsPane
 from amphub.tui.pane import Pane
-from amphub.tui.peers import TARGETS, ZONES, PeersPane
+from amphub.tui.peers import TARGETS, UPSTREAMS, ZONES, PeersPane, UpstreamsPane
 from amphub.tui.spaces import SpacesPane
 from amphub.tui.tasks import TasksPane
 from amphub.tui.users import UsersPane
@@ -34,6 +34,7 @@ TABS: tuple[tuple[str, str, Callable[[], Pane]], ...] = (
     ("tasks", "Tasks", lambda: TasksPane(id="tasks")),
     ("zones", "Zones", lambda: PeersPane(ZONES, id="zones")),
     ("targets", "Targets", lambda: PeersPane(TARGETS, id="targets")),
+    ("upstreams", "Upstreams", lambda: UpstreamsPane(UPSTREAMS, id="upstreams")),
 )
 
 
@@ -178,7 +179,8 @@ class ConsoleApp(App[None]):
         self.user_label = f"{me['name']} (administrator)" if me["admin"] else me["name"]
         if not me["admin"]:
             self.notify(
-                f"{me['name']} is not an administrator: users, zones and targets are refused",
+                f"{me['name']} is not an administrator: users, zones, targets and upstreams"
+                " are refused",
                 severity="warning",
                 timeout=8,
             )

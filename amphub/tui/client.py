@@ -12,6 +12,8 @@ import aiohttp
 API = "/api/v1"
 # A lost server is noticed within seconds; a slow answer on a busy host is still waited for.
 TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
+# The key of a peer list in its answer, where it is not the path's own name.
+LISTED_AS = {"deploy-targets": "targets"}
 
 
 class RequestRefused(Exception):
@@ -199,20 +201,24 @@ class ApiClient:
         return await self.call("POST", f"/tasks/{task_id:d}/cancel")
 
     async def peers(self, kind: str, *, check: bool = True) -> list[dict]:
-        """Every zone (`zones`) or deploy target (`deploy-targets`).
+        """Every zone (`zones`), deploy target (`deploy-targets`) or upstream (`upstreams`).
 
         Without `check`, zones are listed without asking each whether it answers.
         """
         answer = await self.call("GET", f"/{kind}" if check else f"/{kind}?check=0")
-        return answer["zones" if kind == "zones" else "targets"]
+        return answer[LISTED_AS.get(kind, kind)]
 
     async def add_peer(self, kind: str, body: dict) -> dict:
-        """Register a zone or a deploy target."""
+        """Register a zone, a deploy target or an upstream."""
         return await self.call("POST", f"/{kind}", json=body)
 
     async def remove_peer(self, kind: str, name: str) -> dict:
-        """Forget a zone or a deploy target."""
+        """Forget a zone, a deploy target or an upstream."""
         return await self.call("DELETE", f"/{kind}/{_segment(name)}")
+
+    async def start_mirror(self, upstream: str, body: dict) -> dict:
+        """Queue the mirror of `{"repo", "revision"?, "refresh_hours"?}`; the task."""
+        return await self.call("POST", f"/upstreams/{_segment(upstream)}/mirrors", json=body)
 
 
 async def _answer(response: aiohttp.ClientResponse) -> Any:

@@ -76,7 +76,7 @@ class ModelChanged(Message):
 
 
 class TaskStarted(Message):
-    """A scan, sync or deploy was queued."""
+    """A scan, sync, deploy or mirror was queued."""
 
     def __init__(self, task: dict) -> None:
         super().__init__()
@@ -92,7 +92,7 @@ class TaskCanceled(Message):
 
 
 class PeersChanged(Message):
-    """A zone or deploy target was added or removed."""
+    """A zone, deploy target or upstream was added or removed."""
 
     def __init__(self, kind: str, name: str, added: bool) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""The zones and deploy targets tabs: the peers models are synced and deployed to."""
+"""The zones, deploy targets and upstreams tabs: the peers models go to and come from."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from textual.widgets import DataTable, Static
 
 from amphub.tui import formatting as fmt
 from amphub.tui.fitted_table import cursor_key
-from amphub.tui.forms import ConfirmScreen, Field, FormScreen, TextField
-from amphub.tui.messages import PeersChanged
+from amphub.tui.forms import ChoiceField, ConfirmScreen, Field, FormScreen, NumberField, TextField
+from amphub.tui.messages import PeersChanged, TaskStarted
 from amphub.tui.pane import Pane
 
 
@@ -53,12 +53,38 @@ TARGETS = PeerKind(
         TextField("secret", "Secret", password=True),
     ),
 )
+UPSTREAMS = PeerKind(
+    "upstreams",
+    "upstream",
+    (
+        ("name", "Upstream"),
+        ("url", "URL"),
+        ("space", "Mirror space"),
+        ("visibility", "Visibility"),
+        ("token", "Token"),
+        ("created_at", "Added"),
+    ),
+    (
+        TextField("name", "Name"),
+        TextField("url", "URL", placeholder="https://huggingface.co"),
+        TextField("space", "Mirror space"),
+        TextField("token", "Token", password=True, required=False),
+        ChoiceField("visibility", "Visibility", ("internal", "private", "public")),
+    ),
+)
+MIRROR_FIELDS: list[Field] = [
+    TextField("repo", "Repo", placeholder="org/name"),
+    TextField("revision", "Revision", placeholder="main", required=False),
+    NumberField("refresh_hours", "Refresh every", default=0, minimum=0),
+]
 
 
 def peer_cell(peer: dict, key: str) -> object:
-    """One cell of a peer's row: times as times, reachability as words."""
+    """One cell of a peer's row: times as times, reachability and tokens as words."""
     if key == "created_at":
         return fmt.when(peer[key])
+    if key == "token":  # an upstream's: whether it has one, never the token
+        return fmt.plain("sealed" if peer["token"] else "none")
     if key == "answers":
         return fmt.plain("answers" if peer["answers"] else f"no answer: {peer['no_answer']}")
     return fmt.plain(peer[key])
@@ -132,7 +158,7 @@ class PeersPane(Pane):
             FormScreen(
                 f"Add a {self.kind.noun}",
                 list(self.kind.fields),
-                lambda values: self.client.add_peer(self.kind.path, values),
+                lambda values: self.client.add_peer(self.kind.path, _given(values)),
                 action=f"Add {self.kind.noun}",
             )
         )
@@ -154,3 +180,35 @@ class PeersPane(Pane):
             self.post_message(PeersChanged(self.kind.path, peer["name"], added=False))
             self.notify(f"{self.kind.noun} {peer['name']} removed")
             self.reload()
+
+
+class UpstreamsPane(PeersPane):
+    """Every upstream: add, remove, and mirror one of its repos."""
+
+    BINDINGS = [Binding("m", "mirror", "Mirror a repo")]
+
+    @work(group="peers-change")
+    async def action_mirror(self) -> None:
+        """Mirror a repo of the selected upstream; its task shows in the tasks tab."""
+        upstream = self.selected
+        if upstream is None:
+            return
+        name = upstream["name"]
+        task = await self.app.push_screen_wait(
+            FormScreen(
+                f"Mirror a repo of {name} into {upstream['space']}",
+                MIRROR_FIELDS,
+                lambda values: self.client.start_mirror(name, _given(values)),
+                action="Start mirror",
+                note="Revision: a branch or tag (main if empty). Refresh every: hours"
+                " between fetches of it again; 0 for none.",
+            )
+        )
+        if task is not None:
+            self.post_message(TaskStarted(task))
+            self.notify(f"mirror of {task['model']} queued as task {task['id']}")
+
+
+def _given(values: dict) -> dict:
+    """The values of a form without its optional fields left empty."""
+    return {name: value for name, value in values.items() if value != ""}

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from amphub.http import keys
 from amphub.http.headers import SIGN_IN_PATH, STATIC_PREFIX
-from amphub.web import account, files, models, spaces, tasks
+from amphub.web import account, files, models, spaces, tasks, upstreams
 from amphub.web.view import error_page
 
 
@@ -29,6 +29,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/-/spaces", spaces.get_spaces_page)
     app.router.add_get("/-/spaces/{space:[a-z0-9-]+}", spaces.get_space_page)
     app.router.add_get("/-/new", spaces.get_new_model)
+    app.router.add_get("/-/upstreams", upstreams.get_upstreams_page)
     app.router.add_static(STATIC_PREFIX, str(resources.files("amphub.web") / "static"))
     app.router.add_get(model, models.get_model_page)
     app.router.add_get(model + "/settings", models.get_settings)
