@@ -29,7 +29,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url, snapshot_download
-from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+from huggingface_hub.errors import GatedRepoError
 
 from tests.conftest import Hub, git, wait_task
 from tests.test_hf_download import git_blob_id, hf, hf_home, safetensors, sha256  # noqa: F401
