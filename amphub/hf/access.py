@@ -8,7 +8,6 @@ refusal keeps amphub's status and sentence.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +42,8 @@ from amphub.services.mirror import (
 from amphub.storage import repo_files
 
 T = TypeVar("T")
-# How often a held Hub API call looks again at a mirrored model being fetched or scanned.
+# How often a held Hub API call looks again at a mirrored model being fetched or scanned
+# by another node; a task ending on this node wakes it at once.
 HOLD_POLL_SECONDS = 1.0
 
 
@@ -66,7 +66,7 @@ async def require_repo(
         except NotYetServed:
             if time.monotonic() + HOLD_POLL_SECONDS > deadline:
                 raise
-        await asyncio.sleep(HOLD_POLL_SECONDS)
+        await hub.tasks.a_task_finished(HOLD_POLL_SECONDS)
 
 
 async def _require_repo(

@@ -26,6 +26,7 @@ class TaskQueue:
 
     def __init__(self) -> None:
         self._queued = asyncio.Event()
+        self._finished = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self._jobs: dict[int, Job] = {}
 
@@ -38,6 +39,16 @@ class TaskQueue:
         self._queued.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queued.wait(), seconds)
+
+    def finished(self) -> None:
+        """Tell those waiting for a task of this node to end that one did."""
+        self._finished.set()
+        self._finished = asyncio.Event()
+
+    async def a_task_finished(self, seconds: float) -> None:
+        """Wait until a task of this node ends, or for `seconds` at most."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._finished.wait(), seconds)
 
     def add_workers(self, workers: Iterable[asyncio.Task[None]]) -> None:
         """Keep the running workers, for `stop_workers`."""

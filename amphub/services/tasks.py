@@ -188,6 +188,7 @@ async def _finish(
 ) -> str:
     """Record the outcome, if this claim still holds the task; returns the outcome counted."""
     if await db.finish_task(hub.db, task, status, message, result):
+        hub.tasks.finished()
         return status
     log.warning("task %s (%s) was taken over or deleted; outcome dropped", task.id, task.kind)
     return "lost"
