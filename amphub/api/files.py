@@ -231,6 +231,8 @@ async def commits_json(request: web.Request) -> dict[str, Any]:
 
 def _change_json(change: FileChange) -> dict[str, Any]:
     answer: dict[str, Any] = {"path": change.path, "kind": change.kind, "binary": change.binary}
+    if change.old_path is not None:
+        answer["old_path"] = change.old_path
     for side, pointer in (("old_lfs", change.old_lfs), ("new_lfs", change.new_lfs)):
         if pointer is not None:
             answer[side] = {"oid": pointer.oid, "size": pointer.size}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from dulwich.diff_tree import TreeChange
+from dulwich.diff_tree import CHANGE_ADD, CHANGE_RENAME, TreeChange
 from dulwich.graph import can_fast_forward
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 from dulwich.refs import Ref, check_ref_format
@@ -17,6 +17,7 @@ from dulwich.repo import Repo
 from dulwich.walk import WalkEntry
 
 from amphub.storage.git_objects import BlobReader
+from amphub.storage.renames import changes_with_renames
 
 LFS_POINTER_START = b"version https://git-lfs.github.com/spec/v1\n"
 LFS_POINTER_MAX = 1024
@@ -276,23 +277,28 @@ def earlier_versions(
 
     One walk of the history serves every file. A commit counts for a file where a walk
     limited to that file (`git log --full-history -- file`) lists it: the file, or a folder
-    of that name, changed in it. Each content is listed once, at the newest commit that
-    has it; the walk ends early once every file has its `limit`.
+    of that name, changed in it. A file that a commit renamed is followed to its earlier
+    name, as `git log --follow` does. Each content is listed once, at the newest commit
+    that has it; the walk ends early once every file has its `limit`.
     """
     with Repo(str(path)) as repo:
         found: dict[bytes, list[tuple[bytes, bytes]]] = {f.encode(): [] for f in files}
         pending = set(found)  # files with fewer than limit + 1 contents so far
+        names = {name: name for name in found}  # a path in the history -> the file now
         commits = 0
         for entry in repo.get_walker(include=[ObjectID(commit_id.encode())]):
             if not pending:
                 break
             commits += 1
-            for name, blob_id in _changed_files(repo, entry, pending).items():
+            wanted = {old for old, name in names.items() if name in pending}
+            for old, blob_id in _changed_files(repo, entry, wanted).items():
+                name = names[old]
                 versions = found[name]
                 if all(blob_id != seen for _, seen in versions):
                     versions.append((entry.commit.id, blob_id))
                 if len(versions) > limit:
                     pending.discard(name)
+            _follow_renames(repo, entry, names, wanted)
         # The first content of each file is the one in the commit itself.
         return EarlierVersions(
             commits,
@@ -328,6 +334,29 @@ def _changed_files(repo: Repo, entry: WalkEntry, wanted: set[bytes]) -> dict[byt
                 continue
         changed[name] = blob_id
     return changed
+
+
+def _follow_renames(
+    repo: Repo, entry: WalkEntry, names: dict[bytes, bytes], wanted: set[bytes]
+) -> None:
+    """Where the entry's commit renamed a wanted file, its older commits know it by the old name.
+
+    Renames are looked for only in a commit with one parent that added a wanted path.
+    """
+    commit = entry.commit
+    changes = entry.changes()
+    if len(commit.parents) != 1 or not any(
+        isinstance(c, TreeChange) and c.type == CHANGE_ADD and c.new and c.new.path in wanted
+        for c in changes
+    ):
+        return
+    parent = read_as(repo, commit.parents[0], Commit)
+    for change in changes_with_renames(repo, parent.tree, commit.tree):
+        old, new = change.old, change.new
+        if change.type != CHANGE_RENAME or old is None or new is None:
+            continue
+        if new.path in wanted and old.path is not None and old.path not in names:
+            names[old.path] = names.pop(new.path)
 
 
 def _flat_changes(changes: list[TreeChange] | list[list[TreeChange | None]]) -> list[TreeChange]:
