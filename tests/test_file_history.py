@@ -9,7 +9,8 @@ import pytest
 from dulwich.objects import ObjectID
 from dulwich.repo import Repo
 
-from amphub.storage.commit_views import commit_changes, last_changes
+from amphub.storage.commit_views import commit_changes
+from amphub.storage.last_changes import last_changes
 from amphub.storage.repo_files import PathNotFound, earlier_versions, file_entry
 from tests.conftest import commit, git
 
@@ -89,6 +90,10 @@ async def git_last_change(work: Path, rev: str, path: str) -> str:
 
 
 async def test_last_changes_are_those_git_log_names_across_merges(history):
+    # Kept answers of older commits serve the walks that reach them.
+    for older in ("side", "master~2", "master~5"):
+        commit_id = (await git("rev-parse", older, cwd=history)).stdout.strip()
+        last_changes(history, commit_id, "", ["a.py"])
     for folder, names in (("", ["a.py", "c", "d", "e.md", "f.txt", "g.txt"]), ("d", ["b.txt"])):
         found = last_changes(history, "master", folder, names)
         for name in names:

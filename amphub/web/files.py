@@ -14,7 +14,7 @@ from amphub.api.models import ref_scan_json
 from amphub.errors import BadRequest
 from amphub.http import keys
 from amphub.http.headers import DOWNLOAD_HEADERS
-from amphub.storage.commit_views import last_changes
+from amphub.storage.last_changes import last_changes
 from amphub.web.modelpage import header, viewable_model
 from amphub.web.rendered import code_html
 from amphub.web.view import page, redirect
