@@ -10,7 +10,7 @@ from dulwich.objects import ObjectID
 from dulwich.repo import Repo
 
 from amphub.storage.commit_views import commit_changes
-from amphub.storage.last_changes import last_changes
+from amphub.storage.last_changes import WALK_BUDGET, last_changes
 from amphub.storage.repo_files import PathNotFound, earlier_versions, file_entry
 from tests.conftest import commit, git
 
@@ -123,7 +123,10 @@ async def test_last_changes_past_thousands_of_commits(tmp_path: Path):
         ["git", "fast-import", "--quiet"], cwd=work, input="".join(stream), check=True, text=True
     )
     names = ["old.txt", *(f"f{i}.txt" for i in range(7))]
+    assert WALK_BUDGET < 2500
     found = last_changes(work, "master", "data", names)
+    assert "old.txt" not in found and len(found) == 7  # past this call's budget
+    found = last_changes(work, "master", "data", names)  # goes on where it stopped
     for name in names:
         assert found[name].id == await git_last_change(work, "master", f"data/{name}")
     assert found["old.txt"].message == "edit 0\n"  # the first of 2,500 commits

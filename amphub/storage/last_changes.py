@@ -3,8 +3,9 @@
 git's default history simplification decides which commit that is: a commit that has a
 name as one of its parents had it passes the name on to the first such parent, and a
 commit that has it unlike every parent changed it. Every name of the folder is followed
-at once, newest commit first, until each is found; the answer for a folder at a commit is
-kept, and a later walk that reaches that commit takes its answers from it, so after a push
+at once, newest commit first, until each is found, at most `WALK_BUDGET` commits a call
+(a call after goes on where the last stopped). The walk of a folder at a commit is kept,
+and a later walk that reaches that commit takes its answers from it, so after a push
 only the new commits are read.
 """
 
@@ -14,6 +15,7 @@ import heapq
 import stat
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dulwich.objects import Commit, Tree
@@ -21,29 +23,42 @@ from dulwich.repo import Repo
 
 from amphub.storage.repo_files import CommitInfo, PathNotFound, commit_info, find_commit, read_as
 
-# Folders (at one commit) whose files' last commits are kept, in this process.
+# Folders (at one commit) whose walks are kept, in this process.
 KEPT_FOLDERS = 64
+# Commits a walk reads in one call (a files page); the next call goes on.
+WALK_BUDGET = 2000
 # Folder trees read during one walk kept parsed (a commit's, then its parents').
 PARSED_TREES = 16
 
-Known = dict[bytes, CommitInfo]
-_known: OrderedDict[tuple[str, bytes, str], Known] = OrderedDict()
-_known_lock = threading.Lock()
+_kept: OrderedDict[tuple[str, bytes, str], _Walk] = OrderedDict()
+_kept_lock = threading.Lock()
 
 
-def _recall(key: tuple[str, bytes, str]) -> Known | None:
-    with _known_lock:
-        found = _known.get(key)
-        if found is not None:
-            _known.move_to_end(key)
-        return found
+def _recall(key: tuple[str, bytes, str]) -> _Walk | None:
+    """The finished walk of a folder at a commit, if one is kept."""
+    with _kept_lock:
+        walk = _kept.get(key)
+        if walk is None or walk.queue:
+            return None
+        _kept.move_to_end(key)
+        return walk
 
 
-def _keep(key: tuple[str, bytes, str], answer: Known) -> None:
-    with _known_lock:
-        _known[key] = answer
-        while len(_known) > KEPT_FOLDERS:
-            _known.popitem(last=False)
+def _take(key: tuple[str, bytes, str]) -> _Walk | None:
+    """The walk of a folder at a commit; one not done leaves the cache, for one thread."""
+    with _kept_lock:
+        walk = _kept.get(key)
+        if walk is not None and walk.queue:
+            del _kept[key]
+        return walk
+
+
+def _keep(key: tuple[str, bytes, str], walk: _Walk) -> None:
+    with _kept_lock:
+        _kept[key] = walk
+        _kept.move_to_end(key)
+        while len(_kept) > KEPT_FOLDERS:
+            _kept.popitem(last=False)
 
 
 class _Folder:
@@ -109,46 +124,66 @@ def _pass_on(
     return left, followed
 
 
-def _walk(repo: Repo, path: Path, start: Commit, folder: _Folder, key_folder: str) -> Known:
-    """The last commit of every name of the folder at `start`."""
-    found: Known = {}
-    tree = folder.tree(start)
-    assert tree is not None
-    waiting: dict[bytes, set[bytes]] = {start.id: folder.names(tree)}
-    commits: dict[bytes, Commit] = {start.id: start}
-    queue: list[tuple[int, bytes]] = [(-start.commit_time, start.id)]
-    while queue:
-        _, commit_id = heapq.heappop(queue)
-        names, commit = waiting.pop(commit_id), commits.pop(commit_id)
-        known = _recall((str(path), commit_id, key_folder)) if commit_id != start.id else None
-        if known is not None:
-            found.update((name, known[name]) for name in names)
+@dataclass
+class _Walk:
+    """A walk for every name of a folder at one commit, done or where it stopped."""
+
+    found: dict[bytes, CommitInfo]
+    waiting: dict[bytes, set[bytes]]  # commit id -> the names followed to it
+    commits: dict[bytes, Commit]  # the waiting commits
+    queue: list[tuple[int, bytes]] = field(default_factory=list)  # newest first
+
+    @classmethod
+    def at(cls, start: Commit, names: set[bytes]) -> _Walk:
+        return cls({}, {start.id: names}, {start.id: start}, [(-start.commit_time, start.id)])
+
+    def follow(self, commit: Commit, names: set[bytes]) -> None:
+        if commit.id not in self.waiting:
+            heapq.heappush(self.queue, (-commit.commit_time, commit.id))
+            self.waiting[commit.id], self.commits[commit.id] = set(), commit
+        self.waiting[commit.id] |= names
+
+
+def _advance(repo: Repo, path: Path, walk: _Walk, folder: _Folder, key_folder: str) -> None:
+    """Walk on, at most `WALK_BUDGET` commits."""
+    for _ in range(WALK_BUDGET):
+        if not walk.queue:
+            return
+        _, commit_id = heapq.heappop(walk.queue)
+        names, commit = walk.waiting.pop(commit_id), walk.commits.pop(commit_id)
+        known = _recall((str(path), commit_id, key_folder))
+        if known is not None and known is not walk:
+            walk.found.update((name, known.found[name]) for name in names)
             continue
-        parents = [commits.get(p) or read_as(repo, p, Commit) for p in commit.parents]
+        parents = [walk.commits.get(p) or read_as(repo, p, Commit) for p in commit.parents]
         changed, followed = _pass_on(folder, commit, parents, names)
         if changed:
             info = commit_info(commit)
-            found.update((name, info) for name in changed)
+            walk.found.update((name, info) for name in changed)
         for parent in parents:
             if parent.id in followed:
-                if parent.id not in waiting:
-                    heapq.heappush(queue, (-parent.commit_time, parent.id))
-                    waiting[parent.id], commits[parent.id] = set(), parent
-                waiting[parent.id] |= followed[parent.id]
-    return found
+                walk.follow(parent, followed[parent.id])
 
 
 def last_changes(path: Path, rev: str, folder: str, names: list[str]) -> dict[str, CommitInfo]:
-    """For each name in a folder, the commit `git log -1 rev -- folder/name` names."""
+    """For each name in a folder, the commit `git log -1 rev -- folder/name` names.
+
+    A walk reads at most `WALK_BUDGET` commits a call; names it has not reached yet are
+    left out, and the next call for the same folder and commit goes on from there.
+    """
     with Repo(str(path)) as repo:
         start = find_commit(repo, rev)
         key = (str(path), start.id, folder.strip("/"))
-        known = _recall(key)
-        if known is None:
-            tree = _Folder(repo, folder)
-            if tree.tree(start) is None:
+        walk = _take(key)
+        tree = _Folder(repo, folder)
+        if walk is None:
+            folder_id = tree.tree(start)
+            if folder_id is None:
                 raise PathNotFound(f"no folder {folder} in this revision")
-            known = _walk(repo, path, start, tree, key[2])
-            _keep(key, known)
+            walk = _Walk.at(start, tree.names(folder_id))
+        try:
+            _advance(repo, path, walk, tree, key[2])
+        finally:
+            _keep(key, walk)
     wanted = {name.encode() for name in names}
-    return {name.decode(): info for name, info in known.items() if name in wanted}
+    return {name.decode(): info for name, info in walk.found.items() if name in wanted}
