@@ -11,7 +11,7 @@ from dulwich.repo import Repo
 
 from amphub.storage.commit_views import commit_changes
 from amphub.storage.last_changes import WALK_BUDGET, last_changes
-from amphub.storage.repo_files import PathNotFound, earlier_versions, file_entry
+from amphub.storage.repo_files import PathNotFound, earlier_versions, file_entry, file_history
 from tests.conftest import commit, git
 
 
@@ -151,6 +151,10 @@ async def test_earlier_versions_follow_a_rename(tmp_path: Path):
     found = earlier_versions(work, head, ["notes.txt"], 20)
     assert found.versions["notes.txt"] == expected[1:]
     assert len(found.versions["notes.txt"]) == 3  # two of them under the old name
+    # A file's history follows it too, a page at a time.
+    history = [c.id for c in file_history(work, "master", "notes.txt", 0, 10)]
+    assert history == [commit_id for commit_id, _ in expected]
+    assert [c.id for c in file_history(work, "master", "notes.txt", 1, 2)] == history[1:3]
 
 
 async def test_commit_changes_find_renames_as_git_diff_does(tmp_path: Path):

@@ -333,6 +333,12 @@ async def test_commits_api_and_page(hub: Hub, tmp_path: Path, browser: Browser):
     ]
     status, page, _ = await browser.get("/team/m1/commit/master")
     assert status == 200 and 'renamed from <span class="mono">notes.txt</span> →' in page
+    status, history = await hub.call("GET", "/api/v1/models/team/m1/commits/master?path=docs.txt")
+    assert [c["message"] for c in history["commits"]] == ["Rename the notes\n", "Notes\n"]
+    status, page, _ = await browser.get("/team/m1/blob/master/docs.txt")
+    assert status == 200 and 'href="/team/m1/commits/master?path=docs.txt">History</a>' in page
+    status, page, _ = await browser.get("/team/m1/commits/master?path=docs.txt")
+    assert status == 200 and page.count('class="commit-title"') == 2
 
 
 async def test_git_and_api_errors_keep_their_shapes(hub: Hub, browser: Browser):

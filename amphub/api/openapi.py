@@ -122,6 +122,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 QUERIES: dict[str, dict[str, dict]] = {
     "/users": {**PAGING, "q": STRING},
     "/spaces": {**PAGING, "q": STRING},
+    "/models/{space}/{model}/commits/{rev}": {**PAGING, "path": STRING},
     "/models": {
         **PAGING,
         **{

@@ -26,6 +26,8 @@ BINARY_PROBE = 8000
 GITLINK_MODE = 0o160000
 # Commits searched, newest first, for a short commit id.
 SHORT_ID_WALK = 10_000
+# Commits a file's history reads for one page, newest first.
+FILE_HISTORY_WALK = 10_000
 
 _Object = TypeVar("_Object", bound=ShaFile)
 
@@ -419,6 +421,26 @@ def list_commits(path: Path, rev: str, skip: int, limit: int) -> list[CommitInfo
         start = find_commit(repo, rev)
         walker = repo.get_walker(include=[start.id], max_entries=skip + limit)
         return [commit_info(entry.commit) for entry in list(walker)[skip:]]
+
+
+def file_history(path: Path, rev: str, file: str, skip: int, limit: int) -> list[CommitInfo]:
+    """The commits that changed a file, newest first, `limit` after the first `skip`.
+
+    A commit counts where `earlier_versions` counts it, renames followed (`git log
+    --follow`); the walk reads at most `FILE_HISTORY_WALK` commits.
+    """
+    with Repo(str(path)) as repo:
+        start = find_commit(repo, rev)
+        names = {file.encode(): file.encode()}
+        found: list[CommitInfo] = []
+        for entry in repo.get_walker(include=[start.id], max_entries=FILE_HISTORY_WALK):
+            wanted = set(names)
+            if _changed_files(repo, entry, wanted):
+                found.append(commit_info(entry.commit))
+                if len(found) >= skip + limit:
+                    break
+            _follow_renames(repo, entry, names, wanted)
+        return found[skip:]
 
 
 def commit_info(commit: Commit) -> CommitInfo:
