@@ -91,6 +91,8 @@ class Config:
     # A running task is its node's for this long, renewed every third of it; a task whose
     # node stopped renewing (it died) is taken over by any node once its lease lapses.
     task_lease_seconds: int = 60
+    # Failed sign-ins an address may have within five minutes of its first one.
+    sign_in_limit: int = 10
 
     @property
     def db_path(self) -> Path:
@@ -157,6 +159,7 @@ SETTINGS: dict[str, type] = {
     "mirror_suspicious": str,
     "mirror_wait_seconds": int,
     "task_lease_seconds": int,
+    "sign_in_limit": int,
 }
 
 
@@ -182,6 +185,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "s3_part_size": (64 * 1024, 5 * GIB),
     "task_lease_seconds": (3, 3600),
     "mirror_wait_seconds": (0, 3600),
+    "sign_in_limit": (1, 1_000_000),
 }
 
 # The form of each text setting that has one, and what to say when it is not met.

@@ -80,6 +80,7 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "s3_secret_access_key": ("s1", "s2", '"s3"', ("s1", "s2", "s3"), None),
     "mirror_suspicious": ("block", "warn", '"block"', ("block", "warn", "block"), "warn"),
     "task_lease_seconds": (3, "10", "20", (3, 10, 20), 60),
+    "sign_in_limit": (1, "20", "30", (1, 20, 30), 10),
 }
 LAYERS = ["flag", "env", "file", "default"]
 

@@ -313,6 +313,32 @@ async def test_commits_api_and_page(hub: Hub, tmp_path: Path, browser: Browser):
     assert status == 400
     status, page, _ = await browser.get("/team/m1/commits/master")
     assert status == 200 and page.count('class="commit-title"') == 2 and "With a body." in page
+    text = "".join(f"line {i}\n" for i in range(10))
+    (work / "notes.txt").write_text(text)
+    await git("add", "notes.txt", cwd=work)
+    await git("commit", "-q", "-m", "Notes", cwd=work)
+    await git("mv", "notes.txt", "docs.txt", cwd=work)
+    (work / "docs.txt").write_text(text + "more\n")
+    await git("commit", "-q", "-am", "Rename the notes", cwd=work)
+    await git("push", "-q", cwd=work)
+    status, found = await hub.call("GET", "/api/v1/models/team/m1/commit/master")
+    assert status == 200 and found["files"] == [
+        {
+            "path": "docs.txt",
+            "kind": "renamed",
+            "binary": False,
+            "old_path": "notes.txt",
+            "diff": ["@@ -8,3 +8,4 @@", " line 7", " line 8", " line 9", "+more"],
+        }
+    ]
+    status, page, _ = await browser.get("/team/m1/commit/master")
+    assert status == 200 and 'renamed from <span class="mono">notes.txt</span> →' in page
+    status, history = await hub.call("GET", "/api/v1/models/team/m1/commits/master?path=docs.txt")
+    assert [c["message"] for c in history["commits"]] == ["Rename the notes\n", "Notes\n"]
+    status, page, _ = await browser.get("/team/m1/blob/master/docs.txt")
+    assert status == 200 and 'href="/team/m1/commits/master?path=docs.txt">History</a>' in page
+    status, page, _ = await browser.get("/team/m1/commits/master?path=docs.txt")
+    assert status == 200 and page.count('class="commit-title"') == 2
 
 
 async def test_git_and_api_errors_keep_their_shapes(hub: Hub, browser: Browser):

@@ -32,6 +32,7 @@ from amphub.storage.repo_files import (
     PathNotFound,
     RevisionNotFound,
     file_entry,
+    file_history,
     list_commits,
     list_refs,
     list_tree,
@@ -217,14 +218,18 @@ async def get_commits(request: web.Request) -> web.Response:
 
 
 async def commits_json(request: web.Request) -> dict[str, Any]:
-    """One page of history as `get_commits` answers it, and the next page's number."""
+    """One page of history (of one file with `?path=`) and the next page's number."""
     _, path = await model_repo(request)
     page, per_page = _commit_page(request)
-    rev = request.match_info["rev"]
+    rev, file = request.match_info["rev"], request.query.get("path", "").strip("/")
+    skip = (page - 1) * per_page
     # One commit more than the page tells whether there is a next page.
-    commits = await _blocking(
-        request, lambda: list_commits(path, rev, (page - 1) * per_page, per_page + 1)
-    )
+    if file:
+        commits = await _blocking(
+            request, lambda: file_history(path, rev, file, skip, per_page + 1)
+        )
+    else:
+        commits = await _blocking(request, lambda: list_commits(path, rev, skip, per_page + 1))
     return {
         "commits": [commit_json(commit) for commit in commits[:per_page]],
         "next_page": page + 1 if len(commits) > per_page else None,
@@ -233,6 +238,8 @@ async def commits_json(request: web.Request) -> dict[str, Any]:
 
 def _change_json(change: FileChange) -> dict[str, Any]:
     answer: dict[str, Any] = {"path": change.path, "kind": change.kind, "binary": change.binary}
+    if change.old_path is not None:
+        answer["old_path"] = change.old_path
     for side, pointer in (("old_lfs", change.old_lfs), ("new_lfs", change.new_lfs)):
         if pointer is not None:
             answer[side] = {"oid": pointer.oid, "size": pointer.size}

@@ -15,15 +15,35 @@ from typing import Any
 from aiohttp import web
 
 from amphub import __version__
+from amphub.api.models import GRANTABLE_MODEL_ROLES
+from amphub.api.tasks import KINDS, STATES
+from amphub.http import keys
 from amphub.http.urls import base_url
+from amphub.policy.names import DISPLAY_NAME_MAX, MODEL_ID, PEER_NAME, SPACE_ID, USER_NAME
+from amphub.services.mirror import REPO_ID, REVISION
+from amphub.services.space_changes import GRANTABLE_SPACE_ROLES
 
 API = "/api/v1"
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
 BOOLEAN = {"type": "boolean"}
 VISIBILITY = {"type": "string", "enum": ["private", "internal", "public"]}
-ROLE = {"type": "string"}
-PAGING = {"page": INTEGER, "per_page": INTEGER}
+SPACE_ROLE = {"type": "string", "enum": list(GRANTABLE_SPACE_ROLES)}
+MODEL_ROLE = {"type": "string", "enum": list(GRANTABLE_MODEL_ROLES)}
+PAGING = {"page": {"type": "integer", "minimum": 1}, "per_page": {"type": "integer", "minimum": 1}}
+# What the API accepts, so that generated requests (schemathesis) get past the checks.
+DISPLAY_NAME = {"type": "string", "minLength": 1, "maxLength": DISPLAY_NAME_MAX}
+QUOTA = {"type": "integer", "minimum": 1}  # a multiple of the quota unit: see `document`
+
+
+def _matching(pattern: re.Pattern[str]) -> dict[str, str]:
+    return {"type": "string", "pattern": f"^{pattern.pattern}$"}
+
+
+USER = _matching(USER_NAME)
+PEER = _matching(PEER_NAME)
+SECRET = {"type": "string", "minLength": 1, "maxLength": 4096}
+URL = {"type": "string", "pattern": "^https?://[a-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._-]*)*$"}
 
 
 def _object(required: tuple[str, ...] = (), **properties: dict) -> dict[str, Any]:
@@ -40,26 +60,26 @@ def _object(required: tuple[str, ...] = (), **properties: dict) -> dict[str, Any
 
 # The JSON body of each route that reads one, by method and path as the router has it.
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
-    ("POST", "/users"): _object(("name",), name=STRING, admin=BOOLEAN, creator=BOOLEAN),
+    ("POST", "/users"): _object(("name",), name=USER, admin=BOOLEAN, creator=BOOLEAN),
     ("PATCH", "/users/{name}"): _object(admin=BOOLEAN, creator=BOOLEAN, disabled=BOOLEAN),
     ("POST", "/spaces"): _object(
         ("name", "quota", "billing_mode"),
-        name=STRING,
-        id=STRING,
-        quota=INTEGER,
+        name=DISPLAY_NAME,
+        id=_matching(SPACE_ID),
+        quota=QUOTA,
         billing_mode={"type": "string", "enum": ["monthly", "yearly", "pay_as_you_go"]},
         period=INTEGER,
     ),
-    ("PATCH", "/spaces/{space}"): _object(("name",), name=STRING),
-    ("POST", "/spaces/{space}/quota"): _object(("quota",), quota=INTEGER),
+    ("PATCH", "/spaces/{space}"): _object(("name",), name=DISPLAY_NAME),
+    ("POST", "/spaces/{space}/quota"): _object(("quota",), quota=QUOTA),
     ("POST", "/spaces/{space}/renew"): _object(period=INTEGER),
     ("POST", "/spaces/{space}/unsubscribe"): _object(("confirm",), confirm=STRING),
-    ("PUT", "/spaces/{space}/members/{user}"): _object(("role",), role=ROLE),
+    ("PUT", "/spaces/{space}/members/{user}"): _object(("role",), role=SPACE_ROLE),
     ("POST", "/spaces/{space}/models"): _object(
-        ("id",), id=STRING, name=STRING, visibility=VISIBILITY
+        ("id",), id=_matching(MODEL_ID), name=DISPLAY_NAME, visibility=VISIBILITY
     ),
-    ("PATCH", "/models/{space}/{model}"): _object(name=STRING, visibility=VISIBILITY),
-    ("PUT", "/models/{space}/{model}/members/{user}"): _object(("role",), role=ROLE),
+    ("PATCH", "/models/{space}/{model}"): _object(name=DISPLAY_NAME, visibility=VISIBILITY),
+    ("PUT", "/models/{space}/{model}/members/{user}"): _object(("role",), role=MODEL_ROLE),
     ("POST", "/models/{space}/{model}/scans"): _object(ref=STRING),
     ("POST", "/models/{space}/{model}/syncs"): _object(("zone",), ref=STRING, zone=STRING),
     ("POST", "/models/{space}/{model}/deployments"): _object(
@@ -81,26 +101,27 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         },
     },
     ("POST", "/zones"): _object(
-        ("name", "url", "user", "key"), name=STRING, url=STRING, user=STRING, key=STRING
+        ("name", "url", "user", "key"), name=PEER, url=URL, user=USER, key=STRING
     ),
     ("POST", "/deploy-targets"): _object(
-        ("name", "url", "secret"), name=STRING, url=STRING, secret=STRING
+        ("name", "url", "secret"), name=PEER, url=URL, secret=SECRET
     ),
     ("POST", "/upstreams"): _object(
         ("name", "url", "space"),
-        name=STRING,
-        url=STRING,
+        name=PEER,
+        url=URL,
         space=STRING,
         token=STRING,
         visibility={"type": "string", "enum": ["private", "internal", "public"]},
     ),
     ("POST", "/upstreams/{name}/mirrors"): _object(
         ("repo",),
-        repo=STRING,
-        revision=STRING,
+        repo=_matching(REPO_ID),
+        revision=_matching(REVISION),
         refresh_hours={
             "type": ["integer", "null"],
             "minimum": 0,
+            "maximum": 8784,
             "description": "refresh the revision every so many hours; 0 or null: never",
         },
     ),
@@ -109,6 +130,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 QUERIES: dict[str, dict[str, dict]] = {
     "/users": {**PAGING, "q": STRING},
     "/spaces": {**PAGING, "q": STRING},
+    "/models/{space}/{model}/commits/{rev}": {**PAGING, "path": STRING},
     "/models": {
         **PAGING,
         **{
@@ -117,7 +139,11 @@ QUERIES: dict[str, dict[str, dict]] = {
         },
         "dataset": STRING,
     },
-    "/tasks": {"kind": STRING, "status": STRING, "model": STRING},
+    "/tasks": {
+        "kind": {"type": "string", "enum": list(KINDS)},
+        "status": {"type": "string", "enum": list(STATES)},
+        "model": STRING,
+    },
     "/zones": {"check": {"type": "string", "enum": ["0", "1"]}},
     "/audit": {**PAGING},
 }
@@ -134,7 +160,9 @@ ERROR = {
 }
 
 
-def _operation(method: str, path: str, handler: Any, parameters: list[dict]) -> dict[str, Any]:
+def _operation(
+    method: str, path: str, handler: Any, parameters: list[dict], quota_unit: int
+) -> dict[str, Any]:
     doc = inspect.getdoc(handler) or ""
     operation: dict[str, Any] = {
         "operationId": f"{handler.__module__.rsplit('.', 1)[-1]}.{handler.__name__}",
@@ -154,6 +182,9 @@ def _operation(method: str, path: str, handler: Any, parameters: list[dict]) -> 
     if parameters or (query and method == "GET"):
         operation["parameters"] = parameters + (query if method == "GET" else [])
     body = BODIES.get((method, path))
+    if body is not None and "quota" in body["properties"]:
+        quota = {**QUOTA, "multipleOf": quota_unit}
+        body = {**body, "properties": {**body["properties"], "quota": quota}}
     if body is not None:
         operation["requestBody"] = {
             "required": False,
@@ -215,8 +246,10 @@ def add_routes(app: web.Application) -> None:
 def document(app: web.Application, server: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every /api/v1 route the app serves."""
     paths: dict[str, dict[str, Any]] = {}
+    unit = app[keys.HUB].config.quota_unit
     for method, path, handler, parameters in api_routes(app):
-        paths.setdefault(path, {})[method.lower()] = _operation(method, path, handler, parameters)
+        operation = _operation(method, path, handler, parameters, unit)
+        paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {"title": "amphub JSON API", "version": __version__},

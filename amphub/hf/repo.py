@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dulwich.errors import NotTreeError
-from dulwich.objects import Blob, Commit, ObjectID, SubmoduleEncountered, Tree
+from dulwich.objects import Blob, Commit, SubmoduleEncountered, Tree
 from dulwich.repo import Repo
 
 from amphub.clock import rfc3339
 from amphub.storage.git_objects import BlobReader, object_size
+from amphub.storage.last_changes import last_changes
 from amphub.storage.repo_files import (
     LFS_POINTER_MAX,
     LfsPointer,
@@ -165,19 +166,21 @@ def read_optional(path: Path, commit_id: str, file: str) -> bytes:
 
 
 def last_commits(path: Path, commit_id: str, paths: list[str]) -> dict[str, CommitSummary]:
-    """For each path, the newest commit (from `commit_id` back) that changed it."""
-    with Repo(str(path)) as repo:
-        found = {}
-        for name in paths:
-            walker = repo.get_walker(
-                include=[ObjectID(commit_id.encode())], paths=[name.encode()], max_entries=1
+    """For each path, the commit `git log -1 commit_id -- path` names (one walk a folder)."""
+    folders: dict[str, list[str]] = {}
+    for name in paths:
+        folder, _, base = name.rpartition("/")
+        folders.setdefault(folder, []).append(base)
+    found = {}
+    for folder, names in folders.items():
+        try:
+            changes = last_changes(path, commit_id, folder, names)
+        except PathNotFound:
+            continue
+        for name, commit in changes.items():
+            found[f"{folder}/{name}".lstrip("/")] = CommitSummary(
+                commit.id,
+                commit.message.strip().split("\n", 1)[0],
+                rfc3339(datetime.fromtimestamp(commit.committed_at, UTC)),
             )
-            for entry in walker:
-                commit = entry.commit
-                message = commit.message.decode(errors="replace")
-                found[name] = CommitSummary(
-                    commit.id.decode(),
-                    message.strip().split("\n", 1)[0],
-                    rfc3339(datetime.fromtimestamp(commit.commit_time, UTC)),
-                )
-        return found
+    return found

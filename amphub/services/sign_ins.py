@@ -19,7 +19,8 @@ async def retry_after(hub: Hub, address: str) -> float:
     if counted is None:
         return 0.0
     since, failures = counted
-    return ratelimit.retry_after(parse_rfc3339(since), failures, hub.clock())
+    limit = hub.config.sign_in_limit
+    return ratelimit.retry_after(parse_rfc3339(since), failures, hub.clock(), limit)
 
 
 async def record_failure(hub: Hub, address: str) -> None:

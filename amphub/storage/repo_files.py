@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from dulwich.diff_tree import TreeChange
+from dulwich.diff_tree import CHANGE_ADD, CHANGE_RENAME, TreeChange
 from dulwich.graph import can_fast_forward
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 from dulwich.refs import Ref, check_ref_format
@@ -17,6 +17,7 @@ from dulwich.repo import Repo
 from dulwich.walk import WalkEntry
 
 from amphub.storage.git_objects import BlobReader
+from amphub.storage.renames import changes_with_renames
 
 LFS_POINTER_START = b"version https://git-lfs.github.com/spec/v1\n"
 LFS_POINTER_MAX = 1024
@@ -27,6 +28,8 @@ GITLINK_MODE = 0o160000
 SHORT_ID_WALK = 10_000
 # A mirror's commit of an upstream commit (its own id differs) is the tag mirror/<upstream id>.
 MIRROR_TAGS = "mirror/"
+# Commits a file's history reads for one page, newest first.
+FILE_HISTORY_WALK = 10_000
 
 _Object = TypeVar("_Object", bound=ShaFile)
 
@@ -283,23 +286,28 @@ def earlier_versions(
 
     One walk of the history serves every file. A commit counts for a file where a walk
     limited to that file (`git log --full-history -- file`) lists it: the file, or a folder
-    of that name, changed in it. Each content is listed once, at the newest commit that
-    has it; the walk ends early once every file has its `limit`.
+    of that name, changed in it. A file that a commit renamed is followed to its earlier
+    name, as `git log --follow` does. Each content is listed once, at the newest commit
+    that has it; the walk ends early once every file has its `limit`.
     """
     with Repo(str(path)) as repo:
         found: dict[bytes, list[tuple[bytes, bytes]]] = {f.encode(): [] for f in files}
         pending = set(found)  # files with fewer than limit + 1 contents so far
+        names = {name: name for name in found}  # a path in the history -> the file now
         commits = 0
         for entry in repo.get_walker(include=[ObjectID(commit_id.encode())]):
             if not pending:
                 break
             commits += 1
-            for name, blob_id in _changed_files(repo, entry, pending).items():
+            wanted = {old for old, name in names.items() if name in pending}
+            for old, blob_id in _changed_files(repo, entry, wanted).items():
+                name = names[old]
                 versions = found[name]
                 if all(blob_id != seen for _, seen in versions):
                     versions.append((entry.commit.id, blob_id))
                 if len(versions) > limit:
                     pending.discard(name)
+            _follow_renames(repo, entry, names, wanted)
         # The first content of each file is the one in the commit itself.
         return EarlierVersions(
             commits,
@@ -335,6 +343,29 @@ def _changed_files(repo: Repo, entry: WalkEntry, wanted: set[bytes]) -> dict[byt
                 continue
         changed[name] = blob_id
     return changed
+
+
+def _follow_renames(
+    repo: Repo, entry: WalkEntry, names: dict[bytes, bytes], wanted: set[bytes]
+) -> None:
+    """Where the entry's commit renamed a wanted file, its older commits know it by the old name.
+
+    Renames are looked for only in a commit with one parent that added a wanted path.
+    """
+    commit = entry.commit
+    changes = entry.changes()
+    if len(commit.parents) != 1 or not any(
+        isinstance(c, TreeChange) and c.type == CHANGE_ADD and c.new and c.new.path in wanted
+        for c in changes
+    ):
+        return
+    parent = read_as(repo, commit.parents[0], Commit)
+    for change in changes_with_renames(repo, parent.tree, commit.tree):
+        old, new = change.old, change.new
+        if change.type != CHANGE_RENAME or old is None or new is None:
+            continue
+        if new.path in wanted and old.path is not None and old.path not in names:
+            names[old.path] = names.pop(new.path)
 
 
 def _flat_changes(changes: list[TreeChange] | list[list[TreeChange | None]]) -> list[TreeChange]:
@@ -397,6 +428,26 @@ def list_commits(path: Path, rev: str, skip: int, limit: int) -> list[CommitInfo
         start = find_commit(repo, rev)
         walker = repo.get_walker(include=[start.id], max_entries=skip + limit)
         return [commit_info(entry.commit) for entry in list(walker)[skip:]]
+
+
+def file_history(path: Path, rev: str, file: str, skip: int, limit: int) -> list[CommitInfo]:
+    """The commits that changed a file, newest first, `limit` after the first `skip`.
+
+    A commit counts where `earlier_versions` counts it, renames followed (`git log
+    --follow`); the walk reads at most `FILE_HISTORY_WALK` commits.
+    """
+    with Repo(str(path)) as repo:
+        start = find_commit(repo, rev)
+        names = {file.encode(): file.encode()}
+        found: list[CommitInfo] = []
+        for entry in repo.get_walker(include=[start.id], max_entries=FILE_HISTORY_WALK):
+            wanted = set(names)
+            if _changed_files(repo, entry, wanted):
+                found.append(commit_info(entry.commit))
+                if len(found) >= skip + limit:
+                    break
+            _follow_renames(repo, entry, names, wanted)
+        return found[skip:]
 
 
 def commit_info(commit: Commit) -> CommitInfo:

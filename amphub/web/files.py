@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -14,7 +14,7 @@ from amphub.api.models import ref_scan_json
 from amphub.errors import BadRequest
 from amphub.http import keys
 from amphub.http.headers import DOWNLOAD_HEADERS
-from amphub.storage.commit_views import last_changes
+from amphub.storage.last_changes import last_changes
 from amphub.web.modelpage import header, viewable_model
 from amphub.web.rendered import code_html
 from amphub.web.view import page, redirect
@@ -127,6 +127,7 @@ async def get_blob_page(request: web.Request) -> web.Response:
         shown=shown,
         crumbs=_crumbs(m["home"], rev, posixpath.dirname(file)),
         raw=f"{m['home']}/raw/{rev}/{quote(file)}",
+        history=f"{m['home']}/commits/{rev}?{urlencode({'path': file})}",
         view_limit=VIEW_LIMIT,
     )
 
@@ -196,6 +197,7 @@ async def get_commits_page(request: web.Request) -> web.Response:
         "commits.html",
         m=m,
         rev=rev,
+        file=request.query.get("path", "").strip("/"),
         rev_label=_rev_label(rev),
         refs=refs,
         commits=[
