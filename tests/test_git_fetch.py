@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from dulwich.protocol import pkt_line
 
+from amphub.http import keys
 from amphub.storage.repos import PACK_CACHE_DIR
 from tests.conftest import Hub, git, write_files
 
@@ -111,7 +112,8 @@ async def test_deepen_shallow_since_and_shallow_exclude(hub, model_repo, tmp_pat
 async def test_blob_none_clone_checks_out_older_commits(hub, model_repo, tmp_path, protocol):
     work = await dated_history(hub, tmp_path)
     cache = hub.data_dir / "repos/team/m1.git" / PACK_CACHE_DIR
-    shutil.rmtree(cache)  # the first clone's
+    await hub.server.app[keys.HUB].background.drain()
+    shutil.rmtree(cache)  # made after the push
     partial = tmp_path / "partial"
     url = hub.remote("team", "m1")
     clone = await git("clone", "-q", "--filter=blob:none", url, str(partial), GIT_TRACE_PACKET="1")

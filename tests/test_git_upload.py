@@ -11,6 +11,7 @@ from pathlib import Path
 from dulwich.protocol import pkt_line
 
 from amphub.git import upload, upload_request
+from amphub.http import keys
 from amphub.storage import rebuilt_blobs
 from amphub.storage.repos import PACK_CACHE_DIR, repo_size
 from tests.conftest import Hub, commit, git
@@ -33,6 +34,10 @@ async def bare_clone(hub: Hub, tmp_path: Path, name: str, *args: str) -> Path:
     return target
 
 
+async def rev(repo: Path, name: str) -> str:
+    return (await git("rev-parse", name, cwd=repo)).stdout.strip()
+
+
 async def refs_of(repo: Path) -> str:
     return (await git("for-each-ref", "--format=%(objectname) %(refname)", cwd=repo)).stdout
 
@@ -41,14 +46,20 @@ async def has_object(repo: Path, sha: str) -> bool:
     return (await git("cat-file", "-e", sha, cwd=repo, check=False)).returncode == 0
 
 
+async def warmed(hub: Hub) -> None:
+    """Wait until the packs made after the pushes so far are made."""
+    await hub.server.app[keys.HUB].background.drain()
+
+
 async def history(hub: Hub, tmp_path: Path, commits: int = 5) -> Path:
-    """A working clone with a few commits on master, pushed."""
+    """A working clone with a few commits on master, pushed; no cached pack left."""
     work = tmp_path / "w"
     await git("clone", "-q", hub.remote("team", "m1"), str(work))
     for i in range(commits):
         await commit(work, {f"dir{i % 2}/f{i}.txt": f"line\n{i}\n" * 200}, f"commit {i}")
     await git("push", "-q", "origin", "master", cwd=work)
-    shutil.rmtree(repo_dir(hub) / PACK_CACHE_DIR)  # left by the clone above
+    await warmed(hub)
+    shutil.rmtree(repo_dir(hub) / PACK_CACHE_DIR)  # made after the push
     return work
 
 
@@ -56,8 +67,9 @@ async def test_second_clone_is_served_from_the_cache(hub, model_repo, tmp_path, 
     work = await history(hub, tmp_path)
     await git("tag", "-a", "v1", "-m", "release", "HEAD~2", cwd=work)
     await git("push", "-q", "origin", "v1", cwd=work)
-    first = await bare_clone(hub, tmp_path, "first")
-    assert len(cached_packs(hub)) == 1
+    first = await bare_clone(hub, tmp_path, "first")  # at once: made by the clone or waited for
+    await warmed(hub)
+    assert len(cached_packs(hub)) == 2  # the full clone's and the blob:none clone's
 
     def no_read(*args):
         raise AssertionError("the cached pack should have been served")
@@ -67,6 +79,27 @@ async def test_second_clone_is_served_from_the_cache(hub, model_repo, tmp_path, 
     assert await refs_of(second) == await refs_of(first)
     assert "refs/tags/v1" in await refs_of(second)
     assert (await git("cat-file", "-t", "v1", cwd=second)).stdout.strip() == "tag"
+    partial = await bare_clone(hub, tmp_path, "partial", "--filter=blob:none")
+    assert await refs_of(partial) == await refs_of(first)
+
+
+async def test_a_push_makes_the_packs_of_the_next_clones(hub, model_repo, tmp_path, monkeypatch):
+    work = await history(hub, tmp_path)
+    await commit(work, {"new.txt": "new\n"}, "pushed")
+    await git("push", "-q", cwd=work)
+    await warmed(hub)
+
+    def no_read(*args):
+        raise AssertionError("the packs made after the push should have been served")
+
+    monkeypatch.setattr(upload, "read_all_objects", no_read)
+    full = await bare_clone(hub, tmp_path, "full")
+    assert (await git("rev-parse", "master", cwd=full)).stdout.strip() == await rev(work, "HEAD")
+    partial = tmp_path / "partial"
+    await git("clone", "-q", "--filter=blob:none", hub.remote("team", "m1"), str(partial))
+    await git("checkout", "-q", "HEAD~3", cwd=partial)  # lazy fetches: the reachable set
+    assert (partial / "dir0/f0.txt").read_text() == "line\n0\n" * 200
+    await git("fsck", "--strict", cwd=partial)
 
 
 async def test_push_invalidates_the_cached_pack(hub, model_repo, tmp_path):
@@ -76,7 +109,8 @@ async def test_push_invalidates_the_cached_pack(hub, model_repo, tmp_path):
     await git("push", "-q", cwd=work)
     after = await bare_clone(hub, tmp_path, "after")
     assert (await git("rev-parse", "master", cwd=after)).stdout.strip() == head
-    assert len(cached_packs(hub)) == 2
+    await warmed(hub)
+    assert len(cached_packs(hub)) == 3  # the first clone's; the full and blob:none of the push
 
 
 async def test_cache_keeps_only_the_newest_packs(hub, model_repo, tmp_path):

@@ -15,10 +15,13 @@ negotiation, side-band) and replaces the two costly steps:
 
 The pack of a full clone (no haves) is kept under `<repo>/amphub-cache/`, named by a hash
 of the refs and capabilities it depends on, so the next clone of unchanged refs streams a
-file. Shallow, deepen and filtered requests take the fetch path, their history cut
-(`amphub.git.shallow`) and their trees filtered (`amphub.git.object_filter`); any object
-a ref reaches may be wanted. SHA-256 repositories and repositories with alternates go to
-dulwich's own handler unchanged.
+file. After a push, `warm_clone_cache` makes the packs of a full and a blob:none clone
+(as git asks for them) and the set of reachable ids in the background; a clone that finds
+one of them being made waits for it rather than making it a second time. Shallow, deepen
+and filtered requests take the fetch path, their history cut (`amphub.git.shallow`) and
+their trees filtered (`amphub.git.object_filter`); any object a ref reaches may be wanted.
+SHA-256 repositories and repositories with alternates go to dulwich's own handler
+unchanged.
 
 Object ids are binary (20 bytes) here; hex only at dulwich's protocol boundary.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from binascii import hexlify, unhexlify
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
@@ -64,6 +68,7 @@ from amphub.git.packfile import (
 from amphub.git.reach import (
     BLOB,
     NO_CUT,
+    AllObjects,
     Cut,
     add_tags,
     fetch_objects,
@@ -85,6 +90,11 @@ BULK_FETCH_COMMITS = 500
 CACHE_FORMAT = b"amphub pack cache 1\n"
 NOT_TEXT = (None, BLOB)
 REACHABLE = ".reachable"  # the ids every ref reaches, beside the full-clone packs
+# Held while a cached file is made (striped by its name), so that its other makers wait.
+BUILDING = [threading.RLock() for _ in range(64)]
+# The capabilities git 2.39's `git clone` sends (v0 and v2): what its cached pack is named by.
+CLONE_CAPABILITIES = [CAPABILITY_OFS_DELTA]
+BLOB_NONE_CAPABILITY = b"filter=blob:none"
 
 
 def serve_upload_pack(
@@ -301,18 +311,19 @@ class AmphubUploadPackHandler(UploadPackHandler):
         cache = PackCache(Path(disk_repo(self.repo).path) / PACK_CACHE_DIR)
         caps = [c for c in (CAPABILITY_INCLUDE_TAG, CAPABILITY_OFS_DELTA) if self.has_capability(c)]
         if keep is BLOB_NONE:
-            caps.append(b"filter=blob:none")
+            caps.append(BLOB_NONE_CAPABILITY)
         key = cache_key(refs, wants, caps)
-        cached = cache.get(key)
-        if cached is None:
-            with cache.put(key) as store:
+        with cache.building(key):  # made by a warm-up or another clone meanwhile: read it
+            cached = cache.get(key)
+            if cached is None:
+                with cache.put(key) as store:
 
-                def both(data: bytes) -> None:
-                    output.write(data)
-                    store(data)
+                    def both(data: bytes) -> None:
+                        output.write(data)
+                        store(data)
 
-                self._write_clone(both, wants, tagged, keep)
-            return
+                    self._write_clone(both, wants, tagged, keep)
+                return
         with cached:
             count = int.from_bytes(cached.read(12)[8:], "big")
             self.progress(f"counting objects: {count}, done (cached pack).\n".encode())
@@ -331,12 +342,58 @@ class AmphubUploadPackHandler(UploadPackHandler):
         with ExitStack() as stack:
             packs = [stack.enter_context(PackFile(pack, indexed=True)) for pack in store.packs]
             objects = read_all_objects(packs, Path(store.path), raw_loader(store))
-            send = objects.ids - unreachable(objects, wants)
-            if keep is BLOB_NONE:  # objects whose text is not kept are blobs
-                send = {sha for sha in send if sha in wants or objects.kind_of(sha) not in NOT_TEXT}
+            send = clone_objects(objects, objects.ids - unreachable(objects, wants), wants, keep)
             add_tags(objects.load, send, tagged)
             self.progress(f"counting objects: {len(send)}, done.\n".encode())
             write_clone_pack(out, packs, objects.load, send)
+
+
+def clone_objects(
+    objects: AllObjects, reached: set[bytes], wants: set[bytes], keep: ObjectFilter
+) -> set[bytes]:
+    """What a clone of `wants` sends: the `reached` objects the filter keeps (wants always)."""
+    if keep is not BLOB_NONE:
+        return set(reached)
+    # Objects whose text is not kept are blobs.
+    return {sha for sha in reached if sha in wants or objects.kind_of(sha) not in NOT_TEXT}
+
+
+def warm_clone_cache(path: Path) -> None:
+    """Make what the first clones of the refs read, unless it is there already.
+
+    That is the packs of a full and a blob:none clone of every branch and tag, and the ids
+    the refs reach (for the lazy fetches of partial clones): one read of the packs serves
+    the three. The refs are read before the packs are listed, so the packs hold every
+    object they name.
+    """
+    if not path.is_dir():
+        return  # the model was deleted meanwhile
+    prepare_repo(path)
+    with Repo(str(path)) as repo:
+        if not served_by_amphub(repo):
+            return
+        store = repo.object_store
+        refs = {ref: sha for ref, sha in repo.get_refs().items() if sha in store}
+        tips = {unhexlify(sha) for sha in refs.values()}
+        cache = PackCache(Path(repo.path) / PACK_CACHE_DIR)
+        packs_by_filter = {
+            keep: cache_key(refs, tips, [*CLONE_CAPABILITIES, *extra])
+            for keep, extra in ((NO_FILTER, []), (BLOB_NONE, [BLOB_NONE_CAPABILITY]))
+        }
+        reachable_key = cache_key(refs, [], [b"reachable"])
+        wanted = {keep: key for keep, key in packs_by_filter.items() if not cache.has(key)}
+        if not wanted and cache.has(reachable_key, REACHABLE):
+            return
+        with ExitStack() as stack:
+            stack.enter_context(cache.building(*wanted.values(), reachable_key + REACHABLE))
+            packs = [stack.enter_context(PackFile(p, indexed=True)) for p in store.packs]
+            objects = read_all_objects(packs, Path(store.path), raw_loader(store))
+            reached = objects.ids - unreachable(objects, tips)
+            for keep, key in wanted.items():
+                send = clone_objects(objects, reached, tips, keep)
+                with cache.put(key) as write:
+                    write_clone_pack(write, packs, objects.load, send)
+            cache.reachable(reachable_key, lambda: reached)
 
 
 class SidebandOutput:
@@ -400,20 +457,37 @@ class PackCache:
         os.utime(file.fileno())  # recently served packs are kept longest
         return file
 
+    def has(self, key: str, suffix: str = ".pack") -> bool:
+        """Whether the file for `key` is there."""
+        return (self.root / f"{key}{suffix}").exists()
+
+    @contextmanager
+    def building(self, *keys: str) -> Iterator[None]:
+        """Held while the files for `keys` are made: another maker waits, then finds them.
+
+        The locks are taken in one order, so two holders of several cannot wait for each other.
+        """
+        stripes = sorted({hash((self.root, key)) % len(BUILDING) for key in keys})
+        with ExitStack() as stack:
+            for stripe in stripes:
+                stack.enter_context(BUILDING[stripe])
+            yield
+
     def reachable(self, key: str, compute: Callable[[], set[bytes]]) -> set[bytes]:
         """The ids of the objects the refs reach, kept under `key` (which names the refs)."""
         path = self.root / f"{key}{REACHABLE}"
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            data = b""
-        if data and len(data) % 20 == 0:
-            os.utime(path)
-            return {data[at : at + 20] for at in range(0, len(data), 20)}
-        ids = compute()
-        with self.put(key, REACHABLE) as write:
-            write(b"".join(sorted(ids)))
-        return ids
+        with self.building(key + REACHABLE):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                data = b""
+            if data and len(data) % 20 == 0:
+                os.utime(path)
+                return {data[at : at + 20] for at in range(0, len(data), 20)}
+            ids = compute()
+            with self.put(key, REACHABLE) as write:
+                write(b"".join(sorted(ids)))
+            return ids
 
     @contextmanager
     def put(self, key: str, suffix: str = ".pack") -> Iterator[Callable[[bytes], None]]:
