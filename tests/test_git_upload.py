@@ -87,19 +87,36 @@ async def test_a_push_makes_the_packs_of_the_next_clones(hub, model_repo, tmp_pa
     work = await history(hub, tmp_path)
     await commit(work, {"new.txt": "new\n"}, "pushed")
     await git("push", "-q", cwd=work)
-    await warmed(hub)
+    await warmed(hub)  # made from one read of the packs
+    await git("checkout", "-q", "-b", "gone", cwd=work)
+    secret = await commit(work, {"secret.txt": "secret\n"}, "secret")
+    await git("push", "-q", "origin", "gone", cwd=work)
+    await git("checkout", "-q", "master", cwd=work)
+    await commit(work, {"dir0/f0.txt": "changed\n"}, "second")
+    await git("tag", "-a", "v2", "-m", "release", cwd=work)
+    await git("push", "-q", "origin", "master", "v2", cwd=work)
+    await warmed(hub)  # made from those of the refs before and the pushed objects
 
     def no_read(*args):
         raise AssertionError("the packs made after the push should have been served")
 
-    monkeypatch.setattr(upload, "read_all_objects", no_read)
-    full = await bare_clone(hub, tmp_path, "full")
-    assert (await git("rev-parse", "master", cwd=full)).stdout.strip() == await rev(work, "HEAD")
-    partial = tmp_path / "partial"
-    await git("clone", "-q", "--filter=blob:none", hub.remote("team", "m1"), str(partial))
-    await git("checkout", "-q", "HEAD~3", cwd=partial)  # lazy fetches: the reachable set
-    assert (partial / "dir0/f0.txt").read_text() == "line\n0\n" * 200
-    await git("fsck", "--strict", cwd=partial)
+    async def clones(name: str) -> Path:
+        with monkeypatch.context() as patched:
+            patched.setattr(upload, "read_all_objects", no_read)
+            full = await bare_clone(hub, tmp_path, name)  # fsck --strict --no-dangling
+            partial = tmp_path / f"{name}-partial"
+            await git("clone", "-q", "--filter=blob:none", hub.remote("team", "m1"), str(partial))
+            await git("checkout", "-q", "HEAD~4", cwd=partial)  # lazy fetches: reachable ids
+            assert (partial / "dir0/f0.txt").read_text() == "line\n0\n" * 200
+            await git("fsck", "--strict", cwd=partial)
+        assert await rev(full, "master") == await rev(work, "master")
+        assert await rev(full, "v2") == await rev(work, "v2")
+        return full
+
+    assert await has_object(await clones("extended"), secret)
+    await git("push", "-q", "origin", "--delete", "gone", cwd=work)
+    await warmed(hub)  # a tip is no longer reached: read again, without the branch's objects
+    assert not await has_object(await clones("after-delete"), secret)
 
 
 async def test_push_invalidates_the_cached_pack(hub, model_repo, tmp_path):
