@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from dulwich.protocol import pkt_line
 
+from amphub.http import keys
 from amphub.storage.repos import PACK_CACHE_DIR
 from tests.conftest import Hub, git, write_files
 
@@ -111,7 +112,8 @@ async def test_deepen_shallow_since_and_shallow_exclude(hub, model_repo, tmp_pat
 async def test_blob_none_clone_checks_out_older_commits(hub, model_repo, tmp_path, protocol):
     work = await dated_history(hub, tmp_path)
     cache = hub.data_dir / "repos/team/m1.git" / PACK_CACHE_DIR
-    shutil.rmtree(cache)  # the first clone's
+    await hub.server.app[keys.HUB].background.drain()
+    shutil.rmtree(cache)  # made after the push
     partial = tmp_path / "partial"
     url = hub.remote("team", "m1")
     clone = await git("clone", "-q", "--filter=blob:none", url, str(partial), GIT_TRACE_PACKET="1")
@@ -203,3 +205,39 @@ async def test_protocol_v2_object_info_gives_sizes_of_reachable_objects_only(
     assert answer == "0009size\n" + pkt_line(b"%s 4000\n" % blob.encode()).decode() + "0000"
     status, _ = await object_info("3" * 40)
     assert status == 400
+
+
+async def test_protocol_v2_server_options_and_wait_for_done_as_git_serves_them(
+    hub, model_repo, tmp_path
+):
+    work = await dated_history(hub, tmp_path, commits=2)
+    url = hub.remote("team", "m1")
+    v2 = ("-c", "protocol.version=2")
+    listed = await git(*v2, "ls-remote", "-o", "x", url, GIT_TRACE_PACKET="1")
+    assert "ls-remote< fetch=shallow wait-for-done filter" in listed.stderr
+    assert "ls-remote< server-option" in listed.stderr
+    await git(*v2, "fetch", "-q", "--server-option=ci.skip", "--server-option=a b", cwd=work)
+
+    head, parent = await rev(work, "master"), await rev(work, "master~1")
+    headers = {"Git-Protocol": "version=2", "Content-Type": "application/x-git-upload-pack-request"}
+
+    async def fetch(*arguments: bytes) -> str:
+        body = pkt_line(b"command=fetch\n") + pkt_line(b"server-option=x\n") + b"0001"
+        body += b"".join(pkt_line(a + b"\n") for a in (b"thin-pack", b"ofs-delta", *arguments))
+        body += pkt_line(None)
+        status, answer = await hub.call(
+            "POST", "/team/m1.git/git-upload-pack", data=body, headers=headers
+        )
+        assert status == 200, answer
+        return answer
+
+    want, have = b"want " + head.encode(), b"have " + parent.encode()
+    # wait-for-done: the haves are acknowledged, no `ready` and no pack until `done`.
+    waiting = await fetch(b"wait-for-done", want, have)
+    ack = pkt_line(b"ACK %s\n" % parent.encode()).decode()
+    assert waiting == "0014acknowledgments\n" + ack + "0000"
+    assert "packfile\n" in await fetch(b"wait-for-done", want, have, b"done")
+    assert "ready\n" in await fetch(want, have)
+    # sideband-all (and packfile-uris) are not advertised, as git's defaults: refused.
+    with pytest.raises(AssertionError, match="unknown fetch argument sideband-all"):
+        await fetch(b"sideband-all", want, b"done")

@@ -11,6 +11,7 @@ from pathlib import Path
 from dulwich.protocol import pkt_line
 
 from amphub.git import upload, upload_request
+from amphub.http import keys
 from amphub.storage import rebuilt_blobs
 from amphub.storage.repos import PACK_CACHE_DIR, repo_size
 from tests.conftest import Hub, commit, git
@@ -33,6 +34,10 @@ async def bare_clone(hub: Hub, tmp_path: Path, name: str, *args: str) -> Path:
     return target
 
 
+async def rev(repo: Path, name: str) -> str:
+    return (await git("rev-parse", name, cwd=repo)).stdout.strip()
+
+
 async def refs_of(repo: Path) -> str:
     return (await git("for-each-ref", "--format=%(objectname) %(refname)", cwd=repo)).stdout
 
@@ -41,14 +46,20 @@ async def has_object(repo: Path, sha: str) -> bool:
     return (await git("cat-file", "-e", sha, cwd=repo, check=False)).returncode == 0
 
 
+async def warmed(hub: Hub) -> None:
+    """Wait until the packs made after the pushes so far are made."""
+    await hub.server.app[keys.HUB].background.drain()
+
+
 async def history(hub: Hub, tmp_path: Path, commits: int = 5) -> Path:
-    """A working clone with a few commits on master, pushed."""
+    """A working clone with a few commits on master, pushed; no cached pack left."""
     work = tmp_path / "w"
     await git("clone", "-q", hub.remote("team", "m1"), str(work))
     for i in range(commits):
         await commit(work, {f"dir{i % 2}/f{i}.txt": f"line\n{i}\n" * 200}, f"commit {i}")
     await git("push", "-q", "origin", "master", cwd=work)
-    shutil.rmtree(repo_dir(hub) / PACK_CACHE_DIR)  # left by the clone above
+    await warmed(hub)
+    shutil.rmtree(repo_dir(hub) / PACK_CACHE_DIR)  # made after the push
     return work
 
 
@@ -56,8 +67,9 @@ async def test_second_clone_is_served_from_the_cache(hub, model_repo, tmp_path, 
     work = await history(hub, tmp_path)
     await git("tag", "-a", "v1", "-m", "release", "HEAD~2", cwd=work)
     await git("push", "-q", "origin", "v1", cwd=work)
-    first = await bare_clone(hub, tmp_path, "first")
-    assert len(cached_packs(hub)) == 1
+    first = await bare_clone(hub, tmp_path, "first")  # at once: made by the clone or waited for
+    await warmed(hub)
+    assert len(cached_packs(hub)) == 2  # the full clone's and the blob:none clone's
 
     def no_read(*args):
         raise AssertionError("the cached pack should have been served")
@@ -67,6 +79,44 @@ async def test_second_clone_is_served_from_the_cache(hub, model_repo, tmp_path, 
     assert await refs_of(second) == await refs_of(first)
     assert "refs/tags/v1" in await refs_of(second)
     assert (await git("cat-file", "-t", "v1", cwd=second)).stdout.strip() == "tag"
+    partial = await bare_clone(hub, tmp_path, "partial", "--filter=blob:none")
+    assert await refs_of(partial) == await refs_of(first)
+
+
+async def test_a_push_makes_the_packs_of_the_next_clones(hub, model_repo, tmp_path, monkeypatch):
+    work = await history(hub, tmp_path)
+    await commit(work, {"new.txt": "new\n"}, "pushed")
+    await git("push", "-q", cwd=work)
+    await warmed(hub)  # made from one read of the packs
+    await git("checkout", "-q", "-b", "gone", cwd=work)
+    secret = await commit(work, {"secret.txt": "secret\n"}, "secret")
+    await git("push", "-q", "origin", "gone", cwd=work)
+    await git("checkout", "-q", "master", cwd=work)
+    await commit(work, {"dir0/f0.txt": "changed\n"}, "second")
+    await git("tag", "-a", "v2", "-m", "release", cwd=work)
+    await git("push", "-q", "origin", "master", "v2", cwd=work)
+    await warmed(hub)  # made from those of the refs before and the pushed objects
+
+    def no_read(*args):
+        raise AssertionError("the packs made after the push should have been served")
+
+    async def clones(name: str) -> Path:
+        with monkeypatch.context() as patched:
+            patched.setattr(upload, "read_all_objects", no_read)
+            full = await bare_clone(hub, tmp_path, name)  # fsck --strict --no-dangling
+            partial = tmp_path / f"{name}-partial"
+            await git("clone", "-q", "--filter=blob:none", hub.remote("team", "m1"), str(partial))
+            await git("checkout", "-q", "HEAD~4", cwd=partial)  # lazy fetches: reachable ids
+            assert (partial / "dir0/f0.txt").read_text() == "line\n0\n" * 200
+            await git("fsck", "--strict", cwd=partial)
+        assert await rev(full, "master") == await rev(work, "master")
+        assert await rev(full, "v2") == await rev(work, "v2")
+        return full
+
+    assert await has_object(await clones("extended"), secret)
+    await git("push", "-q", "origin", "--delete", "gone", cwd=work)
+    await warmed(hub)  # a tip is no longer reached: read again, without the branch's objects
+    assert not await has_object(await clones("after-delete"), secret)
 
 
 async def test_push_invalidates_the_cached_pack(hub, model_repo, tmp_path):
@@ -76,7 +126,8 @@ async def test_push_invalidates_the_cached_pack(hub, model_repo, tmp_path):
     await git("push", "-q", cwd=work)
     after = await bare_clone(hub, tmp_path, "after")
     assert (await git("rev-parse", "master", cwd=after)).stdout.strip() == head
-    assert len(cached_packs(hub)) == 2
+    await warmed(hub)
+    assert len(cached_packs(hub)) == 3  # the first clone's; the full and blob:none of the push
 
 
 async def test_cache_keeps_only_the_newest_packs(hub, model_repo, tmp_path):

@@ -23,7 +23,7 @@ from io import BytesIO
 
 from dulwich.errors import ChecksumMismatch, ObjectFormatException
 from dulwich.file import GitFile
-from dulwich.object_store import PACK_MODE, DiskObjectStore, _bound_read_callables
+from dulwich.object_store import PACK_MODE, DiskObjectStore, PackInputTooLarge
 from dulwich.objects import ObjectID, RawObjectID, ShaFile, parse_tree
 from dulwich.pack import Pack, apply_delta, extend_pack, iter_sha1, write_pack_index
 
@@ -284,14 +284,16 @@ def add_checked_pack(
     that passed every check gets its index and its name, and so becomes visible. The
     caller removes the temporary file of a refused pack.
     """
-    if max_input_size:
-        read_all, read_some = _bound_read_callables(read_all, read_some, max_input_size)
     read = read_some or read_all
     fd, path = tempfile.mkstemp(dir=store.path, prefix="tmp_pack_")
     with os.fdopen(fd, "w+b") as file:
         os.chmod(path, PACK_MODE)
         while chunk := read(INFLATE_CHUNK):
             file.write(chunk)
+            if max_input_size and file.tell() > max_input_size:  # git's --max-input-size
+                raise PackInputTooLarge(
+                    f"pack exceeds maximum input size of {max_input_size} bytes"
+                )
         file.flush()
         if not file.tell():
             raise ValueError("the pushed data is not a pack")
@@ -328,8 +330,7 @@ def _install(
     write_pack_index(index, entries, pack_sha, version=store.pack_index_version)
     with GitFile(base + ".idx", "wb", mask=PACK_MODE, fsync=store.fsync_object_files) as file:
         file.write(index.getvalue())
-    store._update_pack_cache()
-    return next(pack for pack in store.packs if pack.name() == name)
+    return next(pack for pack in store.packs if pack.name() == name)  # `packs` looks again
 
 
 def paths_of(

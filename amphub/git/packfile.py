@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import os
 import re
 import sys
 import zlib
@@ -11,7 +12,7 @@ from array import array
 from binascii import unhexlify
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import BinaryIO, cast
 
 from dulwich.object_format import SHA1
 from dulwich.object_store import BaseObjectStore
@@ -183,6 +184,13 @@ class PackWriter:
         for at in range(start, end, COPY_CHUNK):
             self._emit(data[at : min(at + COPY_CHUNK, end)])
 
+    def copy_objects_of(self, pack: BinaryIO) -> None:
+        """Copy the objects of a pack file written before (not a stored pack: no offsets kept)."""
+        end = os.fstat(pack.fileno()).st_size - 20
+        pack.seek(12)
+        while (left := end - pack.tell()) > 0 and (chunk := pack.read(min(COPY_CHUNK, left))):
+            self._emit(chunk)
+
     def copy_pack(self, pack: PackFile) -> None:
         """Copy a whole pack's objects: their deltas stay valid as they are."""
         self._emit_range(pack.data, 12, len(pack.data) - 20)
@@ -255,8 +263,13 @@ def write_fetch_pack(
     load: Load,
     send: set[bytes],
     has: set[bytes],
+    after: tuple[BinaryIO, int] | None = None,
 ) -> None:
-    """Write `send` as a thin pack: deltas on objects in `has` stay deltas."""
+    """Write `send` as a thin pack: deltas on objects in `has` stay deltas.
+
+    With `after` (a pack file written before and its object count), its objects come
+    first: a pack of those and `send`, not thin if they are the objects `has` names.
+    """
     located: list[list[tuple[int, bytes]]] = [[] for _ in packs]
     loose = []
     for sha in send:
@@ -267,10 +280,15 @@ def write_fetch_pack(
                 break
         else:
             loose.append(sha)
-    for pack in packs:  # so that deltas on objects the client has can name their base
+    # So that deltas on objects the client has can name their base; after a whole pack
+    # `has` is every object of it, too many to look up: such deltas are written whole.
+    for pack in packs if after is None else []:
         for sha in has:
             pack.locate(sha)
-    writer = PackWriter(out, len(send), load, lambda sha: sha in send or sha in has)
+    count = len(send) + (after[1] if after else 0)
+    writer = PackWriter(out, count, load, lambda sha: sha in send or sha in has)
+    if after:
+        writer.copy_objects_of(after[0])
     for pack, objects in zip(packs, located, strict=True):
         for offset, sha in sorted(objects):
             writer.copy_object(pack, offset, sha)

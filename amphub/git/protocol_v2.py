@@ -3,6 +3,12 @@
 A v2 request is one command with its arguments; the fetch reuses amphub's v0 handler for
 what it sends (the checked wants, the shallow cut, the filter, the pack). receive-pack
 stays v0/v1, as in git itself.
+
+What is advertised is what C git's upload-pack advertises with its default settings
+(serve.c, upload-pack.c): `server-option` (the options are accepted and go nowhere) and
+`fetch=shallow wait-for-done filter`. git advertises `sideband-all` only with
+uploadpack.advertiseSidebandAll and `packfile-uris` only with
+uploadpack.blobPackfileUri; amphub serves neither and refuses them as git then does.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ ADVERTISEMENT = (
     b"version 2\n",
     b"agent=amphub\n",
     b"ls-refs=unborn\n",
-    b"fetch=shallow filter\n",
+    b"fetch=shallow wait-for-done filter\n",
+    b"server-option\n",
     b"object-format=sha1\n",
     b"object-info\n",
 )
@@ -84,7 +91,7 @@ def serve(path: Path, body: bytes, write: Callable[[bytes], None]) -> None:
     command = next(lines, None) or b""
     if not command.startswith(b"command="):
         raise GitProtocolError("a v2 request begins with command=")
-    for line in lines:  # capabilities, up to the delim-pkt
+    for line in lines:  # capabilities (agent, object-format, server-option ...), ignored
         if line is None:
             break
     arguments = []
@@ -174,7 +181,7 @@ def fetch(repo: Repo, arguments: list[bytes], write: Callable[[bytes], None]) ->
     request = UploadRequest(capabilities={CAPABILITY_SIDE_BAND_64K})
     haves: list[bytes] = []
     want_refs: list[Ref] = []
-    done = False
+    done = wait_for_done = False
     for line in arguments:
         name, _, value = line.partition(b" ")
         if name == b"want":
@@ -185,12 +192,16 @@ def fetch(repo: Repo, arguments: list[bytes], write: Callable[[bytes], None]) ->
             haves.append(binary_id(value))
         elif name == b"done":
             done = True
+        elif name == b"wait-for-done":
+            wait_for_done = True
         elif name in FLAG_ARGUMENTS:
             request.capabilities.add(FLAG_ARGUMENTS[name])
         elif take_history_line(request, name, value):
             pass
-        elif name not in (b"sideband-all", b"wait-for-done"):
+        else:  # sideband-all and packfile-uris too: not advertised
             raise GitProtocolError(f"unknown fetch argument {name.decode(errors='replace')}")
+    if not request.wants and not want_refs and not wait_for_done:
+        return  # nothing wanted: git's upload-pack answers nothing
     keep = parse_filter(request.filter_spec)
     proto = ReceivableProtocol(lambda size: b"", write)
     handler = _handler(repo, proto)
@@ -213,7 +224,7 @@ def fetch(repo: Repo, arguments: list[bytes], write: Callable[[bytes], None]) ->
     if not done:
         lines = [b"ACK " + sha + b"\n" for sha in common] or [b"NAK\n"]
         proto.write(pkt_line(b"acknowledgments\n") + b"".join(pkt_line(x) for x in lines))
-        if not common:
+        if not common or wait_for_done:  # the pack waits for `done`
             proto.write(pkt_line(None))
             return
         proto.write(pkt_line(b"ready\n") + DELIM)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from amphub.git.bridge import (
 )
 from amphub.git.receive import EMPTY_PACK_BYTES, AmphubReceivePackHandler
 from amphub.git.upload import AmphubUploadPackHandler, serve_upload_pack
+from amphub.git.warm import CloneWarmer
 from amphub.http import keys
 from amphub.http.access import require_model
 from amphub.http.urls import model_ids
@@ -46,6 +48,7 @@ SERVICES: dict[str, tuple[ServiceHandler, Action]] = {
 # Wants and haves of a fetch, as git http-backend's GIT_HTTP_MAX_REQUEST_BUFFER; a pack
 # pushed to receive-pack is limited by the quota instead.
 MAX_NEGOTIATION_BODY = 10 * 1024 * 1024
+WARMER = web.AppKey("clone_warmer", CloneWarmer)
 NO_CACHE = {
     "Expires": "Fri, 01 Jan 1980 00:00:00 GMT",
     "Pragma": "no-cache",
@@ -148,7 +151,9 @@ async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamRe
     lock = request.app[keys.HUB].repos.lock(call.path)
     response = _result_response("git-receive-pack")
     user = request[keys.ACTOR].name or ""
-    target = push_target(request.app[keys.HUB], user, call.space.id, call.model.id)
+    hub = request.app[keys.HUB]
+    target = push_target(hub, user, call.space.id, call.model.id)
+    loop = asyncio.get_running_loop()
 
     def serve(bridge: StreamBridge) -> None:
         with Repo(str(call.path)) as repo:
@@ -163,6 +168,8 @@ async def _receive_pack(request: web.Request, call: ServiceCall) -> web.StreamRe
                     handler.handle()
             finally:
                 target.record(handler.updated, handler.push_options)
+                if handler.updated:  # from this thread: a client that hangs up cancels the handler
+                    loop.call_soon_threadsafe(request.app[WARMER].pushed, hub, call.path)
 
     # Past the room left, the handler refuses the pack with the quota's sentence.
     limit = max(room, EMPTY_PACK_BYTES) + MAX_NEGOTIATION_BODY
@@ -208,5 +215,6 @@ def add_routes(app: web.Application) -> None:
     """Every git smart-HTTP path; `.git` at the end of the model is optional."""
     # Both segments exclude '/' and '%', so no id can carry a path separator.
     repo = "/{space:[A-Za-z0-9._-]+}/{model:[A-Za-z0-9._-]+}"
+    app[WARMER] = CloneWarmer()
     app.router.add_get(repo + "/info/refs", get_info_refs)
     app.router.add_post(repo + "/{service:git-upload-pack|git-receive-pack}", post_service)

@@ -15,10 +15,13 @@ negotiation, side-band) and replaces the two costly steps:
 
 The pack of a full clone (no haves) is kept under `<repo>/amphub-cache/`, named by a hash
 of the refs and capabilities it depends on, so the next clone of unchanged refs streams a
-file. Shallow, deepen and filtered requests take the fetch path, their history cut
-(`amphub.git.shallow`) and their trees filtered (`amphub.git.object_filter`); any object
-a ref reaches may be wanted. SHA-256 repositories and repositories with alternates go to
-dulwich's own handler unchanged.
+file. After a push, `warm_clone_cache` makes the packs of a full and a blob:none clone
+(as git asks for them) and the set of reachable ids in the background; a clone that finds
+one of them being made waits for it rather than making it a second time. Shallow, deepen
+and filtered requests take the fetch path, their history cut (`amphub.git.shallow`) and
+their trees filtered (`amphub.git.object_filter`); any object a ref reaches may be wanted.
+SHA-256 repositories and repositories with alternates go to dulwich's own handler
+unchanged.
 
 Object ids are binary (20 bytes) here; hex only at dulwich's protocol boundary.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from binascii import hexlify, unhexlify
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
@@ -64,6 +68,7 @@ from amphub.git.packfile import (
 from amphub.git.reach import (
     BLOB,
     NO_CUT,
+    AllObjects,
     Cut,
     add_tags,
     fetch_objects,
@@ -85,6 +90,12 @@ BULK_FETCH_COMMITS = 500
 CACHE_FORMAT = b"amphub pack cache 1\n"
 NOT_TEXT = (None, BLOB)
 REACHABLE = ".reachable"  # the ids every ref reaches, beside the full-clone packs
+# Held while a cached file is made (striped by its name), so that its other makers wait.
+BUILDING = [threading.RLock() for _ in range(64)]
+# The capabilities git 2.39's `git clone` sends (v0 and v2): what its cached pack is named by.
+CLONE_CAPABILITIES = [CAPABILITY_OFS_DELTA]
+BLOB_NONE_CAPABILITY = b"filter=blob:none"
+WARMED = "warmed"  # names the file of the refs the last warm-up made its files for
 
 
 def serve_upload_pack(
@@ -301,18 +312,19 @@ class AmphubUploadPackHandler(UploadPackHandler):
         cache = PackCache(Path(disk_repo(self.repo).path) / PACK_CACHE_DIR)
         caps = [c for c in (CAPABILITY_INCLUDE_TAG, CAPABILITY_OFS_DELTA) if self.has_capability(c)]
         if keep is BLOB_NONE:
-            caps.append(b"filter=blob:none")
+            caps.append(BLOB_NONE_CAPABILITY)
         key = cache_key(refs, wants, caps)
-        cached = cache.get(key)
-        if cached is None:
-            with cache.put(key) as store:
+        with cache.building(key):  # made by a warm-up or another clone meanwhile: read it
+            cached = cache.get(key)
+            if cached is None:
+                with cache.put(key) as store:
 
-                def both(data: bytes) -> None:
-                    output.write(data)
-                    store(data)
+                    def both(data: bytes) -> None:
+                        output.write(data)
+                        store(data)
 
-                self._write_clone(both, wants, tagged, keep)
-            return
+                    self._write_clone(both, wants, tagged, keep)
+                return
         with cached:
             count = int.from_bytes(cached.read(12)[8:], "big")
             self.progress(f"counting objects: {count}, done (cached pack).\n".encode())
@@ -331,12 +343,132 @@ class AmphubUploadPackHandler(UploadPackHandler):
         with ExitStack() as stack:
             packs = [stack.enter_context(PackFile(pack, indexed=True)) for pack in store.packs]
             objects = read_all_objects(packs, Path(store.path), raw_loader(store))
-            send = objects.ids - unreachable(objects, wants)
-            if keep is BLOB_NONE:  # objects whose text is not kept are blobs
-                send = {sha for sha in send if sha in wants or objects.kind_of(sha) not in NOT_TEXT}
+            send = clone_objects(objects, objects.ids - unreachable(objects, wants), wants, keep)
             add_tags(objects.load, send, tagged)
             self.progress(f"counting objects: {len(send)}, done.\n".encode())
             write_clone_pack(out, packs, objects.load, send)
+
+
+def clone_objects(
+    objects: AllObjects, reached: set[bytes], wants: set[bytes], keep: ObjectFilter
+) -> set[bytes]:
+    """What a clone of `wants` sends: the `reached` objects the filter keeps (wants always)."""
+    if keep is not BLOB_NONE:
+        return set(reached)
+    # Objects whose text is not kept are blobs.
+    return {sha for sha in reached if sha in wants or objects.kind_of(sha) not in NOT_TEXT}
+
+
+def warm_clone_cache(path: Path) -> None:
+    """Make what the first clones of the refs read, unless it is there already.
+
+    That is the packs of a full and a blob:none clone of every branch and tag, and the ids
+    the refs reach (for the lazy fetches of partial clones). After a push that left
+    nothing behind, they are those of the refs before it plus what the push's commits
+    bring (`_extend_warm`); else one read of the packs makes the three (`_warm_all`).
+    The refs are read before the packs are listed, so the packs hold every object they name.
+    """
+    if not path.is_dir():
+        return  # the model was deleted meanwhile
+    prepare_repo(path)
+    with Repo(str(path)) as repo:
+        if not served_by_amphub(repo):
+            return
+        store = repo.object_store
+        refs = {ref: sha for ref, sha in repo.get_refs().items() if sha in store}
+        cache = PackCache(Path(repo.path) / PACK_CACHE_DIR)
+        full, blobless, reachable = warm_keys(refs)
+        if cache.has(full) and cache.has(blobless) and cache.has(reachable, REACHABLE):
+            return
+        with cache.building(full, blobless, reachable + REACHABLE) as release:
+            previous = cache.warmed_refs()
+            if previous is None or not _extend_warm(cache, repo, previous, refs, release):
+                _warm_all(cache, repo, refs, release)
+            cache.note_warmed(refs)
+
+
+def warm_keys(refs: Mapping[Ref, ObjectID]) -> tuple[str, str, str]:
+    """The cache names of a full clone's pack, a blob:none clone's and the reachable ids."""
+    tips = {unhexlify(sha) for sha in refs.values()}
+    return (
+        cache_key(refs, tips, CLONE_CAPABILITIES),
+        cache_key(refs, tips, [*CLONE_CAPABILITIES, BLOB_NONE_CAPABILITY]),
+        cache_key(refs, [], [b"reachable"]),
+    )
+
+
+def _warm_all(
+    cache: PackCache, repo: Repo, refs: Mapping[Ref, ObjectID], release: Callable[[str], None]
+) -> None:
+    """Make the files of `warm_clone_cache` from one read of every pack."""
+    store = repo.object_store
+    tips = {unhexlify(sha) for sha in refs.values()}
+    full, blobless, reachable = warm_keys(refs)
+    with ExitStack() as stack:
+        packs = [stack.enter_context(PackFile(p, indexed=True)) for p in store.packs]
+        objects = read_all_objects(packs, Path(store.path), raw_loader(store))
+        reached = objects.ids - unreachable(objects, tips)
+        for keep, key in ((NO_FILTER, full), (BLOB_NONE, blobless)):
+            if not cache.has(key):
+                send = clone_objects(objects, reached, tips, keep)
+                with cache.put(key) as write:
+                    write_clone_pack(write, packs, objects.load, send)
+            release(key)  # a clone waiting for this pack need not wait for the rest
+        cache.reachable(reachable, lambda: reached)
+
+
+def _extend_warm(
+    cache: PackCache,
+    repo: Repo,
+    previous: Mapping[Ref, ObjectID],
+    refs: Mapping[Ref, ObjectID],
+    release: Callable[[str], None],
+) -> bool:
+    """Make the files of `warm_clone_cache` from those of the `previous` refs; False if not.
+
+    Only when the refs still reach every previous tip (nothing was deleted or rewound: the
+    objects of the previous packs are all reachable) and the push brought a few hundred
+    commits at most. The new packs are the previous ones followed by the new objects.
+    """
+    store = repo.object_store
+    load = raw_loader(store)
+    tips = {unhexlify(sha) for sha in refs.values()}
+    before = {unhexlify(sha) for sha in previous.values()}
+    old_full, old_blobless, old_reachable = warm_keys(previous)
+    old_reached = cache.read_reachable(old_reachable)
+    try:
+        old_packs = {NO_FILTER: cache.get(old_full), BLOB_NONE: cache.get(old_blobless)}
+    except OSError:
+        return False
+    with ExitStack() as stack:
+        for file in old_packs.values():
+            if file is not None:
+                stack.enter_context(file)
+        if old_reached is None or None in old_packs.values():
+            return False
+        walk = walk_fetch(load, tips, sorted(before))
+        if len(walk.missing) > BULK_FETCH_COMMITS:
+            return False  # one read of the packs is faster
+
+        def kind_of(sha: bytes) -> int | None:
+            return object_kind(store, hexlify(sha))
+
+        if unreached_wants(load, kind_of, sorted(tips), before - tips, set):
+            return False
+        send, _ = fetch_objects(load, walk, {})
+        new = send - old_reached
+        packs = [stack.enter_context(PackFile(pack)) for pack in store.packs]
+        full, blobless, reachable = warm_keys(refs)
+        for keep, key in ((NO_FILTER, full), (BLOB_NONE, blobless)):
+            old = old_packs[keep]
+            if not cache.has(key) and old is not None:
+                add = new if keep is NO_FILTER else {s for s in new if kind_of(s) != BLOB}
+                count = int.from_bytes(old.read(12)[8:], "big")
+                with cache.put(key) as write:
+                    write_fetch_pack(write, packs, load, add, old_reached, after=(old, count))
+            release(key)
+        cache.reachable(reachable, lambda: old_reached | new)
+    return True
 
 
 class SidebandOutput:
@@ -400,20 +532,73 @@ class PackCache:
         os.utime(file.fileno())  # recently served packs are kept longest
         return file
 
-    def reachable(self, key: str, compute: Callable[[], set[bytes]]) -> set[bytes]:
-        """The ids of the objects the refs reach, kept under `key` (which names the refs)."""
+    def warmed_refs(self) -> dict[Ref, ObjectID] | None:
+        """The refs that the last warm-up made its files for, or None."""
+        try:
+            lines = (self.root / f"{WARMED}.refs").read_bytes().splitlines()
+        except FileNotFoundError:
+            return None
+        refs = {}
+        for line in lines:
+            sha, _, ref = line.partition(b" ")
+            refs[Ref(ref)] = ObjectID(sha)
+        return refs
+
+    def note_warmed(self, refs: Mapping[Ref, ObjectID]) -> None:
+        """Remember the refs that a warm-up made its files for."""
+        with self.put(WARMED, ".refs") as write:
+            write(b"".join(sha + b" " + ref + b"\n" for ref, sha in sorted(refs.items())))
+
+    def has(self, key: str, suffix: str = ".pack") -> bool:
+        """Whether the file for `key` is there."""
+        return (self.root / f"{key}{suffix}").exists()
+
+    @contextmanager
+    def building(self, *keys: str) -> Iterator[Callable[[str], None]]:
+        """Held while the files for `keys` are made: another maker waits, then finds them.
+
+        The locks are taken in one order, so two holders of several cannot wait for each
+        other; the function given releases the lock of one key once its file is made.
+        """
+        stripes = {key: hash((self.root, key)) % len(BUILDING) for key in keys}
+        held = sorted(set(stripes.values()))
+        for stripe in held:
+            BUILDING[stripe].acquire()
+
+        def release(key: str) -> None:
+            stripe = stripes.pop(key)
+            if stripe in held and stripe not in stripes.values():
+                held.remove(stripe)
+                BUILDING[stripe].release()
+
+        try:
+            yield release
+        finally:
+            for stripe in held:
+                BUILDING[stripe].release()
+
+    def read_reachable(self, key: str) -> set[bytes] | None:
+        """The ids kept under `key` by `reachable`, or None."""
         path = self.root / f"{key}{REACHABLE}"
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            data = b""
-        if data and len(data) % 20 == 0:
-            os.utime(path)
-            return {data[at : at + 20] for at in range(0, len(data), 20)}
-        ids = compute()
-        with self.put(key, REACHABLE) as write:
-            write(b"".join(sorted(ids)))
-        return ids
+            return None
+        if not data or len(data) % 20:
+            return None
+        os.utime(path)
+        return {data[at : at + 20] for at in range(0, len(data), 20)}
+
+    def reachable(self, key: str, compute: Callable[[], set[bytes]]) -> set[bytes]:
+        """The ids of the objects the refs reach, kept under `key` (which names the refs)."""
+        with self.building(key + REACHABLE):
+            ids = self.read_reachable(key)
+            if ids is not None:
+                return ids
+            ids = compute()
+            with self.put(key, REACHABLE) as write:
+                write(b"".join(sorted(ids)))
+            return ids
 
     @contextmanager
     def put(self, key: str, suffix: str = ".pack") -> Iterator[Callable[[bytes], None]]:
