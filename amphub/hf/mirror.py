@@ -20,6 +20,7 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from amphub.services.mirror import COMMIT_ID
 from amphub.services.push import RefUpdate, push_target
 from amphub.services.quota import link_reserved, reserve_quota, room_left
 from amphub.services.tasks import TaskContext, TaskFailed, enqueue
-from amphub.storage.objects import check_oid
+from amphub.storage.objects import check_oid, fill
 from amphub.storage.repo_files import MIRROR_TAGS, LfsPointer, RevisionNotFound, qualify, resolve
 
 READ_PIECE = 4 * 1024 * 1024
@@ -146,15 +147,19 @@ async def _store(hub: Hub, upstream: Upstream, url: str, oid: str, size: int, se
         async with upstream.stream(url) as resp:
             if resp.status != 200:
                 raise await upstream.refusal(resp)
-            async for piece in resp.content.iter_chunked(READ_PIECE):
-                upload.accept(len(piece))
-                await upload.add(piece)
-                await sent(len(piece))
+            await fill(upload, _counted(resp.content.iter_any(), sent))
         async with hub.locks.hold(("object", oid)):
             await upload.commit()
     except BaseException:
         await upload.abort()
         raise
+
+
+async def _counted(chunks: AsyncIterator[bytes], sent: Any) -> AsyncIterator[bytes]:
+    """The chunks, each told to `sent` (the task's progress) as it passes."""
+    async for chunk in chunks:
+        await sent(len(chunk))
+        yield chunk
 
 
 async def _scratch_copy(

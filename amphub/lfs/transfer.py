@@ -41,6 +41,7 @@ from amphub.storage.objects import (
     ObjectMismatch,
     ObjectStore,
     check_oid,
+    fill,
 )
 from amphub.units import human_size
 
@@ -346,27 +347,10 @@ async def _receive_large(request: web.Request, oid: str, size: int) -> None:
     store: ObjectStore = hub.objects
     upload = await store.open_upload(oid, size)
     try:
-        pending: asyncio.Future | None = None
-        parts: list[bytes] = []
-        buffered = 0
-        async for chunk in request.content.iter_any():
-            upload.accept(len(chunk))
-            parts.append(chunk)
-            buffered += len(chunk)
-            if buffered >= WRITE_PIECE:
-                if pending:
-                    await pending
-                piece, parts, buffered = b"".join(parts), [], 0
-                pending = asyncio.ensure_future(upload.add(piece))
-        if pending:
-            await pending
-        await upload.add(b"".join(parts))
+        await fill(upload, request.content.iter_any())
         async with hub.locks.hold(("object", oid)):
             await upload.commit()
     except BaseException:
-        if pending and not pending.done():
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
         await upload.abort()
         raise
 

@@ -9,6 +9,7 @@ hub's threads.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -81,6 +82,35 @@ class ObjectUpload(Protocol):
     async def abort(self) -> None:
         """Drop what was received."""
         ...
+
+
+async def fill(upload: ObjectUpload, chunks: AsyncIterator[bytes]) -> None:
+    """Feed an upload what arrives, PIECE bytes at a time, each written as the next arrives.
+
+    Network reads come in small chunks: handing each to `add` on its own would cost two
+    thread hops per few kilobytes.
+    """
+    pending: asyncio.Future[None] | None = None
+    parts: list[bytes] = []
+    buffered = 0
+    try:
+        async for chunk in chunks:
+            upload.accept(len(chunk))
+            parts.append(chunk)
+            buffered += len(chunk)
+            if buffered >= PIECE:
+                if pending:
+                    await pending
+                piece, parts, buffered = b"".join(parts), [], 0
+                pending = asyncio.ensure_future(upload.add(piece))
+        if pending:
+            await pending
+        await upload.add(b"".join(parts))
+    except BaseException:
+        if pending and not pending.done():
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)  # abort only once it ended
+        raise
 
 
 class ObjectStore(Protocol):
