@@ -81,6 +81,7 @@ SOURCES: dict[str, tuple[Any, str, str, tuple[Any, Any, Any], Any]] = {
     "mirror_suspicious": ("block", "warn", '"block"', ("block", "warn", "block"), "warn"),
     "task_lease_seconds": (3, "10", "20", (3, 10, 20), 60),
     "sign_in_limit": (1, "20", "30", (1, 20, 30), 10),
+    "mirror_wait_seconds": (0, "5", "9", (0, 5, 9), 50),
 }
 LAYERS = ["flag", "env", "file", "default"]
 
