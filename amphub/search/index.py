@@ -175,7 +175,7 @@ class SearchState:
             assert order[at] == slot, "a sort order lost track of a model"
             del order[at]
         self.every.discard(slot)
-        self.described.remove(slot)
+        stale = self.described.retire(slot)  # a purge frees it (`Described`)
         for posting in self.held[slot]:
             posting.discard(slot)
             if not len(posting):
@@ -185,7 +185,13 @@ class SearchState:
         self.created[slot] = self.updated[slot] = ""
         self.parameters[slot] = None
         self.held[slot] = ()
-        self.free.append(slot)
+        if not stale:
+            self.free.append(slot)
+
+    def purge(self, least: int) -> None:
+        """Free the stale slots once there are enough of them (see `Described`)."""
+        if self.described.purge_due(self.size, least):
+            self.free.extend(self.described.purge())
 
     def _slot(self, entry: Entry) -> int:
         # The space's id as its posting holds it: one string for all its models.
@@ -441,12 +447,15 @@ class SearchState:
 class SearchIndex:
     """The index of one database, and how far into its change log it has read."""
 
-    def __init__(self, replay_limit: int = 2000) -> None:
+    def __init__(self, replay_limit: int = 2000, purge_from: int = 256) -> None:
         self._state = SearchState()
         self.applied: int | None = None  # the last change replayed; None before the first build
+        self.building = False  # while a worker thread builds it anew from every model
         self.updating = asyncio.Lock()  # one catch-up at a time
         # Past this many changed models, a rebuild is quicker than replaying them one by one.
         self.replay_limit = replay_limit
+        # Stale slots wait for a purge until there are this many (and one in 16).
+        self.purge_from = purge_from
 
     def replace(self, state: SearchState, applied: int) -> None:
         """Swap in an index built in bulk."""
@@ -461,6 +470,7 @@ class SearchIndex:
         for key in changed:
             if key not in fresh:
                 state.drop(key)
+        state.purge(self.purge_from)
         self.applied = applied
 
     def __len__(self) -> int:
