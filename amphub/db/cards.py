@@ -361,6 +361,8 @@ async def _catch_up(db: Database, index: SearchIndex) -> None:
                 index.building = False
         else:
             index.apply(changed, list(_entries(rows)), latest)
+            if index.purge_due():  # nothing changes the index meanwhile: `updating` is held
+                index.adopt(await asyncio.to_thread(index.purged))
 
 
 async def _clock(conn: Connection) -> int:

@@ -19,7 +19,7 @@ from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Sequence
 from itertools import filterfalse, repeat
-from typing import cast
+from typing import NamedTuple, cast
 
 from amphub.search.postings import bits_from, flags_of, scatter
 from amphub.search.words import is_prefix
@@ -30,6 +30,17 @@ _DENSE_SHARE = 32
 _DENSE_MIN = 64
 # A purge runs once this share of the slots (and at least `least`, see SearchIndex) is stale.
 _PURGE_SHARE = 16
+
+
+class Purged(NamedTuple):
+    """What `Described.purged` made: the slots it took out, and the words without them."""
+
+    stale: frozenset[int]
+    slots: list[array[int] | int]
+    words: list[str]
+    ids: dict[str, int]
+    free: list[int]
+    vocabulary: list[str]
 
 
 class Described:
@@ -86,25 +97,30 @@ class Described:
         """Whether enough slots are stale (one in 16, at least `least`) to purge them now."""
         return len(self.stale) >= max(least, size // _PURGE_SHARE)
 
-    def purge(self) -> list[int]:
-        """Take the stale slots out of every word (a word no slot holds leaves); the slots."""
-        stale, self.stale = self.stale, set()
-        if not stale:
-            return []
-        keep = ~bits_from(stale, max(stale) + 1)
+    def purged(self) -> Purged:
+        """The words without the stale slots; reads only, so a worker thread may run it."""
+        stale = frozenset(self.stale)
+        keep = ~bits_from(stale, max(stale) + 1) if stale else -1
         dropped = stale.__contains__
-        all_slots, words = self.slots, self.words
-        for word_id, slots in enumerate(all_slots):
-            if isinstance(slots, int):
-                slots = all_slots[word_id] = slots & keep
-            elif slots:
-                slots = all_slots[word_id] = array("i", filterfalse(dropped, slots))
-            if not slots and words[word_id]:
-                del self.ids[words[word_id]]
+        slots = [
+            held & keep if isinstance(held, int) else array("i", filterfalse(dropped, held))
+            for held in self.slots
+        ]
+        words, ids, free = list(self.words), dict(self.ids), list(self.free)
+        for word_id, held in enumerate(slots):
+            if not held and words[word_id]:  # a word no slot holds leaves
+                del ids[words[word_id]]
                 words[word_id] = ""
-                self.free.append(word_id)
-        self.vocabulary = list(filter(self.ids.__contains__, self.vocabulary))
-        return sorted(stale)
+                free.append(word_id)
+        vocabulary = list(filter(ids.__contains__, self.vocabulary))
+        return Purged(stale, slots, words, ids, free, vocabulary)
+
+    def adopt(self, purged: Purged) -> list[int]:
+        """Take a purge made since the last change; the slots it frees."""
+        self.slots, self.words, self.ids = purged.slots, purged.words, purged.ids
+        self.free, self.vocabulary = purged.free, purged.vocabulary
+        self.stale -= purged.stale
+        return sorted(purged.stale)
 
     def finish(self, size: int) -> None:
         """Sort the vocabulary and make the dense words bitmaps, after adding in bulk."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
 from typing import NamedTuple, cast
 
-from amphub.search.described import Described
+from amphub.search.described import Described, Purged
 from amphub.search.postings import (
     Field,
     Posting,
@@ -188,10 +188,9 @@ class SearchState:
         if not stale:
             self.free.append(slot)
 
-    def purge(self, least: int) -> None:
-        """Free the stale slots once there are enough of them (see `Described`)."""
-        if self.described.purge_due(self.size, least):
-            self.free.extend(self.described.purge())
+    def adopt(self, purged: Purged) -> None:
+        """Take a purge of the description words (see `Described`): its slots are free."""
+        self.free.extend(self.described.adopt(purged))
 
     def _slot(self, entry: Entry) -> int:
         # The space's id as its posting holds it: one string for all its models.
@@ -470,8 +469,19 @@ class SearchIndex:
         for key in changed:
             if key not in fresh:
                 state.drop(key)
-        state.purge(self.purge_from)
         self.applied = applied
+
+    def purge_due(self) -> bool:
+        """Whether enough slots are stale to purge them (`purged` then `adopt`)."""
+        return self._state.described.purge_due(self._state.size, self.purge_from)
+
+    def purged(self) -> Purged:
+        """The description words without the stale slots (meant for a worker thread)."""
+        return self._state.described.purged()
+
+    def adopt(self, purged: Purged) -> None:
+        """Take a purge, made while nothing changed the index."""
+        self._state.adopt(purged)
 
     def __len__(self) -> int:
         return len(self._state.slot_of)
