@@ -338,31 +338,36 @@ async def _catch_up(db: Database, index: SearchIndex) -> None:
     if row[0] == index.applied:
         return
     async with index.updating:
-        # The write lock keeps this connection's own uncommitted writes out of the reads.
-        async with db.transaction() as conn:
-            latest = await _clock(conn)
-            if latest == index.applied:
-                return
-            changed = None
-            if index.applied is not None:
-                cursor = await conn.execute(
-                    "SELECT space_id, model_id FROM search_changes WHERE seq > ?",
-                    (index.applied,),
-                )
-                changed = [(row[0], row[1]) for row in await cursor.fetchall()]
-                if len(changed) > index.replay_limit:
-                    changed = None
-            rows = await _rows(conn, db.dialect, index.applied if changed is not None else None)
-        if changed is None:  # a worker thread builds it, the loop serves meanwhile
-            index.building = True
-            try:
-                index.replace(await asyncio.to_thread(_built, rows), latest)
-            finally:
-                index.building = False
-        else:
-            index.apply(changed, list(_entries(rows)), latest)
-            if index.purge_due():  # nothing changes the index meanwhile: `updating` is held
-                index.adopt(await asyncio.to_thread(index.purged))
+        try:
+            await _update(db, index)
+        finally:
+            index.building = False
+
+
+async def _update(db: Database, index: SearchIndex) -> None:
+    """Replay the changes since the index last looked, or build it anew from every model."""
+    # The write lock keeps this connection's own uncommitted writes out of the reads.
+    async with db.transaction() as conn:
+        latest = await _clock(conn)
+        if latest == index.applied:
+            return
+        changed = None
+        if index.applied is not None:
+            cursor = await conn.execute(
+                "SELECT space_id, model_id FROM search_changes WHERE seq > ?",
+                (index.applied,),
+            )
+            changed = [(row[0], row[1]) for row in await cursor.fetchall()]
+            if len(changed) > index.replay_limit:
+                changed = None
+        index.building = changed is None  # from the read of every model on
+        rows = await _rows(conn, db.dialect, index.applied if changed is not None else None)
+    if changed is None:  # a worker thread builds it, the loop serves meanwhile
+        index.replace(await asyncio.to_thread(_built, rows), latest)
+    else:
+        index.apply(changed, list(_entries(rows)), latest)
+        if index.purge_due():  # nothing changes the index meanwhile: `updating` is held
+            index.adopt(await asyncio.to_thread(index.purged))
 
 
 async def _clock(conn: Connection) -> int:
