@@ -116,6 +116,21 @@ async def test_search_reads_the_whole_description(seeded: Hub, tmp_path: Path) -
     assert await ids_for(seeded, q="resnet", sort="name") == ["resnet", "long-card"]
 
 
+async def test_search_finds_words_inside_cjk_sentences(seeded: Hub, tmp_path: Path) -> None:
+    """Chinese and Japanese have no spaces: a word is found anywhere in a sentence."""
+    await seeded.model("team", "asr", name="ASR")
+    await push_readme(
+        seeded,
+        tmp_path,
+        "team",
+        "asr",
+        "---\nlicense: mit\n---\n这是一个语音识别模型。音声認識モデルです。\n",
+    )
+    for q in ("语音识别", "识别", "识", "型", "语音识别模型", "语音识", "音声認識", "ASR 识别"):
+        assert await ids_for(seeded, q=q) == ["asr"], q
+    assert await ids_for(seeded, q="识别语音") == []  # its pairs must all be there (别语 is not)
+
+
 async def test_search_ranks_name_and_id_matches_first(seeded: Hub, tmp_path: Path) -> None:
     await seeded.model("team", "aaa-distilled", name="A distilled model")
     await push_readme(
@@ -267,9 +282,11 @@ ALGORITHMS = [None, "Text Generation", "text generation", "Image Classification"
 LICENSES = [None, "mit", "MIT", "apache-2.0"]
 TEXTS = ["", "", "", "", "be", "bert", "BERT", "pyt", "中文", "ün", "m1", "mit", "nothing", "a",
          "bert m1", "M1 pyt", "alpha", "a be", "中文 模型", "mit, squad", "dis", "distil",
-         "distilled", "istil", "Gënérâtion", "gen tok", "of", "ton", "token"]  # fmt: skip
+         "distilled", "istil", "Gënérâtion", "gen tok", "of", "ton", "token", "语音识别", "识",
+         "型", "语音识", "别模", "音声認識", "한국어"]  # fmt: skip
 DESCRIPTIONS = ["", "Distilled from BERT, of the tokens.", "Génération de texte; token-wise",
-                "中文 模型 for ONNX", "ofTen generates"]  # fmt: skip
+                "中文 模型 for ONNX", "ofTen generates", "这是一个语音识别模型。",
+                "音声認識モデルです", "한국어 음성 인식 모델"]  # fmt: skip
 
 
 def random_row(rng, model_id: str, name: str):
@@ -388,8 +405,11 @@ async def random_change(
         await db.record_pushes(database, [push])
 
 
-@pytest.mark.parametrize("replay_limit", [1, 2000])
-async def test_index_answers_as_the_sql_does(tmp_path: Path, replay_limit: int) -> None:
+# Rebuilt after every change; replayed, stale slots purged as soon as there are 3 of them.
+@pytest.mark.parametrize(("replay_limit", "purge_from"), [(1, 256), (2000, 3)])
+async def test_index_answers_as_the_sql_does(
+    tmp_path: Path, replay_limit: int, purge_from: int
+) -> None:
     """Random hubs, searches and changes: the index and the SQL form always agree."""
     from random import Random
 
@@ -416,7 +436,7 @@ async def test_index_answers_as_the_sql_does(tmp_path: Path, replay_limit: int) 
         ):
             await db.insert_space(database, space, space, 1, "monthly", expires, creator)
         await db.mark_space_released(database, "released", db.Audit("admin", "test"))
-        index = db.SearchIndex(replay_limit=replay_limit)
+        index = db.SearchIndex(replay_limit=replay_limit, purge_from=purge_from)
         serial = [0]
         for _ in range(120):
             await random_change(database, rng, people, spaces, serial, grow=True)
@@ -428,6 +448,47 @@ async def test_index_answers_as_the_sql_does(tmp_path: Path, replay_limit: int) 
                 await random_change(database, rng, people, spaces, serial)
                 clock.advance(minutes=rng.choice([0, 0, 30]))
             await same_as_sql(database, index, rng, people, spaces, 5)
+
+
+async def test_searches_while_the_index_is_built_answer_from_sql(tmp_path: Path) -> None:
+    """The first build runs in a worker thread; a search meanwhile does not wait for it."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from random import Random
+
+    from amphub import db
+    from amphub.policy.matrix import Actor
+    from amphub.services.search import ModelSearch, model_query
+
+    async with db.opened(tmp_path / "amphub.db") as database:
+        await database.write(
+            "INSERT INTO users (name, key_hash, admin, created_at) VALUES ('admin', 'k', 1, 't')",
+            (),
+        )
+        await db.insert_space(database, "voice", "voice", 1, "pay_as_you_go", None, "admin")
+        for model_id in ("asr", "bert"):
+            await db.insert_model(database, "voice", model_id, model_id, "private", "admin")
+        row = random_row(Random(1), "asr", "asr")
+        await db.store_card(database, "voice", "asr", row)
+        # The build waits for the one worker thread, which waits for the test.
+        loop, held = asyncio.get_running_loop(), threading.Event()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        busy = loop.run_in_executor(None, held.wait)
+        index = db.SearchIndex()
+        warming = asyncio.create_task(db.warm_search_index(database, index))
+        query = model_query(Actor("admin", admin=True), ModelSearch(text="asr"), "2026")
+        try:
+            while not index.building:
+                await asyncio.sleep(0)
+            found = await asyncio.wait_for(
+                db.search_models(database, index, query, "name", 10, 0), timeout=10
+            )
+        finally:
+            held.set()
+        await asyncio.gather(busy, warming)
+        assert [model.id for model, _ in found.models] == ["asr"]
+        assert (found.total, found.facets["space"]) == (1, {"voice": 1})
+        assert found == await db.search_models(database, index, query, "name", 10, 0)
 
 
 # ---------------------------------------------------------------- every write reaches search

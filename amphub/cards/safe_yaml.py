@@ -127,7 +127,9 @@ class _Builder:
         self.root: Value = None
 
     def feed(self, event: yaml.Event) -> None:
-        if isinstance(event, yaml.DocumentStartEvent):
+        if type(event) is yaml.ScalarEvent and self.documents == 1:  # most events: checked first
+            self._scalar(event)
+        elif isinstance(event, yaml.DocumentStartEvent):
             self.documents += 1
             if self.documents == 2:
                 self.warn("Front matter: more than one YAML document; only the first read")
@@ -154,10 +156,18 @@ class _Builder:
             raise Rejected(f"more than {MAX_NODES} values counting aliases expanded")
 
     def _scalar(self, event: yaml.ScalarEvent) -> None:
-        self._count(1)
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            self._count(0)
         value: Scalar = None
         if event.tag is None:
-            value = _resolve(event.value) if event.implicit[0] else event.value
+            text = event.value
+            # Most plain scalars are words: no null, boolean or number begins with a letter
+            # other than these (null, true/false, .inf/.nan come with "." or these letters).
+            if not event.implicit[0] or (text[:1].isalpha() and text[0] not in "nNtTfF"):
+                value = text
+            else:
+                value = _resolve(text)
         elif event.tag in ("!", _CORE + "str"):
             value = event.value
         else:

@@ -19,7 +19,7 @@ from amphub.search.index import (
     SearchState,
     build,
 )
-from amphub.search.words import PREFIX_FROM, fold, query_words
+from amphub.search.words import fold, is_prefix, query_words
 
 __all__ = [
     "SORTS",
@@ -135,7 +135,7 @@ def _where(query: SearchQuery) -> tuple[str, list[object]]:
             args.append('"' + word.replace('"', '""') + '"')
         # In the short fields, or a description word it begins (short: the whole word).
         clauses.append(f"(instr({_SHORT}, ?) > 0 OR instr({_DESCRIBED}, ?) > 0)")
-        args += [word, f" {word}" if len(word) >= PREFIX_FROM else f" {word} "]
+        args += [word, f" {word}" if is_prefix(word) else f" {word} "]
     for name, value in query.filters.items():
         if name == "space":
             clauses.append("m.space_id = ?")
@@ -286,8 +286,12 @@ async def search_models(
 
     The index first replays whatever was written since it last looked (models, cards,
     card values, model roles), so that a search made after a write sees it; spaces, their
-    lifetimes and the caller's space roles are read with each search.
+    lifetimes and the caller's space roles are read with each search. While a worker thread
+    builds the index anew (the first search after a start), SQLite answers with the SQL form
+    instead of waiting; PostgreSQL waits (the SQL form is SQLite's).
     """
+    if index.building and db.dialect == "sqlite":
+        return await _search_by_sql(db, query, sort, limit, offset)
     await _catch_up(db, index)
     reachable = await _reachable(db, query)
     criteria = Criteria(
@@ -306,6 +310,21 @@ async def search_models(
     )
 
 
+async def _search_by_sql(
+    db: Database, query: SearchQuery, sort: str, limit: int, offset: int
+) -> SearchResult:
+    """The answer of `search_models`, from the SQL form of the search."""
+    found = await search_models_by_sql(db, query, sort, limit, offset)
+    facets = await facet_counts_by_sql(db, query)
+    page = await _page_rows(db, [(model.space_id, model.id) for model, _ in found], query.user)
+    return SearchResult(
+        [(model, card_json) for model, card_json, _ in page],
+        sum(facets["space"].values()),
+        facets,
+        [standing for _, _, standing in page],
+    )
+
+
 async def warm_search_index(db: Database, index: SearchIndex) -> None:
     """Build the index now, so that the first search after a start need not."""
     await _catch_up(db, index)
@@ -319,25 +338,36 @@ async def _catch_up(db: Database, index: SearchIndex) -> None:
     if row[0] == index.applied:
         return
     async with index.updating:
-        # The write lock keeps this connection's own uncommitted writes out of the reads.
-        async with db.transaction() as conn:
-            latest = await _clock(conn)
-            if latest == index.applied:
-                return
-            changed = None
-            if index.applied is not None:
-                cursor = await conn.execute(
-                    "SELECT space_id, model_id FROM search_changes WHERE seq > ?",
-                    (index.applied,),
-                )
-                changed = [(row[0], row[1]) for row in await cursor.fetchall()]
-                if len(changed) > index.replay_limit:
-                    changed = None
-            rows = await _rows(conn, db.dialect, index.applied if changed is not None else None)
-        if changed is None:  # a worker thread builds it, the loop serves meanwhile
-            index.replace(await asyncio.to_thread(_built, rows), latest)
-        else:
-            index.apply(changed, list(_entries(rows)), latest)
+        try:
+            await _update(db, index)
+        finally:
+            index.building = False
+
+
+async def _update(db: Database, index: SearchIndex) -> None:
+    """Replay the changes since the index last looked, or build it anew from every model."""
+    # The write lock keeps this connection's own uncommitted writes out of the reads.
+    async with db.transaction() as conn:
+        latest = await _clock(conn)
+        if latest == index.applied:
+            return
+        changed = None
+        if index.applied is not None:
+            cursor = await conn.execute(
+                "SELECT space_id, model_id FROM search_changes WHERE seq > ?",
+                (index.applied,),
+            )
+            changed = [(row[0], row[1]) for row in await cursor.fetchall()]
+            if len(changed) > index.replay_limit:
+                changed = None
+        index.building = changed is None  # from the read of every model on
+        rows = await _rows(conn, db.dialect, index.applied if changed is not None else None)
+    if changed is None:  # a worker thread builds it, the loop serves meanwhile
+        index.replace(await asyncio.to_thread(_built, rows), latest)
+    else:
+        index.apply(changed, list(_entries(rows)), latest)
+        if index.purge_due():  # nothing changes the index meanwhile: `updating` is held
+            index.adopt(await asyncio.to_thread(index.purged))
 
 
 async def _clock(conn: Connection) -> int:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
 from typing import NamedTuple, cast
 
-from amphub.search.described import Described
+from amphub.search.described import Described, Purged
 from amphub.search.postings import (
     Field,
     Posting,
@@ -175,7 +175,7 @@ class SearchState:
             assert order[at] == slot, "a sort order lost track of a model"
             del order[at]
         self.every.discard(slot)
-        self.described.remove(slot)
+        stale = self.described.retire(slot)  # a purge frees it (`Described`)
         for posting in self.held[slot]:
             posting.discard(slot)
             if not len(posting):
@@ -185,7 +185,12 @@ class SearchState:
         self.created[slot] = self.updated[slot] = ""
         self.parameters[slot] = None
         self.held[slot] = ()
-        self.free.append(slot)
+        if not stale:
+            self.free.append(slot)
+
+    def adopt(self, purged: Purged) -> None:
+        """Take a purge of the description words (see `Described`): its slots are free."""
+        self.free.extend(self.described.adopt(purged))
 
     def _slot(self, entry: Entry) -> int:
         # The space's id as its posting holds it: one string for all its models.
@@ -441,12 +446,15 @@ class SearchState:
 class SearchIndex:
     """The index of one database, and how far into its change log it has read."""
 
-    def __init__(self, replay_limit: int = 2000) -> None:
+    def __init__(self, replay_limit: int = 2000, purge_from: int = 256) -> None:
         self._state = SearchState()
         self.applied: int | None = None  # the last change replayed; None before the first build
+        self.building = False  # while a worker thread builds it anew from every model
         self.updating = asyncio.Lock()  # one catch-up at a time
         # Past this many changed models, a rebuild is quicker than replaying them one by one.
         self.replay_limit = replay_limit
+        # Stale slots wait for a purge until there are this many (and one in 16).
+        self.purge_from = purge_from
 
     def replace(self, state: SearchState, applied: int) -> None:
         """Swap in an index built in bulk."""
@@ -462,6 +470,18 @@ class SearchIndex:
             if key not in fresh:
                 state.drop(key)
         self.applied = applied
+
+    def purge_due(self) -> bool:
+        """Whether enough slots are stale to purge them (`purged` then `adopt`)."""
+        return self._state.described.purge_due(self._state.size, self.purge_from)
+
+    def purged(self) -> Purged:
+        """The description words without the stale slots (meant for a worker thread)."""
+        return self._state.described.purged()
+
+    def adopt(self, purged: Purged) -> None:
+        """Take a purge, made while nothing changed the index."""
+        self._state.adopt(purged)
 
     def __len__(self) -> int:
         return len(self._state.slot_of)

@@ -8,7 +8,9 @@ back) goes through radix-2 text, which CPython converts in linear time.
 from __future__ import annotations
 
 import string
+from collections import deque
 from collections.abc import Iterable
+from itertools import repeat
 
 _ASCII_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _DIGITS_TO_FLAGS = bytes.maketrans(b"01", b"\x00\x01")
@@ -34,11 +36,15 @@ def bits_of(flags: bytes | bytearray) -> int:
     return int(flags[::-1].translate(_FLAGS_TO_DIGITS), 2) if flags else 0
 
 
+def scatter(flags: bytearray, slots: Iterable[int]) -> None:
+    """Set the byte of each slot to 1, in one C loop (no Python step per slot)."""
+    deque(map(flags.__setitem__, slots, repeat(1)), 0)
+
+
 def bits_from(slots: Iterable[int], size: int) -> int:
     """The bitmap of some slots, each below `size`."""
     flags = bytearray(size)
-    for slot in slots:
-        flags[slot] = 1
+    scatter(flags, slots)
     return bits_of(flags)
 
 
