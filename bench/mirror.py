@@ -10,7 +10,7 @@ Python process with HF_ENDPOINT and HF_TOKEN set and an empty HF_HOME, as a user
   mirror holds the script's first call (model info) until the model is fetched and
   scanned, so the script is the same plain `snapshot_download` as the direct one;
 - second through the mirror: from the mirror's own copy, best of `--rounds`, each round
-  right after a direct one.
+  right after a direct one; its ratio is to the best of those direct rounds.
 
 Prints the times and the ratios first / direct (goal ≤ 2.0) and second / direct (≤ 1.0).
 
@@ -151,7 +151,13 @@ def main() -> int:
         fetch, scan = stages["mirror"], stages["scan"]
         print(f"  of which the fetch task {fetch:.2f} s, the scan {scan:.2f} s")
         print(f"second from the mirror:         best {min(second):.2f} s of {second}")
-        ratios = ((first / best, FIRST_GOAL, "first"), (min(second) / best, SECOND_GOAL, "second"))
+        # The second's best is set against the best of as many direct rounds, each run right
+        # before it: a best of more tries would be lower by chance alone.
+        paired = min(direct[1:])
+        ratios = (
+            (first / best, FIRST_GOAL, "first"),
+            (min(second) / paired, SECOND_GOAL, "second (against the paired direct rounds)"),
+        )
         for ratio, goal, which in ratios:
             met = "met" if ratio <= goal else "NOT met"
             print(f"ratio {which} / direct: {ratio:.2f} (goal ≤ {goal}: {met})")
