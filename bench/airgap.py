@@ -20,12 +20,19 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from common import PYTHON, REPO_ROOT, git_home, log, run_checked, start_amphub, stop_all
+from common import (
+    PYTHON,
+    REPO_ROOT,
+    git_home,
+    log,
+    run_checked,
+    start_amphub,
+    stop_and_clean,
+)
 from mirror import TEMP_PARENT, safetensors_file
 
 SPACE, MODEL = "bench", "weights"
@@ -92,11 +99,7 @@ def main() -> int:
         print(f"(export + import) / clone: {(export + imported) / clone:.2f}")
         return 0
     finally:
-        stop_all()
-        if args.keep:
-            log(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        stop_and_clean(root, args.keep)
 
 
 if __name__ == "__main__":

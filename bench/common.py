@@ -60,6 +60,15 @@ def stop_all() -> None:
         stop_process(proc)
 
 
+def stop_and_clean(root: Path, keep: bool) -> None:
+    """Stop every process started here, then remove the run's folder unless it is kept."""
+    stop_all()
+    if keep:
+        log(f"kept {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

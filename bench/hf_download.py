@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import PYTHON, git_home, log, run_checked, start_amphub, stop_all
+from common import PYTHON, git_home, log, run_checked, start_amphub, stop_and_clean
 
 SPACE, MODEL = "bench", "weights"
 TEMP_PARENT = Path("/work/tmp-bench")
@@ -167,11 +167,7 @@ def main() -> int:
             print(f"upload by {way + ':':20} {seconds:6.2f} s ({rate:.0f} MiB/s)")
         return 0
     finally:
-        stop_all()
-        if args.keep:
-            log(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        stop_and_clean(root, args.keep)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -26,7 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import git_home, log, run_checked, start_amphub, stop_all, stop_process
+from common import git_home, log, run_checked, start_amphub, stop_and_clean, stop_process
 
 SPACE, MODEL, FILE = "bench", "big", "data/big.dat"
 TEMP_PARENT = Path("/work/tmp-bench")
@@ -158,11 +157,7 @@ def main() -> int:
         print(f"largest growth {mb(worst)}: {verdict} the goal of < {GOAL_MB} MB")
         return 0 if worst < GOAL_MB * 1e6 else 1
     finally:
-        stop_all()
-        if args.keep:
-            log(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        stop_and_clean(root, args.keep)
 
 
 if __name__ == "__main__":

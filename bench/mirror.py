@@ -30,7 +30,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from common import PYTHON, git_home, log, run_checked, start_amphub, stop_all
+from common import PYTHON, git_home, log, run_checked, start_amphub, stop_and_clean
 
 SPACE, MODEL = "bench", "weights"
 MIRROR_SPACE = "hf"
@@ -163,11 +163,7 @@ def main() -> int:
             print(f"ratio {which} / direct: {ratio:.2f} (goal ≤ {goal}: {met})")
         return 0
     finally:
-        stop_all()
-        if args.keep:
-            log(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        stop_and_clean(root, args.keep)
 
 
 if __name__ == "__main__":

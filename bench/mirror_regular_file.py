@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -26,7 +25,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from common import log, start_amphub, stop_all
+from common import log, start_amphub, stop_and_clean
 from memory_reads import Sampler, mb, settled_rss
 
 TEMP_PARENT = Path("/work/tmp-bench")
@@ -104,11 +103,7 @@ def main() -> int:
         return 0
     finally:
         upstream.shutdown()
-        stop_all()
-        if args.keep:
-            log(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        stop_and_clean(root, args.keep)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import PYTHON, REPO_ROOT, free_port, log, run_checked, spawn, stop_all, stop_process
+from common import (
+    PYTHON,
+    REPO_ROOT,
+    free_port,
+    log,
+    run_checked,
+    spawn,
+    stop_and_clean,
+    stop_process,
+)
 from scan_history import run_history
 
 from amphub.scan import code as scan_code
@@ -1155,11 +1164,7 @@ def main() -> int:
         log("interrupted")
         return 130
     finally:
-        stop_all()
-        if args.keep:
-            log(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        stop_and_clean(root, args.keep)
     return 0
 
 

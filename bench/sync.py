@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import git_home, log, run_checked, start_amphub, stop_all
+from common import git_home, log, run_checked, start_amphub, stop_and_clean
 
 SPACE, MODEL = "bench", "weights"
 TEMP_PARENT = Path("/work/tmp-bench")
@@ -136,11 +136,7 @@ def main() -> int:
         print("goals met" if met else "goals NOT met")
         return 0
     finally:
-        stop_all()
-        if args.keep:
-            log(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        stop_and_clean(root, args.keep)
 
 
 if __name__ == "__main__":
