@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from amphub.db.core import Connection, Database, Task, fetch_all, fetch_one, row_to
+from amphub.db.core import (
+    Connection,
+    Database,
+    Task,
+    fetch_all,
+    fetch_one,
+    look_up_one,
+    row_to,
+)
 
 __all__ = [
     "insert_task",
     "get_task",
     "list_tasks",
+    "latest_task",
     "last_scan",
     "claim_task",
     "claim_queued_task",
@@ -93,6 +102,33 @@ async def list_tasks(
     return [row_to(Task, row) for row in rows]
 
 
+async def latest_task(
+    db: Database,
+    kind: str,
+    space_id: str,
+    model_id: str,
+    *,
+    ref: str | None = None,
+    status: str | None = None,
+) -> Task | None:
+    """The model's newest task of a kind, of that ref and in that state where given."""
+    # A mirrored model's every download asks: read through the model's index (a filter
+    # that may be NULL, as in `list_tasks`, would walk the whole table newest first).
+    row = await look_up_one(
+        db,
+        f"SELECT {_COLUMNS} FROM tasks WHERE space_id = ? AND model_id = ? AND kind = ?"
+        " AND (? IS NULL OR ref = ?) AND (? IS NULL OR status = ?) ORDER BY id DESC LIMIT 1",
+        space_id,
+        model_id,
+        kind,
+        ref,
+        ref,
+        status,
+        status,
+    )
+    return row_to(Task, row) if row else None
+
+
 async def last_scan(
     db: Database,
     space_id: str,
@@ -102,10 +138,10 @@ async def last_scan(
     ref: str | None = None,
 ) -> Task | None:
     """The model's newest finished scan of that commit, or of that ref (either given)."""
-    rows = await fetch_all(
+    row = await look_up_one(
         db,
-        f"SELECT {_COLUMNS} FROM tasks WHERE kind = 'scan' AND status = 'succeeded'"
-        " AND space_id = ? AND model_id = ? AND (? IS NULL OR commit_id = ?)"
+        f"SELECT {_COLUMNS} FROM tasks WHERE space_id = ? AND model_id = ? AND kind = 'scan'"
+        " AND status = 'succeeded' AND (? IS NULL OR commit_id = ?)"
         " AND (? IS NULL OR ref = ?) ORDER BY id DESC LIMIT 1",
         space_id,
         model_id,
@@ -114,7 +150,7 @@ async def last_scan(
         ref,
         ref,
     )
-    return row_to(Task, rows[0]) if rows else None
+    return row_to(Task, row) if row else None
 
 
 # A running task whose node stopped renewing its lease (or that never had one: it was

@@ -116,6 +116,19 @@ async def _check_mirror(request: web.Request, access: ModelAccess) -> None:
         await check_mirror_servable(hub, access.model, mirror, (revision, commit), by)
     except Forbidden as exc:  # huggingface_hub shows a gated repo's sentence as it is
         raise GatedRepo(str(exc)) from None
+    request[keys.GATED_COMMIT] = (revision, commit)
+
+
+def revision_resolver(request: web.Request) -> Callable[[Path, str], str]:
+    """`resolve_revision` for this request's git work: the gate's commit for its revision."""
+    gated = request.get(keys.GATED_COMMIT)
+
+    def resolve(path: Path, rev: str) -> str:
+        if gated is not None and gated[0] == rev:
+            return gated[1]
+        return resolve_revision(path, rev)
+
+    return resolve
 
 
 async def _fetch_revision_on_first_use(

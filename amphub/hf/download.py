@@ -9,14 +9,15 @@ where it gives URLs (the clients follow it, as they follow the Hub's to its CDN)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from amphub.errors import NotFound
-from amphub.hf.access import repository, require_repo, run_git
+from amphub.hf.access import repository, require_repo, revision_resolver, run_git
 from amphub.hf.errors import EntryNotFound
-from amphub.hf.repo import open_file, resolve_revision, shown_commit
+from amphub.hf.repo import open_file, shown_commit
 from amphub.http import keys
 from amphub.http.access import ModelAccess
 from amphub.http.blob_body import blob_response
@@ -34,9 +35,11 @@ from amphub.storage.repo_files import (
 )
 
 
-def _open(path: Path, rev: str, file: str) -> tuple[str, str | None, BlobReader | None]:
+def _open(
+    resolve: Callable[[Path, str], str], path: Path, rev: str, file: str
+) -> tuple[str, str | None, BlobReader | None]:
     """(commit id, blob id, reader) of a file at a revision; (commit id, None, None) if absent."""
-    commit_id = resolve_revision(path, rev)
+    commit_id = resolve(path, rev)
     try:
         return shown_commit(rev, commit_id), *open_file(path, commit_id, file)
     except PathNotFound:
@@ -57,7 +60,8 @@ async def get_resolve(request: web.Request) -> web.StreamResponse:
     access = await require_repo(request, Action.READ_FILES)
     path = repository(request, access)
     rev, file = request.match_info["rev"], request.match_info["path"]
-    commit_id, blob_id, reader = await run_git(request, lambda: _open(path, rev, file))
+    resolve = revision_resolver(request)
+    commit_id, blob_id, reader = await run_git(request, lambda: _open(resolve, path, rev, file))
     if blob_id is None or reader is None:
         # With the commit, the client remembers that the file is absent from it.
         raise EntryNotFound(f"no {file} in {rev}", headers={"X-Repo-Commit": commit_id})

@@ -8,6 +8,7 @@ gated one: its card, no files.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from aiohttp import web
 from amphub import db
 from amphub.cards import canonical_algorithm, canonical_framework, parse_card
 from amphub.errors import Unauthorized
-from amphub.hf.access import repository, require_repo, run_git
+from amphub.hf.access import repository, require_repo, revision_resolver, run_git
 from amphub.hf.card import card_data, front_matter, library_name, model_tags, pipeline_tag
 from amphub.hf.paging import flag, paged_response, requested_page
 from amphub.hf.repo import (
@@ -24,7 +25,6 @@ from amphub.hf.repo import (
     default_branch,
     list_entries,
     read_optional,
-    resolve_revision,
     shown_commit,
 )
 from amphub.http import keys
@@ -81,9 +81,11 @@ def _sibling(entry: HubEntry, blobs: bool) -> dict[str, Any]:
     return sibling
 
 
-def _snapshot(path: Path, rev: str, readable: bool) -> tuple[str, list[HubEntry], bytes]:
+def _snapshot(
+    resolve: Callable[[Path, str], str], path: Path, rev: str, readable: bool
+) -> tuple[str, list[HubEntry], bytes]:
     """(commit id, its files, README.md) of a revision; no files where the caller may not read."""
-    commit_id = resolve_revision(path, rev)
+    commit_id = resolve(path, rev)
     if not readable:
         return commit_id, [], b""
     files = [e for e in list_entries(path, commit_id, "", True) if e.type == "file"]
@@ -94,14 +96,9 @@ async def _security_status(
     request: web.Request, access: ModelAccess, commit_id: str
 ) -> dict[str, Any]:
     """The last scan of this commit as the Hub's securityRepoStatus, amphub's summary added."""
-    tasks = await db.list_tasks(
-        request.app[keys.HUB].db,
-        kind="scan",
-        status="succeeded",
-        space_id=access.space.id,
-        model_id=access.model.id,
+    scan = await db.last_scan(
+        request.app[keys.HUB].db, access.space.id, access.model.id, commit_id=commit_id
     )
-    scan = next((task for task in tasks if task.commit_id == commit_id), None)
     if scan is None:
         return {"scansDone": False, "filesWithIssues": []}
     result = json.loads(scan.result or "{}")
@@ -126,7 +123,10 @@ async def get_model_info(request: web.Request) -> web.Response:
     path = repository(request, access)
     rev = request.match_info.get("rev", default_branch())
     readable = access.may(Action.READ_FILES)
-    commit_id, files, readme = await run_git(request, lambda: _snapshot(path, rev, readable))
+    resolve = revision_resolver(request)
+    commit_id, files, readme = await run_git(
+        request, lambda: _snapshot(resolve, path, rev, readable)
+    )
     if readable:
         card, raw = await run_git(
             request, lambda: (parse_card(readme).to_json(), front_matter(readme))

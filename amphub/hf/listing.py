@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from amphub import db
 from amphub.clock import rfc3339
-from amphub.hf.access import repository, require_repo, run_git
+from amphub.hf.access import repository, require_repo, revision_resolver, run_git
 from amphub.hf.paging import flag, paged_response, requested_page
 from amphub.hf.repo import (
     HUB_DEFAULT_BRANCH,
@@ -21,7 +20,6 @@ from amphub.hf.repo import (
     last_commits,
     list_entries,
     path_entries,
-    resolve_revision,
 )
 from amphub.http import keys
 from amphub.http.access import ModelAccess
@@ -102,8 +100,10 @@ async def get_tree(request: web.Request) -> web.Response:
     size = EXPANDED_TREE_PAGE if expand else TREE_PAGE
     page = requested_page(request, size, size)
 
+    resolve = revision_resolver(request)
+
     def read() -> tuple[str, list[HubEntry], bool, dict[str, CommitSummary]]:
-        commit_id = resolve_revision(path, rev)
+        commit_id = resolve(path, rev)
         entries = list_entries(path, commit_id, folder, recursive)
         shown = entries[page.offset : page.offset + page.limit]
         commits = last_commits(path, commit_id, [e.path for e in shown]) if expand else {}
@@ -127,8 +127,10 @@ async def post_paths_info(request: web.Request) -> web.Response:
     wanted = [str(p) for p in form.getall("paths", [])]
     expand = str(form.get("expand", "")).lower() in ("1", "true")
 
+    resolve = revision_resolver(request)
+
     def read() -> tuple[str, list[HubEntry], dict[str, CommitSummary]]:
-        commit_id = resolve_revision(path, rev)
+        commit_id = resolve(path, rev)
         entries = path_entries(path, commit_id, wanted)
         commits = last_commits(path, commit_id, [e.path for e in entries]) if expand else {}
         return commit_id, entries, commits
@@ -183,16 +185,15 @@ def commit_json(commit: CommitInfo) -> dict[str, Any]:
     }
 
 
-def _history(path: Path, rev: str, skip: int, limit: int) -> list[CommitInfo]:
-    return list_commits(path, resolve_revision(path, rev), skip, limit)
-
-
 async def get_commits(request: web.Request) -> web.Response:
     """The history of a revision, newest first, a page at a time."""
     path = repository(request, await require_repo(request, Action.READ_FILES))
     rev = request.match_info["rev"]
     page = requested_page(request, COMMITS_PAGE, MAX_COMMITS_PAGE)
     # One commit more than the page tells whether there is a next page.
-    commits = await run_git(request, lambda: _history(path, rev, page.offset, page.limit + 1))
+    resolve = revision_resolver(request)
+    commits = await run_git(
+        request, lambda: list_commits(path, resolve(path, rev), page.offset, page.limit + 1)
+    )
     items = [commit_json(commit) for commit in commits[: page.limit]]
     return paged_response(request, items, page, len(commits) > page.limit)

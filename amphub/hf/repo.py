@@ -24,9 +24,9 @@ from amphub.storage.repo_files import (
     LfsPointer,
     PathNotFound,
     RevisionNotFound,
+    find_commit,
     parse_pointer,
     read_as,
-    resolve,
 )
 from amphub.storage.repos import DEFAULT_BRANCH
 
@@ -64,12 +64,13 @@ def default_branch() -> str:
 
 def resolve_revision(path: Path, rev: str) -> str:
     """The commit id a branch, tag or commit names; `main` means master if there is no main."""
-    try:
-        return resolve(path, rev)
-    except RevisionNotFound:
-        if rev != HUB_DEFAULT_BRANCH:
-            raise
-        return resolve(path, default_branch())
+    with Repo(str(path)) as repo:
+        try:
+            return find_commit(repo, rev).id.decode()
+        except RevisionNotFound:
+            if rev != HUB_DEFAULT_BRANCH:
+                raise
+            return find_commit(repo, default_branch()).id.decode()
 
 
 def shown_commit(rev: str, commit_id: str) -> str:

@@ -93,20 +93,11 @@ async def _start(
             if model is None:
                 raise Conflict(f"model {upstream.space_id}/{model_id} was deleted meanwhile")
         await db.record_mirror(hub.db, model.space_id, model.id, upstream.name, repo)
-        fetching = await _latest(hub, "mirror", model.space_id, model.id)
+        fetching = await db.latest_task(hub.db, "mirror", model.space_id, model.id)
         if fetching and fetching.status in ACTIVE:
             return fetching
         params = {"upstream": upstream.name, "repo": repo, "revision": revision}
         return await enqueue(hub, "mirror", model, revision, None, params, by)
-
-
-async def _latest(
-    hub: Hub, kind: str, space_id: str, model_id: str, ref: str | None = None
-) -> db.Task | None:
-    tasks = await db.list_tasks(
-        hub.db, kind=kind, space_id=space_id, model_id=model_id, ref=ref, limit=1
-    )
-    return tasks[0] if tasks else None
 
 
 async def fetch_missing_revision(
@@ -121,7 +112,7 @@ async def fetch_missing_revision(
     if upstream is None:
         return
     name = f"{model.space_id}/{model.id} (the mirror of {mirror.repo} on {mirror.upstream})"
-    fetch = await _latest(hub, "mirror", model.space_id, model.id, ref=revision)
+    fetch = await db.latest_task(hub.db, "mirror", model.space_id, model.id, ref=revision)
     if fetch is not None and fetch.status not in (*ACTIVE, "succeeded"):
         raise Forbidden(f"{name} could not be fetched at {revision}: {fetch.message}")
     task = await start_mirror(hub, upstream, mirror.repo, check_revision(revision), by)
@@ -156,14 +147,14 @@ async def check_mirror_servable(
     space_id, model_id = model.space_id, model.id
     name = f"{space_id}/{model_id} (the mirror of {mirror.repo} on {mirror.upstream})"
     revision, commit = served
-    fetch = await _latest(hub, "mirror", space_id, model_id, ref=revision)
+    fetch = await db.latest_task(hub.db, "mirror", space_id, model_id, ref=revision)
     if fetch is not None and fetch.status in ACTIVE:
         raise not_yet(f"{name} is being fetched: {fetch.message or 'queued'}")
     if fetch is not None and fetch.status != "succeeded":
         raise Forbidden(f"{name} could not be fetched: {fetch.message}")
     scan = await db.last_scan(hub.db, space_id, model_id, commit_id=commit)
     if scan is None:
-        latest = await _latest(hub, "scan", space_id, model_id)
+        latest = await db.latest_task(hub.db, "scan", space_id, model_id)
         if latest is not None and latest.status not in ACTIVE and latest.commit_id == commit:
             raise Forbidden(f"{name} is not served: its scan {latest.status}: {latest.message}")
         if latest is None or latest.status not in ACTIVE:

@@ -58,21 +58,12 @@ async def mirrored_repos(hub: Hub, upstream: str) -> list[MirroredRepo]:
     found = []
     for mirror in await db.upstream_mirrors(hub.db, upstream):
         mine = [s for s in schedules if s.repo == mirror.repo]
-        last, done = [await _latest_fetch(hub, mirror, s) for s in (None, "succeeded")]
+        last, done = [
+            await db.latest_task(hub.db, "mirror", mirror.space_id, mirror.model_id, status=s)
+            for s in (None, "succeeded")
+        ]
         found.append(MirroredRepo(mirror, mine, last, done))
     return found
-
-
-async def _latest_fetch(hub: Hub, mirror: db.Mirror, status: str | None) -> db.Task | None:
-    tasks = await db.list_tasks(
-        hub.db,
-        kind="mirror",
-        status=status,
-        space_id=mirror.space_id,
-        model_id=mirror.model_id,
-        limit=1,
-    )
-    return tasks[0] if tasks else None
 
 
 async def refresh_due_mirrors(hub: Hub) -> list[db.Task]:
@@ -90,10 +81,8 @@ async def refresh_due_mirrors(hub: Hub) -> list[db.Task]:
                 hub.db, schedule.upstream, schedule.repo, schedule.revision
             )
             continue
-        fetches = await db.list_tasks(
-            hub.db, kind="mirror", space_id=model.space_id, model_id=model.id, limit=1
-        )
-        if fetches and fetches[0].status in ACTIVE:
+        fetch = await db.latest_task(hub.db, "mirror", model.space_id, model.id)
+        if fetch is not None and fetch.status in ACTIVE:
             continue  # due still: queued once this fetch is over
         try:
             queued.append(
