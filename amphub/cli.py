@@ -26,9 +26,9 @@ from amphub.services import accounts
 from amphub.services.backup import BackupError, backup, restore
 from amphub.services.cards import reindex_all
 from amphub.services.doctor import examine
+from amphub.services.scan_pool import scan_processes
 from amphub.storage.objects import StoreUnusable
 from amphub.tasks.airgap import AirGapRefused, export_model, import_model
-from amphub.tasks.scan import scan_processes
 
 log = logging.getLogger("amphub")
 OFFLINE = "amphub admin"

@@ -156,6 +156,8 @@ async def test_explicit_mirror_is_served_scanned_and_survives_the_upstream(mirro
     assert done["status"] == "succeeded", done
     assert done["result"]["lfs_objects_fetched"] == 1
     assert done["result"]["lfs_bytes_fetched"] == len(FILES["model.safetensors"])
+    # Scanned as it came (its bytes hashed on the way in), the commit's scan reads it no more.
+    assert done["result"]["lfs_objects_scanned"] == 1
     assert (await scanned(hub, "acme__gpt"))["status"] == "succeeded"
     folder = await hf(
         snapshot_download,
@@ -288,6 +290,7 @@ async def test_unsafe_upstream_model_is_fetched_scanned_and_refused(mirror, tmp_
     await push(tmp_path / "bad", evil, "evil", clone=upstream.remote("acme", "bad"))
     done = await mirror_repo(hub, "acme/bad")
     assert done["status"] == "succeeded", done
+    assert done["result"]["lfs_objects_scanned"] == 1  # the pickle, judged as it came
     assert (await scanned(hub, "acme__bad"))["result"]["summary"]["status"] == "unsafe"
     with pytest.raises(GatedRepoError) as refused:
         await hf(

@@ -48,6 +48,7 @@ from amphub.services.leases import claim
 from amphub.services.mirror import COMMIT_ID
 from amphub.services.push import RefUpdate, push_target
 from amphub.services.quota import link_reserved, reserve_quota, room_left
+from amphub.services.scan_pool import judge_stored_object
 from amphub.services.tasks import TaskContext, TaskFailed, enqueue
 from amphub.storage.objects import check_oid, fill
 from amphub.storage.repo_files import MIRROR_TAGS, LfsPointer, RevisionNotFound, qualify, resolve
@@ -312,6 +313,7 @@ async def run_mirror(ctx: TaskContext) -> dict[str, Any]:
         "files": len(fetched.additions),
         "lfs_objects_fetched": fetched.objects,
         "lfs_bytes_fetched": fetched.bytes,
+        "lfs_objects_scanned": fetched.judged,
         "scan": scan.id,
     }
 
@@ -323,6 +325,7 @@ class Fetched:
         self.commit = commit
         self.additions: list[Addition] = []
         self.objects = 0
+        self.judged = 0
         self.bytes = 0
         self.total = 0
         self.reported_at = 0.0
@@ -361,6 +364,8 @@ async def _fetch(
                 await _store(hub, upstream, url, oid, size, sent)
                 fetched.objects += 1
             await link_reserved(hub, task.space_id, task.model_id, oid, size)
+        if oid in missing and await judge_stored_object(hub, path, oid, size):
+            fetched.judged += 1  # while the others still come: the scan finds it judged
 
     async def bring_large(path: str, size: int) -> None:
         async with fetching:

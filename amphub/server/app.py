@@ -28,11 +28,12 @@ from amphub.services.hub import Hub
 from amphub.services.leases import renewing
 from amphub.services.mirror_schedule import refreshing_mirrors
 from amphub.services.objects import collecting
+from amphub.services.scan_pool import scan_processes
 from amphub.services.signing_secret import load_secret
 from amphub.services.spaces import sweeping_spaces
 from amphub.services.tasks import Runner, running_workers
 from amphub.tasks.deploy import run_deploy
-from amphub.tasks.scan import run_scan, scan_processes
+from amphub.tasks.scan import run_scan
 from amphub.tasks.sync import run_sync
 from amphub.web import routes as web_routes
 from amphub.web.rendered import render_processes

@@ -8,24 +8,17 @@ still in the history that every clone gets.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import os
-from collections.abc import AsyncIterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from amphub import db
 from amphub.scan.findings import SCANNER_VERSION, FindingJson, VerdictJson, worst
-from amphub.services.hub import Hub
 from amphub.services.objects import intact_object_file, stored_object
+from amphub.services.scan_pool import scan_file
 from amphub.services.tasks import TaskContext, TaskFailed
-from amphub.services.worker_processes import leave_with_parent
 from amphub.storage.repo_files import Entry, earlier_versions, read_object, walk_files
-from amphub.tasks.scan_worker import scan_content
 
 # Earlier versions of a text file checked for secrets.
 HISTORY_LIMIT = 20
@@ -42,30 +35,6 @@ DAMAGED_LFS = _unreadable(
     "the LFS content of this file is damaged on this server (it does not hash to its oid);"
     " it was moved aside: push it again"
 )
-
-
-@contextlib.asynccontextmanager
-async def scan_processes(hub: Hub) -> AsyncIterator[None]:
-    """Processes for scanning, so that a long scan never holds the server's event loop."""
-    pool = ProcessPoolExecutor(
-        hub.config.workers,
-        mp_context=get_context("spawn"),
-        initializer=leave_with_parent,
-        initargs=(os.getpid(),),
-    )
-    hub.scan_pool = pool
-    try:
-        yield
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-async def _scan(
-    hub: Hub, name: str, file: Path | None, data: bytes | None, size: int
-) -> VerdictJson:
-    loop = asyncio.get_running_loop()
-    source = str(file) if file else None
-    return await loop.run_in_executor(hub.scan_pool, scan_content, name, source, data, size)
 
 
 async def _verdict(
@@ -85,12 +54,12 @@ async def _verdict(
         async with intact_object_file(hub, entry.lfs.oid, entry.lfs.size) as file:
             if file is None:
                 return DAMAGED_LFS
-            verdict = await _scan(hub, entry.path, file, None, entry.lfs.size)
+            verdict = await scan_file(hub, entry.path, file, None, entry.lfs.size)
     elif content_id in known:
         return json.loads(known[content_id])
     else:
         data = await hub.run_blocking(lambda: read_object(repo, sha))
-        verdict = await _scan(hub, entry.path, None, data, len(data))
+        verdict = await scan_file(hub, entry.path, None, data, len(data))
     await db.store_verdict(hub.db, content_id, SCANNER_VERSION, json.dumps(verdict))
     return verdict
 
