@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import aiohttp
@@ -163,26 +163,42 @@ async def _counted(chunks: AsyncIterator[bytes], sent: Any) -> AsyncIterator[byt
         yield chunk
 
 
+class _ScratchFile:
+    """A regular file of `size` bytes streamed into scratch space, hashed on the way."""
+
+    def __init__(self, hub: Hub, out: BinaryIO, url: str, size: int) -> None:
+        self.hub, self.out, self.url, self.size = hub, out, url, size
+        self.received = 0
+        self.digest = hashlib.sha256()
+
+    def accept(self, length: int) -> None:
+        """Count bytes about to come; more than the file list says ends the task."""
+        self.received += length
+        if self.received > self.size:
+            raise TaskFailed(f"{self.url}: more than the {self.size} bytes its file list says")
+
+    async def add(self, data: bytes) -> None:
+        """Hash and write a piece off the event loop."""
+        await self.hub.run_blocking(partial(self._write, data))
+
+    def _write(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.out.write(data)
+
+
 async def _scratch_copy(
     hub: Hub, upstream: Upstream, url: str, size: int, scratch: Path, sent: Any
 ) -> str:
     """Stream a file of `size` bytes into a scratch file, hashing it on the way; its sha256."""
-    digest = hashlib.sha256()
-    written = 0
     with scratch.open("wb") as out:
+        copy = _ScratchFile(hub, out, url, size)
         async with upstream.stream(url) as resp:
             if resp.status != 200:
                 raise await upstream.refusal(resp)
-            async for piece in resp.content.iter_chunked(READ_PIECE):
-                written += len(piece)
-                if written > size:
-                    raise TaskFailed(f"{url}: more than the {size} bytes its file list says")
-                digest.update(piece)
-                await hub.run_blocking(partial(out.write, piece))
-                await sent(len(piece))
-    if written != size:
-        raise TaskFailed(f"{url}: {written} bytes, not the {size} its file list says")
-    return digest.hexdigest()
+            await fill(copy, _counted(resp.content.iter_any(), sent))
+    if copy.received != size:
+        raise TaskFailed(f"{url}: {copy.received} bytes, not the {size} its file list says")
+    return copy.digest.hexdigest()
 
 
 async def _store_from(hub: Hub, scratch: Path, oid: str, size: int) -> None:

@@ -61,19 +61,23 @@ def hashes_to(fileno: int, size: int, oid: str, piece: int = 1024 * 1024) -> boo
     return digest.hexdigest() == oid
 
 
-class ObjectUpload(Protocol):
-    """One object being received: counted, hashed and written, then stored whole.
+class PieceSink(Protocol):
+    """Where `fill` puts what arrives: counted, then hashed and written a piece at a time.
 
     Pieces come in order; `add` of one piece may overlap the reading of the next.
     """
 
     def accept(self, length: int) -> None:
-        """Count bytes about to come; raises ObjectMismatch past the announced size."""
+        """Count bytes about to come; raises past the announced size."""
         ...
 
     async def add(self, data: bytes) -> None:
         """Hash and write a piece."""
         ...
+
+
+class ObjectUpload(PieceSink, Protocol):
+    """One object being received: counted, hashed and written, then stored whole."""
 
     async def commit(self) -> None:
         """Check size and hash, then store the object; raises ObjectMismatch if wrong."""
@@ -84,7 +88,7 @@ class ObjectUpload(Protocol):
         ...
 
 
-async def fill(upload: ObjectUpload, chunks: AsyncIterator[bytes]) -> None:
+async def fill(upload: PieceSink, chunks: AsyncIterator[bytes]) -> None:
     """Feed an upload what arrives, PIECE bytes at a time, each written as the next arrives.
 
     Network reads come in small chunks: handing each to `add` on its own would cost two
