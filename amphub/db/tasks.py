@@ -136,11 +136,17 @@ async def last_scan(
     *,
     commit_id: str | None = None,
     ref: str | None = None,
+    result: bool = True,
 ) -> Task | None:
-    """The model's newest finished scan of that commit, or of that ref (either given)."""
+    """The model's newest finished scan of that commit, or of that ref (either given).
+
+    Without `result`, its result (every file's verdict: large for a model of many files)
+    is not read and is None.
+    """
+    columns = _COLUMNS if result else _COLUMNS.replace(" result,", " NULL AS result,")
     row = await look_up_one(
         db,
-        f"SELECT {_COLUMNS} FROM tasks WHERE space_id = ? AND model_id = ? AND kind = 'scan'"
+        f"SELECT {columns} FROM tasks WHERE space_id = ? AND model_id = ? AND kind = 'scan'"
         " AND status = 'succeeded' AND (? IS NULL OR commit_id = ?)"
         " AND (? IS NULL OR ref = ?) ORDER BY id DESC LIMIT 1",
         space_id,

@@ -30,6 +30,8 @@ T = TypeVar("T")
 BLOCKING_THREADS = 32
 # Rendered READMEs and file views kept, in characters of HTML.
 RENDERED_CAPACITY = 32 * 1024 * 1024
+# Characters of scan refusals kept.
+REFUSALS_CAPACITY = 1024 * 1024
 
 
 @dataclass(eq=False, repr=False)
@@ -56,6 +58,9 @@ class Hub:
     )
     # The renders under way, by the same key: views asking at once share one.
     rendering: dict[tuple[str, ...], asyncio.Future[str]] = field(default_factory=dict)
+    # Why each finished scan (by task id) keeps its commit out of a mirror, "" if it does
+    # not: asked at every download of a mirrored model, and a finished scan never changes.
+    scan_refusals: SizedLru[int, str] = field(default_factory=lambda: SizedLru(REFUSALS_CAPACITY))
     db: Database = field(init=False)
     # Signs tokens and sessions, seals credentials: the same on every node (from the database).
     secret: bytes = field(init=False)

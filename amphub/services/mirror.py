@@ -152,7 +152,7 @@ async def check_mirror_servable(
         raise not_yet(f"{name} is being fetched: {fetch.message or 'queued'}")
     if fetch is not None and fetch.status != "succeeded":
         raise Forbidden(f"{name} could not be fetched: {fetch.message}")
-    scan = await db.last_scan(hub.db, space_id, model_id, commit_id=commit)
+    scan = await db.last_scan(hub.db, space_id, model_id, commit_id=commit, result=False)
     if scan is None:
         latest = await db.latest_task(hub.db, "scan", space_id, model_id)
         if latest is not None and latest.status not in ACTIVE and latest.commit_id == commit:
@@ -160,9 +160,22 @@ async def check_mirror_servable(
         if latest is None or latest.status not in ACTIVE:
             await enqueue(hub, "scan", model, revision, commit, {}, by)
         raise not_yet(f"{name} is being scanned at {commit[:12]}")
-    refusal = scan_refusal(hub, json.loads(scan.result or "{}"))
+    refusal = await _refusal(hub, scan.id)
     if refusal:
         raise Forbidden(f"{name} is not served: {refusal}")
+
+
+async def _refusal(hub: Hub, scan_id: int) -> str:
+    """Why a finished scan keeps its commit out, "" if it does not; read once per process."""
+    refusal = hub.scan_refusals.get(scan_id)
+    if refusal is None:
+        scan = await db.get_task(hub.db, scan_id)
+        if scan is None or not scan.result:  # gone since: nothing vouches for the commit
+            return "its scan left no result"
+        text = scan.result
+        refusal = scan_refusal(hub, await hub.run_blocking(lambda: json.loads(text))) or ""
+        hub.scan_refusals.put(scan_id, refusal, len(refusal) + 64)
+    return refusal
 
 
 def scan_refusal(hub: Hub, result: dict[str, Any]) -> str | None:
