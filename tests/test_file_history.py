@@ -15,7 +15,9 @@ from amphub.storage.repo_files import PathNotFound, earlier_versions, file_entry
 from tests.conftest import commit, git
 
 
-def per_file_versions(path: Path, commit_id: str, file: str, limit: int) -> list[tuple[str, str]]:
+def per_file_versions(
+    path: Path, commit_id: str, file: str, limit: int
+) -> list[tuple[str, str, str]]:
     """What the scan used before: one history walk limited to the one file."""
     with Repo(str(path)) as repo:
         seen: set[bytes] = set()
@@ -29,7 +31,7 @@ def per_file_versions(path: Path, commit_id: str, file: str, limit: int) -> list
             assert blob_id is not None
             if blob_id.encode() not in seen:
                 seen.add(blob_id.encode())
-                versions.append((entry.commit.id.decode(), blob_id))
+                versions.append((entry.commit.id.decode(), blob_id, file))
             if len(versions) > limit:
                 break
         return versions[1:]
@@ -147,13 +149,13 @@ async def test_earlier_versions_follow_a_rename(tmp_path: Path):
     listed = [line for line in follow.stdout.splitlines() if line]  # a commit id, its name
     for commit_id, name in zip(listed[::2], listed[1::2], strict=True):
         blob = (await git("rev-parse", f"{commit_id}:{name}", cwd=work)).stdout.strip()
-        expected.append((commit_id, blob))
+        expected.append((commit_id, blob, name))
     found = earlier_versions(work, head, ["notes.txt"], 20)
     assert found.versions["notes.txt"] == expected[1:]
-    assert len(found.versions["notes.txt"]) == 3  # two of them under the old name
+    assert [name for _, _, name in found.versions["notes.txt"]] == ["notes.txt", *["keys.txt"] * 2]
     # A file's history follows it too, a page at a time.
     history = [c.id for c in file_history(work, "master", "notes.txt", 0, 10)]
-    assert history == [commit_id for commit_id, _ in expected]
+    assert history == [commit_id for commit_id, _, _ in expected]
     assert [c.id for c in file_history(work, "master", "notes.txt", 1, 2)] == history[1:3]
 
 

@@ -68,11 +68,15 @@ async def test_the_verdict_is_that_of_the_ref_viewed(hub: Hub, model_repo, tmp_p
 async def test_history_findings_and_folder_summaries_in_trees(hub: Hub, model_repo, tmp_path):
     remote = hub.remote("team", "m1")
     work = tmp_path / "w"
-    await push(work, {"src/config.py": f'TOKEN = "{TOKEN}"\n'.encode()}, clone=remote)
+    # The secret was in an earlier version, under the file's old name.
+    settings = "".join(f"SETTING_{i} = {i}\n" for i in range(12))
+    await push(work, {"src/settings.py": f'TOKEN = "{TOKEN}"\n{settings}'}, clone=remote)
+    renamed = await push(work, {"src/settings.py": f"TOKEN = None\n{settings}"})
+    await git("mv", "src/settings.py", "src/config.py", cwd=work)
     await push(
         work,
         {
-            "src/config.py": b'import os\nTOKEN = os.environ["TOKEN"]\n',
+            "src/config.py": f'import os\nTOKEN = os.environ["TOKEN"]\n{settings}',
             "weights/evil.pkl": pickle.dumps(Evil()),
             "weights/fine.pkl": pickle.dumps({"w": [1.0]}),
         },
@@ -89,6 +93,15 @@ async def test_history_findings_and_folder_summaries_in_trees(hub: Hub, model_re
     assert config["scan"]["status"] == "unsafe"  # the file itself is clean now
     (earlier,) = config["scan"]["history"]
     assert earlier["findings"][0]["kind"] == "secret" and TOKEN not in str(earlier)
+    assert earlier["commit"] != renamed and earlier["path"] == "src/settings.py"
+    # The file's page links that version under the name it had then.
+    link = f"/team/m1/blob/{earlier['commit']}/src/settings.py"
+    auth = {"Authorization": f"Bearer {hub.admin_key}"}
+    file_page = f"{hub.base}/team/m1/blob/master/src/config.py"
+    async with hub.session.get(file_page, headers=auth) as page:
+        assert page.status == 200 and f'href="{link}"' in await page.text()
+    async with hub.session.get(hub.base + link, headers=auth) as page:
+        assert page.status == 200 and "settings" in await page.text()
 
     api = HfApi(endpoint=hub.base, token=hub.admin_key)
     listed = await asyncio.to_thread(

@@ -276,13 +276,14 @@ class EarlierVersions:
     """The earlier contents of files, found by one walk of a commit's history."""
 
     commits: int  # commits read by the walk
-    versions: dict[str, list[tuple[str, str]]]  # file -> (commit id, blob id), newest first
+    # file -> (commit id, blob id, its path there: an older name before a rename), newest first
+    versions: dict[str, list[tuple[str, str, str]]]
 
 
 def earlier_versions(
     path: Path, commit_id: str, files: Collection[str], limit: int
 ) -> EarlierVersions:
-    """(commit id, blob id) of the earlier contents of each file, at most `limit` each.
+    """(commit id, blob id, path) of the earlier contents of each file, at most `limit` each.
 
     One walk of the history serves every file. A commit counts for a file where a walk
     limited to that file (`git log --full-history -- file`) lists it: the file, or a folder
@@ -291,7 +292,7 @@ def earlier_versions(
     that has it; the walk ends early once every file has its `limit`.
     """
     with Repo(str(path)) as repo:
-        found: dict[bytes, list[tuple[bytes, bytes]]] = {f.encode(): [] for f in files}
+        found: dict[bytes, list[tuple[bytes, bytes, bytes]]] = {f.encode(): [] for f in files}
         pending = set(found)  # files with fewer than limit + 1 contents so far
         names = {name: name for name in found}  # a path in the history -> the file now
         commits = 0
@@ -303,8 +304,8 @@ def earlier_versions(
             for old, blob_id in _changed_files(repo, entry, wanted).items():
                 name = names[old]
                 versions = found[name]
-                if all(blob_id != seen for _, seen in versions):
-                    versions.append((entry.commit.id, blob_id))
+                if all(blob_id != seen for _, seen, _ in versions):
+                    versions.append((entry.commit.id, blob_id, old))
                 if len(versions) > limit:
                     pending.discard(name)
             _follow_renames(repo, entry, names, wanted)
@@ -312,7 +313,7 @@ def earlier_versions(
         return EarlierVersions(
             commits,
             {
-                name.decode(): [(c.decode(), b.decode()) for c, b in versions[1:]]
+                name.decode(): [(c.decode(), b.decode(), p.decode()) for c, b, p in versions[1:]]
                 for name, versions in found.items()
             },
         )

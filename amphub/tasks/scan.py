@@ -65,17 +65,16 @@ async def _verdict(
 
 
 async def _history(
-    ctx: TaskContext, repo: Path, entry: Entry, versions: list[tuple[str, str]]
+    ctx: TaskContext, repo: Path, entry: Entry, versions: list[tuple[str, str, str]]
 ) -> list[dict[str, Any]]:
-    """Secrets in the earlier versions (commit id, blob id) of a text file."""
-    known = await db.scan_verdicts(ctx.hub.db, [sha for _, sha in versions], SCANNER_VERSION)
+    """Secrets in the earlier versions (commit id, blob id, path then) of a text file."""
+    known = await db.scan_verdicts(ctx.hub.db, [sha for _, sha, _ in versions], SCANNER_VERSION)
     found = []
-    for commit_id, sha in versions:
-        earlier = Entry(entry.path, "file", None, sha=sha)
-        verdict = await _verdict(ctx, repo, earlier, known)
+    for commit_id, sha, path in versions:
+        verdict = await _verdict(ctx, repo, Entry(path, "file", None, sha=sha), known)
         secrets = [f for f in verdict.get("findings", []) if f["kind"] == "secret"]
         if secrets:
-            found.append({"commit": commit_id, "findings": secrets})
+            found.append({"commit": commit_id, "path": path, "findings": secrets})
     return found
 
 

@@ -60,8 +60,10 @@ def scan_files(result: dict) -> RenderableType:
     for path, verdict in sorted(result.get("files", {}).items()):
         findings = [_finding(f) for f in verdict.get("findings") or []]
         for earlier in verdict.get("history") or []:
-            commit = fmt.short_commit(earlier["commit"])
-            findings += [_finding(f) + f" in {commit}" for f in earlier["findings"]]
+            where = fmt.short_commit(earlier["commit"])
+            if earlier.get("path", path) != path:  # before a rename
+                where += f" as {earlier['path']}"
+            findings += [_finding(f) + f" in {where}" for f in earlier["findings"]]
         notes = Text("\n").join(findings) if findings else Text("–", style="dim")
         table.add_row(path, fmt.status(verdict["status"]), notes)
     summary = result.get("summary", {})
