@@ -116,7 +116,7 @@ async def _check_mirror(request: web.Request, access: ModelAccess) -> None:
         await check_mirror_servable(hub, access.model, mirror, (revision, commit), by)
     except Forbidden as exc:  # huggingface_hub shows a gated repo's sentence as it is
         raise GatedRepo(str(exc)) from None
-    request[keys.GATED_COMMIT] = (revision, commit)
+    request[keys.GATED_COMMIT] = (path, revision, commit)
 
 
 def revision_resolver(request: web.Request) -> Callable[[Path, str], str]:
@@ -124,8 +124,8 @@ def revision_resolver(request: web.Request) -> Callable[[Path, str], str]:
     gated = request.get(keys.GATED_COMMIT)
 
     def resolve(path: Path, rev: str) -> str:
-        if gated is not None and gated[0] == rev:
-            return gated[1]
+        if gated is not None and gated[:2] == (path, rev):
+            return gated[2]
         return resolve_revision(path, rev)
 
     return resolve

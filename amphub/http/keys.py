@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -21,6 +22,6 @@ TOKEN = web.RequestKey("token", TransferToken)
 # The model a token is good for, with the caller's roles (None if it does not exist), read
 # with the token's user: requests that carry a token ask about that model only.
 TOKEN_MODEL = web.RequestKey[ModelWithRoles | None]("token_model")
-# The (revision, commit id) a mirrored model's scan gate let out: the handler serves that
-# very commit, not one a refresh has moved the branch to since.
-GATED_COMMIT = web.RequestKey[tuple[str, str]]("gated_commit")
+# The (repository, revision, commit id) a mirrored model's scan gate let out: the handler
+# serves that very commit, not one a refresh has moved the branch to since.
+GATED_COMMIT = web.RequestKey[tuple[Path, str, str]]("gated_commit")
