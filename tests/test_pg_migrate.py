@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from urllib.parse import urlencode
@@ -37,7 +38,10 @@ CARD = "---\nlicense: mit\ntags: [otter]\n---\n# Otter\nA model of otters.\n"
 
 
 async def test_a_sqlite_hub_migrated_to_postgresql_serves_what_it_had(
-    tmp_path: Path, empty_database: str
+    tmp_path: Path,
+    empty_database: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ):
     await git("lfs", "install", "--skip-repo")
     data = tmp_path / "data"
@@ -69,12 +73,18 @@ async def test_a_sqlite_hub_migrated_to_postgresql_serves_what_it_had(
         assert (await hub.call("POST", "/api/v1/deploy-targets", json=TARGET))[0] == 201
         browser = await _sign_in_and_register_zone(hub)
     try:
-        migrated = await amphub_process(
-            "admin", "migrate-to", empty_database, "--data", str(data), cwd=tmp_path
-        )
-        assert migrated.returncode == 0, migrated.stderr
-        assert "copied 2 rows of models" in migrated.stdout
-        assert "copied 1 row of lfs_locks" in migrated.stdout, migrated.stdout
+        # Tables are read a page at a time (memory stays bounded): pages of 2 rows here,
+        # so that tables take several, one WITHOUT ROWID (keyed by its primary key) too.
+        chunks = [("team", "m1", f"{n:064x}", n, "0" * 64, n * 10, 10) for n in range(5)]
+        with sqlite3.connect(data / "amphub.db") as conn:
+            conn.executemany("INSERT INTO xet_chunks VALUES (?, ?, ?, ?, ?, ?, ?)", chunks)
+        monkeypatch.setattr("amphub.db.copy.ROWS_PER_STATEMENT", 2)
+        command = ["admin", "migrate-to", empty_database, "--data", str(data)]
+        assert await asyncio.to_thread(main, command) == 0
+        said = capsys.readouterr().out
+        assert "copied 2 rows of models" in said and "copied 1 row of lfs_locks" in said, said
+        for table, count in await _row_counts(data):
+            assert f"copied {count} {'row' if count == 1 else 'rows'} of {table}\n" in said
         again = await amphub_process(
             "admin", "migrate-to", empty_database, "--data", str(data), cwd=tmp_path
         )
@@ -109,6 +119,19 @@ async def test_a_sqlite_hub_migrated_to_postgresql_serves_what_it_had(
     finally:
         await browser.close()
     assert await read_from_outside(empty_database, "SELECT count(*) FROM lfs_locks") == [(1,)]
+    copied = 'SELECT space_id, model_id, xorb, chunk, oid, "offset", length FROM xet_chunks'
+    assert await read_from_outside(empty_database, copied + " ORDER BY chunk") == chunks
+
+
+async def _row_counts(data: Path) -> list[tuple[str, int]]:
+    """Each copied table of a data dir's SQLite database and its number of rows."""
+    with sqlite3.connect(data / "amphub.db") as conn:
+        tables = [
+            name
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not name.startswith(("sqlite_", "cards_fts", "search_"))
+        ]
+        return [(t, conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables]
 
 
 def test_migrate_to_refuses_a_hub_whose_database_is_postgresql_already(

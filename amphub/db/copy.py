@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from graphlib import TopologicalSorter
+from typing import Any
 
 from amphub.db.core import Database, fetch_all
 from amphub.db.sqlite_database import SqliteDatabase
@@ -35,16 +37,15 @@ async def copy_metadata(source: SqliteDatabase, target: Database) -> dict[str, i
         for table in tables:
             await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
             columns = [row[1] for row in await fetch_all(source, f"PRAGMA table_info({table})")]
-            rows = await fetch_all(source, f"SELECT {', '.join(columns)} FROM {table}")
             marks = "(" + ", ".join("?" * len(columns)) + ")"
-            for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                part = rows[start : start + ROWS_PER_STATEMENT]
+            copied[table] = 0
+            async for part in _pages(source, table, columns):
                 await conn.execute(
                     f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
                     + ", ".join([marks] * len(part)),
                     tuple(value for row in part for value in row),
                 )
-            copied[table] = len(rows)
+                copied[table] += len(part)
             await conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
         for table, column in await _counters(target):
             await conn.execute(
@@ -52,6 +53,28 @@ async def copy_metadata(source: SqliteDatabase, target: Database) -> dict[str, i
                 f" coalesce((SELECT max({column}) FROM {table}), 0) + 1, false)"
             )
     return copied
+
+
+async def _pages(
+    source: SqliteDatabase, table: str, columns: list[str]
+) -> AsyncIterator[list[tuple[Any, ...]]]:
+    """The table's rows, ROWS_PER_STATEMENT at a time in key order: memory stays bounded.
+
+    A table's key is its rowid, or the primary key of a table WITHOUT ROWID (whose
+    columns SQLite keeps NOT NULL, so comparing them never skips a row).
+    """
+    key = ["rowid"]
+    (sql,) = (await fetch_all(source, "SELECT sql FROM sqlite_master WHERE name = ?", table))[0]
+    if "WITHOUT ROWID" in sql.upper():
+        info = await fetch_all(source, f"PRAGMA table_info({table})")
+        key = [row[1] for row in sorted((row for row in info if row[5]), key=lambda r: r[5])]
+    order = f" ORDER BY {', '.join(key)} LIMIT {ROWS_PER_STATEMENT}"
+    select = f"SELECT {', '.join(key + columns)} FROM {table}"
+    after = f" WHERE ({', '.join(key)}) > ({', '.join('?' * len(key))})"
+    rows = await fetch_all(source, select + order)
+    while rows:
+        yield [tuple(row[len(key) :]) for row in rows]
+        rows = await fetch_all(source, select + after + order, *rows[-1][: len(key)])
 
 
 async def _tables_in_order(source: SqliteDatabase) -> list[str]:
