@@ -79,6 +79,16 @@ async def test_one_walk_finds_what_a_walk_per_file_found(history, limit):
     assert found.versions["c"] == []  # what was a folder has no earlier content
 
 
+async def test_a_files_history_lists_the_commits_git_log_lists(history):
+    """Its deletions too; commits of one second on two branches may come in another order."""
+    for file in FILES:
+        ours = file_history(history, "master", file, 0, 100)
+        listed = await git("log", "--format=%H", "master", "--", file, cwd=history)
+        assert sorted(c.id for c in ours) == sorted(listed.stdout.split()), file
+        times = [c.committed_at for c in ours]
+        assert times == sorted(times, reverse=True), file
+
+
 async def test_the_history_is_walked_once_for_all_files(history):
     head = (await git("rev-parse", "HEAD", cwd=history)).stdout.strip()
     commits = int((await git("rev-list", "--count", "HEAD", cwd=history)).stdout)

@@ -321,6 +321,22 @@ def earlier_versions(
 
 def _changed_files(repo: Repo, entry: WalkEntry, wanted: set[bytes]) -> dict[bytes, bytes]:
     """The blob ids, in the entry's commit, of the wanted files that it changed."""
+    changed = {}
+    for name, blob_id in _touched(entry, wanted).items():
+        if blob_id is None:
+            try:
+                blob_id = _lookup_id(repo, entry.commit.tree, name.decode())
+            except PathNotFound:  # deleted by this commit, or a folder now
+                continue
+        changed[name] = blob_id
+    return changed
+
+
+def _touched(entry: WalkEntry, wanted: set[bytes]) -> dict[bytes, bytes | None]:
+    """The wanted paths the entry's commit changed, added or deleted, each with its blob id.
+
+    A folder of a wanted name counts too. The id is None where the diff does not give it.
+    """
     blobs: dict[bytes, bytes | None] = {}  # None: no file there, or not known from the diff
     for change in _flat_changes(entry.changes()):
         for side in (change.old, change.new):
@@ -335,15 +351,7 @@ def _changed_files(repo: Repo, entry: WalkEntry, wanted: set[bytes]) -> dict[byt
         if new is not None and new.path in wanted and new.mode != GITLINK_MODE:
             assert new.sha is not None  # a diff's side with a path has an id
             blobs[new.path] = new.sha
-    changed = {}
-    for name, blob_id in blobs.items():
-        if blob_id is None:
-            try:
-                blob_id = _lookup_id(repo, entry.commit.tree, name.decode())
-            except PathNotFound:
-                continue
-        changed[name] = blob_id
-    return changed
+    return blobs
 
 
 def _follow_renames(
@@ -434,8 +442,9 @@ def list_commits(path: Path, rev: str, skip: int, limit: int) -> list[CommitInfo
 def file_history(path: Path, rev: str, file: str, skip: int, limit: int) -> list[CommitInfo]:
     """The commits that changed a file, newest first, `limit` after the first `skip`.
 
-    A commit counts where `earlier_versions` counts it, renames followed (`git log
-    --follow`); the walk reads at most `FILE_HISTORY_WALK` commits.
+    A commit counts where `earlier_versions` counts it, or where it deleted the file, as
+    `git log -- file` lists it; renames are followed (`git log --follow`). The walk reads
+    at most `FILE_HISTORY_WALK` commits.
     """
     with Repo(str(path)) as repo:
         start = find_commit(repo, rev)
@@ -443,7 +452,7 @@ def file_history(path: Path, rev: str, file: str, skip: int, limit: int) -> list
         found: list[CommitInfo] = []
         for entry in repo.get_walker(include=[start.id], max_entries=FILE_HISTORY_WALK):
             wanted = set(names)
-            if _changed_files(repo, entry, wanted):
+            if _touched(entry, wanted):
                 found.append(commit_info(entry.commit))
                 if len(found) >= skip + limit:
                     break
