@@ -207,6 +207,51 @@ async def test_protocol_v2_object_info_gives_sizes_of_reachable_objects_only(
     assert status == 400
 
 
+def sideband_pack(answer: bytes) -> bytes:
+    """The pack of a v2 fetch answer: its packfile section's band-1 data."""
+    pack, at, in_pack = b"", 0, False
+    while at < len(answer):
+        size = int(answer[at : at + 4], 16)
+        line, at = answer[at + 4 : at + size], at + max(size, 4)
+        if in_pack and line[:1] == b"\x01":
+            pack += line[1:]
+        in_pack = in_pack or line == b"packfile\n"
+    return pack
+
+
+async def test_a_fetch_without_thin_pack_gets_a_pack_that_stands_alone(hub, model_repo, tmp_path):
+    work = await dated_history(hub, tmp_path, commits=1)
+    big = work / "d" / "big.txt"
+    big.write_text(big.read_text() + "one line more\n")  # a delta on the day before's
+    await git("commit", "-q", "-am", "edit", cwd=work)
+    await git("push", "-q", "origin", "master", cwd=work)
+    head, parent = await rev(work, "master"), await rev(work, "master~1")
+    headers = {
+        "Git-Protocol": "version=2",
+        "Content-Type": "application/x-git-upload-pack-request",
+        "Authorization": f"Bearer {hub.admin_key}",
+    }
+
+    async def indexed(*flags: bytes) -> int:
+        """`git index-pack` (which completes no thin pack) of the pack fetched with `flags`."""
+        body = pkt_line(b"command=fetch\n") + b"0001"
+        lines = (*flags, b"want " + head.encode(), b"have " + parent.encode(), b"done")
+        body += b"".join(pkt_line(line + b"\n") for line in lines) + pkt_line(None)
+        url = f"{hub.base}/team/m1.git/git-upload-pack"
+        async with hub.session.post(url, data=body, headers=headers) as resp:
+            assert resp.status == 200
+            pack = sideband_pack(await resp.read())
+        empty = tmp_path / f"empty-{len(flags)}"
+        await git("init", "-q", "--bare", str(empty))
+        (empty / "fetched.pack").write_bytes(pack)
+        return (await git("index-pack", "fetched.pack", cwd=empty, check=False)).returncode
+
+    # A thin pack's deltas name objects the client has (d/big.txt before the edit).
+    assert await indexed(b"thin-pack", b"ofs-delta") != 0
+    # Without thin-pack, as git's upload-pack serves it: every delta's base is in the pack.
+    assert await indexed(b"ofs-delta") == 0
+
+
 async def test_protocol_v2_server_options_and_wait_for_done_as_git_serves_them(
     hub, model_repo, tmp_path
 ):

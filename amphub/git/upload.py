@@ -50,6 +50,7 @@ from dulwich.protocol import (
     CAPABILITY_INCLUDE_TAG,
     CAPABILITY_NO_DONE,
     CAPABILITY_OFS_DELTA,
+    CAPABILITY_THIN_PACK,
     ReceivableProtocol,
 )
 from dulwich.refs import Ref
@@ -151,6 +152,11 @@ class AmphubUploadPackHandler(UploadPackHandler):
     """
 
     request = UploadRequest()
+
+    @classmethod
+    def required_capabilities(cls) -> tuple[bytes, ...]:
+        """Those dulwich requires but thin-pack: a client that asks for none gets whole packs."""
+        return tuple(c for c in super().required_capabilities() if c != CAPABILITY_THIN_PACK)
 
     def capabilities(self) -> list[bytes]:
         """dulwich's, with fetches by commit id and every way to deepen."""
@@ -296,8 +302,10 @@ class AmphubUploadPackHandler(UploadPackHandler):
                 return object_size(repo, hexlify(sha))
 
             send, has = fetch_objects(load, walk, tagged, keep, size)
-            if keep is not NO_FILTER:
-                has = set()  # a partial clone may lack what it has the trees of
+            if keep is not NO_FILTER or not self.has_capability(CAPABILITY_THIN_PACK):
+                # A partial clone may lack what it has the trees of; a client that asked
+                # for no thin pack gets deltas only on what the pack holds.
+                has = set()
             self.progress(f"counting objects: {len(send)}, done.\n".encode())
             write_fetch_pack(output.write, packs, load, send, has)
 
