@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
-import tempfile
 import time
-from pathlib import Path
 
 from common import (
     PYTHON,
@@ -30,10 +28,11 @@ from common import (
     git_home,
     log,
     run_checked,
+    run_folder,
     start_amphub,
     stop_and_clean,
 )
-from mirror import TEMP_PARENT, safetensors_file
+from mirror import safetensors_file
 
 SPACE, MODEL = "bench", "weights"
 
@@ -50,8 +49,7 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the data dirs for a look")
     args = parser.parse_args()
-    TEMP_PARENT.mkdir(exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="airgap-", dir=TEMP_PARENT))
+    root = run_folder("airgap-")
     env = git_home(root)
     try:
         run_checked(["git", "lfs", "install", "--skip-repo"], cwd=root, env=env)

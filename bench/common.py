@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -21,6 +22,8 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
+# Where the runs keep their data: on /work's disk (large files; /tmp may be small).
+TEMP_PARENT = Path("/work/tmp-bench")
 REPO_ROOT = BENCH_DIR.parent
 AMPHUB_PYTHON = Path("/work/venv/bin/python")
 PYTHON = str(AMPHUB_PYTHON if AMPHUB_PYTHON.exists() else Path(sys.executable))
@@ -58,6 +61,12 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 def stop_all() -> None:
     for proc in reversed(list(_children)):
         stop_process(proc)
+
+
+def run_folder(prefix: str) -> Path:
+    """A new folder under TEMP_PARENT for one run's data."""
+    TEMP_PARENT.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=TEMP_PARENT))
 
 
 def stop_and_clean(root: Path, keep: bool) -> None:

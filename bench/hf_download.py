@@ -26,14 +26,12 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from common import PYTHON, git_home, log, run_checked, start_amphub, stop_and_clean
+from common import PYTHON, git_home, log, run_checked, run_folder, start_amphub, stop_and_clean
 
 SPACE, MODEL = "bench", "weights"
-TEMP_PARENT = Path("/work/tmp-bench")
 GOAL = 1.0
 PIECE = 16 * 1024 * 1024
 NO_XET = {"HF_HUB_DISABLE_XET": "1"}
@@ -107,8 +105,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    TEMP_PARENT.mkdir(exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="hf-download-", dir=TEMP_PARENT))
+    root = run_folder("hf-download-")
     env = git_home(root)
     try:
         run_checked(["git", "lfs", "install", "--skip-repo"], cwd=root, env=env)

@@ -56,7 +56,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -67,20 +66,20 @@ from common import (
     DATABASE_HELP,
     PYTHON,
     RESULTS_DIR,
+    TEMP_PARENT,
     Server,
     databases,
     free_port,
     git_env,
     log,
     run_checked,
+    run_folder,
     spawn,
     stop_all,
     stop_process,
     wait_for_port,
 )
 from common import start_amphub as start_amphub_server
-
-TEMP_PARENT = Path("/work/tmp-bench")
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -1222,8 +1221,7 @@ def main() -> int:
         return 2
     for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT may be ignored when started with &
         signal.signal(signum, _interrupt)
-    TEMP_PARENT.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="lfs-", dir=TEMP_PARENT))
+    root = run_folder("lfs-")
     try:
         if args.only == "s3":
             run_s3(args, root)

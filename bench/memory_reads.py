@@ -19,16 +19,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
-from common import git_home, log, run_checked, start_amphub, stop_and_clean, stop_process
+from common import (
+    git_home,
+    log,
+    run_checked,
+    run_folder,
+    start_amphub,
+    stop_and_clean,
+    stop_process,
+)
 
 SPACE, MODEL, FILE = "bench", "big", "data/big.dat"
-TEMP_PARENT = Path("/work/tmp-bench")
 GOAL_MB = 200
 READ_CHUNK = 1024 * 1024
 ROUTES = {
@@ -99,8 +105,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     size = args.mib * 1024 * 1024
-    TEMP_PARENT.mkdir(exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="memory-reads-", dir=TEMP_PARENT))
+    root = run_folder("memory-reads-")
     env = git_home(root)
     try:
         server = start_amphub(root)

@@ -28,17 +28,15 @@ import os
 import shutil
 import struct
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from statistics import median
 
-from common import PYTHON, git_home, log, run_checked, start_amphub, stop_and_clean
+from common import PYTHON, git_home, log, run_checked, run_folder, start_amphub, stop_and_clean
 
 SPACE, MODEL = "bench", "weights"
 MIRROR_SPACE = "hf"
-TEMP_PARENT = Path("/work/tmp-bench")
 FIRST_GOAL, SECOND_GOAL = 2.0, 1.0
 PIECE = 16 * 1024 * 1024
 # A user's script as it is: no retry of its own (the mirror holds its first call).
@@ -98,8 +96,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    TEMP_PARENT.mkdir(exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="mirror-", dir=TEMP_PARENT))
+    root = run_folder("mirror-")
     env = git_home(root)
     try:
         run_checked(["git", "lfs", "install", "--skip-repo"], cwd=root, env=env)

@@ -19,16 +19,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-from common import log, start_amphub, stop_and_clean
+from common import log, run_folder, start_amphub, stop_and_clean
 from memory_reads import Sampler, mb, settled_rss
 
-TEMP_PARENT = Path("/work/tmp-bench")
 COMMIT = "5" * 40
 BLOCK = os.urandom(1024 * 1024)
 GOAL_MB = 200
@@ -69,8 +66,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     size = args.mib * len(BLOCK)
-    TEMP_PARENT.mkdir(exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="mirror-regular-", dir=TEMP_PARENT))
+    root = run_folder("mirror-regular-")
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), upstream_handler(size))
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     try:

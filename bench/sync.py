@@ -21,14 +21,12 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from common import git_home, log, run_checked, start_amphub, stop_and_clean
+from common import git_home, log, run_checked, run_folder, start_amphub, stop_and_clean
 
 SPACE, MODEL = "bench", "weights"
-TEMP_PARENT = Path("/work/tmp-bench")
 GOALS = {"ratio": 1.0, "resync_s": 1.0}
 PIECE = 16 * 1024 * 1024
 
@@ -72,8 +70,7 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    TEMP_PARENT.mkdir(exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="sync-", dir=TEMP_PARENT))
+    root = run_folder("sync-")
     env = git_home(root)
     try:
         git(["lfs", "install", "--skip-repo"], root, env)
